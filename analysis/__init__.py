@@ -1,0 +1,1 @@
+"""Analysis of saved runs: reads stores, never imports the recorders."""

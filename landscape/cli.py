@@ -1,0 +1,207 @@
+"""The `landscape` command (click): record runs and inspect stores.
+
+Every user error is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from . import LandscapeError
+from .config import RunConfig
+from .losses import LOSSES
+
+
+def _split(values, conv, name):
+    out = []
+    for v in values:
+        for part in str(v).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                out.append(conv(part))
+            except ValueError:
+                raise LandscapeError(f"--{name}: '{part}' is not a valid number") from None
+    return tuple(out)
+
+
+def _seeds(text: str) -> tuple:
+    """'5' → seeds 0..4; '3,7,9' → those; '10-19' → that range (inclusive)."""
+    text = text.strip()
+    try:
+        if "," in text:
+            return tuple(int(s) for s in text.split(",") if s.strip())
+        if "-" in text[1:]:
+            a, b = text.split("-", 1)
+            return tuple(range(int(a), int(b) + 1))
+        n = int(text)
+    except ValueError:
+        raise LandscapeError(f"--seeds: '{text}' is not a count, a list '1,2,3' or a range '0-9'") from None
+    if n < 1:
+        raise LandscapeError(f"--seeds: need at least one seed, got {n}")
+    return tuple(range(n))
+
+
+def user_errors(fn):
+    """Turn LandscapeError (and unreadable paths) into one line and exit 2."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except LandscapeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; resume with: landscape record --resume <store>", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="landscape")
+def main():
+    """Record and analyse training under dynamical loss functions."""
+
+
+class _Bar:
+    """A click progress bar that shows steps/s."""
+
+    def __init__(self, total: int, start: int = 0):
+        self.bar = click.progressbar(length=total, label="recording", file=sys.stderr, show_pos=True)
+        self.bar.__enter__()
+        if start:
+            self.bar.update(start)
+        self.t0, self.done = time.perf_counter(), 0
+
+    def __call__(self, n):
+        self.done += n
+        rate = self.done / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.label = f"recording {rate:,.0f} steps/s"
+        self.bar.update(n)
+
+    def close(self):
+        self.bar.__exit__(None, None, None)
+        return self.done / max(time.perf_counter() - self.t0, 1e-9)
+
+
+@main.command()
+@click.option("--loss", default="dce", show_default=True, help=f"one of {', '.join(LOSSES)}")
+@click.option("--eta", multiple=True, help="learning rate(s) η; several (comma-separated or repeated) batch together [default 1.0]")
+@click.option("--amplitude", "-A", multiple=True, help="amplitude(s) A ≥ 1 of Γ [default 70]")
+@click.option("--period", "-T", multiple=True, help="period(s) T ≥ 2 of Γ, in steps [default 5000]")
+@click.option("--seeds", default="1", show_default=True, help="number of seeds (0..N-1), a list '3,7' or a range '0-9'")
+@click.option("--width", default=100, show_default=True, type=int)
+@click.option("--depth", default=1, show_default=True, type=int, help="hidden layers")
+@click.option("--activation", default="relu", show_default=True)
+@click.option("--steps", default=10000, show_default=True, type=int)
+@click.option("--hessian-every", default=25, show_default=True, type=int)
+@click.option("--top-k", default=2, show_default=True, type=int)
+@click.option("--eig-tol", default=1e-3, show_default=True, type=float, help="relative residual tolerance of the eigensolver")
+@click.option("--eig-max-iter", default=100, show_default=True, type=int)
+@click.option("--save-params-every", default=1000, show_default=True, type=int)
+@click.option("--chunk-steps", default=1000, show_default=True, type=int, help="steps per flush (and per Zarr chunk)")
+@click.option("--gamma-shape", default="triangle", show_default=True)
+@click.option("--static-last", is_flag=True, help="A = 1 for the last oscillation (paper, Fig. 3)")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--dtype", default="float64", show_default=True)
+@click.option("--data", default=None, help=".npz/.h5 file with X, y (and optional X_val, y_val); default the spiral")
+@click.option("--n-per-class", default=100, show_default=True, type=int, help="spiral points per class")
+@click.option("--data-seed", default=0, show_default=True, type=int)
+@click.option("--val-seed", default=1, show_default=True, type=int)
+@click.option("--out", "-o", default=None, help="store path [default ./<loss>_eta<η>_<time>.zarr]")
+@click.option("--overwrite", is_flag=True, help="replace an existing store at --out")
+@click.option("--resume", "resume_path", default=None, help="continue an interrupted store (other settings come from it)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@click.pass_context
+@user_errors
+def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, steps, hessian_every, top_k,
+           eig_tol, eig_max_iter, save_params_every, chunk_steps, gamma_shape, static_last, device, dtype, data,
+           n_per_class, data_seed, val_seed, out, overwrite, resume_path, quiet):
+    """Record training of one or many replicas into a Zarr store."""
+    import recorders as rec
+
+    if resume_path:
+        from click.core import ParameterSource
+
+        given = [p for p in ctx.params if p not in ("resume_path", "device", "quiet")
+                 and ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE]
+        if given:
+            raise LandscapeError(f"--resume takes its settings from the store; drop --{given[0].replace('_', '-')}")
+        from landscape import store as S
+
+        g = S.open_group(resume_path)
+        total, done = S.config_of(g).steps, int(g.attrs.get("steps_done", 0))
+        bar = None if quiet else _Bar(total, done)
+        dev = device if ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE else None
+        try:
+            path = rec.resume(resume_path, device=dev, progress=bar)
+        finally:
+            rate = bar.close() if bar else None
+        click.echo(f"resumed and completed {path}" + (f" ({rate:,.0f} steps/s)" if rate else ""))
+        return
+    cfg = RunConfig(
+        loss=loss, etas=_split(eta or ["1.0"], float, "eta"), amplitudes=_split(amplitude or ["70"], float, "amplitude"),
+        periods=_split(period or ["5000"], _int, "period"), seeds=_seeds(seeds), width=width, depth=depth,
+        activation=activation, steps=steps, hessian_every=hessian_every, top_k=top_k, eig_tol=eig_tol,
+        eig_max_iter=eig_max_iter, save_params_every=save_params_every, chunk_steps=chunk_steps,
+        gamma_shape=gamma_shape, static_last=static_last, dtype=dtype, device=device,
+        data=str(Path(data).resolve()) if data else None, n_per_class=n_per_class, data_seed=data_seed, val_seed=val_seed,
+    ).validate()
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = f"{cfg.loss}_eta{'-'.join(f'{e:g}' for e in cfg.etas)}_{stamp}.zarr"
+    R = len(cfg.replicas())
+    click.echo(f"recording {R} replica(s) × {cfg.steps} steps of {cfg.loss} into {out}", err=True)
+    bar = None if quiet else _Bar(cfg.steps)
+    try:
+        path = rec.record(cfg, out, overwrite=overwrite, progress=bar)
+    finally:
+        rate = bar.close() if bar else None
+    click.echo(f"wrote {path}" + (f" ({rate:,.0f} steps/s, {rate * R:,.0f} run-steps/s)" if rate else ""))
+
+
+def _int(text: str) -> int:
+    v = float(text)
+    if v != int(v):
+        raise ValueError(text)
+    return int(v)
+
+
+@main.command()
+@click.argument("store")
+@user_errors
+def info(store):
+    """Print what a store holds."""
+    from . import store as S
+
+    g = S.open_group(store)
+    cfg = S.config_of(g)
+    a = g.attrs
+    reps = cfg.replicas()
+    click.echo(f"store      {store}")
+    click.echo(f"status     {a.get('status')}" + (f" ({a['error']})" if a.get("error") else ""))
+    click.echo(f"steps      {a.get('steps_done')} of {cfg.steps} recorded (flush every {cfg.chunk_steps})")
+    click.echo(f"loss       {cfg.loss}   Γ {cfg.gamma_shape}" + ("  static last period" if cfg.static_last else ""))
+    click.echo(f"network    width {cfg.width} depth {cfg.depth} {cfg.activation}, {a.get('num_params')} parameters, {cfg.dtype} on {cfg.device}")
+    click.echo(f"data       {a.get('data')}")
+    click.echo(f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps; parameters every {cfg.save_params_every} steps")
+    click.echo(f"created    {a.get('created')}   code {a.get('git_revision')}")
+    click.echo(f"versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
+    click.echo(f"replicas   {len(reps)}")
+    click.echo("  #   seed        eta  amplitude  period")
+    for i, r in enumerate(reps[:50]):
+        click.echo(f"  {i:<3} {r['seed']:<5} {r['eta']:>9g} {r['amplitude']:>10g} {r['period']:>7d}")
+    if len(reps) > 50:
+        click.echo(f"  … {len(reps) - 50} more")
+    click.echo("arrays     " + ", ".join(f"{name}{tuple(arr.shape)}" for name, arr in sorted(g.arrays()) if arr.ndim > 1))
+
+
+if __name__ == "__main__":
+    main()

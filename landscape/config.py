@@ -1,0 +1,151 @@
+"""The configuration of a recording: every knob, its validation, and the replica grid.
+
+A recording is the product seeds × η × A × T of replicas sharing loss, data and
+network; the config is stored whole in the store's attributes, so a store alone
+is enough to rebuild its engine (replay, resume, analysis).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+
+from . import LandscapeError
+from .data import Dataset, load_dataset, spiral_dataset
+from .losses import LOSSES
+from .model import ACTIVATIONS, MLPSpec
+from .schedule import SHAPES, static_start
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    loss: str = "dce"
+    etas: tuple = (1.0,)
+    amplitudes: tuple = (70.0,)
+    periods: tuple = (5000,)
+    seeds: tuple = (0,)
+    width: int = 100
+    depth: int = 1
+    activation: str = "relu"
+    steps: int = 10000
+    hessian_every: int = 25
+    top_k: int = 2
+    eig_tol: float = 1e-3
+    eig_max_iter: int = 100
+    save_params_every: int = 1000
+    chunk_steps: int = 1000
+    gamma_shape: str = "triangle"
+    static_last: bool = False
+    dtype: str = "float64"
+    device: str = "cpu"
+    data: str | None = None  # path to an .npz/.h5 with X, y (spiral if None)
+    n_per_class: int = 100
+    data_seed: int = 0
+    val_seed: int = 1
+    extra: dict = field(default_factory=dict)
+
+    # --- validation -------------------------------------------------------------------
+    def validate(self) -> "RunConfig":
+        """Raise LandscapeError with one clear line for the first bad value."""
+        def bad(msg):
+            raise LandscapeError(msg)
+
+        if self.loss not in LOSSES:
+            bad(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
+        for name, vals in (("eta", self.etas), ("amplitude", self.amplitudes), ("period", self.periods), ("seed", self.seeds)):
+            if len(vals) == 0:
+                bad(f"no value given for {name}")
+        if any(not np.isfinite(e) or e <= 0 for e in self.etas):
+            bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
+        if any(not np.isfinite(a) or a < 1 for a in self.amplitudes):
+            bad(f"amplitude A must be >= 1 (A = 1 is the static loss), got {', '.join(map(str, self.amplitudes))}")
+        if any(int(T) != T or T < 2 for T in self.periods):
+            bad(f"period T must be an integer >= 2, got {', '.join(map(str, self.periods))}")
+        if any(int(s) != s or s < 0 for s in self.seeds):
+            bad("seeds must be non-negative integers")
+        if self.width < 1:
+            bad(f"width must be >= 1, got {self.width}")
+        if self.depth < 1:
+            bad(f"depth must be >= 1, got {self.depth}")
+        if self.activation not in ACTIVATIONS:
+            bad(f"unknown activation '{self.activation}'; choose one of {', '.join(ACTIVATIONS)}")
+        if self.steps < 1:
+            bad(f"steps must be >= 1, got {self.steps}")
+        if self.top_k < 2:
+            bad(f"top-k must be >= 2, got {self.top_k}")
+        if self.eig_tol <= 0 or self.eig_max_iter < self.top_k:
+            bad("eig-tol must be > 0 and eig-max-iter >= top-k")
+        if self.hessian_every < 1:
+            bad(f"hessian-every must be >= 1, got {self.hessian_every}")
+        if self.save_params_every < 1 or self.save_params_every % self.hessian_every:
+            bad(f"save-params-every ({self.save_params_every}) must be a positive multiple of hessian-every ({self.hessian_every}), "
+                "so every saved parameter vector has its eigenvectors")
+        if self.chunk_steps < 1 or self.chunk_steps % self.hessian_every or self.chunk_steps % 1:
+            bad(f"chunk-steps ({self.chunk_steps}) must be a positive multiple of hessian-every ({self.hessian_every})")
+        if self.gamma_shape not in SHAPES:
+            bad(f"unknown gamma shape '{self.gamma_shape}'; choose one of {', '.join(SHAPES)}")
+        if self.dtype not in DTYPES:
+            bad(f"dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
+        self.check_device()
+        if self.n_per_class < 2:
+            bad("n-per-class must be >= 2")
+        return self
+
+    def check_device(self):
+        try:
+            dev = torch.device(self.device)
+        except RuntimeError:
+            raise LandscapeError(f"unknown device '{self.device}'; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise LandscapeError(f"device '{self.device}' asked for, but this machine has no CUDA GPU (torch {torch.__version__})")
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise LandscapeError(f"device '{self.device}' does not exist: {torch.cuda.device_count()} GPU(s) here")
+        elif dev.type != "cpu":
+            raise LandscapeError(f"unsupported device '{self.device}'; use cpu or cuda")
+
+    # --- derived ------------------------------------------------------------------------
+    def replicas(self) -> list[dict]:
+        """The replica grid, one dict per replica: seed, eta, amplitude, period."""
+        return [dict(seed=int(s), eta=float(e), amplitude=float(a), period=int(T))
+                for s, e, a, T in itertools.product(self.seeds, self.etas, self.amplitudes, self.periods)]
+
+    def dataset(self) -> Dataset:
+        if self.data:
+            return load_dataset(self.data)
+        return spiral_dataset(self.n_per_class, 3, self.data_seed, self.val_seed)
+
+    def spec(self, data: Dataset) -> MLPSpec:
+        return MLPSpec(data.input_dim, self.width, data.num_classes, self.depth, self.activation)
+
+    def engine(self, data: Dataset, replicas: list[dict] | None = None):
+        """The engine for these replicas (default: all of the grid)."""
+        from .engine import Engine
+
+        reps = self.replicas() if replicas is None else replicas
+        col = lambda k: [r[k] for r in reps]
+        static = [static_start(self.steps, r["period"]) for r in reps] if self.static_last else None
+        return Engine(self.spec(data), data, self.loss, col("eta"), col("amplitude"), col("period"),
+                      static_from=static, gamma_shape=self.gamma_shape,
+                      dtype=DTYPES[self.dtype], device=self.device)
+
+    # --- (de)serialisation ------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise LandscapeError(f"stored config has unknown keys: {', '.join(sorted(unknown))}")
+        for k in ("etas", "amplitudes", "periods", "seeds"):
+            raw[k] = tuple(raw[k])
+        return cls(**raw)

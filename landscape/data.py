@@ -1,0 +1,106 @@
+"""Datasets: the paper's three-arm spiral, and the user's own X, y from HDF5 or NPZ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import LandscapeError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs and integer labels of a training set and (optionally) a validation set."""
+
+    X: np.ndarray  # (P, d) float64
+    y: np.ndarray  # (P,) int64 in [0, num_classes)
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    num_classes: int
+    source: str
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.X.shape[1])
+
+
+def spiral(n_per_class: int = 100, num_classes: int = 3, seed: int = 0, noise: float = 0.2):
+    """The spec's spiral: r = linspace(0,1,N), θ = linspace(2πj/C, 2πj/C + 4π, N) + noise·randn(N).
+
+    Noise is on the angle only and there is no normalisation. Returns (X, y).
+    """
+    rng = np.random.RandomState(seed)
+    X = np.zeros((n_per_class * num_classes, 2))
+    y = np.zeros(n_per_class * num_classes, dtype=np.int64)
+    for j in range(num_classes):
+        r = np.linspace(0.0, 1.0, n_per_class)
+        start = 2 * np.pi * j / num_classes
+        t = np.linspace(start, start + 4 * np.pi, n_per_class) + noise * rng.randn(n_per_class)
+        sl = slice(j * n_per_class, (j + 1) * n_per_class)
+        X[sl] = np.c_[r * np.cos(t), r * np.sin(t)]
+        y[sl] = j
+    return X, y
+
+
+def spiral_dataset(n_per_class=100, num_classes=3, seed=0, val_seed=1, noise=0.2) -> Dataset:
+    """Train and validation spirals drawn by the same generator with different seeds."""
+    X, y = spiral(n_per_class, num_classes, seed, noise)
+    Xv, yv = spiral(n_per_class, num_classes, val_seed, noise)
+    return Dataset(X, y, Xv, yv, num_classes, f"spiral(n={n_per_class}, C={num_classes}, seed={seed}, val_seed={val_seed})")
+
+
+def _read_arrays(path: Path) -> dict:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                return {k: np.asarray(f[k]) for k in f.files}
+        if suffix in (".h5", ".hdf5", ".hdf"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return {k: np.asarray(f[k]) for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+    except (OSError, ValueError) as exc:
+        raise LandscapeError(f"cannot read data file {path}: {str(exc).splitlines()[0]}") from None
+    raise LandscapeError(f"data file {path} must end in .npz, .h5 or .hdf5")
+
+
+def _check_pair(X, y, name: str, path: Path):
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise LandscapeError(f"{path}: {name} must be a non-empty 2-D array (samples × features), got shape {X.shape}")
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise LandscapeError(f"{path}: labels for {name} must be 1-D with {X.shape[0]} entries, got shape {y.shape}")
+    if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
+        raise LandscapeError(f"{path}: {name} must hold finite numbers")
+    if not np.issubdtype(y.dtype, np.number) or np.any(y < 0) or np.any(y != np.round(y)):
+        raise LandscapeError(f"{path}: labels for {name} must be non-negative integers")
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Load arrays `X` (P, d) and `y` (P,) integer labels; optional `X_val`, `y_val`."""
+    path = Path(path)
+    if not path.is_file():
+        raise LandscapeError(f"data file {path} does not exist")
+    arrays = _read_arrays(path)
+    for key in ("X", "y"):
+        if key not in arrays:
+            raise LandscapeError(f"{path}: missing array '{key}' (found: {', '.join(sorted(arrays)) or 'none'})")
+    X, y = arrays["X"], arrays["y"]
+    _check_pair(X, y, "X", path)
+    Xv = yv = None
+    if ("X_val" in arrays) != ("y_val" in arrays):
+        raise LandscapeError(f"{path}: give both X_val and y_val, or neither")
+    if "X_val" in arrays:
+        Xv, yv = arrays["X_val"], arrays["y_val"]
+        _check_pair(Xv, yv, "X_val", path)
+        if Xv.shape[1] != X.shape[1]:
+            raise LandscapeError(f"{path}: X_val has {Xv.shape[1]} features, X has {X.shape[1]}")
+    labels = y if yv is None else np.concatenate([y, yv])
+    num_classes = int(labels.max()) + 1
+    if num_classes < 2:
+        raise LandscapeError(f"{path}: need at least two classes")
+    as_int = lambda a: None if a is None else a.astype(np.int64)
+    as_f = lambda a: None if a is None else a.astype(np.float64)
+    return Dataset(as_f(X), as_int(y), as_f(Xv), as_int(yv), num_classes, str(path))

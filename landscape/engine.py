@@ -1,0 +1,132 @@
+"""The batched training engine: R replicas of full-batch gradient descent in lockstep.
+
+Replicas share data, width and loss; each has its own seed (initial network),
+η, amplitude A and period T. The loss of the batch is the sum of the replicas'
+losses, whose gradient is each replica's gradient in its own row, so one
+backward pass trains all of them, and one Hessian-vector product of the sum
+applies every replica's Hessian to its own row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.func import grad, jvp
+
+from . import derivatives as D
+from . import losses as L
+from .data import Dataset
+from .eigen import EigResult, lanczos_topk
+from .model import MLPSpec
+from .schedule import gamma
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """What one step records per replica, measured at θ_t before the update."""
+
+    loss: torch.Tensor  # (R,) dynamical F_t(θ_t)
+    loss_static: torch.Tensor  # (R,) the static counterpart (ce or mse)
+    train_acc: torch.Tensor  # (R,)
+    val_acc: torch.Tensor  # (R,) NaN without validation data
+    gamma: torch.Tensor  # (R, C)
+
+
+class Engine:
+    """Owns the data on the device and the per-replica hyper-parameters."""
+
+    def __init__(self, spec: MLPSpec, data: Dataset, loss: str, eta, amplitude, period,
+                 static_from=None, gamma_shape: str = "triangle",
+                 dtype=torch.float64, device="cpu"):
+        if loss not in L.LOSSES:
+            raise KeyError(f"unknown loss {loss!r}")
+        self.spec, self.loss_name, self.gamma_shape = spec, loss, gamma_shape
+        self.static_name = L.STATIC[loss]
+        self.dtype, self.device = dtype, torch.device(device)
+        t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=self.device)
+        self.X, self.y = t(data.X), t(data.y, torch.long)
+        self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
+        self.Y = torch.nn.functional.one_hot(self.y, data.num_classes).to(dtype)
+        self.has_val = data.X_val is not None
+        if self.has_val:
+            self.Xv, self.yv = t(data.X_val), t(data.y_val, torch.long)
+            self.XvT = self.Xv.t().contiguous()
+        self.C = data.num_classes
+        self.eta = t(eta).reshape(-1)
+        self.amplitude = t(amplitude).reshape(-1)
+        self.period = t(period, torch.long).reshape(-1)
+        self.static_from = None if static_from is None else t(static_from, torch.long).reshape(-1)
+        self.R = self.eta.shape[0]
+
+    # --- the loss -------------------------------------------------------------------
+    def gamma(self, t) -> torch.Tensor:
+        """Γ (R, C) at step t, or (S, R, C) for a sequence of steps."""
+        return gamma(t, self.amplitude, self.period, self.C, self.gamma_shape, self.static_from)
+
+    def _loss_fn(self, G, name=None):
+        name = name or self.loss_name
+        return lambda f: L.loss(name, f, self.y, self.Y, G)
+
+    def loss(self, theta: torch.Tensor, t: int) -> torch.Tensor:
+        """F_t(θ) per replica (R,), autograd-friendly (reference checks, loss slices)."""
+        f = self.spec.forward(theta, self.X)
+        return L.loss(self.loss_name, f, self.y, self.Y, self.gamma(t))
+
+    # --- one step -------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> tuple[torch.Tensor, StepMetrics]:
+        """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (G: Γ(t) if precomputed)."""
+        G = self.gamma(t) if G is None else G
+        g, F, f, _ = D.gradient(self.spec, theta, self.XT, self._loss_fn(G))
+        static = L.loss(self.static_name, f, self.y, self.Y, G)
+        acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
+        val = self.accuracy(theta, val=True)
+        new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+        return new, StepMetrics(F, static, acc, val, G)
+
+    @torch.no_grad()
+    def accuracy(self, theta: torch.Tensor, val: bool = False) -> torch.Tensor:
+        if val and not self.has_val:
+            return torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)
+        XT, y = (self.XvT, self.yv) if val else (self.XT, self.y)
+        _, f = D.forward_hidden(self.spec, theta, XT)
+        return (f.argmax(-1) == y).to(self.dtype).mean(dim=1)
+
+    @torch.no_grad()
+    def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
+        """θ_{t1} from θ_{t0} by replaying the deterministic updates (no metrics).
+
+        The same arithmetic as `step`, so replay reproduces a recording bit for bit.
+        """
+        for t in range(t0, t1):
+            g, _, _, _ = D.gradient(self.spec, theta, self.XT, self._loss_fn(self.gamma(t)))
+            theta = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+        return theta
+
+    # --- curvature ------------------------------------------------------------------
+    def hvp(self, theta: torch.Tensor, t: int):
+        """The map V (R, n) ↦ H_t(θ) V, row r by replica r's Hessian (hand-written R-operator)."""
+        with torch.no_grad():
+            _, _, _, cache = D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)))
+        return lambda V: D.hvp(self.spec, cache, V)
+
+    def hvp_autodiff(self, theta: torch.Tensor, t: int):
+        """The same map by torch.func forward-over-reverse: slower, kept as an independent check."""
+        G = self.gamma(t)
+        theta = theta.detach()
+
+        def total(th):
+            f = self.spec.forward(th, self.X)
+            return L.loss(self.loss_name, f, self.y, self.Y, G).sum()
+
+        g = grad(total)
+        return lambda V: jvp(g, (theta,), (V,))[1]
+
+    def spectrum(self, theta: torch.Tensor, t: int, k: int = 2, v0: torch.Tensor | None = None,
+                 tol: float = 1e-3, max_iter: int = 100, seed: int = 0) -> EigResult:
+        """Top-k eigenpairs of every replica's Hessian of F_t at θ (warm start from v0)."""
+        if v0 is None:
+            gen = torch.Generator().manual_seed(seed)
+            v0 = torch.randn(theta.shape, generator=gen, dtype=torch.float64).to(self.dtype).to(self.device)
+        return lanczos_topk(self.hvp(theta, t), v0, k=k, tol=tol, max_iter=max_iter, seed=seed)

@@ -1,0 +1,80 @@
+"""Batched fully connected networks on flat parameter vectors.
+
+Parameters of R replicas live in one tensor θ of shape (R, n); layers are views of
+it. Working on flat vectors keeps the update, the Hessian-vector products and the
+stored trajectories one and the same object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """Layer sizes input → hidden × depth → classes."""
+
+    input_dim: int
+    width: int
+    num_classes: int
+    depth: int = 1
+    activation: str = "relu"
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.input_dim] + [self.width] * self.depth + [self.num_classes]
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        s = self.sizes
+        return list(zip(s[:-1], s[1:]))
+
+    @property
+    def num_params(self) -> int:
+        return sum(i * o + o for i, o in self.layer_shapes)
+
+    def unflatten(self, theta: torch.Tensor):
+        """Split θ (R, n) into [(W (R, in, out), b (R, out)), …] views."""
+        layers, off = [], 0
+        for i, o in self.layer_shapes:
+            W = theta[:, off : off + i * o].reshape(-1, i, o)
+            off += i * o
+            b = theta[:, off : off + o]
+            off += o
+            layers.append((W, b))
+        return layers
+
+    def forward(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Logits (R, P, C) of every replica on the shared inputs X (P, d).
+
+        Plain autograd-friendly form, used by the reference checks; the engine uses
+        the faster feature-major passes of `derivatives.py`.
+        """
+        act = ACTIVATIONS[self.activation]
+        layers = self.unflatten(theta)
+        h = X
+        for li, (W, b) in enumerate(layers):
+            h = torch.matmul(h, W) + b.unsqueeze(1)
+            if li < len(layers) - 1:
+                h = act(h)
+        return h
+
+    def init(self, seeds, dtype=torch.float64, device="cpu") -> torch.Tensor:
+        """Reference init W ~ N(0, 1/fan_in), b = 0, one generator per seed.
+
+        Drawn in float64 on the CPU, then cast, so a seed gives the same network
+        on every device and dtype, alone or inside a batch.
+        """
+        rows = []
+        for seed in seeds:
+            g = torch.Generator().manual_seed(int(seed))
+            parts = []
+            for i, o in self.layer_shapes:
+                parts.append(torch.randn(i * o, generator=g, dtype=torch.float64) / i**0.5)
+                parts.append(torch.zeros(o, dtype=torch.float64))
+            rows.append(torch.cat(parts))
+        return torch.stack(rows).to(device=device, dtype=dtype)

@@ -1,0 +1,47 @@
+"""Rebuild θ at any recorded step by deterministic replay from the nearest saved vector.
+
+Training is full-batch gradient descent with no randomness, so θ_t follows from
+θ_p (p ≤ t, the last saved vector) by re-applying the updates p … t−1 with the
+same arithmetic the recorder used. The analysis uses this for loss slices that
+need x_t … x_{t+20}.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import LandscapeError
+from . import store as S
+
+
+def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
+    """θ (len(replicas), len(steps), n) at the given steps of the store at `path`."""
+    g = S.open_group(path)
+    cfg = S.config_of(g)
+    done = int(g.attrs.get("steps_done", 0))
+    reps_all = cfg.replicas()
+    idx = list(range(len(reps_all))) if replicas is None else [int(r) for r in np.atleast_1d(replicas)]
+    for r in idx:
+        if not 0 <= r < len(reps_all):
+            raise LandscapeError(f"replica {r} out of range: the store has replicas 0..{len(reps_all) - 1}")
+    steps = [int(s) for s in np.atleast_1d(steps)]
+    for s in steps:
+        if not 0 <= s < done:
+            raise LandscapeError(f"step {s} out of range: the store holds steps 0..{done - 1}")
+    cfg = type(cfg)(**{**cfg.__dict__, "device": device})
+    engine = cfg.engine(cfg.dataset(), [reps_all[i] for i in idx])
+    pe = cfg.save_params_every
+    stored = g["params"]
+    out = np.empty((len(idx), len(steps), engine.spec.num_params))
+    cur_t, theta = None, None
+    for j in np.argsort(steps, kind="stable"):
+        s = steps[j]
+        p = (s // pe) * pe
+        if cur_t is None or cur_t > s or cur_t < p:  # restart from the saved vector
+            theta = torch.as_tensor(stored.oindex[idx, p // pe, :]).to(engine.dtype).to(engine.device)
+            cur_t = p
+        theta = engine.advance(theta, cur_t, s)
+        cur_t = s
+        out[:, j] = theta.detach().cpu().double().numpy()
+    return out

@@ -1,0 +1,250 @@
+"""The run store: one chunked, compressed Zarr v3 directory per recording.
+
+Recorders write it, the analysis reads it; this module is the only place that
+knows its layout. Arrays are allocated at their full length when the store is
+created (chunks not yet written read as NaN), so shapes never change while
+recording: a flush writes whole chunks (each an atomic file rename in zarr's local
+store), then the resume state, then `steps_done`. After a crash the store opens
+and everything below `steps_done` is complete.
+
+Layout (dimensions in brackets):
+  loss, loss_static, train_acc, val_acc   [replica, step]
+  gamma                                   [replica, step, class]
+  eigval, eigres, eigconv                 [replica, hstep, eig]
+  eigvec                                  [replica, pstep, eig, param]
+  params                                  [replica, pstep, param]
+  coordinates: replica, step, hstep, pstep, eig, class; per replica seed, eta,
+  amplitude, period, loss_name, width
+  state/ckpt  the parameters (and warm-start vectors) at `steps_done`, two slots
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from . import LandscapeError, __version__
+from .config import RunConfig
+
+SCHEMA_VERSION = 1
+PER_STEP = ("loss", "loss_static", "train_acc", "val_acc")
+REPLICA_COORDS = ("seed", "eta", "amplitude", "period", "loss_name", "width")
+ATTRS = {
+    "loss": ("dynamical loss F_t(θ_t), the loss being minimised", ""),
+    "loss_static": ("static counterpart (ce or mse) at θ_t", ""),
+    "train_acc": ("training accuracy at θ_t", ""),
+    "val_acc": ("validation accuracy at θ_t (NaN without validation data)", ""),
+    "gamma": ("class weights Γ_i(t)", ""),
+    "eigval": ("top-k Hessian eigenvalues of F_t at θ_t, largest first", ""),
+    "eigres": ("residual ‖Hv − λv‖ of each eigenpair", ""),
+    "eigconv": ("eigenpair converged (residual ≤ eig_tol·|λ1|)", ""),
+    "eigvec": ("top-k Hessian eigenvectors at the steps with saved parameters", ""),
+    "params": ("flattened network parameters θ_t", ""),
+}
+
+
+def _versions() -> dict:
+    import torch
+    import xarray
+
+    return {"landscape": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "zarr": zarr.__version__, "xarray": xarray.__version__}
+
+
+def _git_revision() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        rev = out.stdout.strip()
+        if out.returncode == 0 and rev:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def time_axes(cfg: RunConfig):
+    """(step, hstep, pstep) coordinate arrays of a recording."""
+    step = np.arange(cfg.steps)
+    return step, step[:: cfg.hessian_every], step[:: cfg.save_params_every]
+
+
+def is_store(path) -> bool:
+    p = Path(path)
+    if not (p / "zarr.json").is_file():
+        return False
+    try:
+        return "landscape_schema" in json.loads((p / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+
+
+def prepare_out(path: Path, overwrite: bool):
+    """Refuse an existing path unless overwrite; check the parent is writable."""
+    if path.exists():
+        if not overwrite:
+            raise LandscapeError(f"{path} already exists; use --resume to continue it or --overwrite to replace it")
+        if not is_store(path) and any(path.iterdir() if path.is_dir() else [True]):
+            raise LandscapeError(f"{path} exists and is not a landscape store; refusing to overwrite it")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise LandscapeError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise LandscapeError(f"cannot write {path}: directory {parent} is not writable")
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def create(path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str) -> zarr.Group:
+    """Allocate a new store for cfg (the caller has checked `path` with prepare_out)."""
+    reps = cfg.replicas()
+    R, k, n, C = len(reps), cfg.top_k, num_params, num_classes
+    step, hstep, pstep = time_axes(cfg)
+    rc = min(R, 256)
+    sc = cfg.chunk_steps
+    hc = max(1, cfg.chunk_steps // cfg.hessian_every)
+    g = zarr.open_group(str(path), mode="w-", zarr_format=3)
+    g.attrs.update({
+        "landscape_schema": SCHEMA_VERSION, "config": cfg.to_json(), "versions": _versions(),
+        "git_revision": _git_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": "running", "steps_done": 0, "num_params": n, "num_classes": C, "data": data_source,
+        "description": "landscape recording; open with xarray.open_zarr or landscape.store.open_dataset",
+    })
+
+    def arr(name, dims, shape, chunks, dtype="float64", fill=np.nan, values=None, coords=True):
+        attrs = {}
+        if name in ATTRS:
+            attrs["long_name"] = ATTRS[name][0]
+            if coords:
+                attrs["coordinates"] = " ".join(REPLICA_COORDS)
+        a = g.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=list(dims),
+                           fill_value=fill, attributes=attrs)
+        if values is not None:
+            a[...] = values
+        return a
+
+    arr("replica", ["replica"], (R,), (R,), "int64", 0, np.arange(R))
+    arr("step", ["step"], step.shape, (max(1, min(len(step), 100000)),), "int64", 0, step)
+    arr("hstep", ["hstep"], hstep.shape, (max(1, min(len(hstep), 100000)),), "int64", 0, hstep)
+    arr("pstep", ["pstep"], pstep.shape, (len(pstep),), "int64", 0, pstep)
+    arr("eig", ["eig"], (k,), (k,), "int64", 0, np.arange(k))
+    arr("class", ["class"], (C,), (C,), "int64", 0, np.arange(C))
+    for key in ("seed", "period"):
+        arr(key, ["replica"], (R,), (R,), "int64", 0, np.array([r[key] for r in reps]))
+    for key in ("eta", "amplitude"):
+        arr(key, ["replica"], (R,), (R,), "float64", np.nan, np.array([r[key] for r in reps]))
+    a = g.create_array("loss_name", shape=(R,), chunks=(R,), dtype=str, dimension_names=["replica"])
+    a[...] = np.array([cfg.loss] * R)
+    arr("width", ["replica"], (R,), (R,), "int64", 0, np.full(R, cfg.width))
+    for name in PER_STEP:
+        arr(name, ["replica", "step"], (R, cfg.steps), (rc, sc))
+    arr("gamma", ["replica", "step", "class"], (R, cfg.steps, C), (rc, sc, C))
+    for name in ("eigval", "eigres"):
+        arr(name, ["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k))
+    arr("eigconv", ["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k), "bool", False)
+    arr("eigvec", ["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n))
+    arr("params", ["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n))
+    state = g.create_group("state")
+    state.create_array("ckpt", shape=(2, R, 1 + n * (1 + k)), chunks=(1, R, 1 + n * (1 + k)),
+                       dtype="float64", fill_value=np.nan)
+    consolidate(path)
+    return g
+
+
+def open_group(path, mode="r") -> zarr.Group:
+    """Open a landscape store (never via possibly stale consolidated metadata)."""
+    p = Path(path)
+    if not p.exists():
+        raise LandscapeError(f"{path} does not exist")
+    if not is_store(p):
+        raise LandscapeError(f"{path} is not a landscape store (no landscape zarr.json)")
+    try:
+        return zarr.open_group(str(p), mode=mode, use_consolidated=False)
+    except Exception as exc:  # zarr raises several types for broken metadata
+        raise LandscapeError(f"cannot open store {path}: {str(exc).splitlines()[0]}") from None
+
+
+def config_of(g: zarr.Group) -> RunConfig:
+    return RunConfig.from_json(g.attrs["config"])
+
+
+def consolidate(path):
+    """Refresh consolidated metadata so `xarray.open_zarr(path)` opens without a warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
+
+
+def set_attrs(g: zarr.Group, path, **kw):
+    g.attrs.update(kw)
+    consolidate(path)
+
+
+def write_block(g: zarr.Group, cfg: RunConfig, a: int, b: int, block: dict):
+    """Write steps [a, b): per-step arrays, spectra and saved parameters (chunk-aligned)."""
+    for name in PER_STEP:
+        g[name][:, a:b] = block[name]
+    g["gamma"][:, a:b, :] = block["gamma"]
+    he, pe = cfg.hessian_every, cfg.save_params_every
+    ha, hb = -(-a // he), -(-b // he)
+    if hb > ha:
+        for name in ("eigval", "eigres", "eigconv"):
+            g[name][:, ha:hb, :] = block[name]
+    pa, pb = -(-a // pe), -(-b // pe)
+    if pb > pa:
+        g["params"][:, pa:pb, :] = block["params"]
+        g["eigvec"][:, pa:pb, :, :] = block["eigvec"]
+
+
+def write_ckpt(g: zarr.Group, step: int, theta: np.ndarray, eigvecs: np.ndarray | None):
+    """Store θ at `step` (and the solver's warm start) in the slot not holding the last one."""
+    R, n = theta.shape
+    row = np.full((R, g["state/ckpt"].shape[2]), np.nan)
+    row[:, 0] = step
+    row[:, 1 : 1 + n] = theta
+    if eigvecs is not None:
+        row[:, 1 + n :] = eigvecs.reshape(R, -1)
+    ck = g["state/ckpt"]
+    # never overwrite the slot holding steps_done: a crash now must leave it readable
+    slot = 1 if ck[0, 0, 0] == g.attrs.get("steps_done", 0) else 0
+    ck[slot] = row
+
+
+def read_ckpt(g: zarr.Group, step: int, n: int, k: int):
+    """θ (R, n) and warm-start vectors (R, k, n) or None at `step`, from the state slots."""
+    ck = g["state/ckpt"]
+    for s in range(2):
+        row = ck[s]
+        if row[0, 0] == step:
+            theta = row[:, 1 : 1 + n]
+            ev = row[:, 1 + n :].reshape(row.shape[0], k, n)
+            return theta, (None if np.isnan(ev).any() else ev)
+    raise LandscapeError(f"store has no resume state for step {step}; it cannot be resumed")
+
+
+def open_dataset(path, complete_only: bool = True):
+    """The store as an xarray.Dataset (lazy), trimmed to the recorded steps.
+
+    complete_only: cut `step`, `hstep` and `pstep` at `steps_done`, so a store still
+    being recorded, or one that crashed, shows only what was flushed.
+    """
+    import xarray as xr
+
+    g = open_group(path)
+    done = int(g.attrs.get("steps_done", 0))
+    ds = xr.open_zarr(str(path), consolidated=False)
+    if complete_only:
+        cfg = config_of(g)
+        ds = ds.isel(step=slice(0, done), hstep=slice(0, -(-done // cfg.hessian_every)),
+                     pstep=slice(0, -(-done // cfg.save_params_every)))
+    return ds

@@ -1,0 +1,119 @@
+"""Record a batch of replicas into a run store, chunk by chunk, resumable.
+
+Every `chunk_steps` steps the buffered metrics, spectra and parameters are
+written, then the resume state, then `steps_done` (store.py explains why this
+order makes a crash lose at most the steps since the last flush).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from landscape import LandscapeError
+from landscape import store as S
+from landscape.config import RunConfig
+from landscape.engine import Engine
+
+Progress = Callable[[int], None]
+
+
+def cold_start(seeds, n: int, step: int, dtype, device) -> torch.Tensor:
+    """Random Lanczos start vectors, one generator per replica seed, so a replica
+    gets the same start alone or inside a batch."""
+    rows = [torch.randn(n, generator=torch.Generator().manual_seed(1_000_003 * int(s) + step), dtype=torch.float64)
+            for s in seeds]
+    return torch.stack(rows).to(dtype=dtype, device=device)
+
+
+def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress | None = None) -> Path:
+    """Validate cfg, create the store at `out` and record all of cfg.steps."""
+    cfg.validate()
+    out = Path(out)
+    data = cfg.dataset()
+    engine = cfg.engine(data)
+    S.prepare_out(out, overwrite)
+    spec = engine.spec
+    g = S.create(out, cfg, data.num_classes, spec.num_params, data.source)
+    theta = spec.init([r["seed"] for r in cfg.replicas()], engine.dtype, engine.device)
+    _run(g, out, cfg, engine, theta, 0, None, progress)
+    return out
+
+
+def resume(path, *, device: str | None = None, progress: Progress | None = None) -> Path:
+    """Continue an interrupted recording from its last flush."""
+    path = Path(path)
+    g = S.open_group(path, mode="r")
+    cfg = S.config_of(g)
+    if device is not None:
+        cfg = RunConfig(**{**cfg.__dict__, "device": device})
+    cfg.validate()
+    if g.attrs.get("status") == "complete":
+        raise LandscapeError(f"{path} is already complete ({cfg.steps} steps); nothing to resume")
+    done = int(g.attrs.get("steps_done", 0))
+    data = cfg.dataset()
+    engine = cfg.engine(data)
+    n, k = engine.spec.num_params, cfg.top_k
+    if n != g.attrs["num_params"]:
+        raise LandscapeError(f"{path}: data or network differ from the recording ({n} vs {g.attrs['num_params']} parameters)")
+    g = S.open_group(path, mode="r+")
+    if done == 0:
+        theta, vecs = engine.spec.init([r["seed"] for r in cfg.replicas()], engine.dtype, engine.device), None
+    else:
+        th, ev = S.read_ckpt(g, done, n, k)
+        theta = torch.as_tensor(th, device=engine.device).to(engine.dtype)
+        vecs = None if ev is None else torch.as_tensor(ev, device=engine.device).to(engine.dtype)
+    S.set_attrs(g, path, status="running")
+    _run(g, path, cfg, engine, theta, done, vecs, progress)
+    return path
+
+
+def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, vecs, progress: Progress | None):
+    try:
+        _loop(g, cfg, engine, theta, start, vecs, progress, path)
+    except BaseException as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        S.set_attrs(g, path, status="failed", error=reason.splitlines()[0] if reason else "")
+        raise
+    S.set_attrs(g, path, status="complete", error="")
+
+
+def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path):
+    seeds = [r["seed"] for r in cfg.replicas()]
+    n, k = engine.spec.num_params, cfg.top_k
+    he, pe = cfg.hessian_every, cfg.save_params_every
+    t = start
+    while t < cfg.steps:
+        b = min((t // cfg.chunk_steps + 1) * cfg.chunk_steps, cfg.steps)
+        G_all = engine.gamma(list(range(t, b)))
+        rows = {name: [] for name in S.PER_STEP}
+        spec_rows, saved = [], []
+        for s in range(t, b):
+            if s % he == 0:
+                v0 = vecs.sum(dim=1) if vecs is not None else cold_start(seeds, n, s, engine.dtype, engine.device)
+                res = engine.spectrum(theta, s, k, v0=v0, tol=cfg.eig_tol, max_iter=cfg.eig_max_iter, seed=s)
+                vecs = res.eigvecs
+                spec_rows.append((res.eigvals, res.residuals, res.converged))
+            if s % pe == 0:
+                saved.append((theta.clone(), vecs.clone()))
+            theta, m = engine.step(theta, s, G_all[s - t])
+            for name in S.PER_STEP:
+                rows[name].append(getattr(m, name))
+        np_ = lambda x: x.detach().cpu().numpy()
+        block = {name: np_(torch.stack(v, dim=1)) for name, v in rows.items()}
+        block["gamma"] = np_(G_all.transpose(0, 1))
+        if spec_rows:
+            for i, name in enumerate(("eigval", "eigres", "eigconv")):
+                block[name] = np_(torch.stack([r[i] for r in spec_rows], dim=1))
+        if saved:
+            block["params"] = np_(torch.stack([p for p, _ in saved], dim=1))
+            block["eigvec"] = np_(torch.stack([v for _, v in saved], dim=1))
+        S.write_block(g, cfg, t, b, block)
+        S.write_ckpt(g, b, np_(theta).astype(np.float64), None if vecs is None else np_(vecs).astype(np.float64))
+        S.set_attrs(g, path, steps_done=b)
+        if progress is not None:
+            progress(b - t)
+        t = b
