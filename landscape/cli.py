@@ -71,22 +71,26 @@ def main():
 
 
 class _Bar:
-    """A click progress bar that shows steps/s."""
+    """A click progress bar that shows steps/s; drawn from the first flush on, so an
+    error raised before any step is still the only line printed."""
 
     def __init__(self, total: int, start: int = 0):
-        self.bar = click.progressbar(length=total, label="recording", file=sys.stderr, show_pos=True)
-        self.bar.__enter__()
-        if start:
-            self.bar.update(start)
+        self.total, self.start, self.bar = total, start, None
         self.t0, self.done = time.perf_counter(), 0
 
     def __call__(self, n):
+        if self.bar is None:
+            self.bar = click.progressbar(length=self.total, label="recording", file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+            self.bar.update(self.start)
         self.done += n
         rate = self.done / max(time.perf_counter() - self.t0, 1e-9)
         self.bar.label = f"recording {rate:,.0f} steps/s"
         self.bar.update(n)
 
     def close(self):
+        if self.bar is None:
+            return None
         self.bar.__exit__(None, None, None)
         return self.done / max(time.perf_counter() - self.t0, 1e-9)
 
@@ -157,6 +161,10 @@ def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, s
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = f"{cfg.loss}_eta{'-'.join(f'{e:g}' for e in cfg.etas)}_{stamp}.zarr"
+    from . import store as S
+
+    cfg.dataset()  # a bad --data file fails here, before anything is printed or written
+    S.check_out(Path(out), overwrite)
     R = len(cfg.replicas())
     click.echo(f"recording {R} replica(s) × {cfg.steps} steps of {cfg.loss} into {out}", err=True)
     bar = None if quiet else _Bar(cfg.steps)

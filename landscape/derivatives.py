@@ -5,7 +5,7 @@ and the memory traffic of skinny matrices, not the arithmetic, are the cost. Her
 the layer part is written out with fused kernels (baddbmm, threshold_backward) in
 a feature-major layout (activations (R, width, P), which makes the width × 3
 products 3–4× faster than sample-major on a CPU), and only the small
-logits → loss part goes through autograd/torch.func, so the five losses are
+logits → loss part goes through autograd, so the five losses are
 defined once, in `losses.py`.
 
 The HVP is Pearlmutter's R-operator: a forward pass of directional derivatives
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch.func import grad, jvp
 
 from .model import MLPSpec
 
@@ -35,8 +34,8 @@ class Cache:
     h_in: list  # input of layer l, feature-major: Xᵀ (d, P) for l = 0, else (R, width, P)
     dz: list  # ∂ΣF/∂zᵀ of layer l, (R, out_l, P)
     dh: list  # ∂ΣF/∂hᵀ of hidden layer l (input of layer l+1)
-    logits: torch.Tensor  # (R, P, C)
-    dlogits_fn: Callable  # f ↦ ∂ΣF/∂f, for the loss's second derivative
+    logits: torch.Tensor  # (R, P, C), requires grad when the cache is for HVPs
+    dlogits: torch.Tensor  # ∂ΣF/∂f with its graph kept: the loss's second derivative
 
 
 def act_prime(spec: MLPSpec, g, h):
@@ -77,15 +76,18 @@ def forward_hidden(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor):
     return h_in, h.transpose(1, 2).contiguous()
 
 
-def gradient(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor, loss_fn: Callable):
-    """(∇_θ ΣF (R, n), F (R,), logits (R, P, C), cache) for loss_fn: logits → F (R,)."""
+def gradient(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor, loss_fn: Callable, for_hvp: bool = False):
+    """(∇_θ ΣF (R, n), F (R,), logits (R, P, C), cache) for loss_fn: logits → F (R,).
+
+    for_hvp keeps the small logits → loss graph, so `hvp` can differentiate ∂F/∂f again.
+    """
     layers = spec.unflatten(theta)
     h_in, f = forward_hidden(spec, theta, XT)
-    dlogits_fn = grad(lambda ff: loss_fn(ff).sum())
     with torch.enable_grad():
         fr = f.detach().requires_grad_(True)
         F = loss_fn(fr)
-        (df,) = torch.autograd.grad(F.sum(), fr)
+        (df_graph,) = torch.autograd.grad(F.sum(), fr, create_graph=for_hvp)
+    df = df_graph.detach()
     R = theta.shape[0]
     dzT = df.transpose(1, 2)
     parts, dzs, dhs = [], [None] * len(layers), [None] * len(layers)
@@ -99,7 +101,7 @@ def gradient(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor, loss_fn: Call
             dhs[li - 1] = dhT
             dzT = act_prime(spec, dhT, h_in[li])
     g = _flatten(parts[::-1], R)
-    return g, F.detach(), f, Cache(theta, h_in, dzs, dhs, f, dlogits_fn)
+    return g, F.detach(), f, Cache(theta, h_in, dzs, dhs, fr, df_graph)
 
 
 def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
@@ -115,7 +117,8 @@ def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
         if li < nl - 1:
             Rz_hidden.append(Rz)
             Rh_in.append(act_prime(spec, Rz, cache.h_in[li + 1]))
-    _, Rdf = jvp(cache.dlogits_fn, (cache.logits,), (Rz.transpose(1, 2).contiguous(),))
+    with torch.enable_grad():  # ∂²F/∂f² is symmetric, so its vector-Jacobian product is the JVP
+        (Rdf,) = torch.autograd.grad(cache.dlogits, cache.logits, Rz.transpose(1, 2).contiguous(), retain_graph=True)
     RdzT = Rdf.transpose(1, 2)
     parts = []
     for li in range(nl - 1, -1, -1):

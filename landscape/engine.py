@@ -108,7 +108,7 @@ class Engine:
     def hvp(self, theta: torch.Tensor, t: int):
         """The map V (R, n) ↦ H_t(θ) V, row r by replica r's Hessian (hand-written R-operator)."""
         with torch.no_grad():
-            _, _, _, cache = D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)))
+            _, _, _, cache = D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)
         return lambda V: D.hvp(self.spec, cache, V)
 
     def hvp_autodiff(self, theta: torch.Tensor, t: int):

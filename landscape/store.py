@@ -89,8 +89,8 @@ def is_store(path) -> bool:
         return False
 
 
-def prepare_out(path: Path, overwrite: bool):
-    """Refuse an existing path unless overwrite; check the parent is writable."""
+def check_out(path: Path, overwrite: bool):
+    """Refuse an existing path unless overwrite; check the parent is writable. Changes nothing."""
     if path.exists():
         if not overwrite:
             raise LandscapeError(f"{path} already exists; use --resume to continue it or --overwrite to replace it")
@@ -101,6 +101,11 @@ def prepare_out(path: Path, overwrite: bool):
         raise LandscapeError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise LandscapeError(f"cannot write {path}: directory {parent} is not writable")
+
+
+def prepare_out(path: Path, overwrite: bool):
+    """check_out, then remove what --overwrite replaces."""
+    check_out(path, overwrite)
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 

@@ -1,0 +1,75 @@
+"""The hand-written gradient and HVP against autograd, a dense float64 Hessian and finite differences."""
+
+import numpy as np
+import pytest
+import torch
+from torch.func import hessian
+
+from landscape import derivatives as D
+from landscape import losses as L
+from landscape.engine import Engine
+from landscape.model import MLPSpec
+
+
+def make(small_data, loss="dce", depth=1, activation="relu", R=3, width=6):
+    spec = MLPSpec(2, width, 3, depth, activation)
+    eng = Engine(spec, small_data, loss, [0.5] * R, [7.0, 3.0, 1.5][:R], [40, 13, 20][:R])
+    theta = spec.init(range(R))
+    theta = theta + 0.05 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    return spec, eng, theta
+
+
+def dense_hessian(eng, theta, t, r):
+    """Replica r's Hessian by torch.func.hessian of the plain forward (independent of derivatives.py)."""
+    others = theta.clone()
+
+    def f(x):
+        th = torch.cat([others[:r], x.unsqueeze(0), others[r + 1:]])
+        return eng.loss(th, t)[r]
+
+    return hessian(f)(theta[r])
+
+
+CASES = [(loss, 1, "relu") for loss in L.LOSSES] + [("dce", 2, "relu"), ("dmse2", 2, "tanh"), ("ce", 1, "tanh")]
+
+
+@pytest.mark.parametrize("loss, depth, act", CASES)
+def test_gradient_matches_autograd_and_finite_differences(small_data, loss, depth, act):
+    spec, eng, theta = make(small_data, loss, depth, act)
+    t = 17
+    G = eng.gamma(t)
+    g, F, f, _ = D.gradient(spec, theta, eng.XT, eng._loss_fn(G))
+    th = theta.clone().requires_grad_(True)
+    Fa = eng.loss(th, t)
+    (ga,) = torch.autograd.grad(Fa.sum(), th)
+    torch.testing.assert_close(F, Fa.detach(), rtol=1e-13, atol=1e-14)
+    torch.testing.assert_close(g, ga, rtol=1e-11, atol=1e-13)
+    # central finite differences along a random direction, per replica
+    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    eps = 1e-6
+    fd = (eng.loss(theta + eps * v, t) - eng.loss(theta - eps * v, t)) / (2 * eps)
+    torch.testing.assert_close((g * v).sum(1), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("loss, depth, act", CASES)
+def test_hvp_matches_dense_float64_hessian(small_data, loss, depth, act):
+    spec, eng, theta = make(small_data, loss, depth, act)
+    t = 23
+    V = torch.randn(theta.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    HV = eng.hvp(theta, t)(V)
+    HV_func = eng.hvp_autodiff(theta, t)(V)
+    for r in range(theta.shape[0]):
+        H = dense_hessian(eng, theta, t, r)
+        torch.testing.assert_close(H, H.T, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(HV[r], H @ V[r], rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(HV, HV_func, rtol=1e-10, atol=1e-11)
+
+
+def test_hvp_matches_finite_difference_of_gradients(small_data):
+    spec, eng, theta = make(small_data, "dmse1")
+    t, eps = 5, 1e-6
+    V = torch.randn(theta.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    G = eng.gamma(t)
+    gp = D.gradient(spec, theta + eps * V, eng.XT, eng._loss_fn(G))[0]
+    gm = D.gradient(spec, theta - eps * V, eng.XT, eng._loss_fn(G))[0]
+    torch.testing.assert_close(eng.hvp(theta, t)(V), (gp - gm) / (2 * eps), rtol=1e-5, atol=1e-7)

@@ -1,0 +1,133 @@
+"""Recording into the store: xarray view, crash safety, resume, replay."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from landscape import LandscapeError
+from landscape import store as S
+from landscape.replay import params_at
+from recorders import record, resume
+
+COMPARED = ("loss", "loss_static", "train_acc", "val_acc", "gamma", "eigval", "eigres", "params", "eigvec")
+
+
+def assert_same_recording(a, b):
+    da, db = xr.open_zarr(a), xr.open_zarr(b)
+    for name in COMPARED:
+        np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=name)
+
+
+def test_store_opens_in_xarray_with_named_dimensions(tmp_path, tiny_cfg):
+    out = record(tiny_cfg, tmp_path / "run.zarr")
+    ds = xr.open_zarr(out)
+    assert ds.attrs["status"] == "complete" and ds.attrs["steps_done"] == 200
+    assert ds.loss.dims == ("replica", "step") and ds.sizes["step"] == 200
+    assert ds.gamma.dims == ("replica", "step", "class")
+    assert ds.eigval.dims == ("replica", "hstep", "eig") and ds.sizes["hstep"] == 20
+    assert ds.params.dims == ("replica", "pstep", "param") and ds.sizes["param"] == 51
+    assert ds.eigvec.dims == ("replica", "pstep", "eig", "param")
+    for c in ("seed", "eta", "amplitude", "period", "loss_name", "width"):
+        assert ds[c].dims == ("replica",)
+    assert sorted(zip(ds.seed.values.tolist(), ds.eta.values.tolist())) == [(0, 0.5), (0, 1.0), (1, 0.5), (1, 1.0)]
+    # selection by coordinate works the way a notebook would use it
+    one = ds.set_index(replica=["seed", "eta"]).sel(seed=1, eta=0.5)
+    assert one.loss.shape == (200,) and np.isfinite(one.loss.values).all()
+    cfg = json.loads(ds.attrs["config"])
+    assert cfg["loss"] == "dce" and cfg["steps"] == 200
+    assert set(ds.attrs["versions"]) >= {"torch", "zarr", "xarray", "landscape"}
+    assert ds.eigconv.values.all() and (ds.eigres <= 1e-3 * abs(ds.eigval.isel(eig=0))).all()
+    # the spectra are those of the loss at θ_t (checked against the stored parameters)
+    from landscape.config import RunConfig
+    c = RunConfig.from_json(ds.attrs["config"])
+    eng = c.engine(c.dataset())
+    import torch
+    th = torch.tensor(ds.params.isel(pstep=2).values)
+    ev = eng.spectrum(th, 100, k=2, tol=1e-8).eigvals.numpy()
+    np.testing.assert_allclose(ds.eigval.sel(hstep=100).values, ev, rtol=1e-5)
+
+
+def test_replay_reproduces_saved_parameters(tmp_path, tiny_cfg):
+    out = record(replace(tiny_cfg, save_params_every=10), tmp_path / "run.zarr")
+    ds = xr.open_zarr(out)
+    stored = ds.params.values  # every 10 steps
+    # rebuild steps 10, 20, … from the store, using only the vectors saved every 50 steps
+    cfg = replace(tiny_cfg, save_params_every=50)
+    out2 = record(cfg, tmp_path / "coarse.zarr")
+    steps = [10, 20, 30, 40, 60, 70, 190]
+    got = params_at(out2, steps)
+    for j, s in enumerate(steps):
+        np.testing.assert_array_equal(got[:, j], stored[:, s // 10])
+    sub = params_at(out2, [70], replicas=[2])
+    np.testing.assert_array_equal(sub[0, 0], stored[2, 7])
+    with pytest.raises(LandscapeError, match="step 200 out of range"):
+        params_at(out2, [200])
+    with pytest.raises(LandscapeError, match="replica 9 out of range"):
+        params_at(out2, [5], replicas=[9])
+
+
+def test_exception_mid_run_marks_failed_and_resume_completes(tmp_path, tiny_cfg):
+    ref = record(tiny_cfg, tmp_path / "ref.zarr")
+    calls = []
+
+    def boom(n):
+        calls.append(n)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        record(tiny_cfg, tmp_path / "crash.zarr", progress=boom)
+    ds = S.open_dataset(tmp_path / "crash.zarr")
+    assert ds.attrs["status"] == "failed" and "simulated crash" in ds.attrs["error"]
+    assert ds.attrs["steps_done"] == 100 and ds.sizes["step"] == 100  # two flushes of 50 steps kept
+    assert np.isfinite(ds.loss.values).all()
+    resume(tmp_path / "crash.zarr")
+    assert xr.open_zarr(tmp_path / "crash.zarr").attrs["status"] == "complete"
+    assert_same_recording(ref, tmp_path / "crash.zarr")
+    with pytest.raises(LandscapeError, match="already complete"):
+        resume(tmp_path / "crash.zarr")
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    args = ["--loss", "dmse1", "--eta", "0.5,1", "-A", "8", "-T", "60", "--seeds", "2", "--width", "12",
+            "--steps", "3000", "--hessian-every", "10", "--save-params-every", "100", "--chunk-steps", "100",
+            "--n-per-class", "10", "-q"]
+    cli = [sys.executable, "-m", "landscape", "record"]
+    ref = tmp_path / "ref.zarr"
+    subprocess.run(cli + args + ["--out", str(ref)], check=True, capture_output=True)
+    run = tmp_path / "killed.zarr"
+    proc = subprocess.Popen(cli + args + ["--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            done = json.loads((run / "zarr.json").read_text())["attributes"]["steps_done"]
+        except (OSError, ValueError, KeyError):
+            done = 0
+        if done >= 300:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 300 <= done < 3000, "the run must be killed mid-way"
+    ds = S.open_dataset(run)  # opens after the kill, holding every flushed step
+    assert ds.attrs["status"] == "running" and ds.sizes["step"] >= 300
+    assert np.isfinite(ds.loss.values).all()
+    r = subprocess.run(cli + ["record", "--resume", str(run), "-q"][1:], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert_same_recording(ref, run)
+
+
+def test_float32_recording_and_open_dataset_trims(tmp_path, tiny_cfg):
+    out = record(replace(tiny_cfg, dtype="float32", steps=120), tmp_path / "f32.zarr")
+    ds = S.open_dataset(out)
+    assert ds.sizes["step"] == 120 and ds.sizes["hstep"] == 12 and ds.sizes["pstep"] == 3
+    assert np.isfinite(ds.eigval.values).all()
