@@ -104,3 +104,20 @@ def load_dataset(path: str | Path) -> Dataset:
     as_int = lambda a: None if a is None else a.astype(np.int64)
     as_f = lambda a: None if a is None else a.astype(np.float64)
     return Dataset(as_f(X), as_int(y), as_f(Xv), as_int(yv), num_classes, str(path))
+
+
+def save_dataset(d: Dataset, path: str | Path):
+    """Write X, y (and X_val, y_val) to an .h5 or .npz file that `load_dataset` reads back."""
+    path = Path(path)
+    arrays = {"X": d.X, "y": d.y}
+    if d.X_val is not None:
+        arrays.update(X_val=d.X_val, y_val=d.y_val)
+    if path.suffix.lower() == ".npz":
+        np.savez_compressed(path, **arrays)
+        return
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        for k, v in arrays.items():
+            f.create_dataset(k, data=v, compression="gzip")
+        f.attrs["source"] = d.source

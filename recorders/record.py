@@ -17,6 +17,7 @@ from landscape import LandscapeError
 from landscape import store as S
 from landscape.config import RunConfig
 from landscape.engine import Engine
+from landscape.perf import keep_freed_memory
 
 Progress = Callable[[int], None]
 
@@ -72,6 +73,7 @@ def resume(path, *, device: str | None = None, progress: Progress | None = None)
 
 
 def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, vecs, progress: Progress | None):
+    keep_freed_memory()
     try:
         _loop(g, cfg, engine, theta, start, vecs, progress, path)
     except BaseException as exc:

@@ -67,3 +67,13 @@ def test_unreadable_data(tmp_path):
     (tmp_path / "x.csv").write_text("1,2")
     with pytest.raises(LandscapeError, match=".npz, .h5"):
         load_dataset(tmp_path / "x.csv")
+
+
+def test_shipped_spiral_file_is_the_reference_spiral():
+    from pathlib import Path
+
+    d = load_dataset(Path(__file__).resolve().parents[1] / "data" / "spiral_p300.h5")
+    ref = spiral_dataset(100, seed=0, val_seed=1)
+    np.testing.assert_array_equal(d.X, ref.X)
+    np.testing.assert_array_equal(d.y_val, ref.y_val)
+    np.testing.assert_array_equal(d.X_val, ref.X_val)

@@ -98,7 +98,7 @@ def test_exception_mid_run_marks_failed_and_resume_completes(tmp_path, tiny_cfg)
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     args = ["--loss", "dmse1", "--eta", "0.5,1", "-A", "8", "-T", "60", "--seeds", "2", "--width", "12",
-            "--steps", "3000", "--hessian-every", "10", "--save-params-every", "100", "--chunk-steps", "100",
+            "--steps", "1500", "--hessian-every", "25", "--save-params-every", "100", "--chunk-steps", "100",
             "--n-per-class", "10", "-q"]
     cli = [sys.executable, "-m", "landscape", "record"]
     ref = tmp_path / "ref.zarr"
@@ -117,7 +117,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert 300 <= done < 3000, "the run must be killed mid-way"
+    assert 300 <= done < 1500, "the run must be killed mid-way"
     ds = S.open_dataset(run)  # opens after the kill, holding every flushed step
     assert ds.attrs["status"] == "running" and ds.sizes["step"] >= 300
     assert np.isfinite(ds.loss.values).all()
