@@ -1,0 +1,59 @@
+"""Reading run stores for analysis, and writing analysis results beside them.
+
+The analysis sees a store only through `landscape.store` (read-only) and writes its
+results as separate groups (in the run store or in an output store), never into
+the recorded arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import xarray as xr
+
+from landscape import LandscapeError
+from landscape import store as S
+from landscape.config import RunConfig
+
+
+def open_run(path) -> tuple[xr.Dataset, RunConfig]:
+    """The recorded dataset (trimmed to flushed steps) and its config; refuses a store
+    that is still being recorded."""
+    g = S.open_group(path)
+    status = g.attrs.get("status")
+    if status == "running":
+        raise LandscapeError(f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
+                             "or resume it if its recorder died")
+    ds = S.open_dataset(path)
+    if ds.sizes["step"] == 0:
+        raise LandscapeError(f"{path} holds no recorded steps")
+    return ds, S.config_of(g)
+
+
+def check_replica(ds: xr.Dataset, replica: int):
+    R = ds.sizes["replica"]
+    if not 0 <= replica < R:
+        raise LandscapeError(f"replica {replica} out of range: the store has replicas 0..{R - 1}")
+
+
+def save_result(result: xr.Dataset, run_path, group: str, out=None) -> str:
+    """Write `result` as `group` of `out` (an output store) or, by default, of the run store.
+
+    Returns where it went. A read-only run store without `out` is an error, not a crash.
+    """
+    target = Path(out) if out is not None else Path(run_path)
+    if out is None and not os.access(target, os.W_OK):
+        raise LandscapeError(f"{run_path} is read-only; pass --out OTHER.zarr to save the result elsewhere")
+    if out is not None and target.exists() and S.is_store(target) and target.resolve() != Path(run_path).resolve():
+        raise LandscapeError(f"--out {out} is a recorded run; choose a separate output store")
+    try:
+        result.to_zarr(str(target), group=group, mode="w", consolidated=False, zarr_format=3)
+    except (OSError, PermissionError) as exc:
+        raise LandscapeError(f"cannot write {target}/{group}: {exc}") from None
+    return f"{target}/{group}"
+
+
+def replica_coords(ds: xr.Dataset) -> dict:
+    """Per-replica coordinates to carry into results."""
+    return {c: ("replica", ds[c].values) for c in S.REPLICA_COORDS if c in ds.coords}
