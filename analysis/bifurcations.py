@@ -177,7 +177,7 @@ def detect(path, det: Detector = Detector(), variable: str = "loss") -> xr.Datas
             "lambda1_first": (("replica",), lam_first),
             "two_over_eta": (("replica",), 2.0 / ds.eta.values),
         },
-        coords={"replica": ds.replica.values, "cycle": np.arange(ncyc), "level": list(LEVELS),
+        coords={"replica": ds.replica.values, "cycle": np.arange(ncyc), "level": np.array(LEVELS, dtype=object),
                 **replica_coords(ds)},
         attrs={"detector": str(asdict(det)), "variable": variable, "source": str(path),
                "criterion": "see analysis/bifurcations.py: windowed std of one-step vs p-step differences"},

@@ -211,5 +211,15 @@ def info(store):
     click.echo("arrays     " + ", ".join(f"{name}{tuple(arr.shape)}" for name, arr in sorted(g.arrays()) if arr.ndim > 1))
 
 
+def _attach_analysis():
+    from analysis.commands import analyze, plot
+
+    main.add_command(analyze)
+    main.add_command(plot)
+
+
+_attach_analysis()
+
+
 if __name__ == "__main__":
     main()

@@ -73,6 +73,20 @@ class Engine:
         f = self.spec.forward(theta, self.X)
         return L.loss(self.loss_name, f, self.y, self.Y, self.gamma(t))
 
+    @torch.no_grad()
+    def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
+        """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,).
+
+        For loss landscapes: the rows are points of a grid, evaluated `batch` at a time.
+        """
+        G = self.gamma(t)[replica : replica + 1]
+        out = []
+        for i in range(0, thetas.shape[0], batch):
+            th = thetas[i : i + batch]
+            _, f = D.forward_hidden(self.spec, th, self.XT)
+            out.append(L.loss(self.loss_name, f, self.y, self.Y, G.expand(th.shape[0], -1)))
+        return torch.cat(out)
+
     # --- one step -------------------------------------------------------------------
     @torch.no_grad()
     def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> tuple[torch.Tensor, StepMetrics]:

@@ -8,7 +8,7 @@ import torch
 from landscape.eigen import lanczos_topk
 from landscape.model import MLPSpec
 from landscape.engine import Engine
-from test_derivatives import dense_hessian
+from tests.landscape.test_derivatives import dense_hessian
 
 
 def random_sym(R, n, seed):

@@ -72,7 +72,7 @@ def test_unreadable_data(tmp_path):
 def test_shipped_spiral_file_is_the_reference_spiral():
     from pathlib import Path
 
-    d = load_dataset(Path(__file__).resolve().parents[1] / "data" / "spiral_p300.h5")
+    d = load_dataset(Path(__file__).resolve().parents[2] / "data" / "spiral_p300.h5")
     ref = spiral_dataset(100, seed=0, val_seed=1)
     np.testing.assert_array_equal(d.X, ref.X)
     np.testing.assert_array_equal(d.y_val, ref.y_val)

@@ -1,0 +1,87 @@
+"""`landscape analyze …` and `landscape plot …`: thin click wrappers over the analysis functions."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from landscape.cli import user_errors
+
+
+@click.group()
+def analyze():
+    """Analyse recorded stores (read-only; results go to a group of the store or --out)."""
+
+
+@click.group()
+def plot():
+    """Draw the paper's figures from recorded stores (PNG and PDF)."""
+
+
+def _fmt(v, nd=0):
+    return "—" if v is None or not np.isfinite(v) else (f"{v:.{nd}f}" if nd else f"{int(v)}")
+
+
+@analyze.command()
+@click.argument("store")
+@click.option("--window", default=64, show_default=True, help="window of the detector, in steps")
+@click.option("--threshold", default=1e-3, show_default=True, help="oscillation amplitude / mean |F| that counts as unstable")
+@click.option("--repeat-tol", default=1e-3, show_default=True, help="1 − correlation allowed for a period-p repeat")
+@click.option("--min-run", default=16, show_default=True, help="windows a state must hold")
+@click.option("--max-period", default=16, show_default=True)
+@click.option("--variable", default="loss", show_default=True, help="series to read the dynamics from")
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@user_errors
+def bifurcations(store, window, threshold, repeat_tol, min_run, max_period, variable, out):
+    """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
+    from .bifurcations import Detector, detect
+    from .io import save_result
+
+    det = Detector(window, max_period, threshold, repeat_tol, min_run)
+    res = detect(store, det, variable)
+    click.echo(f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>5} {'T':>6} {'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} "
+               f"{'p8':>7} {'p16':>7} {'chaos':>7} {'λ1':>7} {'λ2':>7} {'2/η':>6} {'λ1/(2/η)':>9}")
+    o, l1, l2 = res.onset.values, res.lambda1.values, res.lambda2.values
+    for r in range(res.sizes["replica"]):
+        for k in range(res.sizes["cycle"]):
+            if not np.isfinite(o[r, k, 0]):
+                continue
+            tw = float(res.two_over_eta[r])
+            click.echo(f"{r:>3} {int(res.seed[r]):>4} {float(res.eta[r]):>7g} {float(res.amplitude[r]):>5g} "
+                       f"{int(res.period[r]):>6} {k:>5} " + " ".join(f"{_fmt(v):>7}" for v in o[r, k]) +
+                       f" {_fmt(l1[r, k, 0], 3):>7} {_fmt(l2[r, k, 0], 3):>7} {tw:>6g} {_fmt(l1[r, k, 0] / tw, 3):>9}")
+    none = int((~np.isfinite(res.first_instability.values)).sum())
+    if none:
+        click.echo(f"{none} replica(s) showed no instability")
+    click.echo(f"saved to {save_result(res, store, 'bifurcations', out)}")
+
+
+@analyze.command()
+@click.argument("store")
+@click.option("--step", "steps", type=int, multiple=True, required=True, help="step of the slice (repeat for several)")
+@click.option("--replica", default=0, show_default=True)
+@click.option("--grid", default=41, show_default=True, help="grid points per axis")
+@click.option("--span", default=1.0, show_default=True, help="a, b ∈ [−span, span]")
+@click.option("--follow", default=20, show_default=True, help="iterates after x_t to project")
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_slices_r<replica>.png]")
+@user_errors
+def slices(store, steps, replica, grid, span, follow, out, fig):
+    """The loss in the plane of the top-2 Hessian eigenvectors at the given steps, with the iterates."""
+    from pathlib import Path
+
+    from .io import save_result
+    from .slices import draw_slices, loss_slices
+
+    res = loss_slices(store, steps, replica, grid=grid, span=span, follow=follow)
+    click.echo(f"{'step':>7} {'λ1':>8} {'λ2':>8} {'F(x_t)':>9} {'min F':>9} {'max off-plane':>13}  eigenvectors")
+    for i, s in enumerate(res.slice_step.values):
+        r = res.isel(slice_step=i)
+        src = res.attrs["eigvec_source"].split(",")[i]
+        click.echo(f"{int(s):>7} {float(r.eigval[0]):>8.4f} {float(r.eigval[1]):>8.4f} {float(r.iter_loss[0]):>9.4g} "
+                   f"{float(r.loss.min()):>9.4g} {float(r.iter_offplane.max()):>13.4g}  {src}")
+    saved = [save_result(res.sel(slice_step=s).drop_vars("slice_step"), store, f"slices/r{replica}_t{int(s)}", out)
+             for s in res.slice_step.values]
+    fig = fig or f"{Path(store.rstrip('/')).stem}_slices_r{replica}.png"
+    draw_slices(res, fig)
+    click.echo(f"saved to {', '.join(saved)}; figure {fig}")
