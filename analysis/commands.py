@@ -70,8 +70,9 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     """The loss in the plane of the top-2 Hessian eigenvectors at the given steps, with the iterates."""
     from pathlib import Path
 
+    from .figures import draw_slices
     from .io import save_result
-    from .slices import draw_slices, loss_slices
+    from .slices import loss_slices
 
     res = loss_slices(store, steps, replica, grid=grid, span=span, follow=follow)
     click.echo(f"{'step':>7} {'λ1':>8} {'λ2':>8} {'F(x_t)':>9} {'min F':>9} {'max off-plane':>13}  eigenvectors")
@@ -83,5 +84,79 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     saved = [save_result(res.sel(slice_step=s).drop_vars("slice_step"), store, f"slices/r{replica}_t{int(s)}", out)
              for s in res.slice_step.values]
     fig = fig or f"{Path(store.rstrip('/')).stem}_slices_r{replica}.png"
-    draw_slices(res, fig)
-    click.echo(f"saved to {', '.join(saved)}; figure {fig}")
+    figs = draw_slices(res, fig)
+    click.echo(f"saved to {', '.join(saved)}; figures {', '.join(figs)}")
+
+
+@analyze.command()
+@click.argument("stores", nargs=-1, required=True)
+@click.option("--out", default=None, help="output store for the per-run and summary datasets [default: none]")
+@click.option("--fig", default="fig4.png", show_default=True, help="figure path (.png or .pdf; both are written)")
+@user_errors
+def instability(stores, out, fig):
+    """λ1 at the first instability vs η per (loss, η, A, T): mean ± s.e. over replicas, next to 2/η."""
+    from pathlib import Path
+
+    from .figures import draw_fig4
+    from .instability import first_instabilities, summarize
+    from .io import save_result
+
+    runs = first_instabilities(stores)
+    summ = summarize(runs)
+    click.echo(f"{'loss':>6} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'unstable':>8} {'λ1 mean':>9} {'± s.e.':>7} "
+               f"{'2/η':>7} {'λ1/(2/η)':>9} {'± s.e.':>7} {'onset':>7}")
+    for i in range(summ.sizes["condition"]):
+        s = summ.isel(condition=i)
+        f = lambda v, nd=3: "—" if not np.isfinite(v) else f"{float(v):.{nd}f}"
+        click.echo(f"{str(s.loss_name.values):>6} {float(s.eta):>7g} {float(s.amplitude):>5g} {int(s.period):>6} "
+                   f"{int(s.n_runs):>4} {int(s.n_unstable):>8} {f(s.lambda1_mean):>9} {f(s.lambda1_sem):>7} "
+                   f"{float(s.two_over_eta):>7.3g} {f(s.ratio_mean):>9} {f(s.ratio_sem):>7} {f(s.onset_mean, 0):>7}")
+    msg = "figures " + ", ".join(draw_fig4(summ, fig))
+    if out:
+        save_result(runs, out, "instability/runs", out)
+        save_result(summ, out, "instability/summary", out)
+        msg += f"; datasets in {out}/instability"
+    click.echo(msg)
+
+
+@plot.command()
+@click.argument("store")
+@click.option("--replica", default=0, show_default=True)
+@click.option("--slice-step", "slice_steps", type=int, multiple=True,
+              help="steps of the slices [default the paper's 8000 9285 9450 9560 9600 where recorded]")
+@click.option("--grid", default=41, show_default=True)
+@click.option("--out", default="fig2.png", show_default=True, help="figure path (PNG and PDF are written)")
+@user_errors
+def fig2(store, replica, slice_steps, grid, out):
+    """Fig. 2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices."""
+    from .figures import draw_fig2
+    from .io import open_run
+    from .slices import loss_slices
+
+    ds, _ = open_run(store)
+    steps = list(slice_steps) or [s for s in (8000, 9285, 9450, 9560, 9600) if s + 20 < ds.sizes["step"]]
+    sl = loss_slices(store, steps, replica, grid=grid) if steps else None
+    click.echo("figures " + ", ".join(draw_fig2(out, store, replica, sl)))
+
+
+@plot.command()
+@click.argument("stores", nargs=-1, required=True)
+@click.option("--out", default="fig1.png", show_default=True, help="figure path (PNG and PDF are written)")
+@user_errors
+def fig1(stores, out):
+    """Fig. 1: mean F(t) and λ_max(t) over replicas, per width and η (one store per width)."""
+    from .figures import draw_fig1
+
+    click.echo("figures " + ", ".join(draw_fig1(out, stores)))
+
+
+@plot.command()
+@click.argument("stores", nargs=-1, required=True)
+@click.option("--out", default="fig4.png", show_default=True, help="figure path (PNG and PDF are written)")
+@user_errors
+def fig4(stores, out):
+    """Fig. 4: λ_max at the first instability vs η (same as `analyze instability`, figure only)."""
+    from .figures import draw_fig4
+    from .instability import first_instabilities, summarize
+
+    click.echo("figures " + ", ".join(draw_fig4(summarize(first_instabilities(stores)), out)))

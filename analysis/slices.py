@@ -73,30 +73,3 @@ def loss_slices(path, steps, replica: int = 0, **kw) -> xr.Dataset:
     out = out.assign_coords(slice_step=[p.attrs["step"] for p in parts])
     out.attrs["eigvec_source"] = ",".join(p.attrs["eigvec_source"] for p in parts)
     return out
-
-
-def draw_slices(res: xr.Dataset, path):
-    """The paper's Fig. 2 right panels: filled contours, iterates joined by arrows, x_t marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = res.sizes["slice_step"]
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False, constrained_layout=True)
-    for ax, s in zip(axes[0], res.slice_step.values):
-        r = res.sel(slice_step=s)
-        cs = ax.contourf(r.a, r.b, r.loss.T, levels=30, cmap="viridis")
-        ia, ib = r.iter_a.values, r.iter_b.values
-        for i in range(len(ia) - 1):
-            ax.annotate("", xy=(ia[i + 1], ib[i + 1]), xytext=(ia[i], ib[i]),
-                        arrowprops=dict(arrowstyle="->", color="lime", alpha=0.5, lw=0.8))
-        ax.plot(ia, ib, "o", color="lime", ms=3)
-        ax.plot([0], [0], "x", color="red", ms=9, mew=2)
-        ax.set_title(f"t = {int(s)}", fontsize=10)
-        ax.set_xlabel("a (v1)")
-        fig.colorbar(cs, ax=ax, shrink=0.8)
-    axes[0][0].set_ylabel("b (v2)")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -1,0 +1,150 @@
+"""The paper's figures from recorded stores and analysis results (matplotlib, Agg).
+
+fig1: mean F(t) and λ_max(t) over replicas, per (width, η);
+fig2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices;
+fig4: λ_max at the first instability vs η with the dashed 2/η.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from landscape import LandscapeError  # noqa: E402
+
+from .io import check_replica, open_run  # noqa: E402
+
+
+def save(fig, path) -> list[str]:
+    """Write `path` as PNG and PDF (whatever suffix it was given)."""
+    base = Path(path)
+    out = []
+    for suffix in (".png", ".pdf"):
+        p = base.with_suffix(suffix)
+        fig.savefig(p, dpi=130)
+        out.append(str(p))
+    plt.close(fig)
+    return out
+
+
+def slice_panel(ax, r: xr.Dataset, step: int):
+    """One slice: filled contours of F, iterates as dots joined by arrows, x_t a red cross."""
+    cs = ax.contourf(r.a, r.b, r.loss.T, levels=30, cmap="viridis")
+    ia, ib = r.iter_a.values, r.iter_b.values
+    for i in range(len(ia) - 1):
+        ax.annotate("", xy=(ia[i + 1], ib[i + 1]), xytext=(ia[i], ib[i]),
+                    arrowprops=dict(arrowstyle="->", color="lime", alpha=0.5, lw=0.8))
+    ax.plot(ia, ib, "o", color="lime", ms=3)
+    ax.plot([0], [0], "x", color="red", ms=9, mew=2)
+    ax.set_title(f"t = {int(step)}", fontsize=9)
+    ax.set_xlabel("a (v1)", fontsize=8)
+    return cs
+
+
+def draw_slices(res: xr.Dataset, path):
+    """The right panels of Fig. 2 alone."""
+    n = res.sizes["slice_step"]
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False, constrained_layout=True)
+    for ax, s in zip(axes[0], res.slice_step.values):
+        fig.colorbar(slice_panel(ax, res.sel(slice_step=s), s), ax=ax, shrink=0.8)
+    axes[0][0].set_ylabel("b (v2)")
+    return save(fig, path)
+
+
+def draw_fig2(path, store, replica: int = 0, slices: xr.Dataset | None = None):
+    """Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η (top) and the slices (bottom)."""
+    ds, cfg = open_run(store)
+    check_replica(ds, replica)
+    r = ds.isel(replica=replica)
+    eta = float(r.eta)
+    n = 0 if slices is None else slices.sizes["slice_step"]
+    fig = plt.figure(figsize=(13, 6.5 if n else 3.4), constrained_layout=True)
+    gs = fig.add_gridspec(2 if n else 1, max(4, n))
+    t = r.step.values
+    ax = fig.add_subplot(gs[0, 0])
+    for c in range(r.sizes["class"]):
+        ax.plot(t, r.gamma.isel(**{"class": c}), lw=0.8, label=f"Γ{c}")
+    ax.set_title("(a) Γ_i(t)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(gs[0, 1])
+    ax.plot(t, r.loss, lw=0.6)
+    ax.set_yscale("log")
+    ax.set_title(f"(b) F(t), {cfg.loss.upper()}", fontsize=9)
+    ax = fig.add_subplot(gs[0, 2])
+    ax.plot(t, r.train_acc, ",", ms=1)
+    ax.set_title("(c) training accuracy", fontsize=9)
+    ax = fig.add_subplot(gs[0, 3])
+    ax.plot(r.hstep, r.eigval.isel(eig=0), lw=0.8, label="λ1")
+    ax.plot(r.hstep, r.eigval.isel(eig=1), lw=0.8, label="λ2")
+    ax.axhline(2 / eta, color="k", ls="--", lw=0.8, label="2/η")
+    ax.set_title("(d) λ1, λ2", fontsize=9)
+    ax.legend(fontsize=7)
+    for a in fig.axes:
+        a.set_xlabel("t", fontsize=8)
+    for i in range(n):
+        ax = fig.add_subplot(gs[1, i])
+        s = slices.slice_step.values[i]
+        slice_panel(ax, slices.sel(slice_step=s), s)
+        if i == 0:
+            ax.set_ylabel("b (v2)", fontsize=8)
+    return save(fig, path)
+
+
+def draw_fig1(path, stores):
+    """Mean F(t) and mean λ_max(t) over replicas, one curve per (width, η) (CE in the paper)."""
+    groups = {}
+    for s in stores:
+        ds, cfg = open_run(s)
+        for eta in np.unique(ds.eta.values):
+            sub = ds.isel(replica=np.flatnonzero(ds.eta.values == eta))
+            groups.setdefault((cfg.width, float(eta), cfg.loss), []).append(sub)
+    if not groups:
+        raise LandscapeError("no replicas to plot")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    for (width, eta, loss), parts in sorted(groups.items()):
+        n = min(p.sizes["step"] for p in parts)
+        F = np.concatenate([p.loss.values[:, :n] for p in parts])
+        nh = min(p.sizes["hstep"] for p in parts)
+        lam = np.concatenate([p.eigval.values[:, :nh, 0] for p in parts])
+        label = f"{loss.upper()} width {width}, η = {eta:g} ({F.shape[0]} runs)"
+        a1.plot(np.arange(n), F.mean(0), lw=0.7, label=label)
+        line, = a2.plot(parts[0].hstep.values[:nh], lam.mean(0), lw=0.8, label=label)
+        a2.axhline(2 / eta, color=line.get_color(), ls="--", lw=0.6)
+    a1.set_yscale("log")
+    a1.set_title("(a) mean loss F(t)", fontsize=9)
+    a2.set_title("(b) mean λ_max(t); dashed: 2/η", fontsize=9)
+    for a in (a1, a2):
+        a.set_xlabel("t")
+        a.legend(fontsize=7)
+    return save(fig, path)
+
+
+def draw_fig4(summary: xr.Dataset, path):
+    """Log–log λ1 at first instability vs η with standard errors, and the dashed 2/η."""
+    fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+    markers = {"dce": "o", "dmse1": "s", "dmse2": "^", "ce": "D", "mse": "v"}
+    etas = summary.eta.values.astype(float)
+    groups = sorted({(str(l), float(a), int(t)) for l, a, t in
+                     zip(summary.loss_name.values, summary.amplitude.values, summary.period.values)})
+    for l, a, t in groups:
+        m = (summary.loss_name.values == l) & (summary.amplitude.values == a) & (summary.period.values == t)
+        m &= np.isfinite(summary.lambda1_mean.values)
+        if not m.any():
+            continue
+        order = np.argsort(etas[m])
+        ax.errorbar(etas[m][order], summary.lambda1_mean.values[m][order], yerr=summary.lambda1_sem.values[m][order],
+                    marker=markers.get(l, "o"), ls="none", capsize=3, label=f"{l.upper()} A={a:g} T={t}")
+    grid = np.geomspace(etas.min() / 1.3, etas.max() * 1.3, 50)
+    ax.plot(grid, 2 / grid, "k--", label="2/η")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("η")
+    ax.set_ylabel("λ_max at first instability")
+    ax.legend(fontsize=7)
+    return save(fig, path)
