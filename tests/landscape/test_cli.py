@@ -80,6 +80,7 @@ BAD = [
     (["--device", "tpu"], "device"),
     (["--dtype", "float16"], "dtype must be one of"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
+    (["--data", str(Path(__file__))], "must end in .npz, .h5"),
     (["--seeds", "x"], "--seeds"),
     (["--save-params-every", "7"], "multiple of hessian-every"),
     (["--out", "/nonexistent-dir/x.zarr"], "does not exist"),
