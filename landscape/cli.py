@@ -119,6 +119,8 @@ class _Bar:
 @click.option("--n-per-class", default=100, show_default=True, type=int, help="spiral points per class")
 @click.option("--data-seed", default=0, show_default=True, type=int)
 @click.option("--val-seed", default=1, show_default=True, type=int)
+@click.option("--until", default="end", show_default=True, help="end, or first-instability: stop once every replica has shown its first instability")
+@click.option("--until-margin", default=200, show_default=True, type=int, help="steps kept after the last first instability")
 @click.option("--out", "-o", default=None, help="store path [default ./<loss>_eta<η>_<time>.zarr]")
 @click.option("--overwrite", is_flag=True, help="replace an existing store at --out")
 @click.option("--resume", "resume_path", default=None, help="continue an interrupted store (other settings come from it)")
@@ -127,7 +129,7 @@ class _Bar:
 @user_errors
 def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, steps, hessian_every, top_k,
            eig_tol, eig_max_iter, save_params_every, chunk_steps, gamma_shape, static_last, device, dtype, data,
-           n_per_class, data_seed, val_seed, out, overwrite, resume_path, quiet):
+           n_per_class, data_seed, val_seed, until, until_margin, out, overwrite, resume_path, quiet):
     """Record training of one or many replicas into a Zarr store."""
     import recorders as rec
 
@@ -157,6 +159,7 @@ def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, s
         eig_max_iter=eig_max_iter, save_params_every=save_params_every, chunk_steps=chunk_steps,
         gamma_shape=gamma_shape, static_last=static_last, dtype=dtype, device=device,
         data=str(Path(data).resolve()) if data else None, n_per_class=n_per_class, data_seed=data_seed, val_seed=val_seed,
+        until=until, until_margin=until_margin,
     ).validate()
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -196,6 +199,8 @@ def info(store):
     click.echo(f"store      {store}")
     click.echo(f"status     {a.get('status')}" + (f" ({a['error']})" if a.get("error") else ""))
     click.echo(f"steps      {a.get('steps_done')} of {cfg.steps} recorded (flush every {cfg.chunk_steps})")
+    if a.get("stopped"):
+        click.echo(f"stopped    early: {a['stopped']}")
     click.echo(f"loss       {cfg.loss}   Γ {cfg.gamma_shape}" + ("  static last period" if cfg.static_last else ""))
     click.echo(f"network    width {cfg.width} depth {cfg.depth} {cfg.activation}, {a.get('num_params')} parameters, {cfg.dtype} on {cfg.device}")
     click.echo(f"data       {a.get('data')}")
@@ -209,6 +214,131 @@ def info(store):
     if len(reps) > 50:
         click.echo(f"  … {len(reps) - 50} more")
     click.echo("arrays     " + ", ".join(f"{name}{tuple(arr.shape)}" for name, arr in sorted(g.arrays()) if arr.ndim > 1))
+
+
+PAPER_FIG4_ETAS = {"dce": (0.5, 0.7, 1.0, 1.4), "dmse1": (0.2, 0.3, 0.4), "dmse2": (0.12, 0.2, 0.3)}
+
+
+def _fmt_time(sec: float) -> str:
+    if sec < 120:
+        return f"{sec:.0f} s"
+    if sec < 7200:
+        return f"{sec / 60:.1f} min"
+    if sec < 172800:
+        return f"{sec / 3600:.1f} h"
+    return f"{sec / 86400:.1f} days"
+
+
+@main.command()
+@click.option("--config", "toml_path", default=None, help="TOML file with the grid and settings (flags override it)")
+@click.option("--loss", multiple=True, help="losses (comma-separated or repeated) [default dce]")
+@click.option("--eta", multiple=True, help="learning rates [default 1.0]")
+@click.option("--amplitude", "-A", multiple=True, help="amplitudes [default 70]")
+@click.option("--period", "-T", multiple=True, help="periods [default 5000]")
+@click.option("--width", multiple=True, help="hidden widths [default 100]")
+@click.option("--seeds", default=None, help="number of seeds (0..N-1), a list '3,7' or a range '0-9' [default 1]")
+@click.option("--steps", default=None, type=int, help="steps per run [default 10000]")
+@click.option("--steps-per-eta", default=None, type=float, help="each run takes ceil(this / η) steps (the paper: 100000)")
+@click.option("--until", default=None, help="end, or first-instability (stop a batch once all its replicas have one)")
+@click.option("--until-margin", default=None, type=int)
+@click.option("--hessian-every", default=None, type=int)
+@click.option("--top-k", default=None, type=int)
+@click.option("--save-params-every", default=None, type=int)
+@click.option("--chunk-steps", default=None, type=int)
+@click.option("--static-last", is_flag=True, default=None)
+@click.option("--batch-size", default=None, type=int, help="replicas per batch [default: from the device's memory]")
+@click.option("--device", default=None)
+@click.option("--dtype", default=None)
+@click.option("--out", "-o", default=None, help="sweep store [default ./sweep_<time>.zarr]")
+@click.option("--dry-run", is_flag=True, help="print the plan, the estimated size and time; write nothing")
+@click.option("--workers", default=1, show_default=True, help="local worker processes")
+@click.option("--scheduler", default=None, help="address of a Dask scheduler (tcp://host:port): batches run there")
+@click.option("--resume", "resume_", is_flag=True, help="continue the sweep at --out, redoing only unfinished batches")
+@click.option("--overwrite", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True)
+@user_errors
+def sweep(toml_path, loss, eta, amplitude, period, width, seeds, steps, steps_per_eta, until, until_margin,
+          hessian_every, top_k, save_params_every, chunk_steps, static_last, batch_size, device, dtype, out,
+          dry_run, workers, scheduler, resume_, overwrite, quiet):
+    """Run a grid of recordings (loss × width × η × A × T × seeds) packed into batched replicas."""
+    from .sweep_spec import SweepSpec, load_toml
+
+    kw = load_toml(toml_path) if toml_path else {}
+    grid = {"losses": (loss, str), "etas": (eta, float), "amplitudes": (amplitude, float),
+            "periods": (period, _int), "widths": (width, _int)}
+    for key, (vals, conv) in grid.items():
+        if vals:
+            kw[key] = _split(vals, conv, key.rstrip("s")) if conv is not str else tuple(
+                v.strip() for x in vals for v in x.split(",") if v.strip())
+    if seeds is not None:
+        kw["seeds"] = _seeds(seeds)
+    for key, val in dict(steps=steps, steps_per_eta=steps_per_eta, until=until, until_margin=until_margin,
+                         hessian_every=hessian_every, top_k=top_k, save_params_every=save_params_every,
+                         chunk_steps=chunk_steps, static_last=static_last, batch_size=batch_size, device=device,
+                         dtype=dtype).items():
+        if val is not None:
+            kw[key] = val
+    spec = SweepSpec(**kw)
+    import recorders.sweep as RS
+
+    batches = RS.plan(spec)
+    if dry_run:
+        _print_plan(spec, batches)
+        return
+    if out is None:
+        out = f"sweep_{datetime.now().strftime('%Y%m%d-%H%M%S')}.zarr"
+    t0 = time.perf_counter()
+
+    def progress(done, total):
+        if not quiet:
+            click.echo(f"batches {done}/{total} done ({time.perf_counter() - t0:.0f} s)", err=True)
+
+    path = RS.sweep(spec, out, workers=workers, scheduler=scheduler, resume_existing=resume_, overwrite=overwrite,
+                    progress=progress)
+    click.echo(f"wrote {path} ({spec.num_runs()} runs in {len(batches)} batches); open with "
+               f"landscape.sweep_store.open_sweep('{path}')")
+
+
+def _print_plan(spec, batches):
+    import recorders.sweep as RS
+
+    from .sweep_spec import store_bytes
+
+    groups = {}
+    for b in batches:
+        groups.setdefault((b.loss, b.width, b.steps), []).append(len(b.replicas()))
+    click.echo(f"{spec.num_runs()} runs in {len(batches)} batches on {spec.device} ({spec.dtype})")
+    click.echo(f"{'loss':>6} {'width':>5} {'steps':>8} {'runs':>6} {'batches (replicas)':>20}")
+    for (loss, width, steps), sizes in groups.items():
+        click.echo(f"{loss:>6} {width:>5} {steps:>8} {sum(sizes):>6} {len(sizes):>6} ({', '.join(map(str, sizes[:6]))}"
+                   + (", …" if len(sizes) > 6 else "") + ")")
+    run_steps = sum(b.steps * len(b.replicas()) for b in batches)
+    data = batches[0].dataset()
+    size = sum(store_bytes(b, b.spec(data).num_params, data.num_classes) for b in batches)
+    click.echo(f"run-steps {run_steps:,}; store ≤ {size / 1e9:.2f} GB uncompressed")
+    if spec.until == "first-instability":
+        click.echo("  (--until first-instability: batches stop early, so steps and size are upper bounds)")
+    from dataclasses import replace
+
+    rates, total = {}, 0.0
+    for (loss, width, steps), sizes in groups.items():
+        b = next(x for x in batches if (x.loss, x.width, x.steps) == (loss, width, steps))
+        key = (width, min(64, max(sizes)))
+        if key not in rates:
+            rates[key] = RS.measure_rate(b, key[1])
+        total += steps * sum(sizes) / rates[key]
+    click.echo("measured " + ", ".join(f"{r:,.0f} run-steps/s at width {w} (batch {n})" for (w, n), r in rates.items())
+               + f" on {spec.device}, spectrum every {spec.hessian_every} → about {_fmt_time(total)} in one process")
+    ref = replace(batches[0], width=100, loss="dce")
+    rate = RS.measure_rate(ref, 64)
+    runs = [(e, 3 * 2 * 30) for etas in PAPER_FIG4_ETAS.values() for e in etas]
+    full = sum(n * int(-(-100000 // e)) for e, n in runs)
+    early = sum(n * min(6200, int(-(-100000 // e))) for e, n in runs)
+    click.echo(f"the paper's full Fig. 4 sweep (DCE, DMSE1, DMSE2 × A 25/50/75 × T 5000/10000 × 30 seeds, "
+               f"100000/η steps; η as in docs/results): {full:,} run-steps at {rate:,.0f} run-steps/s (width 100, "
+               f"batch 64) = about {_fmt_time(full / rate)} here; with --until first-instability (first "
+               f"instabilities came within 5000 steps in docs/results, so ≈ 6200 steps a run) about "
+               f"{_fmt_time(early / rate)}")
 
 
 def _attach_analysis():

@@ -21,6 +21,7 @@ from .model import ACTIVATIONS, MLPSpec
 from .schedule import SHAPES, static_start
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+UNTIL = ("end", "first-instability")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class RunConfig:
     dtype: str = "float64"
     device: str = "cpu"
     data: str | None = None  # path to an .npz/.h5 with X, y (spiral if None)
+    replica_table: tuple = ()  # explicit (seed, eta, amplitude, period) rows; overrides the product grid
+    until: str = "end"  # or "first-instability": stop once every replica has shown one
+    until_margin: int = 200  # steps recorded after the last replica's first instability
     n_per_class: int = 100
     data_seed: int = 0
     val_seed: int = 1
@@ -61,6 +65,10 @@ class RunConfig:
         for name, vals in (("eta", self.etas), ("amplitude", self.amplitudes), ("period", self.periods), ("seed", self.seeds)):
             if len(vals) == 0:
                 bad(f"no value given for {name}")
+        if self.replica_table:
+            cols = list(zip(*self.replica_table))
+            self.__class__(**{**self.__dict__, "replica_table": (), "seeds": cols[0], "etas": cols[1],
+                              "amplitudes": cols[2], "periods": cols[3]}).validate()
         if any(not np.isfinite(e) or e <= 0 for e in self.etas):
             bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
         if any(not np.isfinite(a) or a < 1 for a in self.amplitudes):
@@ -93,6 +101,10 @@ class RunConfig:
         if self.dtype not in DTYPES:
             bad(f"dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
         self.check_device()
+        if self.until not in UNTIL:
+            bad(f"--until must be one of {', '.join(UNTIL)}, got '{self.until}'")
+        if self.until_margin < 0:
+            bad("--until-margin must be >= 0")
         if self.n_per_class < 2:
             bad("n-per-class must be >= 2")
         return self
@@ -112,9 +124,10 @@ class RunConfig:
 
     # --- derived ------------------------------------------------------------------------
     def replicas(self) -> list[dict]:
-        """The replica grid, one dict per replica: seed, eta, amplitude, period."""
-        return [dict(seed=int(s), eta=float(e), amplitude=float(a), period=int(T))
-                for s, e, a, T in itertools.product(self.seeds, self.etas, self.amplitudes, self.periods)]
+        """The replicas, one dict each (seed, eta, amplitude, period): `replica_table` if
+        given (a sweep's batch), else the product seeds × etas × amplitudes × periods."""
+        rows = self.replica_table or itertools.product(self.seeds, self.etas, self.amplitudes, self.periods)
+        return [dict(seed=int(s), eta=float(e), amplitude=float(a), period=int(T)) for s, e, a, T in rows]
 
     def dataset(self) -> Dataset:
         if self.data:
@@ -148,4 +161,5 @@ class RunConfig:
             raise LandscapeError(f"stored config has unknown keys: {', '.join(sorted(unknown))}")
         for k in ("etas", "amplitudes", "periods", "seeds"):
             raw[k] = tuple(raw[k])
+        raw["replica_table"] = tuple(tuple(r) for r in raw.get("replica_table", ()))
         return cls(**raw)

@@ -17,6 +17,7 @@ from landscape import LandscapeError
 from landscape import store as S
 from landscape.config import RunConfig
 from landscape.engine import Engine
+from landscape.instability import first_instability
 from landscape.perf import keep_freed_memory
 
 Progress = Callable[[int], None]
@@ -85,8 +86,14 @@ def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, vecs, progr
 
 def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path):
     seeds = [r["seed"] for r in cfg.replicas()]
+    periods = [r["period"] for r in cfg.replicas()]
     n, k = engine.spec.num_params, cfg.top_k
     he, pe = cfg.hessian_every, cfg.save_params_every
+    early = cfg.until == "first-instability"
+    history = None
+    if early:  # the loss so far, for the online instability detector
+        history = np.full((len(seeds), cfg.steps), np.nan)
+        history[:, :start] = g["loss"][:, :start]
     t = start
     while t < cfg.steps:
         b = min((t // cfg.chunk_steps + 1) * cfg.chunk_steps, cfg.steps)
@@ -119,3 +126,10 @@ def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path)
         if progress is not None:
             progress(b - t)
         t = b
+        if early:
+            history[:, t - len(rows["loss"]) : t] = block["loss"]
+            fi = first_instability(history[:, :t], periods)
+            if np.isfinite(fi).all() and t >= fi.max() + cfg.until_margin:
+                S.set_attrs(g, path, stopped=f"first instability of every replica (last at step {int(fi.max())}) "
+                            f"+ {cfg.until_margin} steps", first_instability=[int(v) for v in fi])
+                return

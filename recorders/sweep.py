@@ -1,0 +1,141 @@
+"""Run a sweep: its batches in this process, in local worker processes, or as tasks on a
+Dask cluster; each batch writes its own run store inside the sweep store, so tasks
+never share a file and an interrupted sweep resumes batch by batch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+
+from landscape import LandscapeError
+from landscape import store as S
+from landscape import sweep_store as SS
+from landscape.config import RunConfig
+from landscape.perf import keep_freed_memory
+from landscape.sweep_spec import SweepSpec
+
+from .record import record, resume
+
+
+def plan(spec: SweepSpec) -> list[RunConfig]:
+    """Validate the spec (nothing is written) and pack it into batches."""
+    spec.validate()
+    data = spec.base(spec.losses[0], spec.widths[0], spec.steps).dataset()
+    return spec.batches(data.input_dim, data.num_classes, data.X.shape[0])
+
+
+def run_batch(sweep_path: str, name: str, cfg_json: str, threads: int | None = None) -> str:
+    """Record (or finish) one batch; returns what it did. Safe to call again on a finished batch."""
+    if threads:
+        torch.set_num_threads(threads)
+    keep_freed_memory()
+    path = Path(sweep_path) / name
+    status = SS.batch_status(sweep_path, name)
+    if status == "complete":
+        return "skipped"
+    if status == "missing":
+        if path.exists():  # a crash before the store's metadata was written
+            shutil.rmtree(path)
+        record(RunConfig.from_json(cfg_json), path)
+        return "recorded"
+    resume(path)
+    return "resumed"
+
+
+def _init_worker(threads):
+    torch.set_num_threads(threads)
+
+
+def sweep(spec: SweepSpec, out, *, workers: int = 1, scheduler: str | None = None, resume_existing: bool = False,
+          overwrite: bool = False, progress=None) -> Path:
+    """Run every batch of `spec` into the sweep store `out`."""
+    batches = plan(spec)
+    out = Path(out)
+    names = [SS.batch_name(i) for i in range(len(batches))]
+    if workers < 1:
+        raise LandscapeError("--workers must be >= 1")
+    client = _connect(scheduler) if scheduler else None
+    if out.exists():
+        if resume_existing:
+            stored_spec, stored_names = SS.index(out)
+            if stored_spec != spec.to_json() or stored_names != names:
+                raise LandscapeError(f"{out} was started with other settings; resume it without changing the grid")
+        elif overwrite and SS.is_sweep(out):
+            shutil.rmtree(out)
+        elif overwrite:
+            raise LandscapeError(f"{out} exists and is not a landscape sweep store; refusing to overwrite it")
+        else:
+            raise LandscapeError(f"{out} already exists; use --resume to continue it or --overwrite to replace it")
+    elif resume_existing:
+        raise LandscapeError(f"{out} does not exist; nothing to resume")
+    if not out.exists():
+        S.check_out(out, overwrite=False)
+        SS.create(out, spec.to_json(), names)
+    todo = [(n, b.to_json()) for n, b in zip(names, batches) if SS.batch_status(out, n) != "complete"]
+    done = len(batches) - len(todo)
+    if progress:
+        progress(done, len(batches))
+    if client is not None:
+        futures = client.map(run_batch, [str(out)] * len(todo), [n for n, _ in todo], [c for _, c in todo],
+                             pure=False, key=[f"landscape-{out.name}-{n}-{time.time_ns()}" for n, _ in todo])
+        for f in futures:
+            f.result()
+            done += 1
+            if progress:
+                progress(done, len(batches))
+    elif workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                 initargs=(threads,)) as pool:
+            for f in [pool.submit(run_batch, str(out), n, c) for n, c in todo]:
+                f.result()
+                done += 1
+                if progress:
+                    progress(done, len(batches))
+    else:
+        for n, c in todo:
+            run_batch(str(out), n, c)
+            done += 1
+            if progress:
+                progress(done, len(batches))
+    return out
+
+
+def _connect(address: str):
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        raise LandscapeError("--scheduler needs dask.distributed (pip install distributed)") from None
+    try:
+        return Client(address, timeout="5s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise LandscapeError(f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0]}") from None
+
+
+def measure_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:
+    """Run-steps per second of the engine on cfg's device at this batch size, the spectrum
+    every `hessian_every` steps included (a short calibration, nothing written)."""
+    keep_freed_memory()
+    rows = tuple((s, 1.0, 50.0, 5000) for s in range(replicas))
+    c = RunConfig(**{**cfg.__dict__, "replica_table": rows})
+    eng = c.engine(c.dataset())
+    theta = eng.spec.init(range(replicas), eng.dtype, eng.device)
+    for t in range(3):
+        theta, _ = eng.step(theta, t)
+    res = eng.spectrum(theta, 3, cfg.top_k, tol=cfg.eig_tol)
+    t0 = time.perf_counter()
+    for t in range(steps):
+        theta, _ = eng.step(theta, t)
+    float(theta.sum())
+    t_step = (time.perf_counter() - t0) / steps
+    t0 = time.perf_counter()
+    eng.spectrum(theta, steps, cfg.top_k, v0=res.eigvecs.sum(1), tol=cfg.eig_tol)
+    t_spec = time.perf_counter() - t0
+    return replicas / (t_step + t_spec / cfg.hessian_every)
