@@ -1,0 +1,149 @@
+"""Sweeps: packing, the grid view, local processes and a real Dask cluster, kill and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+from analysis.bifurcations import detect
+from landscape.cli import main
+from landscape.sweep_spec import SweepSpec
+from landscape.sweep_store import open_sweep
+from recorders.sweep import plan, sweep
+
+TINY = dict(losses=("dce", "dmse2"), etas=(0.5, 1.0), amplitudes=(5.0,), periods=(40,), widths=(8,), seeds=(0, 1),
+            steps=120, hessian_every=10, save_params_every=40, chunk_steps=40, n_per_class=8, batch_size=3)
+VARS = ("F", "F_static", "train_acc", "val_acc", "gamma", "params")
+
+
+def same(a: xr.Dataset, b: xr.Dataset):
+    """Trajectories bit for bit; spectra to 1e-9 (a worker's thread count changes the order of
+    the eigensolver's reductions)."""
+    for v in VARS:
+        np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
+    np.testing.assert_allclose(a.eigval.values, b.eigval.values, rtol=1e-9, atol=0)
+
+
+def test_packing_groups_by_loss_width_and_steps():
+    spec = SweepSpec(losses=("dce", "dmse1"), etas=(0.5, 1.0, 2.0), widths=(10, 20), seeds=tuple(range(5)),
+                     steps_per_eta=1000, batch_size=4)
+    batches = plan(spec)
+    assert sum(len(b.replicas()) for b in batches) == spec.num_runs() == 60
+    for b in batches:
+        assert len(b.replicas()) <= 4
+        assert {r["eta"] for r in b.replicas()} == {1000 / b.steps} or len({r["eta"] for r in b.replicas()}) == 1
+    assert {b.steps for b in batches} == {500, 1000, 2000}
+    assert len({(b.loss, b.width, b.steps) for b in batches}) == 12
+    auto = SweepSpec(seeds=tuple(range(100))).batches()
+    assert [len(b.replicas()) for b in auto] == [64, 36]  # the CPU default
+
+
+def test_grid_view_selects_by_value(tmp_path):
+    out = sweep(SweepSpec(**TINY), tmp_path / "s.zarr")
+    ds = open_sweep(out)
+    assert dict(ds.sizes)["loss"] == 2 and ds.sizes["eta"] == 2 and ds.sizes["seed"] == 2
+    one = ds.sel(loss="dce", eta=0.5, seed=1).squeeze()
+    assert one.F.dims == ("step",) and np.isfinite(one.F.values).all()
+    # the same run recorded alone gives the same numbers
+    from landscape.config import RunConfig
+    from recorders import record
+
+    alone = record(RunConfig(loss="dce", etas=(0.5,), amplitudes=(5.0,), periods=(40,), seeds=(1,), width=8, steps=120,
+                             hessian_every=10, save_params_every=40, chunk_steps=40, n_per_class=8), tmp_path / "a.zarr")
+    np.testing.assert_allclose(one.F.values, xr.open_zarr(alone).loss.values[0], rtol=1e-10)
+
+
+def test_local_processes_and_dask_cluster_equal_in_process(tmp_path):
+    from distributed import LocalCluster
+
+    spec = SweepSpec(**TINY)
+    ref = open_sweep(sweep(spec, tmp_path / "ref.zarr"))
+    same(ref, open_sweep(sweep(spec, tmp_path / "procs.zarr", workers=2)))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        same(ref, open_sweep(sweep(spec, tmp_path / "dask.zarr", scheduler=cluster.scheduler_address)))
+
+
+def test_sigkill_mid_sweep_then_resume(tmp_path):
+    args = ["sweep", "--loss", "dce,dmse1", "--eta", "0.5,1", "-A", "5", "-T", "40", "--width", "10", "--seeds", "2",
+            "--steps", "700", "--hessian-every", "25", "--save-params-every", "100", "--chunk-steps", "100",
+            "--batch-size", "2", "-q"]
+    cli = [sys.executable, "-m", "landscape"]
+    ref = tmp_path / "ref.zarr"
+    subprocess.run(cli + args + ["--out", str(ref)], check=True, capture_output=True)
+    out = tmp_path / "killed.zarr"
+    proc = subprocess.Popen(cli + args + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def status(name):
+        try:
+            return json.loads((out / name / "zarr.json").read_text())["attributes"]
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill inside the second batch, after the first is complete
+        if status("b000").get("status") == "complete" and status("b001").get("steps_done", 0) >= 200:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert status("b000")["status"] == "complete" and status("b001")["status"] == "running"
+    first = (out / "b000" / "loss" / "zarr.json").stat().st_mtime_ns
+    r = subprocess.run(cli + args + ["--out", str(out), "--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (out / "b000" / "loss" / "zarr.json").stat().st_mtime_ns == first  # the finished batch was not redone
+    same(open_sweep(ref), open_sweep(out))
+
+
+def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_path):
+    spec = SweepSpec(losses=("dce",), etas=(1.0,), amplitudes=(50.0,), periods=(5000,), widths=(100,), seeds=(0, 1),
+                     steps=20000, until="first-instability", chunk_steps=500)
+    out = sweep(spec, tmp_path / "early.zarr")
+    b = out / "b000"
+    attrs = json.loads((b / "zarr.json").read_text())["attributes"]
+    assert attrs["status"] == "complete" and attrs["steps_done"] < 20000
+    np.testing.assert_array_equal(detect(b).first_instability.values, attrs["first_instability"])
+    assert attrs["steps_done"] >= max(attrs["first_instability"]) + 200
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    r = CliRunner().invoke(main, ["sweep", "--loss", "dce,dmse1", "--eta", "0.5,1", "--seeds", "3", "--steps", "100",
+                                  "--out", str(tmp_path / "s.zarr"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "12 runs in 2 batches" in r.output and "Fig. 4" in r.output and "run-steps/s" in r.output
+    assert not (tmp_path / "s.zarr").exists()
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--eta", ","], "no value for etas"),
+    (["--eta", "-1"], "eta must be > 0"),
+    (["--width", "0"], "width must be >= 1"),
+    (["--loss", "hinge"], "unknown loss"),
+    (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
+])
+def test_bad_sweep_input(tmp_path, args, msg):
+    r = CliRunner().invoke(main, ["sweep", "--steps", "50", "--out", str(tmp_path / "s.zarr")] + args)
+    assert r.exit_code == 2 and msg in r.output and r.output.count("\n") == 1, r.output
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_toml(tmp_path):
+    good = tmp_path / "g.toml"
+    good.write_text('loss = ["dce", "dmse2"]\neta = [0.5]\nseeds = 2\nsteps = 40\nwidth = 6\nchunk_steps = 20\n'
+                    'save_params_every = 20\nhessian_every = 10\nn_per_class = 8\n')
+    r = CliRunner().invoke(main, ["sweep", "--config", str(good), "--eta", "0.25", "--out", str(tmp_path / "s.zarr"), "-q"])
+    assert r.exit_code == 0, r.output
+    ds = open_sweep(tmp_path / "s.zarr")
+    assert list(ds.eta.values) == [0.25] and ds.sizes["loss"] == 2 and ds.sizes["seed"] == 2
+    bad = tmp_path / "b.toml"
+    bad.write_text('loss = ["dce"]\nlearning_rate = 0.1\n')
+    r = CliRunner().invoke(main, ["sweep", "--config", str(bad), "--out", str(tmp_path / "t.zarr")])
+    assert r.exit_code == 2 and "unknown key(s) learning_rate" in r.output and r.output.count("\n") == 1
+    assert not (tmp_path / "t.zarr").exists()
