@@ -160,3 +160,30 @@ def fig4(stores, out):
     from .instability import first_instabilities, summarize
 
     click.echo("figures " + ", ".join(draw_fig4(summarize(first_instabilities(stores)), out)))
+
+
+@analyze.command()
+@click.argument("stores", nargs=-1, required=True)
+@click.option("--out", default=None, help="output store for the per-run and summary datasets [default: none]")
+@click.option("--fig", default="fig3.png", show_default=True, help="figure path (PNG and PDF are written)")
+@user_errors
+def generalization(stores, out, fig):
+    """Validation accuracy vs width (Fig. 3): mean ± s.e. over seeds per loss, at the last step."""
+    from .generalization import draw_fig3, final_accuracies, summarize
+    from .io import save_result
+
+    runs = final_accuracies(stores)
+    summ = summarize(runs)
+    click.echo(f"{'loss':>6} {'width':>5} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'val acc':>8} {'± s.e.':>7} "
+               f"{'train acc':>9} {'± s.e.':>7}")
+    for i in range(summ.sizes["condition"]):
+        s = summ.isel(condition=i)
+        click.echo(f"{str(s.loss_name.values):>6} {int(s.width):>5} {float(s.eta):>7g} {float(s.amplitude):>5g} "
+                   f"{int(s.period):>6} {int(s.n):>4} {float(s.val_mean):>8.3f} {float(s.val_sem):>7.3f} "
+                   f"{float(s.train_mean):>9.3f} {float(s.train_sem):>7.3f}")
+    msg = "figures " + ", ".join(draw_fig3(summ, fig))
+    if out:
+        save_result(runs, out, "generalization/runs", out)
+        save_result(summ, out, "generalization/summary", out)
+        msg += f"; datasets in {out}/generalization"
+    click.echo(msg)

@@ -341,6 +341,27 @@ def _print_plan(spec, batches):
                f"{_fmt_time(early / rate)}")
 
 
+@main.command()
+@click.argument("figure", type=click.Choice(["fig1", "fig2", "fig3", "fig4"]))
+@click.option("--quick", "size", flag_value="quick", help="a reduced version that finishes on a 2-core CPU in minutes")
+@click.option("--tiny", "size", flag_value="tiny", help="seconds; checks the pipeline, not the physics")
+@click.option("--full", "size", flag_value="full", default=True, help="the spec's parameters (default)")
+@click.option("--device", default=None)
+@click.option("--workers", default=1, show_default=True)
+@click.option("--scheduler", default=None, help="Dask scheduler address for the sweep")
+@click.option("--out", default=None, help="output directory [default ./reproduce_<figure>]")
+@user_errors
+def reproduce(figure, size, device, workers, scheduler, out):
+    """Run the sweep a figure of the paper needs, analyse it, write figure, datasets and report.md."""
+    from .reproduce import run
+
+    out = out or f"reproduce_{figure}"
+    t0 = time.perf_counter()
+    report = run(figure, size, out, device=device, workers=workers, scheduler=scheduler,
+                 progress=lambda d, n: click.echo(f"batches {d}/{n} ({time.perf_counter() - t0:.0f} s)", err=True))
+    click.echo(f"wrote {report} ({time.perf_counter() - t0:.0f} s)")
+
+
 def _attach_analysis():
     from analysis.commands import analyze, plot
 
