@@ -18,6 +18,17 @@ def plot():
     """Draw the paper's figures from recorded stores (PNG and PDF)."""
 
 
+def _save_pair(out, name, runs, summary) -> str:
+    """Save the per-run and summary datasets as `name/runs`, `name/summary` of the store `out`."""
+    if not out:
+        return ""
+    from .io import save_result
+
+    save_result(runs, out, f"{name}/runs", out)
+    save_result(summary, out, f"{name}/summary", out)
+    return f"; datasets in {out}/{name}"
+
+
 def _fmt(v, nd=0):
     return "—" if v is None or not np.isfinite(v) else (f"{v:.{nd}f}" if nd else f"{int(v)}")
 
@@ -95,11 +106,8 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
 @user_errors
 def instability(stores, out, fig):
     """λ1 at the first instability vs η per (loss, η, A, T): mean ± s.e. over replicas, next to 2/η."""
-    from pathlib import Path
-
     from .figures import draw_fig4
     from .instability import first_instabilities, summarize
-    from .io import save_result
 
     runs = first_instabilities(stores)
     summ = summarize(runs)
@@ -111,12 +119,7 @@ def instability(stores, out, fig):
         click.echo(f"{str(s.loss_name.values):>6} {float(s.eta):>7g} {float(s.amplitude):>5g} {int(s.period):>6} "
                    f"{int(s.n_runs):>4} {int(s.n_unstable):>8} {f(s.lambda1_mean):>9} {f(s.lambda1_sem):>7} "
                    f"{float(s.two_over_eta):>7.3g} {f(s.ratio_mean):>9} {f(s.ratio_sem):>7} {f(s.onset_mean, 0):>7}")
-    msg = "figures " + ", ".join(draw_fig4(summ, fig))
-    if out:
-        save_result(runs, out, "instability/runs", out)
-        save_result(summ, out, "instability/summary", out)
-        msg += f"; datasets in {out}/instability"
-    click.echo(msg)
+    click.echo("figures " + ", ".join(draw_fig4(summ, fig)) + _save_pair(out, "instability", runs, summ))
 
 
 @plot.command()
@@ -170,7 +173,6 @@ def fig4(stores, out):
 def generalization(stores, out, fig):
     """Validation accuracy vs width (Fig. 3): mean ± s.e. over seeds per loss, at the last step."""
     from .generalization import draw_fig3, final_accuracies, summarize
-    from .io import save_result
 
     runs = final_accuracies(stores)
     summ = summarize(runs)
@@ -181,9 +183,4 @@ def generalization(stores, out, fig):
         click.echo(f"{str(s.loss_name.values):>6} {int(s.width):>5} {float(s.eta):>7g} {float(s.amplitude):>5g} "
                    f"{int(s.period):>6} {int(s.n):>4} {float(s.val_mean):>8.3f} {float(s.val_sem):>7.3f} "
                    f"{float(s.train_mean):>9.3f} {float(s.train_sem):>7.3f}")
-    msg = "figures " + ", ".join(draw_fig3(summ, fig))
-    if out:
-        save_result(runs, out, "generalization/runs", out)
-        save_result(summ, out, "generalization/summary", out)
-        msg += f"; datasets in {out}/generalization"
-    click.echo(msg)
+    click.echo("figures " + ", ".join(draw_fig3(summ, fig)) + _save_pair(out, "generalization", runs, summ))

@@ -16,7 +16,7 @@ import xarray as xr
 from landscape import LandscapeError
 from landscape import sweep_store as SS
 
-from .io import open_run
+from .io import condition_dataset, conditions, mean_sem, open_run
 
 KEYS = ("loss_name", "width", "eta", "amplitude", "period")
 
@@ -52,21 +52,16 @@ def final_accuracies(paths) -> xr.Dataset:
 
 
 def summarize(runs: xr.Dataset) -> xr.Dataset:
-    conds = sorted({tuple(np.asarray(runs[k].values[i]).item() for k in KEYS) for i in range(runs.sizes["run"])})
+    """Mean ± standard error of the final accuracies per (loss, width, η, A, T)."""
+    conds = conditions(runs, KEYS)
     stats = {k: [] for k in ("n", "val_mean", "val_sem", "train_mean", "train_sem")}
-    for c in conds:
-        m = np.ones(runs.sizes["run"], bool)
-        for k, v in zip(KEYS, c):
-            m &= runs[k].values == v
-        for name, var in (("val", "val_acc"), ("train", "train_acc")):
-            x = runs[var].values[m].astype(float)
-            stats[f"{name}_mean"].append(x.mean())
-            stats[f"{name}_sem"].append(x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else np.nan)
+    for _, m in conds:
         stats["n"].append(int(m.sum()))
-    coords = {k: ("condition", np.array([c[i] for c in conds], dtype=object if k == "loss_name" else None))
-              for i, k in enumerate(KEYS)}
-    return xr.Dataset({k: ("condition", np.array(v)) for k, v in stats.items()},
-                      coords={"condition": np.arange(len(conds)), **coords})
+        for name in ("val", "train"):
+            mean, sem = mean_sem(runs[f"{name}_acc"].values[m])
+            stats[f"{name}_mean"].append(mean)
+            stats[f"{name}_sem"].append(sem)
+    return condition_dataset(stats, conds, KEYS)
 
 
 def draw_fig3(summary: xr.Dataset, path):

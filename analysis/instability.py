@@ -15,6 +15,7 @@ import xarray as xr
 from landscape import LandscapeError
 
 from .bifurcations import Detector, detect
+from .io import condition_dataset, conditions, mean_sem
 
 KEYS = ("loss_name", "eta", "amplitude", "period")
 
@@ -41,29 +42,19 @@ def first_instabilities(paths, det: Detector = Detector()) -> xr.Dataset:
 
 def summarize(runs: xr.Dataset) -> xr.Dataset:
     """Mean ± standard error of λ1 at the first instability per (loss, η, A, T)."""
-    conds = sorted({tuple(np.asarray(runs[k].values[i]).item() for k in KEYS) for i in range(runs.sizes["run"])})
-    out = {k: [] for k in ("n_runs", "n_unstable", "lambda1_mean", "lambda1_sem", "ratio_mean", "ratio_sem", "onset_mean")}
-    for c in conds:
-        m = np.ones(runs.sizes["run"], bool)
-        for k, v in zip(KEYS, c):
-            m &= runs[k].values == v
+    conds = conditions(runs, KEYS)
+    stats = {k: [] for k in ("n_runs", "n_unstable", "lambda1_mean", "lambda1_sem", "ratio_mean", "ratio_sem", "onset_mean")}
+    for c, m in conds:
         lam = runs.lambda1.values[m]
         ok = np.isfinite(lam)
-        lam = lam[ok]
-        ratio = lam / (2.0 / c[1])
-        n = lam.size
-        sem = lambda x: float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else np.nan
-        out["n_runs"].append(int(m.sum()))
-        out["n_unstable"].append(n)
-        out["lambda1_mean"].append(float(lam.mean()) if n else np.nan)
-        out["lambda1_sem"].append(sem(lam))
-        out["ratio_mean"].append(float(ratio.mean()) if n else np.nan)
-        out["ratio_sem"].append(sem(ratio))
-        out["onset_mean"].append(float(runs.first_instability.values[m][ok].mean()) if n else np.nan)
-    coords = {k: ("condition", np.array([c[i] for c in conds], dtype=object if k == "loss_name" else None))
-              for i, k in enumerate(KEYS)}
-    ds = xr.Dataset({k: ("condition", np.array(v)) for k, v in out.items()},
-                    coords={"condition": np.arange(len(conds)), **coords})
+        stats["n_runs"].append(int(m.sum()))
+        stats["n_unstable"].append(int(ok.sum()))
+        for name, x in (("lambda1", lam), ("ratio", lam / (2.0 / c[1]))):
+            mean, sem = mean_sem(x)
+            stats[f"{name}_mean"].append(mean)
+            stats[f"{name}_sem"].append(sem)
+        stats["onset_mean"].append(mean_sem(runs.first_instability.values[m])[0])
+    ds = condition_dataset(stats, conds, KEYS)
     ds["two_over_eta"] = 2.0 / ds.eta
     ds.attrs.update(runs.attrs)
     return ds

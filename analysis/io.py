@@ -57,3 +57,38 @@ def save_result(result: xr.Dataset, run_path, group: str, out=None) -> str:
 def replica_coords(ds: xr.Dataset) -> dict:
     """Per-replica coordinates to carry into results."""
     return {c: ("replica", ds[c].values) for c in S.REPLICA_COORDS if c in ds.coords}
+
+
+def conditions(runs: xr.Dataset, keys) -> list[tuple[tuple, "np.ndarray"]]:
+    """The distinct values of `keys` over the runs (sorted), each with its mask of runs."""
+    import numpy as np
+
+    vals = {tuple(np.asarray(runs[k].values[i]).item() for k in keys) for i in range(runs.sizes["run"])}
+    out = []
+    for c in sorted(vals):
+        m = np.ones(runs.sizes["run"], bool)
+        for k, v in zip(keys, c):
+            m &= runs[k].values == v
+        out.append((c, m))
+    return out
+
+
+def mean_sem(x) -> tuple[float, float]:
+    """Mean and standard error of the finite entries (NaN where there are too few)."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.nan, np.nan
+    return float(x.mean()), (float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else np.nan)
+
+
+def condition_dataset(stats: dict, conds: list, keys) -> xr.Dataset:
+    """A summary Dataset along `condition`, with the condition keys as coordinates."""
+    import numpy as np
+
+    coords = {k: ("condition", np.array([c[i] for c, _ in conds], dtype=object if k == "loss_name" else None))
+              for i, k in enumerate(keys)}
+    return xr.Dataset({k: ("condition", np.array(v)) for k, v in stats.items()},
+                      coords={"condition": np.arange(len(conds)), **coords})
