@@ -189,9 +189,27 @@ def _int(text: str) -> int:
 @click.argument("store")
 @user_errors
 def info(store):
-    """Print what a store holds."""
+    """Print what a store (or a sweep store) holds."""
     from . import store as S
+    from . import sweep_store as SS
 
+    if SS.is_sweep(store):
+        from .sweep_spec import SweepSpec
+
+        spec_json, names = SS.index(store)
+        spec = SweepSpec.from_json(spec_json)
+        click.echo(f"sweep      {store}: {spec.num_runs()} runs in {len(names)} batches")
+        click.echo(f"grid       loss {','.join(spec.losses)}; width {','.join(map(str, spec.widths))}; "
+                   f"η {','.join(f'{e:g}' for e in spec.etas)}; A {','.join(f'{a:g}' for a in spec.amplitudes)}; "
+                   f"T {','.join(map(str, spec.periods))}; {len(spec.seeds)} seeds")
+        for n in names:
+            st = SS.batch_status(store, n)
+            extra = ""
+            if st != "missing":
+                g = S.open_group(f"{store}/{n}")
+                extra = f"  {g.attrs.get('steps_done')}/{S.config_of(g).steps} steps, {len(S.config_of(g).replicas())} replicas"
+            click.echo(f"  {n}  {st}{extra}")
+        return
     g = S.open_group(store)
     cfg = S.config_of(g)
     a = g.attrs

@@ -48,6 +48,8 @@ def test_packing_groups_by_loss_width_and_steps():
 
 def test_grid_view_selects_by_value(tmp_path):
     out = sweep(SweepSpec(**TINY), tmp_path / "s.zarr")
+    r = CliRunner().invoke(main, ["info", str(out)])
+    assert r.exit_code == 0 and "8 runs in 4 batches" in r.output and r.output.count("complete") == 4
     ds = open_sweep(out)
     assert dict(ds.sizes)["loss"] == 2 and ds.sizes["eta"] == 2 and ds.sizes["seed"] == 2
     one = ds.sel(loss="dce", eta=0.5, seed=1).squeeze()
