@@ -20,8 +20,9 @@ Criterion (read from a recorded scalar series, by default the dynamical loss F_t
   carried over from the previous period do not count), and it must stay unstable for
   `min_run` windows. The onset of period p ≥ 2 is the first window from there whose
   period is ≥ p (held for `min_run` windows); `chaos` the first irregular one held
-  for `min_run` windows, searched from one window length after the instability (the
-  windows straddling the onset mix drift and oscillation and read as irregular).
+  for `min_run` windows after the period-2 onset (and at least one window length after
+  the instability: the windows straddling the onset mix drift and a growing
+  oscillation and read as irregular).
 
 One criterion, one place: the recorder uses it online (`--until first-instability`),
 analysis.bifurcations offline; the logistic-map test in tests/analysis/test_bifurcations.py
@@ -128,7 +129,10 @@ def onsets(st: np.ndarray, start: int, stop: int, det: Detector = Detector()) ->
             continue
         k = _first_held(seg >= p, first, det.min_run)
         res[name] = None if k is None else start + k
-    k = _first_held(seg == 0, first + det.window, det.min_run)
+    # chaos: irregular after the cascade has begun (windows straddling the onset mix
+    # drift and a growing oscillation and read as irregular, so they do not count)
+    p2 = res["p2"] - start if res["p2"] is not None else first + det.window
+    k = _first_held(seg == 0, max(p2, first + det.window), det.min_run)
     res["chaos"] = None if k is None else start + k
     return res
 
