@@ -38,15 +38,15 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
                          "quick": replace(base, steps=10000, save_params_every=250),
                          "tiny": replace(base, widths=(8,), amplitudes=(5.0,), periods=(40,), steps=200, **TINY)}[size]}
     if fig == "fig3":
-        a = SweepSpec(losses=("ce", "dce"), etas=(1.0,), amplitudes=(20.0,), periods=(2000,), static_last=True,
+        a = SweepSpec(losses=("ce", "dce"), etas=(1.0,), amplitudes=(70.0,), periods=(5000,), static_last=True,
                       hessian_every=1000, save_params_every=1000)
         b = replace(a, losses=("mse", "dmse1", "dmse2"), etas=(0.075,))
         widths_full = (4, 6, 10, 20, 50, 100)
         if size == "full":
-            return {"fig3a": replace(a, widths=widths_full, seeds=tuple(range(50)), steps=20000),
-                    "fig3b": replace(b, widths=widths_full, seeds=tuple(range(10)), steps=20000)}
+            return {"fig3a": replace(a, widths=widths_full, seeds=tuple(range(50)), steps=50000),
+                    "fig3b": replace(b, widths=widths_full, seeds=tuple(range(10)), steps=50000)}
         if size == "quick":
-            return {"fig3a": replace(a, widths=(4, 8, 16, 32), seeds=(0, 1, 2, 3), steps=10000)}
+            return {"fig3a": replace(a, widths=(4, 8, 16, 32), seeds=(0, 1, 2, 3), steps=30000)}
         return {"fig3a": replace(a, widths=(4, 8), seeds=(0, 1), periods=(40,), steps=120,
                                  **{**TINY, "hessian_every": 40, "save_params_every": 40, "chunk_steps": 40})}
     if fig == "fig4":
