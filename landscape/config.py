@@ -52,7 +52,7 @@ class RunConfig:
     n_per_class: int = 100
     data_seed: int = 0
     val_seed: int = 1
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # free-form metadata, stored with the config
 
     # --- validation -------------------------------------------------------------------
     def validate(self) -> "RunConfig":
@@ -94,7 +94,7 @@ class RunConfig:
         if self.save_params_every < 1 or self.save_params_every % self.hessian_every:
             bad(f"save-params-every ({self.save_params_every}) must be a positive multiple of hessian-every ({self.hessian_every}), "
                 "so every saved parameter vector has its eigenvectors")
-        if self.chunk_steps < 1 or self.chunk_steps % self.hessian_every or self.chunk_steps % 1:
+        if self.chunk_steps < 1 or self.chunk_steps % self.hessian_every:
             bad(f"chunk-steps ({self.chunk_steps}) must be a positive multiple of hessian-every ({self.hessian_every})")
         if self.gamma_shape not in SHAPES:
             bad(f"unknown gamma shape '{self.gamma_shape}'; choose one of {', '.join(SHAPES)}")
