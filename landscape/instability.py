@@ -3,10 +3,11 @@
 Criterion (read from a recorded scalar series, by default the dynamical loss F_t;
 λ_max is never used, so comparing λ1 at the onset with 2/η is a real test):
 
-- In a sliding window of W steps (default 64) starting at t, let A1 be the standard
-  deviation of the one-step differences x_{s+1} − x_s. Slow drift (Γ(t) changes
-  smoothly) gives nearly constant differences and a tiny A1; an oscillation makes
-  them alternate. The window is *unstable* when A1 > threshold · mean|x|
+- In a sliding window of W steps (default 64) starting at t, take the one-step
+  differences x_{s+1} − x_s and remove their best linear trend; let A be the standard
+  deviation of what remains. A drift of x, even an accelerating one (Γ changes fastest
+  at the ends of its period), gives nearly linear differences and a tiny A; an
+  oscillation makes them alternate. The window is *unstable* when A > threshold · mean|x|
   (default threshold 1e-3).
 - An unstable window has period p (p = 2, 4, …, max_period) for the smallest p at
   which the one-step differences correlate with themselves p steps later with
@@ -76,8 +77,13 @@ def states(x: np.ndarray, det: Detector = Detector()) -> np.ndarray:
     d1 = np.diff(x, axis=-1)
     a = d1[..., : L + W - 1]
     A1 = _rolling_std(a, W)[..., :L]
+    # the part of the differences a linear trend does not explain: a drift of x that
+    # accelerates (Γ changes fastest at the ends of its period) is not an oscillation
+    idx = np.arange(a.shape[-1], dtype=np.float64)
+    cov_t = _rolling_mean(a * idx, W)[..., :L] - _rolling_mean(a, W)[..., :L] * _rolling_mean(idx, W)[:L]
+    resid = np.sqrt(np.maximum(A1**2 - cov_t**2 / ((W * W - 1) / 12.0), 0.0))
     scale = np.abs(_rolling_mean(x, W)[..., :L])
-    unstable = A1 > det.threshold * np.maximum(scale, 1e-300)
+    unstable = resid > det.threshold * np.maximum(scale, 1e-300)
     st = np.where(unstable, 0, 1)
     found = ~unstable
     ma = _rolling_mean(a, W)[..., :L]

@@ -53,6 +53,10 @@ def test_states_of_simple_signals():
     noisy = drift + 0.05 * np.random.default_rng(1).standard_normal(t.size)
     assert (states(noisy)[:1900] == 0).mean() > 0.95
     assert (states(drift)[-80:] == -1).all()  # the end is unknown, not stable
+    # a drift that accelerates (as F does where Γ changes fastest) is not an instability;
+    # (the plain spread of the one-step differences calls windows from t = 2774 on unstable)
+    t3 = np.arange(3000, dtype=float)
+    assert (states(1 / (3001 - t3))[:2860] == 1).all()
 
 
 def test_carried_over_oscillation_is_not_a_new_onset():
