@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
@@ -59,10 +60,8 @@ def replica_coords(ds: xr.Dataset) -> dict:
     return {c: ("replica", ds[c].values) for c in S.REPLICA_COORDS if c in ds.coords}
 
 
-def conditions(runs: xr.Dataset, keys) -> list[tuple[tuple, "np.ndarray"]]:
+def conditions(runs: xr.Dataset, keys) -> list[tuple[tuple, np.ndarray]]:
     """The distinct values of `keys` over the runs (sorted), each with its mask of runs."""
-    import numpy as np
-
     vals = {tuple(np.asarray(runs[k].values[i]).item() for k in keys) for i in range(runs.sizes["run"])}
     out = []
     for c in sorted(vals):
@@ -75,8 +74,6 @@ def conditions(runs: xr.Dataset, keys) -> list[tuple[tuple, "np.ndarray"]]:
 
 def mean_sem(x) -> tuple[float, float]:
     """Mean and standard error of the finite entries (NaN where there are too few)."""
-    import numpy as np
-
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -86,8 +83,6 @@ def mean_sem(x) -> tuple[float, float]:
 
 def condition_dataset(stats: dict, conds: list, keys) -> xr.Dataset:
     """A summary Dataset along `condition`, with the condition keys as coordinates."""
-    import numpy as np
-
     coords = {k: ("condition", np.array([c[i] for c, _ in conds], dtype=object if k == "loss_name" else None))
               for i, k in enumerate(keys)}
     return xr.Dataset({k: ("condition", np.array(v)) for k, v in stats.items()},

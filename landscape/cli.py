@@ -224,7 +224,7 @@ def info(store):
     click.echo(f"data       {a.get('data')}")
     click.echo(f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps; parameters every {cfg.save_params_every} steps")
     click.echo(f"created    {a.get('created')}   code {a.get('git_revision')}")
-    click.echo(f"versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
+    click.echo("versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
     click.echo(f"replicas   {len(reps)}")
     click.echo("  #   seed        eta  amplitude  period")
     for i, r in enumerate(reps[:50]):

@@ -125,11 +125,11 @@ def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path)
         S.set_attrs(g, path, steps_done=b)
         if progress is not None:
             progress(b - t)
-        t = b
         if early:
-            history[:, t - len(rows["loss"]) : t] = block["loss"]
-            fi = first_instability(history[:, :t], periods)
-            if np.isfinite(fi).all() and t >= fi.max() + cfg.until_margin:
+            history[:, t:b] = block["loss"]
+            fi = first_instability(history[:, :b], periods)
+            if np.isfinite(fi).all() and b >= fi.max() + cfg.until_margin:
                 S.set_attrs(g, path, stopped=f"first instability of every replica (last at step {int(fi.max())}) "
                             f"+ {cfg.until_margin} steps", first_instability=[int(v) for v in fi])
                 return
+        t = b

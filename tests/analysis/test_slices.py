@@ -10,7 +10,6 @@ import xarray as xr
 from click.testing import CliRunner
 
 from analysis.slices import loss_slice, loss_slices
-from landscape import LandscapeError
 from landscape.cli import main
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"

@@ -1,6 +1,5 @@
 """The hand-written gradient and HVP against autograd, a dense float64 Hessian and finite differences."""
 
-import numpy as np
 import pytest
 import torch
 from torch.func import hessian
