@@ -105,7 +105,9 @@ class _Bar:
 @click.option("--depth", default=1, show_default=True, type=int, help="hidden layers")
 @click.option("--activation", default="relu", show_default=True)
 @click.option("--steps", default=10000, show_default=True, type=int)
-@click.option("--hessian-every", default=25, show_default=True, type=int)
+@click.option("--hessian-every", default=50, show_default=True, type=int)
+@click.option("--hessian-pairs/--no-hessian-pairs", default=True, show_default=True,
+              help="also the spectrum one step later: both branches of a period-2 bounce")
 @click.option("--top-k", default=2, show_default=True, type=int)
 @click.option("--eig-tol", default=1e-3, show_default=True, type=float, help="relative residual tolerance of the eigensolver")
 @click.option("--eig-max-iter", default=100, show_default=True, type=int)
@@ -127,7 +129,7 @@ class _Bar:
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 @click.pass_context
 @user_errors
-def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, steps, hessian_every, top_k,
+def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, steps, hessian_every, hessian_pairs, top_k,
            eig_tol, eig_max_iter, save_params_every, chunk_steps, gamma_shape, static_last, device, dtype, data,
            n_per_class, data_seed, val_seed, until, until_margin, out, overwrite, resume_path, quiet):
     """Record training of one or many replicas into a Zarr store."""
@@ -155,7 +157,7 @@ def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, s
     cfg = RunConfig(
         loss=loss, etas=_split(eta or ["1.0"], float, "eta"), amplitudes=_split(amplitude or ["70"], float, "amplitude"),
         periods=_split(period or ["5000"], _int, "period"), seeds=_seeds(seeds), width=width, depth=depth,
-        activation=activation, steps=steps, hessian_every=hessian_every, top_k=top_k, eig_tol=eig_tol,
+        activation=activation, steps=steps, hessian_every=hessian_every, hessian_pairs=hessian_pairs, top_k=top_k, eig_tol=eig_tol,
         eig_max_iter=eig_max_iter, save_params_every=save_params_every, chunk_steps=chunk_steps,
         gamma_shape=gamma_shape, static_last=static_last, dtype=dtype, device=device,
         data=str(Path(data).resolve()) if data else None, n_per_class=n_per_class, data_seed=data_seed, val_seed=val_seed,
@@ -222,7 +224,8 @@ def info(store):
     click.echo(f"loss       {cfg.loss}   Γ {cfg.gamma_shape}" + ("  static last period" if cfg.static_last else ""))
     click.echo(f"network    width {cfg.width} depth {cfg.depth} {cfg.activation}, {a.get('num_params')} parameters, {cfg.dtype} on {cfg.device}")
     click.echo(f"data       {a.get('data')}")
-    click.echo(f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps; parameters every {cfg.save_params_every} steps")
+    click.echo(f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
+               f"parameters every {cfg.save_params_every} steps")
     click.echo(f"created    {a.get('created')}   code {a.get('git_revision')}")
     click.echo("versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
     click.echo(f"replicas   {len(reps)}")
@@ -260,6 +263,7 @@ def _fmt_time(sec: float) -> str:
 @click.option("--until", default=None, help="end, or first-instability (stop a batch once all its replicas have one)")
 @click.option("--until-margin", default=None, type=int)
 @click.option("--hessian-every", default=None, type=int)
+@click.option("--hessian-pairs/--no-hessian-pairs", default=None, help="spectra at t and t+1 [default: pairs]")
 @click.option("--top-k", default=None, type=int)
 @click.option("--save-params-every", default=None, type=int)
 @click.option("--chunk-steps", default=None, type=int)
@@ -276,7 +280,7 @@ def _fmt_time(sec: float) -> str:
 @click.option("--quiet", "-q", is_flag=True)
 @user_errors
 def sweep(toml_path, loss, eta, amplitude, period, width, seeds, steps, steps_per_eta, until, until_margin,
-          hessian_every, top_k, save_params_every, chunk_steps, static_last, batch_size, device, dtype, out,
+          hessian_every, hessian_pairs, top_k, save_params_every, chunk_steps, static_last, batch_size, device, dtype, out,
           dry_run, workers, scheduler, resume_, overwrite, quiet):
     """Run a grid of recordings (loss × width × η × A × T × seeds) packed into batched replicas."""
     from .sweep_spec import SweepSpec, load_toml
@@ -291,7 +295,8 @@ def sweep(toml_path, loss, eta, amplitude, period, width, seeds, steps, steps_pe
     if seeds is not None:
         kw["seeds"] = _seeds(seeds)
     for key, val in dict(steps=steps, steps_per_eta=steps_per_eta, until=until, until_margin=until_margin,
-                         hessian_every=hessian_every, top_k=top_k, save_params_every=save_params_every,
+                         hessian_every=hessian_every, hessian_pairs=hessian_pairs, top_k=top_k,
+                         save_params_every=save_params_every,
                          chunk_steps=chunk_steps, static_last=static_last, batch_size=batch_size, device=device,
                          dtype=dtype).items():
         if val is not None:

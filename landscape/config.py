@@ -35,10 +35,12 @@ class RunConfig:
     depth: int = 1
     activation: str = "relu"
     steps: int = 10000
-    hessian_every: int = 25
+    hessian_every: int = 50
+    hessian_pairs: bool = True  # spectra at t and t + 1: both branches of a period-2 bounce
     top_k: int = 2
     eig_tol: float = 1e-3
     eig_max_iter: int = 100
+    eig_oversample: int = 1  # guard vectors beyond top_k in the solver's block
     save_params_every: int = 1000
     chunk_steps: int = 1000
     gamma_shape: str = "triangle"
@@ -89,6 +91,8 @@ class RunConfig:
             bad(f"top-k must be >= 2, got {self.top_k}")
         if self.eig_tol <= 0 or self.eig_max_iter < self.top_k:
             bad("eig-tol must be > 0 and eig-max-iter >= top-k")
+        if self.eig_oversample < 0:
+            bad(f"eig-oversample must be >= 0, got {self.eig_oversample}")
         if self.hessian_every < 1:
             bad(f"hessian-every must be >= 1, got {self.hessian_every}")
         if self.save_params_every < 1 or self.save_params_every % self.hessian_every:
@@ -123,6 +127,18 @@ class RunConfig:
             raise LandscapeError(f"unsupported device '{self.device}'; use cpu or cuda")
 
     # --- derived ------------------------------------------------------------------------
+    def hessian_steps(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Steps in [start, stop) whose spectrum is recorded: every `hessian_every`-th step and,
+        with `hessian_pairs`, the step after it. On a period-2 bounce λ1(θ_t) alternates between
+        two branches from step to step; a pair samples both, whatever the parity of t."""
+        stop = self.steps if stop is None else min(stop, self.steps)
+        base = np.arange(-(-start // self.hessian_every) * self.hessian_every, stop, self.hessian_every)
+        if self.hessian_pairs:
+            base = np.union1d(base, base[base + 1 < stop] + 1)
+            if start > 0 and (start - 1) % self.hessian_every == 0 and start < stop:
+                base = np.union1d(base, [start])
+        return base.astype(np.int64)
+
     def replicas(self) -> list[dict]:
         """The replicas, one dict each (seed, eta, amplitude, period): `replica_table` if
         given (a sweep's batch), else the product seeds × etas × amplitudes × periods."""
@@ -162,4 +178,6 @@ class RunConfig:
         for k in ("etas", "amplitudes", "periods", "seeds"):
             raw[k] = tuple(raw[k])
         raw["replica_table"] = tuple(tuple(r) for r in raw.get("replica_table", ()))
+        raw.setdefault("hessian_pairs", False)  # stores written before pairs existed
+        raw.setdefault("eig_oversample", 1)
         return cls(**raw)

@@ -36,6 +36,15 @@ class Cache:
     dh: list  # ∂ΣF/∂hᵀ of hidden layer l (input of layer l+1)
     logits: torch.Tensor  # (R, P, C), requires grad when the cache is for HVPs
     dlogits: torch.Tensor  # ∂ΣF/∂f with its graph kept: the loss's second derivative
+    rows: torch.Tensor | None = None  # a subset of the replicas (logits/dlogits stay whole)
+
+
+def subset(cache: Cache, rows: torch.Tensor) -> Cache:
+    """The cache of the replicas `rows` only, so HVPs of converged replicas are not paid for."""
+    pick = lambda x: None if x is None else x[rows]
+    h_in = [cache.h_in[0] if cache.h_in[0].dim() == 2 else cache.h_in[0][rows]] + [h[rows] for h in cache.h_in[1:]]
+    return Cache(cache.theta[rows], h_in, [pick(d) for d in cache.dz], [pick(d) for d in cache.dh],
+                 cache.logits, cache.dlogits, rows)
 
 
 def act_prime(spec: MLPSpec, g, h):
@@ -117,8 +126,13 @@ def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
         if li < nl - 1:
             Rz_hidden.append(Rz)
             Rh_in.append(act_prime(spec, Rz, cache.h_in[li + 1]))
+    Rf = Rz.transpose(1, 2).contiguous()
+    if cache.rows is not None:  # the loss graph holds every replica: pad the others with zeros
+        Rf = torch.zeros_like(cache.logits).index_copy_(0, cache.rows, Rf)
     with torch.enable_grad():  # ∂²F/∂f² is symmetric, so its vector-Jacobian product is the JVP
-        (Rdf,) = torch.autograd.grad(cache.dlogits, cache.logits, Rz.transpose(1, 2).contiguous(), retain_graph=True)
+        (Rdf,) = torch.autograd.grad(cache.dlogits, cache.logits, Rf, retain_graph=True)
+    if cache.rows is not None:
+        Rdf = Rdf[cache.rows]
     RdzT = Rdf.transpose(1, 2)
     parts = []
     for li in range(nl - 1, -1, -1):

@@ -1,22 +1,37 @@
-"""Top-k Hessian eigenpairs of many independent operators at once (batched Lanczos).
+"""Top-k Hessian eigenpairs of many independent operators at once (batched block Lanczos).
 
-Each replica's Hessian is a separate operator, but one Hessian-vector product of
-the summed loss applies all of them at once, so the solver runs R Lanczos
-recurrences in lockstep: (R, n) vectors, (R, m, m) tridiagonal Ritz problems.
-scipy's eigsh/lobpcg and torch.lobpcg take one operator at a time, which would
-cost R times the products; that is why this loop is written here.
+Each replica's Hessian is a separate operator, but one Hessian-vector product of the
+summed loss applies all of them at once, so R block-Krylov recurrences run in
+lockstep: (R, b, n) blocks, (R, m, m) Rayleigh–Ritz problems. scipy's eigsh/lobpcg and
+torch.lobpcg take one operator at a time (R times the products); LOBPCG's block of
+3b vectors also costs more products per step than a warm Krylov block here.
 
-Full reorthogonalisation (twice, classical Gram–Schmidt) keeps the Ritz pairs
-honest; the products H q_j are kept, so the true residual ‖H v − λ v‖ of every
-returned pair comes for free (no extra products).
+Why a block, and why oversampling. A single warm-started Krylov space converges in a
+few products to whatever eigenpairs the previous eigenvectors approximate: after two
+eigenvalues cross, or when the previous v2 was really the next eigenvector, it returns
+λ3 as "λ2" with a tiny residual (a residual only says that a pair is *an* eigenpair).
+Here the start block is the k previous eigenvectors plus `oversample` fresh random
+vectors (seeded per replica, so a replica gets the same answer alone or in a batch),
+the block size k + p exceeds any multiplicity the top-k can have up to p, and the
+stopping rule looks at all k + p Ritz values: the wanted k must have true residuals
+≤ tol·|λ1| *and* every Ritz value of the block must have stopped moving (change over
+the last block step ≤ tol·|λ1|). An eigenvalue the warm start missed enters through
+the random columns and moves the Ritz values, so the solver cannot stop on it.
+
+Per-replica masking: a replica whose pairs have converged leaves the batch, so one
+slow replica does not make all the others pay its products. Full reorthogonalisation
+(twice) keeps the basis honest; the products H Q are kept, so true residuals come free.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
+
+# op(V, rows) -> H V: V (len(rows), b, n) holds blocks of the replicas `rows` (a long tensor)
+BlockOp = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -26,8 +41,10 @@ class EigResult:
     eigvals: torch.Tensor  # (R, k)
     eigvecs: torch.Tensor  # (R, k, n), unit norm, sign fixed (largest |entry| positive)
     residuals: torch.Tensor  # (R, k): ‖H v − λ v‖
-    converged: torch.Tensor  # (R, k) bool: residual ≤ tol · max(|λ_1|, 1e-12)
-    iterations: int  # Lanczos steps (= Hessian-vector products) taken
+    converged: torch.Tensor  # (R, k) bool: residual ≤ tol·|λ1| and the block's Ritz values settled
+    iterations: int  # Hessian-vector products of the slowest replica
+    products: torch.Tensor | None = None  # (R,) Hessian-vector products per replica
+    block: torch.Tensor | None = None  # (R, k + p, n) all Ritz vectors of the block: the next warm start
 
 
 def _fix_sign(V: torch.Tensor) -> torch.Tensor:
@@ -36,61 +53,157 @@ def _fix_sign(V: torch.Tensor) -> torch.Tensor:
     return V * torch.where(s == 0, torch.ones_like(s), s)
 
 
-def lanczos_topk(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, k: int = 2,
-                 tol: float = 1e-3, max_iter: int = 100, seed: int = 0) -> EigResult:
-    """Largest-algebraic k eigenpairs of the symmetric operators `matvec` applies row-wise.
+def random_block(seeds: Sequence[int], count: int, n: int, salt: int, dtype, device) -> torch.Tensor:
+    """(R, count, n) standard normal vectors, one generator per replica seed and salt."""
+    rows = [torch.randn(count, n, generator=torch.Generator().manual_seed((1_000_003 * int(s) + 7_919 * salt) % 2**63),
+                        dtype=torch.float64) for s in seeds]
+    return torch.stack(rows).to(dtype=dtype, device=device)
 
-    matvec: (R, n) → (R, n), replica r's operator on row r.
-    v0: (R, n) start vectors (warm start: a sum of the previous eigenvectors).
-    tol: stop once every replica's k residuals are ≤ tol·|λ_1|.
-    seed: seeds the random vector used if a Krylov space closes early.
+
+def _project_out(W: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """W − Q(QᵀW), twice (classical Gram–Schmidt with one reorthogonalisation)."""
+    for _ in range(2):
+        W = W - torch.einsum("rmn,rbm->rbn", Q, torch.einsum("rmn,rbn->rbm", Q, W))
+    return W
+
+
+def _orthonormal_block(W: torch.Tensor, Q: torch.Tensor | None, fill: Callable[[int], torch.Tensor]) -> torch.Tensor:
+    """Orthonormal rows spanning W ⟂ Q; a column that W cannot supply (the Krylov space
+    closed, or duplicate warm vectors) is replaced by a random one, also made ⟂ Q."""
+    for attempt in range(3):
+        if Q is not None:
+            W = _project_out(W, Q)
+        Qr, Rr = torch.linalg.qr(W.transpose(1, 2))  # (R, n, b)
+        d = Rr.diagonal(dim1=-2, dim2=-1).abs()  # (R, b)
+        scale = W.norm(dim=-1).amax(dim=1, keepdim=True).clamp_min(torch.finfo(W.dtype).tiny)
+        bad = d <= 1e-10 * scale
+        if attempt == 2 or not bool(bad.any()):
+            return Qr.transpose(1, 2)
+        W = torch.where(bad.unsqueeze(-1), fill(attempt), Qr.transpose(1, 2))
+    raise AssertionError("unreachable")
+
+
+def topk_eigs(op: BlockOp, V0: torch.Tensor | None, k: int, *, seeds: Sequence[int], n: int | None = None,
+              oversample: int = 1, tol: float = 1e-3, guard_tol: float | None = None, explore: float = 0.1,
+              max_iter: int = 100, salt: int = 0, dtype=torch.float64, device="cpu") -> EigResult:
+    """Largest-algebraic k eigenpairs of R symmetric operators by batched block Lanczos.
+
+    op: see BlockOp. V0: (R, j, n) warm-start vectors, or None for a cold start: the
+    previous `EigResult.block` (k eigenvectors and the oversampling guards), or just the
+    k eigenvectors. Missing columns are random, from `seeds` (one per replica) and `salt`
+    (e.g. the step); a carried guard gets `explore` × a fresh random vector added, so the
+    search for eigenvalues the warm start does not know about never stops.
+    tol: the wanted residuals ≤ tol·|λ1|, and the wanted Ritz values moved ≤ tol·|λ1| in
+    the last block step; the guards' Ritz values moved ≤ guard_tol·|λ1| (default 10·tol).
+    At least two block steps are taken. max_iter: products per replica at most.
     """
-    R, n = v0.shape
-    m_max = min(max_iter, n)
+    if V0 is not None:
+        R, _, n = V0.shape
+        dtype, device = V0.dtype, V0.device
+    else:
+        R = len(seeds)
+    assert n is not None and len(seeds) == R
+    b = min(k + max(oversample, 0), n)
     k = min(k, n)
-    dtype, dev = v0.dtype, v0.device
-    Q = torch.zeros(R, m_max, n, dtype=dtype, device=dev)
-    HQ = torch.zeros(R, m_max, n, dtype=dtype, device=dev)
-    alpha = torch.zeros(R, m_max, dtype=dtype, device=dev)
-    beta = torch.zeros(R, m_max, dtype=dtype, device=dev)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    max_blocks = max(1, -(-min(max_iter, n) // b))
 
-    q = v0 / v0.norm(dim=1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-    scale = None
-    for j in range(m_max):
-        Q[:, j] = q
-        w = matvec(q)
-        HQ[:, j] = w
-        alpha[:, j] = (w * q).sum(dim=1)
-        Qj = Q[:, : j + 1]
-        for _ in range(2):  # full reorthogonalisation, twice is enough
-            w = w - torch.einsum("rjn,rj->rn", Qj, torch.einsum("rjn,rn->rj", Qj, w))
-        b = w.norm(dim=1)
-        m = j + 1
-        if m >= k:
-            T = torch.diag_embed(alpha[:, :m]) + torch.diag_embed(beta[:, : m - 1], 1) + torch.diag_embed(beta[:, : m - 1], -1)
-            theta, S = torch.linalg.eigh(T)
-            top = torch.arange(m - 1, m - 1 - k, -1, device=dev)
-            scale = theta[:, -1].abs().clamp_min(1e-12)
-            est = (b.unsqueeze(1) * S[:, -1, top]).abs()  # Lanczos residual estimate
-            if bool((est <= tol * scale.unsqueeze(1)).all()) or m == m_max:
-                break
-        # next Lanczos vector; restart with a random orthogonal vector if the space closed
-        small = b <= 1e-10 * (alpha[:, : j + 1].abs().amax(dim=1) + 1e-30)
-        if bool(small.any()):
-            rnd = torch.randn(R, n, generator=gen, dtype=torch.float64).to(dtype=dtype, device=dev)
-            for _ in range(2):
-                rnd = rnd - torch.einsum("rjn,rj->rn", Qj, torch.einsum("rjn,rn->rj", Qj, rnd))
-            w = torch.where(small.unsqueeze(1), rnd, w)
-            b = torch.where(small, torch.zeros_like(b), b)
-            q = w / w.norm(dim=1, keepdim=True)
+    def fill(rows, step):  # random columns for a closed Krylov space, reproducible per replica
+        def f(attempt):
+            return random_block([seeds[i] for i in rows.tolist()], b, n, salt * 4099 + 3 * step + attempt + 1,
+                                dtype, device)
+        return f
+
+    all_rows = torch.arange(R, device=device)
+    start = random_block(seeds, b, n, salt, dtype, device)
+    if V0 is not None and V0.shape[1] > 0:
+        j = min(V0.shape[1], b)
+        warm = V0[:, :j].to(dtype)
+        if j > k:  # carried guard vectors: keep exploring with a fresh random part
+            g = warm[:, k:] / warm[:, k:].norm(dim=-1, keepdim=True)
+            r = start[:, k:j] / start[:, k:j].norm(dim=-1, keepdim=True)
+            warm = torch.cat([warm[:, :k], g + explore * r], dim=1)
+        start = torch.cat([warm, start[:, j:]], dim=1)
+    block = _orthonormal_block(start, None, fill(all_rows, 0))
+
+    vals = torch.zeros(R, k, dtype=dtype, device=device)
+    vecs = torch.zeros(R, k, n, dtype=dtype, device=device)
+    block_out = torch.zeros(R, b, n, dtype=dtype, device=device)
+    res = torch.full((R, k), float("inf"), dtype=dtype, device=device)
+    conv = torch.zeros(R, k, dtype=torch.bool, device=device)
+    products = torch.zeros(R, dtype=torch.long, device=device)
+
+    rows = all_rows
+    Q = HQ = T = None
+    prev_theta = None
+    for step in range(max_blocks):
+        W = op(block, rows)
+        bw = block.shape[1]
+        products[rows] += bw
+        Q = block if Q is None else torch.cat([Q, block], dim=1)
+        HQ = W if HQ is None else torch.cat([HQ, W], dim=1)
+        m = Q.shape[1]
+        C = torch.einsum("rmn,rbn->rmb", Q, W)  # new columns of T = QᵀHQ
+        if T is None:
+            T = C
         else:
-            q = w / b.unsqueeze(1)
-        beta[:, j] = b
+            top = torch.cat([T, C[:, : m - bw].transpose(1, 2)], dim=1)
+            T = torch.cat([top, C], dim=2)
+        T = 0.5 * (T + T.transpose(1, 2))
+        theta, S = torch.linalg.eigh(T)
+        nb = min(b, m)
+        theta_b = theta.flip(-1)[:, :nb]
+        S_b = S.flip(-1)[:, :, :nb]
+        Yb = torch.einsum("rmn,rmk->rkn", Q, S_b)
+        Y = Yb[:, :k]
+        HY = torch.einsum("rmn,rmk->rkn", HQ, S_b[:, :, :k])
+        lam = theta_b[:, :k]
+        r_true = (HY - lam.unsqueeze(-1) * Y).norm(dim=-1)
+        scale = theta_b[:, :1].abs().clamp_min(1e-12)
+        ok_res = (r_true <= tol * scale).all(dim=1)
+        if m >= n:  # the whole space: the Ritz pairs are exact
+            settled = torch.ones_like(ok_res)
+        elif prev_theta is None:
+            settled = torch.zeros_like(ok_res)
+        else:
+            gt = 10 * tol if guard_tol is None else guard_tol
+            move = (theta_b - prev_theta).abs()
+            settled = (move[:, :k] <= tol * scale).all(dim=1) & (move[:, k:] <= gt * scale).all(dim=1)
+        done = ok_res & settled
+        last = step == max_blocks - 1 or m >= n
+        finish = torch.ones_like(done) if last else done
+        if bool(finish.any()):
+            idx = rows[finish]
+            vals[idx], vecs[idx], res[idx] = lam[finish], Y[finish], r_true[finish]
+            block_out[idx] = Yb[finish]
+            conv[idx] = (r_true[finish] <= tol * scale[finish]) & done[finish].unsqueeze(1)
+        if last or bool(finish.all()):
+            break
+        keep = ~finish
+        if not bool(keep.all()):  # masking: converged replicas leave the batch
+            rows, Q, HQ, T, W, theta_b = rows[keep], Q[keep], HQ[keep], T[keep], W[keep], theta_b[keep]
+        prev_theta = theta_b
+        if m + b <= n:
+            block = _orthonormal_block(W, Q, fill(rows, step + 1))
+        else:  # the last few dimensions: an orthonormal basis of what Q does not span
+            block = _orthonormal_block(fill(rows, step + 1)(0), Q, fill(rows, step + 2))[:, : n - m]
+    return EigResult(vals, _fix_sign(vecs), res, conv, int(products.max()), products, block_out)
 
-    Sk = S[:, :, top]  # (R, m, k)
-    vecs = torch.einsum("rmn,rmk->rkn", Q[:, :m], Sk)
-    hvecs = torch.einsum("rmn,rmk->rkn", HQ[:, :m], Sk)
-    vals = theta[:, top]
-    res = (hvecs - vals.unsqueeze(-1) * vecs).norm(dim=-1)
-    return EigResult(vals, _fix_sign(vecs), res, res <= tol * scale.unsqueeze(1), m)
+
+def lanczos_topk(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, k: int = 2,
+                 tol: float = 1e-3, max_iter: int = 100, seed: int = 0, oversample: int = 1,
+                 seeds: Sequence[int] | None = None) -> EigResult:
+    """The same solver for a plain row-wise matvec (R, n) → (R, n); v0 (R, n) or (R, j, n)."""
+    V0 = v0.unsqueeze(1) if v0.dim() == 2 else v0
+    R, _, n = V0.shape
+
+    def op(V, rows):
+        full = torch.zeros(R, n, dtype=V.dtype, device=V.device)
+        out = []
+        for j in range(V.shape[1]):
+            full.zero_()
+            full[rows] = V[:, j]
+            out.append(matvec(full)[rows])
+        return torch.stack(out, dim=1)
+
+    seeds = list(range(R)) if seeds is None else seeds
+    return topk_eigs(op, V0, k, seeds=seeds, n=n, oversample=oversample, tol=tol, max_iter=max_iter, salt=seed)

@@ -17,7 +17,7 @@ from torch.func import grad, jvp
 from . import derivatives as D
 from . import losses as L
 from .data import Dataset
-from .eigen import EigResult, lanczos_topk
+from .eigen import BlockOp, EigResult, topk_eigs
 from .model import MLPSpec
 from .schedule import gamma
 
@@ -125,6 +125,25 @@ class Engine:
             _, _, _, cache = D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)
         return lambda V: D.hvp(self.spec, cache, V)
 
+    def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
+        """The block map (V (Ra, b, n), rows) ↦ H V for the replicas `rows`, as the solver wants it.
+
+        The cache is cut down to the active replicas once per change of the active set.
+        """
+        with torch.no_grad():
+            _, _, _, cache = D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)
+        R = theta.shape[0]
+        cut = {R: cache}
+
+        def op(V, rows):
+            c = cut.get(rows.numel())
+            if c is None:
+                cut.clear()
+                c = cut[rows.numel()] = D.subset(cache, rows)
+            return torch.stack([D.hvp(self.spec, c, V[:, j]) for j in range(V.shape[1])], dim=1)
+
+        return op
+
     def hvp_autodiff(self, theta: torch.Tensor, t: int):
         """The same map by torch.func forward-over-reverse: slower, kept as an independent check."""
         G = self.gamma(t)
@@ -138,9 +157,17 @@ class Engine:
         return lambda V: jvp(g, (theta,), (V,))[1]
 
     def spectrum(self, theta: torch.Tensor, t: int, k: int = 2, v0: torch.Tensor | None = None,
-                 tol: float = 1e-3, max_iter: int = 100, seed: int = 0) -> EigResult:
-        """Top-k eigenpairs of every replica's Hessian of F_t at θ (warm start from v0)."""
-        if v0 is None:
-            gen = torch.Generator().manual_seed(seed)
-            v0 = torch.randn(theta.shape, generator=gen, dtype=torch.float64).to(self.dtype).to(self.device)
-        return lanczos_topk(self.hvp(theta, t), v0, k=k, tol=tol, max_iter=max_iter, seed=seed)
+                 tol: float = 1e-3, max_iter: int = 100, seed: int = 0, seeds=None,
+                 oversample: int = 2) -> EigResult:
+        """Top-k eigenpairs of every replica's Hessian of F_t at θ.
+
+        v0: (R, j, n) warm-start vectors (the previous eigenvectors), or None. The random
+        columns of the block are drawn from `seeds` (one per replica; default 0 … R−1)
+        and `seed` (salt, e.g. the step), so a replica's answer does not depend on its batch.
+        """
+        R, n = theta.shape
+        if v0 is not None and v0.dim() == 2:
+            v0 = v0.unsqueeze(1)
+        seeds = list(range(R)) if seeds is None else list(seeds)
+        return topk_eigs(self.hvp_block(theta, t), v0, k, seeds=seeds, n=n, oversample=oversample, tol=tol,
+                         max_iter=max_iter, salt=seed, dtype=self.dtype, device=self.device)

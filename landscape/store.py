@@ -76,7 +76,7 @@ def _git_revision() -> str:
 def time_axes(cfg: RunConfig):
     """(step, hstep, pstep) coordinate arrays of a recording."""
     step = np.arange(cfg.steps)
-    return step, step[:: cfg.hessian_every], step[:: cfg.save_params_every]
+    return step, cfg.hessian_steps(), step[:: cfg.save_params_every]
 
 
 def is_store(path) -> bool:
@@ -117,7 +117,7 @@ def create(path, cfg: RunConfig, num_classes: int, num_params: int, data_source:
     step, hstep, pstep = time_axes(cfg)
     rc = min(R, 256)
     sc = cfg.chunk_steps
-    hc = max(1, cfg.chunk_steps // cfg.hessian_every)
+    hc = max(1, len(cfg.hessian_steps(0, cfg.chunk_steps)))  # the same count in every chunk
     g = zarr.open_group(str(path), mode="w-", zarr_format=3)
     g.attrs.update({
         "landscape_schema": SCHEMA_VERSION, "config": cfg.to_json(), "versions": _versions(),
@@ -160,7 +160,8 @@ def create(path, cfg: RunConfig, num_classes: int, num_params: int, data_source:
     arr("eigvec", ["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n))
     arr("params", ["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n))
     state = g.create_group("state")
-    state.create_array("ckpt", shape=(2, R, 1 + n * (1 + k)), chunks=(1, R, 1 + n * (1 + k)),
+    kb = k + cfg.eig_oversample  # the solver's whole block is its warm start
+    state.create_array("ckpt", shape=(2, R, 1 + n * (1 + kb)), chunks=(1, R, 1 + n * (1 + kb)),
                        dtype="float64", fill_value=np.nan)
     consolidate(path)
     return g
@@ -200,8 +201,9 @@ def write_block(g: zarr.Group, cfg: RunConfig, a: int, b: int, block: dict):
     for name in PER_STEP:
         g[name][:, a:b] = block[name]
     g["gamma"][:, a:b, :] = block["gamma"]
-    he, pe = cfg.hessian_every, cfg.save_params_every
-    ha, hb = -(-a // he), -(-b // he)
+    pe = cfg.save_params_every
+    hs = g["hstep"][:]
+    ha, hb = int(np.searchsorted(hs, a)), int(np.searchsorted(hs, b))
     if hb > ha:
         for name in ("eigval", "eigres", "eigconv"):
             g[name][:, ha:hb, :] = block[name]
@@ -217,8 +219,9 @@ def write_ckpt(g: zarr.Group, step: int, theta: np.ndarray, eigvecs: np.ndarray 
     row = np.full((R, g["state/ckpt"].shape[2]), np.nan)
     row[:, 0] = step
     row[:, 1 : 1 + n] = theta
-    if eigvecs is not None:
-        row[:, 1 + n :] = eigvecs.reshape(R, -1)
+    if eigvecs is not None:  # stores from before the guard vectors hold only the top-k
+        j = (row.shape[1] - 1 - n) // n
+        row[:, 1 + n :] = eigvecs[:, :j].reshape(R, -1)
     ck = g["state/ckpt"]
     # never overwrite the slot holding steps_done: a crash now must leave it readable
     slot = 1 if ck[0, 0, 0] == g.attrs.get("steps_done", 0) else 0
@@ -226,13 +229,13 @@ def write_ckpt(g: zarr.Group, step: int, theta: np.ndarray, eigvecs: np.ndarray 
 
 
 def read_ckpt(g: zarr.Group, step: int, n: int, k: int):
-    """θ (R, n) and warm-start vectors (R, k, n) or None at `step`, from the state slots."""
+    """θ (R, n) and warm-start vectors (R, j, n), j ≥ k, or None at `step`, from the state slots."""
     ck = g["state/ckpt"]
     for s in range(2):
         row = ck[s]
         if row[0, 0] == step:
             theta = row[:, 1 : 1 + n]
-            ev = row[:, 1 + n :].reshape(row.shape[0], k, n)
+            ev = row[:, 1 + n :].reshape(row.shape[0], -1, n)
             return theta, (None if np.isnan(ev).any() else ev)
     raise LandscapeError(f"store has no resume state for step {step}; it cannot be resumed")
 
@@ -250,6 +253,6 @@ def open_dataset(path, complete_only: bool = True):
     ds = xr.open_zarr(str(path), consolidated=False)
     if complete_only:
         cfg = config_of(g)
-        ds = ds.isel(step=slice(0, done), hstep=slice(0, -(-done // cfg.hessian_every)),
+        ds = ds.isel(step=slice(0, done), hstep=slice(0, len(cfg.hessian_steps(0, done))),
                      pstep=slice(0, -(-done // cfg.save_params_every)))
     return ds

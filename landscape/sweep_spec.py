@@ -20,7 +20,7 @@ from . import LandscapeError
 from .config import RunConfig
 
 GRID_KEYS = ("losses", "etas", "amplitudes", "periods", "widths")
-RUN_KEYS = ("steps", "steps_per_eta", "hessian_every", "top_k", "eig_tol", "save_params_every", "chunk_steps",
+RUN_KEYS = ("steps", "steps_per_eta", "hessian_every", "hessian_pairs", "top_k", "eig_tol", "save_params_every", "chunk_steps",
             "gamma_shape", "static_last", "dtype", "device", "until", "until_margin", "n_per_class", "data",
             "data_seed", "val_seed", "depth", "activation")
 
@@ -36,7 +36,8 @@ class SweepSpec:
     steps: int = 10000
     steps_per_eta: float = 0.0  # > 0: each run takes ceil(steps_per_eta / η) steps (the paper: 100000)
     batch_size: int = 0  # 0: chosen from the device's memory
-    hessian_every: int = 25
+    hessian_every: int = 50
+    hessian_pairs: bool = True
     top_k: int = 2
     eig_tol: float = 1e-3
     save_params_every: int = 1000
@@ -133,7 +134,7 @@ def auto_batch_size(cfg: RunConfig, input_dim=2, num_classes=3, points=300) -> i
 def store_bytes(cfg: RunConfig, num_params: int, num_classes: int = 3) -> int:
     """Uncompressed size of one batch's store."""
     R = len(cfg.replicas())
-    nh = -(-cfg.steps // cfg.hessian_every)
+    nh = len(cfg.hessian_steps())
     npar = -(-cfg.steps // cfg.save_params_every)
     per = cfg.steps * (4 + num_classes) + nh * cfg.top_k * 3 + npar * num_params * (1 + cfg.top_k)
     return 8 * R * per

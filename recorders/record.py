@@ -23,14 +23,6 @@ from landscape.perf import keep_freed_memory
 Progress = Callable[[int], None]
 
 
-def cold_start(seeds, n: int, step: int, dtype, device) -> torch.Tensor:
-    """Random Lanczos start vectors, one generator per replica seed, so a replica
-    gets the same start alone or inside a batch."""
-    rows = [torch.randn(n, generator=torch.Generator().manual_seed(1_000_003 * int(s) + step), dtype=torch.float64)
-            for s in seeds]
-    return torch.stack(rows).to(dtype=dtype, device=device)
-
-
 def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress | None = None) -> Path:
     """Validate cfg, create the store at `out` and record all of cfg.steps."""
     cfg.validate()
@@ -88,7 +80,8 @@ def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path)
     seeds = [r["seed"] for r in cfg.replicas()]
     periods = [r["period"] for r in cfg.replicas()]
     n, k = engine.spec.num_params, cfg.top_k
-    he, pe = cfg.hessian_every, cfg.save_params_every
+    pe = cfg.save_params_every
+    warm = None if vecs is None else vecs  # the solver's whole last block (eigenvectors + guards)
     early = cfg.until == "first-instability"
     history = None
     if early:  # the loss so far, for the online instability detector
@@ -100,11 +93,12 @@ def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path)
         G_all = engine.gamma(list(range(t, b)))
         rows = {name: [] for name in S.PER_STEP}
         spec_rows, saved = [], []
+        hsteps = set(cfg.hessian_steps(t, b).tolist())
         for s in range(t, b):
-            if s % he == 0:
-                v0 = vecs.sum(dim=1) if vecs is not None else cold_start(seeds, n, s, engine.dtype, engine.device)
-                res = engine.spectrum(theta, s, k, v0=v0, tol=cfg.eig_tol, max_iter=cfg.eig_max_iter, seed=s)
-                vecs = res.eigvecs
+            if s in hsteps:
+                res = engine.spectrum(theta, s, k, v0=warm, tol=cfg.eig_tol, max_iter=cfg.eig_max_iter, seed=s,
+                                      seeds=seeds, oversample=cfg.eig_oversample)
+                warm, vecs = res.block, res.eigvecs
                 spec_rows.append((res.eigvals, res.residuals, res.converged))
             if s % pe == 0:
                 saved.append((theta.clone(), vecs.clone()))
@@ -121,7 +115,7 @@ def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path)
             block["params"] = np_(torch.stack([p for p, _ in saved], dim=1))
             block["eigvec"] = np_(torch.stack([v for _, v in saved], dim=1))
         S.write_block(g, cfg, t, b, block)
-        S.write_ckpt(g, b, np_(theta).astype(np.float64), None if vecs is None else np_(vecs).astype(np.float64))
+        S.write_ckpt(g, b, np_(theta).astype(np.float64), None if warm is None else np_(warm).astype(np.float64))
         S.set_attrs(g, path, steps_done=b)
         if progress is not None:
             progress(b - t)

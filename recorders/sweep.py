@@ -129,13 +129,14 @@ def measure_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:
     theta = eng.spec.init(range(replicas), eng.dtype, eng.device)
     for t in range(3):
         theta, _ = eng.step(theta, t)
-    res = eng.spectrum(theta, 3, cfg.top_k, tol=cfg.eig_tol)
+    res = eng.spectrum(theta, 3, cfg.top_k, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
     t0 = time.perf_counter()
     for t in range(steps):
         theta, _ = eng.step(theta, t)
     float(theta.sum())
     t_step = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()
-    eng.spectrum(theta, steps, cfg.top_k, v0=res.eigvecs.sum(1), tol=cfg.eig_tol)
+    eng.spectrum(theta, steps, cfg.top_k, v0=res.block, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
     t_spec = time.perf_counter() - t0
-    return replicas / (t_step + t_spec / cfg.hessian_every)
+    per_site = 2 if cfg.hessian_pairs else 1
+    return replicas / (t_step + per_site * t_spec / cfg.hessian_every)

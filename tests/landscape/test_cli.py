@@ -31,8 +31,8 @@ def tree_digest(path: Path) -> str:
 
 def test_record_with_defaults_prints_the_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = run(["record", "--loss", "dmse1", "--eta", "0.05", "--steps", "50", "--chunk-steps", "25",
-             "--save-params-every", "25", "-q"])
+    r = run(["record", "--loss", "dmse1", "--eta", "0.05", "--steps", "100", "--chunk-steps", "50",
+             "--save-params-every", "50", "-q"])
     assert r.exit_code == 0, r.output
     stores = list(tmp_path.glob("dmse1_eta0.05_*.zarr"))
     assert len(stores) == 1 and str(stores[0].name) in r.output

@@ -32,7 +32,7 @@ def test_store_opens_in_xarray_with_named_dimensions(tmp_path, tiny_cfg):
     assert ds.attrs["status"] == "complete" and ds.attrs["steps_done"] == 200
     assert ds.loss.dims == ("replica", "step") and ds.sizes["step"] == 200
     assert ds.gamma.dims == ("replica", "step", "class")
-    assert ds.eigval.dims == ("replica", "hstep", "eig") and ds.sizes["hstep"] == 20
+    assert ds.eigval.dims == ("replica", "hstep", "eig") and ds.sizes["hstep"] == 40  # pairs (t, t + 1) every 10 steps
     assert ds.params.dims == ("replica", "pstep", "param") and ds.sizes["param"] == 51
     assert ds.eigvec.dims == ("replica", "pstep", "eig", "param")
     for c in ("seed", "eta", "amplitude", "period", "loss_name", "width"):
@@ -129,5 +129,5 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
 def test_float32_recording_and_open_dataset_trims(tmp_path, tiny_cfg):
     out = record(replace(tiny_cfg, dtype="float32", steps=120), tmp_path / "f32.zarr")
     ds = S.open_dataset(out)
-    assert ds.sizes["step"] == 120 and ds.sizes["hstep"] == 12 and ds.sizes["pstep"] == 3
+    assert ds.sizes["step"] == 120 and ds.sizes["hstep"] == 24 and ds.sizes["pstep"] == 3
     assert np.isfinite(ds.eigval.values).all()
