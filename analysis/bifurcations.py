@@ -1,8 +1,9 @@
-"""Instability and period-doubling detection from the dynamics alone, for saved runs.
+"""Instability and period-doubling onsets of saved runs (or of any 1-D series), with λ there.
 
-The criterion and its thresholds live in `landscape.instability` (shared with the
-recorder's online early stop); this module applies it to a store, per replica and per
-oscillation period of Γ, and adds λ1, λ2 at every onset.
+The criterion lives in `landscape.detector` (shared with the recorder's online early
+stop); this module applies it to a store, per replica and per oscillation period of Γ,
+and reads λ1, λ2 at every instability onset on both branches of the bounce
+(`analysis.branches`): the values at the onset step t and at t + 1, and their mean.
 """
 
 from __future__ import annotations
@@ -13,57 +14,97 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape.instability import LEVELS, Detector, onsets, states  # noqa: F401  (re-exported)
+from landscape.detector import LEVELS, Detector, analyse
 
+from .branches import branches_recorded, branches_replay
 from .io import open_run, replica_coords
 
+LAMBDA_SOURCES = ("auto", "replay", "recorded")
 
-def detect(path, det: Detector = Detector(), variable: str = "loss") -> xr.Dataset:
-    """Onset steps and λ1, λ2 there, per replica and per oscillation period of Γ."""
+
+def detect_series(x, period: int | None = None, det: Detector = Detector()) -> xr.Dataset:
+    """Onsets of a bare 1-D series (e.g. a loss curve from elsewhere), per cycle of `period`."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1 or x.size < 4:
+        raise LandscapeError("a series must be 1-D with at least 4 values")
+    res = analyse(x, period, det)
+    return xr.Dataset(
+        {"onset": (("cycle", "level"), res.onsets),
+         "first_instability": ((), res.first_instability),
+         "unstable_from_start": ((), res.unstable_from_start)},
+        coords={"cycle": np.arange(res.onsets.shape[0]), "level": np.array(LEVELS, dtype=object)},
+        attrs={f"detector_{k}": v for k, v in asdict(det).items()},
+    )
+
+
+def detect(path, det: Detector = Detector(), variable: str = "loss", lambda_source: str = "auto") -> xr.Dataset:
+    """Onset steps per replica, cycle and level, and λ1, λ2 on both branches at every
+    instability onset (level 'instability'; λ at the other levels from the recorded spectra)."""
     det.validate()
+    if lambda_source not in LAMBDA_SOURCES:
+        raise LandscapeError(f"lambda source must be one of {', '.join(LAMBDA_SOURCES)}")
     ds, cfg = open_run(path)
     if variable not in ("loss", "loss_static", "train_acc"):
         raise LandscapeError(f"cannot detect on '{variable}'; use loss, loss_static or train_acc")
     x = ds[variable].values
     steps = ds.sizes["step"]
-    st = states(x, det)
     periods = ds.period.values.astype(int)
     ncyc = int(np.ceil(steps / periods.min()))
     R = ds.sizes["replica"]
     onset = np.full((R, ncyc, len(LEVELS)), np.nan)
+    first = np.full(R, np.nan)
+    from_start = np.zeros(R, dtype=bool)
+    for r in range(R):
+        res = analyse(x[r], int(periods[r]), det)
+        onset[r, : res.onsets.shape[0]] = res.onsets
+        first[r], from_start[r] = res.first_instability, res.unstable_from_start
+
     hs = ds.hstep.values
     ev = ds.eigval.values if ds.sizes["hstep"] else np.full((R, 0, 2), np.nan)
+    k = min(2, ev.shape[2])
+    source = lambda_source
+    if source == "auto":
+        source = "replay" if ds.sizes.get("pstep", 0) > 0 else "recorded"
+    # λ at every onset of every level (recorded branches), then exact replay at instabilities
+    lam = np.full((R, ncyc, len(LEVELS), 2, 2), np.nan)  # (…, branch t / t+1, eig)
     for r in range(R):
-        T = periods[r]
-        for k in range(int(np.ceil(steps / T))):
-            o = onsets(st[r], k * T, min((k + 1) * T, steps), det)
-            onset[r, k] = [np.nan if o[l] is None else o[l] for l in LEVELS]
-    lam = np.full((R, ncyc, len(LEVELS), 2), np.nan)
+        for c in range(ncyc):
+            for li in range(len(LEVELS)):
+                o = onset[r, c, li]
+                if np.isfinite(o) and hs.size:
+                    lam[r, c, li, :, :k] = branches_recorded(hs, ev[r], o)
+    if source == "replay":
+        q = [(r, int(onset[r, c, 0])) for r in range(R) for c in range(ncyc) if np.isfinite(onset[r, c, 0])]
+        vals = branches_replay(path, q, k=k)
+        for (r, t), v in zip(q, vals):
+            for c in np.flatnonzero(onset[r, :, 0] == t):
+                for li in np.flatnonzero(onset[r, c] == t):  # p2 shares the instability's step
+                    lam[r, c, li, :, :k] = v
+    first_lam = np.full((R, 2), np.nan)
     for r in range(R):
-        if hs.size:
-            for e in range(min(2, ev.shape[2])):
-                ok = np.isfinite(onset[r])
-                lam[r, ..., e][ok] = np.interp(onset[r][ok], hs, ev[r, :, e])
-    first = np.full(R, np.nan)
-    for r in range(R):
-        hits = onset[r, :, 0][np.isfinite(onset[r, :, 0])]
-        if hits.size:
-            first[r] = hits.min()
-    lam_first = np.array([np.interp(f, hs, ev[r, :, 0]) if np.isfinite(f) and hs.size else np.nan
-                          for r, f in enumerate(first)])
+        if np.isfinite(first[r]) and not from_start[r]:
+            c = np.flatnonzero(onset[r, :, 0] == first[r])
+            if c.size:
+                first_lam[r] = lam[r, c[0], 0, :, 0]
+    dims = ("replica", "cycle", "level")
     out = xr.Dataset(
         {
-            "onset": (("replica", "cycle", "level"), onset),
-            "lambda1": (("replica", "cycle", "level"), lam[..., 0]),
-            "lambda2": (("replica", "cycle", "level"), lam[..., 1]),
+            "onset": (dims, onset),
+            "lambda1": (dims, lam[..., 0].mean(axis=-1)),
+            "lambda1_t": (dims, lam[..., 0, 0]),
+            "lambda1_t1": (dims, lam[..., 1, 0]),
+            "lambda2": (dims, lam[..., 1].mean(axis=-1)),
             "first_instability": (("replica",), first),
-            "lambda1_first": (("replica",), lam_first),
+            "unstable_from_start": (("replica",), from_start),
+            "lambda1_first": (("replica",), first_lam.mean(axis=1)),
+            "lambda1_first_spread": (("replica",), np.abs(first_lam[:, 1] - first_lam[:, 0])),
             "two_over_eta": (("replica",), 2.0 / ds.eta.values),
         },
         coords={"replica": ds.replica.values, "cycle": np.arange(ncyc), "level": np.array(LEVELS, dtype=object),
                 **replica_coords(ds)},
-        attrs={"detector": str(asdict(det)), "variable": variable, "source": str(path),
-               "criterion": "see analysis/bifurcations.py: windowed std of one-step vs p-step differences"},
+        attrs={"variable": variable, "source": str(path), "lambda_source": source,
+               "criterion": "landscape/detector.py: growing sign alternation of the q-step differences (docs/analysis.md)",
+               "lambda": "branch mean of λ(θ_t) and λ(θ_{t+1}) at the onset t (analysis/branches.py)"},
     )
     out.attrs.update({f"detector_{k}": v for k, v in asdict(det).items()})
     return out

@@ -33,26 +33,78 @@ def _fmt(v, nd=0):
     return "—" if v is None or not np.isfinite(v) else (f"{v:.{nd}f}" if nd else f"{int(v)}")
 
 
+def _load_series(path: str):
+    """A 1-D series from .npy or .csv/.txt (one value per line, or one row), one-line errors."""
+    from pathlib import Path
+
+    from landscape import LandscapeError
+
+    p = Path(path)
+    if not p.is_file():
+        raise LandscapeError(f"{path} does not exist")
+    try:
+        if p.suffix == ".npy":
+            x = np.load(p, allow_pickle=False)
+        elif p.suffix in (".csv", ".txt"):
+            x = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
+        else:
+            raise LandscapeError(f"{path}: a series must be .npy, .csv or .txt")
+    except LandscapeError:
+        raise
+    except Exception as exc:
+        raise LandscapeError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    x = np.squeeze(np.asarray(x, dtype=np.float64))
+    if x.ndim != 1:
+        raise LandscapeError(f"{path}: a series must be 1-D, got shape {x.shape}")
+    return x
+
+
 @analyze.command()
-@click.argument("store")
-@click.option("--window", default=64, show_default=True, help="window of the detector, in steps")
-@click.option("--threshold", default=1e-3, show_default=True, help="oscillation amplitude / mean |F| that counts as unstable")
-@click.option("--repeat-tol", default=1e-3, show_default=True, help="1 − correlation allowed for a period-p repeat")
-@click.option("--min-run", default=16, show_default=True, help="windows a state must hold")
+@click.argument("store", required=False)
+@click.option("--series", default=None, help="analyse a bare 1-D series (.npy, .csv or .txt) instead of a store")
+@click.option("--period", default=None, type=int, help="with --series: cycle length (onsets per cycle)")
+@click.option("--min-run", default=16, show_default=True, help="sign alternations in a row that make an oscillation")
+@click.option("--growth", default=1.0, show_default=True, help="held amplitude ≥ this × the run's first (not dying out)")
+@click.option("--snr", default=30.0, show_default=True, help="… and to this multiple of the amplitude before it")
+@click.option("--floor-window", default=64, show_default=True, help="steps before the run that set that amplitude")
 @click.option("--max-period", default=16, show_default=True)
+@click.option("--window", default=64, show_default=True, help="chaos: steps per repeat test")
+@click.option("--repeat-tol", default=0.05, show_default=True, help="chaos: relative repeat error of no period")
 @click.option("--variable", default="loss", show_default=True, help="series to read the dynamics from")
+@click.option("--lambda", "lambda_source", default="auto", show_default=True,
+              help="λ at the onsets: replay (exact at t and t+1), recorded (branch-wise), auto")
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @user_errors
-def bifurcations(store, window, threshold, repeat_tol, min_run, max_period, variable, out):
+def bifurcations(store, series, period, min_run, growth, snr, floor_window, max_period, window, repeat_tol, variable,
+                 lambda_source, out):
     """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
-    from .bifurcations import Detector, detect
+    from landscape import LandscapeError
+
+    from .bifurcations import Detector, detect, detect_series
     from .io import save_result
 
-    det = Detector(window, max_period, threshold, repeat_tol, min_run)
-    res = detect(store, det, variable)
+    det = Detector(min_run, growth, snr, floor_window, max_period, window, repeat_tol)
+    if (store is None) == (series is None):
+        raise LandscapeError("give a STORE or --series FILE (one of them)")
+    if series is not None:
+        res = detect_series(_load_series(series), period, det)
+        click.echo(f"{'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} {'p8':>7} {'p16':>7} {'chaos':>7}")
+        for c in range(res.sizes["cycle"]):
+            o = res.onset.values[c]
+            if np.isfinite(o[0]):
+                click.echo(f"{c:>5} " + " ".join(f"{_fmt(v):>7}" for v in o))
+        fi = float(res.first_instability)
+        click.echo("no instability" if not np.isfinite(fi) else
+                   f"first instability at step {int(fi)}" + (" (unstable from the start)" if bool(res.unstable_from_start) else ""))
+        if out:
+            click.echo(f"saved to {save_result(res, out, 'bifurcations', out)}")
+        return
+    res = detect(store, det, variable, lambda_source)
     click.echo(f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>5} {'T':>6} {'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} "
-               f"{'p8':>7} {'p16':>7} {'chaos':>7} {'λ1':>7} {'λ2':>7} {'2/η':>6} {'λ1/(2/η)':>9}")
+               f"{'p8':>7} {'p16':>7} {'chaos':>7} {'λ1(t)':>7} {'λ1(t+1)':>7} {'λ1 mean':>7} {'λ2':>7} {'2/η':>6} "
+               f"{'λ1/(2/η)':>9}")
     o, l1, l2 = res.onset.values, res.lambda1.values, res.lambda2.values
+    la, lb = res.lambda1_t.values, res.lambda1_t1.values
     for r in range(res.sizes["replica"]):
         for k in range(res.sizes["cycle"]):
             if not np.isfinite(o[r, k, 0]):
@@ -60,10 +112,14 @@ def bifurcations(store, window, threshold, repeat_tol, min_run, max_period, vari
             tw = float(res.two_over_eta[r])
             click.echo(f"{r:>3} {int(res.seed[r]):>4} {float(res.eta[r]):>7g} {float(res.amplitude[r]):>5g} "
                        f"{int(res.period[r]):>6} {k:>5} " + " ".join(f"{_fmt(v):>7}" for v in o[r, k]) +
-                       f" {_fmt(l1[r, k, 0], 3):>7} {_fmt(l2[r, k, 0], 3):>7} {tw:>6g} {_fmt(l1[r, k, 0] / tw, 3):>9}")
+                       f" {_fmt(la[r, k, 0], 3):>7} {_fmt(lb[r, k, 0], 3):>7} {_fmt(l1[r, k, 0], 3):>7}"
+                       f" {_fmt(l2[r, k, 0], 3):>7} {tw:>6g} {_fmt(l1[r, k, 0] / tw, 3):>9}")
     none = int((~np.isfinite(res.first_instability.values)).sum())
     if none:
         click.echo(f"{none} replica(s) showed no instability")
+    start = int(res.unstable_from_start.values.sum())
+    if start:
+        click.echo(f"{start} replica(s) unstable from the first steps (no first instability to read λ at)")
     click.echo(f"saved to {save_result(res, store, 'bifurcations', out)}")
 
 
@@ -111,13 +167,14 @@ def instability(stores, out, fig):
 
     runs = first_instabilities(stores)
     summ = summarize(runs)
-    click.echo(f"{'loss':>6} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'unstable':>8} {'λ1 mean':>9} {'± s.e.':>7} "
-               f"{'2/η':>7} {'λ1/(2/η)':>9} {'± s.e.':>7} {'onset':>7}")
+    click.echo(f"{'loss':>6} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'unstable':>8} {'at start':>8} {'λ1 mean':>9} "
+               f"{'± s.e.':>7} {'spread':>7} {'2/η':>7} {'λ1/(2/η)':>9} {'± s.e.':>7} {'onset':>7}")
     for i in range(summ.sizes["condition"]):
         s = summ.isel(condition=i)
         f = lambda v, nd=3: "—" if not np.isfinite(v) else f"{float(v):.{nd}f}"
         click.echo(f"{str(s.loss_name.values):>6} {float(s.eta):>7g} {float(s.amplitude):>5g} {int(s.period):>6} "
-                   f"{int(s.n_runs):>4} {int(s.n_unstable):>8} {f(s.lambda1_mean):>9} {f(s.lambda1_sem):>7} "
+                   f"{int(s.n_runs):>4} {int(s.n_unstable):>8} {int(s.n_from_start):>8} {f(s.lambda1_mean):>9} "
+                   f"{f(s.lambda1_sem):>7} {f(s.spread_mean):>7} "
                    f"{float(s.two_over_eta):>7.3g} {f(s.ratio_mean):>9} {f(s.ratio_sem):>7} {f(s.onset_mean, 0):>7}")
     click.echo("figures " + ", ".join(draw_fig4(summ, fig)) + _save_pair(out, "instability", runs, summ))
 

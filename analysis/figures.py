@@ -126,7 +126,8 @@ def draw_fig1(path, stores):
 
 
 def draw_fig4(summary: xr.Dataset, path):
-    """Log–log λ1 at first instability vs η with standard errors, and the dashed 2/η."""
+    """Log–log λ1 at first instability (branch mean) vs η with standard errors (caps), the
+    mean branch spread (a bar without caps, centred on the mean), and the dashed 2/η."""
     fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
     markers = {"dce": "o", "dmse1": "s", "dmse2": "^", "ce": "D", "mse": "v"}
     etas = summary.eta.values.astype(float)
@@ -138,13 +139,17 @@ def draw_fig4(summary: xr.Dataset, path):
         if not m.any():
             continue
         order = np.argsort(etas[m])
-        ax.errorbar(etas[m][order], summary.lambda1_mean.values[m][order], yerr=summary.lambda1_sem.values[m][order],
-                    marker=markers.get(l, "o"), ls="none", capsize=3, label=f"{l.upper()} A={a:g} T={t}")
+        x, y = etas[m][order], summary.lambda1_mean.values[m][order]
+        eb = ax.errorbar(x, y, yerr=summary.lambda1_sem.values[m][order],
+                         marker=markers.get(l, "o"), ls="none", capsize=3, label=f"{l.upper()} A={a:g} T={t}")
+        if "spread_mean" in summary:
+            half = np.nan_to_num(summary.spread_mean.values[m][order]) / 2
+            ax.errorbar(x, y, yerr=half, ls="none", capsize=0, lw=4, alpha=0.25, color=eb[0].get_color())
     grid = np.geomspace(etas.min() / 1.3, etas.max() * 1.3, 50)
     ax.plot(grid, 2 / grid, "k--", label="2/η")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("η")
-    ax.set_ylabel("λ_max at first instability")
+    ax.set_ylabel("λ_max at first instability (branch mean)")
     ax.legend(fontsize=7)
     return save(fig, path)

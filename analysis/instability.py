@@ -1,10 +1,12 @@
 """λ_max at the first instability against η (the paper's Fig. 4).
 
 For every replica, the first instability is the earliest onset found by
-`analysis.bifurcations` (from the dynamics, never from λ_max); λ1 is read off the
-recorded spectra at that step. Replicas are grouped by (loss, η, A, T) across any
-number of stores; each group gives the mean and standard error of λ1 and of
-λ1 / (2/η), and how many replicas showed an instability at all.
+`analysis.bifurcations` (from the dynamics, never from λ_max); λ1 there is the mean of
+its two branches, λ1(θ_t) and λ1(θ_{t+1}) (`analysis.branches`), with their spread.
+A replica unstable from its first steps has no "first" instability and is counted
+apart. Replicas are grouped by (loss, η, A, T) across any number of stores; each group
+gives the mean and standard error of λ1 and of λ1 / (2/η), the mean branch spread, and
+how many replicas became unstable at all.
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ from .io import condition_dataset, conditions, mean_sem
 KEYS = ("loss_name", "eta", "amplitude", "period")
 
 
-def first_instabilities(paths, det: Detector = Detector()) -> xr.Dataset:
-    """One row per replica of every store: its condition, first onset and λ1 there."""
+def first_instabilities(paths, det: Detector = Detector(), lambda_source: str = "auto") -> xr.Dataset:
+    """One row per replica of every store: its condition, first onset and λ1 there (branch mean)."""
     rows = []
     for p in paths:
-        res = detect(p, det)
+        res = detect(p, det, lambda_source=lambda_source)
         for r in range(res.sizes["replica"]):
             rows.append({
                 "loss_name": str(res.loss_name.values[r]), "eta": float(res.eta[r]),
                 "amplitude": float(res.amplitude[r]), "period": int(res.period[r]), "seed": int(res.seed[r]),
                 "width": int(res.width[r]), "first_instability": float(res.first_instability[r]),
-                "lambda1": float(res.lambda1_first[r]), "store": str(p),
+                "lambda1": float(res.lambda1_first[r]), "lambda1_spread": float(res.lambda1_first_spread[r]),
+                "unstable_from_start": bool(res.unstable_from_start[r]), "store": str(p),
             })
     if not rows:
         raise LandscapeError("no replicas in the given stores")
@@ -43,17 +46,24 @@ def first_instabilities(paths, det: Detector = Detector()) -> xr.Dataset:
 def summarize(runs: xr.Dataset) -> xr.Dataset:
     """Mean ± standard error of λ1 at the first instability per (loss, η, A, T)."""
     conds = conditions(runs, KEYS)
-    stats = {k: [] for k in ("n_runs", "n_unstable", "lambda1_mean", "lambda1_sem", "ratio_mean", "ratio_sem", "onset_mean")}
+    stats = {k: [] for k in ("n_runs", "n_unstable", "n_from_start", "lambda1_mean", "lambda1_sem", "ratio_mean",
+                             "ratio_sem", "spread_mean", "spread_ratio", "onset_mean")}
     for c, m in conds:
         lam = runs.lambda1.values[m]
         ok = np.isfinite(lam)
         stats["n_runs"].append(int(m.sum()))
         stats["n_unstable"].append(int(ok.sum()))
+        stats["n_from_start"].append(int(runs.unstable_from_start.values[m].sum()))
+        spread = runs.lambda1_spread.values[m]
+        sp = float(np.nanmean(spread)) if np.isfinite(spread).any() else np.nan
+        stats["spread_mean"].append(sp)
+        stats["spread_ratio"].append(sp / (2.0 / c[1]))
         for name, x in (("lambda1", lam), ("ratio", lam / (2.0 / c[1]))):
             mean, sem = mean_sem(x)
             stats[f"{name}_mean"].append(mean)
             stats[f"{name}_sem"].append(sem)
-        stats["onset_mean"].append(mean_sem(runs.first_instability.values[m])[0])
+        onset = np.where(runs.unstable_from_start.values[m], np.nan, runs.first_instability.values[m])
+        stats["onset_mean"].append(mean_sem(onset)[0])
     ds = condition_dataset(stats, conds, KEYS)
     ds["two_over_eta"] = 2.0 / ds.eta
     ds.attrs.update(runs.attrs)

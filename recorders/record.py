@@ -17,7 +17,7 @@ from landscape import LandscapeError
 from landscape import store as S
 from landscape.config import RunConfig
 from landscape.engine import Engine
-from landscape.instability import first_instability
+from landscape.detector import first_instability
 from landscape.perf import keep_freed_memory
 
 Progress = Callable[[int], None]
@@ -78,7 +78,6 @@ def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, vecs, progr
 
 def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path):
     seeds = [r["seed"] for r in cfg.replicas()]
-    periods = [r["period"] for r in cfg.replicas()]
     n, k = engine.spec.num_params, cfg.top_k
     pe = cfg.save_params_every
     warm = None if vecs is None else vecs  # the solver's whole last block (eigenvectors + guards)
@@ -121,7 +120,7 @@ def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path)
             progress(b - t)
         if early:
             history[:, t:b] = block["loss"]
-            fi = first_instability(history[:, :b], periods)
+            fi, _ = first_instability(history[:, :b])
             if np.isfinite(fi).all() and b >= fi.max() + cfg.until_margin:
                 S.set_attrs(g, path, stopped=f"first instability of every replica (last at step {int(fi.max())}) "
                             f"+ {cfg.until_margin} steps", first_instability=[int(v) for v in fi])
