@@ -140,6 +140,10 @@ class Engine:
             if c is None:
                 cut.clear()
                 c = cut[rows.numel()] = D.subset(cache, rows)
+            if rows.numel() < 4:  # launch-bound: one pass for the block (measured 0.64× the time at R = 1)
+                return D.hvp_block(self.spec, c, V)
+            # memory-bound: column by column (the block's strided (R, width, b, P) copies cost
+            # 1.4–2.7× at R = 64–256)
             return torch.stack([D.hvp(self.spec, c, V[:, j]) for j in range(V.shape[1])], dim=1)
 
         return op
@@ -158,7 +162,7 @@ class Engine:
 
     def spectrum(self, theta: torch.Tensor, t: int, k: int = 2, v0: torch.Tensor | None = None,
                  tol: float = 1e-3, max_iter: int = 100, seed: int = 0, seeds=None,
-                 oversample: int = 2) -> EigResult:
+                 oversample: int = 1) -> EigResult:
         """Top-k eigenpairs of every replica's Hessian of F_t at θ.
 
         v0: (R, j, n) warm-start vectors (the previous eigenvectors), or None. The random

@@ -1,0 +1,119 @@
+"""What the spectra cost a recording: steps with the recorder's default spectrum sampling
+against the same steps without spectra, for R = 1 … 4096 replicas.
+
+Reference problem (spiral, 300 points, width 100, float64, DCE, A = 70, T = 5000, η = 1),
+started from θ after 200 steps. "With spectra" takes the top-2 eigenpairs where a default
+recording does (the pair t, t + 1 every 50 steps), with the block solver warm-started from
+its previous block exactly as recorders/record.py does. Both runners are timed in this one
+process, interleaved repeat by repeat from the same θ, so each repeat gives a ratio
+(Hessian cost = time with / time without); min / median / max over repeats are printed,
+with the peak resident memory seen while each runner ran (sampled every 5 ms) and the
+Hessian-vector products per solve.
+
+    python bench/bench_hessian.py [--replicas 1 64 4096] [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from landscape.config import RunConfig
+from landscape.data import spiral_dataset
+from landscape.engine import Engine
+from landscape.model import MLPSpec
+from landscape.perf import keep_freed_memory
+
+A, T, ETA = 70.0, 5000, 1.0
+
+
+class PeakRSS:
+    """Peak resident set size (bytes) of this process while the block runs."""
+
+    def __enter__(self):
+        self.peak, self._stop = 0, False
+        page = os.sysconf("SC_PAGE_SIZE")
+
+        def watch():
+            while not self._stop:
+                with open("/proc/self/statm") as f:
+                    self.peak = max(self.peak, int(f.read().split()[1]) * page)
+                time.sleep(0.005)
+
+        self._t = threading.Thread(target=watch, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop = True
+        self._t.join()
+
+
+def run(eng, theta, t0, steps, sites, warm):
+    """`steps` steps from t0; spectra at `sites` (a set) warm-started from `warm`."""
+    products, solves = 0, 0
+    G = eng.gamma(list(range(t0, t0 + steps)))
+    seeds = list(range(theta.shape[0]))
+    for s in range(t0, t0 + steps):
+        if s in sites:
+            res = eng.spectrum(theta, s, 2, v0=warm, tol=1e-3, seed=s, seeds=seeds, oversample=RunConfig().eig_oversample)
+            warm = res.block
+            products += int(res.products.sum())
+            solves += 1
+        theta, _ = eng.step(theta, s, G[s - t0])
+    float(theta.sum())
+    return products / max(solves * theta.shape[0], 1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replicas", type=int, nargs="+", default=[1, 64, 4096])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    data = spiral_dataset(100, seed=0, val_seed=1)
+    spec = MLPSpec(2, 100, 3)
+    cfg = RunConfig()  # the recorder's defaults: pairs (t, t + 1) every 50 steps
+    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"float64; spectra top-2 at (t, t+1) every {cfg.hessian_every} steps, tol {cfg.eig_tol}, "
+          f"oversample {cfg.eig_oversample}")
+    print("| R | steps | s without | s with | Hessian cost min / median / max | HVPs per solve | "
+          "peak RSS without / with (MB) |")
+    print("|---:|---:|---:|---:|---|---:|---|")
+    for R in args.replicas:
+        eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R)
+        theta = eng.advance(spec.init(range(R)), 0, 200)
+        steps = 500 if R <= 64 else 50 if R >= 1024 else 200
+        t0 = 250  # a Hessian site: the runs start with a warm pair, as mid-recording
+        warm = eng.spectrum(theta, 200, 2, tol=1e-3, seed=200).block
+        theta = eng.advance(theta, 200, t0)
+        sites = set(replace(cfg, steps=t0 + steps).hessian_steps(t0, t0 + steps).tolist())
+        ratios, tw, th, mem_w, mem_h, hvp = [], [], [], 0, 0, 0.0
+        for _ in range(args.repeats):
+            with PeakRSS() as m:
+                a = time.perf_counter()
+                run(eng, theta, t0, steps, set(), warm)
+                tw.append(time.perf_counter() - a)
+            mem_w = max(mem_w, m.peak)
+            with PeakRSS() as m:
+                a = time.perf_counter()
+                hvp = run(eng, theta, t0, steps, sites, warm)
+                th.append(time.perf_counter() - a)
+            mem_h = max(mem_h, m.peak)
+            ratios.append(th[-1] / tw[-1])
+        r = np.array(ratios)
+        print(f"| {R} | {steps} | {np.median(tw):.2f} | {np.median(th):.2f} | {r.min():.2f} / {np.median(r):.2f} / "
+              f"{r.max():.2f}× | {hvp:.1f} | {mem_w / 2**20:,.0f} / {mem_h / 2**20:,.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
