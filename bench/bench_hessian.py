@@ -68,7 +68,7 @@ def run(eng, theta, t0, steps, sites, warm):
             products += int(res.products.sum())
             solves += 1
         theta, _ = eng.step(theta, s, G[s - t0])
-    float(theta.sum())
+    float(theta.sum())  # waits for the device
     return products / max(solves * theta.shape[0], 1)
 
 
@@ -77,22 +77,25 @@ def main():
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 64, 4096])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     data = spiral_dataset(100, seed=0, val_seed=1)
     spec = MLPSpec(2, 100, 3)
     cfg = RunConfig()  # the recorder's defaults: pairs (t, t + 1) every 50 steps
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    print(f"# {where}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"float64; spectra top-2 at (t, t+1) every {cfg.hessian_every} steps, tol {cfg.eig_tol}, "
           f"oversample {cfg.eig_oversample}")
     print("| R | steps | s without | s with | Hessian cost min / median / max | HVPs per solve | "
           "peak RSS without / with (MB) |")
     print("|---:|---:|---:|---:|---|---:|---|")
     for R in args.replicas:
-        eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R)
-        theta = eng.advance(spec.init(range(R)), 0, 200)
-        steps = 500 if R <= 64 else 50 if R >= 1024 else 200
+        eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, device=args.device)
+        theta = eng.advance(spec.init(range(R), device=args.device), 0, 200)
+        gpu = eng.device.type == "cuda"
+        steps = 500 if R <= 64 or gpu else 50 if R >= 1024 else 200
         t0 = 250  # a Hessian site: the runs start with a warm pair, as mid-recording
         warm = eng.spectrum(theta, 200, 2, tol=1e-3, seed=200).block
         theta = eng.advance(theta, 200, t0)
@@ -109,6 +112,8 @@ def main():
                 hvp = run(eng, theta, t0, steps, sites, warm)
                 th.append(time.perf_counter() - a)
             mem_h = max(mem_h, m.peak)
+            if gpu:  # device memory instead of host memory
+                mem_h = torch.cuda.max_memory_allocated()
             ratios.append(th[-1] / tw[-1])
         r = np.array(ratios)
         print(f"| {R} | {steps} | {np.median(tw):.2f} | {np.median(th):.2f} | {r.min():.2f} / {np.median(r):.2f} / "
