@@ -1,5 +1,5 @@
 set -e
-pip install -q --no-deps .whl/*.whl 2>&1 | tail -1
+ls .whl; python3 -m pip install --no-deps .whl/*.whl 2>&1 | tail -2
 export PYTHONPATH=$PWD
 nvidia-smi --query-gpu=name,memory.total --format=csv
 python3 - <<'PY'
