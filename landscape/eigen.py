@@ -53,33 +53,59 @@ def _fix_sign(V: torch.Tensor) -> torch.Tensor:
     return V * torch.where(s == 0, torch.ones_like(s), s)
 
 
+_MASK = {k: (1 << (64 - k)) - 1 for k in (11, 27, 30, 31)}
+
+
+def _splitmix64(x: torch.Tensor) -> torch.Tensor:
+    """The splitmix64 finaliser on int64 tensors (wrapping arithmetic, logical shifts)."""
+    x = x + (0x9E3779B97F4A7C15 - 2**64)
+    x = (x ^ ((x >> 30) & _MASK[30])) * (0xBF58476D1CE4E5B9 - 2**64)
+    x = (x ^ ((x >> 27) & _MASK[27])) * (0x94D049BB133111EB - 2**64)
+    return x ^ ((x >> 31) & _MASK[31])
+
+
 def random_block(seeds: Sequence[int], count: int, n: int, salt: int, dtype, device) -> torch.Tensor:
-    """(R, count, n) standard normal vectors, one generator per replica seed and salt."""
-    rows = [torch.randn(count, n, generator=torch.Generator().manual_seed((1_000_003 * int(s) + 7_919 * salt) % 2**63),
-                        dtype=torch.float64) for s in seeds]
-    return torch.stack(rows).to(dtype=dtype, device=device)
+    """(R, count, n) standard normal vectors, a pure function of (replica seed, salt, index).
 
-
-def _project_out(W: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
-    """W − Q(QᵀW), twice (classical Gram–Schmidt with one reorthogonalisation)."""
-    for _ in range(2):
-        W = W - torch.einsum("rmn,rbm->rbn", Q, torch.einsum("rmn,rbn->rbm", Q, W))
-    return W
+    Counter-based (splitmix64 hashes of the indices, then Box–Muller), so a replica gets
+    the same vectors alone or in any batch, on the CPU and on a GPU alike, and R of them
+    cost one vectorised pass instead of R generators."""
+    s = torch.as_tensor([int(v) for v in seeds], dtype=torch.int64, device=device)
+    key = _splitmix64(s * 1_000_003 + int(salt) * 7_919)
+    idx = torch.arange(count * n, dtype=torch.int64, device=device)
+    h1 = _splitmix64(key[:, None] ^ _splitmix64(2 * idx)[None])
+    h2 = _splitmix64(key[:, None] ^ _splitmix64(2 * idx + 1)[None])
+    u1 = (((h1 >> 11) & _MASK[11]).to(torch.float64) + 0.5) / 2.0**53
+    u2 = (((h2 >> 11) & _MASK[11]).to(torch.float64) + 0.5) / 2.0**53
+    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * torch.pi * u2)
+    return z.view(len(seeds), count, n).to(dtype)
 
 
 def _orthonormal_block(W: torch.Tensor, Q: torch.Tensor | None, fill: Callable[[int], torch.Tensor]) -> torch.Tensor:
-    """Orthonormal rows spanning W ⟂ Q; a column that W cannot supply (the Krylov space
-    closed, or duplicate warm vectors) is replaced by a random one, also made ⟂ Q."""
+    """Orthonormal rows spanning W ⟂ Q, column by column (Gram–Schmidt, twice: no batched
+    QR, which is slow on GPUs for thousands of small problems); a column that W cannot
+    supply (the Krylov space closed, or duplicate warm vectors) is replaced by a random
+    one, also made ⟂ Q."""
+    R, b, n = W.shape
     for attempt in range(3):
-        if Q is not None:
-            W = _project_out(W, Q)
-        Qr, Rr = torch.linalg.qr(W.transpose(1, 2))  # (R, n, b)
-        d = Rr.diagonal(dim1=-2, dim2=-1).abs()  # (R, b)
-        scale = W.norm(dim=-1).amax(dim=1, keepdim=True).clamp_min(torch.finfo(W.dtype).tiny)
-        bad = d <= 1e-10 * scale
+        cols, bad = [], []
+        for j in range(b):
+            w = W[:, j]
+            size = w.norm(dim=-1)
+            basis = Q
+            if cols:
+                C = torch.stack(cols, dim=1)
+                basis = C if basis is None else torch.cat([basis, C], dim=1)
+            if basis is not None:
+                for _ in range(2):
+                    w = w - torch.einsum("rmn,rm->rn", basis, torch.einsum("rmn,rn->rm", basis, w))
+            nrm = w.norm(dim=-1)
+            bad.append(nrm <= 1e-10 * size.clamp_min(torch.finfo(W.dtype).tiny))
+            cols.append(w / nrm.clamp_min(torch.finfo(W.dtype).tiny).unsqueeze(-1))
+        out, bad = torch.stack(cols, dim=1), torch.stack(bad, dim=1)
         if attempt == 2 or not bool(bad.any()):
-            return Qr.transpose(1, 2)
-        W = torch.where(bad.unsqueeze(-1), fill(attempt), Qr.transpose(1, 2))
+            return out
+        W = torch.where(bad.unsqueeze(-1), fill(attempt), out)
     raise AssertionError("unreachable")
 
 
