@@ -78,9 +78,9 @@ def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, vecs, progr
 
 def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path):
     seeds = [r["seed"] for r in cfg.replicas()]
-    n, k = engine.spec.num_params, cfg.top_k
+    k = cfg.top_k
     pe = cfg.save_params_every
-    warm = None if vecs is None else vecs  # the solver's whole last block (eigenvectors + guards)
+    warm = vecs  # the solver's whole last block (eigenvectors + guards), None before the first
     early = cfg.until == "first-instability"
     history = None
     if early:  # the loss so far, for the online instability detector
