@@ -111,6 +111,8 @@ class _Bar:
 @click.option("--top-k", default=2, show_default=True, type=int)
 @click.option("--eig-tol", default=1e-3, show_default=True, type=float, help="relative residual tolerance of the eigensolver")
 @click.option("--eig-max-iter", default=100, show_default=True, type=int)
+@click.option("--eig-oversample", default=1, show_default=True, type=int,
+              help="guard vectors beyond top-k in the eigensolver's block")
 @click.option("--save-params-every", default=1000, show_default=True, type=int)
 @click.option("--chunk-steps", default=1000, show_default=True, type=int, help="steps per flush (and per Zarr chunk)")
 @click.option("--gamma-shape", default="triangle", show_default=True)
@@ -130,7 +132,7 @@ class _Bar:
 @click.pass_context
 @user_errors
 def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, steps, hessian_every, hessian_pairs, top_k,
-           eig_tol, eig_max_iter, save_params_every, chunk_steps, gamma_shape, static_last, device, dtype, data,
+           eig_tol, eig_max_iter, eig_oversample, save_params_every, chunk_steps, gamma_shape, static_last, device, dtype, data,
            n_per_class, data_seed, val_seed, until, until_margin, out, overwrite, resume_path, quiet):
     """Record training of one or many replicas into a Zarr store."""
     import recorders as rec
@@ -158,7 +160,7 @@ def record(ctx, loss, eta, amplitude, period, seeds, width, depth, activation, s
         loss=loss, etas=_split(eta or ["1.0"], float, "eta"), amplitudes=_split(amplitude or ["70"], float, "amplitude"),
         periods=_split(period or ["5000"], _int, "period"), seeds=_seeds(seeds), width=width, depth=depth,
         activation=activation, steps=steps, hessian_every=hessian_every, hessian_pairs=hessian_pairs, top_k=top_k, eig_tol=eig_tol,
-        eig_max_iter=eig_max_iter, save_params_every=save_params_every, chunk_steps=chunk_steps,
+        eig_max_iter=eig_max_iter, eig_oversample=eig_oversample, save_params_every=save_params_every, chunk_steps=chunk_steps,
         gamma_shape=gamma_shape, static_last=static_last, dtype=dtype, device=device,
         data=str(Path(data).resolve()) if data else None, n_per_class=n_per_class, data_seed=data_seed, val_seed=val_seed,
         until=until, until_margin=until_margin,
