@@ -132,12 +132,11 @@ class RunConfig:
         with `hessian_pairs`, the step after it. On a period-2 bounce λ1(θ_t) alternates between
         two branches from step to step; a pair samples both, whatever the parity of t."""
         stop = self.steps if stop is None else min(stop, self.steps)
-        base = np.arange(-(-start // self.hessian_every) * self.hessian_every, stop, self.hessian_every)
-        if self.hessian_pairs:
-            base = np.union1d(base, base[base + 1 < stop] + 1)
-            if start > 0 and (start - 1) % self.hessian_every == 0 and start < stop:
-                base = np.union1d(base, [start])
-        return base.astype(np.int64)
+        he = self.hessian_every
+        lo = max(start - 1, 0) if self.hessian_pairs else start  # a pair may begin just before start
+        sites = np.arange(-(-lo // he) * he, stop, he, dtype=np.int64)
+        steps = np.union1d(sites, sites + 1) if self.hessian_pairs else sites
+        return steps[(steps >= start) & (steps < stop)]
 
     def replicas(self) -> list[dict]:
         """The replicas, one dict each (seed, eta, amplitude, period): `replica_table` if

@@ -129,6 +129,13 @@ def events(x, stride: int = 1, det: Detector = Detector()) -> list[Event]:
     return sorted(out, key=lambda ev: ev.start)
 
 
+def _recorded(x) -> np.ndarray:
+    """x as float64 without its unrecorded (non-finite) tail."""
+    x = np.asarray(x, dtype=np.float64)
+    finite = np.flatnonzero(np.isfinite(x))
+    return x[: finite[-1] + 1] if finite.size else x[:0]
+
+
 def _episodes(evs: list[Event], gap: int) -> list[Event]:
     """Merge events less than `gap` steps apart into episodes (start of the first)."""
     eps: list[Event] = []
@@ -178,10 +185,8 @@ class SeriesOnsets:
 def analyse(x, period: int | None = None, det: Detector = Detector()) -> SeriesOnsets:
     """Onsets of every level of LEVELS in each cycle of `period` steps (one cycle if None)."""
     det.validate()
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x)
-    N = int(np.flatnonzero(finite)[-1]) + 1 if finite.any() else 0  # ignore an unrecorded tail
-    x = x[:N]
+    x = _recorded(x)
+    N = x.size
     T = int(period) if period else max(N, 1)
     ncyc = max(1, -(-N // T))
     out = np.full((ncyc, len(LEVELS)), np.nan)
@@ -207,16 +212,14 @@ def analyse(x, period: int | None = None, det: Detector = Detector()) -> SeriesO
                         bool(first is not None and first.from_start), tuple(eps))
 
 
-def first_instability(x: np.ndarray, periods=None, det: Detector = Detector()) -> tuple[np.ndarray, np.ndarray]:
+def first_instability(x: np.ndarray, det: Detector = Detector()) -> tuple[np.ndarray, np.ndarray]:
     """Earliest instability step per row of x (R, N), NaN where none, and whether each row
-    was unstable from its first steps. `periods` is accepted for symmetry and unused: the
-    first instability is the first episode, whichever cycle it falls in."""
+    was unstable from its first steps (the first episode, whichever cycle of Γ it is in)."""
     det.validate()
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     first, from_start = np.full(x.shape[0], np.nan), np.zeros(x.shape[0], dtype=bool)
     for r, row in enumerate(x):
-        ok = np.isfinite(row)
-        evs = events(row[: int(np.flatnonzero(ok)[-1]) + 1] if ok.any() else row[:0], 1, det)
+        evs = events(_recorded(row), 1, det)
         if evs:
             first[r], from_start[r] = evs[0].start, evs[0].from_start
     return first, from_start

@@ -119,10 +119,13 @@ class Engine:
         return theta
 
     # --- curvature ------------------------------------------------------------------
+    def _hvp_cache(self, theta: torch.Tensor, t: int) -> D.Cache:
+        with torch.no_grad():
+            return D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)[3]
+
     def hvp(self, theta: torch.Tensor, t: int):
         """The map V (R, n) ↦ H_t(θ) V, row r by replica r's Hessian (hand-written R-operator)."""
-        with torch.no_grad():
-            _, _, _, cache = D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)
+        cache = self._hvp_cache(theta, t)
         return lambda V: D.hvp(self.spec, cache, V)
 
     def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
@@ -130,16 +133,14 @@ class Engine:
 
         The cache is cut down to the active replicas once per change of the active set.
         """
-        with torch.no_grad():
-            _, _, _, cache = D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)
-        R = theta.shape[0]
-        cut = {R: cache}
+        full = self._hvp_cache(theta, t)
+        cut = full  # the cache of the current active set; rows only shrink, so its size names it
 
         def op(V, rows):
-            c = cut.get(rows.numel())
-            if c is None:
-                cut.clear()
-                c = cut[rows.numel()] = D.subset(cache, rows)
+            nonlocal cut
+            c = cut
+            if c.theta.shape[0] != rows.numel():
+                c = cut = D.subset(full, rows)
             if rows.numel() < 4:  # launch-bound: one pass for the block (measured 0.64× the time at R = 1)
                 return D.hvp_block(self.spec, c, V)
             # memory-bound: column by column (the block's strided (R, width, b, P) copies cost

@@ -202,8 +202,7 @@ def write_block(g: zarr.Group, cfg: RunConfig, a: int, b: int, block: dict):
         g[name][:, a:b] = block[name]
     g["gamma"][:, a:b, :] = block["gamma"]
     pe = cfg.save_params_every
-    hs = g["hstep"][:]
-    ha, hb = int(np.searchsorted(hs, a)), int(np.searchsorted(hs, b))
+    ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))
     if hb > ha:
         for name in ("eigval", "eigres", "eigconv"):
             g[name][:, ha:hb, :] = block[name]

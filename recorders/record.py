@@ -55,20 +55,20 @@ def resume(path, *, device: str | None = None, progress: Progress | None = None)
         raise LandscapeError(f"{path}: data or network differ from the recording ({n} vs {g.attrs['num_params']} parameters)")
     g = S.open_group(path, mode="r+")
     if done == 0:
-        theta, vecs = engine.spec.init([r["seed"] for r in cfg.replicas()], engine.dtype, engine.device), None
+        theta, warm = engine.spec.init([r["seed"] for r in cfg.replicas()], engine.dtype, engine.device), None
     else:
         th, ev = S.read_ckpt(g, done, n, k)
         theta = torch.as_tensor(th, device=engine.device).to(engine.dtype)
-        vecs = None if ev is None else torch.as_tensor(ev, device=engine.device).to(engine.dtype)
+        warm = None if ev is None else torch.as_tensor(ev, device=engine.device).to(engine.dtype)
     S.set_attrs(g, path, status="running")
-    _run(g, path, cfg, engine, theta, done, vecs, progress)
+    _run(g, path, cfg, engine, theta, done, warm, progress)
     return path
 
 
-def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, vecs, progress: Progress | None):
+def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, warm, progress: Progress | None):
     keep_freed_memory()
     try:
-        _loop(g, cfg, engine, theta, start, vecs, progress, path)
+        _loop(g, cfg, engine, theta, start, warm, progress, path)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
         S.set_attrs(g, path, status="failed", error=reason.splitlines()[0] if reason else "")
@@ -76,11 +76,11 @@ def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, vecs, progr
     S.set_attrs(g, path, status="complete", error="")
 
 
-def _loop(g, cfg: RunConfig, engine: Engine, theta, start, vecs, progress, path):
+def _loop(g, cfg: RunConfig, engine: Engine, theta, start, warm, progress, path):
+    """warm: the solver's whole last block (eigenvectors + guards) from the resume state, or None."""
     seeds = [r["seed"] for r in cfg.replicas()]
     k = cfg.top_k
     pe = cfg.save_params_every
-    warm = vecs  # the solver's whole last block (eigenvectors + guards), None before the first
     early = cfg.until == "first-instability"
     history = None
     if early:  # the loss so far, for the online instability detector
