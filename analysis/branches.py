@@ -21,14 +21,14 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from landscape import store as S
+from landscape.store import RunStore
 
 
 def branches_replay(path, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
     """(len(queries), 2, k) eigenvalues at steps t and t + 1 for queries [(replica, t), …]."""
-    g = S.open_group(path)
-    cfg = S.config_of(g)
-    done = int(g.attrs.get("steps_done", cfg.steps))
+    store = RunStore.open(path)
+    cfg = store.config
+    done = store.steps_done
     reps = cfg.replicas()
     pe = cfg.save_params_every
     out = np.full((len(queries), 2, k), np.nan)
@@ -40,7 +40,7 @@ def branches_replay(path, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
     if not groups:
         return out
     data = cfg.dataset()
-    stored = g["params"]
+    stored = store["params"]
     for p, items in groups.items():
         rows = sorted({r for _, r, _ in items})
         eng = cfg.engine(data, [reps[r] for r in rows])
@@ -55,7 +55,7 @@ def branches_replay(path, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
             theta = eng.advance(theta, cur, s)
             cur = s
             res = eng.spectrum(theta, s, k, v0=warm, tol=tol, max_iter=400, seed=s,
-                               seeds=[reps[r]["seed"] for r in rows])
+                               seeds=[reps[r].seed for r in rows])
             warm = res.block
             ev = res.eigvals.detach().cpu().double().numpy()
             for i, j, b in wanted[s]:

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape import sweep_store as SS
+from landscape import sweep_store
 
 from .io import condition_dataset, conditions, mean_sem, open_run
 
@@ -25,8 +25,8 @@ def expand(paths) -> list[str]:
     """Run stores as given; a sweep store stands for all its batches."""
     out = []
     for p in paths:
-        if SS.is_sweep(p):
-            out += [str(Path(p) / n) for n in SS.index(p)[1]]
+        if sweep_store.is_sweep(p):
+            out += [str(Path(p) / n) for n in sweep_store.index(p)[1]]
         else:
             out.append(str(p))
     return out

@@ -14,22 +14,22 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape import store as S
+from landscape.store import REPLICA_COORDS, RunStore, is_store
 from landscape.config import RunConfig
 
 
 def open_run(path) -> tuple[xr.Dataset, RunConfig]:
     """The recorded dataset (trimmed to flushed steps) and its config; refuses a store
     that is still being recorded."""
-    g = S.open_group(path)
-    status = g.attrs.get("status")
+    store = RunStore.open(path)
+    status = store.status
     if status == "running":
         raise LandscapeError(f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
                              "or resume it if its recorder died")
-    ds = S.open_dataset(path)
+    ds = store.dataset()
     if ds.sizes["step"] == 0:
         raise LandscapeError(f"{path} holds no recorded steps")
-    return ds, S.config_of(g)
+    return ds, store.config
 
 
 def check_replica(ds: xr.Dataset, replica: int):
@@ -46,7 +46,7 @@ def save_result(result: xr.Dataset, run_path, group: str, out=None) -> str:
     target = Path(out) if out is not None else Path(run_path)
     if out is None and not os.access(target, os.W_OK):
         raise LandscapeError(f"{run_path} is read-only; pass --out OTHER.zarr to save the result elsewhere")
-    if out is not None and target.exists() and S.is_store(target) and target.resolve() != Path(run_path).resolve():
+    if out is not None and target.exists() and is_store(target) and target.resolve() != Path(run_path).resolve():
         raise LandscapeError(f"--out {out} is a recorded run; choose a separate output store")
     try:
         result.to_zarr(str(target), group=group, mode="w", consolidated=False, zarr_format=3)
@@ -57,7 +57,7 @@ def save_result(result: xr.Dataset, run_path, group: str, out=None) -> str:
 
 def replica_coords(ds: xr.Dataset) -> dict:
     """Per-replica coordinates to carry into results."""
-    return {c: ("replica", ds[c].values) for c in S.REPLICA_COORDS if c in ds.coords}
+    return {c: ("replica", ds[c].values) for c in REPLICA_COORDS if c in ds.coords}
 
 
 def conditions(runs: xr.Dataset, keys) -> list[tuple[tuple, np.ndarray]]:

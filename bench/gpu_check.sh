@@ -5,7 +5,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv
 python3 - <<'PY'
 import torch, numpy as np, time
 from landscape.config import RunConfig
-from recorders import record
+from landscape.recorders import record
 import xarray as xr
 cfg = RunConfig(loss="dce", etas=(1.0, 0.5), seeds=(0, 1), steps=1000, chunk_steps=500, save_params_every=500)
 a = xr.open_zarr(record(cfg, "/tmp/cpu.zarr"))

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from . import LandscapeError
+from .knobs import knob
 from .data import Dataset, load_dataset, spiral_dataset
 from .losses import LOSSES
 from .model import ACTIVATIONS, MLPSpec
@@ -24,37 +28,57 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 UNTIL = ("end", "first-instability")
 
 
+class Replica(NamedTuple):
+    """One row of the replica table: what differs between the replicas of a batch."""
+
+    seed: int
+    eta: float
+    amplitude: float
+    period: int
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    loss: str = "dce"
-    etas: tuple = (1.0,)
-    amplitudes: tuple = (70.0,)
-    periods: tuple = (5000,)
-    seeds: tuple = (0,)
-    width: int = 100
-    depth: int = 1
-    activation: str = "relu"
-    steps: int = 10000
-    hessian_every: int = 50
-    hessian_pairs: bool = True  # spectra at t and t + 1: both branches of a period-2 bounce
-    top_k: int = 2
-    eig_tol: float = 1e-3
-    eig_max_iter: int = 100
-    eig_oversample: int = 1  # guard vectors beyond top_k in the solver's block
-    save_params_every: int = 1000
-    chunk_steps: int = 1000
-    gamma_shape: str = "triangle"
-    static_last: bool = False
-    dtype: str = "float64"
-    device: str = "cpu"
-    data: str | None = None  # path to an .npz/.h5 with X, y (spiral if None)
-    replica_table: tuple = ()  # explicit (seed, eta, amplitude, period) rows; overrides the product grid
-    until: str = "end"  # or "first-instability": stop once every replica has shown one
-    until_margin: int = 200  # steps recorded after the last replica's first instability
-    n_per_class: int = 100
-    data_seed: int = 0
-    val_seed: int = 1
+    """Every knob of a recording. Command-line options (`landscape record`, `landscape sweep`)
+    and TOML keys are derived from these fields; `validate` is the one place that checks them."""
+
+    loss: str = knob("dce", f"loss: {', '.join(LOSSES)}")
+    etas: tuple = knob((1.0,), "learning rate(s) eta", flag="eta", item=float)
+    amplitudes: tuple = knob((70.0,), "amplitude(s) A of Γ (A = 1: the static loss)", flag="amplitude", short="A",
+                             item=float)
+    periods: tuple = knob((5000,), "period(s) T of Γ in steps", flag="period", short="T", item=int)
+    seeds: tuple = knob((0,), "seeds: a count '5' (0..4), a list '3,7' or a range '0-9'", item=int, parse="seeds")
+    width: int = knob(100, "hidden width")
+    depth: int = knob(1, "hidden layers")
+    activation: str = knob("relu", f"activation: {', '.join(ACTIVATIONS)}")
+    steps: int = knob(10000, "training steps")
+    hessian_every: int = knob(50, "a spectrum every this many steps")
+    hessian_pairs: bool = knob(True, "spectra at t and t + 1 (both branches of a period-2 bounce)")
+    top_k: int = knob(2, "Hessian eigenpairs per spectrum")
+    eig_tol: float = knob(1e-3, "eigensolver relative residual tolerance")
+    eig_max_iter: int = knob(100, "eigensolver Krylov dimension limit")
+    eig_oversample: int = knob(1, "guard vectors beyond top-k in the solver's block")
+    save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
+    chunk_steps: int = knob(1000, "flush interval in steps (a crash loses at most this many)")
+    gamma_shape: str = knob("triangle", f"shape of Γ(t): {', '.join(SHAPES)}")
+    static_last: bool = knob(False, "A = 1 in the last oscillation (accuracy at the static loss)")
+    dtype: str = knob("float64", f"floating point type: {', '.join(DTYPES)}")
+    device: str = knob("cpu", "cpu, cuda or cuda:N")
+    data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
+    until: str = knob("end", "end, or first-instability (stop once every replica has shown one)")
+    until_margin: int = knob(200, "steps recorded after the last replica's first instability")
+    n_per_class: int = knob(100, "spiral points per class")
+    data_seed: int = knob(0, "seed of the spiral's training points")
+    val_seed: int = knob(1, "seed of the spiral's validation points")
+    # explicit rows (a sweep's batch); overrides the product seeds × etas × amplitudes × periods
+    replica_table: tuple[Replica, ...] = ()
     extra: dict = field(default_factory=dict)  # free-form metadata, stored with the config
+
+    def __post_init__(self):
+        rows = tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in self.replica_table)
+        object.__setattr__(self, "replica_table", rows)
+        if self.data and not Path(self.data).is_absolute():  # a store must not depend on the cwd
+            object.__setattr__(self, "data", str(Path(self.data).resolve()))
 
     # --- validation -------------------------------------------------------------------
     def validate(self) -> "RunConfig":
@@ -69,8 +93,7 @@ class RunConfig:
                 bad(f"no value given for {name}")
         if self.replica_table:
             cols = list(zip(*self.replica_table))
-            self.__class__(**{**self.__dict__, "replica_table": (), "seeds": cols[0], "etas": cols[1],
-                              "amplitudes": cols[2], "periods": cols[3]}).validate()
+            replace(self, replica_table=(), seeds=cols[0], etas=cols[1], amplitudes=cols[2], periods=cols[3]).validate()
         if any(not np.isfinite(e) or e <= 0 for e in self.etas):
             bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
         if any(not np.isfinite(a) or a < 1 for a in self.amplitudes):
@@ -106,9 +129,9 @@ class RunConfig:
             bad(f"dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
         self.check_device()
         if self.until not in UNTIL:
-            bad(f"--until must be one of {', '.join(UNTIL)}, got '{self.until}'")
+            bad(f"until must be one of {', '.join(UNTIL)}, got '{self.until}'")
         if self.until_margin < 0:
-            bad("--until-margin must be >= 0")
+            bad("until-margin must be >= 0")
         if self.n_per_class < 2:
             bad("n-per-class must be >= 2")
         return self
@@ -138,11 +161,11 @@ class RunConfig:
         steps = np.union1d(sites, sites + 1) if self.hessian_pairs else sites
         return steps[(steps >= start) & (steps < stop)]
 
-    def replicas(self) -> list[dict]:
-        """The replicas, one dict each (seed, eta, amplitude, period): `replica_table` if
-        given (a sweep's batch), else the product seeds × etas × amplitudes × periods."""
+    def replicas(self) -> tuple[Replica, ...]:
+        """The replica table: `replica_table` if given (a sweep's batch), else the product
+        seeds × etas × amplitudes × periods."""
         rows = self.replica_table or itertools.product(self.seeds, self.etas, self.amplitudes, self.periods)
-        return [dict(seed=int(s), eta=float(e), amplitude=float(a), period=int(T)) for s, e, a, T in rows]
+        return tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in rows)
 
     def dataset(self) -> Dataset:
         if self.data:
@@ -152,14 +175,14 @@ class RunConfig:
     def spec(self, data: Dataset) -> MLPSpec:
         return MLPSpec(data.input_dim, self.width, data.num_classes, self.depth, self.activation)
 
-    def engine(self, data: Dataset, replicas: list[dict] | None = None):
-        """The engine for these replicas (default: all of the grid)."""
+    def engine(self, data: Dataset, replicas: Sequence[Replica] | None = None):
+        """The engine for these replicas (default: all of the table)."""
         from .engine import Engine
 
         reps = self.replicas() if replicas is None else replicas
-        col = lambda k: [r[k] for r in reps]
-        static = [static_start(self.steps, r["period"]) for r in reps] if self.static_last else None
-        return Engine(self.spec(data), data, self.loss, col("eta"), col("amplitude"), col("period"),
+        static = [static_start(self.steps, r.period) for r in reps] if self.static_last else None
+        return Engine(self.spec(data), data, self.loss, [r.eta for r in reps], [r.amplitude for r in reps],
+                      [r.period for r in reps],
                       static_from=static, gamma_shape=self.gamma_shape,
                       dtype=DTYPES[self.dtype], device=self.device)
 
@@ -176,7 +199,6 @@ class RunConfig:
             raise LandscapeError(f"stored config has unknown keys: {', '.join(sorted(unknown))}")
         for k in ("etas", "amplitudes", "periods", "seeds"):
             raw[k] = tuple(raw[k])
-        raw["replica_table"] = tuple(tuple(r) for r in raw.get("replica_table", ()))
         raw.setdefault("hessian_pairs", False)  # stores written before pairs existed
         raw.setdefault("eig_oversample", 1)
         return cls(**raw)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import grad, jvp
 
 from . import derivatives as D
 from . import losses as L
@@ -67,11 +66,6 @@ class Engine:
     def _loss_fn(self, G, name=None):
         name = name or self.loss_name
         return lambda f: L.loss(name, f, self.y, self.Y, G)
-
-    def loss(self, theta: torch.Tensor, t: int) -> torch.Tensor:
-        """F_t(θ) per replica (R,), autograd-friendly (reference checks, loss slices)."""
-        f = self.spec.forward(theta, self.X)
-        return L.loss(self.loss_name, f, self.y, self.Y, self.gamma(t))
 
     @torch.no_grad()
     def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
@@ -148,18 +142,6 @@ class Engine:
             return torch.stack([D.hvp(self.spec, c, V[:, j]) for j in range(V.shape[1])], dim=1)
 
         return op
-
-    def hvp_autodiff(self, theta: torch.Tensor, t: int):
-        """The same map by torch.func forward-over-reverse: slower, kept as an independent check."""
-        G = self.gamma(t)
-        theta = theta.detach()
-
-        def total(th):
-            f = self.spec.forward(th, self.X)
-            return L.loss(self.loss_name, f, self.y, self.Y, G).sum()
-
-        g = grad(total)
-        return lambda V: jvp(g, (theta,), (V,))[1]
 
     def spectrum(self, theta: torch.Tensor, t: int, k: int = 2, v0: torch.Tensor | None = None,
                  tol: float = 1e-3, max_iter: int = 100, seed: int = 0, seeds=None,

@@ -48,21 +48,6 @@ class MLPSpec:
             layers.append((W, b))
         return layers
 
-    def forward(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """Logits (R, P, C) of every replica on the shared inputs X (P, d).
-
-        Plain autograd-friendly form, used by the reference checks; the engine uses
-        the faster feature-major passes of `derivatives.py`.
-        """
-        act = ACTIVATIONS[self.activation]
-        layers = self.unflatten(theta)
-        h = X
-        for li, (W, b) in enumerate(layers):
-            h = torch.matmul(h, W) + b.unsqueeze(1)
-            if li < len(layers) - 1:
-                h = act(h)
-        return h
-
     def init(self, seeds, dtype=torch.float64, device="cpu") -> torch.Tensor:
         """Reference init W ~ N(0, 1/fan_in), b = 0, one generator per seed.
 

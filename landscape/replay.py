@@ -8,18 +8,20 @@ need x_t … x_{t+20}.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 from . import LandscapeError
-from . import store as S
+from .store import RunStore
 
 
 def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
     """θ (len(replicas), len(steps), n) at the given steps of the store at `path`."""
-    g = S.open_group(path)
-    cfg = S.config_of(g)
-    done = int(g.attrs.get("steps_done", 0))
+    store = RunStore.open(path)
+    cfg = store.config
+    done = store.steps_done
     reps_all = cfg.replicas()
     idx = list(range(len(reps_all))) if replicas is None else [int(r) for r in np.atleast_1d(replicas)]
     for r in idx:
@@ -29,10 +31,10 @@ def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
     for s in steps:
         if not 0 <= s < done:
             raise LandscapeError(f"step {s} out of range: the store holds steps 0..{done - 1}")
-    cfg = type(cfg)(**{**cfg.__dict__, "device": device})
+    cfg = replace(cfg, device=device)
     engine = cfg.engine(cfg.dataset(), [reps_all[i] for i in idx])
     pe = cfg.save_params_every
-    stored = g["params"]
+    stored = store["params"]
     out = np.empty((len(idx), len(steps), engine.spec.num_params))
     cur_t, theta = None, None
     for j in np.argsort(steps, kind="stable"):

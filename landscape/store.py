@@ -110,80 +110,6 @@ def prepare_out(path: Path, overwrite: bool):
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def create(path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str) -> zarr.Group:
-    """Allocate a new store for cfg (the caller has checked `path` with prepare_out)."""
-    reps = cfg.replicas()
-    R, k, n, C = len(reps), cfg.top_k, num_params, num_classes
-    step, hstep, pstep = time_axes(cfg)
-    rc = min(R, 256)
-    sc = cfg.chunk_steps
-    hc = max(1, len(cfg.hessian_steps(0, cfg.chunk_steps)))  # the same count in every chunk
-    g = zarr.open_group(str(path), mode="w-", zarr_format=3)
-    g.attrs.update({
-        "landscape_schema": SCHEMA_VERSION, "config": cfg.to_json(), "versions": _versions(),
-        "git_revision": _git_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "status": "running", "steps_done": 0, "num_params": n, "num_classes": C, "data": data_source,
-        "description": "landscape recording; open with xarray.open_zarr or landscape.store.open_dataset",
-    })
-
-    def arr(name, dims, shape, chunks, dtype="float64", fill=np.nan, values=None, coords=True):
-        attrs = {}
-        if name in ATTRS:
-            attrs["long_name"] = ATTRS[name][0]
-            if coords:
-                attrs["coordinates"] = " ".join(REPLICA_COORDS)
-        a = g.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=list(dims),
-                           fill_value=fill, attributes=attrs)
-        if values is not None:
-            a[...] = values
-        return a
-
-    arr("replica", ["replica"], (R,), (R,), "int64", 0, np.arange(R))
-    arr("step", ["step"], step.shape, (max(1, min(len(step), 100000)),), "int64", 0, step)
-    arr("hstep", ["hstep"], hstep.shape, (max(1, min(len(hstep), 100000)),), "int64", 0, hstep)
-    arr("pstep", ["pstep"], pstep.shape, (len(pstep),), "int64", 0, pstep)
-    arr("eig", ["eig"], (k,), (k,), "int64", 0, np.arange(k))
-    arr("class", ["class"], (C,), (C,), "int64", 0, np.arange(C))
-    for key in ("seed", "period"):
-        arr(key, ["replica"], (R,), (R,), "int64", 0, np.array([r[key] for r in reps]))
-    for key in ("eta", "amplitude"):
-        arr(key, ["replica"], (R,), (R,), "float64", np.nan, np.array([r[key] for r in reps]))
-    a = g.create_array("loss_name", shape=(R,), chunks=(R,), dtype=str, dimension_names=["replica"])
-    a[...] = np.array([cfg.loss] * R)
-    arr("width", ["replica"], (R,), (R,), "int64", 0, np.full(R, cfg.width))
-    for name in PER_STEP:
-        arr(name, ["replica", "step"], (R, cfg.steps), (rc, sc))
-    arr("gamma", ["replica", "step", "class"], (R, cfg.steps, C), (rc, sc, C))
-    for name in ("eigval", "eigres"):
-        arr(name, ["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k))
-    arr("eigconv", ["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k), "bool", False)
-    arr("eigvec", ["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n))
-    arr("params", ["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n))
-    state = g.create_group("state")
-    kb = k + cfg.eig_oversample  # the solver's whole block is its warm start
-    state.create_array("ckpt", shape=(2, R, 1 + n * (1 + kb)), chunks=(1, R, 1 + n * (1 + kb)),
-                       dtype="float64", fill_value=np.nan)
-    consolidate(path)
-    return g
-
-
-def open_group(path, mode="r") -> zarr.Group:
-    """Open a landscape store (never via possibly stale consolidated metadata)."""
-    p = Path(path)
-    if not p.exists():
-        raise LandscapeError(f"{path} does not exist")
-    if not is_store(p):
-        raise LandscapeError(f"{path} is not a landscape store (no landscape zarr.json)")
-    try:
-        return zarr.open_group(str(p), mode=mode, use_consolidated=False)
-    except Exception as exc:  # zarr raises several types for broken metadata
-        raise LandscapeError(f"cannot open store {path}: {str(exc).splitlines()[0]}") from None
-
-
-def config_of(g: zarr.Group) -> RunConfig:
-    return RunConfig.from_json(g.attrs["config"])
-
-
 def consolidate(path):
     """Refresh consolidated metadata so `xarray.open_zarr(path)` opens without a warning."""
     with warnings.catch_warnings():
@@ -191,67 +117,185 @@ def consolidate(path):
         zarr.consolidate_metadata(str(path))
 
 
-def set_attrs(g: zarr.Group, path, **kw):
-    g.attrs.update(kw)
-    consolidate(path)
-
-
-def write_block(g: zarr.Group, cfg: RunConfig, a: int, b: int, block: dict):
-    """Write steps [a, b): per-step arrays, spectra and saved parameters (chunk-aligned)."""
+def layout(cfg: RunConfig, num_classes: int, num_params: int) -> dict[str, tuple]:
+    """Every array of a store: name → (dims, shape, chunks, dtype, fill). `create` allocates
+    these and `nbytes` sums them, so the size estimate is the store's own."""
+    R, k, n, C = len(cfg.replicas()), cfg.top_k, num_params, num_classes
+    step, hstep, pstep = time_axes(cfg)
+    rc, sc = min(R, 256), cfg.chunk_steps
+    hc = max(1, len(cfg.hessian_steps(0, cfg.chunk_steps)))  # the same count in every chunk
+    kb = k + cfg.eig_oversample  # the solver's whole block is its warm start
+    i64, f64 = ("int64", 0), ("float64", np.nan)
+    out: dict[str, tuple] = {
+        "replica": (["replica"], (R,), (R,), *i64),
+        "step": (["step"], step.shape, (max(1, min(len(step), 100000)),), *i64),
+        "hstep": (["hstep"], hstep.shape, (max(1, min(len(hstep), 100000)),), *i64),
+        "pstep": (["pstep"], pstep.shape, (len(pstep),), *i64),
+        "eig": (["eig"], (k,), (k,), *i64),
+        "class": (["class"], (C,), (C,), *i64),
+        "seed": (["replica"], (R,), (R,), *i64),
+        "period": (["replica"], (R,), (R,), *i64),
+        "eta": (["replica"], (R,), (R,), *f64),
+        "amplitude": (["replica"], (R,), (R,), *f64),
+        "loss_name": (["replica"], (R,), (R,), str, ""),
+        "width": (["replica"], (R,), (R,), *i64),
+    }
     for name in PER_STEP:
-        g[name][:, a:b] = block[name]
-    g["gamma"][:, a:b, :] = block["gamma"]
-    pe = cfg.save_params_every
-    ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))
-    if hb > ha:
-        for name in ("eigval", "eigres", "eigconv"):
-            g[name][:, ha:hb, :] = block[name]
-    pa, pb = -(-a // pe), -(-b // pe)
-    if pb > pa:
-        g["params"][:, pa:pb, :] = block["params"]
-        g["eigvec"][:, pa:pb, :, :] = block["eigvec"]
+        out[name] = (["replica", "step"], (R, cfg.steps), (rc, sc), *f64)
+    out["gamma"] = (["replica", "step", "class"], (R, cfg.steps, C), (rc, sc, C), *f64)
+    for name in ("eigval", "eigres"):
+        out[name] = (["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k), *f64)
+    out["eigconv"] = (["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k), "bool", False)
+    out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
+    out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
+    out["state/ckpt"] = (None, (2, R, 1 + n * (1 + kb)), (1, R, 1 + n * (1 + kb)), *f64)
+    return out
 
 
-def write_ckpt(g: zarr.Group, step: int, theta: np.ndarray, eigvecs: np.ndarray | None):
-    """Store θ at `step` (and the solver's warm start) in the slot not holding the last one."""
-    R, n = theta.shape
-    row = np.full((R, g["state/ckpt"].shape[2]), np.nan)
-    row[:, 0] = step
-    row[:, 1 : 1 + n] = theta
-    if eigvecs is not None:  # stores from before the guard vectors hold only the top-k
-        j = (row.shape[1] - 1 - n) // n
-        row[:, 1 + n :] = eigvecs[:, :j].reshape(R, -1)
-    ck = g["state/ckpt"]
-    # never overwrite the slot holding steps_done: a crash now must leave it readable
-    slot = 1 if ck[0, 0, 0] == g.attrs.get("steps_done", 0) else 0
-    ck[slot] = row
+def nbytes(cfg: RunConfig, num_classes: int, num_params: int) -> int:
+    """Uncompressed size of the store `cfg` records (every array, the resume state included)."""
+    total = 0
+    for _, shape, _, dtype, _ in layout(cfg, num_classes, num_params).values():
+        total += int(np.prod(shape)) * (8 if dtype is str else np.dtype(dtype).itemsize)
+    return total
 
 
-def read_ckpt(g: zarr.Group, step: int, n: int, k: int):
-    """θ (R, n) and warm-start vectors (R, j, n), j ≥ k, or None at `step`, from the state slots."""
-    ck = g["state/ckpt"]
-    for s in range(2):
-        row = ck[s]
-        if row[0, 0] == step:
-            theta = row[:, 1 : 1 + n]
-            ev = row[:, 1 + n :].reshape(row.shape[0], -1, n)
-            return theta, (None if np.isnan(ev).any() else ev)
-    raise LandscapeError(f"store has no resume state for step {step}; it cannot be resumed")
+class RunStore:
+    """One recording's store: its path, its Zarr group and its config, opened once.
+
+    Recorders create it and write through it; the analysis and replay open it read-only.
+    """
+
+    def __init__(self, path, group: zarr.Group):
+        self.path = Path(path)
+        self.group = group
+        self.config = RunConfig.from_json(group.attrs["config"])
+
+    # --- opening ----------------------------------------------------------------------
+    @classmethod
+    def create(cls, path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str) -> "RunStore":
+        """Allocate a new store for cfg (the caller has checked `path` with prepare_out)."""
+        reps = cfg.replicas()
+        R = len(reps)
+        g = zarr.open_group(str(path), mode="w-", zarr_format=3)
+        g.attrs.update({
+            "landscape_schema": SCHEMA_VERSION, "config": cfg.to_json(), "versions": _versions(),
+            "git_revision": _git_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "status": "running", "steps_done": 0, "num_params": num_params, "num_classes": num_classes,
+            "data": data_source,
+            "description": "landscape recording; open with xarray.open_zarr or landscape.store.open_dataset",
+        })
+        step, hstep, pstep = time_axes(cfg)
+        values = {"replica": np.arange(R), "step": step, "hstep": hstep, "pstep": pstep,
+                  "eig": np.arange(cfg.top_k), "class": np.arange(num_classes),
+                  "seed": np.array([r.seed for r in reps]), "period": np.array([r.period for r in reps]),
+                  "eta": np.array([r.eta for r in reps]), "amplitude": np.array([r.amplitude for r in reps]),
+                  "loss_name": np.array([cfg.loss] * R), "width": np.full(R, cfg.width)}
+        for name, (dims, shape, chunks, dtype, fill) in layout(cfg, num_classes, num_params).items():
+            attrs = {}
+            if name in ATTRS:
+                attrs = {"long_name": ATTRS[name][0], "coordinates": " ".join(REPLICA_COORDS)}
+            kw = {} if dtype is str else {"fill_value": fill}
+            parent, _, leaf = name.rpartition("/")
+            a = (g.require_group(parent) if parent else g).create_array(leaf, shape=shape, chunks=chunks, dtype=dtype, attributes=attrs,
+                               **({"dimension_names": dims} if dims else {}), **kw)
+            if name in values:
+                a[...] = values[name]
+        consolidate(path)
+        return cls(path, g)
+
+    @classmethod
+    def open(cls, path, mode: str = "r") -> "RunStore":
+        """Open a landscape store (never via possibly stale consolidated metadata)."""
+        p = Path(path)
+        if not p.exists():
+            raise LandscapeError(f"{path} does not exist")
+        if not is_store(p):
+            raise LandscapeError(f"{path} is not a landscape store (no landscape zarr.json)")
+        try:
+            g = zarr.open_group(str(p), mode=mode, use_consolidated=False)
+        except Exception as exc:  # zarr raises several types for broken metadata
+            raise LandscapeError(f"cannot open store {path}: {str(exc).splitlines()[0]}") from None
+        return cls(p, g)
+
+    # --- reading ----------------------------------------------------------------------
+    @property
+    def attrs(self):
+        return self.group.attrs
+
+    @property
+    def steps_done(self) -> int:
+        return int(self.group.attrs.get("steps_done", 0))
+
+    @property
+    def status(self) -> str:
+        return str(self.group.attrs.get("status", "unknown"))
+
+    def __getitem__(self, name: str):
+        return self.group[name]
+
+    def dataset(self, complete_only: bool = True):
+        """The store as an xarray.Dataset (lazy), trimmed to the recorded steps.
+
+        complete_only: cut `step`, `hstep` and `pstep` at `steps_done`, so a store still
+        being recorded, or one that crashed, shows only what was flushed.
+        """
+        import xarray as xr
+
+        ds = xr.open_zarr(str(self.path), consolidated=False)
+        if complete_only:
+            done, cfg = self.steps_done, self.config
+            ds = ds.isel(step=slice(0, done), hstep=slice(0, len(cfg.hessian_steps(0, done))),
+                         pstep=slice(0, -(-done // cfg.save_params_every)))
+        return ds
+
+    def read_ckpt(self, step: int, n: int):
+        """θ (R, n) and warm-start vectors (R, j, n), j ≥ top_k, or None at `step`, from the state slots."""
+        ck = self.group["state/ckpt"]
+        for s in range(2):
+            row = ck[s]
+            if row[0, 0] == step:
+                theta = row[:, 1 : 1 + n]
+                ev = row[:, 1 + n :].reshape(row.shape[0], -1, n)
+                return theta, (None if np.isnan(ev).any() else ev)
+        raise LandscapeError(f"store has no resume state for step {step}; it cannot be resumed")
+
+    # --- writing ----------------------------------------------------------------------
+    def set_attrs(self, **kw):
+        self.group.attrs.update(kw)
+        consolidate(self.path)
+
+    def write_block(self, a: int, b: int, block: dict):
+        """Write steps [a, b): per-step arrays, spectra and saved parameters (chunk-aligned)."""
+        g, cfg = self.group, self.config
+        for name in PER_STEP:
+            g[name][:, a:b] = block[name]
+        g["gamma"][:, a:b, :] = block["gamma"]
+        pe = cfg.save_params_every
+        ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))
+        if hb > ha:
+            for name in ("eigval", "eigres", "eigconv"):
+                g[name][:, ha:hb, :] = block[name]
+        pa, pb = -(-a // pe), -(-b // pe)
+        if pb > pa:
+            g["params"][:, pa:pb, :] = block["params"]
+            g["eigvec"][:, pa:pb, :, :] = block["eigvec"]
+
+    def write_ckpt(self, step: int, theta: np.ndarray, eigvecs: np.ndarray | None):
+        """Store θ at `step` (and the solver's warm start) in the slot not holding the last one."""
+        R, n = theta.shape
+        ck = self.group["state/ckpt"]
+        row = np.full((R, ck.shape[2]), np.nan)
+        row[:, 0] = step
+        row[:, 1 : 1 + n] = theta
+        if eigvecs is not None:  # stores from before the guard vectors hold only the top-k
+            j = (row.shape[1] - 1 - n) // n
+            row[:, 1 + n :] = eigvecs[:, :j].reshape(R, -1)
+        # never overwrite the slot holding steps_done: a crash now must leave it readable
+        slot = 1 if ck[0, 0, 0] == self.steps_done else 0
+        ck[slot] = row
 
 
 def open_dataset(path, complete_only: bool = True):
-    """The store as an xarray.Dataset (lazy), trimmed to the recorded steps.
-
-    complete_only: cut `step`, `hstep` and `pstep` at `steps_done`, so a store still
-    being recorded, or one that crashed, shows only what was flushed.
-    """
-    import xarray as xr
-
-    g = open_group(path)
-    done = int(g.attrs.get("steps_done", 0))
-    ds = xr.open_zarr(str(path), consolidated=False)
-    if complete_only:
-        cfg = config_of(g)
-        ds = ds.isel(step=slice(0, done), hstep=slice(0, len(cfg.hessian_steps(0, done))),
-                     pstep=slice(0, -(-done // cfg.save_params_every)))
-    return ds
+    """The store at `path` as an xarray.Dataset, trimmed to the flushed steps (see RunStore.dataset)."""
+    return RunStore.open(path).dataset(complete_only)

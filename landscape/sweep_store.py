@@ -4,8 +4,8 @@
     sweep.zarr/b000/ …        one run store per batch (landscape.store layout)
 
 `open_sweep` puts all batches together as one xarray Dataset with the grid as
-dimensions, so `ds.sel(loss="dce", eta=0.5)` works; the recorded dynamical loss
-is called `F` there (a variable cannot share the name of the `loss` dimension).
+dimensions, so `ds.sel(loss_name="dce", eta=0.5)` works; the names are a run store's
+(`loss` is the recorded dynamical loss F, `loss_name` which loss it is).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import xarray as xr
 import zarr
 
 from . import LandscapeError
-from . import store as S
+from .store import RunStore, is_store, open_dataset
 
 SCHEMA = 1
 
@@ -52,12 +52,12 @@ def index(path) -> tuple[str, list[str]]:
 
 def batch_status(path, name: str) -> str:
     p = Path(path) / name
-    if not S.is_store(p):
+    if not is_store(p):
         return "missing"
-    return S.open_group(p).attrs.get("status", "unknown")
+    return RunStore.open(p).status
 
 
-GRID = ("loss", "width", "eta", "amplitude", "period", "seed")
+GRID = ("loss_name", "width", "eta", "amplitude", "period", "seed")
 
 
 def open_sweep(path, complete_only: bool = True) -> xr.Dataset:
@@ -68,15 +68,14 @@ def open_sweep(path, complete_only: bool = True) -> xr.Dataset:
     for n in names:
         if batch_status(path, n) != "complete" and complete_only:
             raise LandscapeError(f"batch {n} of {path} is not complete; finish it with landscape sweep --resume")
-        ds = S.open_dataset(Path(path) / n)
+        ds = open_dataset(Path(path) / n)
         parts.append(ds)
     same_width = len({int(p.width.values[0]) for p in parts}) == 1
     drop = [] if same_width else ["params", "eigvec"]
     parts = [p.drop_vars(drop).drop_attrs() for p in parts]
     ds = xr.concat(parts, dim="replica", join="outer", combine_attrs="drop", coords="minimal", compat="override")
-    ds = ds.rename({"loss": "F", "loss_static": "F_static"}).rename({"loss_name": "loss"})
     ds = ds.assign_coords(replica=np.arange(ds.sizes["replica"]))
     ds = ds.set_index(replica=list(GRID)).unstack("replica").transpose(*GRID, ...)
     ds.attrs.update({"sweep": str(path), "batches": names,
-                     "note": "F is the recorded dynamical loss; dims loss … seed are the sweep grid"})
+                     "note": "dims loss_name … seed are the sweep grid; loss is the recorded dynamical loss F"})
     return ds

@@ -13,12 +13,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from dataclasses import replace
+
 from landscape import LandscapeError
-from landscape import store as S
 from landscape.config import RunConfig
-from landscape.engine import Engine
 from landscape.detector import first_instability
+from landscape.engine import Engine
 from landscape.perf import keep_freed_memory
+from landscape.store import PER_STEP, RunStore, prepare_out
 
 Progress = Callable[[int], None]
 
@@ -29,68 +31,69 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
     out = Path(out)
     data = cfg.dataset()
     engine = cfg.engine(data)
-    S.prepare_out(out, overwrite)
+    prepare_out(out, overwrite)
     spec = engine.spec
-    g = S.create(out, cfg, data.num_classes, spec.num_params, data.source)
-    theta = spec.init([r["seed"] for r in cfg.replicas()], engine.dtype, engine.device)
-    _run(g, out, cfg, engine, theta, 0, None, progress)
+    store = RunStore.create(out, cfg, data.num_classes, spec.num_params, data.source)
+    theta = spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device)
+    _run(store, cfg, engine, theta, 0, None, progress)
     return out
 
 
 def resume(path, *, device: str | None = None, progress: Progress | None = None) -> Path:
     """Continue an interrupted recording from its last flush."""
     path = Path(path)
-    g = S.open_group(path, mode="r")
-    cfg = S.config_of(g)
-    if device is not None:
-        cfg = RunConfig(**{**cfg.__dict__, "device": device})
+    store = RunStore.open(path, mode="r")
+    cfg = store.config
+    if device is not None:  # the one setting a resume may change: where it runs
+        cfg = replace(cfg, device=device)
     cfg.validate()
-    if g.attrs.get("status") == "complete":
+    if store.status == "complete":
         raise LandscapeError(f"{path} is already complete ({cfg.steps} steps); nothing to resume")
-    done = int(g.attrs.get("steps_done", 0))
+    done = store.steps_done
     data = cfg.dataset()
     engine = cfg.engine(data)
-    n, k = engine.spec.num_params, cfg.top_k
-    if n != g.attrs["num_params"]:
-        raise LandscapeError(f"{path}: data or network differ from the recording ({n} vs {g.attrs['num_params']} parameters)")
-    g = S.open_group(path, mode="r+")
+    n = engine.spec.num_params
+    if n != store.attrs["num_params"]:
+        raise LandscapeError(f"{path}: data or network differ from the recording ({n} vs {store.attrs['num_params']} "
+                             "parameters)")
+    store = RunStore.open(path, mode="r+")
     if done == 0:
-        theta, warm = engine.spec.init([r["seed"] for r in cfg.replicas()], engine.dtype, engine.device), None
+        theta, warm = engine.spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device), None
     else:
-        th, ev = S.read_ckpt(g, done, n, k)
+        th, ev = store.read_ckpt(done, n)
         theta = torch.as_tensor(th, device=engine.device).to(engine.dtype)
         warm = None if ev is None else torch.as_tensor(ev, device=engine.device).to(engine.dtype)
-    S.set_attrs(g, path, status="running")
-    _run(g, path, cfg, engine, theta, done, warm, progress)
+    store.set_attrs(status="running")
+    _run(store, cfg, engine, theta, done, warm, progress)
     return path
 
 
-def _run(g, path, cfg: RunConfig, engine: Engine, theta, start: int, warm, progress: Progress | None):
+def _run(store: RunStore, cfg: RunConfig, engine: Engine, theta, start: int, warm, progress: Progress | None):
     keep_freed_memory()
     try:
-        _loop(g, cfg, engine, theta, start, warm, progress, path)
+        _loop(store, cfg, engine, theta, start, warm, progress)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        S.set_attrs(g, path, status="failed", error=reason.splitlines()[0] if reason else "")
+        store.set_attrs(status="failed", error=reason.splitlines()[0] if reason else "")
         raise
-    S.set_attrs(g, path, status="complete", error="")
+    store.set_attrs(status="complete", error="")
 
 
-def _loop(g, cfg: RunConfig, engine: Engine, theta, start, warm, progress, path):
+def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, progress):
     """warm: the solver's whole last block (eigenvectors + guards) from the resume state, or None."""
-    seeds = [r["seed"] for r in cfg.replicas()]
+    seeds = [r.seed for r in cfg.replicas()]
     k = cfg.top_k
     pe = cfg.save_params_every
     early = cfg.until == "first-instability"
     history = None
     if early:  # the loss so far, for the online instability detector
         history = np.full((len(seeds), cfg.steps), np.nan)
-        history[:, :start] = g["loss"][:, :start]
+        history[:, :start] = store["loss"][:, :start]
     t = start
     while t < cfg.steps:
         b = min((t // cfg.chunk_steps + 1) * cfg.chunk_steps, cfg.steps)
         G_all = engine.gamma(list(range(t, b)))
-        rows = {name: [] for name in S.PER_STEP}
+        rows = {name: [] for name in PER_STEP}
         spec_rows, saved = [], []
         hsteps = set(cfg.hessian_steps(t, b).tolist())
         for s in range(t, b):
@@ -102,7 +105,7 @@ def _loop(g, cfg: RunConfig, engine: Engine, theta, start, warm, progress, path)
             if s % pe == 0:
                 saved.append((theta.clone(), vecs.clone()))
             theta, m = engine.step(theta, s, G_all[s - t])
-            for name in S.PER_STEP:
+            for name in PER_STEP:
                 rows[name].append(getattr(m, name))
         np_ = lambda x: x.detach().cpu().numpy()
         block = {name: np_(torch.stack(v, dim=1)) for name, v in rows.items()}
@@ -113,16 +116,16 @@ def _loop(g, cfg: RunConfig, engine: Engine, theta, start, warm, progress, path)
         if saved:
             block["params"] = np_(torch.stack([p for p, _ in saved], dim=1))
             block["eigvec"] = np_(torch.stack([v for _, v in saved], dim=1))
-        S.write_block(g, cfg, t, b, block)
-        S.write_ckpt(g, b, np_(theta).astype(np.float64), None if warm is None else np_(warm).astype(np.float64))
-        S.set_attrs(g, path, steps_done=b)
+        store.write_block(t, b, block)
+        store.write_ckpt(b, np_(theta).astype(np.float64), None if warm is None else np_(warm).astype(np.float64))
+        store.set_attrs(steps_done=b)
         if progress is not None:
             progress(b - t)
         if early:
             history[:, t:b] = block["loss"]
             fi, _ = first_instability(history[:, :b])
             if np.isfinite(fi).all() and b >= fi.max() + cfg.until_margin:
-                S.set_attrs(g, path, stopped=f"first instability of every replica (last at step {int(fi.max())}) "
+                store.set_attrs(stopped=f"first instability of every replica (last at step {int(fi.max())}) "
                             f"+ {cfg.until_margin} steps", first_instability=[int(v) for v in fi])
                 return
         t = b

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import torch
 
+from dataclasses import replace
+
 from landscape import LandscapeError
-from landscape import store as S
-from landscape import sweep_store as SS
-from landscape.config import RunConfig
+from landscape import sweep_store
+from landscape.config import Replica, RunConfig
 from landscape.perf import keep_freed_memory
+from landscape.store import check_out
 from landscape.sweep_spec import SweepSpec
 
 from .record import record, resume
@@ -27,7 +29,7 @@ from .record import record, resume
 def plan(spec: SweepSpec) -> list[RunConfig]:
     """Validate the spec (nothing is written) and pack it into batches."""
     spec.validate()
-    data = spec.base(spec.losses[0], spec.widths[0], spec.steps).dataset()
+    data = spec.base.dataset()
     return spec.batches(data.input_dim, data.num_classes, data.X.shape[0])
 
 
@@ -37,7 +39,7 @@ def run_batch(sweep_path: str, name: str, cfg_json: str, threads: int | None = N
         torch.set_num_threads(threads)
     keep_freed_memory()
     path = Path(sweep_path) / name
-    status = SS.batch_status(sweep_path, name)
+    status = sweep_store.batch_status(sweep_path, name)
     if status == "complete":
         return "skipped"
     if status == "missing":
@@ -58,16 +60,16 @@ def sweep(spec: SweepSpec, out, *, workers: int = 1, scheduler: str | None = Non
     """Run every batch of `spec` into the sweep store `out`."""
     batches = plan(spec)
     out = Path(out)
-    names = [SS.batch_name(i) for i in range(len(batches))]
+    names = [sweep_store.batch_name(i) for i in range(len(batches))]
     if workers < 1:
         raise LandscapeError("--workers must be >= 1")
     client = _connect(scheduler) if scheduler else None
     if out.exists():
         if resume_existing:
-            stored_spec, stored_names = SS.index(out)
-            if stored_spec != spec.to_json() or stored_names != names:
+            stored_spec, stored_names = sweep_store.index(out)
+            if SweepSpec.from_json(stored_spec) != spec or stored_names != names:
                 raise LandscapeError(f"{out} was started with other settings; resume it without changing the grid")
-        elif overwrite and SS.is_sweep(out):
+        elif overwrite and sweep_store.is_sweep(out):
             shutil.rmtree(out)
         elif overwrite:
             raise LandscapeError(f"{out} exists and is not a landscape sweep store; refusing to overwrite it")
@@ -76,9 +78,9 @@ def sweep(spec: SweepSpec, out, *, workers: int = 1, scheduler: str | None = Non
     elif resume_existing:
         raise LandscapeError(f"{out} does not exist; nothing to resume")
     if not out.exists():
-        S.check_out(out, overwrite=False)
-        SS.create(out, spec.to_json(), names)
-    todo = [(n, b.to_json()) for n, b in zip(names, batches) if SS.batch_status(out, n) != "complete"]
+        check_out(out, overwrite=False)
+        sweep_store.create(out, spec.to_json(), names)
+    todo = [(n, b.to_json()) for n, b in zip(names, batches) if sweep_store.batch_status(out, n) != "complete"]
     done = len(batches) - len(todo)
     if progress:
         progress(done, len(batches))
@@ -123,8 +125,7 @@ def measure_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:
     """Run-steps per second of the engine on cfg's device at this batch size, the spectrum
     every `hessian_every` steps included (a short calibration, nothing written)."""
     keep_freed_memory()
-    rows = tuple((s, 1.0, 50.0, 5000) for s in range(replicas))
-    c = RunConfig(**{**cfg.__dict__, "replica_table": rows})
+    c = replace(cfg, replica_table=tuple(Replica(s, 1.0, 50.0, 5000) for s in range(replicas)))
     eng = c.engine(c.dataset())
     theta = eng.spec.init(range(replicas), eng.dtype, eng.device)
     for t in range(3):

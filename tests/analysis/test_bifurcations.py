@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analysis.bifurcations import LEVELS, detect
-from analysis.branches import branches_recorded, branches_replay
-from landscape.cli import main
+from landscape.analysis.bifurcations import LEVELS, detect
+from landscape.analysis.branches import branches_recorded, branches_replay
+from landscape.app.cli import main
 from landscape.config import RunConfig
 from landscape.replay import params_at
-from recorders import record
+from landscape.recorders import record
 from tests.landscape import dynamical_systems as DS
 from tests.landscape.test_derivatives import dense_hessian
 
@@ -43,17 +43,17 @@ def test_shipped_dce_run_onsets_are_where_the_loss_starts_to_alternate(shipped):
 def test_shipped_lambda_at_onset_is_both_branches_by_replay(shipped):
     """λ1 at the onset is read at θ_t and θ_{t+1} (replayed), checked here against dense
     Hessians of the replayed parameters, and their mean is near 2/η."""
-    from landscape import store as S
+    from landscape.store import RunStore
 
     assert shipped.attrs["lambda_source"] == "replay"
-    cfg = S.config_of(S.open_group(SHIPPED))
+    cfg = RunStore.open(SHIPPED).config
     eng = cfg.engine(cfg.dataset())
     r, c = 0, 1
     t = int(shipped.onset.values[r, c, 0])
     th = params_at(SHIPPED, [t, t + 1], [r])[0]
     import torch
 
-    full = eng.spec.init([rep["seed"] for rep in cfg.replicas()])
+    full = eng.spec.init([rep.seed for rep in cfg.replicas()])
     for b, step in enumerate((t, t + 1)):
         theta = full.clone()
         theta[r] = torch.as_tensor(th[b])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.generalization import final_accuracies, summarize
+from landscape.analysis.generalization import final_accuracies, summarize
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
 

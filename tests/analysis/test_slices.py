@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from analysis.slices import loss_slice, loss_slices
-from landscape.cli import main
+from landscape.analysis.slices import loss_slice, loss_slices
+from landscape.app.cli import main
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
 
@@ -63,8 +63,8 @@ def test_bad_slice_requests(args, msg, tmp_path):
 READ_ONLY_CHECK = """
 import os, sys
 from click.testing import CliRunner
-from analysis.slices import loss_slice
-from landscape.cli import main
+from landscape.analysis.slices import loss_slice
+from landscape.app.cli import main
 store, out = sys.argv[1], sys.argv[2]
 assert not os.access(store, os.W_OK), "the store must really be read-only here"
 assert loss_slice(store, 9285, grid=5, follow=3).loss.shape == (5, 5)

@@ -187,7 +187,7 @@ def test_mse_trap_from_the_issue_is_gone(tmp_path):
     """`landscape record --loss mse --eta 0.1 -A 70 -T 500 --hessian-every 25`: the recorded λ2
     was the dense Hessian's λ3 at 49 of 61 steps. Now every recorded λ1, λ2 is the dense one."""
     from landscape.config import RunConfig
-    from recorders import record
+    from landscape.recorders import record
 
     cfg = RunConfig(loss="mse", etas=(0.1,), amplitudes=(70.0,), periods=(500,), steps=500, hessian_every=25,
                     hessian_pairs=False, save_params_every=250, chunk_steps=250)
@@ -207,7 +207,7 @@ def test_recorded_spectra_match_dense_hessian_all_losses(tmp_path, loss):
     """Reference size (width 100, 300 points, 603 parameters), default solver settings: every
     recorded λ1, λ2 within 1e-3 relative of a dense float64 Hessian at every Hessian step."""
     from landscape.config import RunConfig
-    from recorders import record
+    from landscape.recorders import record
 
     eta = {"ce": 1.0, "dce": 1.0, "mse": 0.1, "dmse1": 0.1, "dmse2": 0.1}[loss]
     cfg = RunConfig(loss=loss, etas=(eta,), amplitudes=(70.0,), periods=(400,), steps=400, hessian_every=100,

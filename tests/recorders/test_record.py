@@ -15,7 +15,7 @@ import xarray as xr
 from landscape import LandscapeError
 from landscape import store as S
 from landscape.replay import params_at
-from recorders import record, resume
+from landscape.recorders import record, resume
 
 COMPARED = ("loss", "loss_static", "train_acc", "val_acc", "gamma", "eigval", "eigres", "params", "eigvec")
 

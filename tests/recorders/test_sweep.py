@@ -12,15 +12,15 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from analysis.bifurcations import detect
-from landscape.cli import main
+from landscape.analysis.bifurcations import detect
+from landscape.app.cli import main
 from landscape.sweep_spec import SweepSpec
 from landscape.sweep_store import open_sweep
-from recorders.sweep import plan, sweep
+from landscape.recorders.sweep import plan, sweep
 
 TINY = dict(losses=("dce", "dmse2"), etas=(0.5, 1.0), amplitudes=(5.0,), periods=(40,), widths=(8,), seeds=(0, 1),
             steps=120, hessian_every=10, save_params_every=40, chunk_steps=40, n_per_class=8, batch_size=3)
-VARS = ("F", "F_static", "train_acc", "val_acc", "gamma", "params")
+VARS = ("loss", "loss_static", "train_acc", "val_acc", "gamma", "params")
 
 
 def same(a: xr.Dataset, b: xr.Dataset):
@@ -32,46 +32,49 @@ def same(a: xr.Dataset, b: xr.Dataset):
 
 
 def test_packing_groups_by_loss_width_and_steps():
-    spec = SweepSpec(losses=("dce", "dmse1"), etas=(0.5, 1.0, 2.0), widths=(10, 20), seeds=tuple(range(5)),
-                     steps_per_eta=1000, batch_size=4)
+    spec = SweepSpec().replace(losses=("dce", "dmse1"), etas=(0.5, 1.0, 2.0), widths=(10, 20), seeds=tuple(range(5)),
+                               steps_per_eta=1000, batch_size=4)
     batches = plan(spec)
     assert sum(len(b.replicas()) for b in batches) == spec.num_runs() == 60
     for b in batches:
         assert len(b.replicas()) <= 4
-        assert {r["eta"] for r in b.replicas()} == {1000 / b.steps} or len({r["eta"] for r in b.replicas()}) == 1
+        assert {r.eta for r in b.replicas()} == {1000 / b.steps} or len({r.eta for r in b.replicas()}) == 1
     assert {b.steps for b in batches} == {500, 1000, 2000}
     assert len({(b.loss, b.width, b.steps) for b in batches}) == 12
-    auto = SweepSpec(seeds=tuple(range(100))).batches()
+    auto = SweepSpec().replace(seeds=tuple(range(100))).batches()
     assert [len(b.replicas()) for b in auto] == [64, 36]  # the CPU default
 
 
 def test_grid_view_selects_by_value(tmp_path):
-    out = sweep(SweepSpec(**TINY), tmp_path / "s.zarr")
+    out = sweep(SweepSpec().replace(**TINY), tmp_path / "s.zarr")
     r = CliRunner().invoke(main, ["info", str(out)])
     assert r.exit_code == 0 and "8 runs in 4 batches" in r.output and r.output.count("complete") == 4
     ds = open_sweep(out)
-    assert dict(ds.sizes)["loss"] == 2 and ds.sizes["eta"] == 2 and ds.sizes["seed"] == 2
-    one = ds.sel(loss="dce", eta=0.5, seed=1).squeeze()
-    assert one.F.dims == ("step",) and np.isfinite(one.F.values).all()
+    assert ds.sizes["loss_name"] == 2 and ds.sizes["eta"] == 2 and ds.sizes["seed"] == 2
+    one = ds.sel(loss_name="dce", eta=0.5, seed=1).squeeze()
+    assert one.loss.dims == ("step",) and np.isfinite(one.loss.values).all()
     # the same run recorded alone gives the same numbers
     from landscape.config import RunConfig
-    from recorders import record
+    from landscape.recorders import record
 
     alone = record(RunConfig(loss="dce", etas=(0.5,), amplitudes=(5.0,), periods=(40,), seeds=(1,), width=8, steps=120,
                              hessian_every=10, save_params_every=40, chunk_steps=40, n_per_class=8), tmp_path / "a.zarr")
-    np.testing.assert_allclose(one.F.values, xr.open_zarr(alone).loss.values[0], rtol=1e-10)
+    np.testing.assert_allclose(one.loss.values, xr.open_zarr(alone).loss.values[0], rtol=1e-10)
 
 
+@pytest.mark.dask
+@pytest.mark.slow
 def test_local_processes_and_dask_cluster_equal_in_process(tmp_path):
     from distributed import LocalCluster
 
-    spec = SweepSpec(**TINY)
+    spec = SweepSpec().replace(**TINY)
     ref = open_sweep(sweep(spec, tmp_path / "ref.zarr"))
     same(ref, open_sweep(sweep(spec, tmp_path / "procs.zarr", workers=2)))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         same(ref, open_sweep(sweep(spec, tmp_path / "dask.zarr", scheduler=cluster.scheduler_address)))
 
 
+@pytest.mark.subprocess
 def test_sigkill_mid_sweep_then_resume(tmp_path):
     args = ["sweep", "--loss", "dce,dmse1", "--eta", "0.5,1", "-A", "5", "-T", "40", "--width", "10", "--seeds", "2",
             "--steps", "700", "--hessian-every", "25", "--save-params-every", "100", "--chunk-steps", "100",
@@ -97,15 +100,16 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     proc.wait()
     assert status("b000")["status"] == "complete" and status("b001")["status"] == "running"
     first = (out / "b000" / "loss" / "zarr.json").stat().st_mtime_ns
-    r = subprocess.run(cli + args + ["--out", str(out), "--resume"], capture_output=True, text=True)
+    r = subprocess.run(cli + ["sweep", "--resume", str(out), "-q"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (out / "b000" / "loss" / "zarr.json").stat().st_mtime_ns == first  # the finished batch was not redone
     same(open_sweep(ref), open_sweep(out))
 
 
+@pytest.mark.slow
 def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_path):
-    spec = SweepSpec(losses=("dce",), etas=(1.0,), amplitudes=(50.0,), periods=(5000,), widths=(100,), seeds=(0, 1),
-                     steps=20000, until="first-instability", chunk_steps=500)
+    spec = SweepSpec().replace(losses=("dce",), etas=(1.0,), amplitudes=(50.0,), periods=(5000,), widths=(100,),
+                               seeds=(0, 1), steps=20000, until="first-instability", chunk_steps=500)
     out = sweep(spec, tmp_path / "early.zarr")
     b = out / "b000"
     attrs = json.loads((b / "zarr.json").read_text())["attributes"]
@@ -142,7 +146,7 @@ def test_toml(tmp_path):
     r = CliRunner().invoke(main, ["sweep", "--config", str(good), "--eta", "0.25", "--out", str(tmp_path / "s.zarr"), "-q"])
     assert r.exit_code == 0, r.output
     ds = open_sweep(tmp_path / "s.zarr")
-    assert list(ds.eta.values) == [0.25] and ds.sizes["loss"] == 2 and ds.sizes["seed"] == 2
+    assert list(ds.eta.values) == [0.25] and ds.sizes["loss_name"] == 2 and ds.sizes["seed"] == 2
     bad = tmp_path / "b.toml"
     bad.write_text('loss = ["dce"]\nlearning_rate = 0.1\n')
     r = CliRunner().invoke(main, ["sweep", "--config", str(bad), "--out", str(tmp_path / "t.zarr")])

@@ -9,9 +9,9 @@ import xarray as xr
 import zarr
 from click.testing import CliRunner
 
-from analysis.bifurcations import detect
-from analysis.instability import first_instabilities, summarize
-from landscape.cli import main
+from landscape.analysis.bifurcations import detect
+from landscape.analysis.first_instability import first_instabilities, summarize
+from landscape.app.cli import main
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
 

@@ -1,11 +1,14 @@
-"""`landscape analyze …` and `landscape plot …`: thin click wrappers over the analysis functions."""
+"""`landscape analyze …` and `landscape plot …`: thin click wrappers over `landscape.analysis`."""
 
 from __future__ import annotations
 
 import click
 import numpy as np
 
-from landscape.cli import user_errors
+from landscape import LandscapeError
+
+from . import paper
+from .options import user_errors
 
 
 @click.group()
@@ -22,7 +25,7 @@ def _save_pair(out, name, runs, summary) -> str:
     """Save the per-run and summary datasets as `name/runs`, `name/summary` of the store `out`."""
     if not out:
         return ""
-    from .io import save_result
+    from landscape.analysis.io import save_result
 
     save_result(runs, out, f"{name}/runs", out)
     save_result(summary, out, f"{name}/summary", out)
@@ -36,8 +39,6 @@ def _fmt(v, nd=0):
 def _load_series(path: str):
     """A 1-D series from .npy or .csv/.txt (one value per line, or one row), one-line errors."""
     from pathlib import Path
-
-    from landscape import LandscapeError
 
     p = Path(path)
     if not p.is_file():
@@ -74,14 +75,12 @@ def _load_series(path: str):
 @click.option("--lambda", "lambda_source", default="auto", show_default=True,
               help="λ at the onsets: replay (exact at t and t+1), recorded (branch-wise), auto")
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
-@user_errors
+@user_errors()
 def bifurcations(store, series, period, min_run, growth, snr, floor_window, max_period, window, repeat_tol, variable,
                  lambda_source, out):
     """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
-    from landscape import LandscapeError
-
-    from .bifurcations import Detector, detect, detect_series
-    from .io import save_result
+    from landscape.analysis.bifurcations import Detector, detect, detect_series
+    from landscape.analysis.io import save_result
 
     det = Detector(min_run, growth, snr, floor_window, max_period, window, repeat_tol)
     if (store is None) == (series is None):
@@ -132,14 +131,14 @@ def bifurcations(store, series, period, min_run, growth, snr, floor_window, max_
 @click.option("--follow", default=20, show_default=True, help="iterates after x_t to project")
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_slices_r<replica>.png]")
-@user_errors
+@user_errors()
 def slices(store, steps, replica, grid, span, follow, out, fig):
     """The loss in the plane of the top-2 Hessian eigenvectors at the given steps, with the iterates."""
     from pathlib import Path
 
-    from .figures import draw_slices
-    from .io import save_result
-    from .slices import loss_slices
+    from landscape.analysis.figures import draw_slices
+    from landscape.analysis.io import save_result
+    from landscape.analysis.slices import loss_slices
 
     res = loss_slices(store, steps, replica, grid=grid, span=span, follow=follow)
     click.echo(f"{'step':>7} {'λ1':>8} {'λ2':>8} {'F(x_t)':>9} {'min F':>9} {'max off-plane':>13}  eigenvectors")
@@ -159,11 +158,11 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
 @click.argument("stores", nargs=-1, required=True)
 @click.option("--out", default=None, help="output store for the per-run and summary datasets [default: none]")
 @click.option("--fig", default="fig4.png", show_default=True, help="figure path (.png or .pdf; both are written)")
-@user_errors
+@user_errors()
 def instability(stores, out, fig):
     """λ1 at the first instability vs η per (loss, η, A, T): mean ± s.e. over replicas, next to 2/η."""
-    from .figures import draw_fig4
-    from .instability import first_instabilities, summarize
+    from landscape.analysis.figures import draw_fig4
+    from landscape.analysis.first_instability import first_instabilities, summarize
 
     runs = first_instabilities(stores)
     summ = summarize(runs)
@@ -186,15 +185,15 @@ def instability(stores, out, fig):
               help="steps of the slices [default the paper's 8000 9285 9450 9560 9600 where recorded]")
 @click.option("--grid", default=41, show_default=True)
 @click.option("--out", default="fig2.png", show_default=True, help="figure path (PNG and PDF are written)")
-@user_errors
+@user_errors()
 def fig2(store, replica, slice_steps, grid, out):
     """Fig. 2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices."""
-    from .figures import draw_fig2
-    from .io import open_run
-    from .slices import loss_slices
+    from landscape.analysis.figures import draw_fig2
+    from landscape.analysis.io import open_run
+    from landscape.analysis.slices import loss_slices
 
     ds, _ = open_run(store)
-    steps = list(slice_steps) or [s for s in (8000, 9285, 9450, 9560, 9600) if s + 20 < ds.sizes["step"]]
+    steps = list(slice_steps) or paper.fig2_slice_steps(ds.sizes["step"])
     sl = loss_slices(store, steps, replica, grid=grid) if steps else None
     click.echo("figures " + ", ".join(draw_fig2(out, store, replica, sl)))
 
@@ -202,10 +201,10 @@ def fig2(store, replica, slice_steps, grid, out):
 @plot.command()
 @click.argument("stores", nargs=-1, required=True)
 @click.option("--out", default="fig1.png", show_default=True, help="figure path (PNG and PDF are written)")
-@user_errors
+@user_errors()
 def fig1(stores, out):
     """Fig. 1: mean F(t) and λ_max(t) over replicas, per width and η (one store per width)."""
-    from .figures import draw_fig1
+    from landscape.analysis.figures import draw_fig1
 
     click.echo("figures " + ", ".join(draw_fig1(out, stores)))
 
@@ -213,11 +212,11 @@ def fig1(stores, out):
 @plot.command()
 @click.argument("stores", nargs=-1, required=True)
 @click.option("--out", default="fig4.png", show_default=True, help="figure path (PNG and PDF are written)")
-@user_errors
+@user_errors()
 def fig4(stores, out):
     """Fig. 4: λ_max at the first instability vs η (same as `analyze instability`, figure only)."""
-    from .figures import draw_fig4
-    from .instability import first_instabilities, summarize
+    from landscape.analysis.figures import draw_fig4
+    from landscape.analysis.first_instability import first_instabilities, summarize
 
     click.echo("figures " + ", ".join(draw_fig4(summarize(first_instabilities(stores)), out)))
 
@@ -226,10 +225,10 @@ def fig4(stores, out):
 @click.argument("stores", nargs=-1, required=True)
 @click.option("--out", default=None, help="output store for the per-run and summary datasets [default: none]")
 @click.option("--fig", default="fig3.png", show_default=True, help="figure path (PNG and PDF are written)")
-@user_errors
+@user_errors()
 def generalization(stores, out, fig):
     """Validation accuracy vs width (Fig. 3): mean ± s.e. over seeds per loss, at the last step."""
-    from .generalization import draw_fig3, final_accuracies, summarize
+    from landscape.analysis.generalization import draw_fig3, final_accuracies, summarize
 
     runs = final_accuracies(stores)
     summ = summarize(runs)

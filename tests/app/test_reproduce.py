@@ -3,8 +3,8 @@
 import pytest
 from click.testing import CliRunner
 
-from landscape.cli import main
-from landscape.reproduce import specs
+from landscape.app.cli import main
+from landscape.app.reproduce import specs
 
 
 @pytest.mark.parametrize("fig, images", [("fig1", ["fig1.png", "fig1.pdf"]), ("fig2", ["fig2.png", "fig2.pdf"]),
@@ -24,12 +24,12 @@ def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
 
 def test_quick_sizes_are_what_the_docs_promise():
     f3 = specs("fig3", "quick")["fig3a"]
-    assert min(f3.widths) <= 10 and len(f3.widths) >= 3 and f3.losses == ("ce", "dce") and f3.static_last
+    assert min(f3.widths) <= 10 and len(f3.widths) >= 3 and f3.losses == ("ce", "dce") and f3.base.static_last
     f4 = specs("fig4", "quick")
     assert {s.losses[0] for s in f4.values()} == {"dce", "dmse1", "dmse2"}
-    assert all(len(s.etas) >= 3 for s in f4.values())
+    assert all(len(s.base.etas) >= 3 for s in f4.values())
     full = specs("fig4", "full")["fig4_dce"]
-    assert full.amplitudes == (25.0, 50.0, 75.0) and full.periods == (5000, 10000) and len(full.seeds) == 30
+    assert full.base.amplitudes == (25.0, 50.0, 75.0) and full.base.periods == (5000, 10000) and len(full.base.seeds) == 30
     assert full.steps_for(0.5) == 200000
 
 

@@ -2,8 +2,8 @@
 write the figure, the datasets and a Markdown report that puts each claim of the paper
 beside the measured number.
 
-This is the one place that uses both the recorders and the analysis (they still meet
-only through the stores it writes). Sizes: `full` (the spec's parameters), `quick`
+It drives both the recorders and the analysis (they still meet only through the stores
+it writes), which is why it lives in the application room. Sizes: `full` (the spec's parameters), `quick`
 (minutes on a 2-core CPU), `tiny` (seconds; for the tests).
 """
 
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import LandscapeError
-from . import sweep_store as SS
-from .sweep_spec import SweepSpec
+from landscape import LandscapeError, sweep_store
+from landscape.sweep_spec import SweepSpec
+
+from . import paper
 
 SIZES = ("full", "quick", "tiny")
 TINY = dict(n_per_class=10, hessian_every=10, save_params_every=50, chunk_steps=50)
-FIG4_ETAS = {"dce": (0.5, 0.7, 1.0, 1.4), "dmse1": (0.2, 0.3, 0.4), "dmse2": (0.12, 0.2, 0.3)}
 
 
 def specs(fig: str, size: str) -> dict[str, SweepSpec]:
@@ -28,37 +28,40 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
     if size not in SIZES:
         raise LandscapeError(f"size must be one of {', '.join(SIZES)}")
     if fig == "fig1":
-        base = SweepSpec(losses=("ce",), etas=(0.5, 1.0), amplitudes=(1.0,), periods=(5000,), widths=(10, 30, 100))
-        return {"fig1": {"full": replace(base, seeds=tuple(range(20)), steps=20000),
-                         "quick": replace(base, seeds=(0, 1, 2), steps=4000, hessian_every=50),
-                         "tiny": replace(base, widths=(4, 8), seeds=(0, 1), steps=100, **TINY)}[size]}
+        base = SweepSpec().replace(losses=("ce",), etas=(0.5, 1.0), amplitudes=(1.0,), periods=(5000,),
+                                   widths=(10, 30, 100))
+        return {"fig1": {"full": base.replace(seeds=tuple(range(20)), steps=20000),
+                         "quick": base.replace(seeds=(0, 1, 2), steps=4000, hessian_every=50),
+                         "tiny": base.replace(widths=(4, 8), seeds=(0, 1), steps=100, **TINY)}[size]}
     if fig == "fig2":
-        base = SweepSpec(losses=("dce",), etas=(1.0,), amplitudes=(70.0,), periods=(5000,), widths=(100,), seeds=(0,))
-        return {"fig2": {"full": replace(base, steps=10000, save_params_every=250),
-                         "quick": replace(base, steps=10000, save_params_every=250),
-                         "tiny": replace(base, widths=(8,), amplitudes=(5.0,), periods=(40,), steps=200, **TINY)}[size]}
+        base = SweepSpec().replace(losses=("dce",), etas=(1.0,), amplitudes=(70.0,), periods=(5000,), widths=(100,),
+                                   seeds=(0,))
+        return {"fig2": {"full": base.replace(steps=10000, save_params_every=250),
+                         "quick": base.replace(steps=10000, save_params_every=250),
+                         "tiny": base.replace(widths=(8,), amplitudes=(5.0,), periods=(40,), steps=200, **TINY)}[size]}
     if fig == "fig3":
-        a = SweepSpec(losses=("ce", "dce"), etas=(1.0,), amplitudes=(70.0,), periods=(5000,), static_last=True,
-                      hessian_every=1000, save_params_every=1000)
-        b = replace(a, losses=("mse", "dmse1", "dmse2"), etas=(0.075,))
+        a = SweepSpec().replace(losses=("ce", "dce"), etas=(1.0,), amplitudes=(70.0,), periods=(5000,),
+                                static_last=True, hessian_every=1000, save_params_every=1000)
+        b = a.replace(losses=("mse", "dmse1", "dmse2"), etas=(0.075,))
         widths_full = (4, 6, 10, 20, 50, 100)
         if size == "full":
-            return {"fig3a": replace(a, widths=widths_full, seeds=tuple(range(50)), steps=50000),
-                    "fig3b": replace(b, widths=widths_full, seeds=tuple(range(10)), steps=50000)}
+            return {"fig3a": a.replace(widths=widths_full, seeds=tuple(range(50)), steps=50000),
+                    "fig3b": b.replace(widths=widths_full, seeds=tuple(range(10)), steps=50000)}
         if size == "quick":
-            return {"fig3a": replace(a, widths=(4, 8, 16, 32), seeds=(0, 1, 2, 3), steps=30000)}
-        return {"fig3a": replace(a, widths=(4, 8), seeds=(0, 1), periods=(40,), steps=120,
+            return {"fig3a": a.replace(widths=(4, 8, 16, 32), seeds=(0, 1, 2, 3), steps=30000)}
+        return {"fig3a": a.replace(widths=(4, 8), seeds=(0, 1), periods=(40,), steps=120,
                                  **{**TINY, "hessian_every": 40, "save_params_every": 40, "chunk_steps": 40})}
     if fig == "fig4":
         out = {}
-        for loss, etas in FIG4_ETAS.items():
-            base = SweepSpec(losses=(loss,), etas=etas, widths=(100,))
+        for loss, etas in paper.FIG4_ETAS.items():
+            base = SweepSpec().replace(losses=(loss,), etas=etas, widths=(100,))
             out[f"fig4_{loss}"] = {
-                "full": replace(base, amplitudes=(25.0, 50.0, 75.0), periods=(5000, 10000), seeds=tuple(range(30)),
-                                steps_per_eta=100000, until="first-instability"),
-                "quick": replace(base, amplitudes=(50.0,), periods=(5000,), seeds=(0, 1, 2), steps=5000),
-                "tiny": replace(base, etas=(etas[-1],), widths=(8,), amplitudes=(5.0,), periods=(100,), seeds=(0,),
-                                steps=200, **TINY),
+                "full": base.replace(amplitudes=paper.FIG4_AMPLITUDES, periods=paper.FIG4_PERIODS,
+                                     seeds=tuple(range(paper.FIG4_SEEDS)), steps_per_eta=paper.FIG4_STEPS_PER_ETA,
+                                     until="first-instability"),
+                "quick": base.replace(amplitudes=(50.0,), periods=(5000,), seeds=(0, 1, 2), steps=5000),
+                "tiny": base.replace(etas=(etas[-1],), widths=(8,), amplitudes=(5.0,), periods=(100,), seeds=(0,),
+                                     steps=200, **TINY),
             }[size]
             if size == "tiny":
                 break
@@ -69,17 +72,17 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
 def run(fig: str, size: str, out_dir, *, device: str | None = None, workers: int = 1, scheduler: str | None = None,
         progress=None) -> Path:
     """Record (or finish) the sweeps, analyse them, write figure, datasets and report.md."""
-    from recorders.sweep import sweep
+    from landscape.recorders.sweep import sweep
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stores = {}
     for name, spec in specs(fig, size).items():
         if device:
-            spec = replace(spec, device=device)
+            spec = spec.replace(device=device)
         path = out_dir / f"{name}.zarr"
         sweep(spec, path, workers=workers, scheduler=scheduler, resume_existing=path.exists(), progress=progress)
-        stores[name] = [str(path / n) for n in SS.index(path)[1]]
+        stores[name] = [str(path / n) for n in sweep_store.index(path)[1]]
     report = {"fig1": _fig1, "fig2": _fig2, "fig3": _fig3, "fig4": _fig4}[fig](stores, out_dir)
     cmd = f"landscape reproduce {fig}" + ("" if size == "full" else f" --{size}") + f" --out {out_dir}"
     text = f"# {fig.upper()} reproduced ({size})\n\nRebuild: `{cmd}`\n\n" + report
@@ -94,8 +97,8 @@ def _table(header, rows):
 
 
 def _fig1(stores, out):
-    from analysis.figures import draw_fig1
-    from analysis.io import open_run
+    from landscape.analysis.figures import draw_fig1
+    from landscape.analysis.io import open_run
 
     paths = stores["fig1"]
     draw_fig1(out / "fig1.png", paths)
@@ -117,15 +120,15 @@ def _fig1(stores, out):
 
 
 def _fig2(stores, out):
-    from analysis.bifurcations import detect
-    from analysis.figures import draw_fig2
-    from analysis.io import open_run
-    from analysis.slices import loss_slices
+    from landscape.analysis.bifurcations import detect
+    from landscape.analysis.figures import draw_fig2
+    from landscape.analysis.io import open_run
+    from landscape.analysis.slices import loss_slices
 
     path = stores["fig2"][0]
     ds, cfg = open_run(path)
     bif = detect(path)
-    steps = [s for s in (8000, 9285, 9450, 9560, 9600) if s + 20 < ds.sizes["step"]]
+    steps = paper.fig2_slice_steps(ds.sizes["step"])
     if not steps:  # short runs: around the first instability
         f = bif.first_instability.values[0]
         base = int(f) if np.isfinite(f) else ds.sizes["step"] // 2
@@ -153,7 +156,7 @@ def _fig2(stores, out):
 
 
 def _fig3(stores, out):
-    from analysis.generalization import draw_fig3, final_accuracies, summarize
+    from landscape.analysis.generalization import draw_fig3, final_accuracies, summarize
 
     text = ("Paper: dynamical losses reach higher validation accuracy, most at small widths (they shift the "
             "under/over-parameterised transition); accuracy measured after a last period with A = 1.\n\n")
@@ -183,8 +186,8 @@ def _fig3(stores, out):
 
 
 def _fig4(stores, out):
-    from analysis.figures import draw_fig4
-    from analysis.instability import first_instabilities, summarize
+    from landscape.analysis.figures import draw_fig4
+    from landscape.analysis.first_instability import first_instabilities, summarize
 
     paths = [p for ps in stores.values() for p in ps]
     runs = first_instabilities(paths)

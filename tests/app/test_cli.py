@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from landscape.cli import main
+from landscape.app.cli import main
 
 SMALL = ["--width", "6", "--steps", "60", "--hessian-every", "10", "--save-params-every", "30",
          "--chunk-steps", "30", "--n-per-class", "8", "-q"]
@@ -81,7 +81,7 @@ BAD = [
     (["--dtype", "float16"], "dtype must be one of"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
     (["--data", str(Path(__file__))], "must end in .npz, .h5"),
-    (["--seeds", "x"], "--seeds"),
+    (["--seeds", "x"], "seeds"),
     (["--save-params-every", "7"], "multiple of hessian-every"),
     (["--out", "/nonexistent-dir/x.zarr"], "does not exist"),
 ]

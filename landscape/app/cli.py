@@ -1,0 +1,244 @@
+"""The `landscape` command (click): record, sweep, inspect and reproduce; `analyze` and `plot`
+come from `landscape.app.analyze`.
+
+Every user error is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from landscape import LandscapeError
+from landscape.config import RunConfig
+from landscape.knobs import knobs
+from landscape.sweep_spec import SweepSpec, load_toml, sweep_knobs
+
+from . import paper
+from .analyze import analyze, plot
+from .options import given, knob_options, user_errors
+from .progress import StepBar, fmt_time
+
+RUN_KNOBS = knobs(RunConfig)
+SWEEP_KNOBS = sweep_knobs()
+
+
+@click.group()
+@click.version_option(package_name="landscape")
+def main():
+    """Record and analyse training under dynamical loss functions."""
+
+
+main.add_command(analyze)
+main.add_command(plot)
+
+
+@main.command()
+@knob_options(RUN_KNOBS)
+@click.option("--out", "-o", default=None, help="store path [default ./<loss>_eta<η>_<time>.zarr]")
+@click.option("--overwrite", is_flag=True, help="replace an existing store at --out")
+@click.option("--resume", "resume_path", default=None, help="continue an interrupted store (settings come from it)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@user_errors()  # Ctrl-C: handled inside, where the store path is known
+def record(out, overwrite, resume_path, quiet, **knob_values):
+    """Record training of one or many replicas into a Zarr store."""
+    from landscape import recorders
+    from landscape.store import RunStore, check_out
+
+    settings = given(RUN_KNOBS, knob_values)
+    if resume_path:
+        extra = sorted(set(settings) - {"device"}) + (["out"] if out else []) + (["overwrite"] if overwrite else [])
+        if extra:
+            flag = next((k.flag for k in RUN_KNOBS if k.name == extra[0]), extra[0])
+            raise LandscapeError(f"--resume takes its settings from the store; drop --{flag}")
+        store = RunStore.open(resume_path)
+        bar = None if quiet else StepBar(store.config.steps, store.steps_done)
+        try:
+            path = recorders.resume(resume_path, device=settings.get("device"), progress=bar)
+        except KeyboardInterrupt:
+            click.echo(f"interrupted; resume with: landscape record --resume {resume_path}", err=True)
+            raise SystemExit(130) from None
+        finally:
+            rate = bar.close() if bar else None
+        click.echo(f"resumed and completed {path}" + (f" ({rate:,.0f} steps/s)" if rate else ""))
+        return
+    cfg = replace(RunConfig(), **settings).validate()
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = f"{cfg.loss}_eta{'-'.join(f'{e:g}' for e in cfg.etas)}_{stamp}.zarr"
+    cfg.dataset()  # a bad --data file fails here, before anything is printed or written
+    check_out(Path(out), overwrite)
+    R = len(cfg.replicas())
+    click.echo(f"recording {R} replica(s) × {cfg.steps} steps of {cfg.loss} into {out}", err=True)
+    bar = None if quiet else StepBar(cfg.steps)
+    try:
+        path = recorders.record(cfg, out, overwrite=overwrite, progress=bar)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; resume with: landscape record --resume {out}", err=True)
+        raise SystemExit(130) from None
+    finally:
+        rate = bar.close() if bar else None
+    click.echo(f"wrote {path}" + (f" ({rate:,.0f} steps/s, {rate * R:,.0f} run-steps/s)" if rate else ""))
+
+
+@main.command()
+@click.argument("store")
+@user_errors()
+def info(store):
+    """Print what a store (or a sweep store) holds."""
+    from landscape import sweep_store
+    from landscape.store import RunStore
+
+    if sweep_store.is_sweep(store):
+        spec_json, names = sweep_store.index(store)
+        spec = SweepSpec.from_json(spec_json)
+        b = spec.base
+        click.echo(f"sweep      {store}: {spec.num_runs()} runs in {len(names)} batches")
+        click.echo(f"grid       loss {','.join(spec.losses)}; width {','.join(map(str, spec.widths))}; "
+                   f"η {','.join(f'{e:g}' for e in b.etas)}; A {','.join(f'{a:g}' for a in b.amplitudes)}; "
+                   f"T {','.join(map(str, b.periods))}; {len(b.seeds)} seeds")
+        for n in names:
+            st = sweep_store.batch_status(store, n)
+            extra = ""
+            if st != "missing":
+                rs = RunStore.open(f"{store}/{n}")
+                extra = f"  {rs.steps_done}/{rs.config.steps} steps, {len(rs.config.replicas())} replicas"
+            click.echo(f"  {n}  {st}{extra}")
+        return
+    rs = RunStore.open(store)
+    cfg = rs.config
+    a = rs.attrs
+    reps = cfg.replicas()
+    click.echo(f"store      {store}")
+    click.echo(f"status     {a.get('status')}" + (f" ({a['error']})" if a.get("error") else ""))
+    click.echo(f"steps      {a.get('steps_done')} of {cfg.steps} recorded (flush every {cfg.chunk_steps})")
+    if a.get("stopped"):
+        click.echo(f"stopped    early: {a['stopped']}")
+    click.echo(f"loss       {cfg.loss}   Γ {cfg.gamma_shape}" + ("  static last period" if cfg.static_last else ""))
+    click.echo(f"network    width {cfg.width} depth {cfg.depth} {cfg.activation}, {a.get('num_params')} parameters, {cfg.dtype} on {cfg.device}")
+    click.echo(f"data       {a.get('data')}")
+    click.echo(f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
+               f"parameters every {cfg.save_params_every} steps")
+    click.echo(f"created    {a.get('created')}   code {a.get('git_revision')}")
+    click.echo("versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
+    click.echo(f"replicas   {len(reps)}")
+    click.echo("  #   seed        eta  amplitude  period")
+    for i, r in enumerate(reps[:50]):
+        click.echo(f"  {i:<3} {r.seed:<5} {r.eta:>9g} {r.amplitude:>10g} {r.period:>7d}")
+    if len(reps) > 50:
+        click.echo(f"  … {len(reps) - 50} more")
+    click.echo("arrays     " + ", ".join(f"{name}{tuple(arr.shape)}" for name, arr in sorted(rs.group.arrays()) if arr.ndim > 1))
+
+
+@main.command()
+@click.option("--config", "toml_path", default=None, help="TOML file with the grid and settings (flags override it)")
+@knob_options(SWEEP_KNOBS)
+@click.option("--out", "-o", default=None, help="sweep store [default ./sweep_<time>.zarr]")
+@click.option("--dry-run", is_flag=True, help="print the plan, the estimated size and time; write nothing")
+@click.option("--workers", default=1, show_default=True, help="local worker processes")
+@click.option("--scheduler", default=None, help="address of a Dask scheduler (tcp://host:port): batches run there")
+@click.option("--resume", "resume_path", default=None,
+              help="continue the sweep store at this path, redoing only unfinished batches (settings come from it)")
+@click.option("--overwrite", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True)
+@user_errors()  # Ctrl-C: handled inside, where the store path is known
+def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, quiet, **knob_values):
+    """Run a grid of recordings (loss × width × η × A × T × seeds) packed into batched replicas."""
+    from landscape import sweep_store
+    from landscape.recorders import sweep as sweeps
+
+    settings = given(SWEEP_KNOBS, knob_values)
+    if resume_path:
+        extra = sorted(settings) + (["config"] if toml_path else []) + (["out"] if out else [])
+        if extra:
+            flag = next((k.flag for k in SWEEP_KNOBS if k.name == extra[0]), extra[0])
+            raise LandscapeError(f"--resume takes the grid and settings from the store; drop --{flag}")
+        spec, out = SweepSpec.from_json(sweep_store.index(resume_path)[0]), resume_path
+    else:
+        spec = (load_toml(toml_path) if toml_path else SweepSpec()).replace(**settings)
+    batches = sweeps.plan(spec)
+    if dry_run:
+        _print_plan(spec, batches)
+        return
+    if out is None:
+        out = f"sweep_{datetime.now().strftime('%Y%m%d-%H%M%S')}.zarr"
+    t0 = time.perf_counter()
+
+    def progress(done, total):
+        if not quiet:
+            click.echo(f"batches {done}/{total} done ({time.perf_counter() - t0:.0f} s)", err=True)
+
+    try:
+        path = sweeps.sweep(spec, out, workers=workers, scheduler=scheduler, resume_existing=bool(resume_path),
+                            overwrite=overwrite, progress=progress)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; continue with: landscape sweep --resume {out}", err=True)
+        raise SystemExit(130) from None
+    click.echo(f"wrote {path} ({spec.num_runs()} runs in {len(batches)} batches); open with "
+               f"landscape.sweep_store.open_sweep('{path}')")
+
+
+def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
+    from landscape.recorders import sweep as sweeps
+    from landscape.store import nbytes
+
+    groups: dict[tuple, list[int]] = {}
+    for b in batches:
+        groups.setdefault((b.loss, b.width, b.steps), []).append(len(b.replicas()))
+    click.echo(f"{spec.num_runs()} runs in {len(batches)} batches on {spec.base.device} ({spec.base.dtype})")
+    click.echo(f"{'loss':>6} {'width':>5} {'steps':>8} {'runs':>6} {'batches (replicas)':>20}")
+    for (loss, width, steps), sizes in groups.items():
+        click.echo(f"{loss:>6} {width:>5} {steps:>8} {sum(sizes):>6} {len(sizes):>6} ({', '.join(map(str, sizes[:6]))}"
+                   + (", …" if len(sizes) > 6 else "") + ")")
+    run_steps = sum(b.steps * len(b.replicas()) for b in batches)
+    data = batches[0].dataset()
+    size = sum(nbytes(b, data.num_classes, b.spec(data).num_params) for b in batches)
+    click.echo(f"run-steps {run_steps:,}; store ≤ {size / 1e9:.2f} GB uncompressed")
+    if spec.base.until == "first-instability":
+        click.echo("  (--until first-instability: batches stop early, so steps and size are upper bounds)")
+    rates: dict[tuple, float] = {}
+    total = 0.0
+    for (loss, width, steps), sizes in groups.items():
+        b = next(x for x in batches if (x.loss, x.width, x.steps) == (loss, width, steps))
+        key = (width, min(64, max(sizes)))
+        if key not in rates:
+            rates[key] = sweeps.measure_rate(b, key[1])
+        total += steps * sum(sizes) / rates[key]
+    click.echo("measured " + ", ".join(f"{r:,.0f} run-steps/s at width {w} (batch {n})" for (w, n), r in rates.items())
+               + f" on {spec.base.device}, spectrum every {spec.base.hessian_every} → about {fmt_time(total)} "
+               "in one process")
+    rate = sweeps.measure_rate(replace(batches[0], width=100, loss="dce"), 64)
+    full, early = paper.fig4_run_steps(), paper.fig4_run_steps(early=True)
+    click.echo(f"the paper's full Fig. 4 sweep (DCE, DMSE1, DMSE2 × A 25/50/75 × T 5000/10000 × 30 seeds, "
+               f"100000/η steps): {full:,} run-steps at {rate:,.0f} run-steps/s (width 100, batch 64) = about "
+               f"{fmt_time(full / rate)} here; with --until first-instability (≈ {paper.FIG4_EARLY_STEPS} steps a "
+               f"run) about {fmt_time(early / rate)}")
+
+
+@main.command()
+@click.argument("figure", type=click.Choice(["fig1", "fig2", "fig3", "fig4"]))
+@click.option("--quick", "size", flag_value="quick", help="a reduced version that finishes on a 2-core CPU in minutes")
+@click.option("--tiny", "size", flag_value="tiny", help="seconds; checks the pipeline, not the physics")
+@click.option("--full", "size", flag_value="full", default=True, help="the spec's parameters (default)")
+@click.option("--device", default=None)
+@click.option("--workers", default=1, show_default=True)
+@click.option("--scheduler", default=None, help="Dask scheduler address for the sweep")
+@click.option("--out", default=None, help="output directory [default ./reproduce_<figure>]")
+@user_errors(hint="run the same command again: finished batches are kept")
+def reproduce(figure, size, device, workers, scheduler, out):
+    """Run the sweep a figure of the paper needs, analyse it, write figure, datasets and report.md."""
+    from .reproduce import run
+
+    out = out or f"reproduce_{figure}"
+    t0 = time.perf_counter()
+    report = run(figure, size, out, device=device, workers=workers, scheduler=scheduler,
+                 progress=lambda d, n: click.echo(f"batches {d}/{n} ({time.perf_counter() - t0:.0f} s)", err=True))
+    click.echo(f"wrote {report} ({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

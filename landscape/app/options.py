@@ -1,0 +1,72 @@
+"""Command-line options derived from the config dataclasses, and one-line user errors.
+
+Each knob of `RunConfig` / `SweepSpec` (`landscape.knobs`) becomes one click option with
+default None, so a command knows which options were given; the defaults and help text
+are the dataclass's.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from landscape import LandscapeError
+from landscape.knobs import Knob, parse
+
+
+def knob_options(knob_list: list[Knob]):
+    """A decorator adding one option per knob (list knobs repeat or take 'a,b,c')."""
+
+    def deco(fn):
+        for k in reversed(knob_list):
+            names = [f"--{k.flag}"] + ([f"-{k.short}"] if k.short else [])
+            default = k.default if not isinstance(k.default, tuple) or k.default else None
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            if k.parse == "seeds":
+                shown = f"{shown} (one seed)"
+            metavar = {int: "INT", float: "NUMBER", tuple: "LIST"}.get(k.kind, "TEXT")
+            help_ = k.help + ("" if default is None or "[default" in k.help else f" [default: {shown}]")
+            if k.kind is bool:
+                fn = click.option(f"--{k.flag}/--no-{k.flag}", k.name, default=None, help=help_)(fn)
+            elif k.kind is tuple and k.parse is None:
+                fn = click.option(*names, k.name, multiple=True, default=None, metavar="LIST",
+                                  help=help_ + "; several: a,b or repeat")(fn)
+            else:
+                fn = click.option(*names, k.name, default=None, metavar=metavar, help=help_)(fn)
+        return fn
+
+    return deco
+
+
+def given(knob_list: list[Knob], params: dict) -> dict:
+    """{field: parsed value} of the knobs given on the command line."""
+    out = {}
+    for k in knob_list:
+        v = params.get(k.name)
+        if v is None or v == ():
+            continue
+        out[k.name] = parse(k, list(v) if isinstance(v, tuple) else v)
+    return out
+
+
+def user_errors(hint: str | None = None):
+    """Turn LandscapeError into `error: …` and exit 2; Ctrl-C into one line (with how to
+    continue, where the command can) and exit 130."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            try:
+                return fn(*a, **kw)
+            except LandscapeError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+            except KeyboardInterrupt:
+                click.echo("interrupted" + (f"; {hint}" if hint else ""), err=True)
+                sys.exit(130)
+
+        return wrapper
+
+    return deco

@@ -1,0 +1,32 @@
+"""The paper's constants, each once: Fig. 4's learning rates, Fig. 2's slice steps, and
+the cost of Fig. 4's full sweep on this machine."""
+
+from __future__ import annotations
+
+# Fig. 4: η per loss (the spec's grid; A 25/50/75 × T 5000/10000 × 30 seeds, 100000/η steps)
+FIG4_ETAS = {"dce": (0.5, 0.7, 1.0, 1.4), "dmse1": (0.2, 0.3, 0.4), "dmse2": (0.12, 0.2, 0.3)}
+FIG4_AMPLITUDES = (25.0, 50.0, 75.0)
+FIG4_PERIODS = (5000, 10000)
+FIG4_SEEDS = 30
+FIG4_STEPS_PER_ETA = 100000
+# Fig. 2: the steps of the loss slices (DCE, A = 70, T = 5000, η = 1)
+FIG2_SLICE_STEPS = (8000, 9285, 9450, 9560, 9600)
+# first instabilities came within 5000 steps in docs/RESULTS.md: with --until first-instability
+# a run takes about this many steps
+FIG4_EARLY_STEPS = 6200
+
+
+def fig4_run_steps(early: bool = False) -> int:
+    """Run-steps of the paper's full Fig. 4 sweep (all three losses), or with an early stop."""
+    runs = len(FIG4_AMPLITUDES) * len(FIG4_PERIODS) * FIG4_SEEDS
+    total = 0
+    for etas in FIG4_ETAS.values():
+        for eta in etas:
+            steps = -(-FIG4_STEPS_PER_ETA // eta)
+            total += runs * int(min(steps, FIG4_EARLY_STEPS) if early else steps)
+    return total
+
+
+def fig2_slice_steps(recorded_steps: int, follow: int = 20) -> list[int]:
+    """The paper's slice steps that a recording of this length holds (with `follow` iterates)."""
+    return [s for s in FIG2_SLICE_STEPS if s + follow < recorded_steps]
