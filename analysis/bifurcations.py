@@ -29,9 +29,11 @@ def detect_series(x, period: int | None = None, det: Detector = Detector()) -> x
         raise LandscapeError("a series must be 1-D with at least 4 values")
     res = analyse(x, period, det)
     return xr.Dataset(
-        {"onset": (("cycle", "level"), res.onsets),
-         "first_instability": ((), res.first_instability),
-         "unstable_from_start": ((), res.unstable_from_start)},
+        {
+            "onset": (("cycle", "level"), res.onsets),
+            "first_instability": ((), res.first_instability),
+            "unstable_from_start": ((), res.unstable_from_start),
+        },
         coords={"cycle": np.arange(res.onsets.shape[0]), "level": np.array(LEVELS, dtype=object)},
         attrs={f"detector_{k}": v for k, v in asdict(det).items()},
     )
@@ -77,15 +79,15 @@ def detect(path, det: Detector = Detector(), variable: str = "loss", lambda_sour
         q = [(r, int(onset[r, c, 0])) for r in range(R) for c in range(ncyc) if np.isfinite(onset[r, c, 0])]
         vals = branches_replay(path, q, k=k)
         for (r, t), v in zip(q, vals):
-            for c in np.flatnonzero(onset[r, :, 0] == t):
-                for li in np.flatnonzero(onset[r, c] == t):  # p2 shares the instability's step
-                    lam[r, c, li, :, :k] = v
+            for cyc in np.flatnonzero(onset[r, :, 0] == t):
+                for lvl in np.flatnonzero(onset[r, cyc] == t):  # p2 shares the instability's step
+                    lam[r, cyc, lvl, :, :k] = v
     first_lam = np.full((R, 2), np.nan)
     for r in range(R):
         if np.isfinite(first[r]) and not from_start[r]:
-            c = np.flatnonzero(onset[r, :, 0] == first[r])
-            if c.size:
-                first_lam[r] = lam[r, c[0], 0, :, 0]
+            hit = np.flatnonzero(onset[r, :, 0] == first[r])
+            if hit.size:
+                first_lam[r] = lam[r, hit[0], 0, :, 0]
     dims = ("replica", "cycle", "level")
     out = xr.Dataset(
         {
@@ -100,11 +102,19 @@ def detect(path, det: Detector = Detector(), variable: str = "loss", lambda_sour
             "lambda1_first_spread": (("replica",), np.abs(first_lam[:, 1] - first_lam[:, 0])),
             "two_over_eta": (("replica",), 2.0 / ds.eta.values),
         },
-        coords={"replica": ds.replica.values, "cycle": np.arange(ncyc), "level": np.array(LEVELS, dtype=object),
-                **replica_coords(ds)},
-        attrs={"variable": variable, "source": str(path), "lambda_source": source,
-               "criterion": "landscape/detector.py: growing sign alternation of the q-step differences (docs/analysis.md)",
-               "lambda": "branch mean of λ(θ_t) and λ(θ_{t+1}) at the onset t (analysis/branches.py)"},
+        coords={
+            "replica": ds.replica.values,
+            "cycle": np.arange(ncyc),
+            "level": np.array(LEVELS, dtype=object),
+            **replica_coords(ds),
+        },
+        attrs={
+            "variable": variable,
+            "source": str(path),
+            "lambda_source": source,
+            "criterion": "landscape.detector: growing sign alternation of the q-step differences (docs/analysis.md)",
+            "lambda": "branch mean of λ(θ_t) and λ(θ_{t+1}) at the onset t (analysis/branches.py)",
+        },
     )
     out.attrs.update({f"detector_{k}": v for k, v in asdict(det).items()})
     return out

@@ -44,7 +44,7 @@ def branches_replay(path, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
     for p, items in groups.items():
         rows = sorted({r for _, r, _ in items})
         eng = cfg.engine(data, [reps[r] for r in rows])
-        theta = torch.as_tensor(stored.oindex[rows, p // pe, :]).to(eng.dtype).to(eng.device)
+        theta = torch.as_tensor(stored.oindex[np.asarray(rows), p // pe, :]).to(eng.dtype).to(eng.device)
         where = {r: j for j, r in enumerate(rows)}
         wanted = defaultdict(list)
         for i, r, t in items:
@@ -54,8 +54,7 @@ def branches_replay(path, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
         for s in sorted(wanted):
             theta = eng.advance(theta, cur, s)
             cur = s
-            res = eng.spectrum(theta, s, k, v0=warm, tol=tol, max_iter=400, seed=s,
-                               seeds=[reps[r].seed for r in rows])
+            res = eng.spectrum(theta, s, k, v0=warm, tol=tol, max_iter=400, seed=s, seeds=[reps[r].seed for r in rows])
             warm = res.block
             ev = res.eigvals.detach().cpu().double().numpy()
             for i, j, b in wanted[s]:

@@ -1,4 +1,7 @@
-"""The paper's figures from recorded stores and analysis results (matplotlib, Agg).
+"""The paper's figures from recorded stores and analysis results.
+
+Drawn on matplotlib `Figure` objects (no pyplot), so no backend is chosen or changed,
+in a notebook or anywhere else; matplotlib is the optional extra `landscape[plot]`.
 
 fig1: mean F(t) and λ_max(t) over replicas, per (width, η);
 fig2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices;
@@ -9,16 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+from landscape import LandscapeError
+from landscape.extras import require
 
-from landscape import LandscapeError  # noqa: E402
+from .io import check_replica, open_run
 
-from .io import check_replica, open_run  # noqa: E402
+Figure = require("matplotlib.figure", "plot", "drawing figures").Figure
 
 
 def save(fig, path) -> list[str]:
@@ -29,7 +31,6 @@ def save(fig, path) -> list[str]:
         p = base.with_suffix(suffix)
         fig.savefig(p, dpi=130)
         out.append(str(p))
-    plt.close(fig)
     return out
 
 
@@ -38,8 +39,12 @@ def slice_panel(ax, r: xr.Dataset, step: int):
     cs = ax.contourf(r.a, r.b, r.loss.T, levels=30, cmap="viridis")
     ia, ib = r.iter_a.values, r.iter_b.values
     for i in range(len(ia) - 1):
-        ax.annotate("", xy=(ia[i + 1], ib[i + 1]), xytext=(ia[i], ib[i]),
-                    arrowprops=dict(arrowstyle="->", color="lime", alpha=0.5, lw=0.8))
+        ax.annotate(
+            "",
+            xy=(ia[i + 1], ib[i + 1]),
+            xytext=(ia[i], ib[i]),
+            arrowprops=dict(arrowstyle="->", color="lime", alpha=0.5, lw=0.8),
+        )
     ax.plot(ia, ib, "o", color="lime", ms=3)
     ax.plot([0], [0], "x", color="red", ms=9, mew=2)
     ax.set_title(f"t = {int(step)}", fontsize=9)
@@ -50,7 +55,8 @@ def slice_panel(ax, r: xr.Dataset, step: int):
 def draw_slices(res: xr.Dataset, path):
     """The right panels of Fig. 2 alone."""
     n = res.sizes["slice_step"]
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False, constrained_layout=True)
+    fig = Figure(figsize=(3.2 * n, 3.2), constrained_layout=True)
+    axes = fig.subplots(1, n, squeeze=False)
     for ax, s in zip(axes[0], res.slice_step.values):
         fig.colorbar(slice_panel(ax, res.sel(slice_step=s), s), ax=ax, shrink=0.8)
     axes[0][0].set_ylabel("b (v2)")
@@ -64,7 +70,7 @@ def draw_fig2(path, store, replica: int = 0, slices: xr.Dataset | None = None):
     r = ds.isel(replica=replica)
     eta = float(r.eta)
     n = 0 if slices is None else slices.sizes["slice_step"]
-    fig = plt.figure(figsize=(13, 6.5 if n else 3.4), constrained_layout=True)
+    fig = Figure(figsize=(13, 6.5 if n else 3.4), constrained_layout=True)
     gs = fig.add_gridspec(2 if n else 1, max(4, n))
     t = r.step.values
     ax = fig.add_subplot(gs[0, 0])
@@ -88,6 +94,7 @@ def draw_fig2(path, store, replica: int = 0, slices: xr.Dataset | None = None):
     for a in fig.axes:
         a.set_xlabel("t", fontsize=8)
     for i in range(n):
+        assert slices is not None
         ax = fig.add_subplot(gs[1, i])
         s = slices.slice_step.values[i]
         slice_panel(ax, slices.sel(slice_step=s), s)
@@ -106,7 +113,8 @@ def draw_fig1(path, stores):
             groups.setdefault((cfg.width, float(eta), cfg.loss), []).append(sub)
     if not groups:
         raise LandscapeError("no replicas to plot")
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    fig = Figure(figsize=(10, 3.8), constrained_layout=True)
+    a1, a2 = fig.subplots(1, 2)
     for (width, eta, loss), parts in sorted(groups.items()):
         n = min(p.sizes["step"] for p in parts)
         F = np.concatenate([p.loss.values[:, :n] for p in parts])
@@ -114,7 +122,7 @@ def draw_fig1(path, stores):
         lam = np.concatenate([p.eigval.values[:, :nh, 0] for p in parts])
         label = f"{loss.upper()} width {width}, η = {eta:g} ({F.shape[0]} runs)"
         a1.plot(np.arange(n), F.mean(0), lw=0.7, label=label)
-        line, = a2.plot(parts[0].hstep.values[:nh], lam.mean(0), lw=0.8, label=label)
+        (line,) = a2.plot(parts[0].hstep.values[:nh], lam.mean(0), lw=0.8, label=label)
         a2.axhline(2 / eta, color=line.get_color(), ls="--", lw=0.6)
     a1.set_yscale("log")
     a1.set_title("(a) mean loss F(t)", fontsize=9)
@@ -128,11 +136,16 @@ def draw_fig1(path, stores):
 def draw_fig4(summary: xr.Dataset, path):
     """Log–log λ1 at first instability (branch mean) vs η with standard errors (caps), the
     mean branch spread (a bar without caps, centred on the mean), and the dashed 2/η."""
-    fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+    fig = Figure(figsize=(5, 4), constrained_layout=True)
+    ax = fig.subplots()
     markers = {"dce": "o", "dmse1": "s", "dmse2": "^", "ce": "D", "mse": "v"}
     etas = summary.eta.values.astype(float)
-    groups = sorted({(str(l), float(a), int(t)) for l, a, t in
-                     zip(summary.loss_name.values, summary.amplitude.values, summary.period.values)})
+    groups = sorted(
+        {
+            (str(l), float(a), int(t))
+            for l, a, t in zip(summary.loss_name.values, summary.amplitude.values, summary.period.values)
+        }
+    )
     for l, a, t in groups:
         m = (summary.loss_name.values == l) & (summary.amplitude.values == a) & (summary.period.values == t)
         m &= np.isfinite(summary.lambda1_mean.values)
@@ -140,8 +153,15 @@ def draw_fig4(summary: xr.Dataset, path):
             continue
         order = np.argsort(etas[m])
         x, y = etas[m][order], summary.lambda1_mean.values[m][order]
-        eb = ax.errorbar(x, y, yerr=summary.lambda1_sem.values[m][order],
-                         marker=markers.get(l, "o"), ls="none", capsize=3, label=f"{l.upper()} A={a:g} T={t}")
+        eb = ax.errorbar(
+            x,
+            y,
+            yerr=summary.lambda1_sem.values[m][order],
+            marker=markers.get(l, "o"),
+            ls="none",
+            capsize=3,
+            label=f"{l.upper()} A={a:g} T={t}",
+        )
         if "spread_mean" in summary:
             half = np.nan_to_num(summary.spread_mean.values[m][order]) / 2
             ax.errorbar(x, y, yerr=half, ls="none", capsize=0, lw=4, alpha=0.25, color=eb[0].get_color())

@@ -28,26 +28,51 @@ def first_instabilities(paths, det: Detector = Detector(), lambda_source: str = 
     for p in paths:
         res = detect(p, det, lambda_source=lambda_source)
         for r in range(res.sizes["replica"]):
-            rows.append({
-                "loss_name": str(res.loss_name.values[r]), "eta": float(res.eta[r]),
-                "amplitude": float(res.amplitude[r]), "period": int(res.period[r]), "seed": int(res.seed[r]),
-                "width": int(res.width[r]), "first_instability": float(res.first_instability[r]),
-                "lambda1": float(res.lambda1_first[r]), "lambda1_spread": float(res.lambda1_first_spread[r]),
-                "unstable_from_start": bool(res.unstable_from_start[r]), "store": str(p),
-            })
+            rows.append(
+                {
+                    "loss_name": str(res.loss_name.values[r]),
+                    "eta": float(res.eta[r]),
+                    "amplitude": float(res.amplitude[r]),
+                    "period": int(res.period[r]),
+                    "seed": int(res.seed[r]),
+                    "width": int(res.width[r]),
+                    "first_instability": float(res.first_instability[r]),
+                    "lambda1": float(res.lambda1_first[r]),
+                    "lambda1_spread": float(res.lambda1_first_spread[r]),
+                    "unstable_from_start": bool(res.unstable_from_start[r]),
+                    "store": str(p),
+                }
+            )
     if not rows:
         raise LandscapeError("no replicas in the given stores")
-    cols = {k: np.array([row[k] for row in rows], dtype=object if isinstance(rows[0][k], str) else None)
-            for k in rows[0]}
-    return xr.Dataset({k: ("run", v) for k, v in cols.items()}, coords={"run": np.arange(len(rows))},
-                      attrs={f"detector_{k}": v for k, v in det.__dict__.items()})
+    cols = {
+        k: np.array([row[k] for row in rows], dtype=object if isinstance(rows[0][k], str) else None) for k in rows[0]
+    }
+    return xr.Dataset(
+        {k: ("run", v) for k, v in cols.items()},
+        coords={"run": np.arange(len(rows))},
+        attrs={f"detector_{k}": v for k, v in det.__dict__.items()},
+    )
 
 
 def summarize(runs: xr.Dataset) -> xr.Dataset:
     """Mean ± standard error of λ1 at the first instability per (loss, η, A, T)."""
     conds = conditions(runs, KEYS)
-    stats = {k: [] for k in ("n_runs", "n_unstable", "n_from_start", "lambda1_mean", "lambda1_sem", "ratio_mean",
-                             "ratio_sem", "spread_mean", "spread_ratio", "onset_mean")}
+    stats: dict[str, list] = {
+        k: []
+        for k in (
+            "n_runs",
+            "n_unstable",
+            "n_from_start",
+            "lambda1_mean",
+            "lambda1_sem",
+            "ratio_mean",
+            "ratio_sem",
+            "spread_mean",
+            "spread_ratio",
+            "onset_mean",
+        )
+    }
     for c, m in conds:
         lam = runs.lambda1.values[m]
         ok = np.isfinite(lam)

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from landscape import LandscapeError
-from landscape import sweep_store
+from landscape import LandscapeError, sweep_store
 
 from .io import condition_dataset, conditions, mean_sem, open_run
 
@@ -40,21 +39,33 @@ def final_accuracies(paths) -> xr.Dataset:
         if np.isnan(last.val_acc.values).all():
             raise LandscapeError(f"{p} has no validation accuracy (its data had no validation set)")
         for r in range(ds.sizes["replica"]):
-            rows.append(dict(loss_name=cfg.loss, width=cfg.width, eta=float(ds.eta[r]), amplitude=float(ds.amplitude[r]),
-                             period=int(ds.period[r]), seed=int(ds.seed[r]), static_last=bool(cfg.static_last),
-                             val_acc=float(last.val_acc[r]), train_acc=float(last.train_acc[r]),
-                             step=int(last.step), store=p))
+            rows.append(
+                dict(
+                    loss_name=cfg.loss,
+                    width=cfg.width,
+                    eta=float(ds.eta[r]),
+                    amplitude=float(ds.amplitude[r]),
+                    period=int(ds.period[r]),
+                    seed=int(ds.seed[r]),
+                    static_last=bool(cfg.static_last),
+                    val_acc=float(last.val_acc[r]),
+                    train_acc=float(last.train_acc[r]),
+                    step=int(last.step),
+                    store=p,
+                )
+            )
     if not rows:
         raise LandscapeError("no replicas in the given stores")
-    cols = {k: np.array([row[k] for row in rows], dtype=object if isinstance(rows[0][k], str) else None)
-            for k in rows[0]}
+    cols = {
+        k: np.array([row[k] for row in rows], dtype=object if isinstance(rows[0][k], str) else None) for k in rows[0]
+    }
     return xr.Dataset({k: ("run", v) for k, v in cols.items()}, coords={"run": np.arange(len(rows))})
 
 
 def summarize(runs: xr.Dataset) -> xr.Dataset:
     """Mean ± standard error of the final accuracies per (loss, width, η, A, T)."""
     conds = conditions(runs, KEYS)
-    stats = {k: [] for k in ("n", "val_mean", "val_sem", "train_mean", "train_sem")}
+    stats: dict[str, list] = {k: [] for k in ("n", "val_mean", "val_sem", "train_mean", "train_sem")}
     for _, m in conds:
         stats["n"].append(int(m.sum()))
         for name in ("val", "train"):
@@ -66,19 +77,31 @@ def summarize(runs: xr.Dataset) -> xr.Dataset:
 
 def draw_fig3(summary: xr.Dataset, path):
     """Validation accuracy vs width with standard errors, one curve per loss (and η, A, T)."""
-    from .figures import plt, save
+    from .figures import Figure, save
 
-    fig, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
-    keys = sorted({(str(l), float(e), float(a), int(t)) for l, e, a, t in
-                   zip(summary.loss_name.values, summary.eta.values, summary.amplitude.values, summary.period.values)})
+    fig = Figure(figsize=(5, 4), constrained_layout=True)
+    ax = fig.subplots()
+    keys = sorted(
+        {
+            (str(l), float(e), float(a), int(t))
+            for l, e, a, t in zip(
+                summary.loss_name.values, summary.eta.values, summary.amplitude.values, summary.period.values
+            )
+        }
+    )
     for l, e, a, t in keys:
-        m = (summary.loss_name.values == l) & (summary.eta.values == e) & (summary.amplitude.values == a) & \
-            (summary.period.values == t)
+        m = (
+            (summary.loss_name.values == l)
+            & (summary.eta.values == e)
+            & (summary.amplitude.values == a)
+            & (summary.period.values == t)
+        )
         w = summary.width.values[m]
         o = np.argsort(w)
         label = f"{l.upper()} η={e:g}" + ("" if l in ("ce", "mse") else f" A={a:g} T={t}")
-        ax.errorbar(w[o], summary.val_mean.values[m][o], yerr=summary.val_sem.values[m][o], marker="o", capsize=3,
-                    label=label)
+        ax.errorbar(
+            w[o], summary.val_mean.values[m][o], yerr=summary.val_sem.values[m][o], marker="o", capsize=3, label=label
+        )
     ax.set_xscale("log")
     ax.set_xlabel("width (hidden units)")
     ax.set_ylabel("validation accuracy")

@@ -14,8 +14,8 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape.store import REPLICA_COORDS, RunStore, is_store
 from landscape.config import RunConfig
+from landscape.store import REPLICA_COORDS, RunStore, is_store
 
 
 def open_run(path) -> tuple[xr.Dataset, RunConfig]:
@@ -24,8 +24,10 @@ def open_run(path) -> tuple[xr.Dataset, RunConfig]:
     store = RunStore.open(path)
     status = store.status
     if status == "running":
-        raise LandscapeError(f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
-                             "or resume it if its recorder died")
+        raise LandscapeError(
+            f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
+            "or resume it if its recorder died"
+        )
     ds = store.dataset()
     if ds.sizes["step"] == 0:
         raise LandscapeError(f"{path} holds no recorded steps")
@@ -83,7 +85,10 @@ def mean_sem(x) -> tuple[float, float]:
 
 def condition_dataset(stats: dict, conds: list, keys) -> xr.Dataset:
     """A summary Dataset along `condition`, with the condition keys as coordinates."""
-    coords = {k: ("condition", np.array([c[i] for c, _ in conds], dtype=object if k == "loss_name" else None))
-              for i, k in enumerate(keys)}
-    return xr.Dataset({k: ("condition", np.array(v)) for k, v in stats.items()},
-                      coords={"condition": np.arange(len(conds)), **coords})
+    coords = {
+        k: ("condition", np.array([c[i] for c, _ in conds], dtype=object if k == "loss_name" else None))
+        for i, k in enumerate(keys)
+    }
+    return xr.Dataset(
+        {k: ("condition", np.array(v)) for k, v in stats.items()}, coords={"condition": np.arange(len(conds)), **coords}
+    )

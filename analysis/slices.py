@@ -19,8 +19,9 @@ from landscape.replay import params_at
 from .io import check_replica, open_run
 
 
-def loss_slice(path, step: int, replica: int = 0, grid: int = 41, span: float = 1.0, follow: int = 20,
-               batch: int = 256) -> xr.Dataset:
+def loss_slice(
+    path, step: int, replica: int = 0, grid: int = 41, span: float = 1.0, follow: int = 20, batch: int = 256
+) -> xr.Dataset:
     """One slice as a Dataset with dims (a, b) and (follow,)."""
     ds, cfg = open_run(path)
     check_replica(ds, replica)
@@ -28,7 +29,9 @@ def loss_slice(path, step: int, replica: int = 0, grid: int = 41, span: float = 
     if grid < 3 or span <= 0 or follow < 0:
         raise LandscapeError("slices need --grid >= 3, --span > 0 and --follow >= 0")
     if not 0 <= step or step + follow >= done:
-        raise LandscapeError(f"step {step} out of range: with --follow {follow} the store allows steps 0..{done - 1 - follow}")
+        raise LandscapeError(
+            f"step {step} out of range: with --follow {follow} the store allows steps 0..{done - 1 - follow}"
+        )
     reps = cfg.replicas()
     engine = cfg.engine(cfg.dataset(), [reps[replica]])
     thetas = torch.as_tensor(params_at(path, list(range(step, step + follow + 1)), [replica])[0]).to(engine.dtype)
@@ -61,8 +64,15 @@ def loss_slice(path, step: int, replica: int = 0, grid: int = 41, span: float = 
             "eigval": (("eig",), np.asarray(lam, dtype=np.float64)),
         },
         coords={"a": a, "b": a, "follow": np.arange(follow + 1), "eig": [0, 1]},
-        attrs={"step": int(step), "replica": int(replica), "span": float(span), "eigvec_source": source,
-               "eta": float(ds.eta.values[replica]), "loss_name": cfg.loss, "source": str(path)},
+        attrs={
+            "step": int(step),
+            "replica": int(replica),
+            "span": float(span),
+            "eigvec_source": source,
+            "eta": float(ds.eta.values[replica]),
+            "loss_name": cfg.loss,
+            "source": str(path),
+        },
     )
 
 

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from landscape.data import spiral_dataset
-from landscape.model import MLPSpec
 from landscape.engine import Engine
+from landscape.model import MLPSpec
 from landscape.perf import keep_freed_memory
 
 A, T, ETA, EVERY = 70.0, 5000, 1.0, 50  # spectra at (t, t + 1) every EVERY steps
@@ -65,7 +65,9 @@ def plain_loop(data, steps, hessian, dtype):
             hv = torch.autograd.grad(flat, params, vt, retain_graph=True)
             return torch.cat([h.reshape(-1) for h in hv]).detach().double().numpy()
 
-        vals, vecs = sla.eigsh(sla.LinearOperator((n, n), matvec=mv, dtype=np.float64), k=2, which="LA", tol=1e-3, v0=v1)
+        vals, vecs = sla.eigsh(
+            sla.LinearOperator((n, n), matvec=mv, dtype=np.float64), k=2, which="LA", tol=1e-3, v0=v1
+        )
         v1 = vecs[:, -1]
         return vals
 
@@ -116,8 +118,11 @@ def main():
     dtype = getattr(torch, args.dtype)
     keep_freed_memory()
     data = spiral_dataset(100, seed=0, val_seed=1)
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"{args.dtype}, {args.steps} steps, width 100, P = 300")
+    print(
+        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, "
+        f"{args.dtype}, {args.steps} steps, width 100, P = 300"
+    )
     plain_loop(data, 20, False, dtype)
     engine_loop(data, 2, 20, True, dtype)  # warm up code paths
     rows = []

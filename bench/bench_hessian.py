@@ -63,7 +63,9 @@ def run(eng, theta, t0, steps, sites, warm):
     seeds = list(range(theta.shape[0]))
     for s in range(t0, t0 + steps):
         if s in sites:
-            res = eng.spectrum(theta, s, 2, v0=warm, tol=1e-3, seed=s, seeds=seeds, oversample=RunConfig().eig_oversample)
+            res = eng.spectrum(
+                theta, s, 2, v0=warm, tol=1e-3, seed=s, seeds=seeds, oversample=RunConfig().eig_oversample
+            )
             warm = res.block
             products += int(res.products.sum())
             solves += 1
@@ -84,12 +86,18 @@ def main():
     data = spiral_dataset(100, seed=0, val_seed=1)
     spec = MLPSpec(2, 100, 3)
     cfg = RunConfig()  # the recorder's defaults: pairs (t, t + 1) every 50 steps
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    print(f"# {where}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"float64; spectra top-2 at (t, t+1) every {cfg.hessian_every} steps, tol {cfg.eig_tol}, "
-          f"oversample {cfg.eig_oversample}")
-    print("| R | steps | s without | s with | Hessian cost min / median / max | HVPs per solve | "
-          "peak RSS without / with (MB) |")
+    where = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    )
+    print(
+        f"# {where}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"float64; spectra top-2 at (t, t+1) every {cfg.hessian_every} steps, tol {cfg.eig_tol}, "
+        f"oversample {cfg.eig_oversample}"
+    )
+    print(
+        "| R | steps | s without | s with | Hessian cost min / median / max | HVPs per solve | "
+        "peak RSS without / with (MB) |"
+    )
     print("|---:|---:|---:|---:|---|---:|---|")
     for R in args.replicas:
         eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, device=args.device)
@@ -116,8 +124,11 @@ def main():
                 mem_h = torch.cuda.max_memory_allocated()
             ratios.append(th[-1] / tw[-1])
         r = np.array(ratios)
-        print(f"| {R} | {steps} | {np.median(tw):.2f} | {np.median(th):.2f} | {r.min():.2f} / {np.median(r):.2f} / "
-              f"{r.max():.2f}× | {hvp:.1f} | {mem_w / 2**20:,.0f} / {mem_h / 2**20:,.0f} |", flush=True)
+        print(
+            f"| {R} | {steps} | {np.median(tw):.2f} | {np.median(th):.2f} | {r.min():.2f} / {np.median(r):.2f} / "
+            f"{r.max():.2f}× | {hvp:.1f} | {mem_w / 2**20:,.0f} / {mem_h / 2**20:,.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import A, ETA, EVERY, T, plain_loop  # noqa: E402
+from bench_engine import ETA, EVERY, A, T, plain_loop  # noqa: E402
 
 from landscape.data import spiral_dataset  # noqa: E402
 from landscape.engine import Engine  # noqa: E402
@@ -62,8 +62,10 @@ def main():
     args = ap.parse_args()
     keep_freed_memory()
     data = spiral_dataset(100, seed=0, val_seed=1)
-    print(f"# {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}; width 100, P = 300; "
-          f"spectra (t, t+1) every {EVERY} steps")
+    print(
+        f"# {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}; width 100, P = 300; "
+        f"spectra (t, t+1) every {EVERY} steps"
+    )
     print("| dtype | R | run-steps/s | × plain | with Hessian | × plain (with Hessian) | Hessian cost |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for dt in args.dtype:
@@ -78,7 +80,10 @@ def main():
         print(f"| {dt} | plain loop | {base:,.0f} | 1.00 | {base_h:,.0f} | 1.00 | {base / base_h:.2f}× |")
         for R in args.replicas:
             r, rh = engine_rates(data, R, dtype, args.device)
-            print(f"| {dt} | {R} | {r:,.0f} | {r / base:.2f} | {rh:,.0f} | {rh / base_h:.2f} | {r / rh:.2f}× |", flush=True)
+            print(
+                f"| {dt} | {R} | {r:,.0f} | {r / base:.2f} | {rh:,.0f} | {rh / base_h:.2f} | {r / rh:.2f}× |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

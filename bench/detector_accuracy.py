@@ -39,8 +39,15 @@ def main():
     cascade_rows("GD on (x²−1)²/4, η 0.9→1.3 over 4·10⁵ steps, noise 1e-10", eta, F, DS.DOUBLE_WELL)
 
     print("\n| growing oscillation (t0, rate, a0, noise) | first step of 16 alternations | detected |\n|---|---:|---:|")
-    for t0, rate, a0, noise in ((1200, 0.02, 1e-6, 0), (1500, 0.01, 1e-8, 0), (700, 0.1, 1e-10, 0), (300, 0.05, 1e-3, 0),
-                                (1200, 0.02, 1e-6, 1e-7), (1200, 0.02, 1e-6, 1e-6), (1200, 0.02, 1e-6, 1e-5)):
+    for t0, rate, a0, noise in (
+        (1200, 0.02, 1e-6, 0),
+        (1500, 0.01, 1e-8, 0),
+        (700, 0.1, 1e-10, 0),
+        (300, 0.05, 1e-3, 0),
+        (1200, 0.02, 1e-6, 1e-7),
+        (1200, 0.02, 1e-6, 1e-6),
+        (1200, 0.02, 1e-6, 1e-5),
+    ):
         xs, truth = DS.growing_oscillation(t0=t0, rate=rate, a0=a0, noise=noise)
         _, clean = DS.growing_oscillation(t0=t0, rate=rate, a0=a0)
         print(f"| {t0}, {rate}, {a0:g}, {noise:g} | {clean} | {analyse(xs).first_instability:.0f} |")
@@ -57,12 +64,19 @@ def main():
     ring[1500:] += 0.01 * (-0.95) ** (t[1500:] - 1500)
     print(f"| ring-down after a kick (multiplier −0.95) | {int(np.isfinite(analyse(ring).first_instability))} / 1 |")
     _, lx = DS.logistic(N=100_000, r0=2.95, r1=2.95)
-    print(f"| logistic map at r = 2.95 with noise 1e-7 (stable, alternating) | {int(np.isfinite(analyse(lx).first_instability))} / 1 |")
+    print(
+        "| logistic map at r = 2.95 with noise 1e-7 (stable, alternating) | "
+        f"{int(np.isfinite(analyse(lx).first_instability))} / 1 |"
+    )
     for kind in ("gaussian", "heavy"):
         for rel in (1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0):
-            hits = sum(np.isfinite(analyse(DS.noise_suite(rel, kind, seed=s)).first_instability) for s in range(args.seeds))
-            print(f"| smooth drift × (1 + {rel:g}·{'N(0,1)' if kind == 'gaussian' else 't(1.5)'}), 3000 steps | "
-                  f"{hits} / {args.seeds} |")
+            hits = sum(
+                np.isfinite(analyse(DS.noise_suite(rel, kind, seed=s)).first_instability) for s in range(args.seeds)
+            )
+            print(
+                f"| smooth drift × (1 + {rel:g}·{'N(0,1)' if kind == 'gaussian' else 't(1.5)'}), 3000 steps | "
+                f"{hits} / {args.seeds} |"
+            )
 
 
 if __name__ == "__main__":

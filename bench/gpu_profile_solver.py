@@ -1,33 +1,62 @@
-import time, torch, collections
+import collections
+import time
+
+import torch
+
 import landscape.eigen as E
 from landscape.data import spiral_dataset
-from landscape.model import MLPSpec
 from landscape.engine import Engine
+from landscape.model import MLPSpec
+
 acc = collections.defaultdict(float)
+
+
 def timed(name, f):
     def g(*a, **k):
-        torch.cuda.synchronize(); t = time.perf_counter(); r = f(*a, **k); torch.cuda.synchronize(); acc[name] += time.perf_counter() - t; return r
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        r = f(*a, **k)
+        torch.cuda.synchronize()
+        acc[name] += time.perf_counter() - t
+        return r
+
     return g
+
+
 E.random_block = timed("random_block", E.random_block)
 E._orthonormal_block = timed("orthonormal_block", E._orthonormal_block)
 torch.linalg.eigh = timed("eigh", torch.linalg.eigh)
 torch.linalg.qr = timed("qr", torch.linalg.qr)
-data = spiral_dataset(100, seed=0, val_seed=1); spec = MLPSpec(2, 100, 3)
+data = spiral_dataset(100, seed=0, val_seed=1)
+spec = MLPSpec(2, 100, 3)
 for R in (64, 4096):
-    eng = Engine(spec, data, "dce", [1.0]*R, [70.0]*R, [5000]*R, device="cuda")
+    eng = Engine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, device="cuda")
     th = eng.advance(spec.init(range(R), device="cuda"), 0, 200)
     warm = eng.spectrum(th, 200, 2, tol=1e-3).block
     op0 = eng.hvp_block
-    def hb(theta, t):
+
+    def hb(theta, t, op0=op0):
         op = timed("cache", op0)(theta, t)
         return timed("hvp", op)
+
     eng.hvp_block = hb
-    acc.clear(); torch.cuda.synchronize(); t0 = time.perf_counter()
+    acc.clear()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
     for i in range(5):
         res = eng.spectrum(th, 201, 2, v0=warm, tol=1e-3, seed=i)
-    torch.cuda.synchronize(); tot = time.perf_counter() - t0
-    print(R, f"total per solve {tot/5*1e3:.1f} ms", {k: f"{v/5*1e3:.1f}" for k, v in acc.items()}, "products", res.iterations)
+    torch.cuda.synchronize()
+    tot = time.perf_counter() - t0
+    print(
+        R,
+        f"total per solve {tot/5*1e3:.1f} ms",
+        {k: f"{v/5*1e3:.1f}" for k, v in acc.items()},
+        "products",
+        res.iterations,
+    )
     t0 = time.perf_counter()
-    for i in range(20): th2, _ = eng.step(th, 201)
-    torch.cuda.synchronize(); print("step ms", (time.perf_counter() - t0) / 20 * 1e3)
+    for _ in range(20):
+        th2, _ = eng.step(th, 201)
+    torch.cuda.synchronize()
+    print("step ms", (time.perf_counter() - t0) / 20 * 1e3)
     print(torch.cuda.max_memory_allocated() / 2**30, "GiB")

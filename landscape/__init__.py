@@ -5,7 +5,7 @@ models, Γ schedules, losses, the batched engine, the Hessian eigensolver and th
 store schema.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 class LandscapeError(Exception):

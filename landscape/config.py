@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from . import LandscapeError
-from .knobs import knob
 from .data import Dataset, load_dataset, spiral_dataset
+from .knobs import knob
 from .losses import LOSSES
 from .model import ACTIVATIONS, MLPSpec
 from .schedule import SHAPES, static_start
@@ -44,8 +44,9 @@ class RunConfig:
 
     loss: str = knob("dce", f"loss: {', '.join(LOSSES)}")
     etas: tuple = knob((1.0,), "learning rate(s) eta", flag="eta", item=float)
-    amplitudes: tuple = knob((70.0,), "amplitude(s) A of Γ (A = 1: the static loss)", flag="amplitude", short="A",
-                             item=float)
+    amplitudes: tuple = knob(
+        (70.0,), "amplitude(s) A of Γ (A = 1: the static loss)", flag="amplitude", short="A", item=float
+    )
     periods: tuple = knob((5000,), "period(s) T of Γ in steps", flag="period", short="T", item=int)
     seeds: tuple = knob((0,), "seeds: a count '5' (0..4), a list '3,7' or a range '0-9'", item=int, parse="seeds")
     width: int = knob(100, "hidden width")
@@ -81,14 +82,20 @@ class RunConfig:
             object.__setattr__(self, "data", str(Path(self.data).resolve()))
 
     # --- validation -------------------------------------------------------------------
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Raise LandscapeError with one clear line for the first bad value."""
+
         def bad(msg):
             raise LandscapeError(msg)
 
         if self.loss not in LOSSES:
             bad(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
-        for name, vals in (("eta", self.etas), ("amplitude", self.amplitudes), ("period", self.periods), ("seed", self.seeds)):
+        for name, vals in (
+            ("eta", self.etas),
+            ("amplitude", self.amplitudes),
+            ("period", self.periods),
+            ("seed", self.seeds),
+        ):
             if len(vals) == 0:
                 bad(f"no value given for {name}")
         if self.replica_table:
@@ -119,8 +126,11 @@ class RunConfig:
         if self.hessian_every < 1:
             bad(f"hessian-every must be >= 1, got {self.hessian_every}")
         if self.save_params_every < 1 or self.save_params_every % self.hessian_every:
-            bad(f"save-params-every ({self.save_params_every}) must be a positive multiple of hessian-every ({self.hessian_every}), "
-                "so every saved parameter vector has its eigenvectors")
+            bad(
+                f"save-params-every ({self.save_params_every}) must be a positive multiple of hessian-every "
+                f"({self.hessian_every}), "
+                "so every saved parameter vector has its eigenvectors"
+            )
         if self.chunk_steps < 1 or self.chunk_steps % self.hessian_every:
             bad(f"chunk-steps ({self.chunk_steps}) must be a positive multiple of hessian-every ({self.hessian_every})")
         if self.gamma_shape not in SHAPES:
@@ -143,7 +153,9 @@ class RunConfig:
             raise LandscapeError(f"unknown device '{self.device}'; use cpu, cuda or cuda:N") from None
         if dev.type == "cuda":
             if not torch.cuda.is_available():
-                raise LandscapeError(f"device '{self.device}' asked for, but this machine has no CUDA GPU (torch {torch.__version__})")
+                raise LandscapeError(
+                    f"device '{self.device}' asked for, but this machine has no CUDA GPU (torch {torch.__version__})"
+                )
             if dev.index is not None and dev.index >= torch.cuda.device_count():
                 raise LandscapeError(f"device '{self.device}' does not exist: {torch.cuda.device_count()} GPU(s) here")
         elif dev.type != "cpu":
@@ -181,17 +193,25 @@ class RunConfig:
 
         reps = self.replicas() if replicas is None else replicas
         static = [static_start(self.steps, r.period) for r in reps] if self.static_last else None
-        return Engine(self.spec(data), data, self.loss, [r.eta for r in reps], [r.amplitude for r in reps],
-                      [r.period for r in reps],
-                      static_from=static, gamma_shape=self.gamma_shape,
-                      dtype=DTYPES[self.dtype], device=self.device)
+        return Engine(
+            self.spec(data),
+            data,
+            self.loss,
+            [r.eta for r in reps],
+            [r.amplitude for r in reps],
+            [r.period for r in reps],
+            static_from=static,
+            gamma_shape=self.gamma_shape,
+            dtype=DTYPES[self.dtype],
+            device=self.device,
+        )
 
     # --- (de)serialisation ------------------------------------------------------------
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         raw = json.loads(text)
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known

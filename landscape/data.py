@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import LandscapeError
+from .extras import require
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ def spiral_dataset(n_per_class=100, num_classes=3, seed=0, val_seed=1, noise=0.2
     """Train and validation spirals drawn by the same generator with different seeds."""
     X, y = spiral(n_per_class, num_classes, seed, noise)
     Xv, yv = spiral(n_per_class, num_classes, val_seed, noise)
-    return Dataset(X, y, Xv, yv, num_classes, f"spiral(n={n_per_class}, C={num_classes}, seed={seed}, val_seed={val_seed})")
+    return Dataset(
+        X, y, Xv, yv, num_classes, f"spiral(n={n_per_class}, C={num_classes}, seed={seed}, val_seed={val_seed})"
+    )
 
 
 def _read_arrays(path: Path) -> dict:
@@ -58,7 +61,7 @@ def _read_arrays(path: Path) -> dict:
             with np.load(path, allow_pickle=False) as f:
                 return {k: np.asarray(f[k]) for k in f.files}
         if suffix in (".h5", ".hdf5", ".hdf"):
-            import h5py
+            h5py = require("h5py", "h5", "reading an HDF5 data file")
 
             with h5py.File(path, "r") as f:
                 return {k: np.asarray(f[k]) for k in f.keys() if isinstance(f[k], h5py.Dataset)}
@@ -101,22 +104,21 @@ def load_dataset(path: str | Path) -> Dataset:
     num_classes = int(labels.max()) + 1
     if num_classes < 2:
         raise LandscapeError(f"{path}: need at least two classes")
-    as_int = lambda a: None if a is None else a.astype(np.int64)
-    as_f = lambda a: None if a is None else a.astype(np.float64)
-    return Dataset(as_f(X), as_int(y), as_f(Xv), as_int(yv), num_classes, str(path))
+    Xv64 = None if Xv is None else Xv.astype(np.float64)
+    yv64 = None if yv is None else yv.astype(np.int64)
+    return Dataset(X.astype(np.float64), y.astype(np.int64), Xv64, yv64, num_classes, str(path))
 
 
 def save_dataset(d: Dataset, path: str | Path):
     """Write X, y (and X_val, y_val) to an .h5 or .npz file that `load_dataset` reads back."""
     path = Path(path)
-    arrays = {"X": d.X, "y": d.y}
-    if d.X_val is not None:
+    arrays: dict[str, np.ndarray] = {"X": d.X, "y": d.y}
+    if d.X_val is not None and d.y_val is not None:
         arrays.update(X_val=d.X_val, y_val=d.y_val)
     if path.suffix.lower() == ".npz":
-        np.savez_compressed(path, **arrays)
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
         return
-    import h5py
-
+    h5py = require("h5py", "h5", "writing an HDF5 data file")
     with h5py.File(path, "w") as f:
         for k, v in arrays.items():
             f.create_dataset(k, data=v, compression="gzip")

@@ -16,8 +16,8 @@ dense float64 Hessian, torch.func and finite differences.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -43,8 +43,15 @@ def subset(cache: Cache, rows: torch.Tensor) -> Cache:
     """The cache of the replicas `rows` only, so HVPs of converged replicas are not paid for."""
     pick = lambda x: None if x is None else x[rows]
     h_in = [cache.h_in[0] if cache.h_in[0].dim() == 2 else cache.h_in[0][rows]] + [h[rows] for h in cache.h_in[1:]]
-    return Cache(cache.theta[rows], h_in, [pick(d) for d in cache.dz], [pick(d) for d in cache.dh],
-                 cache.logits, cache.dlogits, rows)
+    return Cache(
+        cache.theta[rows],
+        h_in,
+        [pick(d) for d in cache.dz],
+        [pick(d) for d in cache.dh],
+        cache.logits,
+        cache.dlogits,
+        rows,
+    )
 
 
 def act_prime(spec: MLPSpec, g, h):
@@ -99,7 +106,9 @@ def gradient(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor, loss_fn: Call
     df = df_graph.detach()
     R = theta.shape[0]
     dzT = df.transpose(1, 2)
-    parts, dzs, dhs = [], [None] * len(layers), [None] * len(layers)
+    parts: list[torch.Tensor] = []
+    dzs: list[torch.Tensor | None] = [None] * len(layers)
+    dhs: list[torch.Tensor | None] = [None] * len(layers)
     for li in range(len(layers) - 1, -1, -1):
         W, _ = layers[li]
         dzs[li] = dzT
@@ -118,11 +127,13 @@ def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
     layers = spec.unflatten(cache.theta)
     vlayers = spec.unflatten(V)
     nl = len(layers)
-    Rz_hidden, Rh_in = [], [None]  # R{z} of hidden layers, R{input} of each layer
+    Rz_hidden: list[torch.Tensor] = []
+    Rh_in: list[torch.Tensor | None] = [None]  # R{z} of hidden layers, R{input} of each layer
     for li, ((W, _), (VW, Vb)) in enumerate(zip(layers, vlayers)):
         Rz = _layer(cache.h_in[li], VW, Vb)
-        if Rh_in[li] is not None:
-            Rz = Rz + torch.bmm(W.transpose(1, 2), Rh_in[li])
+        rin = Rh_in[li]
+        if rin is not None:
+            Rz = Rz + torch.bmm(W.transpose(1, 2), rin)
         if li < nl - 1:
             Rz_hidden.append(Rz)
             Rh_in.append(act_prime(spec, Rz, cache.h_in[li + 1]))
@@ -140,8 +151,9 @@ def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
         VW, _ = vlayers[li]
         dzT = cache.dz[li]
         RdW = _dW(cache.h_in[li], RdzT)
-        if li > 0:
-            RdW = RdW + _dW(Rh_in[li], dzT)
+        rin = Rh_in[li]
+        if rin is not None:  # li > 0
+            RdW = RdW + _dW(rin, dzT)
         parts.append(RdzT.sum(dim=2))
         parts.append(RdW)
         if li > 0:
@@ -169,7 +181,8 @@ def hvp_block(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
     layers = spec.unflatten(cache.theta)
     vl = [(VW.reshape(R, b, *VW.shape[1:]), Vb.reshape(R, b, -1)) for VW, Vb in spec.unflatten(V.reshape(R * b, n))]
     nl = len(layers)
-    Rz_hidden, Rh_in = [], [None]
+    Rz_hidden: list[torch.Tensor] = []
+    Rh_in: list[torch.Tensor | None] = [None]
     for li, ((W, _), (VW, Vb)) in enumerate(zip(layers, vl)):
         i, o = W.shape[1], W.shape[2]
         hT = cache.h_in[li]
@@ -180,18 +193,22 @@ def hvp_block(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
         else:
             Rz = torch.bmm(VW.permute(0, 3, 1, 2).reshape(R, o * b, i), hT).view(R, o, b, -1)
             Rz = Rz + Vb.permute(0, 2, 1).unsqueeze(-1)
-        if Rh_in[li] is not None:
+        rin = Rh_in[li]
+        if rin is not None:
             P = Rz.shape[-1]
-            Rz = Rz + torch.bmm(W.transpose(1, 2), Rh_in[li].reshape(R, i, b * P)).view(R, o, b, P)
+            Rz = Rz + torch.bmm(W.transpose(1, 2), rin.reshape(R, i, b * P)).view(R, o, b, P)
         if li < nl - 1:
             Rz_hidden.append(Rz)
             Rh_in.append(_act_prime_b(spec, Rz, cache.h_in[li + 1]))
     Rf = Rz.permute(2, 0, 3, 1)  # (b, R, P, C)
     if cache.rows is not None:
-        Rf = torch.zeros((b,) + tuple(cache.logits.shape), dtype=Rf.dtype, device=Rf.device).index_copy_(1, cache.rows, Rf)
+        Rf = torch.zeros((b,) + tuple(cache.logits.shape), dtype=Rf.dtype, device=Rf.device).index_copy_(
+            1, cache.rows, Rf
+        )
     with torch.enable_grad():
-        (Rdf,) = torch.autograd.grad(cache.dlogits, cache.logits, Rf.contiguous(), retain_graph=True,
-                                     is_grads_batched=True)
+        (Rdf,) = torch.autograd.grad(
+            cache.dlogits, cache.logits, Rf.contiguous(), retain_graph=True, is_grads_batched=True
+        )
     if cache.rows is not None:
         Rdf = Rdf[:, cache.rows]
     RdzT = Rdf.permute(1, 3, 0, 2)  # (R, C, b, P)
@@ -208,8 +225,9 @@ def hvp_block(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
             RdW = torch.mm(hT, Rd.reshape(R * o * b, P).t()).view(i, R, o, b).permute(1, 3, 0, 2)
         else:
             RdW = torch.bmm(hT, Rd.transpose(1, 2)).view(R, i, o, b).permute(0, 3, 1, 2)
-        if li > 0:
-            RdW = RdW + torch.bmm(Rh_in[li].reshape(R, i * b, P), dzT.transpose(1, 2)).view(R, i, b, o).permute(0, 2, 1, 3)
+        rin = Rh_in[li]
+        if rin is not None:  # li > 0
+            RdW = RdW + torch.bmm(rin.reshape(R, i * b, P), dzT.transpose(1, 2)).view(R, i, b, o).permute(0, 2, 1, 3)
         parts.append(RdzT.sum(dim=3).permute(0, 2, 1))  # (R, b, o)
         parts.append(RdW.reshape(R, b, i * o))
         if li > 0:

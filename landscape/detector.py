@@ -59,7 +59,7 @@ class Detector:
     window: int = 64  # chaos: steps per repeat test
     repeat_tol: float = 0.05  # chaos: relative repeat error above which no period fits
 
-    def validate(self) -> "Detector":
+    def validate(self) -> Detector:
         if self.min_run < 4 or self.floor_window < 4 or self.window < 8:
             raise LandscapeError("detector: min-run >= 4, floor-window >= 4 and window >= 8 required")
         if self.max_period < 2 or self.max_period & (self.max_period - 1):
@@ -124,8 +124,7 @@ def events(x, stride: int = 1, det: Detector = Detector()) -> list[Event]:
                 need = max(det.growth * first, det.snr * floor)
             hit = np.flatnonzero(held >= need)
             if hit.size:
-                out.append(Event(int(t), int(j + (e - 1) * q + 2 * q), q, bool(from_start),
-                                 int(t + (hit[0] + w) * q)))
+                out.append(Event(int(t), int(j + (e - 1) * q + 2 * q), q, bool(from_start), int(t + (hit[0] + w) * q)))
     return sorted(out, key=lambda ev: ev.start)
 
 
@@ -208,8 +207,9 @@ def analyse(x, period: int | None = None, det: Detector = Detector()) -> SeriesO
         ch = _chaos_onset(x, max(ep.established, ep.start + det.window), hi, det)
         out[c, 5] = np.nan if ch is None else ch
     first = next((e for e in eps), None)
-    return SeriesOnsets(out, np.nan if first is None else float(first.start),
-                        bool(first is not None and first.from_start), tuple(eps))
+    return SeriesOnsets(
+        out, np.nan if first is None else float(first.start), bool(first is not None and first.from_start), tuple(eps)
+    )
 
 
 def first_instability(x: np.ndarray, det: Detector = Detector()) -> tuple[np.ndarray, np.ndarray]:

@@ -2,9 +2,11 @@
 
 Each replica's Hessian is a separate operator, but one Hessian-vector product of the
 summed loss applies all of them at once, so R block-Krylov recurrences run in
-lockstep: (R, b, n) blocks, (R, m, m) Rayleigh–Ritz problems. scipy's eigsh/lobpcg and
-torch.lobpcg take one operator at a time (R times the products); LOBPCG's block of
-3b vectors also costs more products per step than a warm Krylov block here.
+lockstep: (R, b, n) blocks, (R, m, m) Rayleigh–Ritz problems. Why not a library solver:
+scipy's eigsh and lobpcg take a matrix-free operator but one at a time, in NumPy on the
+CPU (R solves, a host round trip per product); torch.lobpcg takes batches, but of
+explicit dense or sparse matrices only (forming an n × n Hessian per replica is what
+the HVPs avoid), and it assumes a positive definite problem, which these Hessians are not.
 
 Why a block, and why oversampling. A single warm-started Krylov space converges in a
 few products to whatever eigenpairs the previous eigenvectors approximate: after two
@@ -25,8 +27,8 @@ slow replica does not make all the others pay its products. Full reorthogonalisa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -88,7 +90,8 @@ def _orthonormal_block(W: torch.Tensor, Q: torch.Tensor | None, fill: Callable[[
     one, also made ⟂ Q."""
     R, b, n = W.shape
     for attempt in range(3):
-        cols, bad = [], []
+        cols: list[torch.Tensor] = []
+        flags: list[torch.Tensor] = []
         for j in range(b):
             w = W[:, j]
             size = w.norm(dim=-1)
@@ -100,18 +103,31 @@ def _orthonormal_block(W: torch.Tensor, Q: torch.Tensor | None, fill: Callable[[
                 for _ in range(2):
                     w = w - torch.einsum("rmn,rm->rn", basis, torch.einsum("rmn,rn->rm", basis, w))
             nrm = w.norm(dim=-1)
-            bad.append(nrm <= 1e-10 * size.clamp_min(torch.finfo(W.dtype).tiny))
+            flags.append(nrm <= 1e-10 * size.clamp_min(torch.finfo(W.dtype).tiny))
             cols.append(w / nrm.clamp_min(torch.finfo(W.dtype).tiny).unsqueeze(-1))
-        out, bad = torch.stack(cols, dim=1), torch.stack(bad, dim=1)
+        out, bad = torch.stack(cols, dim=1), torch.stack(flags, dim=1)
         if attempt == 2 or not bool(bad.any()):
             return out
         W = torch.where(bad.unsqueeze(-1), fill(attempt), out)
     raise AssertionError("unreachable")
 
 
-def topk_eigs(op: BlockOp, V0: torch.Tensor | None, k: int, *, seeds: Sequence[int], n: int | None = None,
-              oversample: int = 1, tol: float = 1e-3, guard_tol: float | None = None, explore: float = 0.1,
-              max_iter: int = 100, salt: int = 0, dtype=torch.float64, device="cpu") -> EigResult:
+def topk_eigs(
+    op: BlockOp,
+    V0: torch.Tensor | None,
+    k: int,
+    *,
+    seeds: Sequence[int],
+    n: int | None = None,
+    oversample: int = 1,
+    tol: float = 1e-3,
+    guard_tol: float | None = None,
+    explore: float = 0.1,
+    max_iter: int = 100,
+    salt: int = 0,
+    dtype=torch.float64,
+    device="cpu",
+) -> EigResult:
     """Largest-algebraic k eigenpairs of R symmetric operators by batched block Lanczos.
 
     op: see BlockOp. V0: (R, j, n) warm-start vectors, or None for a cold start: the
@@ -135,8 +151,10 @@ def topk_eigs(op: BlockOp, V0: torch.Tensor | None, k: int, *, seeds: Sequence[i
 
     def fill(rows, step):  # random columns for a closed Krylov space, reproducible per replica
         def f(attempt):
-            return random_block([seeds[i] for i in rows.tolist()], b, n, salt * 4099 + 3 * step + attempt + 1,
-                                dtype, device)
+            return random_block(
+                [seeds[i] for i in rows.tolist()], b, n, salt * 4099 + 3 * step + attempt + 1, dtype, device
+            )
+
         return f
 
     all_rows = torch.arange(R, device=device)
@@ -159,7 +177,9 @@ def topk_eigs(op: BlockOp, V0: torch.Tensor | None, k: int, *, seeds: Sequence[i
     products = torch.zeros(R, dtype=torch.long, device=device)
 
     rows = all_rows
-    Q = HQ = T = None
+    Q: torch.Tensor | None = None
+    HQ: torch.Tensor | None = None
+    T: torch.Tensor | None = None
     prev_theta = None
     for step in range(max_blocks):
         W = op(block, rows)
@@ -215,9 +235,16 @@ def topk_eigs(op: BlockOp, V0: torch.Tensor | None, k: int, *, seeds: Sequence[i
     return EigResult(vals, _fix_sign(vecs), res, conv, int(products.max()), products, block_out)
 
 
-def lanczos_topk(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, k: int = 2,
-                 tol: float = 1e-3, max_iter: int = 100, seed: int = 0, oversample: int = 1,
-                 seeds: Sequence[int] | None = None) -> EigResult:
+def lanczos_topk(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    v0: torch.Tensor,
+    k: int = 2,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    seed: int = 0,
+    oversample: int = 1,
+    seeds: Sequence[int] | None = None,
+) -> EigResult:
     """The same solver for a plain row-wise matvec (R, n) → (R, n); v0 (R, n) or (R, j, n)."""
     V0 = v0.unsqueeze(1) if v0.dim() == 2 else v0
     R, _, n = V0.shape

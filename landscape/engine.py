@@ -35,9 +35,19 @@ class StepMetrics:
 class Engine:
     """Owns the data on the device and the per-replica hyper-parameters."""
 
-    def __init__(self, spec: MLPSpec, data: Dataset, loss: str, eta, amplitude, period,
-                 static_from=None, gamma_shape: str = "triangle",
-                 dtype=torch.float64, device="cpu"):
+    def __init__(
+        self,
+        spec: MLPSpec,
+        data: Dataset,
+        loss: str,
+        eta,
+        amplitude,
+        period,
+        static_from=None,
+        gamma_shape: str = "triangle",
+        dtype=torch.float64,
+        device="cpu",
+    ):
         if loss not in L.LOSSES:
             raise KeyError(f"unknown loss {loss!r}")
         self.spec, self.loss_name, self.gamma_shape = spec, loss, gamma_shape
@@ -143,9 +153,18 @@ class Engine:
 
         return op
 
-    def spectrum(self, theta: torch.Tensor, t: int, k: int = 2, v0: torch.Tensor | None = None,
-                 tol: float = 1e-3, max_iter: int = 100, seed: int = 0, seeds=None,
-                 oversample: int = 1) -> EigResult:
+    def spectrum(
+        self,
+        theta: torch.Tensor,
+        t: int,
+        k: int = 2,
+        v0: torch.Tensor | None = None,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        seed: int = 0,
+        seeds=None,
+        oversample: int = 1,
+    ) -> EigResult:
         """Top-k eigenpairs of every replica's Hessian of F_t at θ.
 
         v0: (R, j, n) warm-start vectors (the previous eigenvectors), or None. The random
@@ -156,5 +175,16 @@ class Engine:
         if v0 is not None and v0.dim() == 2:
             v0 = v0.unsqueeze(1)
         seeds = list(range(R)) if seeds is None else list(seeds)
-        return topk_eigs(self.hvp_block(theta, t), v0, k, seeds=seeds, n=n, oversample=oversample, tol=tol,
-                         max_iter=max_iter, salt=seed, dtype=self.dtype, device=self.device)
+        return topk_eigs(
+            self.hvp_block(theta, t),
+            v0,
+            k,
+            seeds=seeds,
+            n=n,
+            oversample=oversample,
+            tol=tol,
+            max_iter=max_iter,
+            salt=seed,
+            dtype=self.dtype,
+            device=self.device,
+        )

@@ -17,16 +17,26 @@ from typing import Any
 from . import LandscapeError
 
 
-def knob(default, help: str, *, flag: str | None = None, short: str | None = None, item=None, parse=None,
-         replaces: str | None = None):
+def knob(
+    default,
+    help: str,
+    *,
+    flag: str | None = None,
+    short: str | None = None,
+    item=None,
+    parse=None,
+    replaces: str | None = None,
+):
     """A field that is a user setting.
 
     flag: the option name when it differs from the field's (`eta` for `etas`); short: a
     one-letter alias; item: element type of a list knob; parse: a named text parser
     (`seeds`: a count, a list or a range); replaces: in a sweep, the run knob this grid
     axis stands for (`losses` for `loss`)."""
-    return field(default=default, metadata={"help": help, "flag": flag, "short": short, "item": item,
-                                            "parse": parse, "replaces": replaces})
+    return field(
+        default=default,
+        metadata={"help": help, "flag": flag, "short": short, "item": item, "parse": parse, "replaces": replaces},
+    )
 
 
 @dataclass(frozen=True)
@@ -58,8 +68,19 @@ def knobs(cls) -> list[Knob]:
             continue
         kind = _base_type(hints[f.name])
         m = f.metadata
-        out.append(Knob(f.name, (m["flag"] or f.name).replace("_", "-"), m["short"], m["help"], f.default, kind,
-                        m["item"], m["parse"], m["replaces"]))
+        out.append(
+            Knob(
+                f.name,
+                (m["flag"] or f.name).replace("_", "-"),
+                m["short"],
+                m["help"],
+                f.default,
+                kind,
+                m["item"],
+                m["parse"],
+                m["replaces"],
+            )
+        )
     return out
 
 

@@ -36,12 +36,12 @@ def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
     pe = cfg.save_params_every
     stored = store["params"]
     out = np.empty((len(idx), len(steps), engine.spec.num_params))
-    cur_t, theta = None, None
+    cur_t, theta = -1, torch.empty(0)
     for j in np.argsort(steps, kind="stable"):
         s = steps[j]
         p = (s // pe) * pe
-        if cur_t is None or cur_t > s or cur_t < p:  # restart from the saved vector
-            theta = torch.as_tensor(stored.oindex[idx, p // pe, :]).to(engine.dtype).to(engine.device)
+        if cur_t < p or cur_t > s:  # restart from the saved vector
+            theta = torch.as_tensor(stored.oindex[np.asarray(idx), p // pe, :]).to(engine.dtype).to(engine.device)
             cur_t = p
         theta = engine.advance(theta, cur_t, s)
         cur_t = s

@@ -14,8 +14,14 @@ import torch
 SHAPES = ("triangle", "sine")
 
 
-def gamma(t, amplitude: torch.Tensor, period: torch.Tensor, num_classes: int,
-          shape: str = "triangle", static_from: torch.Tensor | None = None) -> torch.Tensor:
+def gamma(
+    t,
+    amplitude: torch.Tensor,
+    period: torch.Tensor,
+    num_classes: int,
+    shape: str = "triangle",
+    static_from: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Γ at integer step(s) t for per-replica amplitude (R,) and period (R,).
 
     t an int gives (R, C); t a sequence of S steps gives (S, R, C), which is how the

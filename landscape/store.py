@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 import shutil
 import subprocess
-from datetime import datetime, timezone
+import warnings
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import zarr
+from zarr.core.common import JSON
 
 from . import LandscapeError, __version__
 from .config import RunConfig
@@ -55,8 +57,13 @@ def _versions() -> dict:
     import torch
     import xarray
 
-    return {"landscape": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "zarr": zarr.__version__, "xarray": xarray.__version__}
+    return {
+        "landscape": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "zarr": zarr.__version__,
+        "xarray": xarray.__version__,
+    }
 
 
 def _git_revision() -> str:
@@ -65,8 +72,13 @@ def _git_revision() -> str:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         rev = out.stdout.strip()
         if out.returncode == 0 and rev:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
             return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -169,43 +181,67 @@ class RunStore:
     def __init__(self, path, group: zarr.Group):
         self.path = Path(path)
         self.group = group
-        self.config = RunConfig.from_json(group.attrs["config"])
+        self.config = RunConfig.from_json(str(group.attrs["config"]))
 
     # --- opening ----------------------------------------------------------------------
     @classmethod
-    def create(cls, path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str) -> "RunStore":
+    def create(cls, path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str) -> RunStore:
         """Allocate a new store for cfg (the caller has checked `path` with prepare_out)."""
         reps = cfg.replicas()
         R = len(reps)
         g = zarr.open_group(str(path), mode="w-", zarr_format=3)
-        g.attrs.update({
-            "landscape_schema": SCHEMA_VERSION, "config": cfg.to_json(), "versions": _versions(),
-            "git_revision": _git_revision(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "status": "running", "steps_done": 0, "num_params": num_params, "num_classes": num_classes,
-            "data": data_source,
-            "description": "landscape recording; open with xarray.open_zarr or landscape.store.open_dataset",
-        })
+        g.attrs.update(
+            {
+                "landscape_schema": SCHEMA_VERSION,
+                "config": cfg.to_json(),
+                "versions": _versions(),
+                "git_revision": _git_revision(),
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "status": "running",
+                "steps_done": 0,
+                "num_params": num_params,
+                "num_classes": num_classes,
+                "data": data_source,
+                "description": "landscape recording; open with xarray.open_zarr or landscape.store.open_dataset",
+            }
+        )
         step, hstep, pstep = time_axes(cfg)
-        values = {"replica": np.arange(R), "step": step, "hstep": hstep, "pstep": pstep,
-                  "eig": np.arange(cfg.top_k), "class": np.arange(num_classes),
-                  "seed": np.array([r.seed for r in reps]), "period": np.array([r.period for r in reps]),
-                  "eta": np.array([r.eta for r in reps]), "amplitude": np.array([r.amplitude for r in reps]),
-                  "loss_name": np.array([cfg.loss] * R), "width": np.full(R, cfg.width)}
+        values = {
+            "replica": np.arange(R),
+            "step": step,
+            "hstep": hstep,
+            "pstep": pstep,
+            "eig": np.arange(cfg.top_k),
+            "class": np.arange(num_classes),
+            "seed": np.array([r.seed for r in reps]),
+            "period": np.array([r.period for r in reps]),
+            "eta": np.array([r.eta for r in reps]),
+            "amplitude": np.array([r.amplitude for r in reps]),
+            "loss_name": np.array([cfg.loss] * R),
+            "width": np.full(R, cfg.width),
+        }
         for name, (dims, shape, chunks, dtype, fill) in layout(cfg, num_classes, num_params).items():
-            attrs = {}
+            attrs: dict[str, JSON] = {}
             if name in ATTRS:
                 attrs = {"long_name": ATTRS[name][0], "coordinates": " ".join(REPLICA_COORDS)}
             kw = {} if dtype is str else {"fill_value": fill}
             parent, _, leaf = name.rpartition("/")
-            a = (g.require_group(parent) if parent else g).create_array(leaf, shape=shape, chunks=chunks, dtype=dtype, attributes=attrs,
-                               **({"dimension_names": dims} if dims else {}), **kw)
+            a = (g.require_group(parent) if parent else g).create_array(
+                leaf,
+                shape=shape,
+                chunks=chunks,
+                dtype=dtype,
+                attributes=attrs,
+                **({"dimension_names": dims} if dims else {}),
+                **kw,
+            )
             if name in values:
                 a[...] = values[name]
         consolidate(path)
         return cls(path, g)
 
     @classmethod
-    def open(cls, path, mode: str = "r") -> "RunStore":
+    def open(cls, path, mode: Literal["r", "r+"] = "r") -> RunStore:
         """Open a landscape store (never via possibly stale consolidated metadata)."""
         p = Path(path)
         if not p.exists():
@@ -225,14 +261,17 @@ class RunStore:
 
     @property
     def steps_done(self) -> int:
-        return int(self.group.attrs.get("steps_done", 0))
+        return int(self.group.attrs.get("steps_done", 0))  # type: ignore[arg-type]
 
     @property
     def status(self) -> str:
         return str(self.group.attrs.get("status", "unknown"))
 
-    def __getitem__(self, name: str):
-        return self.group[name]
+    def __getitem__(self, name: str) -> zarr.Array:
+        a = self.group[name]
+        if not isinstance(a, zarr.Array):
+            raise LandscapeError(f"{self.path}: '{name}' is not an array")
+        return a
 
     def dataset(self, complete_only: bool = True):
         """The store as an xarray.Dataset (lazy), trimmed to the recorded steps.
@@ -245,15 +284,18 @@ class RunStore:
         ds = xr.open_zarr(str(self.path), consolidated=False)
         if complete_only:
             done, cfg = self.steps_done, self.config
-            ds = ds.isel(step=slice(0, done), hstep=slice(0, len(cfg.hessian_steps(0, done))),
-                         pstep=slice(0, -(-done // cfg.save_params_every)))
+            ds = ds.isel(
+                step=slice(0, done),
+                hstep=slice(0, len(cfg.hessian_steps(0, done))),
+                pstep=slice(0, -(-done // cfg.save_params_every)),
+            )
         return ds
 
     def read_ckpt(self, step: int, n: int):
         """θ (R, n) and warm-start vectors (R, j, n), j ≥ top_k, or None at `step`, from the state slots."""
-        ck = self.group["state/ckpt"]
+        ck = self["state/ckpt"]
         for s in range(2):
-            row = ck[s]
+            row = np.asarray(ck[s])
             if row[0, 0] == step:
                 theta = row[:, 1 : 1 + n]
                 ev = row[:, 1 + n :].reshape(row.shape[0], -1, n)
@@ -267,7 +309,7 @@ class RunStore:
 
     def write_block(self, a: int, b: int, block: dict):
         """Write steps [a, b): per-step arrays, spectra and saved parameters (chunk-aligned)."""
-        g, cfg = self.group, self.config
+        g, cfg = self, self.config
         for name in PER_STEP:
             g[name][:, a:b] = block[name]
         g["gamma"][:, a:b, :] = block["gamma"]
@@ -284,7 +326,7 @@ class RunStore:
     def write_ckpt(self, step: int, theta: np.ndarray, eigvecs: np.ndarray | None):
         """Store θ at `step` (and the solver's warm start) in the slot not holding the last one."""
         R, n = theta.shape
-        ck = self.group["state/ckpt"]
+        ck = self["state/ckpt"]
         row = np.full((R, ck.shape[2]), np.nan)
         row[:, 0] = step
         row[:, 1 : 1 + n] = theta

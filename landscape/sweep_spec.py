@@ -21,7 +21,6 @@ from .config import Replica, RunConfig
 from .knobs import Knob, knob, knobs, parse
 
 
-
 @dataclass(frozen=True)
 class SweepSpec:
     """A sweep: a base `RunConfig` (η, A, T and seeds are already lists there) and the grid
@@ -29,8 +28,9 @@ class SweepSpec:
     `steps_per_eta`). Every other knob is the base config's."""
 
     base: RunConfig = RunConfig()
-    losses: tuple = knob((), "losses (several values are a grid axis) [default: dce]", flag="loss", item=str,
-                         replaces="loss")
+    losses: tuple = knob(
+        (), "losses (several values are a grid axis) [default: dce]", flag="loss", item=str, replaces="loss"
+    )
     widths: tuple = knob((), "hidden widths (a grid axis) [default: 100]", flag="width", item=int, replaces="width")
     steps_per_eta: float = knob(0.0, "> 0: each run takes ceil(this / η) steps (the paper: 100000)")
     batch_size: int = knob(0, "replicas per batch [default 0: from the device's memory]")
@@ -41,7 +41,7 @@ class SweepSpec:
         if not self.widths:
             object.__setattr__(self, "widths", (self.base.width,))
 
-    def replace(self, **kw) -> "SweepSpec":
+    def replace(self, **kw) -> SweepSpec:
         """A copy with sweep fields and/or base-config knobs changed."""
         own = {f.name for f in fields(self)}
         mine = {k: v for k, v in kw.items() if k in own}
@@ -62,13 +62,25 @@ class SweepSpec:
         to short runs so that they still divide sensibly."""
         b = self.base
         he = b.hessian_every
-        return replace(b, loss=loss, width=width, steps=steps, chunk_steps=min(b.chunk_steps, _round_up(steps, he)),
-                       save_params_every=min(b.save_params_every, _round_up(steps, he)))
+        return replace(
+            b,
+            loss=loss,
+            width=width,
+            steps=steps,
+            chunk_steps=min(b.chunk_steps, _round_up(steps, he)),
+            save_params_every=min(b.save_params_every, _round_up(steps, he)),
+        )
 
-    def validate(self) -> "SweepSpec":
+    def validate(self) -> SweepSpec:
         if self.num_runs() == 0:
-            axes = {"losses": self.losses, "widths": self.widths, "etas": self.base.etas,
-                    "amplitudes": self.base.amplitudes, "periods": self.base.periods, "seeds": self.base.seeds}
+            axes = {
+                "losses": self.losses,
+                "widths": self.widths,
+                "etas": self.base.etas,
+                "amplitudes": self.base.amplitudes,
+                "periods": self.base.periods,
+                "seeds": self.base.seeds,
+            }
             empty = [k for k, v in axes.items() if not v]
             raise LandscapeError(f"empty grid: no value for {', '.join(empty)}")
         if self.batch_size < 0:
@@ -84,10 +96,12 @@ class SweepSpec:
         """The packed batches: one RunConfig (explicit replica table) per batch, in a fixed order."""
         b = self.base
         groups: dict[tuple, list] = {}
-        for loss, width, eta, A, T, seed in itertools.product(self.losses, self.widths, b.etas, b.amplitudes,
-                                                              b.periods, b.seeds):
-            groups.setdefault((loss, width, self.steps_for(eta)), []).append(Replica(int(seed), float(eta), float(A),
-                                                                                   int(T)))
+        for loss, width, eta, A, T, seed in itertools.product(
+            self.losses, self.widths, b.etas, b.amplitudes, b.periods, b.seeds
+        ):
+            groups.setdefault((loss, width, self.steps_for(eta)), []).append(
+                Replica(int(seed), float(eta), float(A), int(T))
+            )
         out = []
         for (loss, width, steps), rows in groups.items():
             cfg = self.run_config(loss, width, steps)
@@ -102,7 +116,7 @@ class SweepSpec:
         return json.dumps(d, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "SweepSpec":
+    def from_json(cls, text: str) -> SweepSpec:
         raw = json.loads(text)
         if "base" not in raw:  # sweep stores written before the spec held a base config (flat keys)
             own = {f.name for f in fields(cls)}
@@ -110,8 +124,13 @@ class SweepSpec:
             raw = {k: v for k, v in raw.items() if k in own}
             raw["base"] = json.loads(RunConfig().to_json()) | run
         base = RunConfig.from_json(json.dumps(raw.pop("base")))
-        return cls(base=base, losses=tuple(raw.get("losses", ())), widths=tuple(raw.get("widths", ())),
-                   steps_per_eta=float(raw.get("steps_per_eta", 0.0)), batch_size=int(raw.get("batch_size", 0)))
+        return cls(
+            base=base,
+            losses=tuple(raw.get("losses", ())),
+            widths=tuple(raw.get("widths", ())),
+            steps_per_eta=float(raw.get("steps_per_eta", 0.0)),
+            batch_size=int(raw.get("batch_size", 0)),
+        )
 
 
 def _round_up(x: int, m: int) -> int:
@@ -122,7 +141,12 @@ def bytes_per_replica(cfg: RunConfig, input_dim=2, num_classes=3, points=300) ->
     """Working memory of one replica in the engine: activations of the training and
     validation passes, the HVP cache and the Lanczos basis."""
     size = 8 if cfg.dtype == "float64" else 4
-    n = (input_dim * cfg.width + cfg.width) + (cfg.depth - 1) * (cfg.width**2 + cfg.width) + cfg.width * num_classes + num_classes
+    n = (
+        (input_dim * cfg.width + cfg.width)
+        + (cfg.depth - 1) * (cfg.width**2 + cfg.width)
+        + cfg.width * num_classes
+        + num_classes
+    )
     acts = 12 * points * cfg.width * cfg.depth
     lanczos = 2 * cfg.eig_max_iter * n
     return size * (acts + lanczos + 8 * n)

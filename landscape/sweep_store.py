@@ -76,6 +76,11 @@ def open_sweep(path, complete_only: bool = True) -> xr.Dataset:
     ds = xr.concat(parts, dim="replica", join="outer", combine_attrs="drop", coords="minimal", compat="override")
     ds = ds.assign_coords(replica=np.arange(ds.sizes["replica"]))
     ds = ds.set_index(replica=list(GRID)).unstack("replica").transpose(*GRID, ...)
-    ds.attrs.update({"sweep": str(path), "batches": names,
-                     "note": "dims loss_name … seed are the sweep grid; loss is the recorded dynamical loss F"})
+    ds.attrs.update(
+        {
+            "sweep": str(path),
+            "batches": names,
+            "note": "dims loss_name … seed are the sweep grid; loss is the recorded dynamical loss F",
+        }
+    )
     return ds

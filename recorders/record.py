@@ -7,13 +7,12 @@ order makes a crash lose at most the steps since the last flush).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-
-from dataclasses import replace
 
 from landscape import LandscapeError
 from landscape.config import RunConfig
@@ -54,8 +53,9 @@ def resume(path, *, device: str | None = None, progress: Progress | None = None)
     engine = cfg.engine(data)
     n = engine.spec.num_params
     if n != store.attrs["num_params"]:
-        raise LandscapeError(f"{path}: data or network differ from the recording ({n} vs {store.attrs['num_params']} "
-                             "parameters)")
+        raise LandscapeError(
+            f"{path}: data or network differ from the recording ({n} vs {store.attrs['num_params']} " "parameters)"
+        )
     store = RunStore.open(path, mode="r+")
     if done == 0:
         theta, warm = engine.spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device), None
@@ -85,7 +85,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
     k = cfg.top_k
     pe = cfg.save_params_every
     early = cfg.until == "first-instability"
-    history = None
+    history = np.empty((0, 0))
     if early:  # the loss so far, for the online instability detector
         history = np.full((len(seeds), cfg.steps), np.nan)
         history[:, :start] = store["loss"][:, :start]
@@ -93,13 +93,22 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
     while t < cfg.steps:
         b = min((t // cfg.chunk_steps + 1) * cfg.chunk_steps, cfg.steps)
         G_all = engine.gamma(list(range(t, b)))
-        rows = {name: [] for name in PER_STEP}
+        rows: dict[str, list[torch.Tensor]] = {name: [] for name in PER_STEP}
         spec_rows, saved = [], []
         hsteps = set(cfg.hessian_steps(t, b).tolist())
         for s in range(t, b):
             if s in hsteps:
-                res = engine.spectrum(theta, s, k, v0=warm, tol=cfg.eig_tol, max_iter=cfg.eig_max_iter, seed=s,
-                                      seeds=seeds, oversample=cfg.eig_oversample)
+                res = engine.spectrum(
+                    theta,
+                    s,
+                    k,
+                    v0=warm,
+                    tol=cfg.eig_tol,
+                    max_iter=cfg.eig_max_iter,
+                    seed=s,
+                    seeds=seeds,
+                    oversample=cfg.eig_oversample,
+                )
                 warm, vecs = res.block, res.eigvecs
                 spec_rows.append((res.eigvals, res.residuals, res.converged))
             if s % pe == 0:
@@ -125,7 +134,10 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
             history[:, t:b] = block["loss"]
             fi, _ = first_instability(history[:, :b])
             if np.isfinite(fi).all() and b >= fi.max() + cfg.until_margin:
-                store.set_attrs(stopped=f"first instability of every replica (last at step {int(fi.max())}) "
-                            f"+ {cfg.until_margin} steps", first_instability=[int(v) for v in fi])
+                store.set_attrs(
+                    stopped=f"first instability of every replica (last at step {int(fi.max())}) "
+                    f"+ {cfg.until_margin} steps",
+                    first_instability=[int(v) for v in fi],
+                )
                 return
         t = b

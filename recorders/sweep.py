@@ -9,16 +9,15 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 
 import torch
 
-from dataclasses import replace
-
-from landscape import LandscapeError
-from landscape import sweep_store
+from landscape import LandscapeError, sweep_store
 from landscape.config import Replica, RunConfig
+from landscape.extras import require
 from landscape.perf import keep_freed_memory
 from landscape.store import check_out
 from landscape.sweep_spec import SweepSpec
@@ -55,8 +54,16 @@ def _init_worker(threads):
     torch.set_num_threads(threads)
 
 
-def sweep(spec: SweepSpec, out, *, workers: int = 1, scheduler: str | None = None, resume_existing: bool = False,
-          overwrite: bool = False, progress=None) -> Path:
+def sweep(
+    spec: SweepSpec,
+    out,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    resume_existing: bool = False,
+    overwrite: bool = False,
+    progress=None,
+) -> Path:
     """Run every batch of `spec` into the sweep store `out`."""
     batches = plan(spec)
     out = Path(out)
@@ -85,8 +92,14 @@ def sweep(spec: SweepSpec, out, *, workers: int = 1, scheduler: str | None = Non
     if progress:
         progress(done, len(batches))
     if client is not None:
-        futures = client.map(run_batch, [str(out)] * len(todo), [n for n, _ in todo], [c for _, c in todo],
-                             pure=False, key=[f"landscape-{out.name}-{n}-{time.time_ns()}" for n, _ in todo])
+        futures = client.map(
+            run_batch,
+            [str(out)] * len(todo),
+            [n for n, _ in todo],
+            [c for _, c in todo],
+            pure=False,
+            key=[f"landscape-{out.name}-{n}-{time.time_ns()}" for n, _ in todo],
+        )
         for f in futures:
             f.result()
             done += 1
@@ -94,8 +107,9 @@ def sweep(spec: SweepSpec, out, *, workers: int = 1, scheduler: str | None = Non
                 progress(done, len(batches))
     elif workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(threads,)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+        ) as pool:
             for f in [pool.submit(run_batch, str(out), n, c) for n, c in todo]:
                 f.result()
                 done += 1
@@ -111,10 +125,7 @@ def sweep(spec: SweepSpec, out, *, workers: int = 1, scheduler: str | None = Non
 
 
 def _connect(address: str):
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        raise LandscapeError("--scheduler needs dask.distributed (pip install distributed)") from None
+    Client = require("distributed", "dask", "--scheduler").Client
     try:
         return Client(address, timeout="5s")
     except (OSError, TimeoutError, ValueError) as exc:

@@ -65,19 +65,39 @@ def _load_series(path: str):
 @click.option("--series", default=None, help="analyse a bare 1-D series (.npy, .csv or .txt) instead of a store")
 @click.option("--period", default=None, type=int, help="with --series: cycle length (onsets per cycle)")
 @click.option("--min-run", default=16, show_default=True, help="sign alternations in a row that make an oscillation")
-@click.option("--growth", default=1.0, show_default=True, help="held amplitude ≥ this × the run's first (not dying out)")
+@click.option(
+    "--growth", default=1.0, show_default=True, help="held amplitude ≥ this × the run's first (not dying out)"
+)
 @click.option("--snr", default=30.0, show_default=True, help="… and to this multiple of the amplitude before it")
 @click.option("--floor-window", default=64, show_default=True, help="steps before the run that set that amplitude")
 @click.option("--max-period", default=16, show_default=True)
 @click.option("--window", default=64, show_default=True, help="chaos: steps per repeat test")
 @click.option("--repeat-tol", default=0.05, show_default=True, help="chaos: relative repeat error of no period")
 @click.option("--variable", default="loss", show_default=True, help="series to read the dynamics from")
-@click.option("--lambda", "lambda_source", default="auto", show_default=True,
-              help="λ at the onsets: replay (exact at t and t+1), recorded (branch-wise), auto")
+@click.option(
+    "--lambda",
+    "lambda_source",
+    default="auto",
+    show_default=True,
+    help="λ at the onsets: replay (exact at t and t+1), recorded (branch-wise), auto",
+)
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @user_errors()
-def bifurcations(store, series, period, min_run, growth, snr, floor_window, max_period, window, repeat_tol, variable,
-                 lambda_source, out):
+def bifurcations(
+    store,
+    series,
+    period,
+    min_run,
+    growth,
+    snr,
+    floor_window,
+    max_period,
+    window,
+    repeat_tol,
+    variable,
+    lambda_source,
+    out,
+):
     """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
     from landscape.analysis.bifurcations import Detector, detect, detect_series
     from landscape.analysis.io import save_result
@@ -93,15 +113,21 @@ def bifurcations(store, series, period, min_run, growth, snr, floor_window, max_
             if np.isfinite(o[0]):
                 click.echo(f"{c:>5} " + " ".join(f"{_fmt(v):>7}" for v in o))
         fi = float(res.first_instability)
-        click.echo("no instability" if not np.isfinite(fi) else
-                   f"first instability at step {int(fi)}" + (" (unstable from the start)" if bool(res.unstable_from_start) else ""))
+        click.echo(
+            "no instability"
+            if not np.isfinite(fi)
+            else f"first instability at step {int(fi)}"
+            + (" (unstable from the start)" if bool(res.unstable_from_start) else "")
+        )
         if out:
             click.echo(f"saved to {save_result(res, out, 'bifurcations', out)}")
         return
     res = detect(store, det, variable, lambda_source)
-    click.echo(f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>5} {'T':>6} {'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} "
-               f"{'p8':>7} {'p16':>7} {'chaos':>7} {'λ1(t)':>7} {'λ1(t+1)':>7} {'λ1 mean':>7} {'λ2':>7} {'2/η':>6} "
-               f"{'λ1/(2/η)':>9}")
+    click.echo(
+        f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>5} {'T':>6} {'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} "
+        f"{'p8':>7} {'p16':>7} {'chaos':>7} {'λ1(t)':>7} {'λ1(t+1)':>7} {'λ1 mean':>7} {'λ2':>7} {'2/η':>6} "
+        f"{'λ1/(2/η)':>9}"
+    )
     o, l1, l2 = res.onset.values, res.lambda1.values, res.lambda2.values
     la, lb = res.lambda1_t.values, res.lambda1_t1.values
     for r in range(res.sizes["replica"]):
@@ -109,10 +135,13 @@ def bifurcations(store, series, period, min_run, growth, snr, floor_window, max_
             if not np.isfinite(o[r, k, 0]):
                 continue
             tw = float(res.two_over_eta[r])
-            click.echo(f"{r:>3} {int(res.seed[r]):>4} {float(res.eta[r]):>7g} {float(res.amplitude[r]):>5g} "
-                       f"{int(res.period[r]):>6} {k:>5} " + " ".join(f"{_fmt(v):>7}" for v in o[r, k]) +
-                       f" {_fmt(la[r, k, 0], 3):>7} {_fmt(lb[r, k, 0], 3):>7} {_fmt(l1[r, k, 0], 3):>7}"
-                       f" {_fmt(l2[r, k, 0], 3):>7} {tw:>6g} {_fmt(l1[r, k, 0] / tw, 3):>9}")
+            click.echo(
+                f"{r:>3} {int(res.seed[r]):>4} {float(res.eta[r]):>7g} {float(res.amplitude[r]):>5g} "
+                f"{int(res.period[r]):>6} {k:>5} "
+                + " ".join(f"{_fmt(v):>7}" for v in o[r, k])
+                + f" {_fmt(la[r, k, 0], 3):>7} {_fmt(lb[r, k, 0], 3):>7} {_fmt(l1[r, k, 0], 3):>7}"
+                f" {_fmt(l2[r, k, 0], 3):>7} {tw:>6g} {_fmt(l1[r, k, 0] / tw, 3):>9}"
+            )
     none = int((~np.isfinite(res.first_instability.values)).sum())
     if none:
         click.echo(f"{none} replica(s) showed no instability")
@@ -145,10 +174,14 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     for i, s in enumerate(res.slice_step.values):
         r = res.isel(slice_step=i)
         src = res.attrs["eigvec_source"].split(",")[i]
-        click.echo(f"{int(s):>7} {float(r.eigval[0]):>8.4f} {float(r.eigval[1]):>8.4f} {float(r.iter_loss[0]):>9.4g} "
-                   f"{float(r.loss.min()):>9.4g} {float(r.iter_offplane.max()):>13.4g}  {src}")
-    saved = [save_result(res.sel(slice_step=s).drop_vars("slice_step"), store, f"slices/r{replica}_t{int(s)}", out)
-             for s in res.slice_step.values]
+        click.echo(
+            f"{int(s):>7} {float(r.eigval[0]):>8.4f} {float(r.eigval[1]):>8.4f} {float(r.iter_loss[0]):>9.4g} "
+            f"{float(r.loss.min()):>9.4g} {float(r.iter_offplane.max()):>13.4g}  {src}"
+        )
+    saved = [
+        save_result(res.sel(slice_step=s).drop_vars("slice_step"), store, f"slices/r{replica}_t{int(s)}", out)
+        for s in res.slice_step.values
+    ]
     fig = fig or f"{Path(store.rstrip('/')).stem}_slices_r{replica}.png"
     figs = draw_slices(res, fig)
     click.echo(f"saved to {', '.join(saved)}; figures {', '.join(figs)}")
@@ -166,23 +199,32 @@ def instability(stores, out, fig):
 
     runs = first_instabilities(stores)
     summ = summarize(runs)
-    click.echo(f"{'loss':>6} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'unstable':>8} {'at start':>8} {'λ1 mean':>9} "
-               f"{'± s.e.':>7} {'spread':>7} {'2/η':>7} {'λ1/(2/η)':>9} {'± s.e.':>7} {'onset':>7}")
+    click.echo(
+        f"{'loss':>6} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'unstable':>8} {'at start':>8} {'λ1 mean':>9} "
+        f"{'± s.e.':>7} {'spread':>7} {'2/η':>7} {'λ1/(2/η)':>9} {'± s.e.':>7} {'onset':>7}"
+    )
     for i in range(summ.sizes["condition"]):
         s = summ.isel(condition=i)
         f = lambda v, nd=3: "—" if not np.isfinite(v) else f"{float(v):.{nd}f}"
-        click.echo(f"{str(s.loss_name.values):>6} {float(s.eta):>7g} {float(s.amplitude):>5g} {int(s.period):>6} "
-                   f"{int(s.n_runs):>4} {int(s.n_unstable):>8} {int(s.n_from_start):>8} {f(s.lambda1_mean):>9} "
-                   f"{f(s.lambda1_sem):>7} {f(s.spread_mean):>7} "
-                   f"{float(s.two_over_eta):>7.3g} {f(s.ratio_mean):>9} {f(s.ratio_sem):>7} {f(s.onset_mean, 0):>7}")
+        click.echo(
+            f"{str(s.loss_name.values):>6} {float(s.eta):>7g} {float(s.amplitude):>5g} {int(s.period):>6} "
+            f"{int(s.n_runs):>4} {int(s.n_unstable):>8} {int(s.n_from_start):>8} {f(s.lambda1_mean):>9} "
+            f"{f(s.lambda1_sem):>7} {f(s.spread_mean):>7} "
+            f"{float(s.two_over_eta):>7.3g} {f(s.ratio_mean):>9} {f(s.ratio_sem):>7} {f(s.onset_mean, 0):>7}"
+        )
     click.echo("figures " + ", ".join(draw_fig4(summ, fig)) + _save_pair(out, "instability", runs, summ))
 
 
 @plot.command()
 @click.argument("store")
 @click.option("--replica", default=0, show_default=True)
-@click.option("--slice-step", "slice_steps", type=int, multiple=True,
-              help="steps of the slices [default the paper's 8000 9285 9450 9560 9600 where recorded]")
+@click.option(
+    "--slice-step",
+    "slice_steps",
+    type=int,
+    multiple=True,
+    help="steps of the slices [default the paper's 8000 9285 9450 9560 9600 where recorded]",
+)
 @click.option("--grid", default=41, show_default=True)
 @click.option("--out", default="fig2.png", show_default=True, help="figure path (PNG and PDF are written)")
 @user_errors()
@@ -232,11 +274,15 @@ def generalization(stores, out, fig):
 
     runs = final_accuracies(stores)
     summ = summarize(runs)
-    click.echo(f"{'loss':>6} {'width':>5} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'val acc':>8} {'± s.e.':>7} "
-               f"{'train acc':>9} {'± s.e.':>7}")
+    click.echo(
+        f"{'loss':>6} {'width':>5} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'val acc':>8} {'± s.e.':>7} "
+        f"{'train acc':>9} {'± s.e.':>7}"
+    )
     for i in range(summ.sizes["condition"]):
         s = summ.isel(condition=i)
-        click.echo(f"{str(s.loss_name.values):>6} {int(s.width):>5} {float(s.eta):>7g} {float(s.amplitude):>5g} "
-                   f"{int(s.period):>6} {int(s.n):>4} {float(s.val_mean):>8.3f} {float(s.val_sem):>7.3f} "
-                   f"{float(s.train_mean):>9.3f} {float(s.train_sem):>7.3f}")
+        click.echo(
+            f"{str(s.loss_name.values):>6} {int(s.width):>5} {float(s.eta):>7g} {float(s.amplitude):>5g} "
+            f"{int(s.period):>6} {int(s.n):>4} {float(s.val_mean):>8.3f} {float(s.val_sem):>7.3f} "
+            f"{float(s.train_mean):>9.3f} {float(s.train_sem):>7.3f}"
+        )
     click.echo("figures " + ", ".join(draw_fig3(summ, fig)) + _save_pair(out, "generalization", runs, summ))

@@ -98,9 +98,11 @@ def info(store):
         spec = SweepSpec.from_json(spec_json)
         b = spec.base
         click.echo(f"sweep      {store}: {spec.num_runs()} runs in {len(names)} batches")
-        click.echo(f"grid       loss {','.join(spec.losses)}; width {','.join(map(str, spec.widths))}; "
-                   f"η {','.join(f'{e:g}' for e in b.etas)}; A {','.join(f'{a:g}' for a in b.amplitudes)}; "
-                   f"T {','.join(map(str, b.periods))}; {len(b.seeds)} seeds")
+        click.echo(
+            f"grid       loss {','.join(spec.losses)}; width {','.join(map(str, spec.widths))}; "
+            f"η {','.join(f'{e:g}' for e in b.etas)}; A {','.join(f'{a:g}' for a in b.amplitudes)}; "
+            f"T {','.join(map(str, b.periods))}; {len(b.seeds)} seeds"
+        )
         for n in names:
             st = sweep_store.batch_status(store, n)
             extra = ""
@@ -119,10 +121,15 @@ def info(store):
     if a.get("stopped"):
         click.echo(f"stopped    early: {a['stopped']}")
     click.echo(f"loss       {cfg.loss}   Γ {cfg.gamma_shape}" + ("  static last period" if cfg.static_last else ""))
-    click.echo(f"network    width {cfg.width} depth {cfg.depth} {cfg.activation}, {a.get('num_params')} parameters, {cfg.dtype} on {cfg.device}")
+    click.echo(
+        f"network    width {cfg.width} depth {cfg.depth} {cfg.activation}, {a.get('num_params')} parameters, "
+        f"{cfg.dtype} on {cfg.device}"
+    )
     click.echo(f"data       {a.get('data')}")
-    click.echo(f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
-               f"parameters every {cfg.save_params_every} steps")
+    click.echo(
+        f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
+        f"parameters every {cfg.save_params_every} steps"
+    )
     click.echo(f"created    {a.get('created')}   code {a.get('git_revision')}")
     click.echo("versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
     click.echo(f"replicas   {len(reps)}")
@@ -131,7 +138,10 @@ def info(store):
         click.echo(f"  {i:<3} {r.seed:<5} {r.eta:>9g} {r.amplitude:>10g} {r.period:>7d}")
     if len(reps) > 50:
         click.echo(f"  … {len(reps) - 50} more")
-    click.echo("arrays     " + ", ".join(f"{name}{tuple(arr.shape)}" for name, arr in sorted(rs.group.arrays()) if arr.ndim > 1))
+    click.echo(
+        "arrays     "
+        + ", ".join(f"{name}{tuple(arr.shape)}" for name, arr in sorted(rs.group.arrays()) if arr.ndim > 1)
+    )
 
 
 @main.command()
@@ -141,8 +151,12 @@ def info(store):
 @click.option("--dry-run", is_flag=True, help="print the plan, the estimated size and time; write nothing")
 @click.option("--workers", default=1, show_default=True, help="local worker processes")
 @click.option("--scheduler", default=None, help="address of a Dask scheduler (tcp://host:port): batches run there")
-@click.option("--resume", "resume_path", default=None,
-              help="continue the sweep store at this path, redoing only unfinished batches (settings come from it)")
+@click.option(
+    "--resume",
+    "resume_path",
+    default=None,
+    help="continue the sweep store at this path, redoing only unfinished batches (settings come from it)",
+)
 @click.option("--overwrite", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
@@ -173,13 +187,22 @@ def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, q
             click.echo(f"batches {done}/{total} done ({time.perf_counter() - t0:.0f} s)", err=True)
 
     try:
-        path = sweeps.sweep(spec, out, workers=workers, scheduler=scheduler, resume_existing=bool(resume_path),
-                            overwrite=overwrite, progress=progress)
+        path = sweeps.sweep(
+            spec,
+            out,
+            workers=workers,
+            scheduler=scheduler,
+            resume_existing=bool(resume_path),
+            overwrite=overwrite,
+            progress=progress,
+        )
     except KeyboardInterrupt:
         click.echo(f"interrupted; continue with: landscape sweep --resume {out}", err=True)
         raise SystemExit(130) from None
-    click.echo(f"wrote {path} ({spec.num_runs()} runs in {len(batches)} batches); open with "
-               f"landscape.sweep_store.open_sweep('{path}')")
+    click.echo(
+        f"wrote {path} ({spec.num_runs()} runs in {len(batches)} batches); open with "
+        f"landscape.sweep_store.open_sweep('{path}')"
+    )
 
 
 def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
@@ -192,8 +215,11 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
     click.echo(f"{spec.num_runs()} runs in {len(batches)} batches on {spec.base.device} ({spec.base.dtype})")
     click.echo(f"{'loss':>6} {'width':>5} {'steps':>8} {'runs':>6} {'batches (replicas)':>20}")
     for (loss, width, steps), sizes in groups.items():
-        click.echo(f"{loss:>6} {width:>5} {steps:>8} {sum(sizes):>6} {len(sizes):>6} ({', '.join(map(str, sizes[:6]))}"
-                   + (", …" if len(sizes) > 6 else "") + ")")
+        click.echo(
+            f"{loss:>6} {width:>5} {steps:>8} {sum(sizes):>6} {len(sizes):>6} ({', '.join(map(str, sizes[:6]))}"
+            + (", …" if len(sizes) > 6 else "")
+            + ")"
+        )
     run_steps = sum(b.steps * len(b.replicas()) for b in batches)
     data = batches[0].dataset()
     size = sum(nbytes(b, data.num_classes, b.spec(data).num_params) for b in batches)
@@ -208,15 +234,20 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
         if key not in rates:
             rates[key] = sweeps.measure_rate(b, key[1])
         total += steps * sum(sizes) / rates[key]
-    click.echo("measured " + ", ".join(f"{r:,.0f} run-steps/s at width {w} (batch {n})" for (w, n), r in rates.items())
-               + f" on {spec.base.device}, spectrum every {spec.base.hessian_every} → about {fmt_time(total)} "
-               "in one process")
+    click.echo(
+        "measured "
+        + ", ".join(f"{r:,.0f} run-steps/s at width {w} (batch {n})" for (w, n), r in rates.items())
+        + f" on {spec.base.device}, spectrum every {spec.base.hessian_every} → about {fmt_time(total)} "
+        "in one process"
+    )
     rate = sweeps.measure_rate(replace(batches[0], width=100, loss="dce"), 64)
     full, early = paper.fig4_run_steps(), paper.fig4_run_steps(early=True)
-    click.echo(f"the paper's full Fig. 4 sweep (DCE, DMSE1, DMSE2 × A 25/50/75 × T 5000/10000 × 30 seeds, "
-               f"100000/η steps): {full:,} run-steps at {rate:,.0f} run-steps/s (width 100, batch 64) = about "
-               f"{fmt_time(full / rate)} here; with --until first-instability (≈ {paper.FIG4_EARLY_STEPS} steps a "
-               f"run) about {fmt_time(early / rate)}")
+    click.echo(
+        f"the paper's full Fig. 4 sweep (DCE, DMSE1, DMSE2 × A 25/50/75 × T 5000/10000 × 30 seeds, "
+        f"100000/η steps): {full:,} run-steps at {rate:,.0f} run-steps/s (width 100, batch 64) = about "
+        f"{fmt_time(full / rate)} here; with --until first-instability (≈ {paper.FIG4_EARLY_STEPS} steps a "
+        f"run) about {fmt_time(early / rate)}"
+    )
 
 
 @main.command()
@@ -235,8 +266,15 @@ def reproduce(figure, size, device, workers, scheduler, out):
 
     out = out or f"reproduce_{figure}"
     t0 = time.perf_counter()
-    report = run(figure, size, out, device=device, workers=workers, scheduler=scheduler,
-                 progress=lambda d, n: click.echo(f"batches {d}/{n} ({time.perf_counter() - t0:.0f} s)", err=True))
+    report = run(
+        figure,
+        size,
+        out,
+        device=device,
+        workers=workers,
+        scheduler=scheduler,
+        progress=lambda d, n: click.echo(f"batches {d}/{n} ({time.perf_counter() - t0:.0f} s)", err=True),
+    )
     click.echo(f"wrote {report} ({time.perf_counter() - t0:.0f} s)")
 
 

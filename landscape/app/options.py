@@ -31,8 +31,9 @@ def knob_options(knob_list: list[Knob]):
             if k.kind is bool:
                 fn = click.option(f"--{k.flag}/--no-{k.flag}", k.name, default=None, help=help_)(fn)
             elif k.kind is tuple and k.parse is None:
-                fn = click.option(*names, k.name, multiple=True, default=None, metavar="LIST",
-                                  help=help_ + "; several: a,b or repeat")(fn)
+                fn = click.option(
+                    *names, k.name, multiple=True, default=None, metavar="LIST", help=help_ + "; several: a,b or repeat"
+                )(fn)
             else:
                 fn = click.option(*names, k.name, default=None, metavar=metavar, help=help_)(fn)
         return fn

@@ -9,7 +9,6 @@ it writes), which is why it lives in the application room. Sizes: `full` (the sp
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,40 +27,71 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
     if size not in SIZES:
         raise LandscapeError(f"size must be one of {', '.join(SIZES)}")
     if fig == "fig1":
-        base = SweepSpec().replace(losses=("ce",), etas=(0.5, 1.0), amplitudes=(1.0,), periods=(5000,),
-                                   widths=(10, 30, 100))
-        return {"fig1": {"full": base.replace(seeds=tuple(range(20)), steps=20000),
-                         "quick": base.replace(seeds=(0, 1, 2), steps=4000, hessian_every=50),
-                         "tiny": base.replace(widths=(4, 8), seeds=(0, 1), steps=100, **TINY)}[size]}
+        base = SweepSpec().replace(
+            losses=("ce",), etas=(0.5, 1.0), amplitudes=(1.0,), periods=(5000,), widths=(10, 30, 100)
+        )
+        return {
+            "fig1": {
+                "full": base.replace(seeds=tuple(range(20)), steps=20000),
+                "quick": base.replace(seeds=(0, 1, 2), steps=4000, hessian_every=50),
+                "tiny": base.replace(widths=(4, 8), seeds=(0, 1), steps=100, **TINY),
+            }[size]
+        }
     if fig == "fig2":
-        base = SweepSpec().replace(losses=("dce",), etas=(1.0,), amplitudes=(70.0,), periods=(5000,), widths=(100,),
-                                   seeds=(0,))
-        return {"fig2": {"full": base.replace(steps=10000, save_params_every=250),
-                         "quick": base.replace(steps=10000, save_params_every=250),
-                         "tiny": base.replace(widths=(8,), amplitudes=(5.0,), periods=(40,), steps=200, **TINY)}[size]}
+        base = SweepSpec().replace(
+            losses=("dce",), etas=(1.0,), amplitudes=(70.0,), periods=(5000,), widths=(100,), seeds=(0,)
+        )
+        return {
+            "fig2": {
+                "full": base.replace(steps=10000, save_params_every=250),
+                "quick": base.replace(steps=10000, save_params_every=250),
+                "tiny": base.replace(widths=(8,), amplitudes=(5.0,), periods=(40,), steps=200, **TINY),
+            }[size]
+        }
     if fig == "fig3":
-        a = SweepSpec().replace(losses=("ce", "dce"), etas=(1.0,), amplitudes=(70.0,), periods=(5000,),
-                                static_last=True, hessian_every=1000, save_params_every=1000)
+        a = SweepSpec().replace(
+            losses=("ce", "dce"),
+            etas=(1.0,),
+            amplitudes=(70.0,),
+            periods=(5000,),
+            static_last=True,
+            hessian_every=1000,
+            save_params_every=1000,
+        )
         b = a.replace(losses=("mse", "dmse1", "dmse2"), etas=(0.075,))
         widths_full = (4, 6, 10, 20, 50, 100)
         if size == "full":
-            return {"fig3a": a.replace(widths=widths_full, seeds=tuple(range(50)), steps=50000),
-                    "fig3b": b.replace(widths=widths_full, seeds=tuple(range(10)), steps=50000)}
+            return {
+                "fig3a": a.replace(widths=widths_full, seeds=tuple(range(50)), steps=50000),
+                "fig3b": b.replace(widths=widths_full, seeds=tuple(range(10)), steps=50000),
+            }
         if size == "quick":
             return {"fig3a": a.replace(widths=(4, 8, 16, 32), seeds=(0, 1, 2, 3), steps=30000)}
-        return {"fig3a": a.replace(widths=(4, 8), seeds=(0, 1), periods=(40,), steps=120,
-                                 **{**TINY, "hessian_every": 40, "save_params_every": 40, "chunk_steps": 40})}
+        return {
+            "fig3a": a.replace(
+                widths=(4, 8),
+                seeds=(0, 1),
+                periods=(40,),
+                steps=120,
+                **{**TINY, "hessian_every": 40, "save_params_every": 40, "chunk_steps": 40},
+            )
+        }
     if fig == "fig4":
         out = {}
         for loss, etas in paper.FIG4_ETAS.items():
             base = SweepSpec().replace(losses=(loss,), etas=etas, widths=(100,))
             out[f"fig4_{loss}"] = {
-                "full": base.replace(amplitudes=paper.FIG4_AMPLITUDES, periods=paper.FIG4_PERIODS,
-                                     seeds=tuple(range(paper.FIG4_SEEDS)), steps_per_eta=paper.FIG4_STEPS_PER_ETA,
-                                     until="first-instability"),
+                "full": base.replace(
+                    amplitudes=paper.FIG4_AMPLITUDES,
+                    periods=paper.FIG4_PERIODS,
+                    seeds=tuple(range(paper.FIG4_SEEDS)),
+                    steps_per_eta=paper.FIG4_STEPS_PER_ETA,
+                    until="first-instability",
+                ),
                 "quick": base.replace(amplitudes=(50.0,), periods=(5000,), seeds=(0, 1, 2), steps=5000),
-                "tiny": base.replace(etas=(etas[-1],), widths=(8,), amplitudes=(5.0,), periods=(100,), seeds=(0,),
-                                     steps=200, **TINY),
+                "tiny": base.replace(
+                    etas=(etas[-1],), widths=(8,), amplitudes=(5.0,), periods=(100,), seeds=(0,), steps=200, **TINY
+                ),
             }[size]
             if size == "tiny":
                 break
@@ -69,8 +99,16 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
     raise LandscapeError(f"unknown figure '{fig}'; choose fig1, fig2, fig3 or fig4")
 
 
-def run(fig: str, size: str, out_dir, *, device: str | None = None, workers: int = 1, scheduler: str | None = None,
-        progress=None) -> Path:
+def run(
+    fig: str,
+    size: str,
+    out_dir,
+    *,
+    device: str | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress=None,
+) -> Path:
     """Record (or finish) the sweeps, analyse them, write figure, datasets and report.md."""
     from landscape.recorders.sweep import sweep
 
@@ -109,14 +147,26 @@ def _fig1(stores, out):
         for eta in np.unique(ds.eta.values):
             sub = ds.isel(replica=np.flatnonzero(ds.eta.values == eta))
             lam = sub.eigval.isel(eig=0, hstep=slice(n // 2, None)).values
-            rows.append((cfg.width, f"{eta:g}", sub.sizes["replica"], f"{float(sub.loss.isel(step=-1).mean()):.4f}",
-                         f"{float(sub.train_acc.isel(step=-1).mean()):.3f}", f"{np.nanmean(lam):.3f}",
-                         f"{np.nanmean(lam) * eta / 2:.2f}"))
-    return ("Paper: with static CE, λ_max rises quickly to about 2/η (edge of stability) and the loss "
-            "shows spikes; larger widths can escape to sharper regions; both larger widths and larger η train "
-            "better.\n\n![fig1](fig1.png)\n\n" +
-            _table(["width", "η", "runs", "final F (mean)", "final train acc", "mean λ_max, 2nd half",
-                    "λ_max / (2/η)"], sorted(rows)))
+            rows.append(
+                (
+                    cfg.width,
+                    f"{eta:g}",
+                    sub.sizes["replica"],
+                    f"{float(sub.loss.isel(step=-1).mean()):.4f}",
+                    f"{float(sub.train_acc.isel(step=-1).mean()):.3f}",
+                    f"{np.nanmean(lam):.3f}",
+                    f"{np.nanmean(lam) * eta / 2:.2f}",
+                )
+            )
+    return (
+        "Paper: with static CE, λ_max rises quickly to about 2/η (edge of stability) and the loss "
+        "shows spikes; larger widths can escape to sharper regions; both larger widths and larger η train "
+        "better.\n\n![fig1](fig1.png)\n\n"
+        + _table(
+            ["width", "η", "runs", "final F (mean)", "final train acc", "mean λ_max, 2nd half", "λ_max / (2/η)"],
+            sorted(rows),
+        )
+    )
 
 
 def _fig2(stores, out):
@@ -133,7 +183,9 @@ def _fig2(stores, out):
         f = bif.first_instability.values[0]
         base = int(f) if np.isfinite(f) else ds.sizes["step"] // 2
         steps = [s for s in (base - 20, base, base + 10) if 0 <= s and s + 20 < ds.sizes["step"]][:3] or [0]
-    sl = loss_slices(path, steps, 0, grid=41 if ds.sizes["param"] > 100 else 9, follow=20 if steps[0] + 20 < ds.sizes["step"] else 0)
+    sl = loss_slices(
+        path, steps, 0, grid=41 if ds.sizes["param"] > 100 else 9, follow=20 if steps[0] + 20 < ds.sizes["step"] else 0
+    )
     draw_fig2(out / "fig2.png", path, 0, sl)
     sl.to_zarr(out / "fig2_slices.zarr", mode="w", consolidated=False, zarr_format=3)
     rows = []
@@ -142,24 +194,49 @@ def _fig2(stores, out):
         if np.isfinite(o[0]):
             lam = float(bif.lambda1.isel(replica=0, cycle=k, level=0))
             la, lb = (float(bif[v].isel(replica=0, cycle=k, level=0)) for v in ("lambda1_t", "lambda1_t1"))
-            rows.append((k, int(o[0]), f"{(o[0] - k * cfg.periods[0]) / cfg.periods[0]:.2f}", f"{la:.3f} / {lb:.3f}",
-                         f"{lam:.3f}", f"{lam * cfg.etas[0] / 2:.3f}",
-                         *["—" if not np.isfinite(v) else int(v) for v in o[1:]]))
+            rows.append(
+                (
+                    k,
+                    int(o[0]),
+                    f"{(o[0] - k * cfg.periods[0]) / cfg.periods[0]:.2f}",
+                    f"{la:.3f} / {lb:.3f}",
+                    f"{lam:.3f}",
+                    f"{lam * cfg.etas[0] / 2:.3f}",
+                    *["—" if not np.isfinite(v) else int(v) for v in o[1:]],
+                )
+            )
     acc = ds.train_acc.isel(replica=0).values
-    return ("Paper: in the second half of each period the valley narrows; when λ1 crosses 2/η a "
-            "period-doubling cascade starts (the iterate bounces between 2, then 4, … walls, visible in the "
-            "slices) while accuracy keeps rising.\n\n![fig2](fig2.png)\n\n"
-            f"Measured: training accuracy {acc[0]:.2f} at t = 0, {acc.max():.3f} at best, {acc[-1]:.3f} at the end.\n\n" +
-            _table(["period", "first instability", "position in period", "λ1 at t / t+1", "branch mean",
-                    "mean / (2/η)", "period 2",
-                    "period 4", "period 8", "period 16", "chaos"], rows))
+    return (
+        "Paper: in the second half of each period the valley narrows; when λ1 crosses 2/η a "
+        "period-doubling cascade starts (the iterate bounces between 2, then 4, … walls, visible in the "
+        "slices) while accuracy keeps rising.\n\n![fig2](fig2.png)\n\n"
+        f"Measured: training accuracy {acc[0]:.2f} at t = 0, {acc.max():.3f} at best, {acc[-1]:.3f} at the end.\n\n"
+        + _table(
+            [
+                "period",
+                "first instability",
+                "position in period",
+                "λ1 at t / t+1",
+                "branch mean",
+                "mean / (2/η)",
+                "period 2",
+                "period 4",
+                "period 8",
+                "period 16",
+                "chaos",
+            ],
+            rows,
+        )
+    )
 
 
 def _fig3(stores, out):
     from landscape.analysis.generalization import draw_fig3, final_accuracies, summarize
 
-    text = ("Paper: dynamical losses reach higher validation accuracy, most at small widths (they shift the "
-            "under/over-parameterised transition); accuracy measured after a last period with A = 1.\n\n")
+    text = (
+        "Paper: dynamical losses reach higher validation accuracy, most at small widths (they shift the "
+        "under/over-parameterised transition); accuracy measured after a last period with A = 1.\n\n"
+    )
     for name, paths in stores.items():
         runs = final_accuracies(paths)
         summ = summarize(runs)
@@ -169,9 +246,18 @@ def _fig3(stores, out):
         for i in range(summ.sizes["condition"]):
             s = summ.isel(condition=i)
             by[(str(s.loss_name.values), int(s.width))] = (float(s.val_mean), float(s.val_sem))
-            rows.append((str(s.loss_name.values), int(s.width), int(s.n), f"{float(s.val_mean):.3f} ± {float(s.val_sem):.3f}",
-                         f"{float(s.train_mean):.3f} ± {float(s.train_sem):.3f}"))
-        text += f"![{name}]({name}.png)\n\n" + _table(["loss", "width", "runs", "validation acc", "train acc"], rows) + "\n"
+            rows.append(
+                (
+                    str(s.loss_name.values),
+                    int(s.width),
+                    int(s.n),
+                    f"{float(s.val_mean):.3f} ± {float(s.val_sem):.3f}",
+                    f"{float(s.train_mean):.3f} ± {float(s.train_sem):.3f}",
+                )
+            )
+        text += (
+            f"![{name}]({name}.png)\n\n" + _table(["loss", "width", "runs", "validation acc", "train acc"], rows) + "\n"
+        )
         static, dyn = ("ce", ["dce"]) if "ce" in {k[0] for k in by} else ("mse", ["dmse1", "dmse2"])
         for d in dyn:
             for w in sorted({k[1] for k in by}):
@@ -179,8 +265,10 @@ def _fig3(stores, out):
                     diff = 100 * (by[(d, w)][0] - by[(static, w)][0])
                     err = 100 * np.hypot(by[(d, w)][1], by[(static, w)][1])
                     verdict = "better" if diff > err else ("worse" if diff < -err else "no clear difference")
-                    text += (f"- width {w}: validation accuracy {d.upper()} − {static.upper()} = {diff:+.1f} ± "
-                             f"{err:.1f} points ({verdict})\n")
+                    text += (
+                        f"- width {w}: validation accuracy {d.upper()} − {static.upper()} = {diff:+.1f} ± "
+                        f"{err:.1f} points ({verdict})\n"
+                    )
         text += "\n"
     return text
 
@@ -198,18 +286,46 @@ def _fig4(stores, out):
     for i in range(summ.sizes["condition"]):
         s = summ.isel(condition=i)
         f = lambda v: "—" if not np.isfinite(v) else f"{float(v):.3f}"
-        rows.append((str(s.loss_name.values).upper(), f"{float(s.eta):g}", f"{float(s.amplitude):g}", int(s.period),
-                     f"{int(s.n_unstable)}/{int(s.n_runs)}", int(s.n_from_start),
-                     f"{f(s.lambda1_mean)} ± {f(s.lambda1_sem)}", f(s.spread_mean),
-                     f"{float(s.two_over_eta):.3g}", f"{f(s.ratio_mean)} ± {f(s.ratio_sem)}"))
+        rows.append(
+            (
+                str(s.loss_name.values).upper(),
+                f"{float(s.eta):g}",
+                f"{float(s.amplitude):g}",
+                int(s.period),
+                f"{int(s.n_unstable)}/{int(s.n_runs)}",
+                int(s.n_from_start),
+                f"{f(s.lambda1_mean)} ± {f(s.lambda1_sem)}",
+                f(s.spread_mean),
+                f"{float(s.two_over_eta):.3g}",
+                f"{f(s.ratio_mean)} ± {f(s.ratio_sem)}",
+            )
+        )
     ok = np.isfinite(summ.ratio_mean.values)
-    verdict = (f"Measured: λ1 / (2/η) between {np.nanmin(summ.ratio_mean.values):.2f} and "
-               f"{np.nanmax(summ.ratio_mean.values):.2f} over {int(ok.sum())} conditions with an instability."
-               if ok.any() else "Measured: no instability was detected in these runs.")
-    return ("Paper: λ_max at the first instability follows 2/η for DCE, DMSE1 and DMSE2 (edge of stability); "
-            "the instability is read from the dynamics, never from λ_max.\n\n![fig4](fig4.png)\n\n" + verdict + "\n\n"
-            "λ1 at the first instability is the mean of its two branches, λ1(θ_t) and λ1(θ_{t+1}) at the onset t "
-            "(replayed, exact); 'branch spread' is their mean difference; runs unstable from their first steps have "
-            "no first instability and are counted apart.\n\n" +
-            _table(["loss", "η", "A", "T", "unstable/runs", "unstable at start", "λ1 at first instability (branch mean)",
-                    "branch spread", "2/η", "λ1 / (2/η)"], rows))
+    verdict = (
+        f"Measured: λ1 / (2/η) between {np.nanmin(summ.ratio_mean.values):.2f} and "
+        f"{np.nanmax(summ.ratio_mean.values):.2f} over {int(ok.sum())} conditions with an instability."
+        if ok.any()
+        else "Measured: no instability was detected in these runs."
+    )
+    return (
+        "Paper: λ_max at the first instability follows 2/η for DCE, DMSE1 and DMSE2 (edge of stability); "
+        "the instability is read from the dynamics, never from λ_max.\n\n![fig4](fig4.png)\n\n" + verdict + "\n\n"
+        "λ1 at the first instability is the mean of its two branches, λ1(θ_t) and λ1(θ_{t+1}) at the onset t "
+        "(replayed, exact); 'branch spread' is their mean difference; runs unstable from their first steps have "
+        "no first instability and are counted apart.\n\n"
+        + _table(
+            [
+                "loss",
+                "η",
+                "A",
+                "T",
+                "unstable/runs",
+                "unstable at start",
+                "λ1 at first instability (branch mean)",
+                "branch spread",
+                "2/η",
+                "λ1 / (2/η)",
+            ],
+            rows,
+        )
+    )

@@ -10,8 +10,8 @@ from landscape.analysis.bifurcations import LEVELS, detect
 from landscape.analysis.branches import branches_recorded, branches_replay
 from landscape.app.cli import main
 from landscape.config import RunConfig
-from landscape.replay import params_at
 from landscape.recorders import record
+from landscape.replay import params_at
 from tests.landscape import dynamical_systems as DS
 from tests.landscape.test_derivatives import dense_hessian
 
@@ -75,15 +75,34 @@ def test_recorded_branches_never_mix_parities():
 def test_stable_runs_with_a_fast_gamma_have_no_instability(tmp_path, loss, eta):
     """The issue's false alarms (T = 500): the one-step differences of F never alternate
     for long, and nothing is reported."""
-    cfg = RunConfig(loss=loss, etas=(eta,), amplitudes=(70.0,), periods=(500,), steps=1500, hessian_every=100,
-                    save_params_every=500, chunk_steps=500)
+    cfg = RunConfig(
+        loss=loss,
+        etas=(eta,),
+        amplitudes=(70.0,),
+        periods=(500,),
+        steps=1500,
+        hessian_every=100,
+        save_params_every=500,
+        chunk_steps=500,
+    )
     res = detect(record(cfg, tmp_path / "r.zarr"))
     assert np.isnan(res.onset.values).all() and np.isnan(res.first_instability.values).all()
 
 
 def test_branch_replay_matches_independent_replay(tmp_path):
-    cfg = RunConfig(loss="dce", etas=(1.0,), amplitudes=(10.0,), periods=(60,), seeds=(0, 1), width=8,
-                    steps=120, hessian_every=10, save_params_every=50, chunk_steps=50, n_per_class=10)
+    cfg = RunConfig(
+        loss="dce",
+        etas=(1.0,),
+        amplitudes=(10.0,),
+        periods=(60,),
+        seeds=(0, 1),
+        width=8,
+        steps=120,
+        hessian_every=10,
+        save_params_every=50,
+        chunk_steps=50,
+        n_per_class=10,
+    )
     out = record(cfg, tmp_path / "r.zarr")
     vals = branches_replay(out, [(1, 73), (0, 20)], k=2)
     eng = cfg.engine(cfg.dataset())
@@ -107,12 +126,15 @@ def test_series_command_on_the_double_well(tmp_path):
     assert r.exit_code == 0 and "no instability" in r.output
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--series", "missing.npy"], "does not exist"),
-    ([], "give a STORE or --series"),
-    (["--series", "bad.npy"], "must be 1-D"),
-    (["--series", "x.json"], "must be .npy, .csv or .txt"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--series", "missing.npy"], "does not exist"),
+        ([], "give a STORE or --series"),
+        (["--series", "bad.npy"], "must be 1-D"),
+        (["--series", "x.json"], "must be .npy, .csv or .txt"),
+    ],
+)
 def test_series_bad_input_is_one_line(tmp_path, monkeypatch, args, msg):
     monkeypatch.chdir(tmp_path)
     np.save("bad.npy", np.zeros((3, 3)))

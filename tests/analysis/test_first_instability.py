@@ -32,8 +32,18 @@ def test_summary_matches_a_direct_computation():
 
 
 def test_instability_command_writes_table_datasets_and_figures(tmp_path):
-    r = CliRunner().invoke(main, ["analyze", "instability", str(SHIPPED), "--fig", str(tmp_path / "f4.png"),
-                                  "--out", str(tmp_path / "res.zarr")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "analyze",
+            "instability",
+            str(SHIPPED),
+            "--fig",
+            str(tmp_path / "f4.png"),
+            "--out",
+            str(tmp_path / "res.zarr"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "λ1/(2/η)" in r.output and r.output.count("dce") == 2
     assert (tmp_path / "f4.png").stat().st_size > 5000 and (tmp_path / "f4.pdf").stat().st_size > 1000
@@ -42,8 +52,9 @@ def test_instability_command_writes_table_datasets_and_figures(tmp_path):
 
 
 def test_figure_commands(tmp_path):
-    r = CliRunner().invoke(main, ["plot", "fig2", str(SHIPPED), "--slice-step", "9285", "--grid", "9",
-                                  "--out", str(tmp_path / "f2.png")])
+    r = CliRunner().invoke(
+        main, ["plot", "fig2", str(SHIPPED), "--slice-step", "9285", "--grid", "9", "--out", str(tmp_path / "f2.png")]
+    )
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["plot", "fig1", str(SHIPPED), "--out", str(tmp_path / "f1.png")])
     assert r.exit_code == 0, r.output
@@ -55,8 +66,12 @@ def test_a_store_being_recorded_is_refused(tmp_path):
     store = tmp_path / "running.zarr"
     shutil.copytree(SHIPPED, store)
     zarr.open_group(str(store), mode="r+", use_consolidated=False).attrs["status"] = "running"
-    for cmd in (["analyze", "bifurcations", str(store)], ["analyze", "slices", str(store), "--step", "10"],
-                ["analyze", "instability", str(store)], ["plot", "fig2", str(store)]):
+    for cmd in (
+        ["analyze", "bifurcations", str(store)],
+        ["analyze", "slices", str(store), "--step", "10"],
+        ["analyze", "instability", str(store)],
+        ["plot", "fig2", str(store)],
+    ):
         r = CliRunner().invoke(main, cmd)
         assert r.exit_code == 2 and "still being recorded" in r.output and r.output.count("\n") == 1, cmd
 

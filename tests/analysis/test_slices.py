@@ -38,8 +38,24 @@ def test_several_steps_and_the_command(tmp_path):
     store = tmp_path / "run.zarr"
     shutil.copytree(SHIPPED, store)
     fig = tmp_path / "s.png"
-    r = CliRunner().invoke(main, ["analyze", "slices", str(store), "--step", "9450", "--step", "9560",
-                                  "--grid", "9", "--follow", "5", "--fig", str(fig)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "analyze",
+            "slices",
+            str(store),
+            "--step",
+            "9450",
+            "--step",
+            "9560",
+            "--grid",
+            "9",
+            "--follow",
+            "5",
+            "--fig",
+            str(fig),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert fig.stat().st_size > 10_000
     saved = xr.open_zarr(store, group="slices/r0_t9450", consolidated=False)
@@ -50,11 +66,14 @@ def test_several_steps_and_the_command(tmp_path):
     np.testing.assert_array_equal(xr.open_zarr(store).loss.values, xr.open_zarr(SHIPPED).loss.values)
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--step", "9990"], "out of range"),
-    (["--step", "-5"], "out of range"),
-    (["--step", "100", "--replica", "7"], "replica 7 out of range"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--step", "9990"], "out of range"),
+        (["--step", "-5"], "out of range"),
+        (["--step", "100", "--replica", "7"], "replica 7 out of range"),
+    ],
+)
 def test_bad_slice_requests(args, msg, tmp_path):
     r = CliRunner().invoke(main, ["analyze", "slices", str(SHIPPED)] + args + ["--out", str(tmp_path / "o.zarr")])
     assert r.exit_code == 2 and msg in r.output and r.output.count("\n") == 1
@@ -93,11 +112,20 @@ def test_analysis_runs_on_a_read_only_store():
     if os.geteuid() == 0:
         assert shutil.which("setpriv"), "running as root needs setpriv to drop CAP_DAC_OVERRIDE"
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "HOME": str(work),
-           "MPLCONFIGDIR": str(work)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "HOME": str(work),
+        "MPLCONFIGDIR": str(work),
+    }
     try:
-        r = subprocess.run(prefix + [sys.executable, "-c", READ_ONLY_CHECK, str(store), str(work / "res.zarr")],
-                           capture_output=True, text=True, env=env, cwd=work)
+        r = subprocess.run(
+            prefix + [sys.executable, "-c", READ_ONLY_CHECK, str(store), str(work / "res.zarr")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=work,
+        )
         assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
     finally:
         for p in [store, *store.rglob("*")]:

@@ -12,8 +12,21 @@ from click.testing import CliRunner
 
 from landscape.app.cli import main
 
-SMALL = ["--width", "6", "--steps", "60", "--hessian-every", "10", "--save-params-every", "30",
-         "--chunk-steps", "30", "--n-per-class", "8", "-q"]
+SMALL = [
+    "--width",
+    "6",
+    "--steps",
+    "60",
+    "--hessian-every",
+    "10",
+    "--save-params-every",
+    "30",
+    "--chunk-steps",
+    "30",
+    "--n-per-class",
+    "8",
+    "-q",
+]
 
 
 def run(args, cwd=None):
@@ -31,8 +44,22 @@ def tree_digest(path: Path) -> str:
 
 def test_record_with_defaults_prints_the_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = run(["record", "--loss", "dmse1", "--eta", "0.05", "--steps", "100", "--chunk-steps", "50",
-             "--save-params-every", "50", "-q"])
+    r = run(
+        [
+            "record",
+            "--loss",
+            "dmse1",
+            "--eta",
+            "0.05",
+            "--steps",
+            "100",
+            "--chunk-steps",
+            "50",
+            "--save-params-every",
+            "50",
+            "-q",
+        ]
+    )
     assert r.exit_code == 0, r.output
     stores = list(tmp_path.glob("dmse1_eta0.05_*.zarr"))
     assert len(stores) == 1 and str(stores[0].name) in r.output
@@ -44,8 +71,26 @@ def test_record_with_defaults_prints_the_store(tmp_path, monkeypatch):
 
 def test_several_values_make_one_batched_store(tmp_path):
     out = tmp_path / "grid.zarr"
-    r = run(["record", "--loss", "dmse2", "--eta", "0.1,0.2", "--eta", "0.3", "-A", "2,5", "-T", "20",
-             "--seeds", "0-1", "--out", str(out)] + SMALL)
+    r = run(
+        [
+            "record",
+            "--loss",
+            "dmse2",
+            "--eta",
+            "0.1,0.2",
+            "--eta",
+            "0.3",
+            "-A",
+            "2,5",
+            "-T",
+            "20",
+            "--seeds",
+            "0-1",
+            "--out",
+            str(out),
+        ]
+        + SMALL
+    )
     assert r.exit_code == 0, r.output
     ds = xr.open_zarr(out)
     assert ds.sizes["replica"] == 3 * 2 * 2
@@ -98,8 +143,11 @@ def test_bad_input_is_one_line(tmp_path, args, msg):
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "landscape", "record", "--eta", "0", "--out", str(tmp_path / "x.zarr")],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "landscape", "record", "--eta", "0", "--out", str(tmp_path / "x.zarr")],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2 and p.stderr.strip() == "error: learning rate eta must be > 0, got 0.0"
 
 
@@ -107,11 +155,13 @@ def test_existing_store_is_refused_and_untouched(tmp_path):
     out = tmp_path / "run.zarr"
     assert run(["record", "--out", str(out)] + SMALL).exit_code == 0
     before = tree_digest(out)
-    for args in (["record", "--out", str(out)] + SMALL,  # exists
-                 ["record", "--out", str(out), "--overwrite", "--eta", "0"] + SMALL,  # bad value: validated first
-                 ["record", "--out", str(out), "--overwrite", "--data", "/nope.npz"] + SMALL,
-                 ["record", "--resume", str(out)],  # complete already
-                 ["record", "--resume", str(out), "--eta", "0.3"]):  # settings come from the store
+    for args in (
+        ["record", "--out", str(out)] + SMALL,  # exists
+        ["record", "--out", str(out), "--overwrite", "--eta", "0"] + SMALL,  # bad value: validated first
+        ["record", "--out", str(out), "--overwrite", "--data", "/nope.npz"] + SMALL,
+        ["record", "--resume", str(out)],  # complete already
+        ["record", "--resume", str(out), "--eta", "0.3"],
+    ):  # settings come from the store
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2 and r.output.count("\n") == 1, (args, r.output)
     assert tree_digest(out) == before

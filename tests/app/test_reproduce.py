@@ -7,8 +7,15 @@ from landscape.app.cli import main
 from landscape.app.reproduce import specs
 
 
-@pytest.mark.parametrize("fig, images", [("fig1", ["fig1.png", "fig1.pdf"]), ("fig2", ["fig2.png", "fig2.pdf"]),
-                                         ("fig3", ["fig3a.png", "fig3a.pdf"]), ("fig4", ["fig4.png", "fig4.pdf"])])
+@pytest.mark.parametrize(
+    "fig, images",
+    [
+        ("fig1", ["fig1.png", "fig1.pdf"]),
+        ("fig2", ["fig2.png", "fig2.pdf"]),
+        ("fig3", ["fig3a.png", "fig3a.pdf"]),
+        ("fig4", ["fig4.png", "fig4.pdf"]),
+    ],
+)
 def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
     out = tmp_path / fig
     r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(out)])
@@ -29,7 +36,9 @@ def test_quick_sizes_are_what_the_docs_promise():
     assert {s.losses[0] for s in f4.values()} == {"dce", "dmse1", "dmse2"}
     assert all(len(s.base.etas) >= 3 for s in f4.values())
     full = specs("fig4", "full")["fig4_dce"]
-    assert full.base.amplitudes == (25.0, 50.0, 75.0) and full.base.periods == (5000, 10000) and len(full.base.seeds) == 30
+    assert (
+        full.base.amplitudes == (25.0, 50.0, 75.0) and full.base.periods == (5000, 10000) and len(full.base.seeds) == 30
+    )
     assert full.steps_for(0.5) == 200000
 
 

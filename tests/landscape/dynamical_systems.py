@@ -7,10 +7,10 @@ import numpy as np
 
 # logistic map x ← r x (1 − x): period 2 at r = 3, 4 at 1 + √6, 8 at 3.544090, 16 at 3.564407,
 # accumulation (chaos) at 3.569946
-LOGISTIC = {"p2": 3.0, "p4": 1 + 6 ** 0.5, "p8": 3.544090, "p16": 3.564407, "chaos": 3.569946}
+LOGISTIC = {"p2": 3.0, "p4": 1 + 6**0.5, "p8": 3.544090, "p16": 3.564407, "chaos": 3.569946}
 # gradient descent on f(x) = (x² − 1)²/4: x ← x − η x (x² − 1); the minimum x = 1 has f'' = 2, so
 # period 2 at η = 1, 4 at √5 − 1, 8 at 1.28803 (reference values of the issue)
-DOUBLE_WELL = {"p2": 1.0, "p4": 5 ** 0.5 - 1, "p8": 1.28803}
+DOUBLE_WELL = {"p2": 1.0, "p4": 5**0.5 - 1, "p8": 1.28803}
 
 
 def logistic(N=400_000, r0=2.9, r1=3.58, noise=1e-7, seed=0):

@@ -42,14 +42,17 @@ def test_user_data_roundtrip(tmp_path, suffix):
     assert d.num_classes == 4 and d.input_dim == 4 and d.X_val.shape == (5, 4)
 
 
-@pytest.mark.parametrize("arrays, msg", [
-    (dict(X=np.zeros((3, 2))), "missing array 'y'"),
-    (dict(X=np.zeros((3, 2)), y=np.zeros(4)), "3 entries"),
-    (dict(X=np.zeros(3), y=np.zeros(3)), "2-D"),
-    (dict(X=np.full((3, 2), np.nan), y=np.zeros(3)), "finite"),
-    (dict(X=np.zeros((3, 2)), y=np.array([0, 1.5, 1])), "integers"),
-    (dict(X=np.zeros((3, 2)), y=np.array([0, 1, 1]), X_val=np.zeros((2, 2))), "both X_val and y_val"),
-])
+@pytest.mark.parametrize(
+    "arrays, msg",
+    [
+        (dict(X=np.zeros((3, 2))), "missing array 'y'"),
+        (dict(X=np.zeros((3, 2)), y=np.zeros(4)), "3 entries"),
+        (dict(X=np.zeros(3), y=np.zeros(3)), "2-D"),
+        (dict(X=np.full((3, 2), np.nan), y=np.zeros(3)), "finite"),
+        (dict(X=np.zeros((3, 2)), y=np.array([0, 1.5, 1])), "integers"),
+        (dict(X=np.zeros((3, 2)), y=np.array([0, 1, 1]), X_val=np.zeros((2, 2))), "both X_val and y_val"),
+    ],
+)
 def test_malformed_data_is_refused(tmp_path, arrays, msg):
     p = tmp_path / "bad.npz"
     np.savez(p, **arrays)

@@ -7,8 +7,8 @@ from torch.func import hessian
 from landscape import derivatives as D
 from landscape import losses as L
 from landscape.engine import Engine
-from tests import reference
 from landscape.model import MLPSpec
+from tests import reference
 
 
 def make(small_data, loss="dce", depth=1, activation="relu", R=3, width=6):
@@ -24,7 +24,7 @@ def dense_hessian(eng, theta, t, r):
     others = theta.clone()
 
     def f(x):
-        th = torch.cat([others[:r], x.unsqueeze(0), others[r + 1:]])
+        th = torch.cat([others[:r], x.unsqueeze(0), others[r + 1 :]])
         return reference.loss(eng, th, t)[r]
 
     return hessian(f)(theta[r])

@@ -81,8 +81,11 @@ def test_isolated_spikes_are_not_instabilities(size):
 
 @pytest.mark.parametrize("kind", ["gaussian", "heavy"])
 def test_noise_suite_no_false_positives(kind):
-    hits = sum(np.isfinite(analyse(DS.noise_suite(rel, kind, seed=s)).first_instability)
-               for rel in (1e-8, 1e-6, 1e-4, 1e-2, 1e-1) for s in range(8))
+    hits = sum(
+        np.isfinite(analyse(DS.noise_suite(rel, kind, seed=s)).first_instability)
+        for rel in (1e-8, 1e-6, 1e-4, 1e-2, 1e-1)
+        for s in range(8)
+    )
     assert hits == 0
 
 

@@ -7,8 +7,8 @@ import torch
 import xarray as xr
 
 from landscape.eigen import lanczos_topk, topk_eigs
-from landscape.model import MLPSpec
 from landscape.engine import Engine
+from landscape.model import MLPSpec
 from tests.landscape.test_derivatives import dense_hessian
 
 
@@ -98,6 +98,7 @@ def test_warm_start_needs_fewer_products(small_data):
 
 # --- the solver never skips an eigenvalue (issue: λ2 was sometimes λ3) -----------------------
 
+
 def _op(H):
     """Block operator of a stack of dense symmetric matrices H (R, n, n)."""
     return lambda V, rows: torch.einsum("rij,rbj->rbi", H[rows], V)
@@ -124,8 +125,9 @@ def test_near_degenerate_pairs_match_eigh(gap, which):
     mats = [_sym(np.concatenate([top, bulk]), s)[0] for s in range(3)]
     H = torch.tensor(np.stack(mats))
     for k in (2, 3):
-        res = lanczos_topk(lambda V: torch.einsum("rij,rj->ri", H, V), torch.ones(3, n, dtype=torch.float64),
-                           k=k, tol=1e-3)
+        res = lanczos_topk(
+            lambda V: torch.einsum("rij,rj->ri", H, V), torch.ones(3, n, dtype=torch.float64), k=k, tol=1e-3
+        )
         for r in range(3):
             np.testing.assert_allclose(res.eigvals[r].numpy(), _top(mats[r], k), rtol=1e-4)
         assert bool(res.converged.all())
@@ -189,8 +191,17 @@ def test_mse_trap_from_the_issue_is_gone(tmp_path):
     from landscape.config import RunConfig
     from landscape.recorders import record
 
-    cfg = RunConfig(loss="mse", etas=(0.1,), amplitudes=(70.0,), periods=(500,), steps=500, hessian_every=25,
-                    hessian_pairs=False, save_params_every=250, chunk_steps=250)
+    cfg = RunConfig(
+        loss="mse",
+        etas=(0.1,),
+        amplitudes=(70.0,),
+        periods=(500,),
+        steps=500,
+        hessian_every=25,
+        hessian_pairs=False,
+        save_params_every=250,
+        chunk_steps=250,
+    )
     ds = xr.open_zarr(record(cfg, tmp_path / "mse.zarr"))
     eng = cfg.engine(cfg.dataset())
     theta, t0 = eng.spec.init([0]), 0
@@ -210,8 +221,16 @@ def test_recorded_spectra_match_dense_hessian_all_losses(tmp_path, loss):
     from landscape.recorders import record
 
     eta = {"ce": 1.0, "dce": 1.0, "mse": 0.1, "dmse1": 0.1, "dmse2": 0.1}[loss]
-    cfg = RunConfig(loss=loss, etas=(eta,), amplitudes=(70.0,), periods=(400,), steps=400, hessian_every=100,
-                    save_params_every=200, chunk_steps=200)
+    cfg = RunConfig(
+        loss=loss,
+        etas=(eta,),
+        amplitudes=(70.0,),
+        periods=(400,),
+        steps=400,
+        hessian_every=100,
+        save_params_every=200,
+        chunk_steps=200,
+    )
     ds = xr.open_zarr(record(cfg, tmp_path / "r.zarr"))
     assert list(ds.hstep.values) == [0, 1, 100, 101, 200, 201, 300, 301]
     eng = cfg.engine(cfg.dataset())

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from landscape.engine import Engine
-from tests import reference
 from landscape.model import MLPSpec
+from tests import reference
 
 
 def test_one_step_is_plain_gradient_descent(small_data):
@@ -14,7 +14,9 @@ def test_one_step_is_plain_gradient_descent(small_data):
     th = theta.clone().requires_grad_(True)
     F = reference.loss(eng, th, 3)
     (g,) = torch.autograd.grad(F.sum(), th)
-    torch.testing.assert_close(new, theta - torch.tensor([[0.3], [0.05]], dtype=torch.float64) * g, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(
+        new, theta - torch.tensor([[0.3], [0.05]], dtype=torch.float64) * g, rtol=1e-12, atol=1e-14
+    )
     torch.testing.assert_close(m.loss, F.detach())
     logits = reference.forward(spec, theta, eng.X)
     acc = (logits.argmax(-1) == eng.y).double().mean(1)

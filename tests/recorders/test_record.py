@@ -14,8 +14,8 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape import store as S
-from landscape.replay import params_at
 from landscape.recorders import record, resume
+from landscape.replay import params_at
 
 COMPARED = ("loss", "loss_static", "train_acc", "val_acc", "gamma", "eigval", "eigres", "params", "eigvec")
 
@@ -47,9 +47,11 @@ def test_store_opens_in_xarray_with_named_dimensions(tmp_path, tiny_cfg):
     assert ds.eigconv.values.all() and (ds.eigres <= 1e-3 * abs(ds.eigval.isel(eig=0))).all()
     # the spectra are those of the loss at θ_t (checked against the stored parameters)
     from landscape.config import RunConfig
+
     c = RunConfig.from_json(ds.attrs["config"])
     eng = c.engine(c.dataset())
     import torch
+
     th = torch.tensor(ds.params.isel(pstep=2).values)
     ev = eng.spectrum(th, 100, k=2, tol=1e-8).eigvals.numpy()
     np.testing.assert_allclose(ds.eigval.sel(hstep=100).values, ev, rtol=1e-5)
@@ -97,9 +99,31 @@ def test_exception_mid_run_marks_failed_and_resume_completes(tmp_path, tiny_cfg)
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
-    args = ["--loss", "dmse1", "--eta", "0.5,1", "-A", "8", "-T", "60", "--seeds", "2", "--width", "12",
-            "--steps", "1500", "--hessian-every", "25", "--save-params-every", "100", "--chunk-steps", "100",
-            "--n-per-class", "10", "-q"]
+    args = [
+        "--loss",
+        "dmse1",
+        "--eta",
+        "0.5,1",
+        "-A",
+        "8",
+        "-T",
+        "60",
+        "--seeds",
+        "2",
+        "--width",
+        "12",
+        "--steps",
+        "1500",
+        "--hessian-every",
+        "25",
+        "--save-params-every",
+        "100",
+        "--chunk-steps",
+        "100",
+        "--n-per-class",
+        "10",
+        "-q",
+    ]
     cli = [sys.executable, "-m", "landscape", "record"]
     ref = tmp_path / "ref.zarr"
     subprocess.run(cli + args + ["--out", str(ref)], check=True, capture_output=True)

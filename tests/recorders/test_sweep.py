@@ -14,12 +14,24 @@ from click.testing import CliRunner
 
 from landscape.analysis.bifurcations import detect
 from landscape.app.cli import main
+from landscape.recorders.sweep import plan, sweep
 from landscape.sweep_spec import SweepSpec
 from landscape.sweep_store import open_sweep
-from landscape.recorders.sweep import plan, sweep
 
-TINY = dict(losses=("dce", "dmse2"), etas=(0.5, 1.0), amplitudes=(5.0,), periods=(40,), widths=(8,), seeds=(0, 1),
-            steps=120, hessian_every=10, save_params_every=40, chunk_steps=40, n_per_class=8, batch_size=3)
+TINY = dict(
+    losses=("dce", "dmse2"),
+    etas=(0.5, 1.0),
+    amplitudes=(5.0,),
+    periods=(40,),
+    widths=(8,),
+    seeds=(0, 1),
+    steps=120,
+    hessian_every=10,
+    save_params_every=40,
+    chunk_steps=40,
+    n_per_class=8,
+    batch_size=3,
+)
 VARS = ("loss", "loss_static", "train_acc", "val_acc", "gamma", "params")
 
 
@@ -32,8 +44,14 @@ def same(a: xr.Dataset, b: xr.Dataset):
 
 
 def test_packing_groups_by_loss_width_and_steps():
-    spec = SweepSpec().replace(losses=("dce", "dmse1"), etas=(0.5, 1.0, 2.0), widths=(10, 20), seeds=tuple(range(5)),
-                               steps_per_eta=1000, batch_size=4)
+    spec = SweepSpec().replace(
+        losses=("dce", "dmse1"),
+        etas=(0.5, 1.0, 2.0),
+        widths=(10, 20),
+        seeds=tuple(range(5)),
+        steps_per_eta=1000,
+        batch_size=4,
+    )
     batches = plan(spec)
     assert sum(len(b.replicas()) for b in batches) == spec.num_runs() == 60
     for b in batches:
@@ -57,8 +75,22 @@ def test_grid_view_selects_by_value(tmp_path):
     from landscape.config import RunConfig
     from landscape.recorders import record
 
-    alone = record(RunConfig(loss="dce", etas=(0.5,), amplitudes=(5.0,), periods=(40,), seeds=(1,), width=8, steps=120,
-                             hessian_every=10, save_params_every=40, chunk_steps=40, n_per_class=8), tmp_path / "a.zarr")
+    alone = record(
+        RunConfig(
+            loss="dce",
+            etas=(0.5,),
+            amplitudes=(5.0,),
+            periods=(40,),
+            seeds=(1,),
+            width=8,
+            steps=120,
+            hessian_every=10,
+            save_params_every=40,
+            chunk_steps=40,
+            n_per_class=8,
+        ),
+        tmp_path / "a.zarr",
+    )
     np.testing.assert_allclose(one.loss.values, xr.open_zarr(alone).loss.values[0], rtol=1e-10)
 
 
@@ -76,9 +108,32 @@ def test_local_processes_and_dask_cluster_equal_in_process(tmp_path):
 
 @pytest.mark.subprocess
 def test_sigkill_mid_sweep_then_resume(tmp_path):
-    args = ["sweep", "--loss", "dce,dmse1", "--eta", "0.5,1", "-A", "5", "-T", "40", "--width", "10", "--seeds", "2",
-            "--steps", "700", "--hessian-every", "25", "--save-params-every", "100", "--chunk-steps", "100",
-            "--batch-size", "2", "-q"]
+    args = [
+        "sweep",
+        "--loss",
+        "dce,dmse1",
+        "--eta",
+        "0.5,1",
+        "-A",
+        "5",
+        "-T",
+        "40",
+        "--width",
+        "10",
+        "--seeds",
+        "2",
+        "--steps",
+        "700",
+        "--hessian-every",
+        "25",
+        "--save-params-every",
+        "100",
+        "--chunk-steps",
+        "100",
+        "--batch-size",
+        "2",
+        "-q",
+    ]
     cli = [sys.executable, "-m", "landscape"]
     ref = tmp_path / "ref.zarr"
     subprocess.run(cli + args + ["--out", str(ref)], check=True, capture_output=True)
@@ -108,8 +163,17 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
 
 @pytest.mark.slow
 def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_path):
-    spec = SweepSpec().replace(losses=("dce",), etas=(1.0,), amplitudes=(50.0,), periods=(5000,), widths=(100,),
-                               seeds=(0, 1), steps=20000, until="first-instability", chunk_steps=500)
+    spec = SweepSpec().replace(
+        losses=("dce",),
+        etas=(1.0,),
+        amplitudes=(50.0,),
+        periods=(5000,),
+        widths=(100,),
+        seeds=(0, 1),
+        steps=20000,
+        until="first-instability",
+        chunk_steps=500,
+    )
     out = sweep(spec, tmp_path / "early.zarr")
     b = out / "b000"
     attrs = json.loads((b / "zarr.json").read_text())["attributes"]
@@ -119,20 +183,38 @@ def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_pa
 
 
 def test_dry_run_writes_nothing(tmp_path):
-    r = CliRunner().invoke(main, ["sweep", "--loss", "dce,dmse1", "--eta", "0.5,1", "--seeds", "3", "--steps", "100",
-                                  "--out", str(tmp_path / "s.zarr"), "--dry-run"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            "--loss",
+            "dce,dmse1",
+            "--eta",
+            "0.5,1",
+            "--seeds",
+            "3",
+            "--steps",
+            "100",
+            "--out",
+            str(tmp_path / "s.zarr"),
+            "--dry-run",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "12 runs in 2 batches" in r.output and "Fig. 4" in r.output and "run-steps/s" in r.output
     assert not (tmp_path / "s.zarr").exists()
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--eta", ","], "no value for etas"),
-    (["--eta", "-1"], "eta must be > 0"),
-    (["--width", "0"], "width must be >= 1"),
-    (["--loss", "hinge"], "unknown loss"),
-    (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--eta", ","], "no value for etas"),
+        (["--eta", "-1"], "eta must be > 0"),
+        (["--width", "0"], "width must be >= 1"),
+        (["--loss", "hinge"], "unknown loss"),
+        (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
+    ],
+)
 def test_bad_sweep_input(tmp_path, args, msg):
     r = CliRunner().invoke(main, ["sweep", "--steps", "50", "--out", str(tmp_path / "s.zarr")] + args)
     assert r.exit_code == 2 and msg in r.output and r.output.count("\n") == 1, r.output
@@ -141,9 +223,13 @@ def test_bad_sweep_input(tmp_path, args, msg):
 
 def test_toml(tmp_path):
     good = tmp_path / "g.toml"
-    good.write_text('loss = ["dce", "dmse2"]\neta = [0.5]\nseeds = 2\nsteps = 40\nwidth = 6\nchunk_steps = 20\n'
-                    'save_params_every = 20\nhessian_every = 10\nn_per_class = 8\n')
-    r = CliRunner().invoke(main, ["sweep", "--config", str(good), "--eta", "0.25", "--out", str(tmp_path / "s.zarr"), "-q"])
+    good.write_text(
+        'loss = ["dce", "dmse2"]\neta = [0.5]\nseeds = 2\nsteps = 40\nwidth = 6\nchunk_steps = 20\n'
+        "save_params_every = 20\nhessian_every = 10\nn_per_class = 8\n"
+    )
+    r = CliRunner().invoke(
+        main, ["sweep", "--config", str(good), "--eta", "0.25", "--out", str(tmp_path / "s.zarr"), "-q"]
+    )
     assert r.exit_code == 0, r.output
     ds = open_sweep(tmp_path / "s.zarr")
     assert list(ds.eta.values) == [0.25] and ds.sizes["loss_name"] == 2 and ds.sizes["seed"] == 2

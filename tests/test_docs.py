@@ -1,0 +1,59 @@
+"""The README and docs say what the code does: their Python blocks run, and every `landscape …`
+command line they show names a real command and real options."""
+
+import re
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+
+from landscape.app.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def python_blocks():
+    for doc in DOCS:
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)):
+            yield pytest.param(block, id=f"{doc.name}-{i}")
+
+
+def command_lines():
+    for doc in DOCS:
+        text = doc.read_text()
+        lines = re.findall(r"^(?:    |)(landscape (?:record|sweep|info|analyze|plot|reproduce)\b.*)$", text, flags=re.M)
+        for line in lines:
+            yield pytest.param(line.split("  #")[0].rstrip(" \\`"), id=f"{doc.name}:{line[:60]}")
+
+
+@pytest.mark.parametrize("code", python_blocks())
+def test_python_block_runs(code, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")  # the test's choice; the package never chooses a backend
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "<doc>", "exec"), {})
+
+
+@pytest.mark.parametrize("line", command_lines())
+def test_command_line_names_real_options(line):
+    words = [w for w in shlex.split(line.replace("…", ""))[1:]]
+    cmd: click.Command = main
+    while isinstance(cmd, click.Group):
+        name = words.pop(0)
+        assert name in cmd.commands, f"no command '{name}' in: {line}"
+        cmd = cmd.commands[name]
+    known = set()
+    for p in cmd.params:
+        known.update(getattr(p, "opts", []))
+        known.update(getattr(p, "secondary_opts", []))
+    for w in words:
+        if w.startswith("-") and not w.startswith("[") and not re.fullmatch(r"-?\d[\d.,e-]*", w):
+            assert w.split("=")[0] in known, f"'{w}' is not an option of landscape {cmd.name}: {line}"
+
+
+def test_there_are_blocks_to_check():
+    assert len(list(python_blocks())) >= 2 and len(list(command_lines())) >= 20
