@@ -12,8 +12,11 @@ from pathlib import Path
 import landscape
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = {"landscape.app": ROOT / "landscape" / "app", "landscape.recorders": ROOT / "recorders",
-         "landscape.analysis": ROOT / "analysis"}
+ROOMS = {
+    "landscape.app": ROOT / "landscape" / "app",
+    "landscape.recorders": ROOT / "recorders",
+    "landscape.analysis": ROOT / "analysis",
+}
 
 
 def modules():
@@ -55,9 +58,12 @@ def room(mod: str) -> str:
 
 
 def test_no_arrow_from_the_core_up_and_none_between_recorders_and_analysis():
-    allowed = {"core": {"core"}, "landscape.recorders": {"core", "landscape.recorders"},
-               "landscape.analysis": {"core", "landscape.analysis"},
-               "landscape.app": {"core", "landscape.recorders", "landscape.analysis", "landscape.app"}}
+    allowed = {
+        "core": {"core"},
+        "landscape.recorders": {"core", "landscape.recorders"},
+        "landscape.analysis": {"core", "landscape.analysis"},
+        "landscape.app": {"core", "landscape.recorders", "landscape.analysis", "landscape.app"},
+    }
     bad = []
     for name, path in modules().items():
         for dep in imports(name, path):
@@ -75,7 +81,7 @@ def test_no_import_cycles():
         state[n] = 1
         for d in graph.get(n, ()):
             if state.get(d) == 1:
-                raise AssertionError("cycle: " + " -> ".join(stack[stack.index(d):] + [d]))
+                raise AssertionError("cycle: " + " -> ".join(stack[stack.index(d) :] + [d]))
             if d not in state:
                 visit(d, stack + [d])
         state[n] = 2

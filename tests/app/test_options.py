@@ -54,8 +54,12 @@ def test_run_knob_from_record_sweep_and_toml(k, tmp_path):
 
 
 def test_sweep_only_knobs_from_the_command_line_and_toml():
-    sw = given(SWEEP_KNOBS, parsed(sweep, ["--loss", "ce", "--loss", "dce", "--width", "4,8", "--steps-per-eta", "50",
-                                           "--batch-size", "3"]))
+    sw = given(
+        SWEEP_KNOBS,
+        parsed(
+            sweep, ["--loss", "ce", "--loss", "dce", "--width", "4,8", "--steps-per-eta", "50", "--batch-size", "3"]
+        ),
+    )
     spec = SweepSpec().replace(**sw)
     assert (spec.losses, spec.widths, spec.steps_per_eta, spec.batch_size) == (("ce", "dce"), (4, 8), 50.0, 3)
     toml = spec_from_values({"loss": ["ce", "dce"], "width": [4, 8], "steps_per_eta": 50, "batch_size": 3})

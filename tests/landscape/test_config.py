@@ -77,8 +77,16 @@ def test_hessian_steps_match_their_definition(he, pairs, steps):
 
 
 def test_json_round_trip_keeps_every_field_and_types():
-    cfg = RunConfig(loss="dmse2", etas=(0.1, 0.2), seeds=(3,), width=7, hessian_pairs=False, top_k=3,
-                    replica_table=((1, 0.1, 2.0, 10),), extra={"note": "x"})
+    cfg = RunConfig(
+        loss="dmse2",
+        etas=(0.1, 0.2),
+        seeds=(3,),
+        width=7,
+        hessian_pairs=False,
+        top_k=3,
+        replica_table=((1, 0.1, 2.0, 10),),
+        extra={"note": "x"},
+    )
     back = RunConfig.from_json(cfg.to_json())
     assert back == cfg and isinstance(back.replica_table[0], Replica) and isinstance(back.etas, tuple)
     assert {f.name for f in fields(RunConfig)} == set(json.loads(cfg.to_json()))
@@ -107,8 +115,7 @@ def test_every_setting_is_a_knob_with_help():
 
 
 def test_engine_gets_each_replicas_schedule(small_data):
-    cfg = RunConfig(etas=(0.5, 1.0), amplitudes=(3.0,), periods=(40,), seeds=(0,), width=5, static_last=True,
-                    steps=100)
+    cfg = RunConfig(etas=(0.5, 1.0), amplitudes=(3.0,), periods=(40,), seeds=(0,), width=5, static_last=True, steps=100)
     eng = cfg.engine(small_data)
     assert eng.eta.tolist() == [0.5, 1.0] and eng.amplitude.tolist() == [3.0, 3.0]
     one = cfg.engine(small_data, [cfg.replicas()[1]])

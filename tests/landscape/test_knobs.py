@@ -9,8 +9,9 @@ from landscape.knobs import knobs, parse, parse_seeds, split_values
 K = {k.name: k for k in knobs(RunConfig)}
 
 
-@pytest.mark.parametrize("text, seeds", [("5", (0, 1, 2, 3, 4)), ("3,7,9", (3, 7, 9)), ("10-12", (10, 11, 12)),
-                                         ("1", (0,))])
+@pytest.mark.parametrize(
+    "text, seeds", [("5", (0, 1, 2, 3, 4)), ("3,7,9", (3, 7, 9)), ("10-12", (10, 11, 12)), ("1", (0,))]
+)
 def test_seed_syntax(text, seeds):
     assert parse_seeds(text) == seeds
     assert parse(K["seeds"], text) == seeds
@@ -31,11 +32,16 @@ def test_lists_from_text_repeats_and_toml():
     assert parse(K["seeds"], [2, 5]) == (2, 5)  # a TOML list of seeds is the seeds themselves
 
 
-@pytest.mark.parametrize("name, value, msg", [("etas", ["abc"], "eta: 'abc' is not a valid number"),
-                                              ("periods", ["2.5"], "period: '2.5' is not a valid integer"),
-                                              ("width", "wide", "width: 'wide' is not a valid integer"),
-                                              ("eig_tol", "small", "eig-tol: 'small' is not a valid number"),
-                                              ("hessian_pairs", "yes", "hessian-pairs: expected true or false")])
+@pytest.mark.parametrize(
+    "name, value, msg",
+    [
+        ("etas", ["abc"], "eta: 'abc' is not a valid number"),
+        ("periods", ["2.5"], "period: '2.5' is not a valid integer"),
+        ("width", "wide", "width: 'wide' is not a valid integer"),
+        ("eig_tol", "small", "eig-tol: 'small' is not a valid number"),
+        ("hessian_pairs", "yes", "hessian-pairs: expected true or false"),
+    ],
+)
 def test_bad_values_name_the_option(name, value, msg):
     with pytest.raises(LandscapeError) as e:
         parse(K[name], value)

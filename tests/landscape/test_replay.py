@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 from landscape import LandscapeError
@@ -14,8 +13,19 @@ from landscape.replay import params_at
 def run(tmp_path_factory):
     from landscape.config import RunConfig
 
-    cfg = RunConfig(loss="dmse1", etas=(0.3, 0.6), amplitudes=(4.0,), periods=(30,), seeds=(0, 1), width=6,
-                    steps=100, hessian_every=10, save_params_every=20, chunk_steps=20, n_per_class=8)
+    cfg = RunConfig(
+        loss="dmse1",
+        etas=(0.3, 0.6),
+        amplitudes=(4.0,),
+        periods=(30,),
+        seeds=(0, 1),
+        width=6,
+        steps=100,
+        hessian_every=10,
+        save_params_every=20,
+        chunk_steps=20,
+        n_per_class=8,
+    )
     return cfg, record(cfg, tmp_path_factory.mktemp("r") / "run.zarr")
 
 

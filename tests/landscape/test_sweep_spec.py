@@ -20,12 +20,25 @@ def test_replace_routes_run_knobs_to_the_base():
 
 
 def test_batches_cover_the_grid_exactly_once():
-    s = SweepSpec().replace(losses=("dce", "dmse1"), widths=(4, 6), etas=(0.5, 1.0, 2.0), amplitudes=(2.0, 5.0),
-                            periods=(40,), seeds=(0, 1, 2), steps_per_eta=100, batch_size=5, hessian_every=10)
+    s = SweepSpec().replace(
+        losses=("dce", "dmse1"),
+        widths=(4, 6),
+        etas=(0.5, 1.0, 2.0),
+        amplitudes=(2.0, 5.0),
+        periods=(40,),
+        seeds=(0, 1, 2),
+        steps_per_eta=100,
+        batch_size=5,
+        hessian_every=10,
+    )
     batches = s.validate().batches()
     runs = [(b.loss, b.width, r.eta, r.amplitude, r.period, r.seed, b.steps) for b in batches for r in b.replicas()]
-    grid = [(lo, w, e, a, T, sd, int(-(-100 // e))) for lo, w, e, a, T, sd in
-            itertools.product(("dce", "dmse1"), (4, 6), (0.5, 1.0, 2.0), (2.0, 5.0), (40,), (0, 1, 2))]
+    grid = [
+        (lo, w, e, a, T, sd, int(-(-100 // e)))
+        for lo, w, e, a, T, sd in itertools.product(
+            ("dce", "dmse1"), (4, 6), (0.5, 1.0, 2.0), (2.0, 5.0), (40,), (0, 1, 2)
+        )
+    ]
     assert sorted(runs) == sorted(grid) and len(runs) == s.num_runs() == 72
     assert all(len(b.replicas()) <= 5 for b in batches)
     for b in batches:  # short runs: flush and save intervals cut to the run, still multiples of hessian_every
@@ -46,8 +59,19 @@ def test_empty_axes_and_bad_values_are_named():
 def test_json_round_trip_and_the_old_flat_format():
     s = SweepSpec().replace(losses=("ce",), widths=(4, 8), etas=(0.5,), seeds=(0, 1), eig_max_iter=50, data=None)
     assert SweepSpec.from_json(s.to_json()) == s
-    flat = {"losses": ["dce"], "etas": [0.5], "amplitudes": [5.0], "periods": [40], "widths": [8], "seeds": [0],
-            "steps": 100, "steps_per_eta": 0.0, "batch_size": 0, "hessian_every": 10, "top_k": 2}
+    flat = {
+        "losses": ["dce"],
+        "etas": [0.5],
+        "amplitudes": [5.0],
+        "periods": [40],
+        "widths": [8],
+        "seeds": [0],
+        "steps": 100,
+        "steps_per_eta": 0.0,
+        "batch_size": 0,
+        "hessian_every": 10,
+        "top_k": 2,
+    }
     old = SweepSpec.from_json(json.dumps(flat))
     assert old.base.etas == (0.5,) and old.widths == (8,) and old.base.hessian_every == 10
 
@@ -55,8 +79,10 @@ def test_json_round_trip_and_the_old_flat_format():
 def test_toml_keys_are_the_option_names_and_data_is_relative_to_the_file(tmp_path):
     (tmp_path / "sub").mkdir()
     f = tmp_path / "sub" / "s.toml"
-    f.write_text('loss = ["dce", "mse"]\neta = [0.5, 1.0]\nseeds = 3\nwidth = 8\neig_max_iter = 50\n'
-                 'depth = 2\nactivation = "tanh"\ngamma_shape = "sine"\ndata = "d.npz"\nhessian_pairs = false\n')
+    f.write_text(
+        'loss = ["dce", "mse"]\neta = [0.5, 1.0]\nseeds = 3\nwidth = 8\neig_max_iter = 50\n'
+        'depth = 2\nactivation = "tanh"\ngamma_shape = "sine"\ndata = "d.npz"\nhessian_pairs = false\n'
+    )
     s = load_toml(f)
     assert s.losses == ("dce", "mse") and s.widths == (8,) and s.base.seeds == (0, 1, 2)
     assert (s.base.eig_max_iter, s.base.depth, s.base.activation, s.base.gamma_shape) == (50, 2, "tanh", "sine")
