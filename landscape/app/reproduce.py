@@ -112,10 +112,11 @@ def run(
     """Record (or finish) the sweeps, analyse them, write figure, datasets and report.md."""
     from landscape.recorders.sweep import sweep
 
+    wanted = specs(fig, size)  # an unknown figure or size fails here, before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stores = {}
-    for name, spec in specs(fig, size).items():
+    for name, spec in wanted.items():
         if device:
             spec = spec.replace(device=device)
         path = out_dir / f"{name}.zarr"

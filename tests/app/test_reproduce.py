@@ -4,7 +4,8 @@ import pytest
 from click.testing import CliRunner
 
 from landscape.app.cli import main
-from landscape.app.reproduce import specs
+from landscape import LandscapeError
+from landscape.app.reproduce import run, specs
 
 
 @pytest.mark.parametrize(
@@ -24,9 +25,18 @@ def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
         assert (out / name).stat().st_size > 1000, name
     report = (out / "report.md").read_text()
     assert report.startswith(f"# {fig.upper()} reproduced (tiny)") and "Paper:" in report and "|---" in report
-    # running it again reuses the finished sweep instead of recording anew
+    # running it again reuses the finished sweeps: not one of their files is written again
+    sweeps = [out / f"{name}.zarr" for name in specs(fig, "tiny")]
+    before = stamps(sweeps)
+    assert len(before) > 20
     r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(out)])
     assert r.exit_code == 0, r.output
+    assert stamps(sweeps) == before
+    assert (out / "report.md").read_text() == report
+
+
+def stamps(paths):
+    return {str(p): p.stat().st_mtime_ns for d in paths for p in d.rglob("*") if p.is_file()}
 
 
 def test_quick_sizes_are_what_the_docs_promise():
@@ -42,6 +52,12 @@ def test_quick_sizes_are_what_the_docs_promise():
     assert full.steps_for(0.5) == 200000
 
 
-def test_unknown_figure():
-    r = CliRunner().invoke(main, ["reproduce", "fig9"])
-    assert r.exit_code == 2
+def test_unknown_figure_or_size(tmp_path):
+    r = CliRunner().invoke(main, ["reproduce", "fig9"])  # the command's choices
+    assert r.exit_code == 2 and "fig9" in r.output
+    # the project's own check, for callers of the function: nothing is written
+    with pytest.raises(LandscapeError, match="unknown figure 'fig9'"):
+        run("fig9", "tiny", tmp_path / "out")
+    with pytest.raises(LandscapeError, match="size must be one of full, quick, tiny"):
+        run("fig4", "huge", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

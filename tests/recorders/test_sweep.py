@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -177,9 +178,28 @@ def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_pa
     out = sweep(spec, tmp_path / "early.zarr")
     b = out / "b000"
     attrs = json.loads((b / "zarr.json").read_text())["attributes"]
-    assert attrs["status"] == "complete" and attrs["steps_done"] < 20000
-    np.testing.assert_array_equal(detect(b).first_instability.values, attrs["first_instability"])
-    assert attrs["steps_done"] >= max(attrs["first_instability"]) + 200
+    done, fi = attrs["steps_done"], attrs["first_instability"]
+    assert attrs["status"] == "complete" and done < 20000
+    # it stopped at the first flush after the last first instability + the margin
+    assert max(fi) + 200 <= done < max(fi) + 200 + 500
+    # each onset is where the criterion says, checked from its definition on the recorded loss:
+    # from t on the one-step differences alternate in sign 16 times in a row, and do not yet at t - 1
+    loss = xr.open_zarr(b).loss.values[:, :done]
+    for r, t in enumerate(fi):
+        d = np.diff(loss[r])
+        alt = d[1:] * d[:-1] < 0
+        assert alt[t : t + 16].all() and not alt[t - 1 : t + 15].all()
+    # the offline analysis of the stopped store agrees with the online stop
+    np.testing.assert_array_equal(detect(b).first_instability.values, fi)
+    # and stopping early changed nothing that was recorded: a run of exactly `done` steps is the same
+    from landscape.config import RunConfig
+    from landscape.recorders import record
+
+    full_cfg = RunConfig.from_json(attrs["config"])
+    full = record(replace(full_cfg, until="end", steps=done, chunk_steps=500, save_params_every=500),
+                  tmp_path / "plain.zarr")
+    for v in ("loss", "train_acc", "gamma"):
+        np.testing.assert_array_equal(xr.open_zarr(full)[v].values, xr.open_zarr(b)[v].values[:, :done], err_msg=v)
 
 
 def test_dry_run_writes_nothing(tmp_path):
