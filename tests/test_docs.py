@@ -28,7 +28,7 @@ def command_lines():
             yield pytest.param(line.split("  #")[0].rstrip(" \\`"), id=f"{doc.name}:{line[:60]}")
 
 
-@pytest.mark.parametrize("code", python_blocks())
+@pytest.mark.parametrize("code", list(python_blocks()))
 def test_python_block_runs(code, monkeypatch):
     pytest.importorskip("matplotlib")
     import matplotlib
@@ -38,7 +38,7 @@ def test_python_block_runs(code, monkeypatch):
     exec(compile(code, "<doc>", "exec"), {})
 
 
-@pytest.mark.parametrize("line", command_lines())
+@pytest.mark.parametrize("line", list(command_lines()))
 def test_command_line_names_real_options(line):
     words = [w for w in shlex.split(line.replace("…", ""))[1:]]
     cmd: click.Command = main

@@ -32,6 +32,55 @@ def _save_pair(out, name, runs, summary) -> str:
     return f"; datasets in {out}/{name}"
 
 
+# summary tables: (header, width, variable, format)
+# fmt: off
+CONDITION = [("loss", 6, "loss_name", "s"), ("eta", 7, "eta", "g"), ("A", 5, "amplitude", "g"), ("T", 6, "period", "d")]
+INSTABILITY_COLUMNS = [("runs", 4, "n_runs", "d"), ("unstable", 8, "n_unstable", "d"),
+                       ("at start", 8, "n_from_start", "d"), ("λ1 mean", 9, "lambda1_mean", ".3f"),
+                       ("± s.e.", 7, "lambda1_sem", ".3f"),
+                       ("spread", 7, "spread_mean", ".3f"), ("2/η", 7, "two_over_eta", ".3g"),
+                       ("λ1/(2/η)", 9, "ratio_mean", ".3f"), ("± s.e.", 7, "ratio_sem", ".3f"),
+                       ("onset", 7, "onset_mean", ".0f")]
+GENERALIZATION_COLUMNS = [("runs", 4, "n", "d"), ("val acc", 8, "val_mean", ".3f"), ("± s.e.", 7, "val_sem", ".3f"),
+                          ("train acc", 9, "train_mean", ".3f"), ("± s.e.", 7, "train_sem", ".3f")]
+# fmt: on
+
+
+def _summary_command(default_fig: str):
+    """An `analyze` command over many stores that prints a summary, draws it and may save it."""
+
+    def deco(fn):
+        fn = user_errors()(fn)
+        fn = click.option(
+            "--fig", default=default_fig, show_default=True, help="figure path (PNG and PDF are written)"
+        )(fn)
+        fn = click.option(
+            "--out", default=None, help="output store for the per-run and summary datasets [default: none]"
+        )(fn)
+        fn = click.argument("stores", nargs=-1, required=True)(fn)
+        return analyze.command()(fn)
+
+    return deco
+
+
+def _print_summary(summ, columns):
+    """One line per condition of a summary dataset; columns: (header, width, variable, format)."""
+    click.echo(" ".join(f"{h:>{w}}" for h, w, _, _ in columns))
+    for i in range(summ.sizes["condition"]):
+        s = summ.isel(condition=i)
+        cells = []
+        for _, w, var, fmt in columns:
+            v = s[var].values.item()
+            if fmt == "s":
+                text = str(v)
+            elif fmt == "d":
+                text = f"{int(v)}"
+            else:
+                text = "—" if not np.isfinite(v) else f"{float(v):{fmt}}"
+            cells.append(f"{text:>{w}}")
+        click.echo(" ".join(cells))
+
+
 def _fmt(v, nd=0):
     return "—" if v is None or not np.isfinite(v) else (f"{v:.{nd}f}" if nd else f"{int(v)}")
 
@@ -187,11 +236,7 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     click.echo(f"saved to {', '.join(saved)}; figures {', '.join(figs)}")
 
 
-@analyze.command()
-@click.argument("stores", nargs=-1, required=True)
-@click.option("--out", default=None, help="output store for the per-run and summary datasets [default: none]")
-@click.option("--fig", default="fig4.png", show_default=True, help="figure path (.png or .pdf; both are written)")
-@user_errors()
+@_summary_command("fig4.png")
 def instability(stores, out, fig):
     """λ1 at the first instability vs η per (loss, η, A, T): mean ± s.e. over replicas, next to 2/η."""
     from landscape.analysis.figures import draw_fig4
@@ -199,19 +244,7 @@ def instability(stores, out, fig):
 
     runs = first_instabilities(stores)
     summ = summarize(runs)
-    click.echo(
-        f"{'loss':>6} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'unstable':>8} {'at start':>8} {'λ1 mean':>9} "
-        f"{'± s.e.':>7} {'spread':>7} {'2/η':>7} {'λ1/(2/η)':>9} {'± s.e.':>7} {'onset':>7}"
-    )
-    for i in range(summ.sizes["condition"]):
-        s = summ.isel(condition=i)
-        f = lambda v, nd=3: "—" if not np.isfinite(v) else f"{float(v):.{nd}f}"
-        click.echo(
-            f"{str(s.loss_name.values):>6} {float(s.eta):>7g} {float(s.amplitude):>5g} {int(s.period):>6} "
-            f"{int(s.n_runs):>4} {int(s.n_unstable):>8} {int(s.n_from_start):>8} {f(s.lambda1_mean):>9} "
-            f"{f(s.lambda1_sem):>7} {f(s.spread_mean):>7} "
-            f"{float(s.two_over_eta):>7.3g} {f(s.ratio_mean):>9} {f(s.ratio_sem):>7} {f(s.onset_mean, 0):>7}"
-        )
+    _print_summary(summ, CONDITION + INSTABILITY_COLUMNS)
     click.echo("figures " + ", ".join(draw_fig4(summ, fig)) + _save_pair(out, "instability", runs, summ))
 
 
@@ -263,26 +296,12 @@ def fig4(stores, out):
     click.echo("figures " + ", ".join(draw_fig4(summarize(first_instabilities(stores)), out)))
 
 
-@analyze.command()
-@click.argument("stores", nargs=-1, required=True)
-@click.option("--out", default=None, help="output store for the per-run and summary datasets [default: none]")
-@click.option("--fig", default="fig3.png", show_default=True, help="figure path (PNG and PDF are written)")
-@user_errors()
+@_summary_command("fig3.png")
 def generalization(stores, out, fig):
     """Validation accuracy vs width (Fig. 3): mean ± s.e. over seeds per loss, at the last step."""
     from landscape.analysis.generalization import draw_fig3, final_accuracies, summarize
 
     runs = final_accuracies(stores)
     summ = summarize(runs)
-    click.echo(
-        f"{'loss':>6} {'width':>5} {'eta':>7} {'A':>5} {'T':>6} {'runs':>4} {'val acc':>8} {'± s.e.':>7} "
-        f"{'train acc':>9} {'± s.e.':>7}"
-    )
-    for i in range(summ.sizes["condition"]):
-        s = summ.isel(condition=i)
-        click.echo(
-            f"{str(s.loss_name.values):>6} {int(s.width):>5} {float(s.eta):>7g} {float(s.amplitude):>5g} "
-            f"{int(s.period):>6} {int(s.n):>4} {float(s.val_mean):>8.3f} {float(s.val_sem):>7.3f} "
-            f"{float(s.train_mean):>9.3f} {float(s.train_sem):>7.3f}"
-        )
+    _print_summary(summ, CONDITION[:1] + [("width", 5, "width", "d")] + CONDITION[1:] + GENERALIZATION_COLUMNS)
     click.echo("figures " + ", ".join(draw_fig3(summ, fig)) + _save_pair(out, "generalization", runs, summ))

@@ -57,13 +57,7 @@ def record(out, overwrite, resume_path, quiet, **knob_values):
             raise LandscapeError(f"--resume takes its settings from the store; drop --{flag}")
         store = RunStore.open(resume_path)
         bar = None if quiet else StepBar(store.config.steps, store.steps_done)
-        try:
-            path = recorders.resume(resume_path, device=settings.get("device"), progress=bar)
-        except KeyboardInterrupt:
-            click.echo(f"interrupted; resume with: landscape record --resume {resume_path}", err=True)
-            raise SystemExit(130) from None
-        finally:
-            rate = bar.close() if bar else None
+        path, rate = _recording(resume_path, bar, recorders.resume, resume_path, device=settings.get("device"))
         click.echo(f"resumed and completed {path}" + (f" ({rate:,.0f} steps/s)" if rate else ""))
         return
     cfg = replace(RunConfig(), **settings).validate()
@@ -75,14 +69,20 @@ def record(out, overwrite, resume_path, quiet, **knob_values):
     R = len(cfg.replicas())
     click.echo(f"recording {R} replica(s) × {cfg.steps} steps of {cfg.loss} into {out}", err=True)
     bar = None if quiet else StepBar(cfg.steps)
+    path, rate = _recording(out, bar, recorders.record, cfg, out, overwrite=overwrite)
+    click.echo(f"wrote {path}" + (f" ({rate:,.0f} steps/s, {rate * R:,.0f} run-steps/s)" if rate else ""))
+
+
+def _recording(out, bar, fn, *args, **kw):
+    """Run a recording with its progress bar; Ctrl-C says how to resume this store."""
     try:
-        path = recorders.record(cfg, out, overwrite=overwrite, progress=bar)
+        path = fn(*args, progress=bar, **kw)
     except KeyboardInterrupt:
         click.echo(f"interrupted; resume with: landscape record --resume {out}", err=True)
         raise SystemExit(130) from None
     finally:
         rate = bar.close() if bar else None
-    click.echo(f"wrote {path}" + (f" ({rate:,.0f} steps/s, {rate * R:,.0f} run-steps/s)" if rate else ""))
+    return path, rate
 
 
 @main.command()

@@ -40,6 +40,7 @@ def test_shipped_dce_run_onsets_are_where_the_loss_starts_to_alternate(shipped):
             assert alt[t : t + 16].all() and not alt[t - 1]  # the first step of the alternation
 
 
+@pytest.mark.slow
 def test_shipped_lambda_at_onset_is_both_branches_by_replay(shipped):
     """λ1 at the onset is read at θ_t and θ_{t+1} (replayed), checked here against dense
     Hessians of the replayed parameters, and their mean is near 2/η."""

@@ -3,11 +3,13 @@
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.subprocess
 def test_explore_run_notebook_executes(tmp_path, monkeypatch):
     nb = nbformat.read(ROOT / "notebooks" / "explore_run.ipynb", as_version=4)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))

@@ -142,6 +142,7 @@ def test_bad_input_is_one_line(tmp_path, args, msg):
     assert not (tmp_path / "x.zarr").exists()
 
 
+@pytest.mark.subprocess
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
     p = subprocess.run(
         [sys.executable, "-m", "landscape", "record", "--eta", "0", "--out", str(tmp_path / "x.zarr")],

@@ -3,11 +3,12 @@
 import pytest
 from click.testing import CliRunner
 
-from landscape.app.cli import main
 from landscape import LandscapeError
+from landscape.app.cli import main
 from landscape.app.reproduce import run, specs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fig, images",
     [

@@ -185,6 +185,7 @@ def test_masking_replica_alone_equals_in_batch():
     torch.testing.assert_close(both.eigvals[:1], alone.eigvals, rtol=1e-12, atol=0)
 
 
+@pytest.mark.slow
 def test_mse_trap_from_the_issue_is_gone(tmp_path):
     """`landscape record --loss mse --eta 0.1 -A 70 -T 500 --hessian-every 25`: the recorded λ2
     was the dense Hessian's λ3 at 49 of 61 steps. Now every recorded λ1, λ2 is the dense one."""
@@ -213,6 +214,7 @@ def test_mse_trap_from_the_issue_is_gone(tmp_path):
         np.testing.assert_allclose(ds.eigval.values[0, i], w, rtol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ce", "dce", "mse", "dmse1", "dmse2"])
 def test_recorded_spectra_match_dense_hessian_all_losses(tmp_path, loss):
     """Reference size (width 100, 300 points, 603 parameters), default solver settings: every

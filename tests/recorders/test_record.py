@@ -98,6 +98,7 @@ def test_exception_mid_run_marks_failed_and_resume_completes(tmp_path, tiny_cfg)
         resume(tmp_path / "crash.zarr")
 
 
+@pytest.mark.subprocess
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     args = [
         "--loss",

@@ -196,8 +196,9 @@ def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_pa
     from landscape.recorders import record
 
     full_cfg = RunConfig.from_json(attrs["config"])
-    full = record(replace(full_cfg, until="end", steps=done, chunk_steps=500, save_params_every=500),
-                  tmp_path / "plain.zarr")
+    full = record(
+        replace(full_cfg, until="end", steps=done, chunk_steps=500, save_params_every=500), tmp_path / "plain.zarr"
+    )
     for v in ("loss", "train_acc", "gamma"):
         np.testing.assert_array_equal(xr.open_zarr(full)[v].values, xr.open_zarr(b)[v].values[:, :done], err_msg=v)
 
@@ -232,7 +233,7 @@ def test_dry_run_writes_nothing(tmp_path):
         (["--eta", "-1"], "eta must be > 0"),
         (["--width", "0"], "width must be >= 1"),
         (["--loss", "hinge"], "unknown loss"),
-        (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
+        pytest.param(["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler", marks=pytest.mark.dask),
     ],
 )
 def test_bad_sweep_input(tmp_path, args, msg):
