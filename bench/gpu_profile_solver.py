@@ -3,7 +3,7 @@ import time
 
 import torch
 
-import landscape.eigen as E
+import landscape.eigen as eigen
 from landscape.data import spiral_dataset
 from landscape.engine import Engine
 from landscape.model import MLPSpec
@@ -23,8 +23,8 @@ def timed(name, f):
     return g
 
 
-E.random_block = timed("random_block", E.random_block)
-E._orthonormal_block = timed("orthonormal_block", E._orthonormal_block)
+eigen.random_block = timed("random_block", eigen.random_block)
+eigen._orthonormal_block = timed("orthonormal_block", eigen._orthonormal_block)
 torch.linalg.eigh = timed("eigh", torch.linalg.eigh)
 torch.linalg.qr = timed("qr", torch.linalg.qr)
 data = spiral_dataset(100, seed=0, val_seed=1)

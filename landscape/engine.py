@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import derivatives as D
-from . import losses as L
+from . import derivatives, losses
 from .data import Dataset
 from .eigen import BlockOp, EigResult, topk_eigs
 from .model import MLPSpec
@@ -48,10 +47,10 @@ class Engine:
         dtype=torch.float64,
         device="cpu",
     ):
-        if loss not in L.LOSSES:
+        if loss not in losses.LOSSES:
             raise KeyError(f"unknown loss {loss!r}")
         self.spec, self.loss_name, self.gamma_shape = spec, loss, gamma_shape
-        self.static_name = L.STATIC[loss]
+        self.static_name = losses.STATIC[loss]
         self.dtype, self.device = dtype, torch.device(device)
         t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=self.device)
         self.X, self.y = t(data.X), t(data.y, torch.long)
@@ -75,7 +74,7 @@ class Engine:
 
     def _loss_fn(self, G, name=None):
         name = name or self.loss_name
-        return lambda f: L.loss(name, f, self.y, self.Y, G)
+        return lambda f: losses.loss(name, f, self.y, self.Y, G)
 
     @torch.no_grad()
     def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
@@ -87,8 +86,8 @@ class Engine:
         out = []
         for i in range(0, thetas.shape[0], batch):
             th = thetas[i : i + batch]
-            _, f = D.forward_hidden(self.spec, th, self.XT)
-            out.append(L.loss(self.loss_name, f, self.y, self.Y, G.expand(th.shape[0], -1)))
+            _, f = derivatives.forward_hidden(self.spec, th, self.XT)
+            out.append(losses.loss(self.loss_name, f, self.y, self.Y, G.expand(th.shape[0], -1)))
         return torch.cat(out)
 
     # --- one step -------------------------------------------------------------------
@@ -96,8 +95,8 @@ class Engine:
     def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> tuple[torch.Tensor, StepMetrics]:
         """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (G: Γ(t) if precomputed)."""
         G = self.gamma(t) if G is None else G
-        g, F, f, _ = D.gradient(self.spec, theta, self.XT, self._loss_fn(G))
-        static = L.loss(self.static_name, f, self.y, self.Y, G)
+        g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
+        static = losses.loss(self.static_name, f, self.y, self.Y, G)
         acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
         val = self.accuracy(theta, val=True)
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
@@ -108,7 +107,7 @@ class Engine:
         if val and not self.has_val:
             return torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)
         XT, y = (self.XvT, self.yv) if val else (self.XT, self.y)
-        _, f = D.forward_hidden(self.spec, theta, XT)
+        _, f = derivatives.forward_hidden(self.spec, theta, XT)
         return (f.argmax(-1) == y).to(self.dtype).mean(dim=1)
 
     @torch.no_grad()
@@ -118,19 +117,21 @@ class Engine:
         The same arithmetic as `step`, so replay reproduces a recording bit for bit.
         """
         for t in range(t0, t1):
-            g, _, _, _ = D.gradient(self.spec, theta, self.XT, self._loss_fn(self.gamma(t)))
+            g, _, _, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(self.gamma(t)))
             theta = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
         return theta
 
     # --- curvature ------------------------------------------------------------------
-    def _hvp_cache(self, theta: torch.Tensor, t: int) -> D.Cache:
+    def _hvp_cache(self, theta: torch.Tensor, t: int) -> derivatives.Cache:
         with torch.no_grad():
-            return D.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)[3]
+            return derivatives.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)[
+                3
+            ]
 
     def hvp(self, theta: torch.Tensor, t: int):
         """The map V (R, n) ↦ H_t(θ) V, row r by replica r's Hessian (hand-written R-operator)."""
         cache = self._hvp_cache(theta, t)
-        return lambda V: D.hvp(self.spec, cache, V)
+        return lambda V: derivatives.hvp(self.spec, cache, V)
 
     def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
         """The block map (V (Ra, b, n), rows) ↦ H V for the replicas `rows`, as the solver wants it.
@@ -144,12 +145,12 @@ class Engine:
             nonlocal cut
             c = cut
             if c.theta.shape[0] != rows.numel():
-                c = cut = D.subset(full, rows)
+                c = cut = derivatives.subset(full, rows)
             if rows.numel() < 4:  # launch-bound: one pass for the block (measured 0.64× the time at R = 1)
-                return D.hvp_block(self.spec, c, V)
+                return derivatives.hvp_block(self.spec, c, V)
             # memory-bound: column by column (the block's strided (R, width, b, P) copies cost
             # 1.4–2.7× at R = 64–256)
-            return torch.stack([D.hvp(self.spec, c, V[:, j]) for j in range(V.shape[1])], dim=1)
+            return torch.stack([derivatives.hvp(self.spec, c, V[:, j]) for j in range(V.shape[1])], dim=1)
 
         return op
 

@@ -12,7 +12,7 @@ from landscape.app.cli import main
 from landscape.config import RunConfig
 from landscape.recorders import record
 from landscape.replay import params_at
-from tests.landscape import dynamical_systems as DS
+from tests.landscape import dynamical_systems
 from tests.landscape.test_derivatives import dense_hessian
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
@@ -24,10 +24,10 @@ def shipped():
 
 
 def test_shipped_dce_run_onsets_are_where_the_loss_starts_to_alternate(shipped):
-    import landscape.store as S
+    from landscape.store import open_dataset
 
     assert list(shipped.level.values) == list(LEVELS)
-    F = S.open_dataset(SHIPPED).loss.values
+    F = open_dataset(SHIPPED).loss.values
     first = shipped.onset.sel(level="instability").values
     T = shipped.period.values[:, None]
     assert np.isfinite(first).all()
@@ -116,7 +116,7 @@ def test_branch_replay_matches_independent_replay(tmp_path):
 
 
 def test_series_command_on_the_double_well(tmp_path):
-    eta, F = DS.double_well(N=200_000, eta0=0.95, eta1=1.3)
+    eta, F = dynamical_systems.double_well(N=200_000, eta0=0.95, eta1=1.3)
     np.save(tmp_path / "f.npy", F)
     r = CliRunner().invoke(main, ["analyze", "bifurcations", "--series", str(tmp_path / "f.npy")])
     assert r.exit_code == 0, r.output

@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch.func import hessian
 
-from landscape import derivatives as D
-from landscape import losses as L
+from landscape import derivatives, losses
 from landscape.engine import Engine
 from landscape.model import MLPSpec
 from tests import reference
@@ -30,7 +29,7 @@ def dense_hessian(eng, theta, t, r):
     return hessian(f)(theta[r])
 
 
-CASES = [(loss, 1, "relu") for loss in L.LOSSES] + [("dce", 2, "relu"), ("dmse2", 2, "tanh"), ("ce", 1, "tanh")]
+CASES = [(loss, 1, "relu") for loss in losses.LOSSES] + [("dce", 2, "relu"), ("dmse2", 2, "tanh"), ("ce", 1, "tanh")]
 
 
 @pytest.mark.parametrize("loss, depth, act", CASES)
@@ -38,7 +37,7 @@ def test_gradient_matches_autograd_and_finite_differences(small_data, loss, dept
     spec, eng, theta = make(small_data, loss, depth, act)
     t = 17
     G = eng.gamma(t)
-    g, F, f, _ = D.gradient(spec, theta, eng.XT, eng._loss_fn(G))
+    g, F, f, _ = derivatives.gradient(spec, theta, eng.XT, eng._loss_fn(G))
     th = theta.clone().requires_grad_(True)
     Fa = reference.loss(eng, th, t)
     (ga,) = torch.autograd.grad(Fa.sum(), th)
@@ -70,8 +69,8 @@ def test_hvp_matches_finite_difference_of_gradients(small_data):
     t, eps = 5, 1e-6
     V = torch.randn(theta.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     G = eng.gamma(t)
-    gp = D.gradient(spec, theta + eps * V, eng.XT, eng._loss_fn(G))[0]
-    gm = D.gradient(spec, theta - eps * V, eng.XT, eng._loss_fn(G))[0]
+    gp = derivatives.gradient(spec, theta + eps * V, eng.XT, eng._loss_fn(G))[0]
+    gm = derivatives.gradient(spec, theta - eps * V, eng.XT, eng._loss_fn(G))[0]
     torch.testing.assert_close(eng.hvp(theta, t)(V), (gp - gm) / (2 * eps), rtol=1e-5, atol=1e-7)
 
 
@@ -79,14 +78,16 @@ def test_hvp_matches_finite_difference_of_gradients(small_data):
 def test_block_hvp_equals_column_hvp(small_data, loss, depth, act):
     """hvp_block (b vectors per replica in one pass) = hvp column by column, also on a subset
     of the replicas (the solver's masking)."""
-    from landscape import derivatives as D
+    from landscape import derivatives
 
     spec = MLPSpec(2, 7, 3, depth, act)
     eng = Engine(spec, small_data, loss, [1.0] * 3, [5.0] * 3, [40] * 3)
     th = eng.advance(spec.init(range(3)), 0, 7)
-    _, _, _, cache = D.gradient(spec, th, eng.XT, eng._loss_fn(eng.gamma(7)), for_hvp=True)
+    _, _, _, cache = derivatives.gradient(spec, th, eng.XT, eng._loss_fn(eng.gamma(7)), for_hvp=True)
     V = torch.randn(3, 4, spec.num_params, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    ref = torch.stack([D.hvp(spec, cache, V[:, j]) for j in range(4)], 1)
-    torch.testing.assert_close(D.hvp_block(spec, cache, V), ref, rtol=1e-12, atol=1e-13)
+    ref = torch.stack([derivatives.hvp(spec, cache, V[:, j]) for j in range(4)], 1)
+    torch.testing.assert_close(derivatives.hvp_block(spec, cache, V), ref, rtol=1e-12, atol=1e-13)
     rows = torch.tensor([0, 2])
-    torch.testing.assert_close(D.hvp_block(spec, D.subset(cache, rows), V[rows]), ref[rows], rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(
+        derivatives.hvp_block(spec, derivatives.subset(cache, rows), V[rows]), ref[rows], rtol=1e-12, atol=1e-13
+    )

@@ -6,17 +6,17 @@ import pytest
 
 from landscape import LandscapeError
 from landscape.detector import LEVELS, Detector, analyse, events, first_instability
-from tests.landscape import dynamical_systems as DS
+from tests.landscape import dynamical_systems
 
 
 @pytest.fixture(scope="module")
 def logistic():
-    return DS.logistic()
+    return dynamical_systems.logistic()
 
 
 @pytest.fixture(scope="module")
 def double_well():
-    return DS.double_well()
+    return dynamical_systems.double_well()
 
 
 def _levels(res, axis):
@@ -27,11 +27,11 @@ def test_logistic_map_cascade(logistic):
     r, x = logistic
     got = _levels(analyse(x), r)
     for level in ("p2", "p4", "p8", "p16"):
-        truth = DS.LOGISTIC[level]
+        truth = dynamical_systems.LOGISTIC[level]
         assert got[level] is not None, level
         assert truth - 1e-4 <= got[level] < truth + 0.005, (level, got[level], truth)  # never early
     assert got["instability"] == got["p2"]
-    assert DS.LOGISTIC["chaos"] <= got["chaos"] < 3.58
+    assert dynamical_systems.LOGISTIC["chaos"] <= got["chaos"] < 3.58
 
 
 def test_double_well_gradient_descent(double_well):
@@ -39,35 +39,35 @@ def test_double_well_gradient_descent(double_well):
     eta, F = double_well
     got = _levels(analyse(F), eta)
     for level in ("p2", "p4", "p8"):
-        truth = DS.DOUBLE_WELL[level]
+        truth = dynamical_systems.DOUBLE_WELL[level]
         assert got[level] is not None, level
         assert truth - 1e-4 <= got[level] < truth + 0.006, (level, got[level], truth)
     assert got["chaos"] is None  # the ramp ends before the accumulation point (≈ 1.30)
 
 
 def test_double_well_below_the_bifurcation_is_stable():
-    eta, F = DS.double_well(N=100_000, eta0=0.5, eta1=0.99)
+    eta, F = dynamical_systems.double_well(N=100_000, eta0=0.5, eta1=0.99)
     assert np.isnan(analyse(F).first_instability)
 
 
 @pytest.mark.parametrize("t0,rate,a0", [(1200, 0.02, 1e-6), (1500, 0.01, 1e-8), (700, 0.1, 1e-10), (300, 0.05, 1e-3)])
 def test_onset_is_the_first_step_of_the_alternation(t0, rate, a0):
-    x, truth = DS.growing_oscillation(t0=t0, rate=rate, a0=a0)
+    x, truth = dynamical_systems.growing_oscillation(t0=t0, rate=rate, a0=a0)
     assert truth is not None
     assert analyse(x).first_instability == truth
 
 
 @pytest.mark.parametrize("noise", [1e-7, 1e-6, 1e-5])
 def test_onset_under_noise_within_a_few_steps(noise):
-    x, _ = DS.growing_oscillation(t0=1200, rate=0.02, a0=1e-6, noise=noise)
-    clean, truth = DS.growing_oscillation(t0=1200, rate=0.02, a0=1e-6)
+    x, _ = dynamical_systems.growing_oscillation(t0=1200, rate=0.02, a0=1e-6, noise=noise)
+    clean, truth = dynamical_systems.growing_oscillation(t0=1200, rate=0.02, a0=1e-6)
     got = analyse(x).first_instability
     assert np.isfinite(got) and abs(got - truth) <= 5 + 60 * (noise >= 1e-5), (got, truth)
 
 
-@pytest.mark.parametrize("name", list(DS.smooth_drifts()))
+@pytest.mark.parametrize("name", list(dynamical_systems.smooth_drifts()))
 def test_smooth_trends_are_not_instabilities(name):
-    assert np.isnan(analyse(DS.smooth_drifts()[name]).first_instability)
+    assert np.isnan(analyse(dynamical_systems.smooth_drifts()[name]).first_instability)
 
 
 @pytest.mark.parametrize("size", [0.01, 0.1, 0.5])
@@ -82,7 +82,7 @@ def test_isolated_spikes_are_not_instabilities(size):
 @pytest.mark.parametrize("kind", ["gaussian", "heavy"])
 def test_noise_suite_no_false_positives(kind):
     hits = sum(
-        np.isfinite(analyse(DS.noise_suite(rel, kind, seed=s)).first_instability)
+        np.isfinite(analyse(dynamical_systems.noise_suite(rel, kind, seed=s)).first_instability)
         for rel in (1e-8, 1e-6, 1e-4, 1e-2, 1e-1)
         for s in range(8)
     )
@@ -92,7 +92,7 @@ def test_noise_suite_no_false_positives(kind):
 def test_stable_noise_driven_alternation_is_not_an_instability():
     """Logistic map at fixed r = 2.95 (multiplier −0.95): noise makes x alternate for long
     stretches with a fluctuating amplitude, but nothing grows."""
-    _, x = DS.logistic(N=100_000, r0=2.95, r1=2.95)
+    _, x = dynamical_systems.logistic(N=100_000, r0=2.95, r1=2.95)
     assert np.isnan(analyse(x).first_instability)
 
 
@@ -124,7 +124,7 @@ def test_carried_over_oscillation_is_not_a_new_onset():
 
 
 def test_onsets_do_not_depend_on_where_the_series_starts():
-    x, _ = DS.growing_oscillation(t0=1500, rate=0.01, a0=1e-8)
+    x, _ = dynamical_systems.growing_oscillation(t0=1500, rate=0.01, a0=1e-8)
     x = x + 1e6  # a large offset: direct differences keep full precision
     base = analyse(x).first_instability
     for s in (0, 1, 7, 100, 333):

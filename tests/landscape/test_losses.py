@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import losses as L
+from landscape import losses
 
 
 @pytest.fixture
@@ -39,13 +39,13 @@ def hand(name, f, y, G):
     return out
 
 
-@pytest.mark.parametrize("name", L.LOSSES)
+@pytest.mark.parametrize("name", losses.LOSSES)
 def test_loss_against_hand_computation(case, name):
     f, y, G = case
     t = lambda a, dt=torch.float64: torch.tensor(a, dtype=dt)
     yt = t(y, torch.long)
     Y = torch.nn.functional.one_hot(yt, 3).double()
-    got = L.loss(name, t(f), yt, Y, t(G)).numpy()
+    got = losses.loss(name, t(f), yt, Y, t(G)).numpy()
     np.testing.assert_allclose(got, hand(name, f, y, G), rtol=1e-12)
 
 
@@ -55,12 +55,12 @@ def test_dynamical_losses_reduce_to_static_when_gamma_is_one(case):
     ones = torch.ones(2, 3, dtype=torch.float64)
     Y = torch.nn.functional.one_hot(t(y), 3).double()
     for dyn, stat in [("dce", "ce"), ("dmse1", "mse"), ("dmse2", "mse")]:
-        a = L.loss(dyn, t(f), t(y), Y, ones)
-        b = L.loss(stat, t(f), t(y), Y, ones)
+        a = losses.loss(dyn, t(f), t(y), Y, ones)
+        b = losses.loss(stat, t(f), t(y), Y, ones)
         torch.testing.assert_close(a, b, rtol=1e-14, atol=0)
-        assert L.STATIC[dyn] == stat
+        assert losses.STATIC[dyn] == stat
 
 
 def test_unknown_loss():
     with pytest.raises(KeyError, match="dmse1"):
-        L.loss("hinge", None, None, None, None)
+        losses.loss("hinge", None, None, None, None)

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from landscape import LandscapeError
-from landscape import store as S
+from landscape import LandscapeError, store
 from landscape.recorders import record, resume
 from landscape.replay import params_at
 
@@ -87,7 +86,7 @@ def test_exception_mid_run_marks_failed_and_resume_completes(tmp_path, tiny_cfg)
 
     with pytest.raises(RuntimeError):
         record(tiny_cfg, tmp_path / "crash.zarr", progress=boom)
-    ds = S.open_dataset(tmp_path / "crash.zarr")
+    ds = store.open_dataset(tmp_path / "crash.zarr")
     assert ds.attrs["status"] == "failed" and "simulated crash" in ds.attrs["error"]
     assert ds.attrs["steps_done"] == 100 and ds.sizes["step"] == 100  # two flushes of 50 steps kept
     assert np.isfinite(ds.loss.values).all()
@@ -143,7 +142,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 300 <= done < 1500, "the run must be killed mid-way"
-    ds = S.open_dataset(run)  # opens after the kill, holding every flushed step
+    ds = store.open_dataset(run)  # opens after the kill, holding every flushed step
     assert ds.attrs["status"] == "running" and ds.sizes["step"] >= 300
     assert np.isfinite(ds.loss.values).all()
     r = subprocess.run(cli + ["record", "--resume", str(run), "-q"][1:], capture_output=True, text=True)
@@ -153,6 +152,6 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
 
 def test_float32_recording_and_open_dataset_trims(tmp_path, tiny_cfg):
     out = record(replace(tiny_cfg, dtype="float32", steps=120), tmp_path / "f32.zarr")
-    ds = S.open_dataset(out)
+    ds = store.open_dataset(out)
     assert ds.sizes["step"] == 120 and ds.sizes["hstep"] == 24 and ds.sizes["pstep"] == 3
     assert np.isfinite(ds.eigval.values).all()
