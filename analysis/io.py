@@ -15,7 +15,7 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.config import RunConfig
-from landscape.store import REPLICA_COORDS, RunStore, is_store
+from landscape.store import REPLICA_COORDS, RunStore, consolidate, is_store
 
 
 def open_run(path) -> tuple[xr.Dataset, RunConfig]:
@@ -52,6 +52,7 @@ def save_result(result: xr.Dataset, run_path, group: str, out=None) -> str:
         raise LandscapeError(f"--out {out} is a recorded run; choose a separate output store")
     try:
         result.to_zarr(str(target), group=group, mode="w", consolidated=False, zarr_format=3)
+        consolidate(target)  # so that xarray.open_zarr(target, group=group) finds it
     except (OSError, PermissionError) as exc:
         raise LandscapeError(f"cannot write {target}/{group}: {exc}") from None
     return f"{target}/{group}"
