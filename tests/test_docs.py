@@ -55,5 +55,21 @@ def test_command_line_names_real_options(line):
             assert w.split("=")[0] in known, f"'{w}' is not an option of landscape {cmd.name}: {line}"
 
 
+def toml_blocks():
+    for doc in DOCS:
+        for i, block in enumerate(re.findall(r"```toml\n(.*?)```", doc.read_text(), flags=re.S)):
+            yield pytest.param(block, id=f"{doc.name}-toml-{i}")
+
+
+@pytest.mark.parametrize("text", list(toml_blocks()))
+def test_toml_block_is_a_valid_sweep(text, tmp_path):
+    from landscape.sweep_spec import load_toml
+
+    f = tmp_path / "sweep.toml"
+    f.write_text(text)
+    spec = load_toml(f)
+    assert spec.num_runs() > 0
+
+
 def test_there_are_blocks_to_check():
     assert len(list(python_blocks())) >= 2 and len(list(command_lines())) >= 20
