@@ -7,14 +7,17 @@ order makes a crash lose at most the steps since the last flush).
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from landscape import LandscapeError
+from landscape import LandscapeError, lock
 from landscape.config import RunConfig
 from landscape.detector import first_instability
 from landscape.engine import Engine
@@ -30,17 +33,23 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
     out = Path(out)
     data = cfg.dataset()
     engine = cfg.engine(data)
-    prepare_out(out, overwrite)
-    spec = engine.spec
-    store = RunStore.create(out, cfg, data.num_classes, spec.num_params, data.source)
-    theta = spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device)
-    _run(store, cfg, engine, theta, 0, None, progress)
+    with lock.held(out):  # one writer: a live recording of `out` is never replaced
+        prepare_out(out, overwrite)
+        spec = engine.spec
+        store = RunStore.create(out, cfg, data.num_classes, spec.num_params, data.source)
+        theta = spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device)
+        _run(store, cfg, engine, theta, 0, None, progress)
     return out
 
 
 def resume(path, *, device: str | None = None, progress: Progress | None = None) -> Path:
     """Continue an interrupted recording from its last flush."""
     path = Path(path)
+    with lock.held(path):
+        return _resume(path, device, progress)
+
+
+def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
     store = RunStore.open(path, mode="r")
     cfg = store.config
     if device is not None:  # the one setting a resume may change: where it runs
@@ -68,13 +77,46 @@ def resume(path, *, device: str | None = None, progress: Progress | None = None)
     return path
 
 
+@contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM until the block ends, then deliver them.
+
+    zarr writes from its own I/O thread: a KeyboardInterrupt raised in the middle of a
+    write would leave that thread finishing it later, over whatever the recorder writes next
+    (e.g. status 'running' over 'interrupted'). Outside the main thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[tuple[int, object]] = []
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, lambda signum, frame: pending.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for signum, frame in pending[:1]:
+            handler = old[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 def _run(store: RunStore, cfg: RunConfig, engine: Engine, theta, start: int, warm, progress: Progress | None):
     keep_freed_memory()
     try:
         _loop(store, cfg, engine, theta, start, warm, progress)
     except BaseException as exc:
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-        store.set_attrs(status="failed", error=reason.splitlines()[0] if reason else "")
+        with signals_deferred():
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C or SIGTERM (the command turns it into this)
+                store.set_attrs(status="interrupted", error="")
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
+                store.set_attrs(status="failed", error=reason.splitlines()[0])
         raise
     store.set_attrs(status="complete", error="")
 
@@ -125,9 +167,10 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
         if saved:
             block["params"] = np_(torch.stack([p for p, _ in saved], dim=1))
             block["eigvec"] = np_(torch.stack([v for _, v in saved], dim=1))
-        store.write_block(t, b, block)
-        store.write_ckpt(b, np_(theta).astype(np.float64), None if warm is None else np_(warm).astype(np.float64))
-        store.set_attrs(steps_done=b)
+        with signals_deferred():  # a flush is whole or absent, whatever signal arrives
+            store.write_block(t, b, block)
+            store.write_ckpt(b, np_(theta).astype(np.float64), None if warm is None else np_(warm).astype(np.float64))
+            store.set_attrs(steps_done=b)
         if progress is not None:
             progress(b - t)
         if early:

@@ -5,17 +5,21 @@ never share a file and an interrupted sweep resumes batch by batch.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
+import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 
 import torch
 
-from landscape import LandscapeError, sweep_store
+from landscape import LandscapeError, lock, sweep_store
 from landscape.config import Replica, RunConfig
 from landscape.extras import require
 from landscape.perf import keep_freed_memory
@@ -34,9 +38,20 @@ def plan(spec: SweepSpec) -> list[RunConfig]:
 
 def run_batch(sweep_path: str, name: str, cfg_json: str, threads: int | None = None) -> str:
     """Record (or finish) one batch; returns what it did. Safe to call again on a finished batch."""
+    global _running
     if threads:
         torch.set_num_threads(threads)
     keep_freed_memory()
+    _running = True
+    try:
+        return _run_batch(sweep_path, name, cfg_json)
+    finally:
+        _running = False
+        if _stopping:  # a worker told to stop: its batch is marked interrupted, now it ends
+            os._exit(143)
+
+
+def _run_batch(sweep_path: str, name: str, cfg_json: str) -> str:
     path = Path(sweep_path) / name
     status = sweep_store.batch_status(sweep_path, name)
     if status == "complete":
@@ -50,8 +65,30 @@ def run_batch(sweep_path: str, name: str, cfg_json: str, threads: int | None = N
     return "resumed"
 
 
+_running = False  # in a worker: is a batch being recorded now?
+_stopping = False  # in a worker: has it been told to stop?
+
+
 def _init_worker(threads):
+    """A sweep worker: ends with its parent (also a SIGKILLed one), and on SIGTERM stops the
+    batch it records as Ctrl-C would (the store is marked interrupted) or, idle, just exits."""
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGTERM, _worker_sigterm)
+    signal.signal(signal.SIGINT, _worker_sigterm)  # the parent decides; Ctrl-C reaches it too
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent dies
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(143)
+
+
+def _worker_sigterm(signum, frame):
+    global _stopping
+    if _running and not _stopping:
+        _stopping = True
+        raise KeyboardInterrupt
+    if not _running:
+        os._exit(128 + signum)
 
 
 def sweep(
@@ -67,9 +104,14 @@ def sweep(
     """Run every batch of `spec` into the sweep store `out`."""
     batches = plan(spec)
     out = Path(out)
-    names = [sweep_store.batch_name(i) for i in range(len(batches))]
     if workers < 1:
         raise LandscapeError("--workers must be >= 1")
+    with lock.held(out):
+        return _sweep(spec, batches, out, workers, scheduler, resume_existing, overwrite, progress)
+
+
+def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwrite, progress) -> Path:
+    names = [sweep_store.batch_name(i) for i in range(len(batches))]
     client = _connect(scheduler) if scheduler else None
     if out.exists():
         if resume_existing:
@@ -100,21 +142,36 @@ def sweep(
             pure=False,
             key=[f"landscape-{out.name}-{n}-{time.time_ns()}" for n, _ in todo],
         )
-        for f in futures:
-            f.result()
-            done += 1
-            if progress:
-                progress(done, len(batches))
+        try:
+            for f in futures:
+                f.result()
+                done += 1
+                if progress:
+                    progress(done, len(batches))
+        except BaseException:
+            client.cancel(futures)  # queued batches never start; a running one ends at its task
+            raise
     elif workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)
-        ) as pool:
+        )
+        try:
             for f in [pool.submit(run_batch, str(out), n, c) for n, c in todo]:
                 f.result()
                 done += 1
                 if progress:
                     progress(done, len(batches))
+        except BaseException:
+            # Ctrl-C, SIGTERM or a failed batch: queued batches are dropped, running ones are
+            # stopped (their workers mark their stores interrupted) and the workers end
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in active_children():
+                proc.terminate()
+            for proc in active_children():
+                proc.join(timeout=30)
+            raise
+        pool.shutdown()
     else:
         for n, c in todo:
             run_batch(str(out), n, c)

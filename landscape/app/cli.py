@@ -7,6 +7,7 @@ Every user error is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from landscape.sweep_spec import SweepSpec, load_toml, sweep_knobs
 
 from . import paper
 from .analyze import analyze, plot
-from .options import given, knob_options, user_errors
+from .options import exit_status, given, knob_options, user_errors
 from .progress import StepBar, fmt_time
 
 RUN_KNOBS = knobs(RunConfig)
@@ -31,6 +32,9 @@ SWEEP_KNOBS = sweep_knobs()
 @click.version_option(package_name="landscape")
 def main():
     """Record and analyse training under dynamical loss functions."""
+    # zarr warns that consolidated metadata is not in the v3 spec each time a store is
+    # consolidated; the store module silences it locally, but a signal can cut that short
+    warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
 
 
 main.add_command(analyze)
@@ -46,7 +50,7 @@ main.add_command(plot)
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
 def record(out, overwrite, resume_path, quiet, **knob_values):
     """Record training of one or many replicas into a Zarr store."""
-    from landscape import recorders
+    from landscape import lock, recorders
     from landscape.store import RunStore, check_out
 
     settings = given(RUN_KNOBS, knob_values)
@@ -66,6 +70,7 @@ def record(out, overwrite, resume_path, quiet, **knob_values):
         out = f"{cfg.loss}_eta{'-'.join(f'{e:g}' for e in cfg.etas)}_{stamp}.zarr"
     cfg.dataset()  # a bad --data file fails here, before anything is printed or written
     check_out(Path(out), overwrite)
+    lock.check_unlocked(out)
     R = len(cfg.replicas())
     click.echo(f"recording {R} replica(s) × {cfg.steps} steps of {cfg.loss} into {out}", err=True)
     bar = None if quiet else StepBar(cfg.steps)
@@ -77,9 +82,9 @@ def _recording(out, bar, fn, *args, **kw):
     """Run a recording with its progress bar; Ctrl-C says how to resume this store."""
     try:
         path = fn(*args, progress=bar, **kw)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         click.echo(f"interrupted; resume with: landscape record --resume {out}", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(exit_status(exc)) from None
     finally:
         rate = bar.close() if bar else None
     return path, rate
@@ -196,9 +201,9 @@ def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, q
             overwrite=overwrite,
             progress=progress,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         click.echo(f"interrupted; continue with: landscape sweep --resume {out}", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(exit_status(exc)) from None
     click.echo(
         f"wrote {path} ({spec.num_runs()} runs in {len(batches)} batches); open with "
         f"landscape.sweep_store.open_sweep('{path}')"

@@ -8,7 +8,9 @@ are the dataclass's.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 
 import click
 
@@ -52,21 +54,36 @@ def given(knob_list: list[Knob], params: dict) -> dict:
     return out
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that both stop a command the same way."""
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted()
+
+
+def exit_status(exc: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM (128 + the signal, as shells report them)."""
+    return 143 if isinstance(exc, Interrupted) else 130
+
+
 def user_errors(hint: str | None = None):
-    """Turn LandscapeError into `error: …` and exit 2; Ctrl-C into one line (with how to
-    continue, where the command can) and exit 130."""
+    """Turn LandscapeError into `error: …` and exit 2; Ctrl-C and SIGTERM into one line (with
+    how to continue, where the command can) and exit 130 / 143."""
 
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(*a, **kw):
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, _on_sigterm)
             try:
                 return fn(*a, **kw)
             except LandscapeError as exc:
                 click.echo(f"error: {exc}", err=True)
                 sys.exit(2)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 click.echo("interrupted" + (f"; {hint}" if hint else ""), err=True)
-                sys.exit(130)
+                sys.exit(exit_status(exc))
 
         return wrapper
 

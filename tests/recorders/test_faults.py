@@ -1,0 +1,196 @@
+"""Faults with real processes: SIGTERM and Ctrl-C of record and sweep, a SIGKILLed sweep parent,
+and a second writer on a live store."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.recorders.test_record import assert_same_recording
+
+pytestmark = pytest.mark.subprocess
+
+CLI = [sys.executable, "-m", "landscape"]
+RECORD = [
+    "--loss",
+    "dmse1",
+    "--eta",
+    "0.5,1",
+    "-A",
+    "8",
+    "-T",
+    "60",
+    "--seeds",
+    "2",
+    "--width",
+    "12",
+    "--steps",
+    "1500",
+    "--hessian-every",
+    "25",
+    "--save-params-every",
+    "100",
+    "--chunk-steps",
+    "100",
+    "--n-per-class",
+    "10",
+    "-q",
+]
+SWEEP = [
+    "--loss",
+    "dce,dmse1",
+    "--eta",
+    "0.5,1",
+    "-A",
+    "5",
+    "-T",
+    "40",
+    "--width",
+    "10",
+    "--seeds",
+    "2",
+    "--steps",
+    "1200",
+    "--hessian-every",
+    "25",
+    "--save-params-every",
+    "100",
+    "--chunk-steps",
+    "100",
+    "--batch-size",
+    "2",
+    "-q",
+]
+
+
+def attrs(store: Path) -> dict:
+    try:
+        return json.loads((store / "zarr.json").read_text())["attributes"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def wait_for(cond, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def digest(path: Path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                out.append(int(d.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_record_stops_on_a_signal_marks_the_store_and_resumes_bit_identically(tmp_path, sig, code):
+    ref = tmp_path / "ref.zarr"
+    subprocess.run(CLI + ["record"] + RECORD + ["--out", str(ref)], check=True, capture_output=True)
+    run = tmp_path / "run.zarr"
+    proc = subprocess.Popen(
+        CLI + ["record"] + RECORD + ["--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(lambda: attrs(run).get("steps_done", 0) >= 300)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode == code
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("recording 4 replica(s)"), lines
+    assert lines[1] == f"interrupted; resume with: landscape record --resume {run}"
+    assert attrs(run)["status"] == "interrupted" and attrs(run)["steps_done"] < 1500
+    r = subprocess.run(CLI + ["record", "--resume", str(run), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert_same_recording(ref, run)
+
+
+def test_a_second_writer_is_refused_and_a_stale_lock_is_not(tmp_path):
+    run = tmp_path / "run.zarr"
+    proc = subprocess.Popen(
+        CLI + ["record"] + RECORD + ["--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: attrs(run).get("steps_done", 0) >= 100)
+        for args in (["record", "--resume", str(run)], ["record", "--overwrite", "--out", str(run)] + RECORD):
+            r = subprocess.run(CLI + args, capture_output=True, text=True)
+            assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+            assert f"is being written by process {proc.pid}" in r.stderr
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = digest(run)
+    # the killed writer's lock is stale: resuming is allowed and finishes the run
+    r = subprocess.run(CLI + ["record", "--resume", str(run), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert attrs(run)["status"] == "complete" and digest(run) != before
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sweep_with_workers_stops_within_seconds(tmp_path, sig, code):
+    out = tmp_path / "s.zarr"
+    proc = subprocess.Popen(
+        CLI + ["sweep"] + SWEEP + ["--workers", "2", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: any(attrs(out / b).get("steps_done", 0) >= 200 for b in ("b000", "b001")))
+    workers = children_of(proc.pid)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 15, "stopped within seconds"
+    assert proc.returncode == code
+    assert err.strip().splitlines()[-1] == f"interrupted; continue with: landscape sweep --resume {out}"
+    status = {b: attrs(out / b).get("status", "missing") for b in ("b000", "b001", "b002", "b003")}
+    assert "running" not in status.values() and status["b003"] == "missing", status  # queued: never started
+    assert "interrupted" in status.values(), status
+    wait_for(lambda: not any(alive(w) for w in workers), timeout=10)
+    r = subprocess.run(CLI + ["sweep", "--resume", str(out), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert all(attrs(out / b)["status"] == "complete" for b in status)
+
+
+def test_workers_end_with_a_killed_parent(tmp_path):
+    out = tmp_path / "s.zarr"
+    proc = subprocess.Popen(
+        CLI + ["sweep"] + SWEEP + ["--workers", "2", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: any(attrs(out / b).get("steps_done", 0) >= 200 for b in ("b000", "b001")))
+    workers = [w for w in children_of(proc.pid) if "spawn_main" in Path(f"/proc/{w}/cmdline").read_text()]
+    assert workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: not any(alive(w) for w in workers), timeout=15)
+    status = {b: attrs(out / b).get("status", "missing") for b in ("b000", "b001", "b002", "b003")}
+    assert "running" not in status.values(), status
