@@ -131,13 +131,13 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
     if early:  # the loss so far, for the online instability detector
         history = np.full((len(seeds), cfg.steps), np.nan)
         history[:, :start] = store["loss"][:, :start]
+    buf = _Buffers(cfg, engine, len(seeds))
     t = start
     while t < cfg.steps:
         b = min((t // cfg.chunk_steps + 1) * cfg.chunk_steps, cfg.steps)
         G_all = engine.gamma(list(range(t, b)))
-        rows: dict[str, list[torch.Tensor]] = {name: [] for name in PER_STEP}
-        spec_rows, saved = [], []
         hsteps = set(cfg.hessian_steps(t, b).tolist())
+        nh = npar = 0
         for s in range(t, b):
             if s in hsteps:
                 res = engine.spectrum(
@@ -152,24 +152,19 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
                     oversample=cfg.eig_oversample,
                 )
                 warm, vecs = res.block, res.eigvecs
-                spec_rows.append((res.eigvals, res.residuals, res.converged))
+                buf.eigval[:, nh], buf.eigres[:, nh], buf.eigconv[:, nh] = res.eigvals, res.residuals, res.converged
+                nh += 1
             if s % pe == 0:
-                saved.append((theta.clone(), vecs.clone()))
+                buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
+                npar += 1
             theta, m = engine.step(theta, s, G_all[s - t])
             for name in PER_STEP:
-                rows[name].append(getattr(m, name))
-        np_ = lambda x: x.detach().cpu().numpy()
-        block = {name: np_(torch.stack(v, dim=1)) for name, v in rows.items()}
-        block["gamma"] = np_(G_all.transpose(0, 1))
-        if spec_rows:
-            for i, name in enumerate(("eigval", "eigres", "eigconv")):
-                block[name] = np_(torch.stack([r[i] for r in spec_rows], dim=1))
-        if saved:
-            block["params"] = np_(torch.stack([p for p, _ in saved], dim=1))
-            block["eigvec"] = np_(torch.stack([v for _, v in saved], dim=1))
+                buf.step[name][:, s - t] = getattr(m, name)
+        block = buf.block(b - t, nh, npar)
+        block["gamma"] = G_all.transpose(0, 1).detach().cpu().numpy()
         with signals_deferred():  # a flush is whole or absent, whatever signal arrives
             store.write_block(t, b, block)
-            store.write_ckpt(b, np_(theta).astype(np.float64), None if warm is None else np_(warm).astype(np.float64))
+            store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
             store.set_attrs(steps_done=b)
         if progress is not None:
             progress(b - t)
@@ -184,3 +179,37 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
                 )
                 return
         t = b
+
+
+def _np64(x: torch.Tensor) -> np.ndarray:
+    return x.detach().cpu().numpy().astype(np.float64)
+
+
+class _Buffers:
+    """One chunk of metrics, spectra and saved parameters, allocated once per recording:
+    memory stays bounded by the chunk (per-step tensors kept in lists until a flush grew
+    with the flush interval, and fragmented the heap)."""
+
+    def __init__(self, cfg: RunConfig, engine: Engine, R: int):
+        c, k, n = cfg.chunk_steps, cfg.top_k, engine.spec.num_params
+        kw = dict(dtype=engine.dtype, device=engine.device)
+        self.step = {name: torch.empty((R, c), **kw) for name in PER_STEP}
+        nh = max(1, len(cfg.hessian_steps(0, c)))  # the same count in every full chunk, at most
+        self.eigval = torch.empty((R, nh, k), **kw)
+        self.eigres = torch.empty((R, nh, k), **kw)
+        self.eigconv = torch.empty((R, nh, k), dtype=torch.bool, device=engine.device)
+        npar = -(-c // cfg.save_params_every)
+        self.params = torch.empty((R, npar, n), **kw)
+        self.eigvec = torch.empty((R, npar, k, n), **kw)
+
+    def block(self, steps: int, nh: int, npar: int) -> dict:
+        """The first `steps` steps, `nh` spectra and `npar` saved vectors, as NumPy arrays."""
+        np_ = lambda x: x.detach().cpu().numpy()
+        out = {name: np_(v[:, :steps]) for name, v in self.step.items()}
+        if nh:
+            out.update(
+                eigval=np_(self.eigval[:, :nh]), eigres=np_(self.eigres[:, :nh]), eigconv=np_(self.eigconv[:, :nh])
+            )
+        if npar:
+            out.update(params=np_(self.params[:, :npar]), eigvec=np_(self.eigvec[:, :npar]))
+        return out
