@@ -24,14 +24,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(src: Path, out: Path, args: list[str], threads: int) -> tuple[float, float]:
     """(peak RSS in GB, wall seconds) of one recording with the package at `src`."""
-    code = ("import os, resource, sys, torch; torch.set_num_threads(int(os.environ['THREADS'])); "
-            "from landscape.app.cli import main; sys.argv = ['landscape'] + sys.argv[1:]; main()")
+    code = (
+        "import os, resource, sys, torch; torch.set_num_threads(int(os.environ['THREADS'])); "
+        "from landscape.app.cli import main; sys.argv = ['landscape'] + sys.argv[1:]; main()"
+    )
     env = {**os.environ, "PYTHONPATH": str(src), "THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     # a fresh interpreter per runner: wait4 gives that child's own peak
-    proc = subprocess.Popen([sys.executable, "-c", code, "record", *args, "--out", str(out), "-q"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "record", *args, "--out", str(out), "-q"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
@@ -51,8 +58,11 @@ def main():
     args = ["--seeds", a.seeds, "--steps", a.steps]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), a.baseline], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), a.baseline],
+            check=True,
+            capture_output=True,
+        )
         try:
             rows = []
             for r in range(a.repeats):
@@ -66,8 +76,10 @@ def main():
     t = [g for n, g, _ in rows if n == "this tree"]
     ratios = sorted(x / y for x, y in zip(b, t))
     print(f"# record {' '.join(args)}, {a.threads} threads, {a.repeats} round(s); baseline {a.baseline}")
-    print(f"peak RSS baseline / this tree: min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
-          f"max {ratios[-1]:.2f}; this tree {min(t):.2f}–{max(t):.2f} GB")
+    print(
+        f"peak RSS baseline / this tree: min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
+        f"max {ratios[-1]:.2f}; this tree {min(t):.2f}–{max(t):.2f} GB"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,19 @@ class Dataset:
     @property
     def input_dim(self) -> int:
         return int(self.X.shape[1])
+
+    def digest(self) -> str:
+        """SHA-256 of the arrays' contents (shapes, dtypes and values): what a store records,
+        so that a resume can tell whether it would train on the same data."""
+        h = hashlib.sha256()
+        for a in (self.X, self.y, self.X_val, self.y_val):
+            if a is None:
+                h.update(b"none")
+                continue
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
 
 
 def spiral(n_per_class: int = 100, num_classes: int = 3, seed: int = 0, noise: float = 0.2):

@@ -181,12 +181,30 @@ class RunStore:
     def __init__(self, path, group: zarr.Group):
         self.path = Path(path)
         self.group = group
-        self.config = RunConfig.from_json(str(group.attrs["config"]))
+        try:
+            self.config = RunConfig.from_json(str(group.attrs["config"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LandscapeError(f"{path} is damaged: its 'config' attribute cannot be read ({exc})") from None
 
     # --- opening ----------------------------------------------------------------------
     @classmethod
-    def create(cls, path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str) -> RunStore:
-        """Allocate a new store for cfg (the caller has checked `path` with prepare_out)."""
+    def create(
+        cls, path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str, data_digest: str = ""
+    ) -> RunStore:
+        """Allocate a new store for cfg (the caller has checked `path` with prepare_out).
+
+        A store that cannot be created whole (disk full, permissions) is removed again: it
+        holds no data yet, and a half-made store could not be resumed."""
+        try:
+            return cls._create(path, cfg, num_classes, num_params, data_source, data_digest)
+        except OSError as exc:
+            shutil.rmtree(path, ignore_errors=True)
+            raise LandscapeError(f"cannot create {path}: {exc.strerror or exc}") from None
+
+    @classmethod
+    def _create(
+        cls, path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str, data_digest: str
+    ) -> RunStore:
         reps = cfg.replicas()
         R = len(reps)
         g = zarr.open_group(str(path), mode="w-", zarr_format=3)
@@ -202,6 +220,7 @@ class RunStore:
                 "num_params": num_params,
                 "num_classes": num_classes,
                 "data": data_source,
+                "data_digest": data_digest,
                 "description": "landscape recording; open with xarray.open_zarr or landscape.store.open_dataset",
             }
         )
@@ -252,7 +271,30 @@ class RunStore:
             g = zarr.open_group(str(p), mode=mode, use_consolidated=False)
         except Exception as exc:  # zarr raises several types for broken metadata
             raise LandscapeError(f"cannot open store {path}: {str(exc).splitlines()[0]}") from None
-        return cls(p, g)
+        store = cls(p, g)
+        store.verify_metadata()
+        return store
+
+    def verify_metadata(self):
+        """Every array of the layout is there, readable, with its shape; `steps_done` fits.
+        Cheap (metadata only); `landscape check` also reads every chunk."""
+        done, steps = self.steps_done, self.config.steps
+        if not 0 <= done <= steps:
+            raise LandscapeError(f"{self.path} is damaged: steps_done = {done} is outside 0..{steps}")
+        n, C = self.attrs.get("num_params"), self.attrs.get("num_classes")
+        if not isinstance(n, int) or not isinstance(C, int):
+            raise LandscapeError(f"{self.path} is damaged: attributes num_params/num_classes are missing")
+        for name, (_, shape, *_rest) in layout(self.config, C, n).items():
+            try:
+                a = self.group[name]
+            except Exception as exc:  # KeyError, JSON errors of a truncated zarr.json, …
+                reason = "missing" if isinstance(exc, KeyError) else f"unreadable ({type(exc).__name__})"
+                raise LandscapeError(f"{self.path} is damaged: array '{name}' is {reason}") from None
+            if not isinstance(a, zarr.Array) or a.shape != tuple(shape):
+                raise LandscapeError(
+                    f"{self.path} is damaged: array '{name}' has shape "
+                    f"{getattr(a, 'shape', None)}, expected {tuple(shape)}"
+                )
 
     # --- reading ----------------------------------------------------------------------
     @property

@@ -36,7 +36,7 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
     with lock.held(out):  # one writer: a live recording of `out` is never replaced
         prepare_out(out, overwrite)
         spec = engine.spec
-        store = RunStore.create(out, cfg, data.num_classes, spec.num_params, data.source)
+        store = RunStore.create(out, cfg, data.num_classes, spec.num_params, data.source, data.digest())
         theta = spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device)
         _run(store, cfg, engine, theta, 0, None, progress)
     return out
@@ -63,7 +63,13 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
     n = engine.spec.num_params
     if n != store.attrs["num_params"]:
         raise LandscapeError(
-            f"{path}: data or network differ from the recording ({n} vs {store.attrs['num_params']} " "parameters)"
+            f"{path}: data or network differ from the recording ({n} vs {store.attrs['num_params']} parameters)"
+        )
+    recorded = store.attrs.get("data_digest")  # absent in stores from before 0.2
+    if recorded and recorded != data.digest():
+        raise LandscapeError(
+            f"{path}: the data differ from those the run was started on ({data.source} has changed); "
+            "resuming would mix two data sets"
         )
     store = RunStore.open(path, mode="r+")
     if done == 0:
@@ -110,6 +116,17 @@ def _run(store: RunStore, cfg: RunConfig, engine: Engine, theta, start: int, war
     keep_freed_memory()
     try:
         _loop(store, cfg, engine, theta, start, warm, progress)
+    except OSError as exc:  # disk full, store removed, …: flushed steps are intact (atomic writes)
+        done = store.steps_done
+        with signals_deferred():
+            try:
+                store.set_attrs(status="failed", error=f"OSError: {exc.strerror or exc}")
+            except OSError:
+                pass  # the status cannot be written either; steps_done still tells what is there
+        raise LandscapeError(
+            f"writing {store.path} failed: {exc.strerror or exc}; the {done} steps flushed before are kept — "
+            f"free the space and continue with: landscape record --resume {store.path}"
+        ) from None
     except BaseException as exc:
         with signals_deferred():
             if isinstance(exc, KeyboardInterrupt):  # Ctrl-C or SIGTERM (the command turns it into this)

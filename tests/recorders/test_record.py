@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,59 @@ def test_float32_recording_and_open_dataset_trims(tmp_path, tiny_cfg):
     ds = store.open_dataset(out)
     assert ds.sizes["step"] == 120 and ds.sizes["hstep"] == 24 and ds.sizes["pstep"] == 3
     assert np.isfinite(ds.eigval.values).all()
+
+
+class DiskFull:
+    """zarr's local writes (atomic: temp file + rename) fail with ENOSPC from the first write
+    whose path contains `at` on, as when a file system fills up."""
+
+    def __init__(self, monkeypatch, at: str):
+        import zarr.storage._local as local
+
+        self.at, self.full, self.orig = at, False, local._put
+        monkeypatch.setattr(local, "_put", self.put)
+
+    def put(self, path, value, exclusive=False):
+        import errno
+
+        self.full = self.full or self.at in str(path)
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.orig(path, value, exclusive=exclusive)
+
+
+def test_disk_full_mid_run_is_one_line_and_the_store_resumes(tmp_path, tiny_cfg, monkeypatch):
+    ref = record(tiny_cfg, tmp_path / "ref.zarr")
+    out = tmp_path / "full.zarr"
+    DiskFull(monkeypatch, at="loss/c/0/2")  # the third flush (steps 100..149) fails
+    with pytest.raises(LandscapeError) as e:
+        record(tiny_cfg, out)
+    msg = str(e.value)
+    assert "No space left on device" in msg and f"landscape record --resume {out}" in msg and "\n" not in msg
+    monkeypatch.undo()  # space freed
+    assert store.RunStore.open(out).steps_done == 100
+    resume(out)
+    assert_same_recording(ref, out)
+
+
+def test_disk_full_at_creation_leaves_nothing(tmp_path, tiny_cfg, monkeypatch):
+    DiskFull(monkeypatch, at="gamma/zarr.json")
+    with pytest.raises(LandscapeError, match="cannot create .*No space left on device"):
+        record(tiny_cfg, tmp_path / "none.zarr")
+    assert not (tmp_path / "none.zarr").exists()
+
+
+def test_resume_refuses_changed_data(tmp_path, tiny_cfg):
+    from landscape.data import save_dataset, spiral_dataset
+
+    f = tmp_path / "d.npz"
+    save_dataset(spiral_dataset(10, seed=0, val_seed=1), f)
+    cfg = replace(tiny_cfg, data=str(f))
+    out = record(cfg, tmp_path / "run.zarr")
+    g = store.RunStore.open(out, mode="r+")
+    g.set_attrs(status="interrupted", steps_done=100)
+    save_dataset(spiral_dataset(10, seed=5, val_seed=1), f)  # same shapes, other points
+    before = {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()}
+    with pytest.raises(LandscapeError, match="the data differ from those the run was started on"):
+        resume(out)
+    assert {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()} == before
