@@ -15,7 +15,11 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.config import RunConfig
-from landscape.store import REPLICA_COORDS, RunStore, consolidate, is_store
+from landscape.integrity import require_intact
+from landscape.store import PER_STEP, REPLICA_COORDS, RunStore, consolidate, is_store
+
+# the arrays every analysis reads whole; params and eigvec are read where needed
+ANALYSED = (*PER_STEP, "gamma", "eigval", "eigres", "eigconv")
 
 
 def open_run(path) -> tuple[xr.Dataset, RunConfig]:
@@ -28,6 +32,7 @@ def open_run(path) -> tuple[xr.Dataset, RunConfig]:
             f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
             "or resume it if its recorder died"
         )
+    require_intact(path, ANALYSED)  # never analyse fill values where data should be
     ds = store.dataset()
     if ds.sizes["step"] == 0:
         raise LandscapeError(f"{path} holds no recorded steps")

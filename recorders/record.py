@@ -21,6 +21,7 @@ from landscape import LandscapeError, lock
 from landscape.config import RunConfig
 from landscape.detector import first_instability
 from landscape.engine import Engine
+from landscape.integrity import require_intact
 from landscape.perf import keep_freed_memory
 from landscape.store import PER_STEP, RunStore, prepare_out
 
@@ -71,6 +72,7 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
             f"{path}: the data differ from those the run was started on ({data.source} has changed); "
             "resuming would mix two data sets"
         )
+    require_intact(path)  # resuming on damaged chunks would keep them behind steps_done
     store = RunStore.open(path, mode="r+")
     if done == 0:
         theta, warm = engine.spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device), None

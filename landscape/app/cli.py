@@ -93,6 +93,34 @@ def _recording(out, bar, fn, *args, **kw):
 @main.command()
 @click.argument("store")
 @user_errors()
+def check(store):
+    """Read every chunk of a store (or of each batch of a sweep store) and report damage."""
+    from landscape import integrity, sweep_store
+
+    paths = [f"{store}/{n}" for n in sweep_store.index(store)[1]] if sweep_store.is_sweep(store) else [store]
+    bad = 0
+    for p in paths:
+        if sweep_store.is_sweep(store) and sweep_store.batch_status(store, Path(p).name) == "missing":
+            click.echo(f"{p}: not started")
+            continue
+        report = integrity.check(p)
+        if report.ok:
+            click.echo(report.summary())
+            continue
+        bad += 1
+        click.echo(
+            f"{p}: DAMAGED, {len(report.damaged)} of {report.chunks_read} chunks "
+            f"(first damaged step {report.first_damaged_step}, steps_done {report.steps_done})"
+        )
+        for d in report.damaged:
+            click.echo(f"  {d}")
+    if bad:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("store")
+@user_errors()
 def info(store):
     """Print what a store (or a sweep store) holds."""
     from landscape import sweep_store
