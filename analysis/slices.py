@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from landscape import LandscapeError
+from landscape import LandscapeError, memory
 from landscape.replay import params_at
 
 from .io import check_replica, open_run
@@ -26,8 +26,10 @@ def loss_slice(
     ds, cfg = open_run(path)
     check_replica(ds, replica)
     done = ds.sizes["step"]
-    if grid < 3 or span <= 0 or follow < 0:
-        raise LandscapeError("slices need --grid >= 3, --span > 0 and --follow >= 0")
+    if grid < 3 or not (np.isfinite(span) and span > 0) or follow < 0:
+        raise LandscapeError("slices need --grid >= 3, a finite --span > 0 and --follow >= 0")
+    n = int(ds.sizes["param"])
+    memory.require(grid * grid * (n + 4) * 8, f"a {grid} × {grid} slice of {n} parameters")
     if not 0 <= step or step + follow >= done:
         raise LandscapeError(
             f"step {step} out of range: with --follow {follow} the store allows steps 0..{done - 1 - follow}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class Dataset:
         return h.hexdigest()
 
 
+MAX_CLASSES = 100_000
+
+
 def spiral(n_per_class: int = 100, num_classes: int = 3, seed: int = 0, noise: float = 0.2):
     """The spec's spiral: r = linspace(0,1,N), θ = linspace(2πj/C, 2πj/C + 4π, N) + noise·randn(N).
 
@@ -72,15 +76,24 @@ def _read_arrays(path: Path) -> dict:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npz":
+            if not zipfile.is_zipfile(path):  # a .npy or text file renamed, an empty file, …
+                raise LandscapeError(f"data file {path} is not an NPZ archive (np.savez writes one)")
             with np.load(path, allow_pickle=False) as f:
+                if not isinstance(f, np.lib.npyio.NpzFile):
+                    raise LandscapeError(f"data file {path} is not an NPZ archive (np.savez writes one)")
                 return {k: np.asarray(f[k]) for k in f.files}
         if suffix in (".h5", ".hdf5", ".hdf"):
             h5py = require("h5py", "h5", "reading an HDF5 data file")
 
             with h5py.File(path, "r") as f:
                 return {k: np.asarray(f[k]) for k in f.keys() if isinstance(f[k], h5py.Dataset)}
-    except (OSError, ValueError) as exc:
-        raise LandscapeError(f"cannot read data file {path}: {str(exc).splitlines()[0]}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = (
+            "it holds Python objects (pickles), which are never loaded"
+            if "allow_pickle" in str(exc)
+            else (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        )
+        raise LandscapeError(f"cannot read data file {path}: {reason}") from None
     raise LandscapeError(f"data file {path} must end in .npz, .h5 or .hdf5")
 
 
@@ -89,8 +102,8 @@ def _check_pair(X, y, name: str, path: Path):
         raise LandscapeError(f"{path}: {name} must be a non-empty 2-D array (samples × features), got shape {X.shape}")
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise LandscapeError(f"{path}: labels for {name} must be 1-D with {X.shape[0]} entries, got shape {y.shape}")
-    if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
-        raise LandscapeError(f"{path}: {name} must hold finite numbers")
+    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X) or not np.all(np.isfinite(X)):
+        raise LandscapeError(f"{path}: {name} must hold finite real numbers")
     if not np.issubdtype(y.dtype, np.number) or np.any(y < 0) or np.any(y != np.round(y)):
         raise LandscapeError(f"{path}: labels for {name} must be non-negative integers")
 
@@ -118,6 +131,11 @@ def load_dataset(path: str | Path) -> Dataset:
     num_classes = int(labels.max()) + 1
     if num_classes < 2:
         raise LandscapeError(f"{path}: need at least two classes")
+    if num_classes > MAX_CLASSES:
+        raise LandscapeError(
+            f"{path}: labels go up to {num_classes - 1}; classes must be numbered 0..C-1 with "
+            f"C <= {MAX_CLASSES} (one output and one one-hot column per class)"
+        )
     Xv64 = None if Xv is None else Xv.astype(np.float64)
     yv64 = None if yv is None else yv.astype(np.int64)
     return Dataset(X.astype(np.float64), y.astype(np.int64), Xv64, yv64, num_classes, str(path))

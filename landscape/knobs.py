@@ -103,6 +103,8 @@ def parse(k: Knob, value):
         if isinstance(value, bool):
             return value
         raise LandscapeError(f"{k.flag}: expected true or false, got {value!r}")
+    if k.kind is str and not isinstance(value, str):
+        raise LandscapeError(f"{k.flag}: expected text, got {value!r}")
     try:
         if k.kind is int:
             return _int(value)

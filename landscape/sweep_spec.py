@@ -19,6 +19,7 @@ import torch
 from . import LandscapeError
 from .config import Replica, RunConfig
 from .knobs import Knob, knob, knobs, parse
+from .memory import bytes_per_replica
 
 
 @dataclass(frozen=True)
@@ -137,21 +138,6 @@ def _round_up(x: int, m: int) -> int:
     return max(m, -(-x // m) * m)
 
 
-def bytes_per_replica(cfg: RunConfig, input_dim=2, num_classes=3, points=300) -> int:
-    """Working memory of one replica in the engine: activations of the training and
-    validation passes, the HVP cache and the Lanczos basis."""
-    size = 8 if cfg.dtype == "float64" else 4
-    n = (
-        (input_dim * cfg.width + cfg.width)
-        + (cfg.depth - 1) * (cfg.width**2 + cfg.width)
-        + cfg.width * num_classes
-        + num_classes
-    )
-    acts = 12 * points * cfg.width * cfg.depth
-    lanczos = 2 * cfg.eig_max_iter * n
-    return size * (acts + lanczos + 8 * n)
-
-
 def auto_batch_size(cfg: RunConfig, input_dim=2, num_classes=3, points=300) -> int:
     """Replicas per batch: on a GPU as many as half its free memory holds (≤ 4096); on
     the CPU 64, where bench/bench_engine.py finds the rate flat and memory is no limit."""
@@ -172,6 +158,8 @@ def load_toml(path) -> SweepSpec:
         raise LandscapeError(f"sweep file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise LandscapeError(f"{path}: not valid TOML ({exc})") from None
+    if "data" in raw and not isinstance(raw["data"], str):
+        raise LandscapeError(f"{path}: data: expected a file path (text), got {raw['data']!r}")
     if raw.get("data"):  # relative to the TOML file, not to the cwd
         raw["data"] = str((p.resolve().parent / raw["data"]).resolve())
     return spec_from_values(raw, source=str(path))

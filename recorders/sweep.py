@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -181,12 +182,30 @@ def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwr
     return out
 
 
-def _connect(address: str):
+def _connect(address: str, timeout: float = 10.0):
+    """A Dask client, or one line within `timeout` seconds: an address where something else
+    listens (an HTTP server) must not hang, an unroutable one must not end in a traceback."""
     Client = require("distributed", "dask", "--scheduler").Client
-    try:
-        return Client(address, timeout="5s")
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise LandscapeError(f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0]}") from None
+    result: dict = {}
+
+    def connect():
+        try:
+            result["client"] = Client(address, timeout=f"{timeout}s")
+        except Exception as exc:  # OSError, TimeoutError, ValueError, CommClosedError, …
+            result["error"] = exc
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout + 5)
+    if "client" in result:
+        return result["client"]
+    exc = result.get("error")
+    why = (
+        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if exc
+        else f"no answer in {timeout:g} s"
+    )
+    raise LandscapeError(f"cannot reach the Dask scheduler at {address}: {why}")
 
 
 def measure_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:

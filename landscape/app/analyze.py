@@ -218,6 +218,10 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     from landscape.analysis.io import save_result
     from landscape.analysis.slices import loss_slices
 
+    # the figure goes next to the result it draws (not into the current directory)
+    fig = fig or str(Path(out or store.rstrip("/")).parent / f"{Path(store.rstrip('/')).stem}_slices_r{replica}.png")
+    if not Path(fig).parent.is_dir():
+        raise LandscapeError(f"--fig {fig}: directory {Path(fig).parent} does not exist")
     res = loss_slices(store, steps, replica, grid=grid, span=span, follow=follow)
     click.echo(f"{'step':>7} {'λ1':>8} {'λ2':>8} {'F(x_t)':>9} {'min F':>9} {'max off-plane':>13}  eigenvectors")
     for i, s in enumerate(res.slice_step.values):
@@ -231,7 +235,6 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
         save_result(res.sel(slice_step=s).drop_vars("slice_step"), store, f"slices/r{replica}_t{int(s)}", out)
         for s in res.slice_step.values
     ]
-    fig = fig or f"{Path(store.rstrip('/')).stem}_slices_r{replica}.png"
     figs = draw_slices(res, fig)
     click.echo(f"saved to {', '.join(saved)}; figures {', '.join(figs)}")
 

@@ -114,7 +114,12 @@ def run(
 
     wanted = specs(fig, size)  # an unknown figure or size fails here, before anything is written
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LandscapeError(f"--out {out_dir} exists and is not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LandscapeError(f"cannot create --out {out_dir}: {exc.strerror or exc}") from None
     stores = {}
     for name, spec in wanted.items():
         if device:

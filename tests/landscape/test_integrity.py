@@ -23,8 +23,19 @@ def intact(tmp_path_factory, tiny_cfg_module):
 def tiny_cfg_module():
     from landscape.config import RunConfig
 
-    return RunConfig(loss="dce", etas=(0.5, 1.0), amplitudes=(5.0,), periods=(40,), seeds=(0,), width=8, steps=200,
-                     hessian_every=10, save_params_every=50, chunk_steps=50, n_per_class=10)
+    return RunConfig(
+        loss="dce",
+        etas=(0.5, 1.0),
+        amplitudes=(5.0,),
+        periods=(40,),
+        seeds=(0,),
+        width=8,
+        steps=200,
+        hessian_every=10,
+        save_params_every=50,
+        chunk_steps=50,
+        n_per_class=10,
+    )
 
 
 @pytest.fixture
@@ -43,8 +54,11 @@ def digest(path: Path) -> dict:
 def refused_everywhere(path: Path, message: str):
     """info/analyze/plot/--resume: exit 2, one line naming the damage; the store is unchanged."""
     before = digest(path)
-    for args in (["analyze", "bifurcations", str(path)], ["plot", "fig2", str(path), "--out", str(path) + ".png"],
-                 ["record", "--resume", str(path)]):
+    for args in (
+        ["analyze", "bifurcations", str(path)],
+        ["plot", "fig2", str(path), "--out", str(path) + ".png"],
+        ["record", "--resume", str(path)],
+    ):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2, (args, r.output)
         assert r.output.count("\n") == 1 and message in r.output, (args, r.output)
@@ -57,7 +71,7 @@ def test_an_intact_store_reads_every_chunk(intact, tiny_cfg_module):
     # independent count: per time-chunked array, its chunks along time × replica (one replica chunk)
     lay = layout(tiny_cfg_module, 3, RunStore.open(intact).attrs["num_params"])
     expect = 0
-    for name, (dims, shape, chunks, _, _) in lay.items():
+    for dims, shape, chunks, _, _ in lay.values():
         t = [d for d in (dims or []) if d in ("step", "hstep", "pstep")]
         if t:
             ax = dims.index(t[0])
@@ -97,13 +111,18 @@ def test_chunks_beyond_steps_done_are_not_damage(run):
     assert check(run).ok
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: (p / "loss" / "zarr.json").write_text((p / "loss" / "zarr.json").read_text()[:40]),
-     "array 'loss' is unreadable"),
-    (lambda p: shutil.rmtree(p / "gamma"), "array 'gamma' is missing"),
-    (lambda p: edit_attrs(p, config="{not json"), "its 'config' attribute cannot be read"),
-    (lambda p: edit_attrs(p, steps_done=10**6), "steps_done = 1000000 is outside 0..200"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda p: (p / "loss" / "zarr.json").write_text((p / "loss" / "zarr.json").read_text()[:40]),
+            "array 'loss' is unreadable",
+        ),
+        (lambda p: shutil.rmtree(p / "gamma"), "array 'gamma' is missing"),
+        (lambda p: edit_attrs(p, config="{not json"), "its 'config' attribute cannot be read"),
+        (lambda p: edit_attrs(p, steps_done=10**6), "steps_done = 1000000 is outside 0..200"),
+    ],
+)
 def test_broken_metadata_is_one_line(run, damage, message):
     damage(run)
     with pytest.raises(LandscapeError, match=message.replace("(", r"\(").replace(")", r"\)")):
