@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from . import LandscapeError
+from . import LandscapeError, memory
 from .data import Dataset, load_dataset, spiral_dataset
 from .knobs import knob
 from .losses import LOSSES
@@ -178,6 +178,20 @@ class RunConfig:
         seeds × etas × amplitudes × periods."""
         rows = self.replica_table or itertools.product(self.seeds, self.etas, self.amplitudes, self.periods)
         return tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in rows)
+
+    def check_fits(self, data: Dataset | None = None):
+        """What validate cannot see without the data: the memory the recording needs (on the
+        spiral's dimensions before it is drawn, when data is None) and top-k within the network."""
+        if data is None:
+            memory.require_recording(self)
+            return
+        memory.require_recording(self, data.input_dim, data.num_classes, data.X.shape[0])
+        n = self.spec(data).num_params
+        if self.top_k + self.eig_oversample > n:
+            raise LandscapeError(
+                f"top-k ({self.top_k}) + eig-oversample ({self.eig_oversample}) exceeds the "
+                f"network's {n} parameters"
+            )
 
     def dataset(self) -> Dataset:
         if self.data:

@@ -73,8 +73,11 @@ def acquire(path):
     p = lock_file(path)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _start_time(os.getpid()), "time": time.time()}
     tmp = p.with_name(f"{p.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(me))
-    os.replace(tmp, p)  # a stale lock is replaced in one step
+    try:
+        tmp.write_text(json.dumps(me))
+        os.replace(tmp, p)  # a stale lock is replaced in one step
+    except OSError as exc:
+        raise LandscapeError(f"cannot write {path}: {exc.strerror or exc}") from None
     if holder(path) != me:  # another process took it at the same moment
         raise LandscapeError(f"{path} is being written by another process")
 

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +118,11 @@ def check_out(path: Path, overwrite: bool):
         raise LandscapeError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise LandscapeError(f"cannot write {path}: directory {parent} is not writable")
+    try:  # permissions are not everything (/proc, read-only mounts, full disks): try it
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise LandscapeError(f"cannot write {path}: {parent} does not accept new files ({exc.strerror})") from None
 
 
 def prepare_out(path: Path, overwrite: bool):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from landscape import LandscapeError, lock, memory
+from landscape import LandscapeError, lock
 from landscape.config import RunConfig
 from landscape.detector import first_instability
 from landscape.engine import Engine
@@ -33,9 +33,9 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
     cfg.validate()
     out = Path(out)
     if not cfg.data:
-        memory.require_recording(cfg)  # before the spiral itself is drawn
+        cfg.check_fits()  # before the spiral itself is drawn
     data = cfg.dataset()
-    _check_fits(cfg, data)
+    cfg.check_fits(data)
     engine = cfg.engine(data)
     with lock.held(out):  # one writer: a live recording of `out` is never replaced
         prepare_out(out, overwrite)
@@ -63,7 +63,7 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
         raise LandscapeError(f"{path} is already complete ({cfg.steps} steps); nothing to resume")
     done = store.steps_done
     data = cfg.dataset()
-    _check_fits(cfg, data)
+    cfg.check_fits(data)
     engine = cfg.engine(data)
     n = engine.spec.num_params
     if n != store.attrs["num_params"]:
@@ -87,16 +87,6 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
     store.set_attrs(status="running")
     _run(store, cfg, engine, theta, done, warm, progress)
     return path
-
-
-def _check_fits(cfg: RunConfig, data):
-    """Before the engine exists: the memory it needs, and top-k within the parameters."""
-    memory.require_recording(cfg, data.input_dim, data.num_classes, data.X.shape[0])
-    n = cfg.spec(data).num_params
-    if cfg.top_k + cfg.eig_oversample > n:
-        raise LandscapeError(
-            f"top-k ({cfg.top_k}) + eig-oversample ({cfg.eig_oversample}) exceeds the network's " f"{n} parameters"
-        )
 
 
 @contextmanager

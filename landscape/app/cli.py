@@ -50,7 +50,7 @@ main.add_command(plot)
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
 def record(out, overwrite, resume_path, quiet, **knob_values):
     """Record training of one or many replicas into a Zarr store."""
-    from landscape import lock, memory, recorders
+    from landscape import lock, recorders
     from landscape.store import RunStore, check_out
 
     settings = given(RUN_KNOBS, knob_values)
@@ -69,9 +69,9 @@ def record(out, overwrite, resume_path, quiet, **knob_values):
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = f"{cfg.loss}_eta{'-'.join(f'{e:g}' for e in cfg.etas)}_{stamp}.zarr"
     if not cfg.data:
-        memory.require_recording(cfg)  # before the spiral itself is drawn
+        cfg.check_fits()  # before the spiral itself is drawn
     data = cfg.dataset()  # a bad --data file fails here, before anything is printed or written
-    memory.require_recording(cfg, data.input_dim, data.num_classes, data.X.shape[0])
+    cfg.check_fits(data)
     check_out(Path(out), overwrite)
     lock.check_unlocked(out)
     R = len(cfg.replicas())
