@@ -25,7 +25,7 @@ from landscape.integrity import require_intact
 from landscape.perf import keep_freed_memory
 from landscape.store import PER_STEP, RunStore, prepare_out
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], None]  # called with the number of steps just done
 
 
 def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress | None = None) -> Path:
@@ -183,14 +183,14 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
             theta, m = engine.step(theta, s, G_all[s - t])
             for name in PER_STEP:
                 buf.step[name][:, s - t] = getattr(m, name)
+            if progress is not None:
+                progress(1)  # every step: the bar throttles itself
         block = buf.block(b - t, nh, npar)
         block["gamma"] = G_all.transpose(0, 1).detach().cpu().numpy()
         with signals_deferred():  # a flush is whole or absent, whatever signal arrives
             store.write_block(t, b, block)
             store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
             store.set_attrs(steps_done=b)
-        if progress is not None:
-            progress(b - t)
         if early:
             history[:, t:b] = block["loss"]
             fi, _ = first_instability(history[:, :b])

@@ -6,6 +6,7 @@ Every user error is one line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import replace
@@ -218,9 +219,12 @@ def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, q
         out = f"sweep_{datetime.now().strftime('%Y%m%d-%H%M%S')}.zarr"
     t0 = time.perf_counter()
 
+    started: list[int] = []
+
     def progress(done, total):
+        started.append(done)
         if not quiet:
-            click.echo(f"batches {done}/{total} done ({time.perf_counter() - t0:.0f} s)", err=True)
+            click.echo(f"batches {done}/{total} done ({batch_eta(t0, done, total, started[0])})", err=True)
 
     try:
         path = sweeps.sweep(
@@ -239,6 +243,14 @@ def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, q
         f"wrote {path} ({spec.num_runs()} runs in {len(batches)} batches); open with "
         f"landscape.sweep_store.open_sweep('{path}')"
     )
+
+
+def batch_eta(t0: float, done: int, total: int, started: int = 0) -> str:
+    """Elapsed time and, once a batch has finished in this run, the time left."""
+    el = time.perf_counter() - t0
+    if done <= started or done >= total:
+        return f"{fmt_time(el)}"
+    return f"{fmt_time(el)}, about {fmt_time(el / (done - started) * (total - done))} left"
 
 
 def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
@@ -295,22 +307,35 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
 @click.option("--workers", default=1, show_default=True)
 @click.option("--scheduler", default=None, help="Dask scheduler address for the sweep")
 @click.option("--out", default=None, help="output directory [default ./reproduce_<figure>]")
+@click.option("--yes", "-y", is_flag=True, help="start a full-size run without asking (it can take days)")
 @user_errors(hint="run the same command again: finished batches are kept")
-def reproduce(figure, size, device, workers, scheduler, out):
+def reproduce(figure, size, device, workers, scheduler, out, yes):
     """Run the sweep a figure of the paper needs, analyse it, write figure, datasets and report.md."""
-    from .reproduce import run
+    from .reproduce import estimate, run
 
     out = out or f"reproduce_{figure}"
+    if size == "full":
+        seconds, run_steps = estimate(figure, size, device)
+        text = (
+            f"landscape reproduce {figure} at the paper's size: {run_steps:,} run-steps, about "
+            f"{fmt_time(seconds / max(workers, 1))} on {device or 'cpu'} (measured here; --quick takes minutes)"
+        )
+        if not yes:
+            if not sys.stdin.isatty():
+                raise LandscapeError(text + "; pass --yes to start it")
+            click.echo(text, err=True)
+            if not click.confirm("start it?", err=True):
+                raise SystemExit(1)
+        else:
+            click.echo(text, err=True)
     t0 = time.perf_counter()
-    report = run(
-        figure,
-        size,
-        out,
-        device=device,
-        workers=workers,
-        scheduler=scheduler,
-        progress=lambda d, n: click.echo(f"batches {d}/{n} ({time.perf_counter() - t0:.0f} s)", err=True),
-    )
+    started: list[int] = []
+
+    def progress(done, total):
+        started.append(done)
+        click.echo(f"batches {done}/{total} ({batch_eta(t0, done, total, started[0])})", err=True)
+
+    report = run(figure, size, out, device=device, workers=workers, scheduler=scheduler, progress=progress)
     click.echo(f"wrote {report} ({time.perf_counter() - t0:.0f} s)")
 
 

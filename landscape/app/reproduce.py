@@ -99,6 +99,26 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
     raise LandscapeError(f"unknown figure '{fig}'; choose fig1, fig2, fig3 or fig4")
 
 
+def estimate(fig: str, size: str, device: str | None = None) -> tuple[float, int]:
+    """(seconds in one process, run-steps) of `landscape reproduce fig size`, from the engine's
+    rate measured on this device (a short calibration, nothing written). Early-stopping sweeps
+    (`--until first-instability`) are counted at full length: an upper bound."""
+    from landscape.recorders.sweep import measure_rate, plan
+
+    seconds, run_steps, rates = 0.0, 0, {}
+    for spec in specs(fig, size).values():
+        if device:
+            spec = spec.replace(device=device)
+        for b in plan(spec):
+            R = len(b.replicas())
+            key = (b.width, b.loss, min(R, 64))
+            if key not in rates:
+                rates[key] = measure_rate(b, key[2])
+            seconds += b.steps * R / rates[key]
+            run_steps += b.steps * R
+    return seconds, run_steps
+
+
 def run(
     fig: str,
     size: str,
