@@ -7,6 +7,7 @@ order makes a crash lose at most the steps since the last flush).
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from landscape import LandscapeError, lock
 from landscape.config import RunConfig
 from landscape.detector import first_instability
 from landscape.engine import Engine
-from landscape.integrity import require_intact
+from landscape.integrity import check
 from landscape.perf import keep_freed_memory
 from landscape.store import PER_STEP, RunStore, prepare_out
 
@@ -46,11 +47,43 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
     return out
 
 
-def resume(path, *, device: str | None = None, progress: Progress | None = None) -> Path:
-    """Continue an interrupted recording from its last flush."""
+def resume(path, *, device: str | None = None, progress: Progress | None = None, rewind: bool = False) -> Path:
+    """Continue an interrupted recording from its last flush.
+
+    A damaged store is refused; with `rewind` it continues instead from the last intact
+    flush whose parameters are saved (the steps after it are recorded again)."""
     path = Path(path)
     with lock.held(path):
+        if rewind:
+            _rewind(path)
         return _resume(path, device, progress)
+
+
+def rewind_step(report, cfg: RunConfig) -> int:
+    """The last step before the first damage where a flush ended and θ was saved: a chunk
+    boundary and a multiple of save_params_every, its parameter chunk intact."""
+    first = report.first_damaged_step
+    if first is None:
+        return report.steps_done
+    bad_params = {d.steps[0] for d in report.damaged if d.array in ("params", "eigvec")}
+    every = math.lcm(cfg.chunk_steps, cfg.save_params_every)
+    p = (first // every) * every
+    while p > 0 and p in bad_params:
+        p -= every
+    return p
+
+
+def _rewind(path: Path):
+    report = check(path)
+    if report.ok:
+        return
+    store = RunStore.open(path, mode="r+")
+    cfg = store.config
+    p = rewind_step(report, cfg)
+    theta = np.asarray(store["params"][:, p // cfg.save_params_every, :])
+    with signals_deferred():
+        store.write_ckpt(p, theta, None)  # the solver starts cold there: spectra agree to its tolerance
+        store.set_attrs(steps_done=p, status="interrupted", rewound=f"from step {report.steps_done} to {p}")
 
 
 def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
@@ -76,7 +109,13 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
             f"{path}: the data differ from those the run was started on ({data.source} has changed); "
             "resuming would mix two data sets"
         )
-    require_intact(path)  # resuming on damaged chunks would keep them behind steps_done
+    report = check(path)  # resuming on damaged chunks would keep them behind steps_done
+    if not report.ok:
+        p = rewind_step(report, cfg)
+        raise LandscapeError(
+            f"{report.summary()}; to record again from step {p} (the last intact flush with saved "
+            f"parameters): landscape record --resume {path} --rewind"
+        )
     store = RunStore.open(path, mode="r+")
     if done == 0:
         theta, warm = engine.spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device), None

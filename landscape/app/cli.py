@@ -47,9 +47,12 @@ main.add_command(plot)
 @click.option("--out", "-o", default=None, help="store path [default ./<loss>_eta<η>_<time>.zarr]")
 @click.option("--overwrite", is_flag=True, help="replace an existing store at --out")
 @click.option("--resume", "resume_path", default=None, help="continue an interrupted store (settings come from it)")
+@click.option(
+    "--rewind", is_flag=True, help="with --resume on a damaged store: record again from its last intact flush"
+)
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
-def record(out, overwrite, resume_path, quiet, **knob_values):
+def record(out, overwrite, resume_path, rewind, quiet, **knob_values):
     """Record training of one or many replicas into a Zarr store."""
     from landscape import lock, recorders
     from landscape.store import RunStore, check_out
@@ -62,9 +65,13 @@ def record(out, overwrite, resume_path, quiet, **knob_values):
             raise LandscapeError(f"--resume takes its settings from the store; drop --{flag}")
         store = RunStore.open(resume_path)
         bar = None if quiet else StepBar(store.config.steps, store.steps_done)
-        path, rate = _recording(resume_path, bar, recorders.resume, resume_path, device=settings.get("device"))
+        path, rate = _recording(
+            resume_path, bar, recorders.resume, resume_path, device=settings.get("device"), rewind=rewind
+        )
         click.echo(f"resumed and completed {path}" + (f" ({rate:,.0f} steps/s)" if rate else ""))
         return
+    if rewind:
+        raise LandscapeError("--rewind goes with --resume STORE")
     cfg = replace(RunConfig(), **settings).validate()
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
