@@ -194,3 +194,53 @@ def test_workers_end_with_a_killed_parent(tmp_path):
     wait_for(lambda: not any(alive(w) for w in workers), timeout=15)
     status = {b: attrs(out / b).get("status", "missing") for b in ("b000", "b001", "b002", "b003")}
     assert "running" not in status.values(), status
+
+
+def test_sweep_in_one_process_stops_on_sigterm(tmp_path):
+    out = tmp_path / "s.zarr"
+    proc = subprocess.Popen(
+        CLI + ["sweep"] + SWEEP + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(lambda: attrs(out / "b000").get("steps_done", 0) >= 200)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1] == f"interrupted; continue with: landscape sweep --resume {out}"
+    status = {b: attrs(out / b).get("status", "missing") for b in ("b000", "b001", "b002", "b003")}
+    assert status["b000"] == "interrupted" and status["b003"] == "missing", status
+
+
+def test_reproduce_stops_on_ctrl_c_and_the_same_command_continues(tmp_path):
+    out = tmp_path / "r"
+    cmd = CLI + ["reproduce", "fig1", "--tiny", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: attrs(out / "fig1.zarr" / "b000").get("steps_done", 0) >= 50)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "interrupted; run the same command again: finished batches are kept"
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (out / "report.md").is_file()
+
+
+@pytest.mark.dask
+def test_sweep_on_a_dask_cluster_stops_on_ctrl_c(tmp_path):
+    from distributed import LocalCluster
+
+    out = tmp_path / "s.zarr"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        proc = subprocess.Popen(
+            CLI + ["sweep"] + SWEEP + ["--scheduler", cluster.scheduler_address, "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(lambda: attrs(out / "b000").get("steps_done", 0) >= 200)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == f"interrupted; continue with: landscape sweep --resume {out}"
+        time.sleep(5)  # a task already running on a worker ends there; queued ones were cancelled
+        status = {b: attrs(out / b).get("status", "missing") for b in ("b000", "b001", "b002", "b003")}
+        assert status["b003"] == "missing", status
