@@ -152,6 +152,8 @@ def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwr
         except BaseException:
             client.cancel(futures)  # queued batches never start; a running one ends at its task
             raise
+        finally:
+            client.close()
     elif workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(
@@ -190,7 +192,9 @@ def _connect(address: str, timeout: float = 10.0):
 
     def connect():
         try:
-            result["client"] = Client(address, timeout=f"{timeout}s")
+            # not the process's default client: a half-made one must not capture later dask
+            # computations (xarray's), which would then wait on it for ever
+            result["client"] = Client(address, timeout=f"{timeout}s", set_as_default=False)
         except Exception as exc:  # OSError, TimeoutError, ValueError, CommClosedError, …
             result["error"] = exc
 
