@@ -80,9 +80,9 @@ def test_exception_mid_run_marks_failed_and_resume_completes(tmp_path, tiny_cfg)
     ref = record(tiny_cfg, tmp_path / "ref.zarr")
     calls = []
 
-    def boom(n):
+    def boom(n):  # progress is called after every step: crash in step 120, after two flushes
         calls.append(n)
-        if len(calls) == 2:
+        if len(calls) == 120:
             raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError):
