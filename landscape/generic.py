@@ -1,0 +1,185 @@
+"""A training engine for any `torch.nn.Module` (issue 12, first part: the engine itself).
+
+R replicas of one architecture (one module per seed, from a factory) are stacked with
+`torch.func.stack_module_state` and evaluated with `functional_call` under `vmap`; the
+gradient is `torch.func.grad` of the summed loss, Hessian-vector products are
+forward-over-reverse (`jvp` of `grad`), and the spectra come from the same batched block
+Lanczos (`eigen.topk_eigs`). Parameters live as flat vectors θ (R, n), in the order of
+`named_parameters`, so the store, replay and the solver see what they see for the MLP.
+
+It has the interface of `engine.Engine` (gamma, step, advance, accuracy, hvp_block,
+spectrum, loss_at); its oracle is that engine on the same MLP (tests/landscape/test_generic.py).
+Models with buffers (BatchNorm running statistics) are refused: full-batch gradient descent
+on a function of θ alone is what the paper studies, and a buffer would make F depend on history.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.func import functional_call, grad, jvp, stack_module_state, vmap
+
+from . import LandscapeError, losses
+from .data import Dataset
+from .eigen import BlockOp, EigResult, topk_eigs
+from .engine import StepMetrics
+from .schedule import gamma
+
+
+class ModuleEngine:
+    """R replicas of the module `make(seed)` (one per seed) in lockstep."""
+
+    def __init__(
+        self,
+        make: Callable[[int], torch.nn.Module],
+        seeds: Sequence[int],
+        data: Dataset,
+        loss: str,
+        eta,
+        amplitude,
+        period,
+        static_from=None,
+        gamma_shape: str = "triangle",
+        dtype=torch.float64,
+        device="cpu",
+    ):
+        if loss not in losses.LOSSES:
+            raise LandscapeError(f"unknown loss '{loss}'; choose one of {', '.join(losses.LOSSES)}")
+        self.loss_name, self.static_name, self.gamma_shape = loss, losses.STATIC[loss], gamma_shape
+        self.dtype, self.device = dtype, torch.device(device)
+        models = [make(int(s)).to(dtype=dtype, device=self.device) for s in seeds]
+        if any(True for _ in models[0].buffers()):
+            raise LandscapeError(
+                "models with buffers (e.g. BatchNorm running statistics) are not supported: "
+                "use a buffer-free normalisation (LayerNorm, GroupNorm) or none"
+            )
+        self.base = copy.deepcopy(models[0]).to("meta")
+        params, _ = stack_module_state(models)
+        self.names = [name for name, _ in models[0].named_parameters()]
+        self.shapes = [tuple(p.shape) for _, p in models[0].named_parameters()]
+        self.sizes = [int(p.numel()) for _, p in models[0].named_parameters()]
+        self.num_params = sum(self.sizes)
+        self.theta0 = torch.cat([params[n].detach().reshape(len(models), -1) for n in self.names], dim=1)
+        t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=self.device)
+        self.X, self.y = t(data.X), t(data.y, torch.long)
+        self.Y = torch.nn.functional.one_hot(self.y, data.num_classes).to(dtype)
+        self.has_val = data.X_val is not None
+        if self.has_val:
+            self.Xv, self.yv = t(data.X_val), t(data.y_val, torch.long)
+        self.C = data.num_classes
+        self.eta = t(eta).reshape(-1)
+        self.amplitude = t(amplitude).reshape(-1)
+        self.period = torch.as_tensor(period, device=self.device).reshape(-1)
+        self.static_from = static_from
+        self.R = self.eta.shape[0]
+
+    # --- parameters -----------------------------------------------------------------
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{name: (R, *shape)} views of the flat θ (R, n)."""
+        out, off = {}, 0
+        for name, shape, size in zip(self.names, self.shapes, self.sizes):
+            out[name] = theta[:, off : off + size].reshape(theta.shape[0], *shape)
+            off += size
+        return out
+
+    def logits(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """(R, P, C) logits of every replica on the shared inputs X (P, …)."""
+        one = lambda p, x: functional_call(self.base, p, (x,))
+        f = vmap(one, in_dims=(0, None))(self.unflatten(theta), X)
+        if f.dim() != 3 or f.shape[-1] != self.C:
+            raise LandscapeError(
+                f"the model returns shape {tuple(f.shape[1:])} for {X.shape[0]} inputs; "
+                f"it must return (inputs, {self.C}) logits"
+            )
+        return f
+
+    # --- the loss -------------------------------------------------------------------
+    def gamma(self, t) -> torch.Tensor:
+        return gamma(t, self.amplitude, self.period, self.C, self.gamma_shape, self.static_from)
+
+    def _total(self, theta: torch.Tensor, G: torch.Tensor):
+        f = self.logits(theta, self.X)
+        F = losses.loss(self.loss_name, f, self.y, self.Y, G)
+        return F.sum(), (F.detach(), f.detach())
+
+    @torch.no_grad()
+    def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
+        """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,)."""
+        G = self.gamma(t)[replica : replica + 1]
+        out = []
+        for i in range(0, thetas.shape[0], batch):
+            th = thetas[i : i + batch]
+            out.append(losses.loss(self.loss_name, self.logits(th, self.X), self.y, self.Y, G.expand(th.shape[0], -1)))
+        return torch.cat(out)
+
+    # --- one step -------------------------------------------------------------------
+    def _grad(self, theta: torch.Tensor, G: torch.Tensor):
+        return grad(self._total, has_aux=True)(theta, G)
+
+    def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> tuple[torch.Tensor, StepMetrics]:
+        """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t."""
+        G = self.gamma(t) if G is None else G
+        g, (F, f) = self._grad(theta, G)
+        static = losses.loss(self.static_name, f, self.y, self.Y, G)
+        acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
+        new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+        return new, StepMetrics(F, static, acc, self.accuracy(theta, val=True), G)
+
+    @torch.no_grad()
+    def accuracy(self, theta: torch.Tensor, val: bool = False) -> torch.Tensor:
+        if val and not self.has_val:
+            return torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)
+        X, y = (self.Xv, self.yv) if val else (self.X, self.y)
+        return (self.logits(theta, X).argmax(-1) == y).to(self.dtype).mean(dim=1)
+
+    def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
+        """θ_{t1} from θ_{t0}: the same arithmetic as `step`, so replay is bit-identical."""
+        for t in range(t0, t1):
+            g, _ = self._grad(theta, self.gamma(t))
+            theta = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+        return theta
+
+    # --- curvature ------------------------------------------------------------------
+    def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
+        """(V (Ra, b, n), rows) ↦ H V for the replicas `rows` (forward-over-reverse)."""
+        G_all, theta = self.gamma(t), theta.detach()
+
+        def op(V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            th, G = theta[rows], G_all[rows]
+            g = lambda x: self._grad(x, G)[0]
+            return torch.stack([jvp(g, (th,), (V[:, j],))[1] for j in range(V.shape[1])], dim=1)
+
+        return op
+
+    def spectrum(
+        self,
+        theta: torch.Tensor,
+        t: int,
+        k: int = 2,
+        v0: torch.Tensor | None = None,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        seed: int = 0,
+        seeds=None,
+        oversample: int = 1,
+    ) -> EigResult:
+        """Top-k eigenpairs of every replica's Hessian of F_t at θ (see Engine.spectrum)."""
+        R, n = theta.shape
+        if v0 is not None and v0.dim() == 2:
+            v0 = v0.unsqueeze(1)
+        seeds = list(range(R)) if seeds is None else list(seeds)
+        return topk_eigs(
+            self.hvp_block(theta, t),
+            v0,
+            k,
+            seeds=seeds,
+            n=n,
+            oversample=oversample,
+            tol=tol,
+            max_iter=max_iter,
+            salt=seed,
+            dtype=self.dtype,
+            device=self.device,
+        )
