@@ -68,6 +68,12 @@ class RunConfig:
     data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
     until: str = knob("end", "end, or first-instability (stop once every replica has shown one)")
     until_margin: int = knob(200, "steps recorded after the last replica's first instability")
+    model: str | None = knob(
+        None,
+        "your network: PKG.MODULE:FACTORY or FILE.py:FACTORY, make(seed, **model-args) -> nn.Module "
+        "[default: the built-in MLP of --width/--depth/--activation]",
+    )
+    model_args: tuple = knob((), "key=value arguments for the model factory", flag="model-arg", item=str)
     n_per_class: int = knob(100, "spiral points per class")
     data_seed: int = knob(0, "seed of the spiral's training points")
     val_seed: int = knob(1, "seed of the spiral's validation points")
@@ -80,6 +86,9 @@ class RunConfig:
         object.__setattr__(self, "replica_table", rows)
         if self.data and not Path(self.data).is_absolute():  # a store must not depend on the cwd
             object.__setattr__(self, "data", str(Path(self.data).resolve()))
+        if self.model and ".py:" in self.model and not Path(self.model.split(":")[0]).is_absolute():
+            path, name = self.model.rsplit(":", 1)
+            object.__setattr__(self, "model", f"{Path(path).resolve()}:{name}")
 
     # --- validation -------------------------------------------------------------------
     def validate(self) -> RunConfig:
@@ -185,8 +194,12 @@ class RunConfig:
         if data is None:
             memory.require_recording(self)
             return
-        memory.require_recording(self, data.input_dim, data.num_classes, data.X.shape[0])
-        n = self.spec(data).num_params
+        if self.model:
+            from .usermodel import check_model
+
+            check_model(self.factory(), data.X, data.num_classes)
+        n = self.num_params(data)
+        memory.require_recording(self, data.input_dim, data.num_classes, data.X.shape[0], n)
         if self.top_k + self.eig_oversample > n:
             raise LandscapeError(
                 f"top-k ({self.top_k}) + eig-oversample ({self.eig_oversample}) exceeds the "
@@ -199,14 +212,48 @@ class RunConfig:
         return spiral_dataset(self.n_per_class, 3, self.data_seed, self.val_seed)
 
     def spec(self, data: Dataset) -> MLPSpec:
+        """The built-in MLP for these data (2-D inputs)."""
+        if data.X.ndim != 2:
+            raise LandscapeError(
+                f"the built-in MLP takes 2-D inputs (samples × features), the data have shape "
+                f"{data.X.shape}; give --model for your own network"
+            )
         return MLPSpec(data.input_dim, self.width, data.num_classes, self.depth, self.activation)
 
+    def num_params(self, data: Dataset) -> int:
+        if self.model:
+            return sum(p.numel() for p in self.factory()(0).parameters())
+        return self.spec(data).num_params
+
+    def factory(self):
+        """`seed -> nn.Module` from `model` and `model_args` (landscape.usermodel)."""
+        from .usermodel import load_factory
+
+        return load_factory(self.model, self.model_args)
+
     def engine(self, data: Dataset, replicas: Sequence[Replica] | None = None):
-        """The engine for these replicas (default: all of the table)."""
+        """The engine for these replicas (default: all of the table): the fast MLP engine, or
+        the generic torch.func engine for a user's model."""
         from .engine import Engine
 
         reps = self.replicas() if replicas is None else replicas
         static = [static_start(self.steps, r.period) for r in reps] if self.static_last else None
+        if self.model:
+            from .generic import ModuleEngine
+
+            return ModuleEngine(
+                self.factory(),
+                [r.seed for r in reps],
+                data,
+                self.loss,
+                [r.eta for r in reps],
+                [r.amplitude for r in reps],
+                [r.period for r in reps],
+                static_from=static,
+                gamma_shape=self.gamma_shape,
+                dtype=DTYPES[self.dtype],
+                device=self.device,
+            )
         return Engine(
             self.spec(data),
             data,
@@ -235,4 +282,5 @@ class RunConfig:
             raw[k] = tuple(raw[k])
         raw.setdefault("hessian_pairs", False)  # stores written before pairs existed
         raw.setdefault("eig_oversample", 1)
+        raw["model_args"] = tuple(raw.get("model_args", ()))
         return cls(**raw)

@@ -98,8 +98,10 @@ def _read_arrays(path: Path) -> dict:
 
 
 def _check_pair(X, y, name: str, path: Path):
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise LandscapeError(f"{path}: {name} must be a non-empty 2-D array (samples × features), got shape {X.shape}")
+    if X.ndim < 2 or X.size == 0:
+        raise LandscapeError(
+            f"{path}: {name} must be a non-empty array of samples × features (or × any shape), " f"got shape {X.shape}"
+        )
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise LandscapeError(f"{path}: labels for {name} must be 1-D with {X.shape[0]} entries, got shape {y.shape}")
     if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X) or not np.all(np.isfinite(X)):
@@ -125,8 +127,8 @@ def load_dataset(path: str | Path) -> Dataset:
     if "X_val" in arrays:
         Xv, yv = arrays["X_val"], arrays["y_val"]
         _check_pair(Xv, yv, "X_val", path)
-        if Xv.shape[1] != X.shape[1]:
-            raise LandscapeError(f"{path}: X_val has {Xv.shape[1]} features, X has {X.shape[1]}")
+        if Xv.shape[1:] != X.shape[1:]:
+            raise LandscapeError(f"{path}: X_val samples have shape {Xv.shape[1:]}, X samples {X.shape[1:]}")
     labels = y if yv is None else np.concatenate([y, yv])
     num_classes = int(labels.max()) + 1
     if num_classes < 2:

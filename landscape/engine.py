@@ -67,6 +67,14 @@ class Engine:
         self.static_from = None if static_from is None else t(static_from, torch.long).reshape(-1)
         self.R = self.eta.shape[0]
 
+    @property
+    def num_params(self) -> int:
+        return self.spec.num_params
+
+    def init(self, seeds) -> torch.Tensor:
+        """θ (R, n) of the reference initialisation for these seeds."""
+        return self.spec.init(seeds, self.dtype, self.device)
+
     # --- the loss -------------------------------------------------------------------
     def gamma(self, t) -> torch.Tensor:
         """Γ (R, C) at step t, or (S, R, C) for a sequence of steps."""

@@ -49,7 +49,8 @@ class ModuleEngine:
             raise LandscapeError(f"unknown loss '{loss}'; choose one of {', '.join(losses.LOSSES)}")
         self.loss_name, self.static_name, self.gamma_shape = loss, losses.STATIC[loss], gamma_shape
         self.dtype, self.device = dtype, torch.device(device)
-        models = [make(int(s)).to(dtype=dtype, device=self.device) for s in seeds]
+        self.make = make
+        models = self._models(seeds)
         if any(True for _ in models[0].buffers()):
             raise LandscapeError(
                 "models with buffers (e.g. BatchNorm running statistics) are not supported: "
@@ -61,7 +62,7 @@ class ModuleEngine:
         self.shapes = [tuple(p.shape) for _, p in models[0].named_parameters()]
         self.sizes = [int(p.numel()) for _, p in models[0].named_parameters()]
         self.num_params = sum(self.sizes)
-        self.theta0 = torch.cat([params[n].detach().reshape(len(models), -1) for n in self.names], dim=1)
+        self.theta0 = self._flat(params, len(models))
         t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=self.device)
         self.X, self.y = t(data.X), t(data.y, torch.long)
         self.Y = torch.nn.functional.one_hot(self.y, data.num_classes).to(dtype)
@@ -76,6 +77,27 @@ class ModuleEngine:
         self.R = self.eta.shape[0]
 
     # --- parameters -----------------------------------------------------------------
+    def _models(self, seeds) -> list[torch.nn.Module]:
+        out = []
+        for s in seeds:
+            m = self.make(int(s))
+            if not isinstance(m, torch.nn.Module):
+                raise LandscapeError(f"the model factory returned {type(m).__name__}, not a torch.nn.Module")
+            out.append(m.to(dtype=self.dtype, device=self.device))
+        return out
+
+    def _flat(self, params: dict, R: int) -> torch.Tensor:
+        return torch.cat([params[n].detach().reshape(R, -1) for n in self.names], dim=1)
+
+    def init(self, seeds) -> torch.Tensor:
+        """θ (R, n): the factory's modules for these seeds, flattened in `named_parameters` order."""
+        params, _ = stack_module_state(self._models(seeds))
+        return self._flat(params, len(seeds))
+
+    def param_map(self) -> list:
+        """[[name, shape], …] in the order of θ's entries: stored with the recording."""
+        return [[n, list(s)] for n, s in zip(self.names, self.shapes)]
+
     def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         """{name: (R, *shape)} views of the flat θ (R, n)."""
         out, off = {}, 0

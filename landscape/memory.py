@@ -70,25 +70,30 @@ def bytes_per_replica(cfg, input_dim=2, num_classes=3, points=300) -> int:
     return size * (acts + lanczos + 8 * n)
 
 
-def recording_bytes(cfg, input_dim: int, num_classes: int, points: int) -> int:
+def recording_bytes(cfg, input_dim: int, num_classes: int, points: int, n: int | None = None) -> int:
     """A recording's memory: engine working set, per-chunk buffers, step axes, labels, and the
-    loss history of `--until first-instability`."""
+    loss history of `--until first-instability` (n: the parameter count of a user's model)."""
     R = len(cfg.replicas())
-    n = num_params(cfg.width, cfg.depth, input_dim, num_classes)
+    n = num_params(cfg.width, cfg.depth, input_dim, num_classes) if n is None else n
     chunk = min(cfg.chunk_steps, cfg.steps)
     k = cfg.top_k + cfg.eig_oversample
     buffers = R * (chunk * 4 + 3 * chunk * k + (chunk // cfg.save_params_every + 1) * n * (1 + k)) * 8
     axes = 3 * cfg.steps * 8
     labels = 2 * points * num_classes * 8
     history = R * cfg.steps * 8 if cfg.until == "first-instability" else 0
-    return R * bytes_per_replica(cfg, input_dim, num_classes, points) + buffers + axes + labels + history
+    per = (
+        bytes_per_replica(cfg, input_dim, num_classes, points) if not cfg.model else 8 * n * (2 * cfg.eig_max_iter + 8)
+    )
+    return R * per + buffers + axes + labels + history
 
 
-def require_recording(cfg, input_dim: int | None = None, num_classes: int | None = None, points: int | None = None):
+def require_recording(
+    cfg, input_dim: int | None = None, num_classes: int | None = None, points: int | None = None, n: int | None = None
+):
     """Refuse a recording that cannot fit (before the data, the engine or the store exist).
     Without data dimensions, the spiral's are used."""
     if input_dim is not None and num_classes is not None and points is not None:
         dims = (input_dim, num_classes, points)
     else:
         dims = (2, 3, 3 * int(cfg.n_per_class))
-    require(recording_bytes(cfg, *dims), "this recording", cfg.device)
+    require(recording_bytes(cfg, *dims, n=n), "this recording", cfg.device)

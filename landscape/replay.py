@@ -35,7 +35,7 @@ def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
     engine = cfg.engine(cfg.dataset(), [reps_all[i] for i in idx])
     pe = cfg.save_params_every
     stored = store["params"]
-    out = np.empty((len(idx), len(steps), engine.spec.num_params))
+    out = np.empty((len(idx), len(steps), engine.num_params))
     cur_t, theta = -1, torch.empty(0)
     for j in np.argsort(steps, kind="stable"):
         s = steps[j]

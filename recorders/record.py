@@ -40,9 +40,10 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
     engine = cfg.engine(data)
     with lock.held(out):  # one writer: a live recording of `out` is never replaced
         prepare_out(out, overwrite)
-        spec = engine.spec
-        store = RunStore.create(out, cfg, data.num_classes, spec.num_params, data.source, data.digest())
-        theta = spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device)
+        store = RunStore.create(out, cfg, data.num_classes, engine.num_params, data.source, data.digest())
+        if hasattr(engine, "param_map"):  # a user's model: which entries of θ are which parameter
+            store.set_attrs(param_map=engine.param_map())
+        theta = engine.init([r.seed for r in cfg.replicas()])
         _run(store, cfg, engine, theta, 0, None, progress)
     return out
 
@@ -98,7 +99,7 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
     data = cfg.dataset()
     cfg.check_fits(data)
     engine = cfg.engine(data)
-    n = engine.spec.num_params
+    n = engine.num_params
     if n != store.attrs["num_params"]:
         raise LandscapeError(
             f"{path}: data or network differ from the recording ({n} vs {store.attrs['num_params']} parameters)"
@@ -118,7 +119,7 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
         )
     store = RunStore.open(path, mode="r+")
     if done == 0:
-        theta, warm = engine.spec.init([r.seed for r in cfg.replicas()], engine.dtype, engine.device), None
+        theta, warm = engine.init([r.seed for r in cfg.replicas()]), None
     else:
         th, ev = store.read_ckpt(done, n)
         theta = torch.as_tensor(th, device=engine.device).to(engine.dtype)
@@ -253,7 +254,7 @@ class _Buffers:
     with the flush interval, and fragmented the heap)."""
 
     def __init__(self, cfg: RunConfig, engine: Engine, R: int):
-        c, k, n = cfg.chunk_steps, cfg.top_k, engine.spec.num_params
+        c, k, n = cfg.chunk_steps, cfg.top_k, engine.num_params
         kw = dict(dtype=engine.dtype, device=engine.device)
         self.step = {name: torch.empty((R, c), **kw) for name in PER_STEP}
         nh = max(1, len(cfg.hessian_steps(0, c)))  # the same count in every full chunk, at most

@@ -218,7 +218,7 @@ def measure_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:
     keep_freed_memory()
     c = replace(cfg, replica_table=tuple(Replica(s, 1.0, 50.0, 5000) for s in range(replicas)))
     eng = c.engine(c.dataset())
-    theta = eng.spec.init(range(replicas), eng.dtype, eng.device)
+    theta = eng.init(range(replicas))
     for t in range(3):
         theta, _ = eng.step(theta, t)
     res = eng.spectrum(theta, 3, cfg.top_k, tol=cfg.eig_tol, oversample=cfg.eig_oversample)

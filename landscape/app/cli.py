@@ -165,10 +165,12 @@ def info(store):
     if a.get("stopped"):
         click.echo(f"stopped    early: {a['stopped']}")
     click.echo(f"loss       {cfg.loss}   Γ {cfg.gamma_shape}" + ("  static last period" if cfg.static_last else ""))
-    click.echo(
-        f"network    width {cfg.width} depth {cfg.depth} {cfg.activation}, {a.get('num_params')} parameters, "
-        f"{cfg.dtype} on {cfg.device}"
+    net = (
+        f"model {cfg.model}" + (f" ({', '.join(cfg.model_args)})" if cfg.model_args else "")
+        if cfg.model
+        else f"width {cfg.width} depth {cfg.depth} {cfg.activation}"
     )
+    click.echo(f"network    {net}, {a.get('num_params')} parameters, {cfg.dtype} on {cfg.device}")
     click.echo(f"data       {a.get('data')}")
     click.echo(
         f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
@@ -277,7 +279,7 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
         )
     run_steps = sum(b.steps * len(b.replicas()) for b in batches)
     data = batches[0].dataset()
-    size = sum(nbytes(b, data.num_classes, b.spec(data).num_params) for b in batches)
+    size = sum(nbytes(b, data.num_classes, b.num_params(data)) for b in batches)
     click.echo(f"run-steps {run_steps:,}; store ≤ {size / 1e9:.2f} GB uncompressed")
     if spec.base.until == "first-instability":
         click.echo("  (--until first-instability: batches stop early, so steps and size are upper bounds)")

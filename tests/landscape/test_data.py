@@ -47,7 +47,7 @@ def test_user_data_roundtrip(tmp_path, suffix):
     [
         (dict(X=np.zeros((3, 2))), "missing array 'y'"),
         (dict(X=np.zeros((3, 2)), y=np.zeros(4)), "3 entries"),
-        (dict(X=np.zeros(3), y=np.zeros(3)), "2-D"),
+        (dict(X=np.zeros(3), y=np.zeros(3)), "samples × features"),
         (dict(X=np.full((3, 2), np.nan), y=np.zeros(3)), "finite"),
         (dict(X=np.zeros((3, 2)), y=np.array([0, 1.5, 1])), "integers"),
         (dict(X=np.zeros((3, 2)), y=np.array([0, 1, 1]), X_val=np.zeros((2, 2))), "both X_val and y_val"),

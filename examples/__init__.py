@@ -1,0 +1,1 @@
+"""Example model factories for `landscape record --model examples.MODULE:FACTORY`."""

@@ -1,0 +1,107 @@
+"""`landscape record --model …`: a user's network end to end, loaded by module or by file,
+and bad model specs as one line."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+from landscape.app.cli import main
+from landscape.replay import params_at
+from landscape.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--steps", "40", "--hessian-every", "10", "--save-params-every", "20", "--chunk-steps", "20", "-q"]
+
+
+def digits_subset(tmp_path, n=120) -> Path:
+    d = np.load(ROOT / "data" / "digits.npz")
+    p = tmp_path / "digits_small.npz"
+    np.savez(p, X=d["X"][:n], y=d["y"][:n], X_val=d["X_val"][:60], y_val=d["y_val"][:60])
+    return p
+
+
+def test_cnn_from_examples_records_replays_and_analyses(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # `examples.cnn` is importable from the repository root
+    out = tmp_path / "cnn.zarr"
+    r = CliRunner().invoke(
+        main,
+        [
+            "record",
+            "--model",
+            "examples.cnn:make",
+            "--model-arg",
+            "channels=2",
+            "--data",
+            str(digits_subset(tmp_path)),
+            "--loss",
+            "dce",
+            "--eta",
+            "0.5,1",
+            "-A",
+            "5",
+            "-T",
+            "20",
+            "--out",
+            str(out),
+        ]
+        + SMALL,
+    )
+    assert r.exit_code == 0, r.output
+    store = RunStore.open(out)
+    names = [n for n, _ in store.attrs["param_map"]]
+    assert names == ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"]
+    ds = xr.open_zarr(out)
+    n = store.attrs["num_params"]
+    assert n == 2 * 9 + 2 + 2 * 2 * 9 + 2 + 32 * 10 + 10 and ds.sizes["param"] == n
+    assert np.isfinite(ds.eigval.values).all() and (ds.eigconv.values).all()
+    # replay is bit-identical to the recorded parameters at a saved step
+    np.testing.assert_array_equal(params_at(out, [20], [1])[0, 0], ds.params.isel(replica=1).sel(pstep=20).values)
+    r = CliRunner().invoke(main, ["analyze", "bifurcations", str(out)])
+    assert r.exit_code == 0, r.output
+
+
+def test_factory_from_a_file_path(tmp_path):
+    f = tmp_path / "mynet.py"
+    shutil.copy(ROOT / "examples" / "cnn.py", f)
+    out = tmp_path / "f.zarr"
+    r = CliRunner().invoke(
+        main, ["record", "--model", f"{f}:make", "--data", str(digits_subset(tmp_path)), "--out", str(out)] + SMALL
+    )
+    assert r.exit_code == 0, r.output
+    assert RunStore.open(out).config.model == f"{f}:make"
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("no_such_module:make", "cannot import module 'no_such_module'"),
+        ("examples.cnn:nothing", "has no callable 'nothing'"),
+        ("examples.cnn", "expected PKG.MODULE:FACTORY"),
+        ("examples.cnn:DigitsCNN", "the model failed on inputs of shape (2, 8, 8)"),  # DigitsCNN(0): 0 channels
+    ],
+)
+def test_bad_model_specs_are_one_line(tmp_path, monkeypatch, model, message):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "bad.zarr"
+    r = CliRunner().invoke(
+        main, ["record", "--model", model, "--data", str(digits_subset(tmp_path)), "--out", str(out)] + SMALL
+    )
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and message in r.output, r.output
+    assert not out.exists()
+
+
+def test_a_raising_factory_and_images_without_a_model(tmp_path):
+    f = tmp_path / "boom.py"
+    f.write_text("def make(seed):\n    raise ValueError('no GPU here')\n")
+    data = str(digits_subset(tmp_path))
+    r = CliRunner().invoke(main, ["record", "--model", f"{f}:make", "--data", data, "--out", str(tmp_path / "a.zarr")])
+    assert r.exit_code == 2 and "raised ValueError: no GPU here" in r.output and r.output.count("\n") == 1
+    r = CliRunner().invoke(main, ["record", "--data", data, "--out", str(tmp_path / "b.zarr")] + SMALL)
+    assert r.exit_code == 2 and "the built-in MLP takes 2-D inputs" in r.output
+    f.write_text("import torch\ndef make(seed):\n    return torch.nn.Linear(8, 5).double()\n")  # per row of 8
+    r = CliRunner().invoke(main, ["record", "--model", f"{f}:make", "--data", data, "--out", str(tmp_path / "c.zarr")])
+    assert r.exit_code == 2 and "returns shape (2, 8, 5)" in r.output and "(inputs, 10) logits" in r.output
