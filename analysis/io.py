@@ -32,7 +32,7 @@ def open_run(path) -> tuple[xr.Dataset, RunConfig]:
             f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
             "or resume it if its recorder died"
         )
-    require_intact(path, ANALYSED)  # never analyse fill values where data should be
+    require_intact(store, ANALYSED)  # never analyse fill values where data should be
     ds = store.dataset()
     if ds.sizes["step"] == 0:
         raise LandscapeError(f"{path} holds no recorded steps")

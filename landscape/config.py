@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -197,8 +197,9 @@ class RunConfig:
         if self.model:
             from .usermodel import check_model
 
-            check_model(self.factory(), data.X, data.num_classes)
-        n = self.num_params(data)
+            n = check_model(self.factory(), data.X, data.num_classes)  # builds the model once
+        else:
+            n = self.spec(data).num_params
         memory.require_recording(self, data.input_dim, data.num_classes, data.X.shape[0], n)
         if self.top_k + self.eig_oversample > n:
             raise LandscapeError(
@@ -238,34 +239,22 @@ class RunConfig:
 
         reps = self.replicas() if replicas is None else replicas
         static = [static_start(self.steps, r.period) for r in reps] if self.static_last else None
-        if self.model:
-            from .generic import ModuleEngine
-
-            return ModuleEngine(
-                self.factory(),
-                [r.seed for r in reps],
-                data,
-                self.loss,
-                [r.eta for r in reps],
-                [r.amplitude for r in reps],
-                [r.period for r in reps],
-                static_from=static,
-                gamma_shape=self.gamma_shape,
-                dtype=DTYPES[self.dtype],
-                device=self.device,
-            )
-        return Engine(
-            self.spec(data),
-            data,
-            self.loss,
-            [r.eta for r in reps],
-            [r.amplitude for r in reps],
-            [r.period for r in reps],
+        common: dict[str, Any] = dict(
+            data=data,
+            loss=self.loss,
+            eta=[r.eta for r in reps],
+            amplitude=[r.amplitude for r in reps],
+            period=[r.period for r in reps],
             static_from=static,
             gamma_shape=self.gamma_shape,
             dtype=DTYPES[self.dtype],
             device=self.device,
         )
+        if self.model:
+            from .generic import ModuleEngine
+
+            return ModuleEngine(self.factory(), [r.seed for r in reps], **common)
+        return Engine(self.spec(data), **common)
 
     # --- (de)serialisation ------------------------------------------------------------
     def to_json(self) -> str:

@@ -31,12 +31,13 @@ class StepMetrics:
     gamma: torch.Tensor  # (R, C)
 
 
-class Engine:
-    """Owns the data on the device and the per-replica hyper-parameters."""
+class ReplicaEngine:
+    """What every engine shares: the data and the per-replica hyper-parameters on the device,
+    Γ, accuracy, replay and the spectra. A subclass supplies the network: `_gradient(θ, Γ)`
+    (∇F per replica), `_logits(θ, val)` and `hvp_block`."""
 
     def __init__(
         self,
-        spec: MLPSpec,
         data: Dataset,
         loss: str,
         eta,
@@ -49,17 +50,15 @@ class Engine:
     ):
         if loss not in losses.LOSSES:
             raise KeyError(f"unknown loss {loss!r}")
-        self.spec, self.loss_name, self.gamma_shape = spec, loss, gamma_shape
+        self.loss_name, self.gamma_shape = loss, gamma_shape
         self.static_name = losses.STATIC[loss]
         self.dtype, self.device = dtype, torch.device(device)
         t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=self.device)
         self.X, self.y = t(data.X), t(data.y, torch.long)
-        self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
         self.Y = torch.nn.functional.one_hot(self.y, data.num_classes).to(dtype)
         self.has_val = data.X_val is not None
         if self.has_val:
             self.Xv, self.yv = t(data.X_val), t(data.y_val, torch.long)
-            self.XvT = self.Xv.t().contiguous()
         self.C = data.num_classes
         self.eta = t(eta).reshape(-1)
         self.amplitude = t(amplitude).reshape(-1)
@@ -67,56 +66,26 @@ class Engine:
         self.static_from = None if static_from is None else t(static_from, torch.long).reshape(-1)
         self.R = self.eta.shape[0]
 
-    @property
-    def num_params(self) -> int:
-        return self.spec.num_params
+    def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
-    def init(self, seeds) -> torch.Tensor:
-        """θ (R, n) of the reference initialisation for these seeds."""
-        return self.spec.init(seeds, self.dtype, self.device)
+    def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
+        raise NotImplementedError
 
     # --- the loss -------------------------------------------------------------------
     def gamma(self, t) -> torch.Tensor:
         """Γ (R, C) at step t, or (S, R, C) for a sequence of steps."""
         return gamma(t, self.amplitude, self.period, self.C, self.gamma_shape, self.static_from)
 
-    def _loss_fn(self, G, name=None):
-        name = name or self.loss_name
-        return lambda f: losses.loss(name, f, self.y, self.Y, G)
-
-    @torch.no_grad()
-    def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
-        """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,).
-
-        For loss landscapes: the rows are points of a grid, evaluated `batch` at a time.
-        """
-        G = self.gamma(t)[replica : replica + 1]
-        out = []
-        for i in range(0, thetas.shape[0], batch):
-            th = thetas[i : i + batch]
-            _, f = derivatives.forward_hidden(self.spec, th, self.XT)
-            out.append(losses.loss(self.loss_name, f, self.y, self.Y, G.expand(th.shape[0], -1)))
-        return torch.cat(out)
-
-    # --- one step -------------------------------------------------------------------
-    @torch.no_grad()
-    def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> tuple[torch.Tensor, StepMetrics]:
-        """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (G: Γ(t) if precomputed)."""
-        G = self.gamma(t) if G is None else G
-        g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
-        static = losses.loss(self.static_name, f, self.y, self.Y, G)
-        acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
-        val = self.accuracy(theta, val=True)
-        new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
-        return new, StepMetrics(F, static, acc, val, G)
-
     @torch.no_grad()
     def accuracy(self, theta: torch.Tensor, val: bool = False) -> torch.Tensor:
         if val and not self.has_val:
             return torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)
-        XT, y = (self.XvT, self.yv) if val else (self.XT, self.y)
-        _, f = derivatives.forward_hidden(self.spec, theta, XT)
-        return (f.argmax(-1) == y).to(self.dtype).mean(dim=1)
+        y = self.yv if val else self.y
+        return (self._logits(theta, val).argmax(-1) == y).to(self.dtype).mean(dim=1)
 
     @torch.no_grad()
     def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
@@ -125,43 +94,10 @@ class Engine:
         The same arithmetic as `step`, so replay reproduces a recording bit for bit.
         """
         for t in range(t0, t1):
-            g, _, _, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(self.gamma(t)))
-            theta = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+            theta = torch.addcmul(theta, self.eta.unsqueeze(1), self._gradient(theta, self.gamma(t)), value=-1.0)
         return theta
 
     # --- curvature ------------------------------------------------------------------
-    def _hvp_cache(self, theta: torch.Tensor, t: int) -> derivatives.Cache:
-        with torch.no_grad():
-            return derivatives.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)[
-                3
-            ]
-
-    def hvp(self, theta: torch.Tensor, t: int):
-        """The map V (R, n) ↦ H_t(θ) V, row r by replica r's Hessian (hand-written R-operator)."""
-        cache = self._hvp_cache(theta, t)
-        return lambda V: derivatives.hvp(self.spec, cache, V)
-
-    def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
-        """The block map (V (Ra, b, n), rows) ↦ H V for the replicas `rows`, as the solver wants it.
-
-        The cache is cut down to the active replicas once per change of the active set.
-        """
-        full = self._hvp_cache(theta, t)
-        cut = full  # the cache of the current active set; rows only shrink, so its size names it
-
-        def op(V, rows):
-            nonlocal cut
-            c = cut
-            if c.theta.shape[0] != rows.numel():
-                c = cut = derivatives.subset(full, rows)
-            if rows.numel() < 4:  # launch-bound: one pass for the block (measured 0.64× the time at R = 1)
-                return derivatives.hvp_block(self.spec, c, V)
-            # memory-bound: column by column (the block's strided (R, width, b, P) copies cost
-            # 1.4–2.7× at R = 64–256)
-            return torch.stack([derivatives.hvp(self.spec, c, V[:, j]) for j in range(V.shape[1])], dim=1)
-
-        return op
-
     def spectrum(
         self,
         theta: torch.Tensor,
@@ -197,3 +133,103 @@ class Engine:
             dtype=self.dtype,
             device=self.device,
         )
+
+
+class Engine(ReplicaEngine):
+    """The built-in MLP with hand-written passes (derivatives.py): the fast engine."""
+
+    def __init__(
+        self,
+        spec: MLPSpec,
+        data: Dataset,
+        loss: str,
+        eta,
+        amplitude,
+        period,
+        static_from=None,
+        gamma_shape: str = "triangle",
+        dtype=torch.float64,
+        device="cpu",
+    ):
+        super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device)
+        self.spec = spec
+        self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
+        if self.has_val:
+            self.XvT = self.Xv.t().contiguous()
+
+    @property
+    def num_params(self) -> int:
+        return self.spec.num_params
+
+    def init(self, seeds) -> torch.Tensor:
+        """θ (R, n) of the reference initialisation for these seeds."""
+        return self.spec.init(seeds, self.dtype, self.device)
+
+    def _loss_fn(self, G, name=None):
+        name = name or self.loss_name
+        return lambda f: losses.loss(name, f, self.y, self.Y, G)
+
+    def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        return derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))[0]
+
+    def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
+        return derivatives.forward_hidden(self.spec, theta, self.XvT if val else self.XT)[1]
+
+    @torch.no_grad()
+    def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
+        """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,).
+
+        For loss landscapes: the rows are points of a grid, evaluated `batch` at a time.
+        """
+        G = self.gamma(t)[replica : replica + 1]
+        out = []
+        for i in range(0, thetas.shape[0], batch):
+            th = thetas[i : i + batch]
+            _, f = derivatives.forward_hidden(self.spec, th, self.XT)
+            out.append(losses.loss(self.loss_name, f, self.y, self.Y, G.expand(th.shape[0], -1)))
+        return torch.cat(out)
+
+    # --- one step -------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> tuple[torch.Tensor, StepMetrics]:
+        """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (G: Γ(t) if precomputed)."""
+        G = self.gamma(t) if G is None else G
+        g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
+        static = losses.loss(self.static_name, f, self.y, self.Y, G)
+        acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
+        val = self.accuracy(theta, val=True)
+        new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+        return new, StepMetrics(F, static, acc, val, G)
+
+    # --- curvature ------------------------------------------------------------------
+    def _hvp_cache(self, theta: torch.Tensor, t: int) -> derivatives.Cache:
+        with torch.no_grad():
+            return derivatives.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)[
+                3
+            ]
+
+    def hvp(self, theta: torch.Tensor, t: int):
+        """The map V (R, n) ↦ H_t(θ) V, row r by replica r's Hessian (hand-written R-operator)."""
+        cache = self._hvp_cache(theta, t)
+        return lambda V: derivatives.hvp(self.spec, cache, V)
+
+    def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
+        """The block map (V (Ra, b, n), rows) ↦ H V for the replicas `rows`, as the solver wants it.
+
+        The cache is cut down to the active replicas once per change of the active set.
+        """
+        full = self._hvp_cache(theta, t)
+        cut = full  # the cache of the current active set; rows only shrink, so its size names it
+
+        def op(V, rows):
+            nonlocal cut
+            c = cut
+            if c.theta.shape[0] != rows.numel():
+                c = cut = derivatives.subset(full, rows)
+            if rows.numel() < 4:  # launch-bound: one pass for the block (measured 0.64× the time at R = 1)
+                return derivatives.hvp_block(self.spec, c, V)
+            # memory-bound: column by column (the block's strided (R, width, b, P) copies cost
+            # 1.4–2.7× at R = 64–256)
+            return torch.stack([derivatives.hvp(self.spec, c, V[:, j]) for j in range(V.shape[1])], dim=1)
+
+        return op

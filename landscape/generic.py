@@ -7,8 +7,9 @@ forward-over-reverse (`jvp` of `grad`), and the spectra come from the same batch
 Lanczos (`eigen.topk_eigs`). Parameters live as flat vectors θ (R, n), in the order of
 `named_parameters`, so the store, replay and the solver see what they see for the MLP.
 
-It has the interface of `engine.Engine` (gamma, step, advance, accuracy, hvp_block,
-spectrum, loss_at); its oracle is that engine on the same MLP (tests/landscape/test_generic.py).
+It shares `engine.ReplicaEngine` with the fast MLP engine (data, Γ, accuracy, replay,
+spectra) and adds the network's passes (step, loss_at, hvp_block); its oracle is that
+engine on the same MLP (tests/landscape/test_generic.py).
 Models with buffers (BatchNorm running statistics) are refused: full-batch gradient descent
 on a function of θ alone is what the paper studies, and a buffer would make F depend on history.
 """
@@ -23,12 +24,11 @@ from torch.func import functional_call, grad, jvp, stack_module_state, vmap
 
 from . import LandscapeError, losses
 from .data import Dataset
-from .eigen import BlockOp, EigResult, topk_eigs
-from .engine import StepMetrics
-from .schedule import gamma
+from .eigen import BlockOp
+from .engine import ReplicaEngine, StepMetrics
 
 
-class ModuleEngine:
+class ModuleEngine(ReplicaEngine):
     """R replicas of the module `make(seed)` (one per seed) in lockstep."""
 
     def __init__(
@@ -47,8 +47,7 @@ class ModuleEngine:
     ):
         if loss not in losses.LOSSES:
             raise LandscapeError(f"unknown loss '{loss}'; choose one of {', '.join(losses.LOSSES)}")
-        self.loss_name, self.static_name, self.gamma_shape = loss, losses.STATIC[loss], gamma_shape
-        self.dtype, self.device = dtype, torch.device(device)
+        super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device)
         self.make = make
         models = self._models(seeds)
         if any(True for _ in models[0].buffers()):
@@ -63,18 +62,6 @@ class ModuleEngine:
         self.sizes = [int(p.numel()) for _, p in models[0].named_parameters()]
         self.num_params = sum(self.sizes)
         self.theta0 = self._flat(params, len(models))
-        t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=self.device)
-        self.X, self.y = t(data.X), t(data.y, torch.long)
-        self.Y = torch.nn.functional.one_hot(self.y, data.num_classes).to(dtype)
-        self.has_val = data.X_val is not None
-        if self.has_val:
-            self.Xv, self.yv = t(data.X_val), t(data.y_val, torch.long)
-        self.C = data.num_classes
-        self.eta = t(eta).reshape(-1)
-        self.amplitude = t(amplitude).reshape(-1)
-        self.period = torch.as_tensor(period, device=self.device).reshape(-1)
-        self.static_from = static_from
-        self.R = self.eta.shape[0]
 
     # --- parameters -----------------------------------------------------------------
     def _models(self, seeds) -> list[torch.nn.Module]:
@@ -118,9 +105,6 @@ class ModuleEngine:
         return f
 
     # --- the loss -------------------------------------------------------------------
-    def gamma(self, t) -> torch.Tensor:
-        return gamma(t, self.amplitude, self.period, self.C, self.gamma_shape, self.static_from)
-
     def _total(self, theta: torch.Tensor, G: torch.Tensor):
         f = self.logits(theta, self.X)
         F = losses.loss(self.loss_name, f, self.y, self.Y, G)
@@ -149,19 +133,11 @@ class ModuleEngine:
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
         return new, StepMetrics(F, static, acc, self.accuracy(theta, val=True), G)
 
-    @torch.no_grad()
-    def accuracy(self, theta: torch.Tensor, val: bool = False) -> torch.Tensor:
-        if val and not self.has_val:
-            return torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)
-        X, y = (self.Xv, self.yv) if val else (self.X, self.y)
-        return (self.logits(theta, X).argmax(-1) == y).to(self.dtype).mean(dim=1)
+    def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        return self._grad(theta, G)[0]
 
-    def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
-        """θ_{t1} from θ_{t0}: the same arithmetic as `step`, so replay is bit-identical."""
-        for t in range(t0, t1):
-            g, _ = self._grad(theta, self.gamma(t))
-            theta = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
-        return theta
+    def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
+        return self.logits(theta, self.Xv if val else self.X)
 
     # --- curvature ------------------------------------------------------------------
     def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
@@ -174,34 +150,3 @@ class ModuleEngine:
             return torch.stack([jvp(g, (th,), (V[:, j],))[1] for j in range(V.shape[1])], dim=1)
 
         return op
-
-    def spectrum(
-        self,
-        theta: torch.Tensor,
-        t: int,
-        k: int = 2,
-        v0: torch.Tensor | None = None,
-        tol: float = 1e-3,
-        max_iter: int = 100,
-        seed: int = 0,
-        seeds=None,
-        oversample: int = 1,
-    ) -> EigResult:
-        """Top-k eigenpairs of every replica's Hessian of F_t at θ (see Engine.spectrum)."""
-        R, n = theta.shape
-        if v0 is not None and v0.dim() == 2:
-            v0 = v0.unsqueeze(1)
-        seeds = list(range(R)) if seeds is None else list(seeds)
-        return topk_eigs(
-            self.hvp_block(theta, t),
-            v0,
-            k,
-            seeds=seeds,
-            n=n,
-            oversample=oversample,
-            tol=tol,
-            max_iter=max_iter,
-            salt=seed,
-            dtype=self.dtype,
-            device=self.device,
-        )

@@ -67,8 +67,10 @@ def _time_steps(store: RunStore, dim: str) -> np.ndarray:
 
 
 def check(path, arrays: tuple[str, ...] | None = None) -> Report:
-    """Read every chunk of `arrays` (default: all) that holds recorded steps."""
-    store = RunStore.open(path)  # metadata: arrays, shapes, steps_done (raises if broken)
+    """Read every chunk of `arrays` (default: all) that holds recorded steps. `path` may be a
+    store already opened (its metadata verified then), so a caller does not open it twice."""
+    store = path if isinstance(path, RunStore) else RunStore.open(path)  # verifies the metadata
+    path = store.path
     done = store.steps_done
     C, n = int(store.attrs["num_classes"]), int(store.attrs["num_params"])
     damaged: list[Damage] = []

@@ -70,9 +70,9 @@ def load_factory(spec: str | None, args=()):
     return make
 
 
-def check_model(make, X, num_classes: int):
+def check_model(make, X, num_classes: int) -> int:
     """Build the seed-0 module and run it on two samples: a wrong output shape or a failing
-    forward is one line before anything is recorded."""
+    forward is one line before anything is recorded. Returns its parameter count."""
     import torch
 
     m = make(0)
@@ -93,3 +93,4 @@ def check_model(make, X, num_classes: int):
             f"--model: the model returns shape {tuple(f.shape)} for inputs of shape "
             f"{tuple(x.shape)}; it must return (inputs, {num_classes}) logits (the data's classes)"
         )
+    return sum(p.numel() for p in m.parameters())

@@ -110,7 +110,7 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
             f"{path}: the data differ from those the run was started on ({data.source} has changed); "
             "resuming would mix two data sets"
         )
-    report = check(path)  # resuming on damaged chunks would keep them behind steps_done
+    report = check(store)  # resuming on damaged chunks would keep them behind steps_done
     if not report.ok:
         p = rewind_step(report, cfg)
         raise LandscapeError(

@@ -44,7 +44,7 @@ def to_spec_layout(eng: ModuleEngine, theta: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("loss", ["dce", "dmse1", "dmse2"])
 def test_generic_equals_the_fast_engine_on_the_mlp(small_data, loss):
     spec = MLPSpec(2, 7, 3, depth=2)
-    kw = dict(eta=[0.3, 0.05], amplitude=[4.0, 9.0], period=[20, 30])
+    kw = dict(eta=[0.3, 0.05], amplitude=[4.0, 9.0], period=[20, 30], static_from=[25, 30])  # Γ = 1 from there
     fast = Engine(spec, small_data, loss, **kw)
     gen = ModuleEngine(mlp_from_spec(spec), [0, 1], small_data, loss, **kw)
     th_f, th_g = spec.init([0, 1]), gen.theta0.clone()
