@@ -11,23 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from landscape.app.cli import main
+from tests.app.test_cli import SMALL
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
-SMALL = [
-    "--width",
-    "6",
-    "--steps",
-    "60",
-    "--hessian-every",
-    "10",
-    "--save-params-every",
-    "30",
-    "--chunk-steps",
-    "30",
-    "--n-per-class",
-    "8",
-    "-q",
-]
 
 
 def one_line_error(args, message, cwd_files=None):

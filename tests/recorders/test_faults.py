@@ -1,5 +1,5 @@
-"""Faults with real processes: SIGTERM and Ctrl-C of record and sweep, a SIGKILLed sweep parent,
-and a second writer on a live store."""
+"""Faults with real processes: SIGKILL, SIGTERM and Ctrl-C of record and sweep, a SIGKILLed
+sweep parent, and a second writer on a live store."""
 
 import json
 import os
@@ -9,9 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from landscape import store
+from landscape.sweep_store import open_sweep
 from tests.recorders.test_record import assert_same_recording
+from tests.recorders.test_sweep import same
 
 pytestmark = pytest.mark.subprocess
 
@@ -68,9 +72,9 @@ SWEEP = [
 ]
 
 
-def attrs(store: Path) -> dict:
+def attrs(path: Path) -> dict:
     try:
-        return json.loads((store / "zarr.json").read_text())["attributes"]
+        return json.loads((path / "zarr.json").read_text())["attributes"]
     except (OSError, ValueError, KeyError):
         return {}
 
@@ -107,6 +111,47 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    ref = tmp_path / "ref.zarr"
+    subprocess.run(CLI + ["record"] + RECORD + ["--out", str(ref)], check=True, capture_output=True)
+    run = tmp_path / "killed.zarr"
+    proc = subprocess.Popen(
+        CLI + ["record"] + RECORD + ["--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for(lambda: attrs(run).get("steps_done", 0) >= 300)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = attrs(run)["steps_done"]
+    assert 300 <= done < 1500, "the run must be killed mid-way"
+    ds = store.open_dataset(run)  # opens after the kill, holding every flushed step
+    assert ds.attrs["status"] == "running" and ds.sizes["step"] >= 300
+    assert np.isfinite(ds.loss.values).all()
+    r = subprocess.run(CLI + ["record", "--resume", str(run), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert_same_recording(ref, run)
+
+
+def test_sigkill_mid_sweep_then_resume(tmp_path):
+    ref = tmp_path / "ref.zarr"
+    subprocess.run(CLI + ["sweep"] + SWEEP + ["--out", str(ref)], check=True, capture_output=True)
+    out = tmp_path / "killed.zarr"
+    proc = subprocess.Popen(
+        CLI + ["sweep"] + SWEEP + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    # kill inside the second batch, after the first is complete
+    wait_for(
+        lambda: attrs(out / "b000").get("status") == "complete" and attrs(out / "b001").get("steps_done", 0) >= 200
+    )
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert attrs(out / "b000")["status"] == "complete" and attrs(out / "b001")["status"] == "running"
+    first = (out / "b000" / "loss" / "zarr.json").stat().st_mtime_ns
+    r = subprocess.run(CLI + ["sweep", "--resume", str(out), "-q"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (out / "b000" / "loss" / "zarr.json").stat().st_mtime_ns == first  # the finished batch was not redone
+    same(open_sweep(ref), open_sweep(out))
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

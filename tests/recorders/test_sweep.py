@@ -1,11 +1,6 @@
 """Sweeps: packing, the grid view, local processes and a real Dask cluster, kill and resume."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -105,61 +100,6 @@ def test_local_processes_and_dask_cluster_equal_in_process(tmp_path):
     same(ref, open_sweep(sweep(spec, tmp_path / "procs.zarr", workers=2)))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         same(ref, open_sweep(sweep(spec, tmp_path / "dask.zarr", scheduler=cluster.scheduler_address)))
-
-
-@pytest.mark.subprocess
-def test_sigkill_mid_sweep_then_resume(tmp_path):
-    args = [
-        "sweep",
-        "--loss",
-        "dce,dmse1",
-        "--eta",
-        "0.5,1",
-        "-A",
-        "5",
-        "-T",
-        "40",
-        "--width",
-        "10",
-        "--seeds",
-        "2",
-        "--steps",
-        "700",
-        "--hessian-every",
-        "25",
-        "--save-params-every",
-        "100",
-        "--chunk-steps",
-        "100",
-        "--batch-size",
-        "2",
-        "-q",
-    ]
-    cli = [sys.executable, "-m", "landscape"]
-    ref = tmp_path / "ref.zarr"
-    subprocess.run(cli + args + ["--out", str(ref)], check=True, capture_output=True)
-    out = tmp_path / "killed.zarr"
-    proc = subprocess.Popen(cli + args + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def status(name):
-        try:
-            return json.loads((out / name / "zarr.json").read_text())["attributes"]
-        except (OSError, ValueError, KeyError):
-            return {}
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # kill inside the second batch, after the first is complete
-        if status("b000").get("status") == "complete" and status("b001").get("steps_done", 0) >= 200:
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert status("b000")["status"] == "complete" and status("b001")["status"] == "running"
-    first = (out / "b000" / "loss" / "zarr.json").stat().st_mtime_ns
-    r = subprocess.run(cli + ["sweep", "--resume", str(out), "-q"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert (out / "b000" / "loss" / "zarr.json").stat().st_mtime_ns == first  # the finished batch was not redone
-    same(open_sweep(ref), open_sweep(out))
 
 
 @pytest.mark.slow
