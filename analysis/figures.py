@@ -3,7 +3,7 @@
 Drawn on matplotlib `Figure` objects (no pyplot), so no backend is chosen or changed,
 in a notebook or anywhere else; matplotlib is the optional extra `landscape[plot]`.
 
-fig1: mean F(t) and λ_max(t) over replicas, per (width, η);
+fig1: mean F(t) and λ_max(t)/(2/η) over replicas, per (width, η) (`edge_of_stability`);
 fig2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices;
 fig4: λ_max at the first instability vs η with the dashed 2/η.
 """
@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from landscape import LandscapeError
 from landscape.extras import require
 
 from .io import check_replica, open_run
@@ -104,33 +103,10 @@ def draw_fig2(path, store, replica: int = 0, slices: xr.Dataset | None = None):
 
 
 def draw_fig1(path, stores):
-    """Mean F(t) and mean λ_max(t) over replicas, one curve per (width, η) (CE in the paper)."""
-    groups = {}
-    for s in stores:
-        ds, cfg = open_run(s)
-        for eta in np.unique(ds.eta.values):
-            sub = ds.isel(replica=np.flatnonzero(ds.eta.values == eta))
-            groups.setdefault((cfg.width, float(eta), cfg.loss), []).append(sub)
-    if not groups:
-        raise LandscapeError("no replicas to plot")
-    fig = Figure(figsize=(10, 3.8), constrained_layout=True)
-    a1, a2 = fig.subplots(1, 2)
-    for (width, eta, loss), parts in sorted(groups.items()):
-        n = min(p.sizes["step"] for p in parts)
-        F = np.concatenate([p.loss.values[:, :n] for p in parts])
-        nh = min(p.sizes["hstep"] for p in parts)
-        lam = np.concatenate([p.eigval.values[:, :nh, 0] for p in parts])
-        label = f"{loss.upper()} width {width}, η = {eta:g} ({F.shape[0]} runs)"
-        a1.plot(np.arange(n), F.mean(0), lw=0.7, label=label)
-        (line,) = a2.plot(parts[0].hstep.values[:nh], lam.mean(0), lw=0.8, label=label)
-        a2.axhline(2 / eta, color=line.get_color(), ls="--", lw=0.6)
-    a1.set_yscale("log")
-    a1.set_title("(a) mean loss F(t)", fontsize=9)
-    a2.set_title("(b) mean λ_max(t); dashed: 2/η", fontsize=9)
-    for a in (a1, a2):
-        a.set_xlabel("t")
-        a.legend(fontsize=7)
-    return save(fig, path)
+    """Mean F(t) and mean λ_max(t)/(2/η) over replicas, one curve per (width, η) (CE in the paper)."""
+    from . import edge_of_stability
+
+    return edge_of_stability.draw(edge_of_stability.summarize(stores), path)
 
 
 def draw_fig4(summary: xr.Dataset, path):

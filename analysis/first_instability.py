@@ -93,3 +93,25 @@ def summarize(runs: xr.Dataset) -> xr.Dataset:
     ds["two_over_eta"] = 2.0 / ds.eta
     ds.attrs.update(runs.attrs)
     return ds
+
+
+def per_loss(summary: xr.Dataset) -> xr.Dataset:
+    """Per loss, over its conditions that had an instability: the mean of the conditions'
+    λ1 / (2/η), their standard deviation (the spread across η, A and T), min and max, and
+    how many conditions and runs it rests on."""
+    names = sorted({str(v) for v in summary.loss_name.values})
+    cols: dict[str, list] = {
+        k: [] for k in ("ratio_mean", "ratio_std", "ratio_min", "ratio_max", "n_conditions", "n_unstable")
+    }
+    for name in names:
+        m = (summary.loss_name.values == name) & np.isfinite(summary.ratio_mean.values)
+        r = summary.ratio_mean.values[m].astype(float)
+        cols["ratio_mean"].append(float(r.mean()) if r.size else np.nan)
+        cols["ratio_std"].append(float(r.std(ddof=1)) if r.size > 1 else np.nan)
+        cols["ratio_min"].append(float(r.min()) if r.size else np.nan)
+        cols["ratio_max"].append(float(r.max()) if r.size else np.nan)
+        cols["n_conditions"].append(int(m.sum()))
+        cols["n_unstable"].append(int(summary.n_unstable.values[m].sum()))
+    return xr.Dataset(
+        {k: ("loss_name", np.array(v)) for k, v in cols.items()}, coords={"loss_name": np.array(names, dtype=object)}
+    )

@@ -309,6 +309,12 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
 
 @main.command()
 @click.argument("figure", type=click.Choice(["fig1", "fig2", "fig3", "fig4"]))
+@click.option(
+    "--scaled",
+    "size",
+    flag_value="scaled",
+    help="the paper's grids with the seeds and lengths a 2-core CPU runs in hours",
+)
 @click.option("--quick", "size", flag_value="quick", help="a reduced version that finishes on a 2-core CPU in minutes")
 @click.option("--tiny", "size", flag_value="tiny", help="seconds; checks the pipeline, not the physics")
 @click.option("--full", "size", flag_value="full", default=True, help="the spec's parameters (default)")
@@ -317,16 +323,17 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
 @click.option("--scheduler", default=None, help="Dask scheduler address for the sweep")
 @click.option("--out", default=None, help="output directory [default ./reproduce_<figure>]")
 @click.option("--yes", "-y", is_flag=True, help="start a full-size run without asking (it can take days)")
+@click.option("--redraw", is_flag=True, help="figure and report from the summaries already in --out, without training")
 @user_errors(hint="run the same command again: finished batches are kept")
-def reproduce(figure, size, device, workers, scheduler, out, yes):
+def reproduce(figure, size, device, workers, scheduler, out, yes, redraw):
     """Run the sweep a figure of the paper needs, analyse it, write figure, datasets and report.md."""
     from .reproduce import estimate, run
 
     out = out or f"reproduce_{figure}"
-    if size == "full":
+    if size in ("full", "scaled") and not redraw:
         seconds, run_steps = estimate(figure, size, device)
         text = (
-            f"landscape reproduce {figure} at the paper's size: {run_steps:,} run-steps, about "
+            f"landscape reproduce {figure} --{size}: {run_steps:,} run-steps, about "
             f"{fmt_time(seconds / max(workers, 1))} on {device or 'cpu'} (measured here; --quick takes minutes)"
         )
         if not yes:
@@ -344,7 +351,9 @@ def reproduce(figure, size, device, workers, scheduler, out, yes):
         started.append(done)
         click.echo(f"batches {done}/{total} ({batch_eta(t0, done, total, started[0])})", err=True)
 
-    report = run(figure, size, out, device=device, workers=workers, scheduler=scheduler, progress=progress)
+    report = run(
+        figure, size, out, device=device, workers=workers, scheduler=scheduler, progress=progress, redraw=redraw
+    )
     click.echo(f"wrote {report} ({time.perf_counter() - t0:.0f} s)")
 
 

@@ -11,6 +11,17 @@ FIG4_SEEDS = 30
 FIG4_STEPS_PER_ETA = 100000
 # Fig. 2: the steps of the loss slices (DCE, A = 70, T = 5000, η = 1)
 FIG2_SLICE_STEPS = (8000, 9285, 9450, 9560, 9600)
+# `reproduce --scaled`: the paper's grids with what a 2-core CPU runs in hours (docs/results/paper/).
+# Fig. 4 stops each batch at its first instabilities, capped at 20000 steps (two periods at T = 10000)
+# instead of 100000/η; Fig. 3 runs 100000 steps (20 periods), long enough that training accuracy has
+# stopped changing at the widths that learn; Fig. 1 runs long enough for width 100 to leave 2/η.
+SCALED_FIG4_SEEDS = 10
+SCALED_FIG4_STEPS = 20000
+SCALED_FIG3_WIDTHS = (5, 10, 20, 50, 100, 200)
+SCALED_FIG3_STEPS = 100000
+SCALED_FIG3A_SEEDS = 16
+SCALED_FIG3B_SEEDS = 8
+SCALED_FIG1_STEPS = 50000
 # first instabilities came within 5000 steps in docs/RESULTS.md: with --until first-instability
 # a run takes about this many steps
 FIG4_EARLY_STEPS = 6200

@@ -3,8 +3,9 @@ write the figure, the datasets and a Markdown report that puts each claim of the
 beside the measured number.
 
 It drives both the recorders and the analysis (they still meet only through the stores
-it writes), which is why it lives in the application room. Sizes: `full` (the spec's parameters), `quick`
-(minutes on a 2-core CPU), `tiny` (seconds; for the tests).
+it writes), which is why it lives in the application room. Sizes: `full` (the spec's parameters),
+`scaled` (the paper's grids with the seeds and lengths a 2-core CPU runs in hours: docs/results/paper/),
+`quick` (minutes on a 2-core CPU), `tiny` (seconds; for the tests).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from landscape.sweep_spec import SweepSpec
 
 from . import paper
 
-SIZES = ("full", "quick", "tiny")
+SIZES = ("full", "scaled", "quick", "tiny")
 TINY = dict(n_per_class=10, hessian_every=10, save_params_every=50, chunk_steps=50)
 
 
@@ -33,6 +34,7 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
         return {
             "fig1": {
                 "full": base.replace(seeds=tuple(range(20)), steps=20000),
+                "scaled": base.replace(seeds=tuple(range(8)), steps=paper.SCALED_FIG1_STEPS, hessian_every=100),
                 "quick": base.replace(seeds=(0, 1, 2), steps=4000, hessian_every=50),
                 "tiny": base.replace(widths=(4, 8), seeds=(0, 1), steps=100, **TINY),
             }[size]
@@ -44,6 +46,7 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
         return {
             "fig2": {
                 "full": base.replace(steps=10000, save_params_every=250),
+                "scaled": base.replace(steps=10000, save_params_every=250),
                 "quick": base.replace(steps=10000, save_params_every=250),
                 "tiny": base.replace(widths=(8,), amplitudes=(5.0,), periods=(40,), steps=200, **TINY),
             }[size]
@@ -64,6 +67,12 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
             return {
                 "fig3a": a.replace(widths=widths_full, seeds=tuple(range(50)), steps=50000),
                 "fig3b": b.replace(widths=widths_full, seeds=tuple(range(10)), steps=50000),
+            }
+        if size == "scaled":
+            long = dict(widths=paper.SCALED_FIG3_WIDTHS, steps=paper.SCALED_FIG3_STEPS, save_params_every=10000)
+            return {
+                "fig3a": a.replace(seeds=tuple(range(paper.SCALED_FIG3A_SEEDS)), **long),
+                "fig3b": b.replace(seeds=tuple(range(paper.SCALED_FIG3B_SEEDS)), **long),
             }
         if size == "quick":
             return {"fig3a": a.replace(widths=(4, 8, 16, 32), seeds=(0, 1, 2, 3), steps=30000)}
@@ -86,6 +95,14 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
                     periods=paper.FIG4_PERIODS,
                     seeds=tuple(range(paper.FIG4_SEEDS)),
                     steps_per_eta=paper.FIG4_STEPS_PER_ETA,
+                    until="first-instability",
+                ),
+                "scaled": base.replace(
+                    amplitudes=paper.FIG4_AMPLITUDES,
+                    periods=paper.FIG4_PERIODS,
+                    seeds=tuple(range(paper.SCALED_FIG4_SEEDS)),
+                    steps=paper.SCALED_FIG4_STEPS,
+                    hessian_every=250,
                     until="first-instability",
                 ),
                 "quick": base.replace(amplitudes=(50.0,), periods=(5000,), seeds=(0, 1, 2), steps=5000),
@@ -128,30 +145,63 @@ def run(
     workers: int = 1,
     scheduler: str | None = None,
     progress=None,
+    redraw: bool = False,
 ) -> Path:
-    """Record (or finish) the sweeps, analyse them, write figure, datasets and report.md."""
+    """Record (or finish) the sweeps, summarise them, and write figure and report.md from the
+    summaries. With `redraw`, only the last step: the summaries already in `out_dir` (the
+    committed ones under docs/results/paper/) give figure and report without training."""
     from landscape.recorders.sweep import sweep
 
     wanted = specs(fig, size)  # an unknown figure or size fails here, before anything is written
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise LandscapeError(f"--out {out_dir} exists and is not a directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LandscapeError(f"cannot create --out {out_dir}: {exc.strerror or exc}") from None
-    stores = {}
-    for name, spec in wanted.items():
-        if device:
-            spec = spec.replace(device=device)
-        path = out_dir / f"{name}.zarr"
-        sweep(spec, path, workers=workers, scheduler=scheduler, resume_existing=path.exists(), progress=progress)
-        stores[name] = [str(path / n) for n in sweep_store.index(path)[1]]
-    report = {"fig1": _fig1, "fig2": _fig2, "fig3": _fig3, "fig4": _fig4}[fig](stores, out_dir)
-    cmd = f"landscape reproduce {fig}" + ("" if size == "full" else f" --{size}") + f" --out {out_dir}"
-    text = f"# {fig.upper()} reproduced ({size})\n\nRebuild: `{cmd}`\n\n" + report
+    if redraw:
+        if fig not in REPORTS:
+            raise LandscapeError(f"{fig} keeps no summary to redraw from (it is one run: run it again)")
+        missing = [str(out_dir / n) for n in summary_names(fig, wanted) if not (out_dir / n).exists()]
+        if missing:
+            raise LandscapeError(f"--redraw needs the summaries of a finished run; missing {', '.join(missing)}")
+    else:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise LandscapeError(f"--out {out_dir} exists and is not a directory")
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LandscapeError(f"cannot create --out {out_dir}: {exc.strerror or exc}") from None
+        stores = {}
+        for name, spec in wanted.items():
+            if device:
+                spec = spec.replace(device=device)
+            path = out_dir / f"{name}.zarr"
+            sweep(spec, path, workers=workers, scheduler=scheduler, resume_existing=path.exists(), progress=progress)
+            stores[name] = [str(path / n) for n in sweep_store.index(path)[1]]
+        if fig == "fig2":
+            report = _fig2(stores, out_dir)
+        else:
+            SUMMARIZE[fig](stores, out_dir)
+    if fig != "fig2":
+        report = REPORTS[fig](out_dir, wanted)
+    flag = "" if size == "full" else f" --{size}"
+    cmd = f"landscape reproduce {fig}{flag} --out {out_dir}"
+    text = f"# {fig.upper()} reproduced ({size})\n\nRebuild: `{cmd}`"
+    if fig != "fig2":
+        text += " (add `--redraw` to draw figure and report again from the summaries, without training)"
+    text += "\n\n" + report
     (out_dir / "report.md").write_text(text)
     return out_dir / "report.md"
+
+
+def summary_names(fig: str, wanted: dict) -> list[str]:
+    """The summary stores a figure's report is drawn from."""
+    if fig == "fig3":
+        return [f"{name}_summary.zarr" for name in wanted]
+    return [f"{fig}_summary.zarr"]
+
+
+def _open(path):
+    import xarray as xr
+
+    with xr.open_zarr(path, consolidated=False) as ds:
+        return ds.load()
 
 
 def _table(header, rows):
@@ -160,37 +210,54 @@ def _table(header, rows):
     return "\n".join(lines) + "\n"
 
 
-def _fig1(stores, out):
-    from landscape.analysis.figures import draw_fig1
-    from landscape.analysis.io import open_run
+def _summarize_fig1(stores, out):
+    from landscape.analysis.edge_of_stability import summarize
 
-    paths = stores["fig1"]
-    draw_fig1(out / "fig1.png", paths)
+    summarize(stores["fig1"]).to_zarr(out / "fig1_summary.zarr", mode="w", consolidated=False, zarr_format=3)
+
+
+def _report_fig1(out, wanted):
+    from landscape.analysis.edge_of_stability import draw
+
+    summ = _open(out / "fig1_summary.zarr")
+    draw(summ, out / "fig1.png")
     rows = []
-    for p in paths:
-        ds, cfg = open_run(p)
-        n = ds.sizes["hstep"]
-        for eta in np.unique(ds.eta.values):
-            sub = ds.isel(replica=np.flatnonzero(ds.eta.values == eta))
-            lam = sub.eigval.isel(eig=0, hstep=slice(n // 2, None)).values
-            rows.append(
-                (
-                    cfg.width,
-                    f"{eta:g}",
-                    sub.sizes["replica"],
-                    f"{float(sub.loss.isel(step=-1).mean()):.4f}",
-                    f"{float(sub.train_acc.isel(step=-1).mean()):.3f}",
-                    f"{np.nanmean(lam):.3f}",
-                    f"{np.nanmean(lam) * eta / 2:.2f}",
-                )
+    nh = summ.sizes["hstep"]
+    for c in range(summ.sizes["curve"]):
+        s = summ.isel(curve=c)
+        ratio = s.ratio_mean.values
+        rows.append(
+            (
+                int(s.width),
+                f"{float(s.eta):g}",
+                int(s.n_runs),
+                f"{float(s.loss_mean[-1]):.4f}",
+                f"{float(s.final_train_acc):.3f}",
+                f"{np.nanmax(ratio):.2f}",
+                f"{np.nanmean(ratio[nh // 2 :]):.2f}",
+                f"{np.nanmean(ratio[-max(1, nh // 10) :]):.2f}",
+                f"{int(s.n_escaped)}/{int(s.n_runs)}",
             )
+        )
     return (
         "Paper: with static CE, λ_max rises quickly to about 2/η (edge of stability) and the loss "
-        "shows spikes; larger widths can escape to sharper regions; both larger widths and larger η train "
-        "better.\n\n![fig1](fig1.png)\n\n"
+        "shows spikes; larger widths escape to wider valleys; both larger widths and larger η train "
+        f"better.\n\n![fig1](fig1.png)\n\nλ_max / (2/η) is the mean over runs; a run *escaped* when, after "
+        f"reaching {summ.attrs['escape_reach']:g}, its ratio stayed below {summ.attrs['escape_level']:g} over the "
+        f"last {summ.attrs['escape_tail']:.0%} of the run.\n\n"
         + _table(
-            ["width", "η", "runs", "final F (mean)", "final train acc", "mean λ_max, 2nd half", "λ_max / (2/η)"],
-            sorted(rows),
+            [
+                "width",
+                "η",
+                "runs",
+                "final F (mean)",
+                "final train acc",
+                "max of mean λ_max/(2/η)",
+                "2nd half",
+                "last 10 %",
+                "escaped",
+            ],
+            rows,
         )
     )
 
@@ -256,33 +323,74 @@ def _fig2(stores, out):
     )
 
 
-def _fig3(stores, out):
-    from landscape.analysis.generalization import draw_fig3, final_accuracies, summarize
+def _summarize_fig3(stores, out):
+    from landscape.analysis.generalization import final_accuracies, summarize
+
+    for name, paths in stores.items():
+        summ = summarize(final_accuracies(paths))
+        summ.to_zarr(out / f"{name}_summary.zarr", mode="w", consolidated=False, zarr_format=3)
+
+
+def _report_fig3(out, wanted):
+    from landscape.analysis.generalization import draw_fig3, width_reaching
 
     text = (
-        "Paper: dynamical losses reach higher validation accuracy, most at small widths (they shift the "
-        "under/over-parameterised transition); accuracy measured after a last period with A = 1.\n\n"
+        "Paper: dynamical losses train smaller networks: they reach high validation accuracy at smaller widths "
+        "(they shift the under/over-parameterised transition); accuracy measured after a last period with "
+        "A = 1.\n\n"
     )
-    for name, paths in stores.items():
-        runs = final_accuracies(paths)
-        summ = summarize(runs)
+    for name in wanted:
+        summ = _open(out / f"{name}_summary.zarr")
+        level = float(summ.attrs.get("level", 0.9))
         draw_fig3(summ, out / f"{name}.png")
-        summ.to_zarr(out / f"{name}_summary.zarr", mode="w", consolidated=False, zarr_format=3)
         rows, by = [], {}
         for i in range(summ.sizes["condition"]):
             s = summ.isel(condition=i)
             by[(str(s.loss_name.values), int(s.width))] = (float(s.val_mean), float(s.val_sem))
             rows.append(
                 (
-                    str(s.loss_name.values),
+                    str(s.loss_name.values).upper(),
                     int(s.width),
                     int(s.n),
                     f"{float(s.val_mean):.3f} ± {float(s.val_sem):.3f}",
                     f"{float(s.train_mean):.3f} ± {float(s.train_sem):.3f}",
+                    f"{float(s.val_reached):.2f}",
+                    f"{float(s.train_change):+.3f}" if "train_change" in s and np.isfinite(s.train_change) else "—",
                 )
             )
         text += (
-            f"![{name}]({name}.png)\n\n" + _table(["loss", "width", "runs", "validation acc", "train acc"], rows) + "\n"
+            f"![{name}]({name}.png)\n\n"
+            + _table(
+                [
+                    "loss",
+                    "width",
+                    "runs",
+                    "validation acc",
+                    "train acc",
+                    f"runs with val ≥ {level:g}",
+                    "Δ train acc, last fifth",
+                ],
+                rows,
+            )
+            + "\n"
+        )
+        reach = width_reaching(summ, level)
+        wrows = []
+        for g in range(reach.sizes["group"]):
+            r = reach.isel(group=g)
+            fw, cw = float(r.first_width), float(r.crossing_width)
+            wrows.append(
+                (
+                    str(r.loss_name.values).upper(),
+                    f"{float(r.eta):g}",
+                    "—" if not np.isfinite(fw) else f"{fw:g}",
+                    "—" if not np.isfinite(cw) else f"{cw:.0f}",
+                )
+            )
+        text += (
+            f"Width at which the mean validation accuracy first reaches {level:g} (— : no width does):\n\n"
+            + _table(["loss", "η", "first width", "crossing (log-width interpolation)"], wrows)
+            + "\n"
         )
         static, dyn = ("ce", ["dce"]) if "ce" in {k[0] for k in by} else ("mse", ["dmse1", "dmse2"])
         for d in dyn:
@@ -299,19 +407,23 @@ def _fig3(stores, out):
     return text
 
 
-def _fig4(stores, out):
-    from landscape.analysis.figures import draw_fig4
+def _summarize_fig4(stores, out):
     from landscape.analysis.first_instability import first_instabilities, summarize
 
-    paths = [p for ps in stores.values() for p in ps]
-    runs = first_instabilities(paths)
-    summ = summarize(runs)
+    runs = first_instabilities([p for ps in stores.values() for p in ps])
+    summarize(runs).to_zarr(out / "fig4_summary.zarr", mode="w", consolidated=False, zarr_format=3)
+
+
+def _report_fig4(out, wanted):
+    from landscape.analysis.figures import draw_fig4
+    from landscape.analysis.first_instability import per_loss
+
+    summ = _open(out / "fig4_summary.zarr")
     draw_fig4(summ, out / "fig4.png")
-    summ.to_zarr(out / "fig4_summary.zarr", mode="w", consolidated=False, zarr_format=3)
+    f = lambda v: "—" if not np.isfinite(v) else f"{float(v):.3f}"
     rows = []
     for i in range(summ.sizes["condition"]):
         s = summ.isel(condition=i)
-        f = lambda v: "—" if not np.isfinite(v) else f"{float(v):.3f}"
         rows.append(
             (
                 str(s.loss_name.values).upper(),
@@ -326,6 +438,18 @@ def _fig4(stores, out):
                 f"{f(s.ratio_mean)} ± {f(s.ratio_sem)}",
             )
         )
+    pl = per_loss(summ)
+    lrows = [
+        (
+            str(pl.loss_name.values[i]).upper(),
+            f"{int(pl.n_conditions[i])}",
+            int(pl.n_unstable[i]),
+            f(pl.ratio_mean[i]),
+            f(pl.ratio_std[i]),
+            f"{f(pl.ratio_min[i])} – {f(pl.ratio_max[i])}",
+        )
+        for i in range(pl.sizes["loss_name"])
+    ]
     ok = np.isfinite(summ.ratio_mean.values)
     verdict = (
         f"Measured: λ1 / (2/η) between {np.nanmin(summ.ratio_mean.values):.2f} and "
@@ -335,7 +459,21 @@ def _fig4(stores, out):
     )
     return (
         "Paper: λ_max at the first instability follows 2/η for DCE, DMSE1 and DMSE2 (edge of stability); "
-        "the instability is read from the dynamics, never from λ_max.\n\n![fig4](fig4.png)\n\n" + verdict + "\n\n"
+        "the instability is read from the dynamics, never from λ_max.\n\n![fig4](fig4.png)\n\n"
+        + verdict
+        + "\n\n"
+        + _table(
+            [
+                "loss",
+                "conditions with an instability",
+                "unstable runs",
+                "mean λ1/(2/η)",
+                "s.d. over conditions",
+                "range",
+            ],
+            lrows,
+        )
+        + "\n"
         "λ1 at the first instability is the mean of its two branches, λ1(θ_t) and λ1(θ_{t+1}) at the onset t "
         "(replayed, exact); 'branch spread' is their mean difference; runs unstable from their first steps have "
         "no first instability and are counted apart.\n\n"
@@ -355,3 +493,7 @@ def _fig4(stores, out):
             rows,
         )
     )
+
+
+SUMMARIZE = {"fig1": _summarize_fig1, "fig3": _summarize_fig3, "fig4": _summarize_fig4}
+REPORTS = {"fig1": _report_fig1, "fig3": _report_fig3, "fig4": _report_fig4}

@@ -82,3 +82,21 @@ def test_not_a_store(tmp_path, target):
     for cmd in (["analyze", "bifurcations"], ["analyze", "instability"], ["plot", "fig1"]):
         r = CliRunner().invoke(main, cmd + [str(tmp_path / target)])
         assert r.exit_code == 2 and r.output.startswith("error:") and r.output.count("\n") == 1
+
+
+def test_per_loss_pools_the_conditions_that_had_an_instability():
+    from landscape.analysis.first_instability import per_loss
+
+    names = np.array(["dce", "dce", "dce", "dmse1", "dmse1"], dtype=object)
+    ratio = np.array([0.9, 1.0, np.nan, 0.98, np.nan])
+    summ = xr.Dataset(
+        {"ratio_mean": ("condition", ratio), "n_unstable": ("condition", np.array([3, 2, 0, 1, 0]))},
+        coords={"condition": np.arange(5), "loss_name": ("condition", names)},
+    )
+    pl = per_loss(summ)
+    assert list(pl.loss_name.values) == ["dce", "dmse1"]
+    assert float(pl.ratio_mean[0]) == pytest.approx(0.95)
+    assert float(pl.ratio_std[0]) == pytest.approx(np.std([0.9, 1.0], ddof=1))
+    assert (float(pl.ratio_min[0]), float(pl.ratio_max[0])) == (0.9, 1.0)
+    assert pl.n_conditions.values.tolist() == [2, 1] and pl.n_unstable.values.tolist() == [5, 1]
+    assert np.isnan(float(pl.ratio_std[1]))  # one condition has no spread

@@ -1,5 +1,7 @@
 """Every `landscape reproduce` command end to end on a tiny configuration: CLI to figure and report."""
 
+import shutil
+
 import pytest
 from click.testing import CliRunner
 
@@ -36,6 +38,31 @@ def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
     assert (out / "report.md").read_text() == report
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fig", ["fig1", "fig3", "fig4"])
+def test_redraw_from_the_summaries_alone(tmp_path, fig):
+    """What docs/results/paper/ commits (summaries, no stores) redraws figure and report."""
+    out = tmp_path / fig
+    assert CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(out)]).exit_code == 0
+    report = (out / "report.md").read_text()
+    for store in specs(fig, "tiny"):
+        shutil.rmtree(out / f"{store}.zarr")
+    for image in out.glob("*.p*"):
+        image.unlink()
+    r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(out), "--redraw"])
+    assert r.exit_code == 0, r.output
+    assert (out / "report.md").read_text() == report
+    assert any(p.stat().st_size > 1000 for p in out.glob("*.png"))
+    assert not any((out / f"{s}.zarr").exists() for s in specs(fig, "tiny"))  # nothing was trained
+
+
+def test_redraw_without_summaries_is_one_line(tmp_path):
+    for fig, why in (("fig3", "missing"), ("fig2", "keeps no summary")):
+        r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(tmp_path / "none"), "--redraw"])
+        assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "none").exists()
+
+
 def stamps(paths):
     return {str(p): p.stat().st_mtime_ns for d in paths for p in d.rglob("*") if p.is_file()}
 
@@ -59,6 +86,6 @@ def test_unknown_figure_or_size(tmp_path):
     # the project's own check, for callers of the function: nothing is written
     with pytest.raises(LandscapeError, match="unknown figure 'fig9'"):
         run("fig9", "tiny", tmp_path / "out")
-    with pytest.raises(LandscapeError, match="size must be one of full, quick, tiny"):
+    with pytest.raises(LandscapeError, match="size must be one of full, scaled, quick, tiny"):
         run("fig4", "huge", tmp_path / "out")
     assert not (tmp_path / "out").exists()

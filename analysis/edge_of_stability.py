@@ -1,0 +1,106 @@
+"""λ_max against 2/η over time (the paper's Fig. 1): does a run ride the edge of stability,
+or escape to a wider valley?
+
+Replicas are grouped by (loss, width, η); each group gives the mean and standard error over
+seeds of the loss F(t) and of the ratio λ_max·η/2 at every spectrum step. A run has
+*escaped* when its ratio stays below `level` (0.9: 10 % under 2/η) over the last `tail`
+fraction of its spectra after having reached the edge (ratio ≥ `reach`, 0.95) before.
+The summary is small (one curve per group) and is what `reproduce fig1` keeps and redraws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from landscape import LandscapeError
+
+from .io import open_run
+
+LEVEL, REACH, TAIL = 0.9, 0.95, 0.1
+
+
+def escaped(ratio: np.ndarray, level: float = LEVEL, reach: float = REACH, tail: float = TAIL) -> np.ndarray:
+    """Per run (rows of `ratio`, λ_max·η/2 over spectrum steps): reached the edge, then stayed
+    below `level` over the last `tail` of the run. NaN spectra count as missing."""
+    ratio = np.atleast_2d(np.asarray(ratio, float))
+    n = ratio.shape[1]
+    k = max(1, int(round(tail * n)))
+    head, last = ratio[:, : n - k], ratio[:, n - k :]
+    with np.errstate(invalid="ignore"):
+        reached = (head >= reach).any(axis=1)
+        below = np.all(np.where(np.isfinite(last), last < level, True), axis=1) & np.isfinite(last).any(axis=1)
+    return reached & below
+
+
+def summarize(paths, every: int = 100) -> xr.Dataset:
+    """One curve per (loss, width, η): mean ± s.e. of F(t) (every `every` steps) and of
+    λ_max·η/2 at the spectrum steps, the number of runs and how many escaped."""
+    groups: dict[tuple, list] = {}
+    for p in paths:
+        ds, cfg = open_run(p)
+        for eta in np.unique(ds.eta.values):
+            sub = ds.isel(replica=np.flatnonzero(ds.eta.values == eta))
+            groups.setdefault((cfg.loss, cfg.width, float(eta)), []).append(sub)
+    if not groups:
+        raise LandscapeError("no replicas to summarise")
+    keys = sorted(groups)
+    n = min(p.sizes["step"] for g in groups.values() for p in g)
+    nh = min(p.sizes["hstep"] for g in groups.values() for p in g)
+    if nh == 0:
+        raise LandscapeError("the stores hold no spectra (λ_max); record with --hessian-every")
+    steps = np.arange(0, n, every)
+    hsteps = next(iter(groups.values()))[0].hstep.values[:nh]
+    names = ("loss_mean", "loss_sem", "ratio_mean", "ratio_sem", "n_runs", "n_escaped", "final_train_acc")
+    out: dict[str, list] = {k: [] for k in names}
+    for key in keys:
+        parts = groups[key]
+        F = np.concatenate([p.loss.values[:, steps] for p in parts])
+        ratio = np.concatenate([p.eigval.values[:, :nh, 0] for p in parts]) * key[2] / 2
+        for name, x in (("loss", F), ("ratio", ratio)):
+            out[f"{name}_mean"].append(np.nanmean(x, 0))
+            sem = np.nanstd(x, 0, ddof=1) / np.sqrt(x.shape[0]) if x.shape[0] > 1 else np.full(x.shape[1], np.nan)
+            out[f"{name}_sem"].append(sem)
+        out["n_runs"].append(F.shape[0])
+        out["n_escaped"].append(int(escaped(ratio).sum()))
+        out["final_train_acc"].append(float(np.mean(np.concatenate([p.train_acc.values[:, n - 1] for p in parts]))))
+    dims = {"loss": ("curve", "step"), "ratio": ("curve", "hstep")}
+    data = {
+        k: (dims[k.split("_")[0]] if k.endswith(("mean", "sem")) else ("curve",), np.array(v)) for k, v in out.items()
+    }
+    return xr.Dataset(
+        data,
+        coords={
+            "curve": np.arange(len(keys)),
+            "loss_name": ("curve", np.array([k[0] for k in keys], dtype=object)),
+            "width": ("curve", np.array([k[1] for k in keys])),
+            "eta": ("curve", np.array([k[2] for k in keys])),
+            "step": steps,
+            "hstep": hsteps,
+        },
+        attrs={"escape_level": LEVEL, "escape_reach": REACH, "escape_tail": TAIL},
+    )
+
+
+def draw(summary: xr.Dataset, path):
+    """(a) mean F(t), log scale; (b) mean λ_max/(2/η) over time with standard-error bands and
+    the edge at 1; one colour per (width, η)."""
+    from .figures import Figure, save
+
+    fig = Figure(figsize=(10, 3.8), constrained_layout=True)
+    a1, a2 = fig.subplots(1, 2)
+    for c in range(summary.sizes["curve"]):
+        s = summary.isel(curve=c)
+        label = f"{str(s.loss_name.values).upper()} width {int(s.width)}, η = {float(s.eta):g} ({int(s.n_runs)} runs)"
+        a1.plot(summary.step, s.loss_mean, lw=0.7, label=label)
+        (line,) = a2.plot(summary.hstep, s.ratio_mean, lw=0.8, label=label)
+        lo, hi = s.ratio_mean - s.ratio_sem, s.ratio_mean + s.ratio_sem
+        a2.fill_between(summary.hstep, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    a2.axhline(1.0, color="k", ls="--", lw=0.8, label="λ_max = 2/η")
+    a1.set_yscale("log")
+    a1.set_title("(a) mean loss F(t)", fontsize=9)
+    a2.set_title("(b) mean λ_max / (2/η) ± s.e.", fontsize=9)
+    for a in (a1, a2):
+        a.set_xlabel("t")
+        a.legend(fontsize=7)
+    return save(fig, path)
