@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import torch
 
 from . import derivatives, losses
+from .blocks import LayerSpectra, layer_blocks, layer_top_eigs
 from .data import Dataset
 from .eigen import BlockOp, EigResult, topk_eigs
 from .model import MLPSpec
 from .schedule import gamma
+from .trace import TraceResult, hutchinson_trace
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ class ReplicaEngine:
         raise NotImplementedError
 
     def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
+        raise NotImplementedError
+
+    def param_map(self) -> list:
+        """[[name, shape], …] in the order of θ's entries: stored with the recording."""
         raise NotImplementedError
 
     # --- the loss -------------------------------------------------------------------
@@ -134,6 +140,30 @@ class ReplicaEngine:
             device=self.device,
         )
 
+    def layer_spectrum(
+        self, theta: torch.Tensor, t: int, seeds=None, tol: float = 1e-3, max_iter: int = 100, seed: int = 0
+    ) -> LayerSpectra:
+        """The top eigenvalue of each layer's diagonal Hessian block (`blocks`), every replica."""
+        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
+        return layer_top_eigs(
+            self.hvp_block(theta, t),
+            layer_blocks(self.param_map()),
+            seeds=seeds,
+            n=theta.shape[1],
+            tol=tol,
+            max_iter=max_iter,
+            salt=seed,
+            dtype=self.dtype,
+            device=self.device,
+        )
+
+    def trace(self, theta: torch.Tensor, t: int, samples: int = 64, seeds=None, seed: int = 0) -> TraceResult:
+        """Hutchinson's estimate of tr H_t(θ) per replica, with its standard error (`trace`)."""
+        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
+        return hutchinson_trace(
+            self.hvp_block(theta, t), seeds, theta.shape[1], samples, seed, dtype=self.dtype, device=self.device
+        )
+
 
 class Engine(ReplicaEngine):
     """The built-in MLP with hand-written passes (derivatives.py): the fast engine."""
@@ -164,6 +194,13 @@ class Engine(ReplicaEngine):
     def init(self, seeds) -> torch.Tensor:
         """θ (R, n) of the reference initialisation for these seeds."""
         return self.spec.init(seeds, self.dtype, self.device)
+
+    def param_map(self) -> list:
+        """Layer i's W (in, out) and b (out,), as θ holds them: fc1.weight, fc1.bias, …"""
+        out = []
+        for i, (a, b) in enumerate(self.spec.layer_shapes, 1):
+            out += [[f"fc{i}.weight", [a, b]], [f"fc{i}.bias", [b]]]
+        return out
 
     def _loss_fn(self, G, name=None):
         name = name or self.loss_name
