@@ -59,6 +59,8 @@ class RunConfig:
     eig_tol: float = knob(1e-3, "eigensolver relative residual tolerance")
     eig_max_iter: int = knob(100, "eigensolver Krylov dimension limit")
     eig_oversample: int = knob(1, "guard vectors beyond top-k in the solver's block")
+    layer_spectra: bool = knob(False, "also the top eigenvalue of each layer's Hessian block at the spectrum steps")
+    trace_samples: int = knob(0, "Hutchinson probes for the Hessian trace at the spectrum steps (0: no trace)")
     save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
     chunk_steps: int = knob(1000, "flush interval in steps (a crash loses at most this many)")
     gamma_shape: str = knob("triangle", f"shape of Γ(t): {', '.join(SHAPES)}")
@@ -132,6 +134,8 @@ class RunConfig:
             bad("eig-tol must be > 0 and eig-max-iter >= top-k")
         if self.eig_oversample < 0:
             bad(f"eig-oversample must be >= 0, got {self.eig_oversample}")
+        if self.trace_samples < 0 or self.trace_samples == 1:
+            bad(f"trace-samples must be 0 (off) or >= 2 (a standard error needs two), got {self.trace_samples}")
         if self.hessian_every < 1:
             bad(f"hessian-every must be >= 1, got {self.hessian_every}")
         if self.save_params_every < 1 or self.save_params_every % self.hessian_every:

@@ -11,9 +11,11 @@ Layout (dimensions in brackets):
   loss, loss_static, train_acc, val_acc   [replica, step]
   gamma                                   [replica, step, class]
   eigval, eigres, eigconv                 [replica, hstep, eig]
+  layer_eigval, layer_eigres              [replica, hstep, layer]   (--layer-spectra)
+  trace, trace_se                         [replica, hstep]          (--trace-samples)
   eigvec                                  [replica, pstep, eig, param]
   params                                  [replica, pstep, param]
-  coordinates: replica, step, hstep, pstep, eig, class; per replica seed, eta,
+  coordinates: replica, step, hstep, pstep, eig, class, layer; per replica seed, eta,
   amplitude, period, loss_name, width
   state/ckpt  the parameters (and warm-start vectors) at `steps_done`, two slots
 """
@@ -54,8 +56,26 @@ ATTRS = {
     "eigres": ("residual ‖Hv − λv‖ of each eigenpair", ""),
     "eigconv": ("eigenpair converged (residual ≤ eig_tol·|λ1|)", ""),
     "eigvec": ("top-k Hessian eigenvectors at the steps with saved parameters", ""),
+    "layer_eigval": ("top eigenvalue of each layer's diagonal Hessian block H_ll at θ_t", ""),
+    "layer_eigres": ("residual ‖H_ll v − λ v‖ of each layer's top pair", ""),
+    "trace": ("Hutchinson estimate of tr H_t(θ_t) (Rademacher probes)", ""),
+    "trace_se": ("standard error of the trace estimate over its probes", ""),
     "params": ("flattened network parameters θ_t", ""),
 }
+
+
+def _every_chunk(method):
+    """Write chunks even where they equal the fill value (zarr skips those by default): a
+    missing chunk file must mean damage to `landscape.integrity`, never "all zeros" (a
+    single-seed coordinate [0]) or "all NaN" (validation accuracy without validation data)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(*args, **kw):
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            return method(*args, **kw)
+
+    return wrapper
 
 
 def _versions() -> dict:
@@ -139,9 +159,10 @@ def consolidate(path):
         zarr.consolidate_metadata(str(path))
 
 
-def layout(cfg: RunConfig, num_classes: int, num_params: int) -> dict[str, tuple]:
+def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=()) -> dict[str, tuple]:
     """Every array of a store: name → (dims, shape, chunks, dtype, fill). `create` allocates
-    these and `nbytes` sums them, so the size estimate is the store's own."""
+    these and `nbytes` sums them, so the size estimate is the store's own. `layers`: the layer
+    names of per-layer spectra (`cfg.layer_spectra`)."""
     R, k, n, C = len(cfg.replicas()), cfg.top_k, num_params, num_classes
     step, hstep, pstep = time_axes(cfg)
     rc, sc = min(R, 256), cfg.chunk_steps
@@ -168,16 +189,24 @@ def layout(cfg: RunConfig, num_classes: int, num_params: int) -> dict[str, tuple
     for name in ("eigval", "eigres"):
         out[name] = (["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k), *f64)
     out["eigconv"] = (["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k), "bool", False)
+    if cfg.layer_spectra:
+        L = len(layers)
+        out["layer"] = (["layer"], (L,), (max(L, 1),), str, "")
+        for name in ("layer_eigval", "layer_eigres"):
+            out[name] = (["replica", "hstep", "layer"], (R, len(hstep), L), (rc, hc, max(L, 1)), *f64)
+    if cfg.trace_samples:
+        for name in ("trace", "trace_se"):
+            out[name] = (["replica", "hstep"], (R, len(hstep)), (rc, hc), *f64)
     out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
     out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
     out["state/ckpt"] = (None, (2, R, 1 + n * (1 + kb)), (1, R, 1 + n * (1 + kb)), *f64)
     return out
 
 
-def nbytes(cfg: RunConfig, num_classes: int, num_params: int) -> int:
+def nbytes(cfg: RunConfig, num_classes: int, num_params: int, layers=()) -> int:
     """Uncompressed size of the store `cfg` records (every array, the resume state included)."""
     total = 0
-    for _, shape, _, dtype, _ in layout(cfg, num_classes, num_params).values():
+    for _, shape, _, dtype, _ in layout(cfg, num_classes, num_params, layers).values():
         total += int(np.prod(shape)) * (8 if dtype is str else np.dtype(dtype).itemsize)
     return total
 
@@ -199,21 +228,38 @@ class RunStore:
     # --- opening ----------------------------------------------------------------------
     @classmethod
     def create(
-        cls, path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str, data_digest: str = ""
+        cls,
+        path,
+        cfg: RunConfig,
+        num_classes: int,
+        num_params: int,
+        data_source: str,
+        data_digest: str = "",
+        param_map=(),
+        layers=(),
     ) -> RunStore:
         """Allocate a new store for cfg (the caller has checked `path` with prepare_out).
 
         A store that cannot be created whole (disk full, permissions) is removed again: it
         holds no data yet, and a half-made store could not be resumed."""
         try:
-            return cls._create(path, cfg, num_classes, num_params, data_source, data_digest)
+            return cls._create(path, cfg, num_classes, num_params, data_source, data_digest, param_map, layers)
         except OSError as exc:
             shutil.rmtree(path, ignore_errors=True)
             raise LandscapeError(f"cannot create {path}: {exc.strerror or exc}") from None
 
     @classmethod
+    @_every_chunk
     def _create(
-        cls, path, cfg: RunConfig, num_classes: int, num_params: int, data_source: str, data_digest: str
+        cls,
+        path,
+        cfg: RunConfig,
+        num_classes: int,
+        num_params: int,
+        data_source: str,
+        data_digest: str,
+        param_map,
+        layers,
     ) -> RunStore:
         reps = cfg.replicas()
         R = len(reps)
@@ -231,6 +277,8 @@ class RunStore:
                 "num_classes": num_classes,
                 "data": data_source,
                 "data_digest": data_digest,
+                "param_map": [[str(nm), [int(d) for d in shape]] for nm, shape in param_map],
+                "layers": [str(v) for v in layers],
                 "description": "landscape recording; open with xarray.open_zarr or landscape.store.open_dataset",
             }
         )
@@ -248,8 +296,9 @@ class RunStore:
             "amplitude": np.array([r.amplitude for r in reps]),
             "loss_name": np.array([cfg.loss] * R),
             "width": np.full(R, cfg.width),
+            "layer": np.array([str(v) for v in layers]),
         }
-        for name, (dims, shape, chunks, dtype, fill) in layout(cfg, num_classes, num_params).items():
+        for name, (dims, shape, chunks, dtype, fill) in layout(cfg, num_classes, num_params, layers).items():
             attrs: dict[str, JSON] = {}
             if name in ATTRS:
                 attrs = {"long_name": ATTRS[name][0], "coordinates": " ".join(REPLICA_COORDS)}
@@ -294,7 +343,7 @@ class RunStore:
         n, C = self.attrs.get("num_params"), self.attrs.get("num_classes")
         if not isinstance(n, int) or not isinstance(C, int):
             raise LandscapeError(f"{self.path} is damaged: attributes num_params/num_classes are missing")
-        for name, (_, shape, *_rest) in layout(self.config, C, n).items():
+        for name, (_, shape, *_rest) in layout(self.config, C, n, self.layers).items():
             try:
                 a = self.group[name]
             except Exception as exc:  # KeyError, JSON errors of a truncated zarr.json, …
@@ -314,6 +363,11 @@ class RunStore:
     @property
     def attrs(self):
         return self.group.attrs
+
+    @property
+    def layers(self) -> list[str]:
+        """Names of the layers of the per-layer spectra (empty without them)."""
+        return [str(v) for v in self.group.attrs.get("layers", [])]  # type: ignore[union-attr]
 
     @property
     def steps_done(self) -> int:
@@ -363,6 +417,7 @@ class RunStore:
         self.group.attrs.update(kw)
         consolidate(self.path)
 
+    @_every_chunk
     def write_block(self, a: int, b: int, block: dict):
         """Write steps [a, b): per-step arrays, spectra and saved parameters (chunk-aligned)."""
         g, cfg = self, self.config
@@ -372,13 +427,15 @@ class RunStore:
         pe = cfg.save_params_every
         ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))
         if hb > ha:
-            for name in ("eigval", "eigres", "eigconv"):
-                g[name][:, ha:hb, :] = block[name]
+            for name in ("eigval", "eigres", "eigconv", "layer_eigval", "layer_eigres", "trace", "trace_se"):
+                if name in block:
+                    g[name][:, ha:hb] = block[name]
         pa, pb = -(-a // pe), -(-b // pe)
         if pb > pa:
             g["params"][:, pa:pb, :] = block["params"]
             g["eigvec"][:, pa:pb, :, :] = block["eigvec"]
 
+    @_every_chunk
     def write_ckpt(self, step: int, theta: np.ndarray, eigvecs: np.ndarray | None):
         """Store θ at `step` (and the solver's warm start) in the slot not holding the last one."""
         R, n = theta.shape

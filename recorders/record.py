@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from landscape import LandscapeError, lock
+from landscape.blocks import layer_blocks
 from landscape.config import RunConfig
 from landscape.detector import first_instability
 from landscape.engine import Engine
@@ -40,9 +41,11 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
     engine = cfg.engine(data)
     with lock.held(out):  # one writer: a live recording of `out` is never replaced
         prepare_out(out, overwrite)
-        store = RunStore.create(out, cfg, data.num_classes, engine.num_params, data.source, data.digest())
-        if hasattr(engine, "param_map"):  # a user's model: which entries of θ are which parameter
-            store.set_attrs(param_map=engine.param_map())
+        pm = engine.param_map()  # which entries of θ are which parameter
+        layers = [name for name, _ in layer_blocks(pm)] if cfg.layer_spectra else []
+        store = RunStore.create(
+            out, cfg, data.num_classes, engine.num_params, data.source, data.digest(), param_map=pm, layers=layers
+        )
         theta = engine.init([r.seed for r in cfg.replicas()])
         _run(store, cfg, engine, theta, 0, None, progress)
     return out
@@ -216,6 +219,12 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
                 )
                 warm, vecs = res.block, res.eigvecs
                 buf.eigval[:, nh], buf.eigres[:, nh], buf.eigconv[:, nh] = res.eigvals, res.residuals, res.converged
+                if cfg.layer_spectra:
+                    lr = engine.layer_spectrum(theta, s, seeds, cfg.eig_tol, cfg.eig_max_iter, seed=s)
+                    buf.extra["layer_eigval"][:, nh], buf.extra["layer_eigres"][:, nh] = lr.eigvals, lr.residuals
+                if cfg.trace_samples:
+                    tr = engine.trace(theta, s, cfg.trace_samples, seeds, seed=s)
+                    buf.extra["trace"][:, nh], buf.extra["trace_se"][:, nh] = tr.estimate, tr.stderr
                 nh += 1
             if s % pe == 0:
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
@@ -261,6 +270,12 @@ class _Buffers:
         self.eigval = torch.empty((R, nh, k), **kw)
         self.eigres = torch.empty((R, nh, k), **kw)
         self.eigconv = torch.empty((R, nh, k), dtype=torch.bool, device=engine.device)
+        L = len(layer_blocks(engine.param_map())) if cfg.layer_spectra else 0
+        self.extra: dict[str, torch.Tensor] = {}  # optional spectra: per-layer tops, the trace
+        if cfg.layer_spectra:
+            self.extra.update(layer_eigval=torch.empty((R, nh, L), **kw), layer_eigres=torch.empty((R, nh, L), **kw))
+        if cfg.trace_samples:
+            self.extra.update(trace=torch.empty((R, nh), **kw), trace_se=torch.empty((R, nh), **kw))
         npar = -(-c // cfg.save_params_every)
         self.params = torch.empty((R, npar, n), **kw)
         self.eigvec = torch.empty((R, npar, k, n), **kw)
@@ -273,6 +288,7 @@ class _Buffers:
             out.update(
                 eigval=np_(self.eigval[:, :nh]), eigres=np_(self.eigres[:, :nh]), eigconv=np_(self.eigconv[:, :nh])
             )
+            out.update({name: np_(v[:, :nh]) for name, v in self.extra.items()})
         if npar:
             out.update(params=np_(self.params[:, :npar]), eigvec=np_(self.eigvec[:, :npar]))
         return out

@@ -162,3 +162,19 @@ def test_rewind_records_again_from_the_last_intact_flush(run, intact):
         np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
     # the solver restarts cold at step 100: spectra agree to its tolerance (1e-3 relative)
     np.testing.assert_allclose(a.eigval.values, b.eigval.values, rtol=5e-3)
+
+
+def test_chunks_equal_to_their_fill_value_are_written_not_reported_missing(tmp_path, tiny_cfg_module):
+    """One replica with seed 0 has coordinates [0] (the int fill value) and data without a
+    validation set has all-NaN val_acc (the float fill value): zarr skips such chunks unless
+    told otherwise, which `check` would report as missing files."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(30) % 3)
+    cfg = replace(tiny_cfg_module, seeds=(0,), etas=(1.0,), data=str(tmp_path / "d.npz"), steps=60)
+    out = record(cfg, tmp_path / "one.zarr")
+    report = check(out)
+    assert report.ok, report.damaged

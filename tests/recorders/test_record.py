@@ -154,3 +154,45 @@ def test_resume_refuses_changed_data(tmp_path, tiny_cfg):
     with pytest.raises(LandscapeError, match="the data differ from those the run was started on"):
         resume(out)
     assert {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()} == before
+
+
+def test_layer_spectra_and_trace_are_recorded_resumed_and_checkable(tmp_path, tiny_cfg):
+    """--layer-spectra and --trace-samples: stored at the spectrum steps, equal to the engine's
+    own computation at the stored θ, bounded by λ1, and kept through a crash and resume."""
+    import torch
+
+    from landscape.config import RunConfig
+    from landscape.integrity import check
+    from tests import reference
+
+    cfg = replace(tiny_cfg, layer_spectra=True, trace_samples=8, depth=2, hessian_every=50)
+    ref = record(cfg, tmp_path / "ref.zarr")
+    ds = xr.open_zarr(ref)
+    assert list(ds.layer.values) == ["fc1", "fc2", "fc3"]
+    assert ds.layer_eigval.dims == ("replica", "hstep", "layer") and ds.trace.dims == ("replica", "hstep")
+    assert np.isfinite(ds.layer_eigval.values).all() and np.isfinite(ds.trace_se.values).all()
+    assert (ds.layer_eigval.values <= ds.eigval.values[..., :1] * (1 + 1e-3) + 1e-9).all()  # interlacing
+    c = RunConfig.from_json(ds.attrs["config"])
+    eng = c.engine(c.dataset())
+    th = torch.tensor(ds.params.isel(pstep=2).values)  # θ at step 100, a spectrum step
+    seeds = list(ds.seed.values)
+    layers = eng.layer_spectrum(th, 100, seeds, c.eig_tol, c.eig_max_iter, seed=100)
+    np.testing.assert_allclose(ds.layer_eigval.sel(hstep=100).values, layers.eigvals.numpy(), rtol=1e-12)
+    tr = eng.trace(th, 100, 8, seeds, seed=100)
+    np.testing.assert_allclose(ds.trace.sel(hstep=100).values, tr.estimate.numpy(), rtol=1e-12)
+    H = torch.autograd.functional.hessian(lambda x: reference.loss(eng, x[None], 100)[0], th[0]).numpy()
+    assert abs(float(ds.trace.sel(hstep=100)[0]) - np.trace(H)) < 5 * float(ds.trace_se.sel(hstep=100)[0])
+    assert check(ref).ok
+    calls = []
+
+    def boom(n):
+        calls.append(n)
+        if len(calls) == 120:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        record(cfg, tmp_path / "crash.zarr", progress=boom)
+    resume(tmp_path / "crash.zarr")
+    a, b = xr.open_zarr(ref), xr.open_zarr(tmp_path / "crash.zarr")
+    for name in ("layer_eigval", "layer_eigres", "trace", "trace_se", *COMPARED):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
