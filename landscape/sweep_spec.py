@@ -88,6 +88,11 @@ class SweepSpec:
             raise LandscapeError("batch-size must be >= 0 (0 = automatic)")
         if self.steps_per_eta < 0:
             raise LandscapeError("steps-per-eta must be >= 0")
+        if self.base.model and len(self.widths) > 1:
+            raise LandscapeError(
+                "--width is the built-in MLP's axis and does nothing with --model; give the factory's "
+                "size as a --model-arg and run one sweep per value"
+            )
         for loss, width, eta in itertools.product(self.losses, self.widths, self.base.etas):
             # every value check of the recorder, before anything is written
             replace(self.run_config(loss, width, self.steps_for(eta)), etas=(eta,)).validate()

@@ -269,11 +269,20 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
     groups: dict[tuple, list[int]] = {}
     for b in batches:
         groups.setdefault((b.loss, b.width, b.steps), []).append(len(b.replicas()))
+    model = spec.base.model
+    net = (
+        (lambda w: f"width {w}")
+        if not model
+        else (lambda w: Path(model.split(":")[0]).name + ":" + model.rsplit(":")[-1])
+    )
     click.echo(f"{spec.num_runs()} runs in {len(batches)} batches on {spec.base.device} ({spec.base.dtype})")
-    click.echo(f"{'loss':>6} {'width':>5} {'steps':>8} {'runs':>6} {'batches (replicas)':>20}")
+    click.echo(
+        f"{'loss':>6} {'width' if not model else 'model':>5} {'steps':>8} {'runs':>6} {'batches (replicas)':>20}"
+    )
     for (loss, width, steps), sizes in groups.items():
+        col = width if not model else "—"
         click.echo(
-            f"{loss:>6} {width:>5} {steps:>8} {sum(sizes):>6} {len(sizes):>6} ({', '.join(map(str, sizes[:6]))}"
+            f"{loss:>6} {col:>5} {steps:>8} {sum(sizes):>6} {len(sizes):>6} ({', '.join(map(str, sizes[:6]))}"
             + (", …" if len(sizes) > 6 else "")
             + ")"
         )
@@ -293,10 +302,12 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
         total += steps * sum(sizes) / rates[key]
     click.echo(
         "measured "
-        + ", ".join(f"{r:,.0f} run-steps/s at width {w} (batch {n})" for (w, n), r in rates.items())
+        + ", ".join(f"{r:,.0f} run-steps/s for {net(w)} (batch {n})" for (w, n), r in rates.items())
         + f" on {spec.base.device}, spectrum every {spec.base.hessian_every} → about {fmt_time(total)} "
         "in one process"
     )
+    if model:  # the paper's Fig. 4 is about the built-in MLP on the spiral
+        return
     rate = sweeps.measure_rate(replace(batches[0], width=100, loss="dce"), 64)
     full, early = paper.fig4_run_steps(), paper.fig4_run_steps(early=True)
     click.echo(
