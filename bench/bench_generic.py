@@ -140,8 +140,9 @@ def main():
     torch.set_num_threads(args.threads)
     data = load_dataset(str(ROOT / "data" / "digits.npz"))
     print(
-        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}, "
-        f"float64, digits CNN (838 parameters), P = {len(data.y)}, {args.steps} steps, {args.repeats} repeats"
+        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), "
+        f"torch {torch.__version__}, float64, digits CNN (838 parameters), P = {len(data.y)}, "
+        f"{args.steps} steps, {args.repeats} repeats"
     )
     plain_loop(data, 5, True)
     engine_loop(data, 2, 5, True)  # warm up code paths
@@ -156,7 +157,8 @@ def main():
                 rates.setdefault(("engine", R, spectra), []).append(r)
                 ratios.setdefault((R, spectra), []).append(r / base)
     print(
-        "| runner | R | spectra (t, t+1) every 50 | run-steps/s (median) | × plain loop, min / median / max | peak RSS |"
+        "| runner | R | spectra (t, t+1) every 50 | run-steps/s (median) | × plain loop, min / median / max "
+        "| peak RSS |"
     )
     print("|---|---:|:---:|---:|---:|---:|")
     for spectra in (False, True):
