@@ -105,3 +105,33 @@ def test_a_raising_factory_and_images_without_a_model(tmp_path):
     f.write_text("import torch\ndef make(seed):\n    return torch.nn.Linear(8, 5).double()\n")  # per row of 8
     r = CliRunner().invoke(main, ["record", "--model", f"{f}:make", "--data", data, "--out", str(tmp_path / "c.zarr")])
     assert r.exit_code == 2 and "returns shape (2, 8, 5)" in r.output and "(inputs, 10) logits" in r.output
+
+
+def test_a_sweep_of_a_user_model(tmp_path):
+    """`landscape sweep --model`: a grid of losses and η over the user's network, opened as one
+    dataset, each batch equal to a plain `record` of its replicas (bit for bit)."""
+    from landscape.sweep_store import index, open_sweep
+
+    f = tmp_path / "mynet.py"
+    shutil.copy(ROOT / "examples" / "cnn.py", f)
+    data = str(digits_subset(tmp_path))
+    common = ["--model", f"{f}:make", "--model-arg", "channels=2", "--data", data, "-A", "5", "-T", "20"]
+    out = tmp_path / "s.zarr"
+    r = CliRunner().invoke(
+        main, ["sweep", *common, "--loss", "dce,dmse1", "--eta", "0.25,0.5", "--seeds", "2", "--out", str(out)] + SMALL
+    )
+    assert r.exit_code == 0, r.output
+    ds = open_sweep(out)
+    assert set(ds.loss_name.values) == {"dce", "dmse1"} and list(ds.eta.values) == [0.25, 0.5]
+    assert np.isfinite(ds.loss.values).all() and np.isfinite(ds.eigval.values).all()
+    one = tmp_path / "one.zarr"
+    r = CliRunner().invoke(
+        main, ["record", *common, "--loss", "dmse1", "--eta", "0.5", "--seeds", "1", "--out", str(one)] + SMALL
+    )
+    assert r.exit_code == 0, r.output
+    got = ds.sel(loss_name="dmse1", eta=0.5, seed=0).squeeze()  # `--seeds 1`: one seed, 0
+    np.testing.assert_array_equal(got.loss.values, xr.open_zarr(one).loss.isel(replica=0).values)
+    assert len(index(out)[1]) == 2
+    # the MLP's width axis means nothing for a user's model: refused in one line
+    r = CliRunner().invoke(main, ["sweep", *common, "--width", "4,8", "--out", str(tmp_path / "w.zarr")] + SMALL)
+    assert r.exit_code == 2 and "--model-arg" in r.output and not (tmp_path / "w.zarr").exists()
