@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from landscape import LandscapeError
 from landscape.app.cli import main
+from landscape.app import paper
 from landscape.app.reproduce import run, specs
 
 
@@ -78,6 +79,22 @@ def test_quick_sizes_are_what_the_docs_promise():
         full.base.amplitudes == (25.0, 50.0, 75.0) and full.base.periods == (5000, 10000) and len(full.base.seeds) == 30
     )
     assert full.steps_for(0.5) == 200000
+
+
+def test_scaled_sizes_keep_the_papers_grids():
+    """--scaled: the paper's grids with at least the seeds issue 11 asks for."""
+    f3 = specs("fig3", "scaled")
+    a, b = f3["fig3a"], f3["fig3b"]
+    assert a.losses == ("ce", "dce") and a.base.etas == (1.0,) and len(a.base.seeds) >= 16
+    assert b.losses == ("mse", "dmse1", "dmse2") and b.base.etas == (0.075,) and len(b.base.seeds) >= 8
+    for s in (a, b):
+        assert s.base.static_last and min(s.widths) <= 5 and max(s.widths) >= 200
+    for name, s in specs("fig4", "scaled").items():
+        assert s.base.amplitudes == (25.0, 50.0, 75.0) and s.base.periods == (5000, 10000)
+        assert len(s.base.seeds) >= 10 and s.base.until == "first-instability" and s.widths == (100,)
+        assert s.base.etas == paper.FIG4_ETAS[name.split("_")[1]]
+    f1 = specs("fig1", "scaled")["fig1"]
+    assert f1.widths == (10, 30, 100) and f1.base.etas == (0.5, 1.0) and f1.losses == ("ce",)
 
 
 def test_unknown_figure_or_size(tmp_path):
