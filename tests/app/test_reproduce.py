@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from landscape import LandscapeError
-from landscape.app.cli import main
 from landscape.app import paper
+from landscape.app.cli import main
 from landscape.app.reproduce import run, specs
 
 
