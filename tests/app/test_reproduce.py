@@ -1,6 +1,7 @@
 """Every `landscape reproduce` command end to end on a tiny configuration: CLI to figure and report."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -106,3 +107,18 @@ def test_unknown_figure_or_size(tmp_path):
     with pytest.raises(LandscapeError, match="size must be one of full, scaled, quick, tiny"):
         run("fig4", "huge", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+PAPER = Path(__file__).resolve().parents[2] / "docs" / "results" / "paper"
+
+
+@pytest.mark.parametrize("fig_dir", sorted(p for p in PAPER.glob("fig*") if p.is_dir()), ids=lambda p: p.name)
+def test_committed_paper_results_redraw(tmp_path, fig_dir):
+    """Every committed report is what `reproduce --scaled --redraw` writes from the summaries beside it."""
+    out = tmp_path / fig_dir.name
+    shutil.copytree(fig_dir, out)
+    (out / "report.md").unlink()
+    run(fig_dir.name, "scaled", out, redraw=True)
+    body = lambda p: p.read_text().split("\n", 3)[3]  # after the title and the Rebuild line
+    assert body(out / "report.md") == body(fig_dir / "report.md")
+    assert (out / f"{fig_dir.name}.png").stat().st_size > 1000 or any(out.glob("*.png"))
