@@ -3,7 +3,7 @@
 Drawn on matplotlib `Figure` objects (no pyplot), so no backend is chosen or changed,
 in a notebook or anywhere else; matplotlib is the optional extra `landscape[plot]`.
 
-fig1: mean F(t) and λ_max(t)/(2/η) over replicas, per (width, η) (`edge_of_stability`);
+fig1: drawn by `edge_of_stability.draw` (mean F(t) and λ_max/(2/η) per width and η);
 fig2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices;
 fig4: λ_max at the first instability vs η with the dashed 2/η.
 """
@@ -100,13 +100,6 @@ def draw_fig2(path, store, replica: int = 0, slices: xr.Dataset | None = None):
         if i == 0:
             ax.set_ylabel("b (v2)", fontsize=8)
     return save(fig, path)
-
-
-def draw_fig1(path, stores):
-    """Mean F(t) and mean λ_max(t)/(2/η) over replicas, one curve per (width, η) (CE in the paper)."""
-    from . import edge_of_stability
-
-    return edge_of_stability.draw(edge_of_stability.summarize(stores), path)
 
 
 def draw_fig4(summary: xr.Dataset, path):

@@ -282,9 +282,9 @@ def fig2(store, replica, slice_steps, grid, out):
 @user_errors()
 def fig1(stores, out):
     """Fig. 1: mean F(t) and λ_max(t) over replicas, per width and η (one store per width)."""
-    from landscape.analysis.figures import draw_fig1
+    from landscape.analysis.edge_of_stability import draw, summarize
 
-    click.echo("figures " + ", ".join(draw_fig1(out, stores)))
+    click.echo("figures " + ", ".join(draw(summarize(stores), out)))
 
 
 @plot.command()
