@@ -101,14 +101,9 @@ def width_reaching(summary: xr.Dataset, level: float | None = None) -> xr.Datase
     already reaches `level`)."""
     level = float(summary.attrs.get("level", 0.9) if level is None else level)
     keys = [k for k in KEYS if k != "width"]
-    groups = sorted(
-        {tuple(np.asarray(summary[k].values[i]).item() for k in keys) for i in range(summary.sizes["condition"])}
-    )
+    groups = conditions(summary, keys, dim="condition")
     first, crossing = [], []
-    for g in groups:
-        m = np.ones(summary.sizes["condition"], bool)
-        for k, v in zip(keys, g):
-            m &= summary[k].values == v
+    for _, m in groups:
         w, acc = summary.width.values[m].astype(float), summary.val_mean.values[m].astype(float)
         o = np.argsort(w)
         w, acc = w[o], acc[o]
@@ -125,7 +120,7 @@ def width_reaching(summary: xr.Dataset, level: float | None = None) -> xr.Datase
             f = (level - acc[i - 1]) / (acc[i] - acc[i - 1])
             crossing.append(float(np.exp(np.log(w[i - 1]) + f * (np.log(w[i]) - np.log(w[i - 1])))))
     coords = {
-        k: ("group", np.array([g[j] for g in groups], dtype=object if k == "loss_name" else None))
+        k: ("group", np.array([g[j] for g, _ in groups], dtype=object if k == "loss_name" else None))
         for j, k in enumerate(keys)
     }
     return xr.Dataset(

@@ -68,12 +68,12 @@ def replica_coords(ds: xr.Dataset) -> dict:
     return {c: ("replica", ds[c].values) for c in REPLICA_COORDS if c in ds.coords}
 
 
-def conditions(runs: xr.Dataset, keys) -> list[tuple[tuple, np.ndarray]]:
-    """The distinct values of `keys` over the runs (sorted), each with its mask of runs."""
-    vals = {tuple(np.asarray(runs[k].values[i]).item() for k in keys) for i in range(runs.sizes["run"])}
+def conditions(runs: xr.Dataset, keys, dim: str = "run") -> list[tuple[tuple, np.ndarray]]:
+    """The distinct values of `keys` along `dim` (sorted), each with its mask along `dim`."""
+    vals = {tuple(np.asarray(runs[k].values[i]).item() for k in keys) for i in range(runs.sizes[dim])}
     out = []
     for c in sorted(vals):
-        m = np.ones(runs.sizes["run"], bool)
+        m = np.ones(runs.sizes[dim], bool)
         for k, v in zip(keys, c):
             m &= runs[k].values == v
         out.append((c, m))
