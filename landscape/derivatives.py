@@ -4,13 +4,14 @@ Autograd records a graph every step; for a 600-parameter network that overhead
 and the memory traffic of skinny matrices, not the arithmetic, are the cost. Here
 the layer part is written out with fused kernels (baddbmm, threshold_backward) in
 a feature-major layout (activations (R, width, P), which makes the width × 3
-products 3–4× faster than sample-major on a CPU), and only the small
-logits → loss part goes through autograd, so the five losses are
-defined once, in `losses.py`.
+products 3–4× faster than sample-major on a CPU); the five losses and their logit
+derivatives are defined once, in `losses.py`.
 
 The HVP is Pearlmutter's R-operator: a forward pass of directional derivatives
 and a backward pass of their gradients, reusing the activations and logit
-gradients cached by `gradient` at the same θ. The tests check both against a
+gradients cached by `gradient` at the same θ. The logits → loss end is written out
+(`losses.Head`: ∂F/∂f and ∂²F/∂f² Rf in closed form), so neither pass builds an
+autograd graph. The tests check both against a
 dense float64 Hessian, torch.func and finite differences.
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .losses import Head
 from .model import MLPSpec
 
 _thr_bwd = torch.ops.aten.threshold_backward
@@ -34,8 +36,8 @@ class Cache:
     h_in: list  # input of layer l, feature-major: Xᵀ (d, P) for l = 0, else (R, width, P)
     dz: list  # ∂ΣF/∂zᵀ of layer l, (R, out_l, P)
     dh: list  # ∂ΣF/∂hᵀ of hidden layer l (input of layer l+1)
-    logits: torch.Tensor  # (R, P, C), requires grad when the cache is for HVPs
-    dlogits: torch.Tensor  # ∂ΣF/∂f with its graph kept: the loss's second derivative
+    logits: torch.Tensor  # (R, P, C)
+    hess: Callable | None  # Rf (…, R, P, C) ↦ ∂²F/∂f² Rf at these logits (losses.Head.hessian)
     rows: torch.Tensor | None = None  # a subset of the replicas (logits/dlogits stay whole)
 
 
@@ -49,9 +51,15 @@ def subset(cache: Cache, rows: torch.Tensor) -> Cache:
         [pick(d) for d in cache.dz],
         [pick(d) for d in cache.dh],
         cache.logits,
-        cache.dlogits,
+        cache.hess,
         rows,
     )
+
+
+def _hess(cache: Cache) -> Callable:
+    if cache.hess is None:
+        raise ValueError("this cache was made without for_hvp=True")
+    return cache.hess
 
 
 def act_prime(spec: MLPSpec, g, h):
@@ -92,18 +100,14 @@ def forward_hidden(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor):
     return h_in, h.transpose(1, 2).contiguous()
 
 
-def gradient(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor, loss_fn: Callable, for_hvp: bool = False):
-    """(∇_θ ΣF (R, n), F (R,), logits (R, P, C), cache) for loss_fn: logits → F (R,).
+def gradient(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor, head: Head, for_hvp: bool = False):
+    """(∇_θ ΣF (R, n), F (R,), logits (R, P, C), cache) for the loss `head` (logits → F (R,)).
 
-    for_hvp keeps the small logits → loss graph, so `hvp` can differentiate ∂F/∂f again.
+    for_hvp keeps the loss's second derivative at these logits in the cache, for `hvp`.
     """
     layers = spec.unflatten(theta)
     h_in, f = forward_hidden(spec, theta, XT)
-    with torch.enable_grad():
-        fr = f.detach().requires_grad_(True)
-        F = loss_fn(fr)
-        (df_graph,) = torch.autograd.grad(F.sum(), fr, create_graph=for_hvp)
-    df = df_graph.detach()
+    F, df = head.value_and_grad(f)
     R = theta.shape[0]
     dzT = df.transpose(1, 2)
     parts: list[torch.Tensor] = []
@@ -119,7 +123,7 @@ def gradient(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor, loss_fn: Call
             dhs[li - 1] = dhT
             dzT = act_prime(spec, dhT, h_in[li])
     g = _flatten(parts[::-1], R)
-    return g, F.detach(), f, Cache(theta, h_in, dzs, dhs, fr, df_graph)
+    return g, F, f, Cache(theta, h_in, dzs, dhs, f, head.hessian(f) if for_hvp else None)
 
 
 def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
@@ -140,8 +144,7 @@ def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
     Rf = Rz.transpose(1, 2).contiguous()
     if cache.rows is not None:  # the loss graph holds every replica: pad the others with zeros
         Rf = torch.zeros_like(cache.logits).index_copy_(0, cache.rows, Rf)
-    with torch.enable_grad():  # ∂²F/∂f² is symmetric, so its vector-Jacobian product is the JVP
-        (Rdf,) = torch.autograd.grad(cache.dlogits, cache.logits, Rf, retain_graph=True)
+    Rdf = _hess(cache)(Rf)
     if cache.rows is not None:
         Rdf = Rdf[cache.rows]
     RdzT = Rdf.transpose(1, 2)
@@ -205,10 +208,7 @@ def hvp_block(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
         Rf = torch.zeros((b,) + tuple(cache.logits.shape), dtype=Rf.dtype, device=Rf.device).index_copy_(
             1, cache.rows, Rf
         )
-    with torch.enable_grad():
-        (Rdf,) = torch.autograd.grad(
-            cache.dlogits, cache.logits, Rf.contiguous(), retain_graph=True, is_grads_batched=True
-        )
+    Rdf = _hess(cache)(Rf)
     if cache.rows is not None:
         Rdf = Rdf[:, cache.rows]
     RdzT = Rdf.permute(1, 3, 0, 2)  # (R, C, b, P)

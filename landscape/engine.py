@@ -202,9 +202,8 @@ class Engine(ReplicaEngine):
             out += [[f"fc{i}.weight", [a, b]], [f"fc{i}.bias", [b]]]
         return out
 
-    def _loss_fn(self, G, name=None):
-        name = name or self.loss_name
-        return lambda f: losses.loss(name, f, self.y, self.Y, G)
+    def _loss_fn(self, G, name=None) -> losses.Head:
+        return losses.Head(name or self.loss_name, self.y, self.Y, G)
 
     def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         return derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))[0]

@@ -3,9 +3,17 @@
 All take logits f (R, P, C), integer labels y (P,), one-hot targets Y (P, C) and
 class weights Γ (R, C) and return F (R,): the mean over samples, as the reference
 code does.
+
+`Head` also gives ∂F/∂f and ∂²F/∂f² · Rf written out in closed form, so a training step
+needs no autograd graph (one graph for `torch.compile`, no per-step graph overhead). The
+gradient repeats autograd's arithmetic operation for operation, so trajectories are the
+ones autograd gives; tests/landscape/test_losses.py checks both against autograd.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -48,3 +56,63 @@ def loss(name: str, f, y, Y, G) -> torch.Tensor:
     except KeyError:
         raise KeyError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}") from None
     return fn(f, y, Y, G)
+
+
+_log_softmax_bwd = torch.ops.aten._log_softmax_backward_data
+_CE_FAMILY = ("ce", "dce")
+_WEIGHTED = ("dce", "dmse1")  # Γ weights the sample by its class
+
+
+@dataclass(frozen=True)
+class Head:
+    """Loss `name` with its labels and Γ (R, C) bound: the logits → loss end of the network."""
+
+    name: str
+    y: torch.Tensor
+    Y: torch.Tensor
+    G: torch.Tensor
+
+    def __call__(self, f: torch.Tensor) -> torch.Tensor:
+        return loss(self.name, f, self.y, self.Y, self.G)
+
+    def _scale(self, P: int) -> torch.Tensor | float:
+        """∂F/∂(per-sample loss) per sample: 1/P (times Γ of its class), rounded as autograd rounds it."""
+        inv = 1.0 / P
+        return self.G[:, self.y] * inv if self.name in _WEIGHTED else inv
+
+    def value_and_grad(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """F (R,) and ∂F/∂f (R, P, C) in closed form.
+
+        ce, dce: a (softmax(f) − Y) with a = Γ_y/P;  mse, dmse1: a · 2(f − Y);
+        dmse2: 2(f − Γ Y)/P."""
+        P = f.shape[1]
+        a = self._scale(P)
+        if self.name in _CE_FAMILY:
+            logp = torch.log_softmax(f, dim=-1)
+            nll = -logp.gather(-1, self.y.expand(f.shape[0], -1).unsqueeze(-1)).squeeze(-1)
+            F = (self.G[:, self.y] * nll).mean(dim=1) if self.name == "dce" else nll.mean(dim=1)
+            a3 = a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
+            # −a at the label, then log-softmax's own backward kernel (autograd's rounding)
+            return F, _log_softmax_bwd(self.Y.expand_as(f) * (-a3), logp, -1, f.dtype)
+        target = self.G.unsqueeze(1) * self.Y if self.name == "dmse2" else self.Y
+        d = f - target
+        sq = (d**2).sum(dim=-1)
+        F = (self.G[:, self.y] * sq).mean(dim=1) if self.name == "dmse1" else sq.mean(dim=1)
+        a3 = a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
+        return F, a3 * (2 * d)
+
+    def hessian(self, f: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Rf (…, R, P, C) ↦ ∂²F/∂f² Rf, block-diagonal over samples.
+
+        ce, dce: a (s ⊙ Rf − s (s · Rf));  mse, dmse1, dmse2: 2a Rf."""
+        a = self._scale(f.shape[1])
+        a3 = a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
+        if self.name in _CE_FAMILY:
+            s = torch.softmax(f, dim=-1)
+
+            def ce_hvp(Rf):
+                sR = s * Rf
+                return a3 * (sR - s * sR.sum(dim=-1, keepdim=True))
+
+            return ce_hvp
+        return lambda Rf: (2 * a3) * Rf
