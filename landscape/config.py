@@ -66,6 +66,12 @@ class RunConfig:
     gamma_shape: str = knob("triangle", f"shape of Γ(t): {', '.join(SHAPES)}")
     static_last: bool = knob(False, "A = 1 in the last oscillation (accuracy at the static loss)")
     dtype: str = knob("float64", f"floating point type: {', '.join(DTYPES)}")
+    eval_every: int = knob(1, "validation accuracy every this many steps and at the last (NaN between)")
+    compile: bool = knob(
+        False,
+        "compile the built-in MLP's step with torch.compile (inductor; about 1.5× at R = 16 on a CPU after "
+        "≈ 25 s of compiling; trajectories agree with the eager step to rounding, not bit for bit)",
+    )
     device: str = knob("cpu", "cpu, cuda or cuda:N")
     data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
     until: str = knob("end", "end, or first-instability (stop once every replica has shown one)")
@@ -157,6 +163,10 @@ class RunConfig:
             bad("until-margin must be >= 0")
         if self.n_per_class < 2:
             bad("n-per-class must be >= 2")
+        if self.eval_every < 1:
+            bad(f"eval-every must be >= 1, got {self.eval_every}")
+        if self.compile and self.model:
+            bad("--compile applies to the built-in MLP only (a --model runs through torch.func)")
         return self
 
     def check_device(self):
@@ -258,7 +268,7 @@ class RunConfig:
             from .generic import ModuleEngine
 
             return ModuleEngine(self.factory(), [r.seed for r in reps], **common)
-        return Engine(self.spec(data), **common)
+        return Engine(self.spec(data), **common, compile=self.compile)
 
     # --- (de)serialisation ------------------------------------------------------------
     def to_json(self) -> str:

@@ -180,9 +180,12 @@ class Engine(ReplicaEngine):
         gamma_shape: str = "triangle",
         dtype=torch.float64,
         device="cpu",
+        compile: bool = False,
     ):
         super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device)
         self.spec = spec
+        # one graph per (evaluate, shapes): the step has no autograd call, so inductor takes it whole
+        self._core = torch.compile(self._step_core, fullgraph=True, dynamic=False) if compile else self._step_core
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
         if self.has_val:
             self.XvT = self.Xv.t().contiguous()
@@ -227,15 +230,37 @@ class Engine(ReplicaEngine):
 
     # --- one step -------------------------------------------------------------------
     @torch.no_grad()
-    def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> tuple[torch.Tensor, StepMetrics]:
-        """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (G: Γ(t) if precomputed)."""
+    def step(
+        self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None, evaluate: bool = True
+    ) -> tuple[torch.Tensor, StepMetrics]:
+        """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (G: Γ(t) if precomputed).
+
+        evaluate=False skips the validation forward pass (val_acc NaN): `--eval-every`."""
         G = self.gamma(t) if G is None else G
+        new, F, static, acc, val = self._core(theta, G, evaluate and self.has_val)
+        if val is None:
+            val = torch.full_like(F, float("nan"))
+        return new, StepMetrics(F, static, acc, val, G)
+
+    def _step_core(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):
+        """The step as one pure function of tensors (what `--compile` compiles)."""
         g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
         static = losses.loss(self.static_name, f, self.y, self.Y, G)
         acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
-        val = self.accuracy(theta, val=True)
+        val = None
+        if evaluate:
+            fv = derivatives.forward_hidden(self.spec, theta, self.XvT)[1]
+            val = (fv.argmax(-1) == self.yv).to(self.dtype).mean(dim=1)
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
-        return new, StepMetrics(F, static, acc, val, G)
+        return new, F, static, acc, val
+
+    @torch.no_grad()
+    def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
+        """θ_{t1} from θ_{t0} by replaying the recorder's updates: the same arithmetic as
+        `step` (compiled when the recording was), so replay reproduces a recording."""
+        for t in range(t0, t1):
+            theta = self._core(theta, self.gamma(t), False)[0]
+        return theta
 
     # --- curvature ------------------------------------------------------------------
     def _hvp_cache(self, theta: torch.Tensor, t: int) -> derivatives.Cache:

@@ -123,14 +123,17 @@ class ModuleEngine(ReplicaEngine):
     def _grad(self, theta: torch.Tensor, G: torch.Tensor):
         return grad(self._total, has_aux=True)(theta, G)
 
-    def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> tuple[torch.Tensor, StepMetrics]:
-        """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t."""
+    def step(
+        self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None, evaluate: bool = True
+    ) -> tuple[torch.Tensor, StepMetrics]:
+        """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (val_acc NaN unless `evaluate`)."""
         G = self.gamma(t) if G is None else G
         g, (F, f) = self._grad(theta, G)
         static = losses.loss(self.static_name, f, self.y, self.Y, G)
         acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
-        return new, StepMetrics(F, static, acc, self.accuracy(theta, val=True), G)
+        val = self.accuracy(theta, val=True) if evaluate else torch.full_like(F, float("nan"))
+        return new, StepMetrics(F, static, acc, val, G)
 
     def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         return self._grad(theta, G)[0]

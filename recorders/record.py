@@ -229,7 +229,8 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
             if s % pe == 0:
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
                 npar += 1
-            theta, m = engine.step(theta, s, G_all[s - t])
+            evaluate = s % cfg.eval_every == 0 or s == cfg.steps - 1
+            theta, m = engine.step(theta, s, G_all[s - t], evaluate)
             for name in PER_STEP:
                 buf.step[name][:, s - t] = getattr(m, name)
             if progress is not None:
