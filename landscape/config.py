@@ -73,6 +73,7 @@ class RunConfig:
         "≈ 25 s of compiling; trajectories agree with the eager step to rounding, not bit for bit)",
     )
     device: str = knob("cpu", "cpu, cuda or cuda:N")
+    threads: int = knob(0, "CPU threads of the recording process (0: torch's default; a sweep worker: cores ÷ workers)")
     data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
     until: str = knob("end", "end, or first-instability (stop once every replica has shown one)")
     until_margin: int = knob(200, "steps recorded after the last replica's first instability")
@@ -163,6 +164,8 @@ class RunConfig:
             bad("until-margin must be >= 0")
         if self.n_per_class < 2:
             bad("n-per-class must be >= 2")
+        if self.threads < 0:
+            bad(f"threads must be >= 0 (0: torch's default), got {self.threads}")
         if self.eval_every < 1:
             bad(f"eval-every must be >= 1, got {self.eval_every}")
         if self.compile and self.model:

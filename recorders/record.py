@@ -163,6 +163,8 @@ def signals_deferred():
 
 def _run(store: RunStore, cfg: RunConfig, engine: Engine, theta, start: int, warm, progress: Progress | None):
     keep_freed_memory()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     try:
         _loop(store, cfg, engine, theta, start, warm, progress)
     except OSError as exc:  # disk full, store removed, …: flushed steps are intact (atomic writes)

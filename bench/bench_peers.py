@@ -1,0 +1,268 @@
+"""The engine's training step against the peers a researcher would pick instead.
+
+Runners, all in this one process, from the same θ0 and the same Γ(t), one thread each,
+interleaved in every repeat (engine, engine --compile, torch.func ensemble compiled,
+JAX jit(vmap) + lax.scan):
+
+- `engine`: `landscape.engine.Engine.step` (eager), what `landscape record` runs;
+- `engine+compile`: the same step under `torch.compile` (`landscape record --compile`);
+- `torch.func+compile`: `nn.Sequential` MLP, `functional_call` + `grad` + `vmap` over
+  stacked parameters, the whole vmapped step under `torch.compile`;
+- `jax`: the same MLP in JAX, `jit(vmap(step))` with `lax.scan` over the eval interval
+  (skipped with one line when JAX is not installed: `pip install jax`).
+
+Every runner records what the recorder records per step (dynamical and static loss,
+training accuracy) and the validation accuracy every `--eval-every` steps, and must end at
+the engine's θ (the max |Δθ| is printed). DCE, A = 70, T = 5000, η = 1 (the reference run).
+Peak memory per runner: the process's resident high-water mark is reset before the runner
+(`/proc/self/clear_refs`) and read after it (VmHWM), less the resident size before.
+
+    python bench/bench_peers.py --widths 10 100 1000 --points 300 3000 --replicas 1 16 64 256 \\
+        --dtype float64 float32 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from landscape.data import spiral_dataset
+from landscape.engine import Engine
+from landscape.model import MLPSpec
+from landscape.perf import keep_freed_memory
+
+A, T, ETA = 70.0, 5000, 1.0
+
+try:  # JAX is a peer, not a dependency
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+except ImportError:  # pragma: no cover - depends on the machine
+    jax = None
+
+
+def rss_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+class Problem:
+    """Data, Γ(t) (S, R, C) and θ0 shared by every runner."""
+
+    def __init__(self, width, points, R, steps, dtype):
+        per = points // 3
+        self.data = spiral_dataset(per, seed=0, val_seed=1)
+        self.spec = MLPSpec(2, width, 3)
+        self.width, self.R, self.steps, self.dtype = width, R, steps, dtype
+        self.eng = Engine(self.spec, self.data, "dce", [ETA] * R, [A] * R, [T] * R, dtype=dtype)
+        self.theta0 = self.spec.init(range(R), dtype)
+        self.G = self.eng.gamma(list(range(steps)))  # (S, R, C)
+
+    def layers0(self):
+        """θ0 as (W1 (R, in, out), b1, W2, b2)."""
+        (W1, b1), (W2, b2) = self.spec.unflatten(self.theta0)
+        return W1, b1, W2, b2
+
+
+def run_engine(pb: Problem, eval_every: int, compiled: bool):
+    eng = pb.eng
+    if compiled:
+        eng = Engine(pb.spec, pb.data, "dce", [ETA] * pb.R, [A] * pb.R, [T] * pb.R, dtype=pb.dtype, compile=True)
+    buf = torch.empty((4, pb.R, pb.steps), dtype=pb.dtype)
+
+    def go():
+        theta = pb.theta0
+        for t in range(pb.steps):
+            theta, m = eng.step(theta, t, pb.G[t], t % eval_every == 0)
+            buf[0, :, t], buf[1, :, t], buf[2, :, t], buf[3, :, t] = m.loss, m.loss_static, m.train_acc, m.val_acc
+        return theta.detach().cpu().double().numpy()
+
+    return go
+
+
+def run_torchfunc(pb: Problem, eval_every: int):
+    net = nn.Sequential(nn.Linear(2, pb.width), nn.ReLU(), nn.Linear(pb.width, 3)).to(pb.dtype)
+    W1, b1, W2, b2 = pb.layers0()
+    p0 = {"0.weight": W1.transpose(1, 2), "0.bias": b1, "2.weight": W2.transpose(1, 2), "2.bias": b2}
+    p0 = {k: v.contiguous() for k, v in p0.items()}
+    X, y = torch.as_tensor(pb.data.X, dtype=pb.dtype), torch.as_tensor(pb.data.y)
+    Xv, yv = torch.as_tensor(pb.data.X_val, dtype=pb.dtype), torch.as_tensor(pb.data.y_val)
+
+    def loss(p, G):
+        out = functional_call(net, p, (X,))
+        nll = nn.functional.cross_entropy(out, y, reduction="none")
+        return (G[y] * nll).mean(), (out, nll.mean())
+
+    def step(p, G, evaluate: bool):
+        g, (out, static) = grad(loss, has_aux=True)(p, G)
+        F = (G[y] * nn.functional.cross_entropy(out, y, reduction="none")).mean()
+        acc = (out.argmax(-1) == y).to(pb.dtype).mean()
+        val = (functional_call(net, p, (Xv,)).argmax(-1) == yv).to(pb.dtype).mean() if evaluate else F * float("nan")
+        return {k: p[k] - ETA * g[k] for k in p}, torch.stack([F, static, acc, val])
+
+    vstep = {e: torch.compile(vmap(lambda p, G, e=e: step(p, G, e)), fullgraph=True, dynamic=False) for e in (0, 1)}
+    buf = torch.empty((pb.steps, pb.R, 4), dtype=pb.dtype)
+
+    def go():
+        p = p0
+        for t in range(pb.steps):
+            p, m = vstep[int(t % eval_every == 0)](p, pb.G[t])
+            buf[t] = m
+        flat = [p["0.weight"].transpose(1, 2), p["0.bias"], p["2.weight"].transpose(1, 2), p["2.bias"]]
+        return torch.cat([x.reshape(pb.R, -1) for x in flat], 1).detach().double().numpy()
+
+    return go
+
+
+def run_jax(pb: Problem, eval_every: int):
+    dt = jnp.float64 if pb.dtype == torch.float64 else jnp.float32
+    W1, b1, W2, b2 = (jnp.asarray(x.numpy(), dtype=dt) for x in pb.layers0())
+    p0 = (W1, b1, W2, b2)
+    X, y = jnp.asarray(pb.data.X, dtype=dt), jnp.asarray(pb.data.y)
+    Xv, yv = jnp.asarray(pb.data.X_val, dtype=dt), jnp.asarray(pb.data.y_val)
+    G = jnp.asarray(pb.G.numpy(), dtype=dt)
+
+    def forward(p, X):
+        W1, b1, W2, b2 = p
+        return jax.nn.relu(X @ W1 + b1) @ W2 + b2
+
+    def loss(p, G):
+        f = forward(p, X)
+        nll = -jnp.take_along_axis(jax.nn.log_softmax(f), y[:, None], axis=1)[:, 0]
+        return jnp.mean(G[y] * nll), (f, jnp.mean(nll))
+
+    def step(p, G):
+        (F, (f, static)), g = jax.value_and_grad(loss, has_aux=True)(p, G)
+        acc = jnp.mean(jnp.argmax(f, -1) == y).astype(dt)
+        return jax.tree_util.tree_map(lambda a, b: a - ETA * b, p, g), jnp.stack([F, static, acc])
+
+    vstep = jax.vmap(step)
+    vval = jax.vmap(lambda p: jnp.mean(jnp.argmax(forward(p, Xv), -1) == yv).astype(dt))
+
+    @jax.jit
+    def chunk(p, Gs):
+        val = vval(p)  # at the chunk's first step, as --eval-every does
+        p, ms = jax.lax.scan(vstep, p, Gs)
+        return p, ms, val
+
+    def go():
+        p, out = p0, []
+        for t in range(0, pb.steps, eval_every):
+            p, ms, val = chunk(p, G[t : t + eval_every])
+            out.append((ms, val))
+        jax.block_until_ready(p)
+        W1, b1, W2, b2 = (np.asarray(x, dtype=np.float64) for x in p)
+        return np.concatenate([W1.reshape(pb.R, -1), b1, W2.reshape(pb.R, -1), b2], 1)
+
+    return go
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--widths", type=int, nargs="+", default=[10, 100, 1000])
+    ap.add_argument("--points", type=int, nargs="+", default=[300, 3000])
+    ap.add_argument("--replicas", type=int, nargs="+", default=[1, 16, 64, 256])
+    ap.add_argument("--dtype", nargs="+", default=["float64"], choices=["float64", "float32"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--work", type=float, default=2e9, help="flops per runner per repeat (sets the steps)")
+    ap.add_argument("--max-bytes", type=float, default=2e9, help="skip cells whose activations exceed this")
+    ap.add_argument("--runners", nargs="+", default=["engine", "engine+compile", "torch.func+compile", "jax"])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    keep_freed_memory()
+    runners = list(args.runners)
+    if "jax" in runners and jax is None:
+        print("# JAX is not installed (pip install jax): its column is skipped")
+        runners.remove("jax")
+    print(
+        f"# {platform.processor() or platform.machine()}, 1 thread per runner, torch {torch.__version__}"
+        + (f", jax {jax.__version__}" if jax else "")
+        + f", DCE, validation every {args.eval_every} steps, {args.repeats} repeats; "
+        "ratio = engine's run-steps/s ÷ the runner's, per repeat (min / median / max)"
+    )
+    engines = [r for r in runners if r.startswith("engine")]
+    peers = [r for r in runners if not r.startswith("engine")]
+    head = (
+        "| dtype | width | P | R | steps | "
+        + " | ".join(f"{r} run-steps/s" for r in runners)
+        + " | best engine ÷ best peer (min / median / max) | max Δθ vs engine | peak MB ("
+        + " · ".join(runners)
+        + ") |"
+    )
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for dname in args.dtype:
+        dtype = getattr(torch, dname)
+        for width in args.widths:
+            for P in args.points:
+                for R in args.replicas:
+                    if R * width * P * 8 * 6 > args.max_bytes:
+                        print(f"| {dname} | {width} | {P} | {R} | – | skipped: activations over --max-bytes |")
+                        continue
+                    flops = 6 * 2 * R * width * P * 3 * 2 + 1e5 * R  # forward, backward, validation
+                    steps = int(np.clip(args.work / flops, 2 * args.eval_every, 4000)) // args.eval_every
+                    steps *= args.eval_every
+                    pb = Problem(width, P, R, steps, dtype)
+                    make = {
+                        "engine": lambda: run_engine(pb, args.eval_every, False),
+                        "engine+compile": lambda: run_engine(pb, args.eval_every, True),
+                        "torch.func+compile": lambda: run_torchfunc(pb, args.eval_every),
+                        "jax": lambda: run_jax(pb, args.eval_every),
+                    }
+                    fns, rates, peak, theta = {}, {r: [] for r in runners}, {}, {}
+                    for r in runners:
+                        fns[r] = make[r]()
+                        theta[r] = fns[r]()  # warm-up: compiles, and the trajectory to compare
+                    for _ in range(args.repeats):
+                        for r in runners:
+                            base = rss_mb("VmRSS")
+                            reset_peak()
+                            t0 = time.perf_counter()
+                            fns[r]()
+                            rates[r].append(R * steps / (time.perf_counter() - t0))
+                            peak[r] = max(peak.get(r, 0.0), rss_mb("VmHWM") - base)
+                    per_repeat = (
+                        [
+                            max(rates[e][i] for e in engines) / max(rates[q][i] for q in peers)
+                            for i in range(args.repeats)
+                        ]
+                        if peers and engines
+                        else [float("nan")]
+                    )
+                    ratios = sorted(per_repeat)
+                    dev = max(np.abs(theta[r] - theta[runners[0]]).max() for r in runners)
+                    med = " | ".join(f"{statistics.median(rates[r]):,.0f}" for r in runners)
+                    mem = " · ".join(f"{peak[r]:.0f}" for r in runners)
+                    print(
+                        f"| {dname} | {width} | {P} | {R} | {steps} | {med} | {ratios[0]:.2f} / "
+                        f"**{statistics.median(ratios):.2f}** / {ratios[-1]:.2f} | {dev:.0e} | {mem} |",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
