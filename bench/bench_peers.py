@@ -228,10 +228,10 @@ def main():
                     steps *= args.eval_every
                     pb = Problem(width, P, R, steps, dtype)
                     make = {
-                        "engine": lambda: run_engine(pb, args.eval_every, False),
-                        "engine+compile": lambda: run_engine(pb, args.eval_every, True),
-                        "torch.func+compile": lambda: run_torchfunc(pb, args.eval_every),
-                        "jax": lambda: run_jax(pb, args.eval_every),
+                        "engine": lambda pb=pb: run_engine(pb, args.eval_every, False),
+                        "engine+compile": lambda pb=pb: run_engine(pb, args.eval_every, True),
+                        "torch.func+compile": lambda pb=pb: run_torchfunc(pb, args.eval_every),
+                        "jax": lambda pb=pb: run_jax(pb, args.eval_every),
                     }
                     fns, rates, peak, theta = {}, {r: [] for r in runners}, {}, {}
                     for r in runners:
