@@ -50,7 +50,7 @@ ATTRS = {
     "loss": ("dynamical loss F_t(θ_t), the loss being minimised", ""),
     "loss_static": ("static counterpart (ce or mse) at θ_t", ""),
     "train_acc": ("training accuracy at θ_t", ""),
-    "val_acc": ("validation accuracy at θ_t (NaN without validation data)", ""),
+    "val_acc": ("validation accuracy at θ_t (NaN without validation data and between --eval-every steps)", ""),
     "gamma": ("class weights Γ_i(t)", ""),
     "eigval": ("top-k Hessian eigenvalues of F_t at θ_t, largest first", ""),
     "eigres": ("residual ‖Hv − λv‖ of each eigenpair", ""),

@@ -251,3 +251,18 @@ def test_compiled_recording_tracks_the_eager_one_and_replays(tmp_path):
     eng = replace(cfg, compile=True).engine(cfg.dataset())
     th = eng.advance(torch.as_tensor(b.params.values[:, 2]), 500, 750)
     np.testing.assert_array_equal(th.numpy(), b.params.values[:, 3])
+
+
+def test_threads_knob_sets_the_recorders_threads_and_changes_nothing_else(tmp_path, tiny_cfg):
+    import torch as th
+
+    before = th.get_num_threads()
+    try:
+        ref = record(tiny_cfg, tmp_path / "ref.zarr")
+        one = record(replace(tiny_cfg, threads=1), tmp_path / "one.zarr")
+        assert th.get_num_threads() == 1
+        assert_same_recording(ref, one)
+    finally:
+        th.set_num_threads(before)
+    with pytest.raises(LandscapeError, match="threads must be >= 0"):
+        record(replace(tiny_cfg, threads=-1), tmp_path / "bad.zarr")
