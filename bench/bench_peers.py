@@ -14,8 +14,9 @@ JAX jit(vmap) + lax.scan):
 Every runner records what the recorder records per step (dynamical and static loss,
 training accuracy) and the validation accuracy every `--eval-every` steps, and must end at
 the engine's θ (the max |Δθ| is printed). DCE, A = 70, T = 5000, η = 1 (the reference run).
-Peak memory per runner: the process's resident high-water mark is reset before the runner
-(`/proc/self/clear_refs`) and read after it (VmHWM), less the resident size before.
+Peak memory per runner: freed heap pages are returned (malloc_trim), the process's resident
+high-water mark is reset before the runner (`/proc/self/clear_refs`) and read after it
+(VmHWM), less the resident size before: the memory the runner touches beyond what it holds.
 
     python bench/bench_peers.py --widths 10 100 1000 --points 300 3000 --replicas 1 16 64 256 \\
         --dtype float64 float32 --repeats 3
@@ -24,6 +25,7 @@ Peak memory per runner: the process's resident high-water mark is reset before t
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import platform
 import statistics
@@ -43,6 +45,7 @@ from landscape.model import MLPSpec
 from landscape.perf import keep_freed_memory
 
 A, T, ETA = 70.0, 5000, 1.0
+ALL = ("engine", "engine+compile", "torch.func+compile", "jax")
 
 try:  # JAX is a peer, not a dependency
     import jax
@@ -61,7 +64,13 @@ def rss_mb(field: str) -> float:
     return float("nan")
 
 
+_libc = ctypes.CDLL(None)
+
+
 def reset_peak():
+    """Give freed heap pages back (so a runner cannot hide its working set in memory an earlier
+    runner freed), then start the resident high-water mark from the current size."""
+    _libc.malloc_trim(0)
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -87,18 +96,22 @@ class Problem:
         return W1, b1, W2, b2
 
 
-def run_engine(pb: Problem, eval_every: int, compiled: bool):
+def run_engine(pb: Problem, eval_every: int, compiled: bool, spectra_every: int):
     eng = pb.eng
     if compiled:
         eng = Engine(pb.spec, pb.data, "dce", [ETA] * pb.R, [A] * pb.R, [T] * pb.R, dtype=pb.dtype, compile=True)
     buf = torch.empty((4, pb.R, pb.steps), dtype=pb.dtype)
+    eig = torch.empty((pb.R, 2), dtype=pb.dtype)
 
     def go():
-        theta = pb.theta0
+        theta, warm = pb.theta0, None
         for t in range(pb.steps):
+            if spectra_every and t % spectra_every == 0:  # top-2, warm-started, tol 1e-3 (the recorder's)
+                res = eng.spectrum(theta, t, 2, v0=warm, tol=1e-3, seed=t)
+                warm, eig[:] = res.block, res.eigvals
             theta, m = eng.step(theta, t, pb.G[t], t % eval_every == 0)
             buf[0, :, t], buf[1, :, t], buf[2, :, t], buf[3, :, t] = m.loss, m.loss_static, m.train_acc, m.val_acc
-        return theta.detach().cpu().double().numpy()
+        return theta.detach().cpu().double().numpy(), eig.double().numpy()
 
     return go
 
@@ -132,12 +145,12 @@ def run_torchfunc(pb: Problem, eval_every: int):
             p, m = vstep[int(t % eval_every == 0)](p, pb.G[t])
             buf[t] = m
         flat = [p["0.weight"].transpose(1, 2), p["0.bias"], p["2.weight"].transpose(1, 2), p["2.bias"]]
-        return torch.cat([x.reshape(pb.R, -1) for x in flat], 1).detach().double().numpy()
+        return torch.cat([x.reshape(pb.R, -1) for x in flat], 1).detach().double().numpy(), None
 
     return go
 
 
-def run_jax(pb: Problem, eval_every: int):
+def run_jax(pb: Problem, eval_every: int, spectra_every: int):
     dt = jnp.float64 if pb.dtype == torch.float64 else jnp.float32
     W1, b1, W2, b2 = (jnp.asarray(x.numpy(), dtype=dt) for x in pb.layers0())
     p0 = (W1, b1, W2, b2)
@@ -168,14 +181,35 @@ def run_jax(pb: Problem, eval_every: int):
         p, ms = jax.lax.scan(vstep, p, Gs)
         return p, ms, val
 
+    # spectra: JAX's own block eigensolver (LOBPCG) on forward-over-reverse HVPs, warm-started
+    # from the last eigenvectors, residual ≈ 1e-3·λ as the engine's
+    from jax.experimental.sparse.linalg import lobpcg_standard
+    from jax.flatten_util import ravel_pytree
+
+    n = pb.spec.num_params
+    unravel = ravel_pytree(jax.tree_util.tree_map(lambda x: x[0], p0))[1]
+
+    def top2(p, G, X):
+        flat, _ = ravel_pytree(p)
+        gfun = lambda q: ravel_pytree(jax.grad(lambda r: loss(unravel(r), G)[0])(q))[0]
+        H = lambda V: jax.vmap(lambda v: jax.jvp(gfun, (flat,), (v,))[1], in_axes=1, out_axes=1)(V)
+        vals, vecs, _ = lobpcg_standard(H, X, m=100, tol=1e-3 / (20 * n))
+        return vals, vecs
+
+    vtop2 = jax.jit(jax.vmap(top2))
+    X0 = jax.random.normal(jax.random.PRNGKey(0), (pb.R, n, 2), dtype=dt)
+
     def go():
-        p, out = p0, []
+        p, out, X, vals = p0, [], X0, None
         for t in range(0, pb.steps, eval_every):
+            if spectra_every and t % spectra_every == 0:
+                vals, X = vtop2(p, G[t], X)
             p, ms, val = chunk(p, G[t : t + eval_every])
             out.append((ms, val))
         jax.block_until_ready(p)
         W1, b1, W2, b2 = (np.asarray(x, dtype=np.float64) for x in p)
-        return np.concatenate([W1.reshape(pb.R, -1), b1, W2.reshape(pb.R, -1), b2], 1)
+        theta = np.concatenate([W1.reshape(pb.R, -1), b1, W2.reshape(pb.R, -1), b2], 1)
+        return theta, None if vals is None else np.asarray(vals, dtype=np.float64)
 
     return go
 
@@ -188,6 +222,7 @@ def main():
     ap.add_argument("--dtype", nargs="+", default=["float64"], choices=["float64", "float32"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--spectra-every", type=int, nargs="+", default=[0, 25], help="0: steps only")
     ap.add_argument("--work", type=float, default=2e9, help="flops per runner per repeat (sets the steps)")
     ap.add_argument("--max-bytes", type=float, default=2e9, help="skip cells whose activations exceed this")
     ap.add_argument("--runners", nargs="+", default=["engine", "engine+compile", "torch.func+compile", "jax"])
@@ -204,14 +239,10 @@ def main():
         + f", DCE, validation every {args.eval_every} steps, {args.repeats} repeats; "
         "ratio = engine's run-steps/s ÷ the runner's, per repeat (min / median / max)"
     )
-    engines = [r for r in runners if r.startswith("engine")]
-    peers = [r for r in runners if not r.startswith("engine")]
     head = (
-        "| dtype | width | P | R | steps | "
-        + " | ".join(f"{r} run-steps/s" for r in runners)
-        + " | best engine ÷ best peer (min / median / max) | max Δθ vs engine | peak MB ("
-        + " · ".join(runners)
-        + ") |"
+        "| dtype | width | P | R | spectra every | steps | "
+        + " | ".join(f"{r} run-steps/s" for r in ALL)
+        + " | best engine ÷ best peer (min / median / max) | max Δθ (Δλ rel.) vs engine | peak MB (runners in order) |"
     )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -220,48 +251,61 @@ def main():
         for width in args.widths:
             for P in args.points:
                 for R in args.replicas:
-                    if R * width * P * 8 * 6 > args.max_bytes:
-                        print(f"| {dname} | {width} | {P} | {R} | – | skipped: activations over --max-bytes |")
-                        continue
-                    flops = 6 * 2 * R * width * P * 3 * 2 + 1e5 * R  # forward, backward, validation
-                    steps = int(np.clip(args.work / flops, 2 * args.eval_every, 4000)) // args.eval_every
-                    steps *= args.eval_every
-                    pb = Problem(width, P, R, steps, dtype)
-                    make = {
-                        "engine": lambda pb=pb: run_engine(pb, args.eval_every, False),
-                        "engine+compile": lambda pb=pb: run_engine(pb, args.eval_every, True),
-                        "torch.func+compile": lambda pb=pb: run_torchfunc(pb, args.eval_every),
-                        "jax": lambda pb=pb: run_jax(pb, args.eval_every),
-                    }
-                    fns, rates, peak, theta = {}, {r: [] for r in runners}, {}, {}
-                    for r in runners:
-                        fns[r] = make[r]()
-                        theta[r] = fns[r]()  # warm-up: compiles, and the trajectory to compare
-                    for _ in range(args.repeats):
-                        for r in runners:
-                            base = rss_mb("VmRSS")
-                            reset_peak()
-                            t0 = time.perf_counter()
-                            fns[r]()
-                            rates[r].append(R * steps / (time.perf_counter() - t0))
-                            peak[r] = max(peak.get(r, 0.0), rss_mb("VmHWM") - base)
-                    per_repeat = (
-                        [
-                            max(rates[e][i] for e in engines) / max(rates[q][i] for q in peers)
-                            for i in range(args.repeats)
-                        ]
-                        if peers and engines
-                        else [float("nan")]
-                    )
-                    ratios = sorted(per_repeat)
-                    dev = max(np.abs(theta[r] - theta[runners[0]]).max() for r in runners)
-                    med = " | ".join(f"{statistics.median(rates[r]):,.0f}" for r in runners)
-                    mem = " · ".join(f"{peak[r]:.0f}" for r in runners)
-                    print(
-                        f"| {dname} | {width} | {P} | {R} | {steps} | {med} | {ratios[0]:.2f} / "
-                        f"**{statistics.median(ratios):.2f}** / {ratios[-1]:.2f} | {dev:.0e} | {mem} |",
-                        flush=True,
-                    )
+                    for every in args.spectra_every:
+                        cell(args, runners, dname, dtype, width, P, R, every)
+
+
+def cell(args, runners, dname, dtype, width, P, R, every):
+    """One row: every runner on the same problem, interleaved over the repeats."""
+    label = f"| {dname} | {width} | {P} | {R} | {every or '–'} |"
+    if R * width * P * 8 * 6 > args.max_bytes:
+        print(f"{label} – | skipped: activations over --max-bytes |")
+        return
+    if every:  # peers without an eigensolver of their own sit this row out
+        runners = [r for r in runners if r != "torch.func+compile"]
+    engines = [r for r in runners if r.startswith("engine")]
+    peers = [r for r in runners if not r.startswith("engine")]
+    flops = 6 * 2 * R * width * P * 3 * 2 + 1e5 * R  # forward, backward, validation
+    steps = int(np.clip(args.work / flops, 2 * args.eval_every, 4000)) // args.eval_every * args.eval_every
+    pb = Problem(width, P, R, steps, dtype)
+    ev = args.eval_every
+    make = {
+        "engine": lambda: run_engine(pb, ev, False, every),
+        "engine+compile": lambda: run_engine(pb, ev, True, every),
+        "torch.func+compile": lambda: run_torchfunc(pb, ev),
+        "jax": lambda: run_jax(pb, ev, every),
+    }
+    fns, rates, peak, result = {}, {r: [] for r in runners}, {}, {}
+    for r in runners:
+        fns[r] = make[r]()
+        result[r] = fns[r]()  # warm-up: compiles, and the trajectory to compare
+        fns[r]()
+    for _ in range(args.repeats):
+        for r in runners:
+            reset_peak()
+            base = rss_mb("VmRSS")
+            t0 = time.perf_counter()
+            fns[r]()
+            rates[r].append(R * steps / (time.perf_counter() - t0))
+            peak[r] = max(peak.get(r, 0.0), rss_mb("VmHWM") - base)
+    ratios = sorted(
+        max(rates[e][i] for e in engines) / max(rates[q][i] for q in peers) if peers else float("nan")
+        for i in range(args.repeats)
+    )
+    ref = result[runners[0]]
+    dev = max(np.abs(result[r][0] - ref[0]).max() for r in runners)
+    eig = [
+        np.abs(result[r][1] - ref[1]).max() / np.abs(ref[1]).max()
+        for r in runners
+        if every and result[r][1] is not None and ref[1] is not None
+    ]
+    cells = [f"{statistics.median(rates[r]):,.0f}" if r in rates else "–" for r in ALL]
+    mem = " · ".join(f"{peak[r]:.0f}" for r in runners)
+    print(
+        f"{label} {steps} | " + " | ".join(cells) + f" | {ratios[0]:.2f} / **{statistics.median(ratios):.2f}** / "
+        f"{ratios[-1]:.2f} | {dev:.0e}{f' (λ {max(eig):.0e})' if eig else ''} | {mem} |",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ SCALED_FIG3_STEPS = 100000
 SCALED_FIG3A_SEEDS = 16
 SCALED_FIG3B_SEEDS = 8
 SCALED_FIG1_STEPS = 50000
+SCALED_FIG1_LONG_STEPS = 200000  # width 100 only: does it leave the edge of stability?
 # first instabilities came within 5000 steps in docs/RESULTS.md: with --until first-instability
 # a run takes about this many steps
 FIG4_EARLY_STEPS = 6200

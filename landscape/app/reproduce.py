@@ -31,7 +31,7 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
         base = SweepSpec().replace(
             losses=("ce",), etas=(0.5, 1.0), amplitudes=(1.0,), periods=(5000,), widths=(10, 30, 100)
         )
-        return {
+        out = {
             "fig1": {
                 "full": base.replace(seeds=tuple(range(20)), steps=20000),
                 "scaled": base.replace(seeds=tuple(range(8)), steps=paper.SCALED_FIG1_STEPS, hessian_every=100),
@@ -39,6 +39,15 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
                 "tiny": base.replace(widths=(4, 8), seeds=(0, 1), steps=100, **TINY),
             }[size]
         }
+        if size == "scaled":  # the widest network again, long enough to see whether it leaves the edge
+            out["fig1_long"] = base.replace(
+                widths=(100,),
+                seeds=tuple(range(8)),
+                steps=paper.SCALED_FIG1_LONG_STEPS,
+                hessian_every=500,
+                save_params_every=10000,
+            )
+        return out
     if fig == "fig2":
         base = SweepSpec().replace(
             losses=("dce",), etas=(1.0,), amplitudes=(70.0,), periods=(5000,), widths=(100,), seeds=(0,)
@@ -192,7 +201,7 @@ def run(
 
 def summary_names(fig: str, wanted: dict) -> list[str]:
     """The summary stores a figure's report is drawn from."""
-    if fig == "fig3":
+    if fig in ("fig1", "fig3"):
         return [f"{name}_summary.zarr" for name in wanted]
     return [f"{fig}_summary.zarr"]
 
@@ -213,53 +222,61 @@ def _table(header, rows):
 def _summarize_fig1(stores, out):
     from landscape.analysis.edge_of_stability import summarize
 
-    summarize(stores["fig1"]).to_zarr(out / "fig1_summary.zarr", mode="w", consolidated=False, zarr_format=3)
+    for name, paths in stores.items():
+        summarize(paths).to_zarr(out / f"{name}_summary.zarr", mode="w", consolidated=False, zarr_format=3)
 
 
 def _report_fig1(out, wanted):
     from landscape.analysis.edge_of_stability import draw
 
-    summ = _open(out / "fig1_summary.zarr")
-    draw(summ, out / "fig1.png")
-    rows = []
-    nh = summ.sizes["hstep"]
-    for c in range(summ.sizes["curve"]):
-        s = summ.isel(curve=c)
-        ratio = s.ratio_mean.values
-        rows.append(
-            (
-                int(s.width),
-                f"{float(s.eta):g}",
-                int(s.n_runs),
-                f"{float(s.loss_mean[-1]):.4f}",
-                f"{float(s.final_train_acc):.3f}",
-                f"{np.nanmax(ratio):.2f}",
-                f"{np.nanmean(ratio[nh // 2 :]):.2f}",
-                f"{np.nanmean(ratio[-max(1, nh // 10) :]):.2f}",
-                f"{int(s.n_escaped)}/{int(s.n_runs)}",
-            )
-        )
-    return (
+    text = (
         "Paper: with static CE, λ_max rises quickly to about 2/η (edge of stability) and the loss "
         "shows spikes; larger widths escape to wider valleys; both larger widths and larger η train "
-        f"better.\n\n![fig1](fig1.png)\n\nλ_max / (2/η) is the mean over runs; a run *escaped* when, after "
-        f"reaching {summ.attrs['escape_reach']:g}, its ratio stayed below {summ.attrs['escape_level']:g} over the "
-        f"last {summ.attrs['escape_tail']:.0%} of the run.\n\n"
-        + _table(
-            [
-                "width",
-                "η",
-                "runs",
-                "final F (mean)",
-                "final train acc",
-                "max of mean λ_max/(2/η)",
-                "2nd half",
-                "last 10 %",
-                "escaped",
-            ],
-            rows,
-        )
+        "better.\n\n"
     )
+    for name in wanted:
+        summ = _open(out / f"{name}_summary.zarr")
+        draw(summ, out / f"{name}.png")
+        rows = []
+        nh = summ.sizes["hstep"]
+        for c in range(summ.sizes["curve"]):
+            s = summ.isel(curve=c)
+            ratio = s.ratio_mean.values
+            rows.append(
+                (
+                    int(s.width),
+                    f"{float(s.eta):g}",
+                    int(s.n_runs),
+                    f"{float(s.loss_mean[-1]):.4f}",
+                    f"{float(s.final_train_acc):.3f}",
+                    f"{np.nanmax(ratio):.2f}",
+                    f"{np.nanmean(ratio[nh // 2 :]):.2f}",
+                    f"{np.nanmean(ratio[-max(1, nh // 10) :]):.2f}",
+                    f"{int(s.n_escaped)}/{int(s.n_runs)}",
+                )
+            )
+        steps = int(summ.step.values[-1]) + int(summ.step.values[1] - summ.step.values[0])
+        text += (
+            f"## {name}: {steps:,} steps\n\n![{name}]({name}.png)\n\nλ_max / (2/η) is the mean over runs; a run "
+            f"*escaped* when, after reaching {summ.attrs['escape_reach']:g}, its ratio stayed below "
+            f"{summ.attrs['escape_level']:g} over the last {summ.attrs['escape_tail']:.0%} of the run.\n\n"
+            + _table(
+                [
+                    "width",
+                    "η",
+                    "runs",
+                    "final F (mean)",
+                    "final train acc",
+                    "max of mean λ_max/(2/η)",
+                    "2nd half",
+                    "last 10 %",
+                    "escaped",
+                ],
+                rows,
+            )
+            + "\n"
+        )
+    return text
 
 
 def _fig2(stores, out):
