@@ -38,7 +38,7 @@ class Cache:
     dh: list  # ∂ΣF/∂hᵀ of hidden layer l (input of layer l+1)
     logits: torch.Tensor  # (R, P, C)
     hess: Callable | None  # Rf (…, R, P, C) ↦ ∂²F/∂f² Rf at these logits (losses.Head.hessian)
-    rows: torch.Tensor | None = None  # a subset of the replicas (logits/dlogits stay whole)
+    rows: torch.Tensor | None = None  # a subset of the replicas (logits and hess stay whole)
 
 
 def subset(cache: Cache, rows: torch.Tensor) -> Cache:
@@ -142,7 +142,7 @@ def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
             Rz_hidden.append(Rz)
             Rh_in.append(act_prime(spec, Rz, cache.h_in[li + 1]))
     Rf = Rz.transpose(1, 2).contiguous()
-    if cache.rows is not None:  # the loss graph holds every replica: pad the others with zeros
+    if cache.rows is not None:  # the loss curvature is held for every replica: pad the others with zeros
         Rf = torch.zeros_like(cache.logits).index_copy_(0, cache.rows, Rf)
     Rdf = _hess(cache)(Rf)
     if cache.rows is not None:
