@@ -35,7 +35,9 @@ def escaped(ratio: np.ndarray, level: float = LEVEL, reach: float = REACH, tail:
 
 def summarize(paths, every: int = 100) -> xr.Dataset:
     """One curve per (loss, width, η): mean ± s.e. of F(t) (every `every` steps) and of
-    λ_max·η/2 at the spectrum steps, the number of runs and how many escaped."""
+    λ_max·η/2 at the spectrum steps, the number of runs and how many escaped; per run (`run`
+    dimension) its curve, seed, final training accuracy, mean ratio over the last `TAIL` of
+    its spectra and whether it escaped."""
     groups: dict[tuple, list] = {}
     for p in paths:
         ds, cfg = open_run(p)
@@ -53,7 +55,8 @@ def summarize(paths, every: int = 100) -> xr.Dataset:
     hsteps = next(iter(groups.values()))[0].hstep.values[:nh]
     names = ("loss_mean", "loss_sem", "ratio_mean", "ratio_sem", "n_runs", "n_escaped", "final_train_acc")
     out: dict[str, list] = {k: [] for k in names}
-    for key in keys:
+    runs: dict[str, list] = {k: [] for k in ("run_curve", "run_seed", "run_train_acc", "run_tail_ratio", "run_escaped")}
+    for c, key in enumerate(keys):
         parts = groups[key]
         F = np.concatenate([p.loss.values[:, steps] for p in parts])
         ratio = np.concatenate([p.eigval.values[:, :nh, 0] for p in parts]) * key[2] / 2
@@ -61,13 +64,25 @@ def summarize(paths, every: int = 100) -> xr.Dataset:
             out[f"{name}_mean"].append(np.nanmean(x, 0))
             sem = np.nanstd(x, 0, ddof=1) / np.sqrt(x.shape[0]) if x.shape[0] > 1 else np.full(x.shape[1], np.nan)
             out[f"{name}_sem"].append(sem)
+        esc = escaped(ratio)
+        acc = np.concatenate([p.train_acc.values[:, n - 1] for p in parts])
         out["n_runs"].append(F.shape[0])
-        out["n_escaped"].append(int(escaped(ratio).sum()))
-        out["final_train_acc"].append(float(np.mean(np.concatenate([p.train_acc.values[:, n - 1] for p in parts]))))
+        out["n_escaped"].append(int(esc.sum()))
+        out["final_train_acc"].append(float(np.mean(acc)))
+        # per run: does leaving the edge go with learning the data? (the groups' means hide it)
+        k = max(1, int(round(TAIL * nh)))
+        with np.errstate(all="ignore"):
+            tail = np.nanmean(ratio[:, -k:], axis=1)
+        runs["run_curve"] += [c] * len(acc)
+        runs["run_seed"] += [int(v) for p in parts for v in p.seed.values]
+        runs["run_train_acc"] += acc.tolist()
+        runs["run_tail_ratio"] += tail.tolist()
+        runs["run_escaped"] += esc.tolist()
     dims = {"loss": ("curve", "step"), "ratio": ("curve", "hstep")}
     data = {
         k: (dims[k.split("_")[0]] if k.endswith(("mean", "sem")) else ("curve",), np.array(v)) for k, v in out.items()
     }
+    data.update({k: (("run",), np.array(v)) for k, v in runs.items()})
     return xr.Dataset(
         data,
         coords={
@@ -78,7 +93,7 @@ def summarize(paths, every: int = 100) -> xr.Dataset:
             "step": steps,
             "hstep": hsteps,
         },
-        attrs={"escape_level": LEVEL, "escape_reach": REACH, "escape_tail": TAIL},
+        attrs={"escape_level": LEVEL, "escape_reach": REACH, "escape_tail": TAIL, "steps": int(n)},
     )
 
 
@@ -102,5 +117,6 @@ def draw(summary: xr.Dataset, path):
     a2.set_title("(b) mean λ_max / (2/η) ± s.e.", fontsize=9)
     for a in (a1, a2):
         a.set_xlabel("t")
+        a.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))  # 200 000 steps: ×10⁵, not run-together digits
         a.legend(fontsize=7)
     return save(fig, path)

@@ -245,23 +245,33 @@ def _report_fig1(out, wanted):
         draw(summ, out / f"{name}.png")
         rows = []
         nh = summ.sizes["hstep"]
+        per_run = "run_train_acc" in summ  # summaries from before 0.3 keep only the means
         for c in range(summ.sizes["curve"]):
             s = summ.isel(curve=c)
             ratio = s.ratio_mean.values
-            rows.append(
-                (
-                    int(s.width),
-                    f"{float(s.eta):g}",
-                    int(s.n_runs),
-                    f"{float(s.loss_mean[-1]):.4f}",
-                    f"{float(s.final_train_acc):.3f}",
-                    f"{np.nanmax(ratio):.2f}",
-                    f"{np.nanmean(ratio[nh // 2 :]):.2f}",
-                    f"{np.nanmean(ratio[-max(1, nh // 10) :]):.2f}",
-                    f"{int(s.n_escaped)}/{int(s.n_runs)}",
-                )
-            )
-        steps = int(summ.step.values[-1]) + int(summ.step.values[1] - summ.step.values[0])
+            row = [
+                int(s.width),
+                f"{float(s.eta):g}",
+                int(s.n_runs),
+                f"{float(s.loss_mean[-1]):.4f}",
+                f"{float(s.final_train_acc):.3f}",
+                f"{np.nanmax(ratio):.2f}",
+                f"{np.nanmean(ratio[nh // 2 :]):.2f}",
+                f"{np.nanmean(ratio[-max(1, nh // 10) :]):.2f}",
+                f"{int(s.n_escaped)}/{int(s.n_runs)}",
+            ]
+            if per_run:
+                mine = summ.run_curve.values == c
+                learned = mine & (summ.run_train_acc.values >= LEARNED)
+                tails = summ.run_tail_ratio.values
+                row += [
+                    f"{int(learned.sum())}/{int(mine.sum())}",
+                    _span(tails[learned]),
+                    _span(tails[mine & ~learned]),
+                ]
+            rows.append(row)
+        st = summ.step.values  # summaries from before 0.3 do not keep the length: every `every` steps
+        steps = int(summ.attrs.get("steps", st[-1] + (st[1] - st[0] if len(st) > 1 else 1)))
         text += (
             f"## {name}: {steps:,} steps\n\n![{name}]({name}.png)\n\nλ_max / (2/η) is the mean over runs; a run "
             f"*escaped* when, after reaching {summ.attrs['escape_reach']:g}, its ratio stayed below "
@@ -277,12 +287,29 @@ def _report_fig1(out, wanted):
                     "2nd half",
                     "last 10 %",
                     "escaped",
-                ],
+                ]
+                + (
+                    [
+                        f"runs with train acc ≥ {LEARNED:g}",
+                        "their λ_max/(2/η), last 10 %",
+                        "the others', last 10 %",
+                    ]
+                    if per_run
+                    else []
+                ),
                 rows,
             )
             + "\n"
         )
     return text
+
+
+LEARNED = 0.95  # a run that has learned the training set (Fig. 1's escape goes with it)
+
+
+def _span(x) -> str:
+    x = np.asarray(x, float)
+    return "—" if x.size == 0 else (f"{x.min():.2f}" if x.size == 1 else f"{x.min():.2f}–{x.max():.2f}")
 
 
 def _fig2(stores, out):

@@ -52,6 +52,14 @@ def test_summary_against_the_store_read_directly():
         assert int(s.n_runs[c]) == m.sum()
         assert int(s.n_escaped[c]) == escaped(ratio).sum()
         assert float(s.final_train_acc[c]) == pytest.approx(raw.train_acc.values[m][:, -1].mean())
+        # per run, in the store's order within the curve
+        mine = s.run_curve.values == c
+        np.testing.assert_array_equal(s.run_seed.values[mine], raw.seed.values[m])
+        np.testing.assert_array_equal(s.run_train_acc.values[mine], raw.train_acc.values[m][:, -1])
+        np.testing.assert_array_equal(s.run_escaped.values[mine], escaped(ratio))
+        k = max(1, round(0.1 * ratio.shape[1]))
+        np.testing.assert_allclose(s.run_tail_ratio.values[mine], ratio[:, -k:].mean(1), rtol=1e-12)
+    assert s.sizes["run"] == raw.sizes["replica"] and s.attrs["steps"] == raw.sizes["step"]
     np.testing.assert_array_equal(s.hstep, raw.hstep)
 
 
