@@ -373,11 +373,17 @@ def _fig2(stores, out):
     )
 
 
+EXTENDS = {"fig3a_wide": "fig3a"}  # a sweep that adds widths to a panel (same length and settings)
+
+
+LEVELS = (0.6, 0.75, 0.9)  # validation accuracies whose first width Fig. 3's report gives
+
+
 def _panels(sweeps) -> dict[str, list[str]]:
-    """Fig. 3's panels and the sweeps each is made of: `fig3a_wide` extends panel `fig3a`."""
+    """Fig. 3's panels and the sweeps each is made of."""
     out: dict[str, list[str]] = {}
     for name in sweeps:
-        out.setdefault(name.split("_")[0], []).append(name)
+        out.setdefault(EXTENDS.get(name, name), []).append(name)
     return out
 
 
@@ -432,22 +438,19 @@ def _report_fig3(out, wanted):
             )
             + "\n"
         )
-        reach = width_reaching(summ, level)
+        levels = sorted({*LEVELS, level})
+        reach = {lv: width_reaching(summ, lv) for lv in levels}
         wrows = []
-        for g in range(reach.sizes["group"]):
-            r = reach.isel(group=g)
-            fw, cw = float(r.first_width), float(r.crossing_width)
-            wrows.append(
-                (
-                    str(r.loss_name.values).upper(),
-                    f"{float(r.eta):g}",
-                    "—" if not np.isfinite(fw) else f"{fw:g}",
-                    "—" if not np.isfinite(cw) else f"{cw:.0f}",
-                )
-            )
+        for g in range(reach[level].sizes["group"]):
+            row = [str(reach[level].loss_name.values[g]).upper(), f"{float(reach[level].eta[g]):g}"]
+            for lv in levels:
+                fw, cw = float(reach[lv].first_width[g]), float(reach[lv].crossing_width[g])
+                row.append("—" if not np.isfinite(fw) else f"{fw:g} ({cw:.0f})")
+            wrows.append(row)
         text += (
-            f"Width at which the mean validation accuracy first reaches {level:g} (— : no width does):\n\n"
-            + _table(["loss", "η", "first width", "crossing (log-width interpolation)"], wrows)
+            "Width at which the mean validation accuracy first reaches a level, with the log-width "
+            "interpolated crossing in brackets (— : no width does):\n\n"
+            + _table(["loss", "η"] + [f"val ≥ {lv:g}" for lv in levels], wrows)
             + "\n"
         )
         static, dyn = ("ce", ["dce"]) if "ce" in {k[0] for k in by} else ("mse", ["dmse1", "dmse2"])
