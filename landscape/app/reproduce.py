@@ -82,9 +82,10 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
             return {
                 "fig3a": a.replace(seeds=tuple(range(paper.SCALED_FIG3A_SEEDS)), **long),
                 "fig3b": b.replace(seeds=tuple(range(paper.SCALED_FIG3B_SEEDS)), **long),
-                # panel (a) again at the width where CE, too, reaches 0.9 (CE at 200: 0.88)
-                "fig3a_wide": a.replace(
-                    seeds=tuple(range(paper.SCALED_FIG3A_SEEDS)), **{**long, "widths": paper.SCALED_FIG3A_WIDE}
+                # panel (b) again at its widest nets, three times as long: η = 0.075 moves slowly
+                "fig3b_long": b.replace(
+                    seeds=tuple(range(paper.SCALED_FIG3B_SEEDS)),
+                    **{**long, "widths": paper.SCALED_FIG3B_LONG_WIDTHS, "steps": paper.SCALED_FIG3B_LONG_STEPS},
                 ),
             }
         if size == "quick":
@@ -373,7 +374,7 @@ def _fig2(stores, out):
     )
 
 
-EXTENDS = {"fig3a_wide": "fig3a"}  # a sweep that adds widths to a panel (same length and settings)
+EXTENDS: dict[str, str] = {}  # sweep → the panel it adds widths to (same length and settings)
 
 
 LEVELS = (0.6, 0.75, 0.9)  # validation accuracies whose first width Fig. 3's report gives

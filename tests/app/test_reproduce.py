@@ -98,9 +98,9 @@ def test_scaled_sizes_keep_the_papers_grids():
     assert f1.widths == (10, 30, 100) and f1.base.etas == (0.5, 1.0) and f1.losses == ("ce",)
     long = specs("fig1", "scaled")["fig1_long"]  # the widest net, long enough to leave the edge
     assert long.widths == (100,) and long.base.etas == (0.5, 1.0) and long.base.steps >= 4 * f1.base.steps
-    wide = f3["fig3a_wide"]  # extends panel (a): same settings, wider nets, one summary with fig3a
-    assert wide.replace(widths=a.widths) == a and min(wide.widths) > max(a.widths)
-    assert summary_names("fig3", f3) == ["fig3a_summary.zarr", "fig3b_summary.zarr"]
+    long3 = f3["fig3b_long"]  # panel (b)'s widest nets, longer: a panel of its own (other length)
+    assert long3.replace(widths=b.widths, steps=b.base.steps) == b and long3.base.steps > b.base.steps
+    assert summary_names("fig3", f3) == ["fig3a_summary.zarr", "fig3b_summary.zarr", "fig3b_long_summary.zarr"]
 
 
 def test_unknown_figure_or_size(tmp_path):
