@@ -70,7 +70,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):
             for load in ("quiet", "one core busy"):
-                for name, cmd in policies(a.seeds, a.steps, Path(tmp) / f"{r}{load[0]}").items():
+                where = Path(tmp) / f"{r}{load[0]}"
+                where.mkdir()
+                for name, cmd in policies(a.seeds, a.steps, where).items():
                     spin = None
                     if load != "quiet":
                         spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])

@@ -73,7 +73,11 @@ class RunConfig:
         "≈ 25 s of compiling; trajectories agree with the eager step to rounding, not bit for bit)",
     )
     device: str = knob("cpu", "cpu, cuda or cuda:N")
-    threads: int = knob(0, "CPU threads of the recording process (0: torch's default; a sweep worker: cores ÷ workers)")
+    threads: int = knob(
+        1,
+        "CPU threads of the recording process (0: torch's default, all cores); one thread is 1.4× slower on an "
+        "idle 2-core CPU but 3–11× faster than two when another process is busy (bench/bench_threads.py)",
+    )
     data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
     until: str = knob("end", "end, or first-instability (stop once every replica has shown one)")
     until_margin: int = knob(200, "steps recorded after the last replica's first instability")

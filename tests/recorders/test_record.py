@@ -258,8 +258,9 @@ def test_threads_knob_sets_the_recorders_threads_and_changes_nothing_else(tmp_pa
 
     before = th.get_num_threads()
     try:
-        ref = record(tiny_cfg, tmp_path / "ref.zarr")
-        one = record(replace(tiny_cfg, threads=1), tmp_path / "one.zarr")
+        ref = record(replace(tiny_cfg, threads=2), tmp_path / "ref.zarr")
+        assert th.get_num_threads() == 2
+        one = record(tiny_cfg, tmp_path / "one.zarr")  # the default: one thread
         assert th.get_num_threads() == 1
         assert_same_recording(ref, one)
     finally:
