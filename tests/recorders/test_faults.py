@@ -177,12 +177,13 @@ def test_record_stops_on_a_signal_marks_the_store_and_resumes_bit_identically(tm
 
 def test_a_second_writer_is_refused_and_a_stale_lock_is_not(tmp_path):
     run = tmp_path / "run.zarr"
+    longer = RECORD + ["--steps", "12000"]  # still writing while two more commands start (no race)
     proc = subprocess.Popen(
-        CLI + ["record"] + RECORD + ["--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        CLI + ["record"] + longer + ["--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_for(lambda: attrs(run).get("steps_done", 0) >= 100)
-        for args in (["record", "--resume", str(run)], ["record", "--overwrite", "--out", str(run)] + RECORD):
+        for args in (["record", "--resume", str(run)], ["record", "--overwrite", "--out", str(run)] + longer):
             r = subprocess.run(CLI + args, capture_output=True, text=True)
             assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
             assert f"is being written by process {proc.pid}" in r.stderr
