@@ -21,9 +21,12 @@ LOSSES = ("ce", "dce", "mse", "dmse1", "dmse2")
 STATIC = {"ce": "ce", "dce": "ce", "mse": "mse", "dmse1": "mse", "dmse2": "mse"}
 
 
+def _nll_at(logp, y):
+    return -logp.gather(-1, y.expand(logp.shape[0], -1).unsqueeze(-1)).squeeze(-1)  # (R, P)
+
+
 def _nll(f, y):
-    logp = torch.log_softmax(f, dim=-1)
-    return -logp.gather(-1, y.expand(f.shape[0], -1).unsqueeze(-1)).squeeze(-1)  # (R, P)
+    return _nll_at(torch.log_softmax(f, dim=-1), y)
 
 
 def ce(f, y, Y, G):
@@ -75,44 +78,42 @@ class Head:
     def __call__(self, f: torch.Tensor) -> torch.Tensor:
         return loss(self.name, f, self.y, self.Y, self.G)
 
+    def _mean(self, per_sample: torch.Tensor) -> torch.Tensor:
+        """F from the per-sample losses (R, P): the mean, Γ-weighted for dce and dmse1 (eqs. 2, 3)."""
+        if self.name in _WEIGHTED:
+            per_sample = self.G[:, self.y] * per_sample
+        return per_sample.mean(dim=1)
+
     def _scale(self, P: int) -> torch.Tensor | float:
-        """∂F/∂(per-sample loss) per sample: 1/P (times Γ of its class), rounded as autograd rounds it."""
+        """∂F/∂(per-sample loss), broadcastable to (R, P, C): 1/P (times Γ of the sample's class),
+        rounded as autograd rounds it."""
         inv = 1.0 / P
-        return self.G[:, self.y] * inv if self.name in _WEIGHTED else inv
+        return (self.G[:, self.y] * inv).unsqueeze(-1) if self.name in _WEIGHTED else inv
 
     def value_and_grad(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """F (R,) and ∂F/∂f (R, P, C) in closed form.
 
         ce, dce: a (softmax(f) − Y) with a = Γ_y/P;  mse, dmse1: a · 2(f − Y);
         dmse2: 2(f − Γ Y)/P."""
-        P = f.shape[1]
-        a = self._scale(P)
+        a = self._scale(f.shape[1])
         if self.name in _CE_FAMILY:
             logp = torch.log_softmax(f, dim=-1)
-            nll = -logp.gather(-1, self.y.expand(f.shape[0], -1).unsqueeze(-1)).squeeze(-1)
-            F = (self.G[:, self.y] * nll).mean(dim=1) if self.name == "dce" else nll.mean(dim=1)
-            a3 = a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
             # −a at the label, then log-softmax's own backward kernel (autograd's rounding)
-            return F, _log_softmax_bwd(self.Y.expand_as(f) * (-a3), logp, -1, f.dtype)
-        target = self.G.unsqueeze(1) * self.Y if self.name == "dmse2" else self.Y
-        d = f - target
-        sq = (d**2).sum(dim=-1)
-        F = (self.G[:, self.y] * sq).mean(dim=1) if self.name == "dmse1" else sq.mean(dim=1)
-        a3 = a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
-        return F, a3 * (2 * d)
+            return self._mean(_nll_at(logp, self.y)), _log_softmax_bwd(self.Y.expand_as(f) * (-a), logp, -1, f.dtype)
+        d = f - (self.G.unsqueeze(1) * self.Y if self.name == "dmse2" else self.Y)
+        return self._mean((d**2).sum(dim=-1)), a * (2 * d)
 
     def hessian(self, f: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """Rf (…, R, P, C) ↦ ∂²F/∂f² Rf, block-diagonal over samples.
 
         ce, dce: a (s ⊙ Rf − s (s · Rf));  mse, dmse1, dmse2: 2a Rf."""
         a = self._scale(f.shape[1])
-        a3 = a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
         if self.name in _CE_FAMILY:
             s = torch.softmax(f, dim=-1)
 
             def ce_hvp(Rf):
                 sR = s * Rf
-                return a3 * (sR - s * sR.sum(dim=-1, keepdim=True))
+                return a * (sR - s * sR.sum(dim=-1, keepdim=True))
 
             return ce_hvp
-        return lambda Rf: (2 * a3) * Rf
+        return lambda Rf: (2 * a) * Rf
