@@ -185,6 +185,7 @@ class Engine(ReplicaEngine):
         super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device)
         self.spec = spec
         # one graph per (evaluate, shapes): the step has no autograd call, so inductor takes it whole
+        self.compiled = compile
         self._core = torch.compile(self._step_core, fullgraph=True, dynamic=False) if compile else self._step_core
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
         if self.has_val:
@@ -247,17 +248,17 @@ class Engine(ReplicaEngine):
         g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
         static = losses.loss(self.static_name, f, self.y, self.Y, G)
         acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
-        val = None
-        if evaluate:
-            fv = derivatives.forward_hidden(self.spec, theta, self.XvT)[1]
-            val = (fv.argmax(-1) == self.yv).to(self.dtype).mean(dim=1)
+        val = self.accuracy(theta, val=True) if evaluate else None
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
         return new, F, static, acc, val
 
     @torch.no_grad()
     def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
-        """θ_{t1} from θ_{t0} by replaying the recorder's updates: the same arithmetic as
-        `step` (compiled when the recording was), so replay reproduces a recording."""
+        """θ_{t1} from θ_{t0}. A compiled recording is replayed through the same compiled step
+        (inductor's rounding differs from eager); an eager one by the gradient alone (the base
+        class: the same arithmetic for θ, without the metrics)."""
+        if not self.compiled:
+            return super().advance(theta, t0, t1)
         for t in range(t0, t1):
             theta = self._core(theta, self.gamma(t), False)[0]
         return theta
