@@ -206,10 +206,8 @@ def run(
 
 def summary_names(fig: str, wanted: dict) -> list[str]:
     """The summary stores a figure's report is drawn from."""
-    if fig == "fig1":
+    if fig in ("fig1", "fig3"):  # one summary per sweep: fig1, fig1_long; fig3a, fig3b, fig3b_long
         return [f"{name}_summary.zarr" for name in wanted]
-    if fig == "fig3":
-        return [f"{name}_summary.zarr" for name in _panels(wanted)]
     return [f"{fig}_summary.zarr"]
 
 
@@ -374,26 +372,15 @@ def _fig2(stores, out):
     )
 
 
-EXTENDS: dict[str, str] = {}  # sweep → the panel it adds widths to (same length and settings)
-
-
 LEVELS = (0.6, 0.75, 0.9)  # validation accuracies whose first width Fig. 3's report gives
-
-
-def _panels(sweeps) -> dict[str, list[str]]:
-    """Fig. 3's panels and the sweeps each is made of."""
-    out: dict[str, list[str]] = {}
-    for name in sweeps:
-        out.setdefault(EXTENDS.get(name, name), []).append(name)
-    return out
 
 
 def _summarize_fig3(stores, out):
     from landscape.analysis.generalization import final_accuracies, summarize
 
-    for panel, names in _panels(stores).items():
-        summ = summarize(final_accuracies([p for n in names for p in stores[n]]))
-        summ.to_zarr(out / f"{panel}_summary.zarr", mode="w", consolidated=False, zarr_format=3)
+    for name, paths in stores.items():
+        summ = summarize(final_accuracies(paths))
+        summ.to_zarr(out / f"{name}_summary.zarr", mode="w", consolidated=False, zarr_format=3)
 
 
 def _report_fig3(out, wanted):
@@ -404,7 +391,7 @@ def _report_fig3(out, wanted):
         "(they shift the under/over-parameterised transition); accuracy measured after a last period with "
         "A = 1.\n\n"
     )
-    for name in _panels(wanted):
+    for name in wanted:
         summ = _open(out / f"{name}_summary.zarr")
         level = float(summ.attrs.get("level", 0.9))
         draw_fig3(summ, out / f"{name}.png")
