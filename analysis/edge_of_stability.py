@@ -20,13 +20,17 @@ from .io import open_run
 LEVEL, REACH, TAIL = 0.9, 0.95, 0.1
 
 
+def _tail_len(n: int, tail: float) -> int:
+    """How many of n spectra make the last `tail` of a run (at least one)."""
+    return max(1, int(round(tail * n)))
+
+
 def escaped(ratio: np.ndarray, level: float = LEVEL, reach: float = REACH, tail: float = TAIL) -> np.ndarray:
     """Per run (rows of `ratio`, λ_max·η/2 over spectrum steps): reached the edge, then stayed
     below `level` over the last `tail` of the run. NaN spectra count as missing."""
     ratio = np.atleast_2d(np.asarray(ratio, float))
-    n = ratio.shape[1]
-    k = max(1, int(round(tail * n)))
-    head, last = ratio[:, : n - k], ratio[:, n - k :]
+    k = _tail_len(ratio.shape[1], tail)
+    head, last = ratio[:, :-k], ratio[:, -k:]
     with np.errstate(invalid="ignore"):
         reached = (head >= reach).any(axis=1)
         below = np.all(np.where(np.isfinite(last), last < level, True), axis=1) & np.isfinite(last).any(axis=1)
@@ -70,9 +74,8 @@ def summarize(paths, every: int = 100) -> xr.Dataset:
         out["n_escaped"].append(int(esc.sum()))
         out["final_train_acc"].append(float(np.mean(acc)))
         # per run: does leaving the edge go with learning the data? (the groups' means hide it)
-        k = max(1, int(round(TAIL * nh)))
         with np.errstate(all="ignore"):
-            tail = np.nanmean(ratio[:, -k:], axis=1)
+            tail = np.nanmean(ratio[:, -_tail_len(nh, TAIL) :], axis=1)
         runs["run_curve"] += [c] * len(acc)
         runs["run_seed"] += [int(v) for p in parts for v in p.seed.values]
         runs["run_train_acc"] += acc.tolist()
