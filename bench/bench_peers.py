@@ -5,7 +5,8 @@ interleaved in every repeat (engine, engine --compile, torch.func ensemble compi
 JAX jit(vmap) + lax.scan):
 
 - `engine`: `landscape.engine.Engine.step` (eager), what `landscape record` runs;
-- `engine+compile`: the same step under `torch.compile` (`landscape record --compile`);
+- `engine+compile`: the same step under `torch.compile` (`landscape record --compile`), the
+  steps between two validation steps in one call (a scan, `Engine.steps`);
 - `torch.func+compile`: `nn.Sequential` MLP, `functional_call` + `grad` + `vmap` over
   stacked parameters, the whole vmapped step under `torch.compile`;
 - `jax`: the same MLP in JAX, `jit(vmap(step))` with `lax.scan` over the eval interval
@@ -105,12 +106,13 @@ def run_engine(pb: Problem, eval_every: int, compiled: bool, spectra_every: int)
 
     def go():
         theta, warm = pb.theta0, None
-        for t in range(pb.steps):
+        for t in range(0, pb.steps, eval_every):  # a segment per validation step, as the recorder cuts
             if spectra_every and t % spectra_every == 0:  # top-2, warm-started, tol 1e-3 (the recorder's)
                 res = eng.spectrum(theta, t, 2, v0=warm, tol=1e-3, seed=t)
                 warm, eig[:] = res.block, res.eigvals
-            theta, m = eng.step(theta, t, pb.G[t], t % eval_every == 0)
-            buf[0, :, t], buf[1, :, t], buf[2, :, t], buf[3, :, t] = m.loss, m.loss_static, m.train_acc, m.val_acc
+            theta, m = eng.steps(theta, t, pb.G[t : t + eval_every], True)
+            for i, name in enumerate(("loss", "loss_static", "train_acc", "val_acc")):
+                buf[i, :, t : t + eval_every] = getattr(m, name).transpose(0, 1)
         return theta.detach().cpu().double().numpy(), eig.double().numpy()
 
     return go
@@ -227,6 +229,8 @@ def main():
     ap.add_argument("--max-bytes", type=float, default=2e9, help="skip cells whose activations exceed this")
     ap.add_argument("--runners", nargs="+", default=["engine", "engine+compile", "torch.func+compile", "jax"])
     args = ap.parse_args()
+    if any(e % args.eval_every for e in args.spectra_every):
+        ap.error("--spectra-every must be multiples of --eval-every (spectra at segment starts)")
     torch.set_num_threads(1)
     keep_freed_memory()
     runners = list(args.runners)

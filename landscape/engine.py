@@ -9,7 +9,7 @@ applies every replica's Hessian to its own row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -21,10 +21,16 @@ from .model import MLPSpec
 from .schedule import gamma
 from .trace import TraceResult, hutchinson_trace
 
+try:  # several steps in one compiled call, as lax.scan does (a prototype op of torch)
+    from torch._higher_order_ops.scan import scan as _scan
+except ImportError:  # pragma: no cover - depends on the torch version
+    _scan = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True)
 class StepMetrics:
-    """What one step records per replica, measured at θ_t before the update."""
+    """What one step records per replica, measured at θ_t before the update: (R,) each, or
+    (S, R) for S consecutive steps (`Engine.steps`)."""
 
     loss: torch.Tensor  # (R,) dynamical F_t(θ_t)
     loss_static: torch.Tensor  # (R,) the static counterpart (ce or mse)
@@ -92,6 +98,20 @@ class ReplicaEngine:
             return torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)
         y = self.yv if val else self.y
         return (self._logits(theta, val).argmax(-1) == y).to(self.dtype).mean(dim=1)
+
+    def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None, evaluate: bool = True):
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True):
+        """S = len(G) steps from step t (G: Γ (S, R, C) of steps t … t+S−1): θ_{t+S} and the
+        metrics (S, R) of every step; validation accuracy at θ_t only (the recorder cuts its
+        segments at the `--eval-every` steps), NaN at the others. Here a loop of `step`."""
+        ms = []
+        for i in range(G.shape[0]):
+            theta, m = self.step(theta, t + i, G[i], evaluate and i == 0)
+            ms.append(m)
+        return theta, StepMetrics(*(torch.stack([getattr(m, f.name) for m in ms]) for f in fields(StepMetrics)))
 
     @torch.no_grad()
     def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
@@ -187,6 +207,12 @@ class Engine(ReplicaEngine):
         # one graph per (evaluate, shapes): the step has no autograd call, so inductor takes it whole
         self.compiled = compile
         self._core = torch.compile(self._step_core, fullgraph=True, dynamic=False) if compile else self._step_core
+        # several steps per call (torch's scan, one graph for every segment length; the C++ wrapper
+        # drops the Python launcher of each kernel): bit-identical to the compiled single step,
+        # whatever the segmentation (tested), so a replay may cut its segments differently
+        self._segment = None
+        if compile and _scan is not None and self.device.type == "cpu":
+            self._segment = torch.compile(self._scan_core, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
         if self.has_val:
             self.XvT = self.Xv.t().contiguous()
@@ -252,6 +278,31 @@ class Engine(ReplicaEngine):
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
         return new, F, static, acc, val
 
+    def _scan_core(self, theta: torch.Tensor, G: torch.Tensor):
+        """S steps (G: (S, R, C)) as one scan of `_step_core`: θ_S and the metrics (S, 3, R)."""
+
+        def body(th, g):
+            new, F, static, acc, _ = self._step_core(th, g, False)
+            return new, torch.stack([F, static, acc])
+
+        return _scan(body, theta, G)
+
+    @torch.no_grad()
+    def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True):
+        """The base class's S steps; compiled on a CPU, one scan of the step (no Python between
+        steps), the same arithmetic as the compiled single step."""
+        S = G.shape[0]
+        if self._segment is None:
+            return super().steps(theta, t, G, evaluate)
+        val = torch.full((S, theta.shape[0]), float("nan"), dtype=self.dtype, device=self.device)
+        if evaluate:
+            val[0] = self.accuracy(theta, val=True)
+        G = G.contiguous()
+        if S > 1:  # one graph for all lengths ≥ 2 (a length of 1 is its own)
+            torch._dynamo.mark_dynamic(G, 0)
+        theta, ms = self._segment(theta.contiguous(), G)  # scan's carry keeps θ's layout
+        return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
+
     @torch.no_grad()
     def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
         """θ_{t1} from θ_{t0}. A compiled recording is replayed through the same compiled step
@@ -259,8 +310,9 @@ class Engine(ReplicaEngine):
         class: the same arithmetic for θ, without the metrics)."""
         if not self.compiled:
             return super().advance(theta, t0, t1)
-        for t in range(t0, t1):
-            theta = self._core(theta, self.gamma(t), False)[0]
+        for a in range(t0, t1, 1000):  # Γ of 1000 steps at a time
+            b = min(a + 1000, t1)
+            theta = self.steps(theta, a, self.gamma(list(range(a, b))), False)[0]
         return theta
 
     # --- curvature ------------------------------------------------------------------

@@ -71,3 +71,53 @@ def test_float32_tracks_float64(small_data):
     b = e32.advance(spec.init([0], torch.float32), 0, 50)
     assert b.dtype == torch.float32
     torch.testing.assert_close(b.double(), a, rtol=1e-4, atol=1e-5)
+
+
+def test_steps_is_the_loop_of_step(small_data):
+    """Engine.steps (S steps in one call) = S calls of step, bit for bit: θ, every metric,
+    and the validation accuracy at the first step only (NaN after)."""
+    spec = MLPSpec(2, 7, 3)
+    eng = Engine(spec, small_data, "dce", [0.5, 1.0], [5.0, 3.0], [10, 6])
+    theta = spec.init([0, 1])
+    got, m = eng.steps(theta, 4, eng.gamma(list(range(4, 13))), evaluate=True)
+    th = theta
+    for i, t in enumerate(range(4, 13)):
+        th, ref = eng.step(th, t, evaluate=i == 0)
+        for name in ("loss", "loss_static", "train_acc", "gamma"):
+            assert torch.equal(getattr(m, name)[i], getattr(ref, name)), name
+        if i == 0:
+            assert torch.isfinite(m.val_acc[0]).all() and torch.equal(m.val_acc[0], ref.val_acc)
+        else:
+            assert torch.isnan(m.val_acc[i]).all()
+    assert torch.equal(got, th)
+    assert m.loss.shape == (9, 2) and m.gamma.shape == (9, 2, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width, loss", [(10, "dce"), (100, "dmse2")])
+def test_compiled_segments_are_the_compiled_step_whatever_their_lengths(width, loss):
+    """--compile on a CPU runs a segment of steps as one scan: θ and the metrics are bit for bit
+    those of the compiled single step, for any cutting of the steps into segments (lengths 1,
+    2 and more, one graph for all of them), so a replay may cut differently from the recording;
+    and within 1e-12 of the eager step after 300 steps at the edge of stability (η = 1, A = 70)."""
+    from landscape.data import spiral_dataset
+
+    data = spiral_dataset(100, seed=0, val_seed=1)
+    spec = MLPSpec(2, width, 3)
+    eng = Engine(spec, data, loss, [1.0, 0.5], [70.0, 70.0], [100, 60], compile=True)
+    eager = Engine(spec, data, loss, [1.0, 0.5], [70.0, 70.0], [100, 60])
+    theta0 = spec.init([0, 1])
+    one, ref, ref_loss = theta0, theta0, []
+    for t in range(300):
+        one, m = eng.step(one, t, evaluate=False)  # the compiled single step
+        ref_loss.append(m.loss)
+        ref = eager.step(ref, t, evaluate=False)[0]
+    for cuts in ([0, 300], [0, 1, 3, 40, 41, 250, 300], list(range(0, 301, 25))):
+        th, losses = theta0, []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            th, m = eng.steps(th, a, eng.gamma(list(range(a, b))), evaluate=a == 0)
+            losses.append(m.loss)
+        assert torch.equal(th, one), cuts
+        assert torch.equal(torch.cat(losses), torch.stack(ref_loss)), cuts
+    torch.testing.assert_close(one, ref, rtol=0, atol=1e-12)
+    assert torch.equal(eng.advance(theta0, 0, 300), one)

@@ -226,8 +226,8 @@ def test_eval_every_must_be_positive(tmp_path, tiny_cfg):
 def test_compiled_recording_tracks_the_eager_one_and_replays(tmp_path):
     """--compile (inductor): the reference problem (width 100, 300 points) for 1000 steps at
     the edge of stability (DCE, η = 1, A = 70) stays within 1e-12 of the eager recording in
-    float64; replay of the compiled store goes through the same compiled step; resume after
-    a crash continues it exactly."""
+    float64; its segments (cut at every 20th step for validation, at the spectra and saves)
+    are replayed through the same compiled step cut into other segments, bit for bit."""
     from landscape.config import RunConfig
 
     cfg = RunConfig(
@@ -240,12 +240,14 @@ def test_compiled_recording_tracks_the_eager_one_and_replays(tmp_path):
         hessian_every=250,
         save_params_every=250,
         chunk_steps=250,
+        eval_every=20,
     )
     eager = record(cfg, tmp_path / "eager.zarr")
     comp = record(replace(cfg, compile=True), tmp_path / "comp.zarr")
     a, b = xr.open_zarr(eager), xr.open_zarr(comp)
     np.testing.assert_allclose(b.params.values, a.params.values, rtol=0, atol=1e-12)
     np.testing.assert_allclose(b.loss.values, a.loss.values, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(np.isnan(b.val_acc.values), np.isnan(a.val_acc.values))
     np.testing.assert_allclose(b.eigval.values, a.eigval.values, rtol=1e-3)
     # replay = the compiled recorder's arithmetic: θ_500 → θ_750 by advance, bit for bit
     eng = replace(cfg, compile=True).engine(cfg.dataset())
@@ -267,3 +269,21 @@ def test_threads_knob_sets_the_recorders_threads_and_changes_nothing_else(tmp_pa
         th.set_num_threads(before)
     with pytest.raises(LandscapeError, match="threads must be >= 0"):
         record(replace(tiny_cfg, threads=-1), tmp_path / "bad.zarr")
+
+
+@pytest.mark.parametrize("every, pe, chunk, steps", [(1, 4, 8, 20), (7, 4, 8, 20), (25, 10, 20, 53), (3, 6, 6, 6)])
+def test_segments_cut_at_every_event_and_only_there(every, pe, chunk, steps):
+    """The recorder's segments tile each chunk; each starts at the chunk's start, a spectrum,
+    a saved θ, a validation step or the last step, and no such event lies inside one."""
+    from landscape.config import RunConfig
+    from recorders.record import _segments
+
+    cfg = RunConfig(steps=steps, hessian_every=2, save_params_every=pe, chunk_steps=chunk, eval_every=every)
+    for t in range(0, steps, chunk):
+        b = min(t + chunk, steps)
+        hsteps = set(cfg.hessian_steps(t, b).tolist())
+        segs = _segments(cfg, t, b, hsteps)
+        assert [s for s, _ in segs][0] == t and segs[-1][1] == b
+        assert all(e > s for s, e in segs) and all(segs[i][1] == segs[i + 1][0] for i in range(len(segs) - 1))
+        events = {s for s in range(t, b) if s in hsteps or s % pe == 0 or s % every == 0 or s == steps - 1}
+        assert {s for s, _ in segs} == events | {t}
