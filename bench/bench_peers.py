@@ -271,6 +271,7 @@ def cell(args, runners, dname, dtype, width, P, R, every):
     peers = [r for r in runners if not r.startswith("engine")]
     flops = 6 * 2 * R * width * P * 3 * 2 + 1e5 * R  # forward, backward, validation
     steps = int(np.clip(args.work / flops, 2 * args.eval_every, 4000)) // args.eval_every * args.eval_every
+    torch._dynamo.reset()  # each cell compiles its own shapes (the recompile limit is per function)
     pb = Problem(width, P, R, steps, dtype)
     ev = args.eval_every
     make = {

@@ -206,6 +206,8 @@ class Engine(ReplicaEngine):
         self.spec = spec
         # one graph per (evaluate, shapes): the step has no autograd call, so inductor takes it whole
         self.compiled = compile
+        if compile:  # dynamo's limit is per function, not per engine: many engines in a process (a sweep)
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self._core = torch.compile(self._step_core, fullgraph=True, dynamic=False) if compile else self._step_core
         # several steps per call (torch's scan, one graph for every segment length; the C++ wrapper
         # drops the Python launcher of each kernel): bit-identical to the compiled single step,
