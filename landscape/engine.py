@@ -213,6 +213,7 @@ class Engine(ReplicaEngine):
         # drops the Python launcher of each kernel): bit-identical to the compiled single step,
         # whatever the segmentation (tested), so a replay may cut its segments differently
         self._segment = None
+        self._val_acc = torch.compile(self._validation, fullgraph=True, dynamic=False) if compile else self._validation
         if compile and _scan is not None and self.device.type == "cpu":
             self._segment = torch.compile(self._scan_core, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
@@ -280,6 +281,9 @@ class Engine(ReplicaEngine):
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
         return new, F, static, acc, val
 
+    def _validation(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.accuracy(theta, val=True)
+
     def _scan_core(self, theta: torch.Tensor, G: torch.Tensor):
         """S steps (G: (S, R, C)) as one scan of `_step_core`: θ_S and the metrics (S, 3, R)."""
 
@@ -298,7 +302,7 @@ class Engine(ReplicaEngine):
             return super().steps(theta, t, G, evaluate)
         val = torch.full((S, theta.shape[0]), float("nan"), dtype=self.dtype, device=self.device)
         if evaluate:
-            val[0] = self.accuracy(theta, val=True)
+            val[0] = self._val_acc(theta)
         G = G.contiguous()
         if S > 1:  # one graph for all lengths ≥ 2 (a length of 1 is its own)
             torch._dynamo.mark_dynamic(G, 0)

@@ -247,7 +247,9 @@ def test_compiled_recording_tracks_the_eager_one_and_replays(tmp_path):
     a, b = xr.open_zarr(eager), xr.open_zarr(comp)
     np.testing.assert_allclose(b.params.values, a.params.values, rtol=0, atol=1e-12)
     np.testing.assert_allclose(b.loss.values, a.loss.values, rtol=1e-12, atol=0)
-    np.testing.assert_array_equal(np.isnan(b.val_acc.values), np.isnan(a.val_acc.values))
+    # validation every 20 steps and at the last, NaN between; the same points to rounding of the logits
+    np.testing.assert_allclose(b.val_acc.values, a.val_acc.values, rtol=0, atol=1 / 150)
+    assert np.isfinite(b.val_acc.values[:, ::20]).all() and np.isnan(b.val_acc.values[:, 1:20]).all()
     np.testing.assert_allclose(b.eigval.values, a.eigval.values, rtol=1e-3)
     # replay = the compiled recorder's arithmetic: θ_500 → θ_750 by advance, bit for bit
     eng = replace(cfg, compile=True).engine(cfg.dataset())
