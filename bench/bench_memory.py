@@ -54,8 +54,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", default="64")
     ap.add_argument("--steps", default="1000")
+    ap.add_argument("--width", default="100")
     a = ap.parse_args()
-    args = ["--seeds", a.seeds, "--steps", a.steps]
+    args = ["--seeds", a.seeds, "--steps", a.steps, "--width", a.width]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
         subprocess.run(
