@@ -55,8 +55,9 @@ def main():
     ap.add_argument("--seeds", default="64")
     ap.add_argument("--steps", default="1000")
     ap.add_argument("--width", default="100")
+    ap.add_argument("--n-per-class", default="100", help="spiral points per class (P = 3 × this)")
     a = ap.parse_args()
-    args = ["--seeds", a.seeds, "--steps", a.steps, "--width", a.width]
+    args = ["--seeds", a.seeds, "--steps", a.steps, "--width", a.width, "--n-per-class", a.n_per_class]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
         subprocess.run(
