@@ -70,7 +70,7 @@ class RunConfig:
     compile: bool = knob(
         False,
         "compile the built-in MLP's step with torch.compile (inductor; on a CPU the steps between two spectra, "
-        "saves or validation steps run as one call, so use it with --eval-every; 1.2–3.6× the eager step at "
+        "saves or validation steps run as one call, so use it with --eval-every; 1.3–3.8× the eager step at "
         "width 100 after 7–20 s of compiling; trajectories agree with the eager step to rounding, not bit for bit)",
     )
     device: str = knob("cpu", "cpu, cuda or cuda:N")
