@@ -207,7 +207,9 @@ class Engine(ReplicaEngine):
         # one graph per (evaluate, shapes): the step has no autograd call, so inductor takes it whole
         self.compiled = compile
         if compile:  # dynamo's limit is per function, not per engine: many engines in a process (a sweep)
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+            dyn = torch._dynamo.config
+            limit = "recompile_limit" if hasattr(dyn, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+            setattr(dyn, limit, max(getattr(dyn, limit), 64))
         self._core = torch.compile(self._step_core, fullgraph=True, dynamic=False) if compile else self._step_core
         # several steps per call (torch's scan, one graph for every segment length; the C++ wrapper
         # drops the Python launcher of each kernel): bit-identical to the compiled single step,
