@@ -9,7 +9,7 @@ applies every replica's Hessian to its own row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -111,7 +111,15 @@ class ReplicaEngine:
         for i in range(G.shape[0]):
             theta, m = self.step(theta, t + i, G[i], evaluate and i == 0)
             ms.append(m)
-        return theta, StepMetrics(*(torch.stack([getattr(m, f.name) for m in ms]) for f in fields(StepMetrics)))
+
+        def per_step(name: str) -> torch.Tensor:
+            if len(ms) == 1:  # the default --eval-every 1, the recorder's hot path: a view, not a copy
+                return getattr(ms[0], name)[None]
+            return torch.stack([getattr(m, name) for m in ms])
+
+        return theta, StepMetrics(
+            per_step("loss"), per_step("loss_static"), per_step("train_acc"), per_step("val_acc"), G
+        )
 
     @torch.no_grad()
     def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
@@ -215,9 +223,9 @@ class Engine(ReplicaEngine):
         # drops the Python launcher of each kernel): bit-identical to the compiled single step,
         # whatever the segmentation (tested), so a replay may cut its segments differently
         self._segment = None
-        self._val_acc = torch.compile(self._validation, fullgraph=True, dynamic=False) if compile else self._validation
         if compile and _scan is not None and self.device.type == "cpu":
             self._segment = torch.compile(self._scan_core, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+            self._val_acc = torch.compile(self._validation, fullgraph=True, dynamic=False)  # a segment's first step
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
         if self.has_val:
             self.XvT = self.Xv.t().contiguous()
