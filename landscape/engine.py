@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import derivatives, losses
+from . import LandscapeError, derivatives, losses
 from .blocks import LayerSpectra, layer_blocks, layer_top_eigs
 from .data import Dataset
 from .eigen import BlockOp, EigResult, topk_eigs
@@ -209,9 +209,20 @@ class Engine(ReplicaEngine):
         dtype=torch.float64,
         device="cpu",
         compile: bool = False,
+        fused: bool = False,
     ):
         super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device)
         self.spec = spec
+        # the hand-fused C++ step (fused.py): activations stay in cache, ≈ 10× the torch step on a CPU
+        self._fused = None
+        if fused:
+            if compile:
+                raise LandscapeError("--fused and --compile are two ways of running the step: choose one")
+            if spec.depth != 1:
+                raise LandscapeError(f"--fused runs the one-hidden-layer MLP (--depth 1), not depth {spec.depth}")
+            from .fused import FusedStep
+
+            self._fused = FusedStep(self.X, self.y, self.C, spec.width, loss, spec.activation)
         # one graph per (evaluate, shapes): the step has no autograd call, so inductor takes it whole
         self.compiled = compile
         if compile:  # dynamo's limit is per function, not per engine: many engines in a process (a sweep)
@@ -277,6 +288,9 @@ class Engine(ReplicaEngine):
 
         evaluate=False skips the validation forward pass (val_acc NaN): `--eval-every`."""
         G = self.gamma(t) if G is None else G
+        if self._fused is not None:
+            new, m = self.steps(theta, t, G[None], evaluate)
+            return new, StepMetrics(m.loss[0], m.loss_static[0], m.train_acc[0], m.val_acc[0], G)
         new, F, static, acc, val = self._core(theta, G, evaluate and self.has_val)
         if val is None:
             val = torch.full_like(F, float("nan"))
@@ -305,12 +319,18 @@ class Engine(ReplicaEngine):
 
     @torch.no_grad()
     def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True):
-        """The base class's S steps; compiled on a CPU, one scan of the step (no Python between
-        steps), the same arithmetic as the compiled single step."""
+        """The base class's S steps; fused, one call of the C++ loop; compiled on a CPU, one scan
+        of the step (no Python between steps), the same arithmetic as the compiled single step."""
         S = G.shape[0]
-        if self._segment is None:
+        if self._segment is None and self._fused is None:
             return super().steps(theta, t, G, evaluate)
         val = torch.full((S, theta.shape[0]), float("nan"), dtype=self.dtype, device=self.device)
+        if self._fused is not None:
+            if evaluate:
+                val[0] = self.accuracy(theta, val=True)
+            theta, ms = self._fused(theta, G, self.eta)
+            return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
+        assert self._segment is not None
         if evaluate:
             val[0] = self._val_acc(theta)
         G = G.contiguous()
@@ -323,8 +343,8 @@ class Engine(ReplicaEngine):
     def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
         """θ_{t1} from θ_{t0}. A compiled recording is replayed through the same compiled step
         (inductor's rounding differs from eager); an eager one by the gradient alone (the base
-        class: the same arithmetic for θ, without the metrics)."""
-        if not self.compiled:
+        class: the same arithmetic for θ, without the metrics); a fused one through the fused step."""
+        if not self.compiled and self._fused is None:
             return super().advance(theta, t0, t1)
         for a in range(t0, t1, 1000):  # Γ of 1000 steps at a time
             b = min(a + 1000, t1)

@@ -82,6 +82,18 @@ def test_requests_that_cannot_fit(tmp_path, args, message):
     assert not (tmp_path / "r.zarr").exists()
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fused", "--depth", "2"], "--fused runs the one-hidden-layer MLP (--depth 1), not depth 2"),
+        (["--fused", "--compile"], "--fused and --compile are two ways of running the step: choose one"),
+    ],
+)
+def test_fused_where_it_does_not_apply(tmp_path, args, message):
+    one_line_error(["record", "--out", str(tmp_path / "r.zarr")] + SMALL + args, message)
+    assert not (tmp_path / "r.zarr").exists()
+
+
 def test_unwritable_out():
     one_line_error(["record", "--out", "/proc/x.zarr"] + SMALL, "/proc/x.zarr")
 

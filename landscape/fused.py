@@ -1,0 +1,132 @@
+"""The fused CPU step (`--fused`): fused_step.cpp built for this problem and called through ctypes.
+
+The torch step is bound by memory traffic and per-operation overhead, not arithmetic: every
+replica's (width × P) activations go through DRAM several times a step. The fused loop keeps
+a block of points' activations in L1 from the forward pass to the weight gradient, so a step
+costs what its arithmetic costs. The source is compiled once per (dtype, input dim, classes,
+activation, loss) with the machine's C++ compiler (-O3 -march=native) into a cache folder
+(`$LANDSCAPE_CACHE`, default `~/.cache/landscape`); no build step at install time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import LandscapeError
+from .losses import LOSSES
+
+SOURCE = Path(__file__).with_name("fused_step.cpp")
+NV = 2  # vectors of points per block (8 doubles or 16 floats a vector)
+_CTYPES = {torch.float64: ("double", ctypes.c_double), torch.float32: ("float", ctypes.c_float)}
+_loaded: dict[tuple, ctypes.CDLL] = {}
+
+
+def compiler() -> str | None:
+    """The C++ compiler to use: $CXX, else c++, g++ or clang++ on PATH."""
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LANDSCAPE_CACHE") or Path.home() / ".cache" / "landscape") / "fused"
+
+
+def _build(key: tuple) -> Path:
+    dtype, d, C, act, loss = key
+    cxx = compiler()
+    if cxx is None:
+        raise LandscapeError("--fused needs a C++ compiler (c++, g++ or clang++ on PATH, or $CXX)")
+    flags = [
+        "-O3",
+        "-march=native",
+        "-std=c++17",
+        "-fno-math-errno",
+        "-shared",
+        "-fPIC",
+        f"-DT={_CTYPES[dtype][0]}",
+        f"-DD={d}",
+        f"-DNC={C}",
+        f"-DACT={act}",
+        f"-DLOSS={loss}",
+        f"-DNV={NV}",
+    ]
+    src = SOURCE.read_bytes()
+    tag = hashlib.sha256(src + " ".join([cxx, *flags]).encode()).hexdigest()[:16]
+    out = cache_dir() / f"fused-{tag}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        part = Path(tmp) / out.name
+        res = subprocess.run([cxx, *flags, str(SOURCE), "-o", str(part)], capture_output=True, text=True)
+        if res.returncode != 0:
+            msg = (res.stderr.strip().splitlines() or ["no message"])[0]
+            raise LandscapeError(f"building the fused step failed ({cxx}): {msg}")
+        os.replace(part, out)  # atomic: a concurrent build of the same key writes the same file
+    return out
+
+
+def _library(key: tuple) -> ctypes.CDLL:
+    if key not in _loaded:
+        lib = ctypes.CDLL(str(_build(key)))
+        fn = lib.landscape_fused_steps
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
+        _loaded[key] = lib
+    return _loaded[key]
+
+
+class FusedStep:
+    """S gradient-descent steps of R replicas of the one-hidden-layer MLP, in place on θ.
+
+    Built for one dataset (X (P, d), labels y), loss, activation and dtype. Bit-identical
+    however the steps are cut and whichever replicas share a batch; within rounding of the
+    torch step (the sums run in another order)."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, C: int, width: int, loss: str, activation: str):
+        if X.device.type != "cpu":
+            raise LandscapeError("--fused runs on the CPU only")
+        if X.dtype not in _CTYPES:
+            raise LandscapeError(f"--fused supports float64 and float32, not {X.dtype}")
+        if activation not in ("relu", "tanh"):
+            raise LandscapeError(f"--fused supports relu and tanh, not {activation}")
+        self.dtype, self.width, self.C = X.dtype, width, C
+        P, d = X.shape
+        self.P, self.d = P, d
+        block = NV * 64 // X.element_size()
+        self.Pp = -(-P // block) * block
+        self.XT = torch.zeros((d, self.Pp), dtype=X.dtype)
+        self.XT[:, :P] = X.t()
+        self.y = torch.zeros(self.Pp, dtype=torch.int32)
+        self.y[:P] = y.to(torch.int32)
+        key = (X.dtype, d, C, ("relu", "tanh").index(activation), LOSSES.index(loss))
+        self._fn = _library(key).landscape_fused_steps
+        self.num_params = d * width + width + width * C + C
+
+    def __call__(self, theta: torch.Tensor, G: torch.Tensor, eta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """θ (R, n) after the S steps of Γ G (S, R, C), and (S, 3, R) metrics: F, static loss and
+        training accuracy at θ before each step. θ is not modified."""
+        S, R, C = G.shape
+        if theta.shape != (R, self.num_params) or C != self.C:
+            raise ValueError(f"fused step: θ {tuple(theta.shape)}, Γ {tuple(G.shape)} do not fit this network")
+        out = theta.to(self.dtype).contiguous().clone()
+        G = G.to(self.dtype).contiguous()
+        eta = eta.to(self.dtype).contiguous()
+        metrics = torch.empty((S, 3, R), dtype=self.dtype)
+        ptr = lambda t: ctypes.c_void_p(t.data_ptr())
+        rc = self._fn(
+            S, R, self.width, self.P, self.Pp, ptr(self.XT), ptr(self.y), ptr(G), ptr(eta), ptr(out), ptr(metrics)
+        )
+        if rc != 0:
+            raise MemoryError("fused step: out of memory for its accumulators")
+        return out, metrics

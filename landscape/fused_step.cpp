@@ -1,0 +1,159 @@
+// Full-batch gradient-descent steps of R one-hidden-layer MLPs, fused (landscape/fused.py builds it).
+//
+// Why: the torch step streams every replica's (width × P) activations through memory about eight
+// times a step and pays a kernel launch per operation; here a block of B points goes forward,
+// through the loss and backward while its activations sit in L1, the gradient is accumulated in
+// B-lane vectors and θ is updated in place. Every replica and every step is computed alone, in
+// the same order, so the result does not depend on how the steps are cut or the replicas batched.
+//
+// Compile-time constants (-D): T (double/float), D (input dim), NC (classes), ACT (0 relu,
+// 1 tanh), LOSS (0 ce, 1 dce, 2 mse, 3 dmse1, 4 dmse2), NV (vectors of points per block).
+// θ per replica, as landscape.model.MLPSpec lays it out: W1 (D, w), b1 (w), W2 (w, NC), b2 (NC).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#ifndef T
+#define T double
+#endif
+#ifndef NV
+#define NV 2
+#endif
+
+constexpr int L = 64 / sizeof(T);  // lanes of one 64-byte vector: 8 doubles or 16 floats on every ISA
+constexpr int B = NV * L;          // points per block
+typedef T vec __attribute__((vector_size(64)));
+typedef T uvec __attribute__((vector_size(64), aligned(sizeof(T))));
+
+static inline vec load(const T* p) { return *reinterpret_cast<const uvec*>(p); }
+static inline vec splat(T x) { return vec{} + x; }
+
+static inline vec act(vec z) {
+#if ACT == 0
+    return z < 0 ? vec{} : z;  // NaN passes through, as torch.relu
+#else
+    vec h;
+    for (int l = 0; l < L; ++l) h[l] = std::tanh(z[l]);
+    return h;
+#endif
+}
+
+static inline vec act_back(vec dh, vec h) {
+#if ACT == 0
+    return h > 0 ? dh : vec{};  // threshold_backward(dh, h, 0)
+#else
+    return dh * (T(1) - h * h);
+#endif
+}
+
+// The per-sample end: logits f (NC) of one point with label y → (dynamic loss, static loss,
+// correct) and ∂F/∂f (NC), the closed forms of landscape/losses.py's Head.
+static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out) {
+    int best = 0;
+    for (int c = 1; c < NC; ++c)
+        if (f[c] > f[best]) best = c;
+    out[2] += best == y;
+#if LOSS <= 1
+    T m = f[0];
+    for (int c = 1; c < NC; ++c) m = f[c] > m ? f[c] : m;
+    T e[NC], se = 0;
+    for (int c = 0; c < NC; ++c) se += (e[c] = std::exp(f[c] - m));
+    T nll = -((f[y] - m) - std::log(se));
+    T a = LOSS == 1 ? G[y] * inv : inv;
+    for (int c = 0; c < NC; ++c) g[c] = (c == y ? -a : T(0)) + e[c] / se * a;
+    out[0] += LOSS == 1 ? G[y] * nll : nll;
+    out[1] += nll;
+#else
+    T q = 0, st = 0, a = LOSS == 3 ? G[y] * inv : inv;
+    for (int c = 0; c < NC; ++c) {
+        T target = c == y ? (LOSS == 4 ? G[c] : T(1)) : T(0);
+        T d = f[c] - target, ds = f[c] - (c == y ? T(1) : T(0));
+        q += d * d;
+        st += ds * ds;
+        g[c] = a * (2 * d);
+    }
+    out[0] += LOSS == 3 ? G[y] * q : q;
+    out[1] += st;
+#endif
+}
+
+extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T* XT, const int32_t* y,
+                                     const T* G, const T* eta, T* theta, T* metrics) {
+    // XT: (D, Pp) inputs, feature-major, zero-padded to Pp (a multiple of B); y: (Pp,) labels;
+    // G: (S, R, NC) Γ of each step; eta: (R,); theta: (R, n) in place; metrics: (S, 3, R) of
+    // (F, static loss, training accuracy) at θ before each step.
+    const int n = D * w + w + w * NC + NC;
+    vec* acc = new (std::nothrow) vec[n + (size_t)w * NV];
+    if (!acc) return 1;
+    vec* hbuf = acc + n;
+    const T inv = T(1.0 / P);
+    for (int r = 0; r < R; ++r) {
+        T* th = theta + (size_t)r * n;
+        const T* W1 = th;
+        const T* b1 = th + D * w;
+        const T* W2 = b1 + w;
+        const T* b2 = W2 + w * NC;
+        vec* aW1 = acc;
+        vec* ab1 = acc + D * w;
+        vec* aW2 = ab1 + w;
+        vec* ab2 = aW2 + w * NC;
+        for (int s = 0; s < S; ++s) {
+            const T* Gs = G + ((size_t)s * R + r) * NC;
+            std::memset(static_cast<void*>(acc), 0, sizeof(vec) * n);
+            double sums[3] = {0, 0, 0};
+            for (int p0 = 0; p0 < Pp; p0 += B) {
+                vec x[D][NV], f[NC][NV], g[NC][NV];
+                for (int i = 0; i < D; ++i)
+                    for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
+                for (int c = 0; c < NC; ++c)
+                    for (int v = 0; v < NV; ++v) f[c][v] = splat(b2[c]);
+                for (int j = 0; j < w; ++j) {  // forward: h = σ(W1ᵀx + b1) kept for the block, f += W2ᵀh
+                    for (int v = 0; v < NV; ++v) {
+                        vec z = splat(b1[j]);
+                        for (int i = 0; i < D; ++i) z += W1[i * w + j] * x[i][v];
+                        vec h = act(z);
+                        hbuf[j * NV + v] = h;
+                        for (int c = 0; c < NC; ++c) f[c][v] += W2[j * NC + c] * h;
+                    }
+                }
+                for (int v = 0; v < NV; ++v)
+                    for (int l = 0; l < L; ++l) {
+                        int p = p0 + v * L + l;
+                        T fl[NC], gl[NC];
+                        for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
+                        if (p < P)
+                            head(fl, y[p], Gs, inv, gl, sums);
+                        else
+                            for (int c = 0; c < NC; ++c) gl[c] = 0;
+                        for (int c = 0; c < NC; ++c) g[c][v][l] = gl[c];
+                    }
+                for (int c = 0; c < NC; ++c)
+                    for (int v = 0; v < NV; ++v) ab2[c] += g[c][v];
+                for (int j = 0; j < w; ++j) {  // backward: ∂W2 = h gᵀ, ∂h = W2 g, ∂z = σ'·∂h, ∂W1 = x ∂zᵀ
+                    for (int v = 0; v < NV; ++v) {
+                        vec h = hbuf[j * NV + v], dh = vec{};
+                        for (int c = 0; c < NC; ++c) {
+                            dh += W2[j * NC + c] * g[c][v];
+                            aW2[j * NC + c] += g[c][v] * h;
+                        }
+                        vec dz = act_back(dh, h);
+                        ab1[j] += dz;
+                        for (int i = 0; i < D; ++i) aW1[i * w + j] += dz * x[i][v];
+                    }
+                }
+            }
+            for (int k = 0; k < n; ++k) {  // θ ← θ − η ∇F, ∇F = the lanes' sum
+                T gk = 0;
+                for (int l = 0; l < L; ++l) gk += acc[k][l];
+                th[k] -= eta[r] * gk;
+            }
+            T* m = metrics + (size_t)s * 3 * R + r;
+            m[0] = T(sums[0] / P);
+            m[R] = T(sums[1] / P);
+            m[2 * R] = T(sums[2] / P);
+        }
+    }
+    delete[] acc;
+    return 0;
+}

@@ -1,0 +1,132 @@
+"""The fused C++ step (`--fused`) against independent autograd, the eager engine and itself."""
+
+import numpy as np
+import pytest
+import torch
+
+from landscape import LandscapeError, fused
+from landscape.data import Dataset, spiral_dataset
+from landscape.engine import Engine
+from landscape.losses import LOSSES
+from landscape.model import MLPSpec
+from tests import reference
+
+pytestmark = pytest.mark.skipif(fused.compiler() is None, reason="no C++ compiler on this machine")
+
+
+def blobs(P, d, C, seed=0):
+    """P points in d dimensions, C classes (P not a multiple of the block: the tail is padded)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(P) % C
+    X = rng.normal(size=(P, d)) + 1.5 * rng.normal(size=(C, d))[y]
+    Xv = rng.normal(size=(P // 2, d))
+    return Dataset(X, y, Xv, np.arange(P // 2) % C, C, "blobs")
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("d, C, width, P", [(2, 3, 13, 37), (5, 2, 8, 16), (3, 4, 21, 101)])
+def test_one_fused_step_is_gradient_descent_on_the_autograd_loss(loss, activation, d, C, width, P):
+    """θ − η ∇F with ∇F from plain autograd (sample-major forward, float64), and the metrics
+    F, the static loss and the training accuracy at θ: every loss, both activations, input
+    dims and class counts other than the paper's, widths and point counts off the block size."""
+    data = blobs(P, d, C)
+    spec = MLPSpec(d, width, C, activation=activation)
+    eng = Engine(spec, data, loss, [0.3, 0.05, 1.0], [4.0, 2.0, 70.0], [10, 6, 50], fused=True)
+    theta = spec.init([0, 1, 2])
+    for t in (0, 3, 17):  # Γ ≠ 1 at these steps
+        new, m = eng.step(theta, t)
+        th = theta.clone().requires_grad_(True)
+        F = reference.loss(eng, th, t)
+        (g,) = torch.autograd.grad(F.sum(), th)
+        torch.testing.assert_close(new, theta - eng.eta[:, None] * g, rtol=1e-12, atol=1e-13)
+        torch.testing.assert_close(m.loss, F.detach(), rtol=1e-13, atol=1e-15)
+        f = reference.forward(spec, theta, eng.X)
+        static = reference.losses.loss(eng.static_name, f, eng.y, eng.Y, eng.gamma(t))
+        torch.testing.assert_close(m.loss_static, static, rtol=1e-13, atol=1e-15)
+        assert torch.equal(m.train_acc, (f.argmax(-1) == eng.y).double().mean(1))
+        assert torch.equal(m.val_acc, eng.accuracy(theta, val=True))
+        theta = new
+
+
+def test_float32_fused_step_is_within_float32_rounding_of_float64():
+    data = spiral_dataset(50, seed=0, val_seed=1)
+    spec = MLPSpec(2, 40, 3)
+    e64 = Engine(spec, data, "dmse1", [0.5, 0.1], [3.0, 5.0], [30, 20], fused=True)
+    e32 = Engine(spec, data, "dmse1", [0.5, 0.1], [3.0, 5.0], [30, 20], dtype=torch.float32, fused=True)
+    a = e64.advance(spec.init([0, 1]), 0, 50)
+    b = e32.advance(spec.init([0, 1], torch.float32), 0, 50)
+    assert b.dtype == torch.float32
+    torch.testing.assert_close(b.double(), a, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_steps_do_not_depend_on_the_cutting_or_the_batch():
+    """Each replica and step is computed alone in one fixed order: bit for bit the same θ and
+    metrics however the steps are cut into calls, and for a replica alone or inside a batch
+    (what replay and resumed sweeps rely on)."""
+    data = spiral_dataset(40, seed=0, val_seed=1)
+    spec = MLPSpec(2, 30, 3)
+    args = ("dce", [1.0, 0.5, 0.2], [70.0, 70.0, 10.0], [100, 60, 30])
+    eng = Engine(spec, data, *args, fused=True)
+    theta0 = spec.init([0, 1, 2])
+    whole, m_whole = eng.steps(theta0, 0, eng.gamma(list(range(120))), False)
+    th, losses_ = theta0, []
+    for a, b in zip([0, 1, 3, 40, 41], [1, 3, 40, 41, 120]):
+        th, m = eng.steps(th, a, eng.gamma(list(range(a, b))), a == 0)
+        losses_.append(m.loss)
+    assert torch.equal(th, whole) and torch.equal(torch.cat(losses_), m_whole.loss)
+    single = Engine(spec, data, "dce", [0.5], [70.0], [60], fused=True)
+    alone, m_alone = single.steps(theta0[1:2], 0, single.gamma(list(range(120))), False)
+    assert torch.equal(alone[0], whole[1]) and torch.equal(m_alone.loss[:, 0], m_whole.loss[:, 1])
+    assert torch.equal(eng.advance(theta0, 0, 120), whole)
+
+
+@pytest.mark.parametrize("loss", ["dce", "dmse2"])
+def test_fused_tracks_the_eager_engine_at_the_edge_of_stability(loss):
+    """The reference problem (width 100, 300 points) for 1000 steps at η = 1, A = 70, where
+    rounding differences grow fastest: within 1e-12 of the eager engine in float64."""
+    data = spiral_dataset(100, seed=0, val_seed=1)
+    spec = MLPSpec(2, 100, 3)
+    args = (loss, [1.0, 0.5], [70.0, 70.0], [400, 100])
+    eng, eager = Engine(spec, data, *args, fused=True), Engine(spec, data, *args)
+    theta0 = spec.init([0, 1])
+    a, ma = eng.steps(theta0, 0, eng.gamma(list(range(1000))), False)
+    b, mb = eager.steps(theta0, 0, eager.gamma(list(range(1000))), False)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    torch.testing.assert_close(ma.loss, mb.loss, rtol=1e-11, atol=1e-13)
+    assert (ma.train_acc - mb.train_acc).abs().max() <= 1 / 300  # a point on the boundary at most
+
+
+def test_a_diverged_replica_stays_nan_as_in_the_eager_engine(small_data):
+    spec = MLPSpec(2, 9, 3)
+    eng = Engine(spec, small_data, "dce", [0.5, 0.5], [2.0, 2.0], [10, 10], fused=True)
+    theta = spec.init([0, 1])
+    theta[0, 3] = float("nan")
+    new, m = eng.step(theta, 0)
+    assert torch.isnan(m.loss[0]) and torch.isnan(new[0]).any()
+    assert torch.isfinite(m.loss[1]) and torch.isfinite(new[1]).all()
+
+
+def test_fused_refuses_what_it_does_not_run(small_data):
+    with pytest.raises(LandscapeError, match="one-hidden-layer"):
+        Engine(MLPSpec(2, 8, 3, depth=2), small_data, "dce", [0.5], [2.0], [10], fused=True)
+    with pytest.raises(LandscapeError, match="choose one"):
+        Engine(MLPSpec(2, 8, 3), small_data, "dce", [0.5], [2.0], [10], fused=True, compile=True)
+    with pytest.raises(LandscapeError, match="float64 and float32"):
+        Engine(MLPSpec(2, 8, 3), small_data, "dce", [0.5], [2.0], [10], dtype=torch.float16, fused=True)
+
+
+def test_the_library_is_built_once_per_key_and_a_missing_compiler_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path))
+    monkeypatch.setattr(fused, "_loaded", {})
+    X, y = torch.randn(10, 2, dtype=torch.float64), torch.arange(10) % 3
+    fused.FusedStep(X, y, 3, 4, "mse", "tanh")
+    (lib,) = (tmp_path / "fused").glob("*.so")
+    stamp = lib.stat().st_mtime_ns
+    monkeypatch.setattr(fused, "_loaded", {})
+    fused.FusedStep(X, y, 3, 4, "mse", "tanh")
+    assert lib.stat().st_mtime_ns == stamp  # reused from the cache, not rebuilt
+    monkeypatch.setattr(fused, "_loaded", {})
+    monkeypatch.setattr(fused.shutil, "which", lambda name: None)
+    with pytest.raises(LandscapeError, match="needs a C\\+\\+ compiler"):
+        fused.FusedStep(X, y, 3, 4, "dce", "relu")
