@@ -7,6 +7,8 @@ JAX jit(vmap) + lax.scan):
 - `engine`: `landscape.engine.Engine.step` (eager), what `landscape record` runs;
 - `engine+compile`: the same step under `torch.compile` (`landscape record --compile`), the
   steps between two validation steps in one call (a scan, `Engine.steps`);
+- `engine+fused`: the hand-fused C++ step (`landscape record --fused`), the steps between two
+  validation steps in one call;
 - `torch.func+compile`: `nn.Sequential` MLP, `functional_call` + `grad` + `vmap` over
   stacked parameters, the whole vmapped step under `torch.compile`;
 - `jax`: the same MLP in JAX, `jit(vmap(step))` with `lax.scan` over the eval interval
@@ -46,7 +48,7 @@ from landscape.model import MLPSpec
 from landscape.perf import keep_freed_memory
 
 A, T, ETA = 70.0, 5000, 1.0
-ALL = ("engine", "engine+compile", "torch.func+compile", "jax")
+ALL = ("engine", "engine+compile", "engine+fused", "torch.func+compile", "jax")
 
 try:  # JAX is a peer, not a dependency
     import jax
@@ -97,10 +99,11 @@ class Problem:
         return W1, b1, W2, b2
 
 
-def run_engine(pb: Problem, eval_every: int, compiled: bool, spectra_every: int):
+def run_engine(pb: Problem, eval_every: int, mode: str, spectra_every: int):
     eng = pb.eng
-    if compiled:
-        eng = Engine(pb.spec, pb.data, "dce", [ETA] * pb.R, [A] * pb.R, [T] * pb.R, dtype=pb.dtype, compile=True)
+    if mode != "eager":
+        kw = {mode: True}  # compile or fused
+        eng = Engine(pb.spec, pb.data, "dce", [ETA] * pb.R, [A] * pb.R, [T] * pb.R, dtype=pb.dtype, **kw)
     buf = torch.empty((4, pb.R, pb.steps), dtype=pb.dtype)
     eig = torch.empty((pb.R, 2), dtype=pb.dtype)
 
@@ -216,6 +219,24 @@ def run_jax(pb: Problem, eval_every: int, spectra_every: int):
     return go
 
 
+def gemm_gflops(dtype) -> float:
+    """The machine's limit for this dtype on one thread: a large GEMM's rate (MKL/oneDNN reach
+    ≈ 90 % of the FMA peak), best of five."""
+    a = torch.randn(1024, 1024, dtype=dtype)
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.mm(a, a)
+        best = max(best, 2 * 1024**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def step_flops(width: int, P: int, d: int = 2, C: int = 3) -> float:
+    """Arithmetic of one step of one replica: per point and hidden unit 2d (z) + 2C (logits)
+    + 2C (∂h) + 2C (∂W2) + 2d (∂W1) + 1 (∂b1)."""
+    return P * width * (4 * d + 6 * C + 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[10, 100, 1000])
@@ -227,7 +248,8 @@ def main():
     ap.add_argument("--spectra-every", type=int, nargs="+", default=[0, 25], help="0: steps only")
     ap.add_argument("--work", type=float, default=2e9, help="flops per runner per repeat (sets the steps)")
     ap.add_argument("--max-bytes", type=float, default=2e9, help="skip cells whose activations exceed this")
-    ap.add_argument("--runners", nargs="+", default=["engine", "engine+compile", "torch.func+compile", "jax"])
+    default = ["engine", "engine+fused", "torch.func+compile", "jax"]
+    ap.add_argument("--runners", nargs="+", default=default, choices=ALL)
     args = ap.parse_args()
     if any(e % args.eval_every for e in args.spectra_every):
         ap.error("--spectra-every must be multiples of --eval-every (spectra at segment starts)")
@@ -246,12 +268,15 @@ def main():
     head = (
         "| dtype | width | P | R | spectra every | steps | "
         + " | ".join(f"{r} run-steps/s" for r in ALL)
-        + " | best engine ÷ best peer (min / median / max) | max Δθ (Δλ rel.) vs engine | peak MB (runners in order) |"
+        + " | best engine ÷ best peer (min / median / max) | best engine GFLOP/s (of GEMM peak) | max Δθ (Δλ rel.) vs"
+        " engine | peak MB (runners in order) |"
     )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for dname in args.dtype:
         dtype = getattr(torch, dname)
+        args.gemm = gemm_gflops(dtype)
+        print(f"# {dname} GEMM on one thread (the hardware limit used below): {args.gemm:.1f} GFLOP/s")
         for width in args.widths:
             for P in args.points:
                 for R in args.replicas:
@@ -275,8 +300,9 @@ def cell(args, runners, dname, dtype, width, P, R, every):
     pb = Problem(width, P, R, steps, dtype)
     ev = args.eval_every
     make = {
-        "engine": lambda: run_engine(pb, ev, False, every),
-        "engine+compile": lambda: run_engine(pb, ev, True, every),
+        "engine": lambda: run_engine(pb, ev, "eager", every),
+        "engine+compile": lambda: run_engine(pb, ev, "compile", every),
+        "engine+fused": lambda: run_engine(pb, ev, "fused", every),
         "torch.func+compile": lambda: run_torchfunc(pb, ev),
         "jax": lambda: run_jax(pb, ev, every),
     }
@@ -306,9 +332,11 @@ def cell(args, runners, dname, dtype, width, P, R, every):
     ]
     cells = [f"{statistics.median(rates[r]):,.0f}" if r in rates else "–" for r in ALL]
     mem = " · ".join(f"{peak[r]:.0f}" for r in runners)
+    gf = max(statistics.median(rates[e]) for e in engines) * step_flops(width, P) / 1e9
     print(
         f"{label} {steps} | " + " | ".join(cells) + f" | {ratios[0]:.2f} / **{statistics.median(ratios):.2f}** / "
-        f"{ratios[-1]:.2f} | {dev:.0e}{f' (λ {max(eig):.0e})' if eig else ''} | {mem} |",
+        f"{ratios[-1]:.2f} | {gf:.1f} ({gf / args.gemm:.0%}) | "
+        f"{dev:.0e}{f' (λ {max(eig):.0e})' if eig else ''} | {mem} |",
         flush=True,
     )
 
