@@ -368,6 +368,9 @@ class Engine(ReplicaEngine):
 
         The cache is cut down to the active replicas once per change of the active set.
         """
+        if self._fused is not None:  # the fused R-operator: no cache, one pass over the points
+            fz, G = self._fused, self.gamma(t)
+            return lambda V, rows: fz.hvp(theta[rows], G[rows], V)
         full = self._hvp_cache(theta, t)
         cut = full  # the cache of the current active set; rows only shrink, so its size names it
 

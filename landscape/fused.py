@@ -79,15 +79,16 @@ def _build(key: tuple) -> Path:
 def _library(key: tuple) -> ctypes.CDLL:
     if key not in _loaded:
         lib = ctypes.CDLL(str(_build(key)))
-        fn = lib.landscape_fused_steps
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
+        for fn in (lib.landscape_fused_steps, lib.landscape_fused_hvp):
+            fn.restype = ctypes.c_int
+            fn.argtypes = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
         _loaded[key] = lib
     return _loaded[key]
 
 
 class FusedStep:
-    """S gradient-descent steps of R replicas of the one-hidden-layer MLP, in place on θ.
+    """S gradient-descent steps of R replicas of the one-hidden-layer MLP, and their
+    Hessian-vector products.
 
     Built for one dataset (X (P, d), labels y), loss, activation and dtype. Bit-identical
     however the steps are cut and whichever replicas share a batch; within rounding of the
@@ -110,7 +111,8 @@ class FusedStep:
         self.y = torch.zeros(self.Pp, dtype=torch.int32)
         self.y[:P] = y.to(torch.int32)
         key = (X.dtype, d, C, ("relu", "tanh").index(activation), LOSSES.index(loss))
-        self._fn = _library(key).landscape_fused_steps
+        lib = _library(key)
+        self._fn, self._hvp = lib.landscape_fused_steps, lib.landscape_fused_hvp
         self.num_params = d * width + width + width * C + C
 
     def __call__(self, theta: torch.Tensor, G: torch.Tensor, eta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,3 +132,18 @@ class FusedStep:
         if rc != 0:
             raise MemoryError("fused step: out of memory for its accumulators")
         return out, metrics
+
+    def hvp(self, theta: torch.Tensor, G: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """H V (R, b, n): replica r's Hessian of F at θ_r (R, n) with Γ G (R, C) applied to its
+        b vectors V (R, b, n); the R-operator of derivatives.hvp, one pass over the points."""
+        R, b, n = V.shape
+        if theta.shape != (R, self.num_params) or n != self.num_params or G.shape != (R, self.C):
+            raise ValueError(f"fused HVP: θ {tuple(theta.shape)}, Γ {tuple(G.shape)}, V {tuple(V.shape)} do not fit")
+        theta, G, V = (a.to(self.dtype).contiguous() for a in (theta, G, V))
+        out = torch.empty_like(V)
+        ptr = lambda t: ctypes.c_void_p(t.data_ptr())
+        data = (ptr(self.XT), ptr(self.y))
+        rc = self._hvp(R, b, self.width, self.P, self.Pp, *data, ptr(G), ptr(theta), ptr(V), ptr(out))
+        if rc != 0:
+            raise MemoryError("fused HVP: out of memory for its accumulators")
+        return out

@@ -49,7 +49,7 @@ static inline vec act_back(vec dh, vec h) {
 
 // The per-sample end: logits f (NC) of one point with label y → (dynamic loss, static loss,
 // correct) and ∂F/∂f (NC), the closed forms of landscape/losses.py's Head.
-static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out) {
+static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out, T* s = nullptr, T* scale = nullptr) {
     int best = 0;
     for (int c = 1; c < NC; ++c)
         if (f[c] > f[best]) best = c;
@@ -62,6 +62,9 @@ static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out)
     T nll = -((f[y] - m) - std::log(se));
     T a = LOSS == 1 ? G[y] * inv : inv;
     for (int c = 0; c < NC; ++c) g[c] = (c == y ? -a : T(0)) + e[c] / se * a;
+    if (s)
+        for (int c = 0; c < NC; ++c) s[c] = e[c] / se;
+    if (scale) *scale = a;
     out[0] += LOSS == 1 ? G[y] * nll : nll;
     out[1] += nll;
 #else
@@ -73,6 +76,7 @@ static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out)
         st += ds * ds;
         g[c] = a * (2 * d);
     }
+    if (scale) *scale = a;
     out[0] += LOSS == 3 ? G[y] * q : q;
     out[1] += st;
 #endif
@@ -152,6 +156,120 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
             m[0] = T(sums[0] / P);
             m[R] = T(sums[1] / P);
             m[2 * R] = T(sums[2] / P);
+        }
+    }
+    delete[] acc;
+    return 0;
+}
+
+extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* XT, const int32_t* y, const T* G,
+                                   const T* theta, const T* V, T* out) {
+    // H V per replica (Pearlmutter's R-operator, as landscape/derivatives.py's hvp): G (R, NC) Γ at
+    // this step, theta (R, n), V and out (R, b, n). Each block of points is taken forward once and
+    // then through the R-forward and R-backward pass of each of the b vectors.
+    const int n = D * w + w + w * NC + NC;
+    vec* acc = new (std::nothrow) vec[(size_t)b * n + 3 * (size_t)w * NV];
+    if (!acc) return 1;
+    vec* hbuf = acc + (size_t)b * n;
+    vec* rzbuf = hbuf + (size_t)w * NV;
+    vec* rhbuf = rzbuf + (size_t)w * NV;
+    const T inv = T(1.0 / P);
+    for (int r = 0; r < R; ++r) {
+        const T* th = theta + (size_t)r * n;
+        const T* W1 = th;
+        const T* b1 = th + D * w;
+        const T* W2 = b1 + w;
+        const T* b2 = W2 + w * NC;
+        const T* Gr = G + (size_t)r * NC;
+        std::memset(static_cast<void*>(acc), 0, sizeof(vec) * b * n);
+        for (int p0 = 0; p0 < Pp; p0 += B) {
+            vec x[D][NV], f[NC][NV], g[NC][NV], sm[NC][NV], a[NV];
+            for (int i = 0; i < D; ++i)
+                for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
+            for (int c = 0; c < NC; ++c)
+                for (int v = 0; v < NV; ++v) f[c][v] = splat(b2[c]);
+            for (int j = 0; j < w; ++j)
+                for (int v = 0; v < NV; ++v) {
+                    vec z = splat(b1[j]);
+                    for (int i = 0; i < D; ++i) z += W1[i * w + j] * x[i][v];
+                    vec h = act(z);
+                    hbuf[j * NV + v] = h;
+                    for (int c = 0; c < NC; ++c) f[c][v] += W2[j * NC + c] * h;
+                }
+            for (int v = 0; v < NV; ++v)
+                for (int l = 0; l < L; ++l) {
+                    int p = p0 + v * L + l;
+                    T fl[NC], gl[NC], sl[NC], al = 0;
+                    double unused[3] = {0, 0, 0};
+                    for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
+                    if (p < P) {
+                        head(fl, y[p], Gr, inv, gl, unused, sl, &al);
+                    } else {
+                        for (int c = 0; c < NC; ++c) gl[c] = sl[c] = 0;
+                    }
+                    for (int c = 0; c < NC; ++c) g[c][v][l] = gl[c], sm[c][v][l] = sl[c];
+                    a[v][l] = al;
+                }
+            for (int k = 0; k < b; ++k) {
+                const T* Vk = V + ((size_t)r * b + k) * n;
+                const T* VW1 = Vk;
+                const T* Vb1 = Vk + D * w;
+                const T* VW2 = Vb1 + w;
+                const T* Vb2 = VW2 + w * NC;
+                vec* aW1 = acc + (size_t)k * n;
+                vec* ab1 = aW1 + D * w;
+                vec* aW2 = ab1 + w;
+                vec* ab2 = aW2 + w * NC;
+                vec Rf[NC][NV], Rg[NC][NV];
+                for (int c = 0; c < NC; ++c)
+                    for (int v = 0; v < NV; ++v) Rf[c][v] = splat(Vb2[c]);
+                for (int j = 0; j < w; ++j)  // R-forward: Rz = VW1ᵀx + Vb1, Rh = σ'(z) Rz, Rf = VW2ᵀh + W2ᵀRh + Vb2
+                    for (int v = 0; v < NV; ++v) {
+                        vec Rz = splat(Vb1[j]);
+                        for (int i = 0; i < D; ++i) Rz += VW1[i * w + j] * x[i][v];
+                        vec h = hbuf[j * NV + v];
+                        vec Rh = act_back(Rz, h);
+                        rzbuf[j * NV + v] = Rz;
+                        rhbuf[j * NV + v] = Rh;
+                        for (int c = 0; c < NC; ++c) Rf[c][v] += VW2[j * NC + c] * h + W2[j * NC + c] * Rh;
+                    }
+                for (int v = 0; v < NV; ++v) {  // Rg = ∂²F/∂f² Rf (losses.Head.hessian)
+#if LOSS <= 1
+                    vec sR = vec{};
+                    for (int c = 0; c < NC; ++c) sR += sm[c][v] * Rf[c][v];
+                    for (int c = 0; c < NC; ++c) Rg[c][v] = a[v] * (sm[c][v] * Rf[c][v] - sm[c][v] * sR);
+#else
+                    for (int c = 0; c < NC; ++c) Rg[c][v] = (2 * a[v]) * Rf[c][v];
+#endif
+                }
+                for (int c = 0; c < NC; ++c)
+                    for (int v = 0; v < NV; ++v) ab2[c] += Rg[c][v];
+                for (int j = 0; j < w; ++j)  // R-backward
+                    for (int v = 0; v < NV; ++v) {
+                        vec h = hbuf[j * NV + v], Rh = rhbuf[j * NV + v], Rdh = vec{};
+                        for (int c = 0; c < NC; ++c) {
+                            aW2[j * NC + c] += Rh * g[c][v] + h * Rg[c][v];
+                            Rdh += W2[j * NC + c] * Rg[c][v] + VW2[j * NC + c] * g[c][v];
+                        }
+                        vec Rdz = act_back(Rdh, h);
+#if ACT == 1
+                        vec dh = vec{};
+                        for (int c = 0; c < NC; ++c) dh += W2[j * NC + c] * g[c][v];
+                        Rdz -= 2 * h * (T(1) - h * h) * dh * rzbuf[j * NV + v];  // σ''(z) = −2h(1 − h²)
+#endif
+                        ab1[j] += Rdz;
+                        for (int i = 0; i < D; ++i) aW1[i * w + j] += Rdz * x[i][v];
+                    }
+            }
+        }
+        for (int k = 0; k < b; ++k) {
+            T* o = out + ((size_t)r * b + k) * n;
+            const vec* ak = acc + (size_t)k * n;
+            for (int q = 0; q < n; ++q) {
+                T sum = 0;
+                for (int l = 0; l < L; ++l) sum += ak[q][l];
+                o[q] = sum;
+            }
         }
     }
     delete[] acc;

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.func import hessian
 
 from landscape import LandscapeError, fused
 from landscape.data import Dataset, spiral_dataset
@@ -47,6 +48,48 @@ def test_one_fused_step_is_gradient_descent_on_the_autograd_loss(loss, activatio
         assert torch.equal(m.train_acc, (f.argmax(-1) == eng.y).double().mean(1))
         assert torch.equal(m.val_acc, eng.accuracy(theta, val=True))
         theta = new
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_fused_hvp_is_the_dense_float64_hessian(loss, activation):
+    """The fused R-operator against replica-by-replica dense Hessians (torch.func.hessian of the
+    plain autograd loss): a block of 3 vectors, a subset of the replicas (the solver drops
+    converged ones), 4 input dims, 4 classes, 37 points (a padded tail)."""
+    data = blobs(37, 4, 4, seed=3)
+    spec = MLPSpec(4, 11, 4, activation=activation)
+    eng = Engine(spec, data, loss, [0.5] * 3, [7.0, 3.0, 1.5], [40, 13, 20], fused=True)
+    theta = spec.init(range(3))
+    theta = theta + 0.05 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    t, rows = 23, torch.tensor([0, 2])
+    V = torch.randn(2, 3, spec.num_params, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    HV = eng.hvp_block(theta, t)(V, rows)
+    for i, r in enumerate(rows.tolist()):
+
+        def f(x, r=r):
+            th = torch.cat([theta[:r], x.unsqueeze(0), theta[r + 1 :]])
+            return reference.loss(eng, th, t)[r]
+
+        H = hessian(f)(theta[r])
+        torch.testing.assert_close(HV[i], V[i] @ H, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_spectrum_is_the_dense_spectrum():
+    """Top-2 eigenvalues of every replica through the fused HVP = numpy's eigvalsh of the dense
+    Hessian, to the solver's tolerance."""
+    data = spiral_dataset(20, seed=0, val_seed=1)
+    spec = MLPSpec(2, 12, 3)
+    eng = Engine(spec, data, "dce", [1.0] * 3, [10.0, 10.0, 30.0], [50, 50, 20], fused=True)
+    theta = eng.advance(spec.init(range(3)), 0, 40)
+    res = eng.spectrum(theta, 40, k=2, tol=1e-8, max_iter=spec.num_params)
+    for r in range(3):
+
+        def f(x, r=r):
+            th = torch.cat([theta[:r], x.unsqueeze(0), theta[r + 1 :]])
+            return reference.loss(eng, th, 40)[r]
+
+        dense = np.linalg.eigvalsh(hessian(f)(theta[r]).numpy())[::-1][:2]
+        np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-6, atol=1e-9)
 
 
 def test_float32_fused_step_is_within_float32_rounding_of_float64():
