@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -114,6 +115,25 @@ class FusedStep:
         lib = _library(key)
         self._fn, self._hvp = lib.landscape_fused_steps, lib.landscape_fused_hvp
         self.num_params = d * width + width + width * C + C
+        self._data = (_ptr(self.XT), _ptr(self.y))
+        self._pool: ThreadPoolExecutor | None = None
+        self._workers = 0
+
+    def _chunks(self, R: int) -> list[tuple[int, int]]:
+        """Replica ranges, one per thread (torch's thread count, `--threads`): the replicas are
+        independent, so the result is the same bit for bit whatever the split (tested)."""
+        n = max(1, min(torch.get_num_threads(), R))
+        cuts = [R * i // n for i in range(n + 1)]
+        return list(zip(cuts[:-1], cuts[1:]))
+
+    def _run(self, fn, chunks) -> None:
+        """fn(r0, r1) for every chunk; ctypes releases the GIL, so threads run the C loops in parallel."""
+        if len(chunks) == 1:
+            return fn(*chunks[0])
+        if self._pool is None or self._workers < len(chunks):
+            self._pool, self._workers = ThreadPoolExecutor(len(chunks)), len(chunks)
+        for f in [self._pool.submit(fn, *c) for c in chunks]:
+            f.result()
 
     def __call__(self, theta: torch.Tensor, G: torch.Tensor, eta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """θ (R, n) after the S steps of Γ G (S, R, C), and (S, 3, R) metrics: F, static loss and
@@ -124,14 +144,19 @@ class FusedStep:
         out = theta.to(self.dtype).contiguous().clone()
         G = G.to(self.dtype).contiguous()
         eta = eta.to(self.dtype).contiguous()
-        metrics = torch.empty((S, 3, R), dtype=self.dtype)
-        ptr = lambda t: ctypes.c_void_p(t.data_ptr())
-        rc = self._fn(
-            S, R, self.width, self.P, self.Pp, ptr(self.XT), ptr(self.y), ptr(G), ptr(eta), ptr(out), ptr(metrics)
-        )
-        if rc != 0:
-            raise MemoryError("fused step: out of memory for its accumulators")
-        return out, metrics
+        chunks = self._chunks(R)
+        parts = [torch.empty((S, 3, r1 - r0), dtype=self.dtype) for r0, r1 in chunks]
+
+        def run(r0: int, r1: int) -> None:
+            g = G if r1 - r0 == R else G[:, r0:r1].contiguous()
+            m = parts[chunks.index((r0, r1))]
+            rc = self._fn(S, r1 - r0, self.width, self.P, self.Pp, *self._data, _ptr(g), _ptr(eta[r0:r1]),
+                          _ptr(out[r0:r1]), _ptr(m))  # fmt: skip
+            if rc != 0:
+                raise MemoryError("fused step: out of memory for its accumulators")
+
+        self._run(run, chunks)
+        return out, parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
 
     def hvp(self, theta: torch.Tensor, G: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """H V (R, b, n): replica r's Hessian of F at θ_r (R, n) with Γ G (R, C) applied to its
@@ -141,9 +166,16 @@ class FusedStep:
             raise ValueError(f"fused HVP: θ {tuple(theta.shape)}, Γ {tuple(G.shape)}, V {tuple(V.shape)} do not fit")
         theta, G, V = (a.to(self.dtype).contiguous() for a in (theta, G, V))
         out = torch.empty_like(V)
-        ptr = lambda t: ctypes.c_void_p(t.data_ptr())
-        data = (ptr(self.XT), ptr(self.y))
-        rc = self._hvp(R, b, self.width, self.P, self.Pp, *data, ptr(G), ptr(theta), ptr(V), ptr(out))
-        if rc != 0:
-            raise MemoryError("fused HVP: out of memory for its accumulators")
+
+        def run(r0: int, r1: int) -> None:
+            rc = self._hvp(r1 - r0, b, self.width, self.P, self.Pp, *self._data, _ptr(G[r0:r1]), _ptr(theta[r0:r1]),
+                           _ptr(V[r0:r1]), _ptr(out[r0:r1]))  # fmt: skip
+            if rc != 0:
+                raise MemoryError("fused HVP: out of memory for its accumulators")
+
+        self._run(run, self._chunks(R))
         return out
+
+
+def _ptr(t: torch.Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(t.data_ptr())

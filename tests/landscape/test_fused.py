@@ -124,6 +124,27 @@ def test_fused_steps_do_not_depend_on_the_cutting_or_the_batch():
     assert torch.equal(eng.advance(theta0, 0, 120), whole)
 
 
+def test_fused_threads_split_the_replicas_and_change_nothing():
+    """With several threads (`--threads`) the replicas are split between them: θ, the metrics and
+    the HVPs are bit for bit those of one thread, also for more threads than replicas."""
+    data = spiral_dataset(30, seed=0, val_seed=1)
+    spec = MLPSpec(2, 20, 3)
+    eng = Engine(spec, data, "dmse1", [0.5, 1.0, 0.2, 0.7, 0.1], [5.0] * 5, [30, 40, 50, 60, 70], fused=True)
+    theta0 = spec.init(range(5))
+    V = torch.randn(5, 3, spec.num_params, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    before = torch.get_num_threads()
+    out = {}
+    try:
+        for n in (1, 2, 3, 8):
+            torch.set_num_threads(n)
+            th, m = eng.steps(theta0, 0, eng.gamma(list(range(60))), False)
+            out[n] = (th, m.loss, m.train_acc, eng.hvp_block(th, 60)(V, torch.arange(5)))
+    finally:
+        torch.set_num_threads(before)
+    for n in (2, 3, 8):
+        assert all(torch.equal(a, b) for a, b in zip(out[n], out[1])), n
+
+
 @pytest.mark.parametrize("loss", ["dce", "dmse2"])
 def test_fused_tracks_the_eager_engine_at_the_edge_of_stability(loss):
     """The reference problem (width 100, 300 points) for 1000 steps at η = 1, A = 70, where
