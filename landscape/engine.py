@@ -222,7 +222,8 @@ class Engine(ReplicaEngine):
                 raise LandscapeError(f"--fused runs the one-hidden-layer MLP (--depth 1), not depth {spec.depth}")
             from .fused import FusedStep
 
-            self._fused = FusedStep(self.X, self.y, self.C, spec.width, loss, spec.activation)
+            val = (self.Xv, self.yv) if self.has_val else (None, None)
+            self._fused = FusedStep(self.X, self.y, self.C, spec.width, loss, spec.activation, *val)
         # one graph per (evaluate, shapes): the step has no autograd call, so inductor takes it whole
         self.compiled = compile
         if compile:  # dynamo's limit is per function, not per engine: many engines in a process (a sweep)
@@ -326,8 +327,8 @@ class Engine(ReplicaEngine):
             return super().steps(theta, t, G, evaluate)
         val = torch.full((S, theta.shape[0]), float("nan"), dtype=self.dtype, device=self.device)
         if self._fused is not None:
-            if evaluate:
-                val[0] = self.accuracy(theta, val=True)
+            if evaluate and self.has_val:
+                val[0] = self._fused.accuracy(theta, val=True)
             theta, ms = self._fused(theta, G, self.eta)
             return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
         assert self._segment is not None

@@ -83,6 +83,8 @@ def _library(key: tuple) -> ctypes.CDLL:
         for fn in (lib.landscape_fused_steps, lib.landscape_fused_hvp):
             fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
+        lib.landscape_fused_accuracy.restype = ctypes.c_int
+        lib.landscape_fused_accuracy.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 4
         _loaded[key] = lib
     return _loaded[key]
 
@@ -95,7 +97,17 @@ class FusedStep:
     however the steps are cut and whichever replicas share a batch; within rounding of the
     torch step (the sums run in another order)."""
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor, C: int, width: int, loss: str, activation: str):
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        C: int,
+        width: int,
+        loss: str,
+        activation: str,
+        X_val: torch.Tensor | None = None,
+        y_val: torch.Tensor | None = None,
+    ):
         if X.device.type != "cpu":
             raise LandscapeError("--fused runs on the CPU only")
         if X.dtype not in _CTYPES:
@@ -103,19 +115,16 @@ class FusedStep:
         if activation not in ("relu", "tanh"):
             raise LandscapeError(f"--fused supports relu and tanh, not {activation}")
         self.dtype, self.width, self.C = X.dtype, width, C
-        P, d = X.shape
-        self.P, self.d = P, d
-        block = NV * 64 // X.element_size()
-        self.Pp = -(-P // block) * block
-        self.XT = torch.zeros((d, self.Pp), dtype=X.dtype)
-        self.XT[:, :P] = X.t()
-        self.y = torch.zeros(self.Pp, dtype=torch.int32)
-        self.y[:P] = y.to(torch.int32)
-        key = (X.dtype, d, C, ("relu", "tanh").index(activation), LOSSES.index(loss))
+        self.P, self.d = X.shape
+        self.train = _Points(X, y)
+        self.val = None if X_val is None or y_val is None else _Points(X_val, y_val)
+        self.Pp = self.train.Pp
+        key = (X.dtype, self.d, C, ("relu", "tanh").index(activation), LOSSES.index(loss))
         lib = _library(key)
         self._fn, self._hvp = lib.landscape_fused_steps, lib.landscape_fused_hvp
-        self.num_params = d * width + width + width * C + C
-        self._data = (_ptr(self.XT), _ptr(self.y))
+        self._acc = lib.landscape_fused_accuracy
+        self.num_params = self.d * width + width + width * C + C
+        self._data = self.train.ptrs
         self._pool: ThreadPoolExecutor | None = None
         self._workers = 0
 
@@ -176,6 +185,36 @@ class FusedStep:
         self._run(run, self._chunks(R))
         return out
 
+    def accuracy(self, theta: torch.Tensor, val: bool = True) -> torch.Tensor:
+        """(R,) the fraction of the validation (or training) points each replica classifies right."""
+        maybe = self.val if val else self.train
+        if maybe is None:
+            raise ValueError("fused accuracy: no validation points")
+        pts = maybe
+        theta = theta.to(self.dtype).contiguous()
+        out = torch.empty(theta.shape[0], dtype=self.dtype)
+
+        def run(r0: int, r1: int) -> None:
+            self._acc(r1 - r0, self.width, pts.P, pts.Pp, *pts.ptrs, _ptr(theta[r0:r1]), _ptr(out[r0:r1]))
+
+        self._run(run, self._chunks(theta.shape[0]))
+        return out
+
 
 def _ptr(t: torch.Tensor) -> ctypes.c_void_p:
     return ctypes.c_void_p(t.data_ptr())
+
+
+class _Points:
+    """A point set as the C loops read it: inputs feature-major (d, Pp) and int32 labels (Pp,),
+    zero-padded to Pp, a multiple of the block (the padded points are skipped)."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor):
+        self.P, d = X.shape
+        block = NV * 64 // X.element_size()
+        self.Pp = -(-self.P // block) * block
+        self.XT = torch.zeros((d, self.Pp), dtype=X.dtype)
+        self.XT[:, : self.P] = X.t()
+        self.y = torch.zeros(self.Pp, dtype=torch.int32)
+        self.y[: self.P] = y.to(torch.int32)
+        self.ptrs = (_ptr(self.XT), _ptr(self.y))

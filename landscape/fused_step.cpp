@@ -275,3 +275,42 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
     delete[] acc;
     return 0;
 }
+
+extern "C" int landscape_fused_accuracy(int R, int w, int P, int Pp, const T* XT, const int32_t* y, const T* theta,
+                                        T* out) {
+    // The fraction of the P points whose largest logit is their label's (the first largest, as
+    // torch.argmax), for each replica: the validation pass of a step, forward only.
+    const int n = D * w + w + w * NC + NC;
+    for (int r = 0; r < R; ++r) {
+        const T* th = theta + (size_t)r * n;
+        const T* W1 = th;
+        const T* b1 = th + D * w;
+        const T* W2 = b1 + w;
+        const T* b2 = W2 + w * NC;
+        long correct = 0;
+        for (int p0 = 0; p0 < Pp; p0 += B) {
+            vec x[D][NV], f[NC][NV];
+            for (int i = 0; i < D; ++i)
+                for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
+            for (int c = 0; c < NC; ++c)
+                for (int v = 0; v < NV; ++v) f[c][v] = splat(b2[c]);
+            for (int j = 0; j < w; ++j)
+                for (int v = 0; v < NV; ++v) {
+                    vec z = splat(b1[j]);
+                    for (int i = 0; i < D; ++i) z += W1[i * w + j] * x[i][v];
+                    vec h = act(z);
+                    for (int c = 0; c < NC; ++c) f[c][v] += W2[j * NC + c] * h;
+                }
+            for (int v = 0; v < NV; ++v)
+                for (int l = 0; l < L; ++l) {
+                    int p = p0 + v * L + l, best = 0;
+                    if (p >= P) continue;
+                    for (int c = 1; c < NC; ++c)
+                        if (f[c][v][l] > f[best][v][l]) best = c;
+                    correct += best == y[p];
+                }
+        }
+        out[r] = T(correct) / T(P);  // as torch: the float count over P
+    }
+    return 0;
+}

@@ -87,6 +87,7 @@ def test_requests_that_cannot_fit(tmp_path, args, message):
     [
         (["--fused", "--depth", "2"], "--fused runs the one-hidden-layer MLP (--depth 1), not depth 2"),
         (["--fused", "--compile"], "--fused and --compile are two ways of running the step: choose one"),
+        (["--fused", "--model", "examples.cnn:make"], "--fused applies to the built-in MLP only"),
     ],
 )
 def test_fused_where_it_does_not_apply(tmp_path, args, message):

@@ -92,6 +92,23 @@ def test_fused_spectrum_is_the_dense_spectrum():
         np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_accuracy_is_the_argmax_count(dtype):
+    """The fused validation pass: the fraction of points whose first largest logit (torch.argmax)
+    is the label, against the plain forward, for the validation and the training points; no
+    validation set gives NaN, as the eager engine."""
+    data = blobs(53, 3, 4, seed=5)
+    spec = MLPSpec(3, 17, 4)
+    eng = Engine(spec, data, "ce", [0.1] * 4, [1.0] * 4, [10] * 4, dtype=dtype, fused=True)
+    theta = spec.init(range(4), dtype)
+    for val, X, y in ((True, eng.Xv, eng.yv), (False, eng.X, eng.y)):
+        want = (reference.forward(spec, theta, X).argmax(-1) == y).to(dtype).mean(1)
+        assert torch.equal(eng._fused.accuracy(theta, val), want)
+    no_val = Dataset(data.X, data.y, None, None, 4, "blobs")
+    eng = Engine(spec, no_val, "ce", [0.1] * 4, [1.0] * 4, [10] * 4, dtype=dtype, fused=True)
+    assert torch.isnan(eng.step(theta, 0)[1].val_acc).all()
+
+
 def test_float32_fused_step_is_within_float32_rounding_of_float64():
     data = spiral_dataset(50, seed=0, val_seed=1)
     spec = MLPSpec(2, 40, 3)
