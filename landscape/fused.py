@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -42,6 +43,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LANDSCAPE_CACHE") or Path.home() / ".cache" / "landscape") / "fused"
 
 
+def _cpu() -> str:
+    """What -march=native depends on: the CPU's instruction-set flags, so a cache folder shared
+    between machines (a network home) never hands one machine another's build."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.machine() + platform.processor()
+
+
 def _build(key: tuple) -> Path:
     dtype, d, C, act, loss = key
     cxx = compiler()
@@ -62,7 +75,7 @@ def _build(key: tuple) -> Path:
         f"-DNV={NV}",
     ]
     src = SOURCE.read_bytes()
-    tag = hashlib.sha256(src + " ".join([cxx, *flags]).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(src + " ".join([cxx, *flags, _cpu()]).encode()).hexdigest()[:16]
     out = cache_dir() / f"fused-{tag}.so"
     if out.exists():
         return out
