@@ -27,6 +27,7 @@ slow replica does not make all the others pay its products. Full reorthogonalisa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,21 +73,31 @@ def _splitmix64(x: torch.Tensor) -> torch.Tensor:
     return x ^ ((x >> 31) & _MASK[31])
 
 
-def random_block(seeds: Sequence[int], count: int, n: int, salt: int, dtype, device) -> torch.Tensor:
-    """(R, count, n) standard normal vectors, a pure function of (replica seed, salt, index).
+@functools.lru_cache(maxsize=16)
+def _index_hashes(start: int, stop: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed-free half of `random_block`'s hashing (it depends on the indices only), kept
+    for the next solve: hashing is most of a warm-started solve's own work at large n."""
+    idx = torch.arange(start, stop, dtype=torch.int64, device=device)
+    return _splitmix64(2 * idx), _splitmix64(2 * idx + 1)
+
+
+def random_block(seeds: Sequence[int], count: int, n: int, salt: int, dtype, device, first: int = 0) -> torch.Tensor:
+    """(R, count − first, n) standard normal vectors: columns first … count − 1 of a block that
+    is a pure function of (replica seed, salt, index).
 
     Counter-based (splitmix64 hashes of the indices, then Box–Muller), so a replica gets
     the same vectors alone or in any batch, on the CPU and on a GPU alike, and R of them
-    cost one vectorised pass instead of R generators."""
+    cost one vectorised pass instead of R generators; columns are the same whichever
+    `first` they are asked from."""
     s = torch.as_tensor([int(v) for v in seeds], dtype=torch.int64, device=device)
     key = _splitmix64(s * 1_000_003 + int(salt) * 7_919)
-    idx = torch.arange(count * n, dtype=torch.int64, device=device)
-    h1 = _splitmix64(key[:, None] ^ _splitmix64(2 * idx)[None])
-    h2 = _splitmix64(key[:, None] ^ _splitmix64(2 * idx + 1)[None])
+    i1, i2 = _index_hashes(first * n, count * n, str(device))
+    h1 = _splitmix64(key[:, None] ^ i1[None])
+    h2 = _splitmix64(key[:, None] ^ i2[None])
     u1 = (((h1 >> 11) & _MASK[11]).to(torch.float64) + 0.5) / 2.0**53
     u2 = (((h2 >> 11) & _MASK[11]).to(torch.float64) + 0.5) / 2.0**53
     z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * torch.pi * u2)
-    return z.view(len(seeds), count, n).to(dtype)
+    return z.view(len(seeds), count - first, n).to(dtype)
 
 
 def _orthonormal_block(W: torch.Tensor, Q: torch.Tensor | None, fill: Callable[[int], torch.Tensor]) -> torch.Tensor:
@@ -164,15 +175,16 @@ def topk_eigs(
         return f
 
     all_rows = torch.arange(R, device=device)
-    start = random_block(seeds, b, n, salt, dtype, device)
-    if V0 is not None and V0.shape[1] > 0:
-        j = min(V0.shape[1], b)
+    j = min(V0.shape[1], b) if V0 is not None else 0
+    first = min(j, k)  # the random columns from here on: fresh columns and the guards' fresh parts
+    start = random_block(seeds, b, n, salt, dtype, device, first)
+    if V0 is not None and j > 0:
         warm = V0[:, :j].to(dtype)
         if j > k:  # carried guard vectors: keep exploring with a fresh random part
             g = warm[:, k:] / _norm(warm[:, k:], keepdim=True)
-            r = start[:, k:j] / _norm(start[:, k:j], keepdim=True)
+            r = start[:, : j - k] / _norm(start[:, : j - k], keepdim=True)
             warm = torch.cat([warm[:, :k], g + explore * r], dim=1)
-        start = torch.cat([warm, start[:, j:]], dim=1)
+        start = torch.cat([warm, start[:, j - first :]], dim=1)
     block = _orthonormal_block(start, None, fill(all_rows, 0))
 
     vals = torch.zeros(R, k, dtype=dtype, device=device)

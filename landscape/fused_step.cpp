@@ -165,14 +165,18 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
 extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* XT, const int32_t* y, const T* G,
                                    const T* theta, const T* V, T* out) {
     // H V per replica (Pearlmutter's R-operator, as landscape/derivatives.py's hvp): G (R, NC) Γ at
-    // this step, theta (R, n), V and out (R, b, n). Each block of points is taken forward once and
-    // then through the R-forward and R-backward pass of each of the b vectors.
+    // this step, theta (R, n), V and out (R, b, n). One pass over the points keeps each point's
+    // loss derivatives (∂F/∂f, softmax, scale: (2 NC + 1) numbers); then each vector goes through
+    // the R-forward and R-backward pass block by block, recomputing the hidden layer, so only one
+    // vector's n accumulators are live (they stay in L1 as the step's do).
     const int n = D * w + w + w * NC + NC;
-    vec* acc = new (std::nothrow) vec[(size_t)b * n + 3 * (size_t)w * NV];
+    const size_t nb = (size_t)Pp / L;  // vectors of points
+    vec* acc = new (std::nothrow) vec[n + 3 * (size_t)w * NV + (2 * NC + 1) * nb];
     if (!acc) return 1;
-    vec* hbuf = acc + (size_t)b * n;
+    vec* hbuf = acc + n;
     vec* rzbuf = hbuf + (size_t)w * NV;
     vec* rhbuf = rzbuf + (size_t)w * NV;
+    vec* gs = rhbuf + (size_t)w * NV;  // per vector of points: g[NC], s[NC], a
     const T inv = T(1.0 / P);
     for (int r = 0; r < R; ++r) {
         const T* th = theta + (size_t)r * n;
@@ -181,9 +185,8 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
         const T* W2 = b1 + w;
         const T* b2 = W2 + w * NC;
         const T* Gr = G + (size_t)r * NC;
-        std::memset(static_cast<void*>(acc), 0, sizeof(vec) * b * n);
-        for (int p0 = 0; p0 < Pp; p0 += B) {
-            vec x[D][NV], f[NC][NV], g[NC][NV], sm[NC][NV], a[NV];
+        for (int p0 = 0; p0 < Pp; p0 += B) {  // the loss derivatives at every point
+            vec x[D][NV], f[NC][NV];
             for (int i = 0; i < D; ++i)
                 for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
             for (int c = 0; c < NC; ++c)
@@ -193,10 +196,10 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
                     vec z = splat(b1[j]);
                     for (int i = 0; i < D; ++i) z += W1[i * w + j] * x[i][v];
                     vec h = act(z);
-                    hbuf[j * NV + v] = h;
                     for (int c = 0; c < NC; ++c) f[c][v] += W2[j * NC + c] * h;
                 }
-            for (int v = 0; v < NV; ++v)
+            for (int v = 0; v < NV; ++v) {
+                vec* q = gs + (size_t)(p0 / L + v) * (2 * NC + 1);
                 for (int l = 0; l < L; ++l) {
                     int p = p0 + v * L + l;
                     T fl[NC], gl[NC], sl[NC], al = 0;
@@ -207,30 +210,47 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
                     } else {
                         for (int c = 0; c < NC; ++c) gl[c] = sl[c] = 0;
                     }
-                    for (int c = 0; c < NC; ++c) g[c][v][l] = gl[c], sm[c][v][l] = sl[c];
-                    a[v][l] = al;
+                    for (int c = 0; c < NC; ++c) q[c][l] = gl[c], q[NC + c][l] = sl[c];
+                    q[2 * NC][l] = al;
                 }
-            for (int k = 0; k < b; ++k) {
-                const T* Vk = V + ((size_t)r * b + k) * n;
-                const T* VW1 = Vk;
-                const T* Vb1 = Vk + D * w;
-                const T* VW2 = Vb1 + w;
-                const T* Vb2 = VW2 + w * NC;
-                vec* aW1 = acc + (size_t)k * n;
-                vec* ab1 = aW1 + D * w;
-                vec* aW2 = ab1 + w;
-                vec* ab2 = aW2 + w * NC;
-                vec Rf[NC][NV], Rg[NC][NV];
+            }
+        }
+        for (int k = 0; k < b; ++k) {
+            const T* Vk = V + ((size_t)r * b + k) * n;
+            const T* VW1 = Vk;
+            const T* Vb1 = Vk + D * w;
+            const T* VW2 = Vb1 + w;
+            const T* Vb2 = VW2 + w * NC;
+            vec* aW1 = acc;
+            vec* ab1 = acc + D * w;
+            vec* aW2 = ab1 + w;
+            vec* ab2 = aW2 + w * NC;
+            std::memset(static_cast<void*>(acc), 0, sizeof(vec) * n);
+            for (int p0 = 0; p0 < Pp; p0 += B) {
+                vec x[D][NV], g[NC][NV], sm[NC][NV], a[NV], Rf[NC][NV], Rg[NC][NV];
+                for (int v = 0; v < NV; ++v) {
+                    const vec* q = gs + (size_t)(p0 / L + v) * (2 * NC + 1);
+                    for (int c = 0; c < NC; ++c) g[c][v] = q[c], sm[c][v] = q[NC + c];
+                    a[v] = q[2 * NC];
+                }
+                for (int i = 0; i < D; ++i)
+                    for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
                 for (int c = 0; c < NC; ++c)
                     for (int v = 0; v < NV; ++v) Rf[c][v] = splat(Vb2[c]);
                 for (int j = 0; j < w; ++j)  // R-forward: Rz = VW1ᵀx + Vb1, Rh = σ'(z) Rz, Rf = VW2ᵀh + W2ᵀRh + Vb2
                     for (int v = 0; v < NV; ++v) {
-                        vec Rz = splat(Vb1[j]);
-                        for (int i = 0; i < D; ++i) Rz += VW1[i * w + j] * x[i][v];
-                        vec h = hbuf[j * NV + v];
+                        vec z = splat(b1[j]), Rz = splat(Vb1[j]);
+                        for (int i = 0; i < D; ++i) {
+                            z += W1[i * w + j] * x[i][v];
+                            Rz += VW1[i * w + j] * x[i][v];
+                        }
+                        vec h = act(z);
                         vec Rh = act_back(Rz, h);
-                        rzbuf[j * NV + v] = Rz;
+                        hbuf[j * NV + v] = h;
                         rhbuf[j * NV + v] = Rh;
+#if ACT == 1
+                        rzbuf[j * NV + v] = Rz;  // for the σ'' term
+#endif
                         for (int c = 0; c < NC; ++c) Rf[c][v] += VW2[j * NC + c] * h + W2[j * NC + c] * Rh;
                     }
                 for (int v = 0; v < NV; ++v) {  // Rg = ∂²F/∂f² Rf (losses.Head.hessian)
@@ -261,13 +281,10 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
                         for (int i = 0; i < D; ++i) aW1[i * w + j] += Rdz * x[i][v];
                     }
             }
-        }
-        for (int k = 0; k < b; ++k) {
             T* o = out + ((size_t)r * b + k) * n;
-            const vec* ak = acc + (size_t)k * n;
             for (int q = 0; q < n; ++q) {
                 T sum = 0;
-                for (int l = 0; l < L; ++l) sum += ak[q][l];
+                for (int l = 0; l < L; ++l) sum += acc[q][l];
                 o[q] = sum;
             }
         }

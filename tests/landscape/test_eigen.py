@@ -241,3 +241,15 @@ def test_recorded_spectra_match_dense_hessian_all_losses(tmp_path, loss):
         theta, t0 = eng.advance(theta, t0, int(t)), int(t)
         w = _top(dense_hessian(eng, theta, t0, 0).numpy(), 2)
         np.testing.assert_allclose(ds.eigval.values[0, i], w, rtol=1e-3)
+
+
+def test_random_block_columns_do_not_depend_on_where_they_start():
+    """A warm start asks only for the columns it needs (`first`): they are the same numbers as
+    the same columns of the whole block, for any batch of seeds and salts."""
+    from landscape.eigen import random_block
+
+    for seeds, salt in (([0], 0), ([3, 9, 4], 17), (list(range(7)), 123456)):
+        whole = random_block(seeds, 5, 11, salt, torch.float64, "cpu")
+        for first in range(5):
+            assert torch.equal(random_block(seeds, 5, 11, salt, torch.float64, "cpu", first), whole[:, first:])
+    assert random_block([1], 3, 4, 0, torch.float32, "cpu", 2).shape == (1, 1, 4)
