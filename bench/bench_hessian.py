@@ -10,7 +10,7 @@ process, interleaved repeat by repeat from the same θ, so each repeat gives a r
 with the peak resident memory seen while each runner ran (sampled every 5 ms) and the
 Hessian-vector products per solve.
 
-    python bench/bench_hessian.py [--replicas 1 64 4096] [--repeats 3] [--threads 2]
+    python bench/bench_hessian.py [--replicas 1 64 4096] [--repeats 3] [--threads 2] [--fused --eval-every 25]
 """
 
 from __future__ import annotations
@@ -56,12 +56,14 @@ class PeakRSS:
         self._t.join()
 
 
-def run(eng, theta, t0, steps, sites, warm):
-    """`steps` steps from t0; spectra at `sites` (a set) warm-started from `warm`."""
+def run(eng, theta, t0, steps, sites, warm, eval_every=1):
+    """`steps` steps from t0; spectra at `sites` (a set) warm-started from `warm`; the steps
+    between two spectra or validation steps in one call, as the recorder cuts them."""
     products, solves = 0, 0
     G = eng.gamma(list(range(t0, t0 + steps)))
     seeds = list(range(theta.shape[0]))
-    for s in range(t0, t0 + steps):
+    cuts = sorted(sites | {s for s in range(t0, t0 + steps) if (s - t0) % eval_every == 0} | {t0 + steps})
+    for s, e in zip(cuts[:-1], cuts[1:]):
         if s in sites:
             res = eng.spectrum(
                 theta, s, 2, v0=warm, tol=1e-3, seed=s, seeds=seeds, oversample=RunConfig().eig_oversample
@@ -69,7 +71,7 @@ def run(eng, theta, t0, steps, sites, warm):
             warm = res.block
             products += int(res.products.sum())
             solves += 1
-        theta, _ = eng.step(theta, s, G[s - t0])
+        theta, _ = eng.steps(theta, s, G[s - t0 : e - t0], (s - t0) % eval_every == 0)
     float(theta.sum())  # waits for the device
     return products / max(solves * theta.shape[0], 1)
 
@@ -80,6 +82,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fused", action="store_true", help="the fused C++ step and HVP (`record --fused`)")
+    ap.add_argument("--eval-every", type=int, default=1, help="validation every this many steps (`--eval-every`)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()
@@ -92,7 +96,8 @@ def main():
     print(
         f"# {where}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
         f"float64; spectra top-2 at (t, t+1) every {cfg.hessian_every} steps, tol {cfg.eig_tol}, "
-        f"oversample {cfg.eig_oversample}"
+        f"oversample {cfg.eig_oversample}; {'fused' if args.fused else 'eager'} engine, validation every "
+        f"{args.eval_every} steps"
     )
     print(
         "| R | steps | s without | s with | Hessian cost min / median / max | HVPs per solve | "
@@ -100,7 +105,7 @@ def main():
     )
     print("|---:|---:|---:|---:|---|---:|---|")
     for R in args.replicas:
-        eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, device=args.device)
+        eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, device=args.device, fused=args.fused)
         theta = eng.advance(spec.init(range(R), device=args.device), 0, 200)
         gpu = eng.device.type == "cuda"
         steps = 500 if R <= 64 or gpu else 50 if R >= 1024 else 200
@@ -112,12 +117,12 @@ def main():
         for _ in range(args.repeats):
             with PeakRSS() as m:
                 a = time.perf_counter()
-                run(eng, theta, t0, steps, set(), warm)
+                run(eng, theta, t0, steps, set(), warm, args.eval_every)
                 tw.append(time.perf_counter() - a)
             mem_w = max(mem_w, m.peak)
             with PeakRSS() as m:
                 a = time.perf_counter()
-                hvp = run(eng, theta, t0, steps, sites, warm)
+                hvp = run(eng, theta, t0, steps, sites, warm, args.eval_every)
                 th.append(time.perf_counter() - a)
             mem_h = max(mem_h, m.peak)
             if gpu:  # device memory instead of host memory
