@@ -12,12 +12,14 @@ process spinning on one core, started before and stopped after each loaded runne
 alternate in every repeat, from the same start.
 
     python bench/bench_threads.py --seeds 16 --steps 1000 --repeats 3
+    python bench/bench_threads.py --seeds 16 --steps 20000 --record-args "--fused --eval-every 25"
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -28,8 +30,8 @@ from pathlib import Path
 LANDSCAPE = [sys.executable, "-m", "landscape"]
 
 
-def policies(seeds: int, steps: int, out: Path) -> dict[str, list[str]]:
-    common = ["--seeds", str(seeds), "--steps", str(steps), "-q"]
+def policies(seeds: int, steps: int, out: Path, extra: list[str]) -> dict[str, list[str]]:
+    common = ["--seeds", str(seeds), "--steps", str(steps), "-q", *extra]
     return {
         "1 process × 2 threads": [*LANDSCAPE, "record", "--threads", "2", *common, "--out", str(out / "a.zarr")],
         "1 process × 1 thread": [*LANDSCAPE, "record", "--threads", "1", *common, "--out", str(out / "b.zarr")],
@@ -65,6 +67,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--record-args", default="", help='more flags for every runner, e.g. "--fused --eval-every 25"')
     a = ap.parse_args()
     res: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +75,7 @@ def main():
             for load in ("quiet", "one core busy"):
                 where = Path(tmp) / f"{r}{load[0]}"
                 where.mkdir()
-                for name, cmd in policies(a.seeds, a.steps, where).items():
+                for name, cmd in policies(a.seeds, a.steps, where, shlex.split(a.record_args)).items():
                     spin = None
                     if load != "quiet":
                         spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -85,7 +88,10 @@ def main():
                             spin.wait()
                     w, c, m = res[(load, name)][-1]
                     print(f"# repeat {r}, {load}, {name}: {w:.1f} s wall, {c:.1f} s CPU, {m:.2f} GB", flush=True)
-    print(f"\n`record`/`sweep` --seeds {a.seeds} --steps {a.steps}, {a.repeats} repeats (min / median / max)\n")
+    print(
+        f"\n`record`/`sweep` --seeds {a.seeds} --steps {a.steps} {a.record_args}, {a.repeats} repeats "
+        "(min / median / max)\n"
+    )
     print("| machine | policy | wall s | CPU s | peak RSS GB | wall ÷ best policy's (per repeat) |")
     print("|---|---|---|---|---|---|")
     for load in ("quiet", "one core busy"):
