@@ -79,8 +79,16 @@ def _build(key: tuple) -> Path:
     out = cache_dir() / f"fused-{tag}.so"
     if out.exists():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.TemporaryDirectory(dir=out.parent)
+    except OSError:  # a read-only home: build into this machine's temporary folder instead
+        out = Path(tempfile.gettempdir()) / f"landscape-fused-{os.getuid() if hasattr(os, 'getuid') else 0}" / out.name
+        if out.exists():
+            return out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.TemporaryDirectory(dir=out.parent)
+    with probe as tmp:
         part = Path(tmp) / out.name
         res = subprocess.run([cxx, *flags, str(SOURCE), "-o", str(part)], capture_output=True, text=True)
         if res.returncode != 0:

@@ -211,3 +211,20 @@ def test_the_library_is_built_once_per_key_and_a_missing_compiler_is_one_clear_e
     monkeypatch.setattr(fused.shutil, "which", lambda name: None)
     with pytest.raises(LandscapeError, match="needs a C\\+\\+ compiler"):
         fused.FusedStep(X, y, 3, 4, "dce", "relu")
+
+
+def test_an_unusable_cache_folder_falls_back_to_the_temporary_folder(tmp_path, monkeypatch):
+    """A cache path where no folder can be made (here: below a file; a read-only home alike)
+    builds into the temporary folder instead of failing."""
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "file" / "cache"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(fused.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(fused, "_loaded", {})
+    X, y = torch.randn(10, 2, dtype=torch.float64), torch.arange(10) % 3
+    step = fused.FusedStep(X, y, 3, 4, "dmse2", "relu")
+    assert list((tmp_path / "tmp").glob("landscape-fused-*/*.so"))
+    assert step(torch.zeros(1, step.num_params, dtype=torch.float64), torch.ones(1, 1, 3), torch.ones(1))[0].shape == (
+        1,
+        step.num_params,
+    )
