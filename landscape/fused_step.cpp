@@ -47,6 +47,24 @@ static inline vec act_back(vec dh, vec h) {
 #endif
 }
 
+// The forward pass of the block of points at p0: its inputs x (D × NV vectors) and logits
+// f (NC × NV); the hidden outputs h (w × NV) are kept in hbuf when it is given.
+static inline void forward_block(const T* XT, int Pp, int p0, int w, const T* W1, const T* b1, const T* W2,
+                                 const T* b2, vec (*x)[NV], vec (*f)[NV], vec* hbuf) {
+    for (int i = 0; i < D; ++i)
+        for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
+    for (int c = 0; c < NC; ++c)
+        for (int v = 0; v < NV; ++v) f[c][v] = splat(b2[c]);
+    for (int j = 0; j < w; ++j)
+        for (int v = 0; v < NV; ++v) {
+            vec z = splat(b1[j]);
+            for (int i = 0; i < D; ++i) z += W1[i * w + j] * x[i][v];
+            vec h = act(z);
+            if (hbuf) hbuf[j * NV + v] = h;
+            for (int c = 0; c < NC; ++c) f[c][v] += W2[j * NC + c] * h;
+        }
+}
+
 // The per-sample end: logits f (NC) of one point with label y → (dynamic loss, static loss,
 // correct) and ∂F/∂f (NC), the closed forms of landscape/losses.py's Head.
 static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out, T* s = nullptr, T* scale = nullptr) {
@@ -108,19 +126,7 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
             double sums[3] = {0, 0, 0};
             for (int p0 = 0; p0 < Pp; p0 += B) {
                 vec x[D][NV], f[NC][NV], g[NC][NV];
-                for (int i = 0; i < D; ++i)
-                    for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
-                for (int c = 0; c < NC; ++c)
-                    for (int v = 0; v < NV; ++v) f[c][v] = splat(b2[c]);
-                for (int j = 0; j < w; ++j) {  // forward: h = σ(W1ᵀx + b1) kept for the block, f += W2ᵀh
-                    for (int v = 0; v < NV; ++v) {
-                        vec z = splat(b1[j]);
-                        for (int i = 0; i < D; ++i) z += W1[i * w + j] * x[i][v];
-                        vec h = act(z);
-                        hbuf[j * NV + v] = h;
-                        for (int c = 0; c < NC; ++c) f[c][v] += W2[j * NC + c] * h;
-                    }
-                }
+                forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, hbuf);  // h = σ(W1ᵀx + b1), f = W2ᵀh + b2
                 for (int v = 0; v < NV; ++v)
                     for (int l = 0; l < L; ++l) {
                         int p = p0 + v * L + l;
@@ -187,17 +193,7 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
         const T* Gr = G + (size_t)r * NC;
         for (int p0 = 0; p0 < Pp; p0 += B) {  // the loss derivatives at every point
             vec x[D][NV], f[NC][NV];
-            for (int i = 0; i < D; ++i)
-                for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
-            for (int c = 0; c < NC; ++c)
-                for (int v = 0; v < NV; ++v) f[c][v] = splat(b2[c]);
-            for (int j = 0; j < w; ++j)
-                for (int v = 0; v < NV; ++v) {
-                    vec z = splat(b1[j]);
-                    for (int i = 0; i < D; ++i) z += W1[i * w + j] * x[i][v];
-                    vec h = act(z);
-                    for (int c = 0; c < NC; ++c) f[c][v] += W2[j * NC + c] * h;
-                }
+            forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, nullptr);
             for (int v = 0; v < NV; ++v) {
                 vec* q = gs + (size_t)(p0 / L + v) * (2 * NC + 1);
                 for (int l = 0; l < L; ++l) {
@@ -307,17 +303,7 @@ extern "C" int landscape_fused_accuracy(int R, int w, int P, int Pp, const T* XT
         long correct = 0;
         for (int p0 = 0; p0 < Pp; p0 += B) {
             vec x[D][NV], f[NC][NV];
-            for (int i = 0; i < D; ++i)
-                for (int v = 0; v < NV; ++v) x[i][v] = load(XT + (size_t)i * Pp + p0 + v * L);
-            for (int c = 0; c < NC; ++c)
-                for (int v = 0; v < NV; ++v) f[c][v] = splat(b2[c]);
-            for (int j = 0; j < w; ++j)
-                for (int v = 0; v < NV; ++v) {
-                    vec z = splat(b1[j]);
-                    for (int i = 0; i < D; ++i) z += W1[i * w + j] * x[i][v];
-                    vec h = act(z);
-                    for (int c = 0; c < NC; ++c) f[c][v] += W2[j * NC + c] * h;
-                }
+            forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, nullptr);
             for (int v = 0; v < NV; ++v)
                 for (int l = 0; l < L; ++l) {
                     int p = p0 + v * L + l, best = 0;

@@ -222,49 +222,17 @@ def test_eval_every_must_be_positive(tmp_path, tiny_cfg):
     assert not (tmp_path / "x.zarr").exists()
 
 
-@pytest.mark.slow
-def test_compiled_recording_tracks_the_eager_one_and_replays(tmp_path):
-    """--compile (inductor): the reference problem (width 100, 300 points) for 1000 steps at
-    the edge of stability (DCE, η = 1, A = 70) stays within 1e-12 of the eager recording in
-    float64; its segments (cut at every 20th step for validation, at the spectra and saves)
-    are replayed through the same compiled step cut into other segments, bit for bit."""
-    from landscape.config import RunConfig
-
-    cfg = RunConfig(
-        loss="dce",
-        etas=(1.0,),
-        amplitudes=(70.0,),
-        periods=(400,),
-        seeds=(0, 1),
-        steps=1000,
-        hessian_every=250,
-        save_params_every=250,
-        chunk_steps=250,
-        eval_every=20,
-    )
-    eager = record(cfg, tmp_path / "eager.zarr")
-    comp = record(replace(cfg, compile=True), tmp_path / "comp.zarr")
-    a, b = xr.open_zarr(eager), xr.open_zarr(comp)
-    np.testing.assert_allclose(b.params.values, a.params.values, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(b.loss.values, a.loss.values, rtol=1e-12, atol=0)
-    # validation every 20 steps and at the last, NaN between; the same points to rounding of the logits
-    np.testing.assert_allclose(b.val_acc.values, a.val_acc.values, rtol=0, atol=1 / 150)
-    assert np.isfinite(b.val_acc.values[:, ::20]).all() and np.isnan(b.val_acc.values[:, 1:20]).all()
-    np.testing.assert_allclose(b.eigval.values, a.eigval.values, rtol=1e-3)
-    # replay = the compiled recorder's arithmetic: θ_500 → θ_750 by advance, bit for bit
-    eng = replace(cfg, compile=True).engine(cfg.dataset())
-    th = eng.advance(torch.as_tensor(b.params.values[:, 2]), 500, 750)
-    np.testing.assert_array_equal(th.numpy(), b.params.values[:, 3])
-
-
-def test_fused_recording_tracks_the_eager_one_and_replays(tmp_path):
-    """--fused (the hand-fused C++ step): the reference problem for 1000 steps at the edge of
-    stability within 1e-12 of the eager recording in float64, validation every 20 steps, and
-    replay through the fused step bit for bit."""
+@pytest.mark.parametrize("how", [pytest.param("compile", marks=pytest.mark.slow), "fused"])
+def test_compiled_or_fused_recording_tracks_the_eager_one_and_replays(tmp_path, how):
+    """--compile (inductor) and --fused (the C++ loops): the reference problem (width 100, 300
+    points) for 1000 steps at the edge of stability (DCE, η = 1, A = 70) stays within 1e-12 of
+    the eager recording in float64; its segments (cut at every 20th step for validation, at
+    the spectra and saves) are replayed through the same step cut into other segments, bit
+    for bit."""
     from landscape import fused
     from landscape.config import RunConfig
 
-    if fused.compiler() is None:
+    if how == "fused" and fused.compiler() is None:
         pytest.skip("no C++ compiler on this machine")
     cfg = RunConfig(
         loss="dce",
@@ -278,15 +246,18 @@ def test_fused_recording_tracks_the_eager_one_and_replays(tmp_path):
         chunk_steps=250,
         eval_every=20,
     )
+    fast_cfg = replace(cfg, **{how: True})
     eager = record(cfg, tmp_path / "eager.zarr")
-    fast = record(replace(cfg, fused=True), tmp_path / "fused.zarr")
+    fast = record(fast_cfg, tmp_path / "fast.zarr")
     a, b = xr.open_zarr(eager), xr.open_zarr(fast)
     np.testing.assert_allclose(b.params.values, a.params.values, rtol=0, atol=1e-12)
     np.testing.assert_allclose(b.loss.values, a.loss.values, rtol=1e-12, atol=0)
+    # validation every 20 steps and at the last, NaN between; the same points to rounding of the logits
     np.testing.assert_allclose(b.val_acc.values, a.val_acc.values, rtol=0, atol=1 / 150)
     assert np.isfinite(b.val_acc.values[:, ::20]).all() and np.isnan(b.val_acc.values[:, 1:20]).all()
     np.testing.assert_allclose(b.eigval.values, a.eigval.values, rtol=1e-3)
-    eng = replace(cfg, fused=True).engine(cfg.dataset())
+    # replay = the recorder's arithmetic: θ_500 → θ_750 by advance, bit for bit
+    eng = fast_cfg.engine(cfg.dataset())
     th = eng.advance(torch.as_tensor(b.params.values[:, 2]), 500, 750)
     np.testing.assert_array_equal(th.numpy(), b.params.values[:, 3])
 
