@@ -99,7 +99,7 @@ class Problem:
         return W1, b1, W2, b2
 
 
-def run_engine(pb: Problem, eval_every: int, mode: str, spectra_every: int):
+def run_engine(pb: Problem, eval_every: int, mode: str, spectra_every: int, dense_below: int = 0):
     eng = pb.eng
     if mode != "eager":
         kw = {mode: True}  # compile or fused
@@ -111,7 +111,7 @@ def run_engine(pb: Problem, eval_every: int, mode: str, spectra_every: int):
         theta, warm = pb.theta0, None
         for t in range(0, pb.steps, eval_every):  # a segment per validation step, as the recorder cuts
             if spectra_every and t % spectra_every == 0:  # top-2, warm-started, tol 1e-3 (the recorder's)
-                res = eng.spectrum(theta, t, 2, v0=warm, tol=1e-3, seed=t)
+                res = eng.spectrum(theta, t, 2, v0=warm, tol=1e-3, seed=t, dense_below=dense_below)
                 warm, eig[:] = res.block, res.eigvals
             theta, m = eng.steps(theta, t, pb.G[t : t + eval_every], True)
             for i, name in enumerate(("loss", "loss_static", "train_acc", "val_acc")):
@@ -248,6 +248,12 @@ def main():
     ap.add_argument("--spectra-every", type=int, nargs="+", default=[0, 25], help="0: steps only")
     ap.add_argument("--work", type=float, default=2e9, help="flops per runner per repeat (sets the steps)")
     ap.add_argument("--max-bytes", type=float, default=2e9, help="skip cells whose activations exceed this")
+    ap.add_argument(
+        "--eig-dense-below",
+        type=int,
+        default=0,
+        help="the engines' spectra from the whole Hessian up to this many parameters",
+    )
     default = ["engine", "engine+fused", "torch.func+compile", "jax"]
     ap.add_argument("--runners", nargs="+", default=default, choices=ALL)
     args = ap.parse_args()
@@ -302,9 +308,9 @@ def cell(args, runners, dname, dtype, width, P, R, every):
     pb = Problem(width, P, R, steps, dtype)
     ev = args.eval_every
     make = {
-        "engine": lambda: run_engine(pb, ev, "eager", every),
-        "engine+compile": lambda: run_engine(pb, ev, "compile", every),
-        "engine+fused": lambda: run_engine(pb, ev, "fused", every),
+        "engine": lambda: run_engine(pb, ev, "eager", every, args.eig_dense_below),
+        "engine+compile": lambda: run_engine(pb, ev, "compile", every, args.eig_dense_below),
+        "engine+fused": lambda: run_engine(pb, ev, "fused", every, args.eig_dense_below),
         "torch.func+compile": lambda: run_torchfunc(pb, ev),
         "jax": lambda: run_jax(pb, ev, every),
     }

@@ -59,6 +59,11 @@ class RunConfig:
     eig_tol: float = knob(1e-3, "eigensolver relative residual tolerance")
     eig_max_iter: int = knob(100, "eigensolver Krylov dimension limit")
     eig_oversample: int = knob(1, "guard vectors beyond top-k in the solver's block")
+    eig_dense_below: int = knob(
+        0,
+        "spectra from the whole Hessian (n products and one eigh: exact) for networks of at most this many "
+        "parameters; faster than the Krylov solver for a few dozen (docs/performance.md); 0: never",
+    )
     layer_spectra: bool = knob(False, "also the top eigenvalue of each layer's Hessian block at the spectrum steps")
     trace_samples: int = knob(0, "Hutchinson probes for the Hessian trace at the spectrum steps (0: no trace)")
     save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
@@ -177,6 +182,8 @@ class RunConfig:
             bad("n-per-class must be >= 2")
         if self.threads < 0:
             bad(f"threads must be >= 0 (0: torch's default), got {self.threads}")
+        if not 0 <= self.eig_dense_below <= 4096:
+            bad(f"eig-dense-below must be between 0 and 4096 (R × n² numbers), got {self.eig_dense_below}")
         if self.eval_every < 1:
             bad(f"eval-every must be >= 1, got {self.eval_every}")
         if self.compile and self.model:

@@ -16,7 +16,7 @@ import torch
 from . import LandscapeError, derivatives, losses
 from .blocks import LayerSpectra, layer_blocks, layer_top_eigs
 from .data import Dataset
-from .eigen import BlockOp, EigResult, topk_eigs
+from .eigen import BlockOp, EigResult, dense_topk, topk_eigs
 from .model import MLPSpec
 from .schedule import gamma
 from .trace import TraceResult, hutchinson_trace
@@ -143,8 +143,12 @@ class ReplicaEngine:
         seed: int = 0,
         seeds=None,
         oversample: int = 1,
+        dense_below: int = 0,
     ) -> EigResult:
         """Top-k eigenpairs of every replica's Hessian of F_t at θ.
+
+        dense_below: for networks of at most this many parameters, the eigenpairs of the whole
+        Hessian (`eigen.dense_topk`, n products, exact) instead of the block Lanczos.
 
         v0: (R, j, n) warm-start vectors (the previous eigenvectors), or None. The random
         columns of the block are drawn from `seeds` (one per replica; default 0 … R−1)
@@ -154,6 +158,8 @@ class ReplicaEngine:
         if v0 is not None and v0.dim() == 2:
             v0 = v0.unsqueeze(1)
         seeds = list(range(R)) if seeds is None else list(seeds)
+        if n <= dense_below:
+            return dense_topk(self.hvp_block(theta, t), R, n, k, k + max(oversample, 0), tol, self.dtype, self.device)
         return topk_eigs(
             self.hvp_block(theta, t),
             v0,

@@ -253,3 +253,38 @@ def test_random_block_columns_do_not_depend_on_where_they_start():
         for first in range(5):
             assert torch.equal(random_block(seeds, 5, 11, salt, torch.float64, "cpu", first), whole[:, first:])
     assert random_block([1], 3, 4, 0, torch.float32, "cpu", 2).shape == (1, 1, 4)
+
+
+@pytest.mark.parametrize("case", ["spread", "degenerate top", "all negative", "crossing pair"])
+def test_dense_topk_is_eigh_of_the_whole_matrix(case):
+    """The dense path (small networks): exact top-k pairs of each replica's matrix, also where
+    λ1 = λ2 exactly, where every eigenvalue is negative and for a pair about to cross."""
+    from landscape.eigen import dense_topk
+
+    n, R = 12, 3
+    rng = np.random.default_rng(4)
+    spectra = {
+        "spread": np.linspace(-3, 5, n),
+        "degenerate top": np.r_[np.linspace(-2, 1, n - 2), 4.0, 4.0],
+        "all negative": -np.linspace(0.5, 9, n),
+        "crossing pair": np.r_[np.linspace(-1, 1, n - 2), 2.0, 2.0 + 1e-9],
+    }[case]
+    mats = []
+    for _ in range(R):
+        Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+        mats.append(Q @ np.diag(spectra) @ Q.T)
+    H = torch.as_tensor(np.stack(mats))
+
+    def op(V, rows):
+        return torch.einsum("rij,rbj->rbi", H[rows], V)
+
+    res = dense_topk(op, R, n, 2, 3)
+    want = np.sort(spectra)[::-1][:2]
+    for r in range(R):
+        np.testing.assert_allclose(res.eigvals[r].numpy(), want, rtol=1e-12, atol=1e-12)
+        HV = (H[r] @ res.eigvecs[r].T).T
+        assert torch.allclose(HV, res.eigvals[r, :, None] * res.eigvecs[r], atol=1e-10)
+    assert res.converged.all() and (res.residuals < 1e-10).all()
+    assert res.block.shape == (R, 3, n) and int(res.products[0]) == n
+    gram = torch.bmm(res.block, res.block.transpose(1, 2))
+    assert torch.allclose(gram, torch.eye(3, dtype=gram.dtype).expand(R, 3, 3), atol=1e-12)

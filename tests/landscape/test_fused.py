@@ -92,6 +92,32 @@ def test_fused_spectrum_is_the_dense_spectrum():
         np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("fused_", [True, False])
+def test_dense_spectra_of_a_small_network_are_its_exact_eigenvalues(fused_):
+    """`dense_below` (the recorder's --eig-dense-below): the whole Hessian from n products, fused
+    or eager, has numpy's eigenvalues, agrees with the block Lanczos to its tolerance, and its
+    block warm-starts the Lanczos."""
+    data = spiral_dataset(20, seed=0, val_seed=1)
+    spec = MLPSpec(2, 10, 3)  # 63 parameters
+    eng = Engine(spec, data, "dce", [1.0] * 2, [10.0, 30.0], [50, 20], fused=fused_)
+    theta = eng.advance(spec.init(range(2)), 0, 40)
+    res = eng.spectrum(theta, 40, k=2, dense_below=64)
+    lanczos = eng.spectrum(theta, 40, k=2, tol=1e-3)
+    assert int(res.products[0]) == 63 and res.converged.all()
+    for r in range(2):
+
+        def f(x, r=r):
+            th = torch.cat([theta[:r], x.unsqueeze(0), theta[r + 1 :]])
+            return reference.loss(eng, th, 40)[r]
+
+        dense = np.linalg.eigvalsh(hessian(f)(theta[r]).numpy())[::-1][:2]
+        np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(lanczos.eigvals, res.eigvals, rtol=2e-3, atol=0)
+    warm = eng.spectrum(theta, 40, k=2, v0=res.block, tol=1e-3)
+    assert int(warm.products.max()) <= 6  # started at the answer: two block steps
+    assert eng.spectrum(theta, 40, k=2, dense_below=62).products[0] < 63  # above the limit: Lanczos
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_accuracy_is_the_argmax_count(dtype):
     """The fused validation pass: the fraction of points whose first largest logit (torch.argmax)
