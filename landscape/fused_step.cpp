@@ -47,6 +47,18 @@ static inline vec act_back(vec dh, vec h) {
 #endif
 }
 
+// θ's layout (landscape.model.MLPSpec): W1 (D, w), b1 (w), W2 (w, NC), b2 (NC); the gradient's
+// lane accumulators and the HVP's vectors are laid out the same way.
+template <typename Ptr>
+struct Parts {
+    Ptr W1, b1, W2, b2;
+};
+
+template <typename Ptr>
+static inline Parts<Ptr> split(Ptr base, int w) {
+    return {base, base + D * w, base + D * w + w, base + D * w + w + w * NC};
+}
+
 // The forward pass of the block of points at p0: its inputs x (D × NV vectors) and logits
 // f (NC × NV); the hidden outputs h (w × NV) are kept in hbuf when it is given.
 static inline void forward_block(const T* XT, int Pp, int p0, int w, const T* W1, const T* b1, const T* W2,
@@ -112,14 +124,8 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
     const T inv = T(1.0 / P);
     for (int r = 0; r < R; ++r) {
         T* th = theta + (size_t)r * n;
-        const T* W1 = th;
-        const T* b1 = th + D * w;
-        const T* W2 = b1 + w;
-        const T* b2 = W2 + w * NC;
-        vec* aW1 = acc;
-        vec* ab1 = acc + D * w;
-        vec* aW2 = ab1 + w;
-        vec* ab2 = aW2 + w * NC;
+        const auto [W1, b1, W2, b2] = split<const T*>(th, w);
+        const auto [aW1, ab1, aW2, ab2] = split(acc, w);
         for (int s = 0; s < S; ++s) {
             const T* Gs = G + ((size_t)s * R + r) * NC;
             std::memset(static_cast<void*>(acc), 0, sizeof(vec) * n);
@@ -185,11 +191,7 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
     vec* gs = rhbuf + (size_t)w * NV;  // per vector of points: g[NC], s[NC], a
     const T inv = T(1.0 / P);
     for (int r = 0; r < R; ++r) {
-        const T* th = theta + (size_t)r * n;
-        const T* W1 = th;
-        const T* b1 = th + D * w;
-        const T* W2 = b1 + w;
-        const T* b2 = W2 + w * NC;
+        const auto [W1, b1, W2, b2] = split(theta + (size_t)r * n, w);
         const T* Gr = G + (size_t)r * NC;
         for (int p0 = 0; p0 < Pp; p0 += B) {  // the loss derivatives at every point
             vec x[D][NV], f[NC][NV];
@@ -212,15 +214,8 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
             }
         }
         for (int k = 0; k < b; ++k) {
-            const T* Vk = V + ((size_t)r * b + k) * n;
-            const T* VW1 = Vk;
-            const T* Vb1 = Vk + D * w;
-            const T* VW2 = Vb1 + w;
-            const T* Vb2 = VW2 + w * NC;
-            vec* aW1 = acc;
-            vec* ab1 = acc + D * w;
-            vec* aW2 = ab1 + w;
-            vec* ab2 = aW2 + w * NC;
+            const auto [VW1, Vb1, VW2, Vb2] = split(V + ((size_t)r * b + k) * n, w);
+            const auto [aW1, ab1, aW2, ab2] = split(acc, w);
             std::memset(static_cast<void*>(acc), 0, sizeof(vec) * n);
             for (int p0 = 0; p0 < Pp; p0 += B) {
                 vec x[D][NV], g[NC][NV], sm[NC][NV], a[NV], Rf[NC][NV], Rg[NC][NV];
@@ -295,11 +290,7 @@ extern "C" int landscape_fused_accuracy(int R, int w, int P, int Pp, const T* XT
     // torch.argmax), for each replica: the validation pass of a step, forward only.
     const int n = D * w + w + w * NC + NC;
     for (int r = 0; r < R; ++r) {
-        const T* th = theta + (size_t)r * n;
-        const T* W1 = th;
-        const T* b1 = th + D * w;
-        const T* W2 = b1 + w;
-        const T* b2 = W2 + w * NC;
+        const auto [W1, b1, W2, b2] = split(theta + (size_t)r * n, w);
         long correct = 0;
         for (int p0 = 0; p0 < Pp; p0 += B) {
             vec x[D][NV], f[NC][NV];
