@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from torch.func import hessian
 
 from landscape import LandscapeError, fused
 from landscape.data import Dataset, spiral_dataset
@@ -11,6 +10,7 @@ from landscape.engine import Engine
 from landscape.losses import LOSSES
 from landscape.model import MLPSpec
 from tests import reference
+from tests.landscape.test_derivatives import dense_hessian
 
 pytestmark = pytest.mark.skipif(fused.compiler() is None, reason="no C++ compiler on this machine")
 
@@ -65,12 +65,7 @@ def test_fused_hvp_is_the_dense_float64_hessian(loss, activation):
     V = torch.randn(2, 3, spec.num_params, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     HV = eng.hvp_block(theta, t)(V, rows)
     for i, r in enumerate(rows.tolist()):
-
-        def f(x, r=r):
-            th = torch.cat([theta[:r], x.unsqueeze(0), theta[r + 1 :]])
-            return reference.loss(eng, th, t)[r]
-
-        H = hessian(f)(theta[r])
+        H = dense_hessian(eng, theta, t, r)
         torch.testing.assert_close(HV[i], V[i] @ H, rtol=1e-10, atol=1e-12)
 
 
@@ -83,12 +78,7 @@ def test_fused_spectrum_is_the_dense_spectrum():
     theta = eng.advance(spec.init(range(3)), 0, 40)
     res = eng.spectrum(theta, 40, k=2, tol=1e-8, max_iter=spec.num_params)
     for r in range(3):
-
-        def f(x, r=r):
-            th = torch.cat([theta[:r], x.unsqueeze(0), theta[r + 1 :]])
-            return reference.loss(eng, th, 40)[r]
-
-        dense = np.linalg.eigvalsh(hessian(f)(theta[r]).numpy())[::-1][:2]
+        dense = np.linalg.eigvalsh(dense_hessian(eng, theta, 40, r).numpy())[::-1][:2]
         np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-6, atol=1e-9)
 
 
@@ -105,12 +95,7 @@ def test_dense_spectra_of_a_small_network_are_its_exact_eigenvalues(fused_):
     lanczos = eng.spectrum(theta, 40, k=2, tol=1e-3)
     assert int(res.products[0]) == 63 and res.converged.all()
     for r in range(2):
-
-        def f(x, r=r):
-            th = torch.cat([theta[:r], x.unsqueeze(0), theta[r + 1 :]])
-            return reference.loss(eng, th, 40)[r]
-
-        dense = np.linalg.eigvalsh(hessian(f)(theta[r]).numpy())[::-1][:2]
+        dense = np.linalg.eigvalsh(dense_hessian(eng, theta, 40, r).numpy())[::-1][:2]
         np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(lanczos.eigvals, res.eigvals, rtol=2e-3, atol=0)
     warm = eng.spectrum(theta, 40, k=2, v0=res.block, tol=1e-3)
