@@ -191,10 +191,9 @@ class RunConfig:
         if self.fused:
             if self.model:
                 bad("--fused applies to the built-in MLP only (a --model runs through torch.func)")
-            if self.compile:
-                bad("--fused and --compile are two ways of running the step: choose one")
-            if self.depth != 1:
-                bad(f"--fused runs the one-hidden-layer MLP (--depth 1), not depth {self.depth}")
+            from .fused import refuse
+
+            refuse(self.depth, self.compile)
             if torch.device(self.device).type != "cpu":
                 bad("--fused runs on the CPU only (use --compile on a GPU)")
         return self

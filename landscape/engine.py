@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import LandscapeError, derivatives, losses
+from . import derivatives, losses
 from .blocks import LayerSpectra, layer_blocks, layer_top_eigs
 from .data import Dataset
 from .eigen import BlockOp, EigResult, dense_topk, topk_eigs
@@ -222,12 +222,9 @@ class Engine(ReplicaEngine):
         # the hand-fused C++ step (fused.py): activations stay in cache, ≈ 10× the torch step on a CPU
         self._fused = None
         if fused:
-            if compile:
-                raise LandscapeError("--fused and --compile are two ways of running the step: choose one")
-            if spec.depth != 1:
-                raise LandscapeError(f"--fused runs the one-hidden-layer MLP (--depth 1), not depth {spec.depth}")
-            from .fused import FusedStep
+            from .fused import FusedStep, refuse
 
+            refuse(spec.depth, compile)
             val = (self.Xv, self.yv) if self.has_val else (None, None)
             self._fused = FusedStep(self.X, self.y, self.C, spec.width, loss, spec.activation, *val)
         # one graph per (evaluate, shapes): the step has no autograd call, so inductor takes it whole

@@ -31,6 +31,14 @@ _CTYPES = {torch.float64: ("double", ctypes.c_double), torch.float32: ("float", 
 _loaded: dict[tuple, ctypes.CDLL] = {}
 
 
+def refuse(depth: int, compile: bool) -> None:
+    """The refusals the config (before anything is written) and the engine share: one line each."""
+    if compile:
+        raise LandscapeError("--fused and --compile are two ways of running the step: choose one")
+    if depth != 1:
+        raise LandscapeError(f"--fused runs the one-hidden-layer MLP (--depth 1), not depth {depth}")
+
+
 def compiler() -> str | None:
     """The C++ compiler to use: $CXX, else c++, g++ or clang++ on PATH."""
     for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
@@ -76,18 +84,19 @@ def _build(key: tuple) -> Path:
     ]
     src = SOURCE.read_bytes()
     tag = hashlib.sha256(src + " ".join([cxx, *flags, _cpu()]).encode()).hexdigest()[:16]
-    out = cache_dir() / f"fused-{tag}.so"
-    if out.exists():
-        return out
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.TemporaryDirectory(dir=out.parent)
-    except OSError:  # a read-only home: build into this machine's temporary folder instead
-        out = Path(tempfile.gettempdir()) / f"landscape-fused-{os.getuid() if hasattr(os, 'getuid') else 0}" / out.name
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    folders = [cache_dir(), Path(tempfile.gettempdir()) / f"landscape-fused-{uid}"]
+    for folder in folders:  # a read-only home: this machine's temporary folder instead
+        out = folder / f"fused-{tag}.so"
         if out.exists():
             return out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.TemporaryDirectory(dir=out.parent)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.TemporaryDirectory(dir=folder)
+            break
+        except OSError:
+            if folder is folders[-1]:
+                raise
     with probe as tmp:
         part = Path(tmp) / out.name
         res = subprocess.run([cxx, *flags, str(SOURCE), "-o", str(part)], capture_output=True, text=True)
@@ -136,16 +145,14 @@ class FusedStep:
         if activation not in ("relu", "tanh"):
             raise LandscapeError(f"--fused supports relu and tanh, not {activation}")
         self.dtype, self.width, self.C = X.dtype, width, C
-        self.P, self.d = X.shape
+        self.d = X.shape[1]
         self.train = _Points(X, y)
         self.val = None if X_val is None or y_val is None else _Points(X_val, y_val)
-        self.Pp = self.train.Pp
         key = (X.dtype, self.d, C, ("relu", "tanh").index(activation), LOSSES.index(loss))
         lib = _library(key)
         self._fn, self._hvp = lib.landscape_fused_steps, lib.landscape_fused_hvp
         self._acc = lib.landscape_fused_accuracy
         self.num_params = self.d * width + width + width * C + C
-        self._data = self.train.ptrs
         self._pool: ThreadPoolExecutor | None = None
         self._workers = 0
 
@@ -180,7 +187,7 @@ class FusedStep:
         def run(r0: int, r1: int) -> None:
             g = G if r1 - r0 == R else G[:, r0:r1].contiguous()
             m = parts[chunks.index((r0, r1))]
-            rc = self._fn(S, r1 - r0, self.width, self.P, self.Pp, *self._data, _ptr(g), _ptr(eta[r0:r1]),
+            rc = self._fn(S, r1 - r0, self.width, *self.train.args, _ptr(g), _ptr(eta[r0:r1]),
                           _ptr(out[r0:r1]), _ptr(m))  # fmt: skip
             if rc != 0:
                 raise MemoryError("fused step: out of memory for its accumulators")
@@ -198,7 +205,7 @@ class FusedStep:
         out = torch.empty_like(V)
 
         def run(r0: int, r1: int) -> None:
-            rc = self._hvp(r1 - r0, b, self.width, self.P, self.Pp, *self._data, _ptr(G[r0:r1]), _ptr(theta[r0:r1]),
+            rc = self._hvp(r1 - r0, b, self.width, *self.train.args, _ptr(G[r0:r1]), _ptr(theta[r0:r1]),
                            _ptr(V[r0:r1]), _ptr(out[r0:r1]))  # fmt: skip
             if rc != 0:
                 raise MemoryError("fused HVP: out of memory for its accumulators")
@@ -216,7 +223,7 @@ class FusedStep:
         out = torch.empty(theta.shape[0], dtype=self.dtype)
 
         def run(r0: int, r1: int) -> None:
-            self._acc(r1 - r0, self.width, pts.P, pts.Pp, *pts.ptrs, _ptr(theta[r0:r1]), _ptr(out[r0:r1]))
+            self._acc(r1 - r0, self.width, *pts.args, _ptr(theta[r0:r1]), _ptr(out[r0:r1]))
 
         self._run(run, self._chunks(theta.shape[0]))
         return out
@@ -238,4 +245,4 @@ class _Points:
         self.XT[:, : self.P] = X.t()
         self.y = torch.zeros(self.Pp, dtype=torch.int32)
         self.y[: self.P] = y.to(torch.int32)
-        self.ptrs = (_ptr(self.XT), _ptr(self.y))
+        self.args = (self.P, self.Pp, _ptr(self.XT), _ptr(self.y))  # as the C loops take them
