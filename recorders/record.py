@@ -206,7 +206,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
         G_all = engine.gamma(list(range(t, b)))
         hsteps = set(cfg.hessian_steps(t, b).tolist())
         nh = npar = 0
-        for s, e in _segments(cfg, t, b, hsteps):
+        for s, e, evaluate in _segments(cfg, t, b, hsteps):
             if s in hsteps:
                 res = engine.spectrum(
                     theta,
@@ -232,7 +232,6 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
             if s % pe == 0:
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
                 npar += 1
-            evaluate = s % cfg.eval_every == 0 or s == cfg.steps - 1
             theta, m = engine.steps(theta, s, G_all[s - t : e - t], evaluate)
             for name in PER_STEP:
                 buf.step[name][:, s - t : e - t] = getattr(m, name).transpose(0, 1)
@@ -258,16 +257,17 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
 
 
 def _segments(cfg: RunConfig, t: int, b: int, hsteps: set):
-    """[s, e) pieces of the chunk [t, b) with no event inside: each starts at the chunk's start,
-    a spectrum, a saved θ or a validation step (--eval-every, and the last step), so
-    `Engine.steps` runs each in one call with the events before it."""
-    cuts = set(hsteps) | {t, b}
-    cuts.update(range(-(-t // cfg.save_params_every) * cfg.save_params_every, b, cfg.save_params_every))
-    cuts.update(range(-(-t // cfg.eval_every) * cfg.eval_every, b, cfg.eval_every))
+    """[s, e) pieces of the chunk [t, b) with no event inside, and whether s is a validation
+    step (--eval-every, and the last step): each piece starts at the chunk's start, a
+    spectrum, a saved θ or a validation step, so `Engine.steps` runs each in one call with
+    the events before it."""
+    val = set(range(-(-t // cfg.eval_every) * cfg.eval_every, b, cfg.eval_every))
     if t <= cfg.steps - 1 < b:
-        cuts.add(cfg.steps - 1)
+        val.add(cfg.steps - 1)
+    cuts = set(hsteps) | val | {t, b}
+    cuts.update(range(-(-t // cfg.save_params_every) * cfg.save_params_every, b, cfg.save_params_every))
     edges = sorted(cuts)
-    return list(zip(edges[:-1], edges[1:]))
+    return [(s, e, s in val) for s, e in zip(edges[:-1], edges[1:])]
 
 
 def _np64(x: torch.Tensor) -> np.ndarray:

@@ -310,8 +310,12 @@ def test_segments_cut_at_every_event_and_only_there(every, pe, chunk, steps):
     for t in range(0, steps, chunk):
         b = min(t + chunk, steps)
         hsteps = set(cfg.hessian_steps(t, b).tolist())
-        segs = _segments(cfg, t, b, hsteps)
+        segs = [(s, e) for s, e, _ in _segments(cfg, t, b, hsteps)]
         assert [s for s, _ in segs][0] == t and segs[-1][1] == b
         assert all(e > s for s, e in segs) and all(segs[i][1] == segs[i + 1][0] for i in range(len(segs) - 1))
         events = {s for s in range(t, b) if s in hsteps or s % pe == 0 or s % every == 0 or s == steps - 1}
         assert {s for s, _ in segs} == events | {t}
+        # validation where the old per-step rule put it: every eval_every-th step and the last
+        assert {s for s, _, v in _segments(cfg, t, b, hsteps) if v} == {
+            s for s in range(t, b) if s % every == 0 or s == steps - 1
+        }
