@@ -111,7 +111,7 @@ def run_engine(pb: Problem, eval_every: int, mode: str, spectra_every: int, dens
         theta, warm = pb.theta0, None
         for t in range(0, pb.steps, eval_every):  # a segment per validation step, as the recorder cuts
             if spectra_every and t % spectra_every == 0:  # top-2, warm-started, tol 1e-3 (the recorder's)
-                res = eng.spectrum(theta, t, 2, v0=warm, tol=1e-3, seed=t, dense_below=dense_below)
+                res = eng.spectrum(theta, t, 2, v0=warm, tol=1e-3, seed=t, dense_below=dense_below, G=pb.G[t])
                 warm, eig[:] = res.block, res.eigvals
             theta, m = eng.steps(theta, t, pb.G[t : t + eval_every], True)
             for i, name in enumerate(("loss", "loss_static", "train_acc", "val_acc")):

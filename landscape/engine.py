@@ -80,7 +80,9 @@ class ReplicaEngine:
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
         raise NotImplementedError
 
-    def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
+    def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
+        """The block map (V (Ra, b, n), rows) ↦ H V of the replicas `rows` at θ and step t (Γ G (R, C)
+        when the caller has it, else Γ(t)): what the eigensolvers want."""
         raise NotImplementedError
 
     def param_map(self) -> list:
@@ -144,6 +146,7 @@ class ReplicaEngine:
         seeds=None,
         oversample: int = 1,
         dense_below: int = 0,
+        G: torch.Tensor | None = None,
     ) -> EigResult:
         """Top-k eigenpairs of every replica's Hessian of F_t at θ.
 
@@ -153,15 +156,17 @@ class ReplicaEngine:
         v0: (R, j, n) warm-start vectors (the previous eigenvectors), or None. The random
         columns of the block are drawn from `seeds` (one per replica; default 0 … R−1)
         and `seed` (salt, e.g. the step), so a replica's answer does not depend on its batch.
+        G: Γ (R, C) at t if the caller already has it (the recorder has its segment's), else Γ(t).
         """
         R, n = theta.shape
         if v0 is not None and v0.dim() == 2:
             v0 = v0.unsqueeze(1)
         seeds = list(range(R)) if seeds is None else list(seeds)
+        op = self.hvp_block(theta, t, G)
         if n <= dense_below:
-            return dense_topk(self.hvp_block(theta, t), R, n, k, k + max(oversample, 0), tol, self.dtype, self.device)
+            return dense_topk(op, R, n, k, k + max(oversample, 0), tol, self.dtype, self.device)
         return topk_eigs(
-            self.hvp_block(theta, t),
+            op,
             v0,
             k,
             seeds=seeds,
@@ -356,26 +361,23 @@ class Engine(ReplicaEngine):
         return theta
 
     # --- curvature ------------------------------------------------------------------
-    def _hvp_cache(self, theta: torch.Tensor, t: int) -> derivatives.Cache:
+    def _hvp_cache(self, theta: torch.Tensor, G: torch.Tensor) -> derivatives.Cache:
         with torch.no_grad():
-            return derivatives.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(self.gamma(t)), for_hvp=True)[
-                3
-            ]
+            return derivatives.gradient(self.spec, theta.detach(), self.XT, self._loss_fn(G), for_hvp=True)[3]
 
     def hvp(self, theta: torch.Tensor, t: int):
         """The map V (R, n) ↦ H_t(θ) V, row r by replica r's Hessian (hand-written R-operator)."""
-        cache = self._hvp_cache(theta, t)
+        cache = self._hvp_cache(theta, self.gamma(t))
         return lambda V: derivatives.hvp(self.spec, cache, V)
 
-    def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
-        """The block map (V (Ra, b, n), rows) ↦ H V for the replicas `rows`, as the solver wants it.
-
-        The cache is cut down to the active replicas once per change of the active set.
-        """
+    def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
+        """The hand-written R-operator; its cache is cut down to the active replicas once per
+        change of the active set."""
+        G = self.gamma(t) if G is None else G
         if self._fused is not None:  # the fused R-operator: no cache, one pass over the points
-            fz, G = self._fused, self.gamma(t)
+            fz = self._fused
             return lambda V, rows: fz.hvp(theta[rows], G[rows], V)
-        full = self._hvp_cache(theta, t)
+        full = self._hvp_cache(theta, G)
         cut = full  # the cache of the current active set; rows only shrink, so its size names it
 
         def op(V, rows):

@@ -142,9 +142,9 @@ class ModuleEngine(ReplicaEngine):
         return self.logits(theta, self.Xv if val else self.X)
 
     # --- curvature ------------------------------------------------------------------
-    def hvp_block(self, theta: torch.Tensor, t: int) -> BlockOp:
-        """(V (Ra, b, n), rows) ↦ H V for the replicas `rows` (forward-over-reverse, vmapped over the b columns)."""
-        G_all, theta = self.gamma(t), theta.detach()
+    def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
+        """Forward-over-reverse, vmapped over the b columns."""
+        G_all, theta = self.gamma(t) if G is None else G, theta.detach()
 
         def op(V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             th, G = theta[rows], G_all[rows]

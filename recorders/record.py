@@ -219,6 +219,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
                     seeds=seeds,
                     oversample=cfg.eig_oversample,
                     dense_below=cfg.eig_dense_below,
+                    G=G_all[s - t],
                 )
                 warm, vecs = res.block, res.eigvecs
                 buf.eigval[:, nh], buf.eigres[:, nh], buf.eigconv[:, nh] = res.eigvals, res.residuals, res.converged

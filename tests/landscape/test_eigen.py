@@ -288,3 +288,50 @@ def test_dense_topk_is_eigh_of_the_whole_matrix(case):
     assert res.block.shape == (R, 3, n) and int(res.products[0]) == n
     gram = torch.bmm(res.block, res.block.transpose(1, 2))
     assert torch.allclose(gram, torch.eye(3, dtype=gram.dtype).expand(R, 3, 3), atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("n, b", [(1, 1), (2, 2), (7, 3), (40, 40), (40, 1)])
+def test_top_eigh_is_the_top_of_the_full_eigh(dtype, tol, n, b):
+    """The dense path's subset solver (LAPACK syevr on the CPU): the b largest pairs of each
+    replica, largest first, against numpy's full float64 eigh, in float64 and float32, for
+    n = 1, b = n and an exactly repeated top pair."""
+    from landscape.eigen import _top_eigh
+
+    rng = np.random.default_rng(n + b)
+    spectra = np.sort(rng.normal(size=(3, n)))
+    if n >= 3:
+        spectra[1, -2:] = spectra[1, -1]  # replica 1: λ1 = λ2 exactly
+    mats = []
+    for s in spectra:
+        Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+        mats.append(Q @ np.diag(s) @ Q.T)
+    H = np.stack(mats)
+    lam, V = _top_eigh(torch.as_tensor(H, dtype=dtype), b)
+    assert lam.dtype == V.dtype == dtype and lam.shape == (3, b) and V.shape == (3, b, n)
+    np.testing.assert_allclose(lam.double().numpy(), spectra[:, ::-1][:, :b], rtol=tol, atol=tol)
+    Vd = V.double().numpy()
+    HV = np.einsum("rij,rbj->rbi", H, Vd)
+    np.testing.assert_allclose(HV, lam.double().numpy()[..., None] * Vd, atol=10 * tol)
+    np.testing.assert_allclose(np.einsum("rbn,rcn->rbc", Vd, Vd), np.broadcast_to(np.eye(b), (3, b, b)), atol=10 * tol)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_spectrum_uses_the_gamma_it_is_given(small_data, fused):
+    """`spectrum(…, G=)` (the recorder passes its segment's Γ): given Γ(t) it is the spectrum it
+    computes itself, bit for bit; given the static Γ = 1 it is the static engine's spectrum (the
+    dense Hessian of the plain loss), not the dynamical one's."""
+    spec = MLPSpec(2, 6, 3)
+    dyn = Engine(spec, small_data, "dce", [1.0] * 2, [9.0, 4.0], [20, 20], fused=fused)
+    static = Engine(spec, small_data, "dce", [1.0] * 2, [1.0, 1.0], [20, 20], fused=fused)
+    theta = dyn.advance(spec.init(range(2)), 0, 25)
+    t = 30  # Γ(30) far from 1 (mid-bump)
+    for dense_below in (0, 100):
+        own = dyn.spectrum(theta, t, 2, tol=1e-8, dense_below=dense_below)
+        given = dyn.spectrum(theta, t, 2, tol=1e-8, dense_below=dense_below, G=dyn.gamma(t))
+        assert torch.equal(own.eigvals, given.eigvals) and torch.equal(own.eigvecs, given.eigvecs)
+        plain = dyn.spectrum(theta, t, 2, tol=1e-8, dense_below=dense_below, G=torch.ones(2, 3, dtype=torch.float64))
+        for r in range(2):
+            want = np.linalg.eigvalsh(dense_hessian(static, theta, t, r).numpy())[::-1][:2]
+            np.testing.assert_allclose(plain.eigvals[r].numpy(), want, rtol=1e-6)
+            assert abs(own.eigvals[r, 0].item() - want[0]) > 1e-3 * abs(want[0])
