@@ -11,6 +11,8 @@ activation, loss) with the machine's C++ compiler (-O3 -march=native) into a cac
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import functools
 import hashlib
 import os
 import platform
@@ -63,8 +65,15 @@ def _cpu() -> str:
     return platform.machine() + platform.processor()
 
 
+@functools.lru_cache(maxsize=1)
+def vector_math() -> bool:
+    """Whether glibc's vector math library (libmvec: exp, log, tanh a vector at a time) is on
+    this machine; the build links it when so, and falls back to the scalar functions if that fails."""
+    return ctypes.util.find_library("mvec") is not None
+
+
 def _build(key: tuple) -> Path:
-    dtype, d, C, act, loss = key
+    dtype, d, C, act, loss, mvec = key
     cxx = compiler()
     if cxx is None:
         raise LandscapeError("--fused needs a C++ compiler (c++, g++ or clang++ on PATH, or $CXX)")
@@ -81,9 +90,11 @@ def _build(key: tuple) -> Path:
         f"-DACT={act}",
         f"-DLOSS={loss}",
         f"-DNV={NV}",
+        *(["-DLANDSCAPE_MVEC"] if mvec else []),
     ]
+    libs = ["-lmvec"] if mvec else []
     src = SOURCE.read_bytes()
-    tag = hashlib.sha256(src + " ".join([cxx, *flags, _cpu()]).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(src + " ".join([cxx, *flags, *libs, _cpu()]).encode()).hexdigest()[:16]
     uid = os.getuid() if hasattr(os, "getuid") else 0
     folders = [cache_dir(), Path(tempfile.gettempdir()) / f"landscape-fused-{uid}"]
     for folder in folders:  # a read-only home: this machine's temporary folder instead
@@ -99,7 +110,7 @@ def _build(key: tuple) -> Path:
                 raise
     with probe as tmp:
         part = Path(tmp) / out.name
-        res = subprocess.run([cxx, *flags, str(SOURCE), "-o", str(part)], capture_output=True, text=True)
+        res = subprocess.run([cxx, *flags, str(SOURCE), "-o", str(part), *libs], capture_output=True, text=True)
         if res.returncode != 0:
             msg = (res.stderr.strip().splitlines() or ["no message"])[0]
             raise LandscapeError(f"building the fused step failed ({cxx}): {msg}")
@@ -108,13 +119,24 @@ def _build(key: tuple) -> Path:
 
 
 def _library(key: tuple) -> ctypes.CDLL:
+    """The built step for key (dtype, d, C, activation, loss, with libmvec); a libmvec build that
+    fails is built again without it."""
     if key not in _loaded:
-        lib = ctypes.CDLL(str(_build(key)))
+        try:
+            path = _build(key)
+        except LandscapeError:
+            if not key[-1]:
+                raise
+            _loaded[key] = _library(key[:-1] + (False,))
+            return _loaded[key]
+        lib = ctypes.CDLL(str(path))
         for fn in (lib.landscape_fused_steps, lib.landscape_fused_hvp):
             fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
         lib.landscape_fused_accuracy.restype = ctypes.c_int
         lib.landscape_fused_accuracy.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 4
+        lib.landscape_lane_math.restype = ctypes.c_int
+        lib.landscape_lane_math.argtypes = [ctypes.c_int] * 2 + [ctypes.c_void_p] * 2
         _loaded[key] = lib
     return _loaded[key]
 
@@ -148,8 +170,8 @@ class FusedStep:
         self.d = X.shape[1]
         self.train = _Points(X, y)
         self.val = None if X_val is None or y_val is None else _Points(X_val, y_val)
-        key = (X.dtype, self.d, C, ("relu", "tanh").index(activation), LOSSES.index(loss))
-        lib = _library(key)
+        key = (X.dtype, self.d, C, ("relu", "tanh").index(activation), LOSSES.index(loss), vector_math())
+        lib = self._lib = _library(key)
         self._fn, self._hvp = lib.landscape_fused_steps, lib.landscape_fused_hvp
         self._acc = lib.landscape_fused_accuracy
         self.num_params = self.d * width + width + width * C + C

@@ -29,13 +29,63 @@ typedef T uvec __attribute__((vector_size(64), aligned(sizeof(T))));
 static inline vec load(const T* p) { return *reinterpret_cast<const uvec*>(p); }
 static inline vec splat(T x) { return vec{} + x; }
 
+// Lane-wise exp, log and tanh. Built with LANDSCAPE_MVEC (fused.py defines it where glibc's
+// vector math library links): libmvec's variant for the vector ISA, a 64-byte vector at a time
+// (AVX-512) or as two halves (AVX2), within 4 ulp of the scalar functions and with their NaN,
+// ±inf and underflow results; the softmax's exp and log were half of a width-10 step lane by
+// lane. Otherwise, and on other ISAs, the scalar functions lane by lane.
+#if defined(LANDSCAPE_MVEC) && defined(__AVX512F__)
+typedef double mvd __attribute__((vector_size(64)));
+typedef float mvf __attribute__((vector_size(64)));
+extern "C" mvd _ZGVeN8v_exp(mvd), _ZGVeN8v_log(mvd), _ZGVeN8v_tanh(mvd);
+extern "C" mvf _ZGVeN16v_expf(mvf), _ZGVeN16v_logf(mvf), _ZGVeN16v_tanhf(mvf);
+#define LANE_FN(name, d, f) \
+    static inline mvd name(mvd x) { return d(x); } \
+    static inline mvf name(mvf x) { return f(x); }
+LANE_FN(vexp, _ZGVeN8v_exp, _ZGVeN16v_expf)
+LANE_FN(vlog, _ZGVeN8v_log, _ZGVeN16v_logf)
+LANE_FN(vtanh, _ZGVeN8v_tanh, _ZGVeN16v_tanhf)
+constexpr bool VECTOR_MATH = true;
+#elif defined(LANDSCAPE_MVEC) && defined(__AVX2__)
+typedef double mvd __attribute__((vector_size(32)));
+typedef float mvf __attribute__((vector_size(32)));
+extern "C" mvd _ZGVdN4v_exp(mvd), _ZGVdN4v_log(mvd), _ZGVdN4v_tanh(mvd);
+extern "C" mvf _ZGVdN8v_expf(mvf), _ZGVdN8v_logf(mvf), _ZGVdN8v_tanhf(mvf);
+template <typename H>
+static inline vec halves(vec x, H (*fn)(H)) {
+    H part[2];
+    std::memcpy(part, &x, sizeof x);
+    part[0] = fn(part[0]);
+    part[1] = fn(part[1]);
+    std::memcpy(&x, part, sizeof x);
+    return x;
+}
+typedef T hvec __attribute__((vector_size(32)));
+#define LANE_FN(name, d, f) \
+    static inline mvd name##_h(mvd x) { return d(x); } \
+    static inline mvf name##_h(mvf x) { return f(x); } \
+    static inline vec name(vec x) { return halves<hvec>(x, name##_h); }
+LANE_FN(vexp, _ZGVdN4v_exp, _ZGVdN8v_expf)
+LANE_FN(vlog, _ZGVdN4v_log, _ZGVdN8v_logf)
+LANE_FN(vtanh, _ZGVdN4v_tanh, _ZGVdN8v_tanhf)
+constexpr bool VECTOR_MATH = true;
+#else
+#define LANE_FN(name, fn) \
+    static inline vec name(vec x) {                       \
+        for (int l = 0; l < L; ++l) x[l] = fn(x[l]);      \
+        return x;                                         \
+    }
+LANE_FN(vexp, std::exp)
+LANE_FN(vlog, std::log)
+LANE_FN(vtanh, std::tanh)
+constexpr bool VECTOR_MATH = false;
+#endif
+
 static inline vec act(vec z) {
 #if ACT == 0
     return z < 0 ? vec{} : z;  // NaN passes through, as torch.relu
 #else
-    vec h;
-    for (int l = 0; l < L; ++l) h[l] = std::tanh(z[l]);
-    return h;
+    return vtanh(z);
 #endif
 }
 
@@ -77,19 +127,37 @@ static inline void forward_block(const T* XT, int Pp, int p0, int w, const T* W1
         }
 }
 
+// The softmax losses' transcendental part of a block, by lanes: per point the largest logit m,
+// e_c = exp(f_c − m), their sum and its log, laid out per lane as `head` reads them (NC + 3).
+struct Soft {
+    vec e[NC][NV], se[NV], lse[NV], m[NV];
+    void at(int v, int l, T* out) const {
+        for (int c = 0; c < NC; ++c) out[c] = e[c][v][l];
+        out[NC] = se[v][l], out[NC + 1] = lse[v][l], out[NC + 2] = m[v][l];
+    }
+};
+
+static inline void softmax_block(vec (*f)[NV], Soft& sm) {
+    for (int v = 0; v < NV; ++v) {
+        vec m = f[0][v], se = vec{};
+        for (int c = 1; c < NC; ++c) m = f[c][v] > m ? f[c][v] : m;
+        for (int c = 0; c < NC; ++c) se += (sm.e[c][v] = vexp(f[c][v] - m));
+        sm.se[v] = se, sm.lse[v] = vlog(se), sm.m[v] = m;
+    }
+}
+
 // The per-sample end: logits f (NC) of one point with label y → (dynamic loss, static loss,
-// correct) and ∂F/∂f (NC), the closed forms of landscape/losses.py's Head.
-static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out, T* s = nullptr, T* scale = nullptr) {
+// correct) and ∂F/∂f (NC), the closed forms of landscape/losses.py's Head. soft: the point's
+// softmax pieces from `softmax_block` (the softmax losses).
+static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out, const T* soft, T* s = nullptr,
+                        T* scale = nullptr) {
     int best = 0;
     for (int c = 1; c < NC; ++c)
         if (f[c] > f[best]) best = c;
     out[2] += best == y;
 #if LOSS <= 1
-    T m = f[0];
-    for (int c = 1; c < NC; ++c) m = f[c] > m ? f[c] : m;
-    T e[NC], se = 0;
-    for (int c = 0; c < NC; ++c) se += (e[c] = std::exp(f[c] - m));
-    T nll = -((f[y] - m) - std::log(se));
+    const T *e = soft, se = soft[NC], m = soft[NC + 2];
+    T nll = -((f[y] - m) - soft[NC + 1]);
     T a = LOSS == 1 ? G[y] * inv : inv;
     for (int c = 0; c < NC; ++c) g[c] = (c == y ? -a : T(0)) + e[c] / se * a;
     if (s)
@@ -133,13 +201,16 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
             for (int p0 = 0; p0 < Pp; p0 += B) {
                 vec x[D][NV], f[NC][NV], g[NC][NV];
                 forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, hbuf);  // h = σ(W1ᵀx + b1), f = W2ᵀh + b2
+                Soft sm;
+                if (LOSS <= 1) softmax_block(f, sm);
                 for (int v = 0; v < NV; ++v)
                     for (int l = 0; l < L; ++l) {
                         int p = p0 + v * L + l;
-                        T fl[NC], gl[NC];
+                        T fl[NC], gl[NC], soft[NC + 3];
                         for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
+                        if (LOSS <= 1) sm.at(v, l, soft);
                         if (p < P)
-                            head(fl, y[p], Gs, inv, gl, sums);
+                            head(fl, y[p], Gs, inv, gl, sums, soft);
                         else
                             for (int c = 0; c < NC; ++c) gl[c] = 0;
                         for (int c = 0; c < NC; ++c) g[c][v][l] = gl[c];
@@ -196,15 +267,18 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
         for (int p0 = 0; p0 < Pp; p0 += B) {  // the loss derivatives at every point
             vec x[D][NV], f[NC][NV];
             forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, nullptr);
+            Soft sm;
+            if (LOSS <= 1) softmax_block(f, sm);
             for (int v = 0; v < NV; ++v) {
                 vec* q = gs + (size_t)(p0 / L + v) * (2 * NC + 1);
                 for (int l = 0; l < L; ++l) {
                     int p = p0 + v * L + l;
-                    T fl[NC], gl[NC], sl[NC], al = 0;
+                    T fl[NC], gl[NC], sl[NC], al = 0, soft[NC + 3];
                     double unused[3] = {0, 0, 0};
                     for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
+                    if (LOSS <= 1) sm.at(v, l, soft);
                     if (p < P) {
-                        head(fl, y[p], Gr, inv, gl, unused, sl, &al);
+                        head(fl, y[p], Gr, inv, gl, unused, soft, sl, &al);
                     } else {
                         for (int c = 0; c < NC; ++c) gl[c] = sl[c] = 0;
                     }
@@ -307,4 +381,16 @@ extern "C" int landscape_fused_accuracy(int R, int w, int P, int Pp, const T* XT
         out[r] = T(correct) / T(P);  // as torch: the float count over P
     }
     return 0;
+}
+
+extern "C" int landscape_lane_math(int which, int n, const T* x, T* out) {
+    // The lane functions on n numbers (0 exp, 1 log, 2 tanh), for the tests; returns whether
+    // they are the vector math library's (1) or the scalar functions (0).
+    for (int i = 0; i < n; i += L) {
+        vec v = vec{};
+        for (int l = 0; l < L && i + l < n; ++l) v[l] = x[i + l];
+        v = which == 0 ? vexp(v) : which == 1 ? vlog(v) : vtanh(v);
+        for (int l = 0; l < L && i + l < n; ++l) out[i + l] = v[l];
+    }
+    return VECTOR_MATH;
 }
