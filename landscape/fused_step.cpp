@@ -127,8 +127,9 @@ static inline void forward_block(const T* XT, int Pp, int p0, int w, const T* W1
         }
 }
 
-// The softmax losses' transcendental part of a block, by lanes: per point the largest logit m,
-// e_c = exp(f_c − m), their sum and its log, laid out per lane as `head` reads them (NC + 3).
+// The softmax losses' transcendental part of a block, by lanes (with the vector math library):
+// per point the largest logit m, e_c = exp(f_c − m), their sum and its log, laid out per lane
+// as `head` reads them (NC + 3).
 struct Soft {
     vec e[NC][NV], se[NV], lse[NV], m[NV];
     void at(int v, int l, T* out) const {
@@ -148,7 +149,7 @@ static inline void softmax_block(vec (*f)[NV], Soft& sm) {
 
 // The per-sample end: logits f (NC) of one point with label y → (dynamic loss, static loss,
 // correct) and ∂F/∂f (NC), the closed forms of landscape/losses.py's Head. soft: the point's
-// softmax pieces from `softmax_block` (the softmax losses).
+// softmax pieces from `softmax_block` (the softmax losses, with the vector math library).
 static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out, const T* soft, T* s = nullptr,
                         T* scale = nullptr) {
     int best = 0;
@@ -156,8 +157,16 @@ static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out,
         if (f[c] > f[best]) best = c;
     out[2] += best == y;
 #if LOSS <= 1
-    const T *e = soft, se = soft[NC], m = soft[NC + 2];
-    T nll = -((f[y] - m) - soft[NC + 1]);
+    T e[NC], se = 0, m = f[0], lse;
+    if constexpr (VECTOR_MATH) {  // from softmax_block
+        std::memcpy(e, soft, sizeof e);
+        se = soft[NC], lse = soft[NC + 1], m = soft[NC + 2];
+    } else {  // lane by lane, here: the scalar calls cost 2.7× in the vector loop of softmax_block
+        for (int c = 1; c < NC; ++c) m = f[c] > m ? f[c] : m;
+        for (int c = 0; c < NC; ++c) se += (e[c] = std::exp(f[c] - m));
+        lse = std::log(se);
+    }
+    T nll = -((f[y] - m) - lse);
     T a = LOSS == 1 ? G[y] * inv : inv;
     for (int c = 0; c < NC; ++c) g[c] = (c == y ? -a : T(0)) + e[c] / se * a;
     if (s)
@@ -202,13 +211,13 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
                 vec x[D][NV], f[NC][NV], g[NC][NV];
                 forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, hbuf);  // h = σ(W1ᵀx + b1), f = W2ᵀh + b2
                 Soft sm;
-                if (LOSS <= 1) softmax_block(f, sm);
+                if (LOSS <= 1 && VECTOR_MATH) softmax_block(f, sm);
                 for (int v = 0; v < NV; ++v)
                     for (int l = 0; l < L; ++l) {
                         int p = p0 + v * L + l;
                         T fl[NC], gl[NC], soft[NC + 3];
                         for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
-                        if (LOSS <= 1) sm.at(v, l, soft);
+                        if (LOSS <= 1 && VECTOR_MATH) sm.at(v, l, soft);
                         if (p < P)
                             head(fl, y[p], Gs, inv, gl, sums, soft);
                         else
@@ -268,7 +277,7 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
             vec x[D][NV], f[NC][NV];
             forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, nullptr);
             Soft sm;
-            if (LOSS <= 1) softmax_block(f, sm);
+            if (LOSS <= 1 && VECTOR_MATH) softmax_block(f, sm);
             for (int v = 0; v < NV; ++v) {
                 vec* q = gs + (size_t)(p0 / L + v) * (2 * NC + 1);
                 for (int l = 0; l < L; ++l) {
@@ -276,7 +285,7 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
                     T fl[NC], gl[NC], sl[NC], al = 0, soft[NC + 3];
                     double unused[3] = {0, 0, 0};
                     for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
-                    if (LOSS <= 1) sm.at(v, l, soft);
+                    if (LOSS <= 1 && VECTOR_MATH) sm.at(v, l, soft);
                     if (p < P) {
                         head(fl, y[p], Gr, inv, gl, unused, soft, sl, &al);
                     } else {
