@@ -309,3 +309,26 @@ def test_the_vector_math_build_and_the_scalar_one_agree(monkeypatch, loss, activ
     V = torch.randn(2, 2, spec.num_params, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     rows = torch.arange(2)
     torch.testing.assert_close(vec.hvp_block(a, 300)(V, rows), scal.hvp_block(a, 300)(V, rows), rtol=1e-12, atol=1e-12)
+
+
+def test_a_vector_math_build_that_fails_falls_back_to_the_scalar_one(monkeypatch):
+    """libmvec found but not linkable (an odd toolchain): the step is built again with the
+    scalar functions, once per key, instead of failing."""
+    real, tried = fused._build, []
+
+    def build(key):
+        tried.append(key[-1])
+        if key[-1]:
+            raise LandscapeError("building the fused step failed (c++): cannot find -lmvec")
+        return real(key)
+
+    monkeypatch.setattr(fused, "vector_math", lambda: True)
+    monkeypatch.setattr(fused, "_build", build)
+    monkeypatch.setattr(fused, "_loaded", {})
+    X, y = torch.randn(10, 2, dtype=torch.float64), torch.arange(10) % 3
+    step = fused.FusedStep(X, y, 3, 4, "dce", "tanh")
+    fused.FusedStep(X, y, 3, 4, "dce", "tanh")
+    assert tried == [True, False]  # the failure is remembered for the key
+    x = np.linspace(-3.0, 0.0, 11)
+    got, flag = _lane_math(step, 0, x)
+    assert flag == 0 and np.allclose(got, np.exp(x), rtol=1e-15, atol=0)
