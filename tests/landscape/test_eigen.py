@@ -290,13 +290,18 @@ def test_dense_topk_is_eigh_of_the_whole_matrix(case):
     assert torch.allclose(gram, torch.eye(3, dtype=gram.dtype).expand(R, 3, 3), atol=1e-12)
 
 
+@pytest.mark.parametrize("lapack", [True, False])
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("n, b", [(1, 1), (2, 2), (7, 3), (40, 40), (40, 1)])
-def test_top_eigh_is_the_top_of_the_full_eigh(dtype, tol, n, b):
-    """The dense path's subset solver (LAPACK syevr on the CPU): the b largest pairs of each
-    replica, largest first, against numpy's full float64 eigh, in float64 and float32, for
-    n = 1, b = n and an exactly repeated top pair."""
+def test_top_eigh_is_the_top_of_the_full_eigh(monkeypatch, lapack, dtype, tol, n, b):
+    """The dense path's top pairs (LAPACK's subset solver syevr through scipy on the CPU, torch's
+    eigh without scipy): the b largest pairs of each replica, largest first, against numpy's
+    full float64 eigh, in float64 and float32, for n = 1, b = n and an exactly repeated top pair."""
+    from landscape import eigen
     from landscape.eigen import _top_eigh
+
+    if not lapack:
+        monkeypatch.setattr(eigen, "_lapack", None)
 
     rng = np.random.default_rng(n + b)
     spectra = np.sort(rng.normal(size=(3, n)))
