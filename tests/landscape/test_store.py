@@ -74,3 +74,25 @@ def test_refusals(tmp_path, store):
         check_out(tmp_path / "no" / "dir" / "x.zarr", overwrite=False)
     with pytest.raises(LandscapeError, match="is not an array"):
         store["state"]
+
+
+def test_blocks_equal_to_the_fill_value_are_written_through_arrays_opened_earlier(store):
+    """The recorder's array handles are opened once and kept: a block of all-NaN validation
+    accuracy (no validation set) must still write its chunk files even when the array was first
+    opened outside any write (zarr skips fill-value chunks unless the handle says otherwise),
+    and the kept handles see the flushed data."""
+    R, n, C = 2, 11, 3
+    store["val_acc"], store["loss"]  # opened (and read) before any write, with zarr's default config
+    _ = store["val_acc"][:, :40]
+    nan = np.full((R, 40), np.nan)
+    block = {name: nan for name in ("loss", "loss_static", "train_acc", "val_acc")}
+    block.update(gamma=np.ones((R, 40, C)), params=np.zeros((R, 1, n)), eigvec=np.zeros((R, 1, 2, n)))
+    k, hn = CFG.top_k, len(CFG.hessian_steps(0, 40))
+    block.update(eigval=np.full((R, hn, k), np.nan), eigres=np.zeros((R, hn, k)), eigconv=np.zeros((R, hn, k), bool))
+    store.write_block(0, 40, block)
+    chunk = store.path / "val_acc" / "c" / "0" / "0"
+    assert chunk.is_file() and (store.path / "loss" / "c" / "0" / "0").is_file()
+    assert np.isnan(RunStore.open(store.path)["val_acc"][:, :40]).all()
+    block["loss"] = np.arange(2 * 40, dtype=float).reshape(R, 40)
+    store.write_block(0, 40, block)  # again through the kept handle
+    np.testing.assert_array_equal(RunStore.open(store.path)["loss"][:, :40], block["loss"])
