@@ -416,8 +416,9 @@ class RunStore:
     # --- writing ----------------------------------------------------------------------
     def _writable(self, name: str) -> zarr.Array:
         """The array `name` as the recorder writes it, opened once (opening reads its metadata:
-        ≈ 0.7 ms, a dozen times a flush; the layout is fixed at creation) and told to write every
-        chunk, whatever config was current when it was opened (see `_every_chunk`)."""
+        ≈ 0.7 ms, a dozen times a flush; the layout is fixed at creation). The handle itself writes
+        every chunk (the rule of `_every_chunk`, which covers the arrays `_create` fills), whatever
+        config was current when it was opened; every later write goes through it."""
         a = self._writers.get(name)
         if a is None:
             a = self._writers[name] = self[name].with_config({"write_empty_chunks": True})
@@ -427,7 +428,6 @@ class RunStore:
         self.group.attrs.update(kw)
         consolidate(self.path)
 
-    @_every_chunk
     def write_block(self, a: int, b: int, block: dict):
         """Write steps [a, b): per-step arrays, spectra and saved parameters (chunk-aligned)."""
         w, cfg = self._writable, self.config
@@ -445,7 +445,6 @@ class RunStore:
             w("params")[:, pa:pb, :] = block["params"]
             w("eigvec")[:, pa:pb, :, :] = block["eigvec"]
 
-    @_every_chunk
     def write_ckpt(self, step: int, theta: np.ndarray, eigvecs: np.ndarray | None):
         """Store θ at `step` (and the solver's warm start) in the slot not holding the last one."""
         R, n = theta.shape
