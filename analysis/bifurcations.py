@@ -4,6 +4,11 @@ The criterion lives in `landscape.detector` (shared with the recorder's online e
 stop); this module applies it to a store, per replica and per oscillation period of Γ,
 and reads λ1, λ2 at every instability onset on both branches of the bounce
 (`analysis.branches`): the values at the onset step t and at t + 1, and their mean.
+
+By default it reads the iterates (`landscape.iterates`: recorded, or replayed exactly for
+a store from before they were recorded), because a bounce across a symmetric valley
+changes θ with period 2 and the loss with period 1; `variable='loss'` (or loss_static,
+train_acc) reads that 1-D series instead, as older versions did.
 """
 
 from __future__ import annotations
@@ -14,19 +19,26 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape.detector import LEVELS, Detector, analyse
+from landscape.detector import LEVELS, Detector, analyse, analyse_iterates
+from landscape.replay import iterate_signals
 
 from .branches import branches_recorded, branches_replay
 from .io import open_run, replica_coords
 
 LAMBDA_SOURCES = ("auto", "replay", "recorded")
+VARIABLES = ("iterates", "loss", "loss_static", "train_acc")
 
 
 def detect_series(x, period: int | None = None, det: Detector = Detector()) -> xr.Dataset:
     """Onsets of a bare 1-D series (e.g. a loss curve from elsewhere), per cycle of `period`."""
-    x = np.asarray(x, dtype=np.float64)
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise LandscapeError("a series must hold numbers") from None
     if x.ndim != 1 or x.size < 4:
         raise LandscapeError("a series must be 1-D with at least 4 values")
+    if period is not None and not (isinstance(period, int | np.integer) and period >= 2):
+        raise LandscapeError(f"the period must be an integer >= 2 steps, not {period}")
     res = analyse(x, period, det)
     return xr.Dataset(
         {
@@ -39,17 +51,23 @@ def detect_series(x, period: int | None = None, det: Detector = Detector()) -> x
     )
 
 
-def detect(path, det: Detector = Detector(), variable: str = "loss", lambda_source: str = "auto") -> xr.Dataset:
+def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_source: str = "auto") -> xr.Dataset:
     """Onset steps per replica, cycle and level, and λ1, λ2 on both branches at every
     instability onset (level 'instability'; λ at the other levels from the recorded spectra)."""
     det.validate()
     if lambda_source not in LAMBDA_SOURCES:
         raise LandscapeError(f"lambda source must be one of {', '.join(LAMBDA_SOURCES)}")
+    if variable not in VARIABLES:
+        raise LandscapeError(f"cannot detect on '{variable}'; use {', '.join(VARIABLES)}")
     ds, cfg = open_run(path)
-    if variable not in ("loss", "loss_static", "train_acc"):
-        raise LandscapeError(f"cannot detect on '{variable}'; use loss, loss_static or train_acc")
-    x = ds[variable].values
     steps = ds.sizes["step"]
+    replayed = False
+    if variable == "iterates":
+        sc, pj, replayed = iterate_signals(path)
+        series = lambda r, p: analyse_iterates(sc[r], pj[r], p, det)  # noqa: E731
+    else:
+        x = ds[variable].values
+        series = lambda r, p: analyse(x[r], p, det)  # noqa: E731
     periods = ds.period.values.astype(int)
     ncyc = int(np.ceil(steps / periods.min()))
     R = ds.sizes["replica"]
@@ -57,7 +75,7 @@ def detect(path, det: Detector = Detector(), variable: str = "loss", lambda_sour
     first = np.full(R, np.nan)
     from_start = np.zeros(R, dtype=bool)
     for r in range(R):
-        res = analyse(x[r], int(periods[r]), det)
+        res = series(r, int(periods[r]))
         onset[r, : res.onsets.shape[0]] = res.onsets
         first[r], from_start[r] = res.first_instability, res.unstable_from_start
 
@@ -110,9 +128,11 @@ def detect(path, det: Detector = Detector(), variable: str = "loss", lambda_sour
         },
         attrs={
             "variable": variable,
+            "iterate_signals": "replayed" if replayed else ("recorded" if variable == "iterates" else "not used"),
             "source": str(path),
             "lambda_source": source,
-            "criterion": "landscape.detector: growing sign alternation of the q-step differences (docs/analysis.md)",
+            "criterion": "landscape.detector: the trailing multiplier of the second differences beyond −1, "
+            "with the alternating amplitude grown snr× its floor (docs/analysis.md)",
             "lambda": "branch mean of λ(θ_t) and λ(θ_{t+1}) at the onset t (analysis/branches.py)",
         },
     )

@@ -1,40 +1,53 @@
-"""Instability and period-doubling onsets of any 1-D series, from its dynamics alone.
+"""Instability and period-doubling onsets from the dynamics alone: of the iterates of a run,
+or of any 1-D series.
 
 The recorder uses it online (`--until first-instability`), `analysis.bifurcations` on
 stores and `landscape analyze bifurcations --series FILE` on any .npy/.csv series. It
 never looks at λ_max, so comparing λ1 at the onset with 2/η is a test, not a tautology.
 
-Criterion (docs/analysis.md gives the measured accuracy). With D_t = x_{t+q} − x_t the
-q-step differences (q = 1 for period 2, q = p/2 for period p):
+The physics. Near a fixed point (or a slowly moving valley floor) the deviation along the
+direction that loses stability evolves as e_{t+1} = μ e_t + forcing. A period-doubling
+(flip) instability is μ crossing −1; for gradient descent μ = 1 − ηλ, so μ = −1 is λ = 2/η.
+The period-2 part of the orbit is read from its second differences p_t = x_{t+q} − 2x_t +
+x_{t−q} (q = 1 for period 2, q = p/2 for period p), which a drift (even an accelerating one)
+barely has and a bounce has in full. Their **multiplier** over a short trailing window,
 
-- An **oscillation event at stride q** is a run of at least `min_run` consecutive sign
-  alternations of D along one phase (t, t + q, t + 2q, …). A drift, even an accelerating
-  one, never alternates; a single spike alternates once or twice; the differences of
-  white noise alternate with probability 2/3 per step, so long runs do occur by chance.
-- The run must also **grow**: its amplitude |D_{t+q} − D_t| (a running median of 4, so
-  one spike cannot do it), held for `min_run` steps (the smallest value over them), must
-  reach `snr` × the *floor*, the median amplitude over the `floor_window`·q steps before
-  the run, and `growth` × its value at the start of the run (it must not be dying out,
-  as the ring-down after a kick does). A chance run of noise, even of strongly
-  correlated noise near a bifurcation, never holds `snr` times the noise it came from; a
-  real instability grows exponentially out of it. (The alternation may become visible
-  only once it exceeds the drift, when most of the growth is already done: hence the
-  floor from before the run, not the run's own start, measures the growth.) A run that
-  starts within the first `min_run`·q steps has no floor: it is reported as **unstable
-  from the start** if its amplitude does not decay.
-- The **onset** is the first step t of the run: the first step from which the
-  differences alternate, not the start of a window.
+    μ̂_t = Σ_j ⟨p_{j+q}, p_j⟩ / Σ_j ‖p_j‖²,   j = t − window … t − 1,
+
+is the regression of each p on the one before: μ for a decaying or growing bounce, and
+μ in expectation for a bounce driven by noise (an AR(1) process's lag-one regression).
+A drift, other (stable) modes and white noise all pull μ̂ towards −1 < μ̂, never below, so
+μ̂ < −1 means the alternating part really grows.
+
+Criterion (docs/analysis.md gives the measured accuracy):
+
+- An **event at stride q** is a run of at least `min_run` steps with μ̂ < −1 in which the
+  alternating amplitude (the third difference ‖p_{t+q} − p_t‖, a running median of 4 so one
+  spike cannot do it), held for `min_run` steps (the smallest value over them), reaches
+  `snr` × the *floor*: the median amplitude over the `floor_window`·q steps before the run.
+  A run that starts within the first `floor_window`·q steps compares with the amplitude at
+  its own start instead (there is no floor yet): it is **unstable from the start**.
+  Stationary noise, even strongly anti-correlated (AR(1) with ρ → −1), never holds snr times
+  its own median; a ring-down after a kick has μ̂ > −1 from its first step.
+- The **onset** is the first step of that run: the first step from which the trailing
+  multiplier says "growing". Near the crossing μ̂ fluctuates around −1, and each excursion
+  back above −1 starts a new run, so the run that counts starts at the last crossing before
+  the growth took hold: never before μ crossed −1 in a deterministic system; with noise, by
+  at most the measured tolerance of docs/analysis.md.
 - **Period 2^j** (p4, p8, p16): the first event at stride 2^(j−1) at or after the period-2
   onset (the orbit x_t, x_{t+q}, … splits into two alternating branches).
-- **Chaos**: the first step, after the period-2 onset, from which for `min_run` windows
-  of `window` steps no period p ≤ max_period repeats the one-step differences:
-  RMS(d_{s+p} − d_s) > repeat_tol · RMS(d_s) for every p.
+- **Chaos**: the first step, after the period-2 onset, from which for `min_run` windows of
+  `chaos_window` steps no period p ≤ max_period repeats the one-step differences, even up to
+  a factor (a growing or decaying periodic orbit repeats up to one):
+  min_c RMS(d̃_{s+p} − c·d̃_s) > repeat_tol · RMS(d̃_s) for every p (d̃: d less its window's
+  mean, so a drift is no new period).
 - Per oscillation period of Γ (steps kT … (k+1)T − 1), the onsets of the first event that
   *starts* in it; events closer than `min_run` steps to each other are one episode, so an
   oscillation carried over from the previous period does not count again.
 
-Everything is computed from direct differences and medians (no running sums), so the
-result does not depend on where the series starts.
+Non-finite values (NaN, ±inf: an unrecorded tail, a diverged replica) end every window
+that contains them and never enter a floor. Everything is computed from direct sums over
+windows (no running sums), so the result does not depend on where the series starts.
 """
 
 from __future__ import annotations
@@ -51,33 +64,98 @@ LEVELS = ("instability", "p2", "p4", "p8", "p16", "chaos")
 
 @dataclass(frozen=True)
 class Detector:
-    min_run: int = 16  # consecutive sign alternations that make an oscillation
-    growth: float = 1.0  # … whose amplitude, held over min_run steps, reaches this × its start
-    snr: float = 30.0  # … and reaches this multiple of the amplitude floor before it
-    floor_window: int = 64  # steps (× stride) before the run that set the floor
+    min_run: int = 16  # steps in a row with the multiplier beyond −1 that make an event
+    snr: float = 30.0  # … whose held amplitude reaches this multiple of the floor before it
+    growth: float = 2.0  # … and this multiple of its own start (a kick's ring-down starts at its top)
+    floor_window: int = 1024  # steps (× stride) before the run that set the floor
+    window: int = 8  # steps (× stride) of the trailing multiplier estimate
     max_period: int = 16
-    window: int = 64  # chaos: steps per repeat test
+    chaos_window: int = 64  # chaos: steps per repeat test
     repeat_tol: float = 0.05  # chaos: relative repeat error above which no period fits
 
     def validate(self) -> Detector:
-        if self.min_run < 4 or self.floor_window < 4 or self.window < 8:
-            raise LandscapeError("detector: min-run >= 4, floor-window >= 4 and window >= 8 required")
+        if self.min_run < 4 or self.floor_window < 4 or self.window < 2 or self.chaos_window < 8:
+            raise LandscapeError("detector: min-run >= 4, floor-window >= 4, window >= 2, chaos-window >= 8 required")
         if self.max_period < 2 or self.max_period & (self.max_period - 1):
             raise LandscapeError("detector: max-period must be a power of two >= 2")
-        if self.growth < 1 or self.snr < 1 or not 0 < self.repeat_tol < 1:
-            raise LandscapeError("detector: growth >= 1, snr >= 1 and 0 < repeat-tol < 1 required")
+        if not self.snr >= 1 or not self.growth >= 1 or not 0 < self.repeat_tol < 1:
+            raise LandscapeError("detector: snr >= 1, growth >= 1 and 0 < repeat-tol < 1 required")
         return self
 
 
 @dataclass(frozen=True)
 class Event:
-    """A growing oscillation at stride q: steps start … end (end exclusive)."""
+    """A growing alternation at stride q: steps start … end (end exclusive)."""
 
     start: int
     end: int
     stride: int
     from_start: bool  # no stable stretch before it: the series starts unstable
     established: int = -1  # first step by which it has grown enough to count
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What the criterion reads at one stride, per step t (NaN where undefined):
+    lag = ⟨p_{t+q}, p_t⟩, norm2 = ‖p_t‖², amp = ‖p_{t+q} − p_t‖ (the alternating amplitude)."""
+
+    lag: np.ndarray
+    norm2: np.ndarray
+    amp: np.ndarray
+    stride: int
+
+
+def _clean(x) -> np.ndarray:
+    x = np.array(x, dtype=np.float64)
+    x[~np.isfinite(x)] = np.nan
+    return x
+
+
+def series_signal(x, stride: int = 1) -> Signal:
+    """The signal of a series x (N,) or of a multivariate one (N, K) (the iterates' projections)."""
+    x = _clean(x)
+    if x.ndim == 1:
+        x = x[:, None]
+    q, N = int(stride), x.shape[0]
+    nan = np.full(N, np.nan)
+    lag, norm2, amp = nan.copy(), nan.copy(), nan.copy()
+    if N > 3 * q:
+        p = x[2 * q :] - 2 * x[q:-q] + x[: -2 * q]  # p at steps q … N−q−1
+        m = p.shape[0]
+        norm2[q : q + m] = (p * p).sum(1)
+        lag[q : q + m - q] = (p[q:] * p[:-q]).sum(1)
+        amp[q : q + m - q] = np.sqrt(((p[q:] - p[:-q]) ** 2).sum(1))
+    return Signal(lag, norm2, amp, q)
+
+
+def iterate_signal(scalars) -> Signal:
+    """The stride-1 signal of a run's iterates from its recorded (N, 3) ‖p_t‖, ‖p_t − p_{t−1}‖,
+    cos(p_t, p_{t−1}) (`landscape.iterates`): the whole parameter vector, not a projection."""
+    sc = _clean(scalars)
+    pn, qn, cos = sc[:, 0], sc[:, 1], sc[:, 2]
+    lag = np.full(pn.shape, np.nan)
+    lag[:-1] = cos[1:] * pn[1:] * pn[:-1]
+    amp = np.full(pn.shape, np.nan)
+    amp[:-1] = qn[1:]
+    return Signal(lag, pn * pn, amp, 1)
+
+
+def multiplier(sig: Signal, window: int) -> np.ndarray:
+    """μ̂_t over the trailing `window`·q steps (NaN where a window holds a non-finite value)."""
+    W = int(window) * sig.stride
+    N = sig.lag.size
+    mu = np.full(N, np.nan)
+    if N <= W:
+        return mu
+    # lag_j reads p_{j+q}: the window of t ends at j = t − q so that μ̂_t uses p up to p_t
+    a = sliding_window_view(sig.lag, W).sum(1)
+    b = sliding_window_view(sig.norm2, W).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = a / b
+    m[~(b > 0)] = np.nan
+    lo = W + sig.stride - 1
+    mu[lo:] = m[: N - lo]
+    return mu
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,50 +167,59 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _median4(a: np.ndarray) -> np.ndarray:
     if a.size < 4:
-        return np.array([np.median(a)]) if a.size else a
-    return np.median(sliding_window_view(a, 4), axis=1)
+        return np.array([np.nanmedian(a)]) if a.size and np.isfinite(a).any() else np.full(a.size, np.nan)
+    return np.median(sliding_window_view(a, 4), axis=1)  # a NaN inside gives NaN: no hold across it
+
+
+def signal_events(sig: Signal, det: Detector = Detector()) -> list[Event]:
+    """All events of a signal, by start step."""
+    q = sig.stride
+    mu = multiplier(sig, det.window)
+    with np.errstate(invalid="ignore"):
+        unstable = mu < -1.0
+    amp = sig.amp
+    first_valid = np.flatnonzero(np.isfinite(mu))
+    if first_valid.size == 0:
+        return []
+    t_min = int(first_valid[0])
+    out = []
+    for s, e in zip(*_runs(unstable)):
+        if e - s < det.min_run:
+            continue
+        med = _median4(amp[s:e])
+        w = min(det.min_run, med.size)
+        held = sliding_window_view(med, w).min(axis=1)  # amplitude sustained over min_run steps
+        from_start = bool(s - t_min < det.floor_window * q // 4)
+        if from_start:  # nothing stable before it: it must grow from its own start
+            base = med[: w][np.isfinite(med[:w])]
+            floor = float(base.min()) if base.size else np.nan
+        else:
+            before = amp[max(0, s - det.floor_window * q) : s]
+            floor = float(np.nanmedian(before)) if np.isfinite(before).any() else np.nan
+        if not np.isfinite(floor):
+            continue
+        need = max(det.snr * floor, det.growth * med[0]) if np.isfinite(med[0]) else det.snr * floor
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero(held >= need)
+        if hit.size:
+            out.append(Event(int(s), int(e), q, from_start, int(s + hit[0] + w)))
+    return out
 
 
 def events(x, stride: int = 1, det: Detector = Detector()) -> list[Event]:
-    """All growing oscillation events of x at the given stride, by start step."""
-    x = np.asarray(x, dtype=np.float64)
-    q = int(stride)
-    if x.ndim != 1:
-        raise LandscapeError("events: a 1-D series is needed")
-    if x.size < 2 * q + det.min_run * q or not np.isfinite(x).any():
-        return []
-    D = x[q:] - x[:-q]
-    alt = (D[:-q] * D[q:]) < 0  # alt[t]: D_t and D_{t+q} have opposite signs
-    amp = np.abs(D[q:] - D[:-q])  # |x_{t+2q} − 2x_{t+q} + x_t|
-    out = []
-    for j in range(q):
-        a, m = alt[j::q], amp[j::q]
-        starts, ends = _runs(a)
-        for s, e in zip(starts, ends):
-            if e - s < det.min_run:
-                continue
-            t = j + s * q
-            med = _median4(m[s:e])
-            first = med[0]
-            from_start = t < det.min_run * q
-            w = min(det.min_run, med.size)
-            held = sliding_window_view(med, w).min(axis=1)  # amplitude sustained over min_run steps
-            if from_start:  # nothing before it to compare with: it must not be dying out
-                need = det.growth * first
-            else:
-                floor = np.median(amp[max(0, t - det.floor_window * q) : t])
-                need = max(det.growth * first, det.snr * floor)
-            hit = np.flatnonzero(held >= need)
-            if hit.size:
-                out.append(Event(int(t), int(j + (e - 1) * q + 2 * q), q, bool(from_start), int(t + (hit[0] + w) * q)))
-    return sorted(out, key=lambda ev: ev.start)
+    """All growing alternations of the series x (N,) or (N, K) at the given stride, by start."""
+    x = np.asarray(x)
+    if x.ndim not in (1, 2):
+        raise LandscapeError("events: a 1-D series (or (steps, k) projections) is needed")
+    return signal_events(series_signal(x, stride), det)
 
 
 def _recorded(x) -> np.ndarray:
-    """x as float64 without its unrecorded (non-finite) tail."""
-    x = np.asarray(x, dtype=np.float64)
-    finite = np.flatnonzero(np.isfinite(x))
-    return x[: finite[-1] + 1] if finite.size else x[:0]
+    """x as float64 without its unrecorded (all non-finite) tail."""
+    x = _clean(x)
+    fin = np.isfinite(x) if x.ndim == 1 else np.isfinite(x).any(axis=tuple(range(1, x.ndim)))
+    idx = np.flatnonzero(fin)
+    return x[: idx[-1] + 1] if idx.size else x[:0]
 
 
 def _episodes(evs: list[Event], gap: int) -> list[Event]:
@@ -148,23 +235,28 @@ def _episodes(evs: list[Event], gap: int) -> list[Event]:
 
 
 def _chaos_onset(x: np.ndarray, start: int, stop: int, det: Detector) -> int | None:
-    """First step ≥ start whose next `min_run` windows all repeat with no period ≤ max_period."""
-    d = np.diff(x)
-    W, pm = det.window, det.max_period
-    hi = min(stop, d.size - W - pm)
+    """First step ≥ start whose next `min_run` windows repeat with no period ≤ max_period, not
+    even up to a factor. x: (N,) or (N, K)."""
+    if x.ndim == 1:
+        x = x[:, None]
+    d = np.diff(x, axis=0)
+    W, pm = det.chaos_window, det.max_period
+    hi = min(stop, d.shape[0] - W - pm)
     if hi - start < det.min_run:
         return None
-    seg = d[start : hi + W + pm]
+    seg = d[start : hi + W + pm]  # (L + W + pm, K)
     L = hi - start
-    win = sliding_window_view(seg, W)[: L + pm]  # (L + pm, W)
-    base = win[:L]
-    scale = np.sqrt(((base - base.mean(axis=1, keepdims=True)) ** 2).mean(axis=1))
-    scale = np.maximum(scale, 1e-300)
+    win = sliding_window_view(seg, W, axis=0)[: L + pm]  # (L + pm, K, W)
+    base = win[:L] - win[:L].mean(axis=2, keepdims=True)  # a drift is no new period: centred
+    bb = np.maximum((base * base).sum(axis=(1, 2)), 1e-300)
     irregular = np.ones(L, dtype=bool)
     p = 1
     while p <= pm:
-        err = np.sqrt(((win[p : p + L] - base) ** 2).mean(axis=1))
-        irregular &= err > det.repeat_tol * scale
+        other = win[p : p + L] - win[p : p + L].mean(axis=2, keepdims=True)
+        ob = (other * base).sum(axis=(1, 2))
+        c = ob / bb  # the best factor: a growing or decaying periodic orbit repeats up to it
+        err2 = (other * other).sum(axis=(1, 2)) - 2 * c * ob + c * c * bb
+        irregular &= err2 > det.repeat_tol**2 * bb  # a non-finite window is not irregular
         p *= 2
     starts, ends = _runs(irregular)
     ok = np.flatnonzero(ends - starts >= det.min_run)
@@ -181,16 +273,14 @@ class SeriesOnsets:
     events: tuple  # the period-2 episodes found
 
 
-def analyse(x, period: int | None = None, det: Detector = Detector()) -> SeriesOnsets:
-    """Onsets of every level of LEVELS in each cycle of `period` steps (one cycle if None)."""
-    det.validate()
-    x = _recorded(x)
-    N = x.size
+def _levels(p2: list[Event], series: np.ndarray, N: int, period: int | None, det: Detector) -> SeriesOnsets:
+    """Per cycle: the period-2 episode starting in it, the longer periods (events of `series` at
+    strides 2, 4, 8 after it) and chaos (repeat test on `series`)."""
     T = int(period) if period else max(N, 1)
     ncyc = max(1, -(-N // T))
     out = np.full((ncyc, len(LEVELS)), np.nan)
-    eps = _episodes(events(x, 1, det), det.min_run)
-    strides = {}
+    eps = _episodes(p2, det.min_run)
+    strides: dict[int, list[Event]] = {}
     for c in range(ncyc):
         lo, hi = c * T, min((c + 1) * T, N)
         ep = next((e for e in eps if lo <= e.start < hi), None)
@@ -201,10 +291,10 @@ def analyse(x, period: int | None = None, det: Detector = Detector()) -> SeriesO
             if 2 * q > det.max_period:
                 continue
             if q not in strides:
-                strides[q] = events(x, q, det)
+                strides[q] = signal_events(series_signal(series, q), det)
             k = next((e.start for e in strides[q] if ep.start <= e.start < hi), None)
             out[c, li] = np.nan if k is None else k
-        ch = _chaos_onset(x, max(ep.established, ep.start + det.window), hi, det)
+        ch = _chaos_onset(series, max(ep.established, ep.start + det.chaos_window), hi, det)
         out[c, 5] = np.nan if ch is None else ch
     first = next((e for e in eps), None)
     return SeriesOnsets(
@@ -212,14 +302,33 @@ def analyse(x, period: int | None = None, det: Detector = Detector()) -> SeriesO
     )
 
 
-def first_instability(x: np.ndarray, det: Detector = Detector()) -> tuple[np.ndarray, np.ndarray]:
-    """Earliest instability step per row of x (R, N), NaN where none, and whether each row
-    was unstable from its first steps (the first episode, whichever cycle of Γ it is in)."""
+def analyse(x, period: int | None = None, det: Detector = Detector()) -> SeriesOnsets:
+    """Onsets of every level of LEVELS in each cycle of `period` steps (one cycle if None) of a
+    series x (N,) (or (N, K): several series of the same dynamics, read as one vector)."""
     det.validate()
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    first, from_start = np.full(x.shape[0], np.nan), np.zeros(x.shape[0], dtype=bool)
-    for r, row in enumerate(x):
-        evs = events(_recorded(row), 1, det)
+    x = _recorded(x)
+    return _levels(signal_events(series_signal(x, 1), det), x, x.shape[0], period, det)
+
+
+def analyse_iterates(scalars, projections, period: int | None = None, det: Detector = Detector()) -> SeriesOnsets:
+    """Onsets of one replica from its iterate signals: the instability (period 2) from the whole
+    vector's (N, 3) scalars, the longer periods and chaos from its (N, K) projections."""
+    det.validate()
+    sc, pj = _clean(scalars), _clean(projections)
+    fin = np.flatnonzero(np.isfinite(pj).any(axis=1))
+    N = int(fin[-1]) + 1 if fin.size else 0
+    sc, pj = sc[:N], pj[:N]
+    return _levels(signal_events(iterate_signal(sc), det), pj, N, period, det)
+
+
+def first_instability(scalars, det: Detector = Detector()) -> tuple[np.ndarray, np.ndarray]:
+    """Earliest instability step per replica from the iterate scalars (R, N, 3), NaN where none,
+    and whether each was unstable from its first steps."""
+    det.validate()
+    sc = np.asarray(scalars, dtype=np.float64)
+    first, from_start = np.full(sc.shape[0], np.nan), np.zeros(sc.shape[0], dtype=bool)
+    for r in range(sc.shape[0]):
+        evs = signal_events(iterate_signal(sc[r]), det)
         if evs:
             first[r], from_start[r] = evs[0].start, evs[0].from_start
     return first, from_start

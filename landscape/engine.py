@@ -17,6 +17,7 @@ from . import derivatives, losses
 from .blocks import LayerSpectra, layer_blocks, layer_top_eigs
 from .data import Dataset
 from .eigen import BlockOp, EigResult, dense_topk, topk_eigs
+from .iterates import Tracker, step_signals
 from .model import MLPSpec
 from .schedule import gamma
 from .trace import TraceResult, hutchinson_trace
@@ -105,13 +106,16 @@ class ReplicaEngine:
         raise NotImplementedError
 
     @torch.no_grad()
-    def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True):
+    def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True, track: Tracker | None = None):
         """S = len(G) steps from step t (G: Γ (S, R, C) of steps t … t+S−1): θ_{t+S} and the
         metrics (S, R) of every step; validation accuracy at θ_t only (the recorder cuts its
-        segments at the `--eval-every` steps), NaN at the others. Here a loop of `step`."""
+        segments at the `--eval-every` steps), NaN at the others. Here a loop of `step`; each
+        new θ goes to `track` (the iterate signals), if given."""
         ms = []
         for i in range(G.shape[0]):
             theta, m = self.step(theta, t + i, G[i], evaluate and i == 0)
+            if track is not None:
+                track.push(theta)
             ms.append(m)
 
         def per_step(name: str) -> torch.Tensor:
@@ -131,6 +135,15 @@ class ReplicaEngine:
         """
         for t in range(t0, t1):
             theta = torch.addcmul(theta, self.eta.unsqueeze(1), self._gradient(theta, self.gamma(t)), value=-1.0)
+        return theta
+
+    @torch.no_grad()
+    def advance_tracked(self, theta: torch.Tensor, t0: int, t1: int, track: Tracker) -> torch.Tensor:
+        """`advance` from t0 to t1, handing every θ to `track`: the iterate signals of an older
+        store (recorded before them) by replay, with the recording's own arithmetic."""
+        for t in range(t0, t1):
+            theta = self.advance(theta, t, t + 1)
+            track.push(theta)
         return theta
 
     # --- curvature ------------------------------------------------------------------
@@ -317,27 +330,32 @@ class Engine(ReplicaEngine):
     def _validation(self, theta: torch.Tensor) -> torch.Tensor:
         return self.accuracy(theta, val=True)
 
-    def _scan_core(self, theta: torch.Tensor, G: torch.Tensor):
-        """S steps (G: (S, R, C)) as one scan of `_step_core`: θ_S and the metrics (S, 3, R)."""
+    def _scan_core(self, theta: torch.Tensor, d: torch.Tensor, p: torch.Tensor, U: torch.Tensor, G: torch.Tensor):
+        """S steps (G: (S, R, C)) as one scan of `_step_core`, carrying the iterate signal's state
+        (d, p): θ_S, d, p and per step the metrics (S, 3, R) and signals (S, 3 + K, R)."""
 
-        def body(th, g):
+        def body(carry, g):
+            th, dd, pp = carry
             new, F, static, acc, _ = self._step_core(th, g, False)
-            return new, torch.stack([F, static, acc])
+            sig, dd, pp = step_signals(th, new, dd, pp, U)
+            return (new, dd, pp), torch.cat([torch.stack([F, static, acc]), sig])
 
-        return _scan(body, theta, G)
+        (theta, d, p), out = _scan(body, (theta, d, p), G)
+        return theta, d, p, out
 
     @torch.no_grad()
-    def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True):
+    def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True, track: Tracker | None = None):
         """The base class's S steps; fused, one call of the C++ loop; compiled on a CPU, one scan
-        of the step (no Python between steps), the same arithmetic as the compiled single step."""
+        of the step (no Python between steps), the same arithmetic as the compiled single step.
+        Both compute the iterate signals for `track` inside the loop."""
         S = G.shape[0]
         if self._segment is None and self._fused is None:
-            return super().steps(theta, t, G, evaluate)
+            return super().steps(theta, t, G, evaluate, track)
         val = torch.full((S, theta.shape[0]), float("nan"), dtype=self.dtype, device=self.device)
         if self._fused is not None:
             if evaluate and self.has_val:
                 val[0] = self._fused.accuracy(theta, val=True)
-            theta, ms = self._fused(theta, G, self.eta)
+            theta, ms = self._fused(theta, G, self.eta, track)
             return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
         assert self._segment is not None
         if evaluate:
@@ -345,8 +363,12 @@ class Engine(ReplicaEngine):
         G = G.contiguous()
         if S > 1:  # one graph for all lengths ≥ 2 (a length of 1 is its own)
             torch._dynamo.mark_dynamic(G, 0)
-        theta, ms = self._segment(theta.contiguous(), G)  # scan's carry keeps θ's layout
-        return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
+        # a replay runs the same graph as the recording (inductor may round θ differently in another)
+        tr = track if track is not None else Tracker(theta, t)
+        theta, d, p, out = self._segment(theta.contiguous(), tr.d, tr.p, tr.U, G)  # the carry keeps θ's layout
+        K = tr.U.shape[0]
+        tr.extend(out[:, 3:6].transpose(1, 2), out[:, 6 : 6 + K].transpose(1, 2), theta, d, p)
+        return theta, StepMetrics(out[:, 0], out[:, 1], out[:, 2], val, G)
 
     @torch.no_grad()
     def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
@@ -358,6 +380,15 @@ class Engine(ReplicaEngine):
         for a in range(t0, t1, 1000):  # Γ of 1000 steps at a time
             b = min(a + 1000, t1)
             theta = self.steps(theta, a, self.gamma(list(range(a, b))), False)[0]
+        return theta
+
+    @torch.no_grad()
+    def advance_tracked(self, theta: torch.Tensor, t0: int, t1: int, track: Tracker) -> torch.Tensor:
+        if not self.compiled and self._fused is None:
+            return super().advance_tracked(theta, t0, t1, track)
+        for a in range(t0, t1, 1000):
+            b = min(a + 1000, t1)
+            theta = self.steps(theta, a, self.gamma(list(range(a, b))), False, track)[0]
         return theta
 
     # --- curvature ------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from . import LandscapeError
+from .iterates import Tracker
 from .losses import LOSSES
 
 SOURCE = Path(__file__).with_name("fused_step.cpp")
@@ -133,6 +134,7 @@ def _library(key: tuple) -> ctypes.CDLL:
         for fn in (lib.landscape_fused_steps, lib.landscape_fused_hvp):
             fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
+        lib.landscape_fused_steps.argtypes += [ctypes.c_int] + [ctypes.c_void_p] * 3
         lib.landscape_fused_accuracy.restype = ctypes.c_int
         lib.landscape_fused_accuracy.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 4
         lib.landscape_lane_math.restype = ctypes.c_int
@@ -194,9 +196,12 @@ class FusedStep:
         for f in [self._pool.submit(fn, *c) for c in chunks]:
             f.result()
 
-    def __call__(self, theta: torch.Tensor, G: torch.Tensor, eta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, theta: torch.Tensor, G: torch.Tensor, eta: torch.Tensor, track: Tracker | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """θ (R, n) after the S steps of Γ G (S, R, C), and (S, 3, R) metrics: F, static loss and
-        training accuracy at θ before each step. θ is not modified."""
+        training accuracy at θ before each step. θ is not modified. With `track`, the steps'
+        iterate signals are computed in the loop and handed to it."""
         S, R, C = G.shape
         if theta.shape != (R, self.num_params) or C != self.C:
             raise ValueError(f"fused step: θ {tuple(theta.shape)}, Γ {tuple(G.shape)} do not fit this network")
@@ -205,16 +210,26 @@ class FusedStep:
         eta = eta.to(self.dtype).contiguous()
         chunks = self._chunks(R)
         parts = [torch.empty((S, 3, r1 - r0), dtype=self.dtype) for r0, r1 in chunks]
+        K, U, state = 0, None, None
+        if track is not None:
+            U = track.U.to(self.dtype).contiguous()
+            K = U.shape[0]
+            state = torch.stack([track.d, track.p], dim=1).to(self.dtype).contiguous()  # (R, 2, n)
+        sigs = [torch.empty((S, 3 + K, r1 - r0), dtype=self.dtype) for r0, r1 in chunks] if K else []
 
         def run(r0: int, r1: int) -> None:
             g = G if r1 - r0 == R else G[:, r0:r1].contiguous()
-            m = parts[chunks.index((r0, r1))]
+            i = chunks.index((r0, r1))
+            tr = (K, _ptr(U), _ptr(state[r0:r1]), _ptr(sigs[i])) if K else (0, None, None, None)
             rc = self._fn(S, r1 - r0, self.width, *self.train.args, _ptr(g), _ptr(eta[r0:r1]),
-                          _ptr(out[r0:r1]), _ptr(m))  # fmt: skip
+                          _ptr(out[r0:r1]), _ptr(parts[i]), *tr)  # fmt: skip
             if rc != 0:
                 raise MemoryError("fused step: out of memory for its accumulators")
 
         self._run(run, chunks)
+        if track is not None:
+            sig = sigs[0] if len(sigs) == 1 else torch.cat(sigs, dim=2)
+            track.extend(sig[:, :3].transpose(1, 2), sig[:, 3:].transpose(1, 2), out, state[:, 0], state[:, 1])
         return out, parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
 
     def hvp(self, theta: torch.Tensor, G: torch.Tensor, V: torch.Tensor) -> torch.Tensor:

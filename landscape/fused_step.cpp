@@ -189,12 +189,46 @@ static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out,
 #endif
 }
 
+// The iterates' period-2 signal of one step (landscape/iterates.py): θ_t is `old`, θ_{t+1} `th`;
+// state holds d_{t−1} and p_{t−1} (n each, NaN before the run) and becomes d_t, p_t. Writes
+// ‖p_t‖, ‖p_t − p_{t−1}‖, cos(p_t, p_{t−1}) and the K projections u_j · θ_t at out[0, R, 2R, …].
+// The differences are the same IEEE subtractions as the torch engines'; the sums run in double.
+static void iterate_signal(int n, int K, int R, const T* old, const T* th, T* state, const T* U, T* out) {
+    T* dp = state;
+    T* pp = state + n;
+    double pn = 0, qn = 0, dot = 0, ppn = 0;
+    for (int k = 0; k < n; ++k) {
+        T d = th[k] - old[k];
+        T p = d - dp[k];
+        T q = p - pp[k];
+        pn += double(p) * p;
+        qn += double(q) * q;
+        dot += double(p) * pp[k];
+        ppn += double(pp[k]) * pp[k];
+        dp[k] = d;
+        pp[k] = p;
+    }
+    double c = dot / std::sqrt(pn * ppn);
+    out[0] = T(std::sqrt(pn));
+    out[R] = T(std::sqrt(qn));
+    out[2 * R] = T(c > 1 ? 1 : (c < -1 ? -1 : c));  // NaN stays NaN
+    for (int j = 0; j < K; ++j) {
+        double a = 0;
+        for (int k = 0; k < n; ++k) a += double(old[k]) * U[(size_t)j * n + k];
+        out[(size_t)(3 + j) * R] = T(a);
+    }
+}
+
 extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T* XT, const int32_t* y,
-                                     const T* G, const T* eta, T* theta, T* metrics) {
+                                     const T* G, const T* eta, T* theta, T* metrics, int K, const T* U,
+                                     T* state, T* signals) {
     // XT: (D, Pp) inputs, feature-major, zero-padded to Pp (a multiple of B); y: (Pp,) labels;
     // G: (S, R, NC) Γ of each step; eta: (R,); theta: (R, n) in place; metrics: (S, 3, R) of
-    // (F, static loss, training accuracy) at θ before each step.
+    // (F, static loss, training accuracy) at θ before each step. With `signals` (S, 3 + K, R):
+    // the iterate signal of each step from the state (R, 2, n), updated in place, and U (K, n).
     const int n = D * w + w + w * NC + NC;
+    T* old = signals ? new (std::nothrow) T[n] : nullptr;
+    if (signals && !old) return 1;
     vec* acc = new (std::nothrow) vec[n + (size_t)w * NV];
     if (!acc) return 1;
     vec* hbuf = acc + n;
@@ -239,11 +273,14 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
                     }
                 }
             }
+            if (old) std::memcpy(old, th, sizeof(T) * n);
             for (int k = 0; k < n; ++k) {  // θ ← θ − η ∇F, ∇F = the lanes' sum
                 T gk = 0;
                 for (int l = 0; l < L; ++l) gk += acc[k][l];
                 th[k] -= eta[r] * gk;
             }
+            if (old)
+                iterate_signal(n, K, R, old, th, state + (size_t)r * 2 * n, U, signals + (size_t)s * (3 + K) * R + r);
             T* m = metrics + (size_t)s * 3 * R + r;
             m[0] = T(sums[0] / P);
             m[R] = T(sums[1] / P);
@@ -251,6 +288,7 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
         }
     }
     delete[] acc;
+    delete[] old;
     return 0;
 }
 

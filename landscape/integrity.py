@@ -75,7 +75,7 @@ def check(path, arrays: tuple[str, ...] | None = None) -> Report:
     C, n = int(store.attrs["num_classes"]), int(store.attrs["num_params"])
     damaged: list[Damage] = []
     read = 0
-    for name, (dims, shape, chunks, _, _) in layout(store.config, C, n, store.layers).items():
+    for name, (dims, shape, chunks, _, _) in layout(store.config, C, n, store.layers, store.iterates).items():
         if arrays is not None and name not in arrays or not dims:
             continue
         tdim = next((d for d in dims if d in _TIME_DIMS), None)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from . import LandscapeError
-from .store import RunStore
+from .iterates import Tracker, directions
+from .store import ITERATE_ARRAYS, RunStore
 
 
 def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
@@ -47,3 +48,22 @@ def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
         cur_t = s
         out[:, j] = theta.detach().cpu().double().numpy()
     return out
+
+
+def iterate_signals(path, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
+    """The iterate signals (R, N, 3) (‖p‖, ‖p − p_prev‖, cos) and projections (R, N, K) of every
+    recorded step: read where the store holds them, else by exact replay from step 0 (a store
+    recorded before them). The flag says which (True: replayed)."""
+    store = RunStore.open(path)
+    done = store.steps_done
+    if store.iterates:
+        sc = np.stack([np.asarray(store[name][:, :done]) for name in ITERATE_ARRAYS], axis=-1)
+        return sc, np.asarray(store["iter_proj"][:, :done, :]), False
+    cfg = replace(store.config, device=device)
+    engine = cfg.engine(cfg.dataset())
+    theta = torch.as_tensor(np.asarray(store["params"][:, 0, :])).to(engine.dtype).to(engine.device)
+    U = torch.as_tensor(directions(theta.shape[1])).to(theta)
+    track = Tracker(theta, 0, U)
+    engine.advance_tracked(theta, 0, done, track)
+    sc, pj = track.take(0, done)
+    return sc, pj, True

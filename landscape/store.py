@@ -15,7 +15,10 @@ Layout (dimensions in brackets):
   trace, trace_se                         [replica, hstep]          (--trace-samples)
   eigvec                                  [replica, pstep, eig, param]
   params                                  [replica, pstep, param]
-  coordinates: replica, step, hstep, pstep, eig, class, layer; per replica seed, eta,
+  iter_p, iter_q, iter_cos                [replica, step]   the iterates' period-2 signal
+  iter_proj                               [replica, step, proj]   (landscape.iterates)
+  iter_dirs                               [proj, param]     its projection directions
+  coordinates: replica, step, hstep, pstep, eig, class, layer, proj; per replica seed, eta,
   amplitude, period, loss_name, width
   state/ckpt  the parameters (and warm-start vectors) at `steps_done`, two slots
 """
@@ -39,6 +42,7 @@ from zarr.core.common import JSON
 
 from . import LandscapeError, __version__
 from .config import RunConfig
+from .iterates import NUM_DIRS, directions
 
 SCHEMA_VERSION = 1
 # zstd, then a CRC-32C of each compressed chunk: a damaged chunk fails to read instead of
@@ -61,7 +65,12 @@ ATTRS = {
     "trace": ("Hutchinson estimate of tr H_t(θ_t) (Rademacher probes)", ""),
     "trace_se": ("standard error of the trace estimate over its probes", ""),
     "params": ("flattened network parameters θ_t", ""),
+    "iter_p": ("‖p_t‖, p_t = θ_{t+1} − 2θ_t + θ_{t−1} (the iterates' second difference)", ""),
+    "iter_q": ("‖p_t − p_{t−1}‖ (the iterates' third difference: a bounce's alternating amplitude)", ""),
+    "iter_cos": ("cos(p_t, p_{t−1}): −1 for a bounce across a valley, +1 for a smooth path", ""),
+    "iter_proj": ("u_k · θ_t on the fixed random unit directions iter_dirs", ""),
 }
+ITERATE_ARRAYS = ("iter_p", "iter_q", "iter_cos")
 
 
 def _every_chunk(method):
@@ -159,10 +168,11 @@ def consolidate(path):
         zarr.consolidate_metadata(str(path))
 
 
-def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=()) -> dict[str, tuple]:
+def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=(), iterates: int = NUM_DIRS) -> dict[str, tuple]:
     """Every array of a store: name → (dims, shape, chunks, dtype, fill). `create` allocates
     these and `nbytes` sums them, so the size estimate is the store's own. `layers`: the layer
-    names of per-layer spectra (`cfg.layer_spectra`)."""
+    names of per-layer spectra (`cfg.layer_spectra`); `iterates`: the number of projection
+    directions of the iterate signals (0: a store from before they were recorded)."""
     R, k, n, C = len(cfg.replicas()), cfg.top_k, num_params, num_classes
     step, hstep, pstep = time_axes(cfg)
     rc, sc = min(R, 256), cfg.chunk_steps
@@ -200,6 +210,12 @@ def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=()) -> dict
     out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
     out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
     out["state/ckpt"] = (None, (2, R, 1 + n * (1 + kb)), (1, R, 1 + n * (1 + kb)), *f64)
+    if iterates:
+        out["proj"] = (["proj"], (iterates,), (iterates,), *i64)
+        for name in ITERATE_ARRAYS:
+            out[name] = (["replica", "step"], (R, cfg.steps), (rc, sc), *f64)
+        out["iter_proj"] = (["replica", "step", "proj"], (R, cfg.steps, iterates), (rc, sc, iterates), *f64)
+        out["iter_dirs"] = (["proj", "param"], (iterates, n), (iterates, n), *f64)
     return out
 
 
@@ -280,6 +296,7 @@ class RunStore:
                 "data_digest": data_digest,
                 "param_map": [[str(nm), [int(d) for d in shape]] for nm, shape in param_map],
                 "layers": [str(v) for v in layers],
+                "iterate_signals": NUM_DIRS,
                 "description": "landscape recording; open with xarray.open_zarr or landscape.store.open_dataset",
             }
         )
@@ -298,6 +315,8 @@ class RunStore:
             "loss_name": np.array([cfg.loss] * R),
             "width": np.full(R, cfg.width),
             "layer": np.array([str(v) for v in layers]),
+            "proj": np.arange(NUM_DIRS),
+            "iter_dirs": directions(num_params),
         }
         for name, (dims, shape, chunks, dtype, fill) in layout(cfg, num_classes, num_params, layers).items():
             attrs: dict[str, JSON] = {}
@@ -344,7 +363,7 @@ class RunStore:
         n, C = self.attrs.get("num_params"), self.attrs.get("num_classes")
         if not isinstance(n, int) or not isinstance(C, int):
             raise LandscapeError(f"{self.path} is damaged: attributes num_params/num_classes are missing")
-        for name, (_, shape, *_rest) in layout(self.config, C, n, self.layers).items():
+        for name, (_, shape, *_rest) in layout(self.config, C, n, self.layers, self.iterates).items():
             try:
                 a = self.group[name]
             except Exception as exc:  # KeyError, JSON errors of a truncated zarr.json, …
@@ -369,6 +388,12 @@ class RunStore:
     def layers(self) -> list[str]:
         """Names of the layers of the per-layer spectra (empty without them)."""
         return [str(v) for v in self.group.attrs.get("layers", [])]  # type: ignore[union-attr]
+
+    @property
+    def iterates(self) -> int:
+        """Projection directions of the recorded iterate signals (0: a store without them)."""
+        v = self.group.attrs.get("iterate_signals", 0)
+        return int(v) if isinstance(v, int) else 0
 
     @property
     def steps_done(self) -> int:
@@ -433,6 +458,10 @@ class RunStore:
         w, cfg = self._writable, self.config
         for name in PER_STEP:
             w(name)[:, a:b] = block[name]
+        if "iter_proj" in block:
+            for name in ITERATE_ARRAYS:
+                w(name)[:, a:b] = block[name]
+            w("iter_proj")[:, a:b, :] = block["iter_proj"]
         w("gamma")[:, a:b, :] = block["gamma"]
         pe = cfg.save_params_every
         ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))

@@ -24,8 +24,9 @@ from landscape.config import RunConfig
 from landscape.detector import first_instability
 from landscape.engine import Engine
 from landscape.integrity import check
+from landscape.iterates import Tracker
 from landscape.perf import keep_freed_memory
-from landscape.store import PER_STEP, RunStore, prepare_out
+from landscape.store import ITERATE_ARRAYS, PER_STEP, RunStore, prepare_out
 
 Progress = Callable[[int], None]  # called with the number of steps just done
 
@@ -195,10 +196,13 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
     k = cfg.top_k
     pe = cfg.save_params_every
     early = cfg.until == "first-instability"
-    history = np.empty((0, 0))
-    if early:  # the loss so far, for the online instability detector
-        history = np.full((len(seeds), cfg.steps), np.nan)
-        history[:, :start] = store["loss"][:, :start]
+    track = Tracker(theta, start, torch.as_tensor(np.asarray(store["iter_dirs"])).to(theta))
+    track.warm(_before(store, engine, start))
+    history = np.empty((0, 0, 3))
+    if early:  # the iterate signal so far, for the online instability detector
+        history = np.full((len(seeds), cfg.steps, 3), np.nan)
+        for j, name in enumerate(ITERATE_ARRAYS):
+            history[:, :start, j] = store[name][:, :start]
     buf = _Buffers(cfg, engine, len(seeds))
     t = start
     while t < cfg.steps:
@@ -233,19 +237,22 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
             if s % pe == 0:
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
                 npar += 1
-            theta, m = engine.steps(theta, s, G_all[s - t : e - t], evaluate)
+            theta, m = engine.steps(theta, s, G_all[s - t : e - t], evaluate, track)
             for name in PER_STEP:
                 buf.step[name][:, s - t : e - t] = getattr(m, name).transpose(0, 1)
             if progress is not None:
                 progress(e - s)  # every segment: the bar throttles itself
         block = buf.block(b - t, nh, npar)
         block["gamma"] = G_all.transpose(0, 1).detach().cpu().numpy()
+        sig, block["iter_proj"] = track.take(t, b)
+        for j, name in enumerate(ITERATE_ARRAYS):
+            block[name] = sig[..., j]
         with signals_deferred():  # a flush is whole or absent, whatever signal arrives
             store.write_block(t, b, block)
             store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
             store.set_attrs(steps_done=b)
         if early:
-            history[:, t:b] = block["loss"]
+            history[:, t:b] = sig
             fi, _ = first_instability(history[:, :b])
             if np.isfinite(fi).all() and b >= fi.max() + cfg.until_margin:
                 store.set_attrs(
@@ -255,6 +262,22 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
                 )
                 return
         t = b
+
+
+def _before(store: RunStore, engine: Engine, start: int) -> list[torch.Tensor]:
+    """θ_{start−2}, θ_{start−1} (those that exist) by replay from the last saved vector before
+    them: what a resumed recording needs to continue the iterate signals bit for bit."""
+    if start == 0:
+        return []
+    pe = store.config.save_params_every
+    first = max(0, start - 2)
+    p = (first // pe) * pe
+    theta = torch.as_tensor(np.asarray(store["params"][:, p // pe, :]), device=engine.device).to(engine.dtype)
+    theta = engine.advance(theta, p, first)
+    out = [theta]
+    if start - first == 2:
+        out.append(engine.advance(theta, first, first + 1))
+    return out
 
 
 def _segments(cfg: RunConfig, t: int, b: int, hsteps: set):

@@ -103,7 +103,10 @@ def _load_series(path: str):
         raise
     except Exception as exc:
         raise LandscapeError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-    x = np.squeeze(np.asarray(x, dtype=np.float64))
+    try:
+        x = np.squeeze(np.asarray(x, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise LandscapeError(f"{path}: a series must hold numbers, not {np.asarray(x).dtype}") from None
     if x.ndim != 1:
         raise LandscapeError(f"{path}: a series must be 1-D, got shape {x.shape}")
     return x
@@ -112,17 +115,21 @@ def _load_series(path: str):
 @analyze.command()
 @click.argument("store", required=False)
 @click.option("--series", default=None, help="analyse a bare 1-D series (.npy, .csv or .txt) instead of a store")
-@click.option("--period", default=None, type=int, help="with --series: cycle length (onsets per cycle)")
-@click.option("--min-run", default=16, show_default=True, help="sign alternations in a row that make an oscillation")
-@click.option(
-    "--growth", default=1.0, show_default=True, help="held amplitude ≥ this × the run's first (not dying out)"
-)
-@click.option("--snr", default=30.0, show_default=True, help="… and to this multiple of the amplitude before it")
-@click.option("--floor-window", default=64, show_default=True, help="steps before the run that set that amplitude")
+@click.option("--period", default=None, type=int, help="with --series: cycle length in steps, >= 2 (onsets per cycle)")
+@click.option("--min-run", default=16, show_default=True, help="steps in a row with the multiplier beyond −1")
+@click.option("--snr", default=30.0, show_default=True, help="… in which the amplitude grows to this × its floor")
+@click.option("--growth", default=2.0, show_default=True, help="… and to this × its own start (not a ring-down)")
+@click.option("--floor-window", default=1024, show_default=True, help="steps before the run that set the floor")
+@click.option("--window", default=8, show_default=True, help="steps of the trailing multiplier estimate")
 @click.option("--max-period", default=16, show_default=True)
-@click.option("--window", default=64, show_default=True, help="chaos: steps per repeat test")
+@click.option("--chaos-window", default=64, show_default=True, help="chaos: steps per repeat test")
 @click.option("--repeat-tol", default=0.05, show_default=True, help="chaos: relative repeat error of no period")
-@click.option("--variable", default="loss", show_default=True, help="series to read the dynamics from")
+@click.option(
+    "--variable",
+    default="iterates",
+    show_default=True,
+    help="what to read the dynamics from: iterates (θ's period-2 signal), loss, loss_static, train_acc",
+)
 @click.option(
     "--lambda",
     "lambda_source",
@@ -137,11 +144,12 @@ def bifurcations(
     series,
     period,
     min_run,
-    growth,
     snr,
+    growth,
     floor_window,
-    max_period,
     window,
+    max_period,
+    chaos_window,
     repeat_tol,
     variable,
     lambda_source,
@@ -151,7 +159,7 @@ def bifurcations(
     from landscape.analysis.bifurcations import Detector, detect, detect_series
     from landscape.analysis.io import save_result
 
-    det = Detector(min_run, growth, snr, floor_window, max_period, window, repeat_tol)
+    det = Detector(min_run, snr, growth, floor_window, window, max_period, chaos_window, repeat_tol)
     if (store is None) == (series is None):
         raise LandscapeError("give a STORE or --series FILE (one of them)")
     if series is not None:

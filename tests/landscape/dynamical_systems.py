@@ -72,3 +72,124 @@ def noise_suite(rel, kind="gaussian", N=3000, seed=0):
     base = 1 + 0.3 * np.sin(t / 400)
     e = rng.standard_normal(N) if kind == "gaussian" else rng.standard_t(1.5, N)
     return base * (1 + rel * e)
+
+
+# --- maps the detector was not tuned on: their flip points computed here, not looked up -------
+def cycle_flip(f, jac, n: int, guess: np.ndarray, p0: float) -> float:
+    """The parameter at which an n-cycle of the map x ← f(x, p) (x a vector) has a multiplier −1:
+    the root of f^n(x) = x and det(J_n + I) = 0 (J_n the product of the Jacobians along the
+    cycle), by scipy's fsolve from a point of the cycle and a parameter near the flip."""
+    from scipy.optimize import fsolve
+
+    d = guess.size
+
+    def eqs(z):
+        x, p = z[:d], z[d]
+        y, J = x.copy(), np.eye(d)
+        for _ in range(n):
+            J = jac(y, p) @ J
+            y = f(y, p)
+        return np.concatenate([y - x, [np.linalg.det(J + np.eye(d))]])
+
+    z, _, ok, msg = fsolve(eqs, np.concatenate([guess, [p0]]), full_output=True, xtol=1e-13)
+    if ok != 1:
+        raise RuntimeError(msg)
+    return float(z[d])
+
+
+def _orbit(f, x0, p_end, n, burn=20000):
+    """A point of the attracting n-cycle at parameter p_end (after a burn-in)."""
+    x = np.array(x0, dtype=float)
+    for _ in range(burn):
+        x = f(x, p_end)
+    return x
+
+
+def sine_f(x, r):
+    return r * np.sin(np.pi * x)
+
+
+def sine_j(x, r):
+    return np.array([[r * np.pi * np.cos(np.pi * x[0])]])
+
+
+def ricker_f(x, r):
+    return x * np.exp(r * (1 - x))
+
+
+def ricker_j(x, r):
+    return np.array([[np.exp(r * (1 - x[0])) * (1 - r * x[0])]])
+
+
+HENON_B = 0.3
+
+
+def henon_f(z, a):
+    return np.array([1 - a * z[0] ** 2 + z[1], HENON_B * z[0]])
+
+
+def henon_j(z, a):
+    return np.array([[-2 * a * z[0], 1.0], [HENON_B, 0.0]])
+
+
+def flips(f, jac, x0, approx: dict) -> dict:
+    """{'p2': …, 'p4': …, …}: the flip of the fixed point (the 1-cycle) and of the 2-, 4-cycles,
+    each solved from the attracting cycle just past the previous flip."""
+    out = {}
+    for n, (level, p_guess) in enumerate(approx.items()):
+        period = 2**n
+        start = _orbit(f, x0, p_guess - 1e-3, period)  # still the stable `period`-cycle
+        out[level] = cycle_flip(f, jac, period, start, p_guess)
+    return out
+
+
+def ramp_map(f, x0, p0, p1, N, noise, seed):
+    """(parameter per step, x per step (N, d)) of the map with its parameter ramped linearly
+    and additive noise; x_t is recorded before the step with parameter p_t."""
+    p = np.linspace(p0, p1, N)
+    x = np.array(x0, dtype=float)
+    xi = noise * np.random.default_rng(seed).standard_normal((N, x.size))
+    out = np.empty((N, x.size))
+    for i in range(N):
+        out[i] = x
+        x = f(x, p[i]) + xi[i]
+    return p, out
+
+
+def symmetric_gd(N=6000, t_cross=3000, lam0=1.6, lam1=2.3, eta=1.0, drift=0.0, noise=0.0, seed=0, x0=0.3):
+    """Gradient descent on F_t(x) = ½λ(t)(x − m_t)² − ¼(x − m_t)⁴ with λ(t)η ramped linearly
+    through 2 at step t_cross (the flip of its minimum: multiplier 1 − ηλ = −1) and the valley
+    floor m_t = drift·t moving. F is even in x − m, so a bounce x − m = ±a leaves F unchanged:
+    the loss cannot show the instability, the iterates can. Returns (x, F, λη per step)."""
+    t = np.arange(N, dtype=float)
+    # the crossing exactly at t_cross: λ(t)η = 2 + s (t − t_cross), s = (lam1 − lam0) / N
+    lam = (2 + (lam1 - lam0) / N * (t - t_cross)) / eta
+    xi = noise * np.random.default_rng(seed).standard_normal(N)
+    x, F = np.empty(N), np.empty(N)
+    v = x0
+    for i in range(N):
+        m = 0.5 + drift * i
+        u = v - m
+        x[i], F[i] = v, 0.5 * lam[i] * u * u - 0.25 * u**4
+        v = v - eta * (lam[i] * u - u**3) + xi[i]
+    return x, F, lam * eta
+
+
+def ring_down(N=3000, k=1500, rho=-0.95, amp=0.1, noise=1e-6, seed=0):
+    """x_t = 1 + noise + amp·ρ^(t−k) after a kick at step k: stable, however long it alternates."""
+    t = np.arange(N, dtype=float)
+    x = 1 + noise * np.random.default_rng(seed).standard_normal(N)
+    x[k:] += amp * rho ** (t[k:] - k)
+    return x
+
+
+def ar1(N=5000, rho=-0.99, seed=0):
+    """Stationary AR(1) noise, x_{t+1} = ρ x_t + ξ, started from its stationary law: alternating
+    for long stretches when ρ → −1, never growing."""
+    rng = np.random.default_rng(seed)
+    xi = rng.standard_normal(N)
+    x = np.empty(N)
+    x[0] = xi[0] / np.sqrt(1 - rho * rho)
+    for i in range(1, N):
+        x[i] = rho * x[i - 1] + xi[i]
+    return 1 + 1e-3 * x

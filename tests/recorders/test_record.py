@@ -13,7 +13,7 @@ from landscape import LandscapeError, store
 from landscape.recorders import record, resume
 from landscape.replay import params_at
 
-COMPARED = ("loss", "loss_static", "train_acc", "val_acc", "gamma", "eigval", "eigres", "params", "eigvec")
+COMPARED = ("loss", "loss_static", "train_acc", "val_acc", "gamma", "eigval", "eigres", "params", "eigvec", "iter_p", "iter_q", "iter_cos", "iter_proj")
 
 
 def assert_same_recording(a, b):
@@ -292,7 +292,13 @@ def test_threads_knob_sets_the_recorders_threads_and_changes_nothing_else(tmp_pa
         assert th.get_num_threads() == 2
         one = record(tiny_cfg, tmp_path / "one.zarr")  # the default: one thread
         assert th.get_num_threads() == 1
-        assert_same_recording(ref, one)
+        da, db = xr.open_zarr(ref), xr.open_zarr(one)
+        for name in COMPARED:  # the trajectory bit for bit; the spectra to rounding (threaded LAPACK sums)
+            if name in ("eigval", "eigres", "eigvec"):
+                atol = 1e-12 if name != "eigres" else 1e-9
+                np.testing.assert_allclose(np.abs(da[name].values), np.abs(db[name].values), rtol=1e-9, atol=atol)
+            else:
+                np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=name)
     finally:
         th.set_num_threads(before)
     with pytest.raises(LandscapeError, match="threads must be >= 0"):
