@@ -102,7 +102,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
                     lam[r, cyc, lvl, :, :k] = v
     first_lam = np.full((R, 2), np.nan)
     for r in range(R):
-        if np.isfinite(first[r]) and not from_start[r]:
+        if np.isfinite(first[r]):  # the first instability after a stable stretch
             hit = np.flatnonzero(onset[r, :, 0] == first[r])
             if hit.size:
                 first_lam[r] = lam[r, hit[0], 0, :, 0]

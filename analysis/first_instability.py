@@ -87,7 +87,7 @@ def summarize(runs: xr.Dataset) -> xr.Dataset:
             mean, sem = mean_sem(x)
             stats[f"{name}_mean"].append(mean)
             stats[f"{name}_sem"].append(sem)
-        onset = np.where(runs.unstable_from_start.values[m], np.nan, runs.first_instability.values[m])
+        onset = runs.first_instability.values[m]  # the first instability after a stable stretch
         stats["onset_mean"].append(mean_sem(onset)[0])
     ds = condition_dataset(stats, conds, KEYS)
     ds["two_over_eta"] = 2.0 / ds.eta

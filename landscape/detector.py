@@ -25,8 +25,10 @@ Criterion (docs/analysis.md gives the measured accuracy):
   alternating amplitude (the third difference ‖p_{t+q} − p_t‖, a running median of 4 so one
   spike cannot do it), held for `min_run` steps (the smallest value over them), reaches
   `snr` × the *floor*: the median amplitude over the `floor_window`·q steps before the run.
-  A run that starts within the first `floor_window`·q steps compares with the amplitude at
-  its own start instead (there is no floor yet): it is **unstable from the start**.
+  A run that starts within the first `min_run`·q steps compares with the amplitude at its
+  own start instead (there is no floor yet): the series is **unstable from the start** (a
+  catapult out of the initialisation). It is flagged, and the *first instability* is the
+  first event after a stable stretch, as the paper's Fig. 4 means it.
   Stationary noise, even strongly anti-correlated (AR(1) with ρ → −1), never holds snr times
   its own median; a ring-down after a kick has μ̂ > −1 from its first step.
 - The **onset** is the first step of that run: the first step from which the trailing
@@ -38,9 +40,10 @@ Criterion (docs/analysis.md gives the measured accuracy):
   onset (the orbit x_t, x_{t+q}, … splits into two alternating branches).
 - **Chaos**: the first step, after the period-2 onset, from which for `min_run` windows of
   `chaos_window` steps no period p ≤ max_period repeats the one-step differences, even up to
-  a factor (a growing or decaying periodic orbit repeats up to one):
-  min_c RMS(d̃_{s+p} − c·d̃_s) > repeat_tol · RMS(d̃_s) for every p (d̃: d less its window's
-  mean, so a drift is no new period).
+  a factor that may change linearly across the window (a growing or decaying periodic orbit
+  repeats up to one): min_c RMS(d̃_{s+p} − c(τ)·d̃_s) > repeat_tol · RMS(d̃_s) for every p, with
+  c(τ) = c0 + c1·τ and d̃ the second differences less their window's mean (a curved drift is
+  no new period).
 - Per oscillation period of Γ (steps kT … (k+1)T − 1), the onsets of the first event that
   *starts* in it; events closer than `min_run` steps to each other are one episode, so an
   oscillation carried over from the previous period does not count again.
@@ -112,19 +115,23 @@ def _clean(x) -> np.ndarray:
 
 
 def series_signal(x, stride: int = 1) -> Signal:
-    """The signal of a series x (N,) or of a multivariate one (N, K) (the iterates' projections)."""
+    """The signal of a series x (N,) or of a multivariate one (N, K) (the iterates' projections),
+    read one difference higher than the vector's: from the third differences
+    r_t = p_t − p_{t−q}, which a smooth drift (a loss curve under a moving Γ) has far less of
+    than p, while a bounce has the same multiplier in both."""
     x = _clean(x)
     if x.ndim == 1:
         x = x[:, None]
     q, N = int(stride), x.shape[0]
     nan = np.full(N, np.nan)
     lag, norm2, amp = nan.copy(), nan.copy(), nan.copy()
-    if N > 3 * q:
+    if N > 4 * q:
         p = x[2 * q :] - 2 * x[q:-q] + x[: -2 * q]  # p at steps q … N−q−1
-        m = p.shape[0]
-        norm2[q : q + m] = (p * p).sum(1)
-        lag[q : q + m - q] = (p[q:] * p[:-q]).sum(1)
-        amp[q : q + m - q] = np.sqrt(((p[q:] - p[:-q]) ** 2).sum(1))
+        r = p[q:] - p[:-q]  # r at steps 2q … N−q−1
+        m = r.shape[0]
+        norm2[2 * q : 2 * q + m] = (r * r).sum(1)
+        amp[2 * q : 2 * q + m] = np.sqrt(norm2[2 * q : 2 * q + m])
+        lag[2 * q : 2 * q + m - q] = (r[q:] * r[:-q]).sum(1)
     return Signal(lag, norm2, amp, q)
 
 
@@ -189,7 +196,7 @@ def signal_events(sig: Signal, det: Detector = Detector()) -> list[Event]:
         med = _median4(amp[s:e])
         w = min(det.min_run, med.size)
         held = sliding_window_view(med, w).min(axis=1)  # amplitude sustained over min_run steps
-        from_start = bool(s - t_min < det.floor_window * q // 4)
+        from_start = bool(s - t_min < det.min_run * q)
         if from_start:  # nothing stable before it: it must grow from its own start
             base = med[: w][np.isfinite(med[:w])]
             floor = float(base.min()) if base.size else np.nan
@@ -202,7 +209,8 @@ def signal_events(sig: Signal, det: Detector = Detector()) -> list[Event]:
         with np.errstate(invalid="ignore"):
             hit = np.flatnonzero(held >= need)
         if hit.size:
-            out.append(Event(int(s), int(e), q, from_start, int(s + hit[0] + w)))
+            # reported at the newest iterate the run's first multiplier rests on (μ̂_s reads x_{s+q})
+            out.append(Event(int(s + q), int(e + q), q, from_start, int(s + q + hit[0] + w)))
     return out
 
 
@@ -239,7 +247,7 @@ def _chaos_onset(x: np.ndarray, start: int, stop: int, det: Detector) -> int | N
     even up to a factor. x: (N,) or (N, K)."""
     if x.ndim == 1:
         x = x[:, None]
-    d = np.diff(x, axis=0)
+    d = np.diff(x, n=2, axis=0)  # a curved drift (a loss growing with the bounce) is no new period
     W, pm = det.chaos_window, det.max_period
     hi = min(stop, d.shape[0] - W - pm)
     if hi - start < det.min_run:
@@ -248,14 +256,20 @@ def _chaos_onset(x: np.ndarray, start: int, stop: int, det: Detector) -> int | N
     L = hi - start
     win = sliding_window_view(seg, W, axis=0)[: L + pm]  # (L + pm, K, W)
     base = win[:L] - win[:L].mean(axis=2, keepdims=True)  # a drift is no new period: centred
-    bb = np.maximum((base * base).sum(axis=(1, 2)), 1e-300)
+    tau = (np.arange(W) - (W - 1) / 2) / W  # the factor may change linearly across the window
+    b2 = base * base
+    B00, B01, B11 = b2.sum(axis=(1, 2)), (b2 * tau).sum(axis=(1, 2)), (b2 * tau * tau).sum(axis=(1, 2))
+    det2 = np.maximum(B00 * B11 - B01 * B01, 1e-300)
+    bb = np.maximum(B00, 1e-300)
     irregular = np.ones(L, dtype=bool)
     p = 1
     while p <= pm:
         other = win[p : p + L] - win[p : p + L].mean(axis=2, keepdims=True)
-        ob = (other * base).sum(axis=(1, 2))
-        c = ob / bb  # the best factor: a growing or decaying periodic orbit repeats up to it
-        err2 = (other * other).sum(axis=(1, 2)) - 2 * c * ob + c * c * bb
+        ob = other * base
+        y0, y1 = ob.sum(axis=(1, 2)), (ob * tau).sum(axis=(1, 2))
+        c0, c1 = (B11 * y0 - B01 * y1) / det2, (B00 * y1 - B01 * y0) / det2
+        # the best factor c0 + c1·τ: a growing or decaying periodic orbit repeats up to it
+        err2 = (other * other).sum(axis=(1, 2)) - c0 * y0 - c1 * y1
         irregular &= err2 > det.repeat_tol**2 * bb  # a non-finite window is not irregular
         p *= 2
     starts, ends = _runs(irregular)
@@ -268,8 +282,8 @@ class SeriesOnsets:
     """Onsets of one series: per oscillation period of Γ (cycle) and overall."""
 
     onsets: np.ndarray  # (cycles, len(LEVELS)) absolute steps, NaN where none
-    first_instability: float  # earliest onset over all cycles, NaN if none
-    unstable_from_start: bool  # the series oscillates from its first steps
+    first_instability: float  # the first onset after a stable stretch, NaN if none
+    unstable_from_start: bool  # the series (also) grows an oscillation from its first steps
     events: tuple  # the period-2 episodes found
 
 
@@ -283,7 +297,7 @@ def _levels(p2: list[Event], series: np.ndarray, N: int, period: int | None, det
     strides: dict[int, list[Event]] = {}
     for c in range(ncyc):
         lo, hi = c * T, min((c + 1) * T, N)
-        ep = next((e for e in eps if lo <= e.start < hi), None)
+        ep = next((e for e in eps if lo <= e.start < hi and not e.from_start), None)
         if ep is None:
             continue
         out[c, 0] = out[c, 1] = ep.start
@@ -296,9 +310,9 @@ def _levels(p2: list[Event], series: np.ndarray, N: int, period: int | None, det
             out[c, li] = np.nan if k is None else k
         ch = _chaos_onset(series, max(ep.established, ep.start + det.chaos_window), hi, det)
         out[c, 5] = np.nan if ch is None else ch
-    first = next((e for e in eps), None)
+    first = next((e for e in eps if not e.from_start), None)
     return SeriesOnsets(
-        out, np.nan if first is None else float(first.start), bool(first is not None and first.from_start), tuple(eps)
+        out, np.nan if first is None else float(first.start), any(e.from_start for e in eps), tuple(eps)
     )
 
 
@@ -322,13 +336,16 @@ def analyse_iterates(scalars, projections, period: int | None = None, det: Detec
 
 
 def first_instability(scalars, det: Detector = Detector()) -> tuple[np.ndarray, np.ndarray]:
-    """Earliest instability step per replica from the iterate scalars (R, N, 3), NaN where none,
-    and whether each was unstable from its first steps."""
+    """The first instability step per replica from the iterate scalars (R, N, 3) — the first
+    growing bounce after a stable stretch, NaN where none — and whether each was (also)
+    unstable from its first steps (a catapult out of the initialisation)."""
     det.validate()
     sc = np.asarray(scalars, dtype=np.float64)
     first, from_start = np.full(sc.shape[0], np.nan), np.zeros(sc.shape[0], dtype=bool)
     for r in range(sc.shape[0]):
-        evs = signal_events(iterate_signal(sc[r]), det)
-        if evs:
-            first[r], from_start[r] = evs[0].start, evs[0].from_start
+        evs = _episodes(signal_events(iterate_signal(sc[r]), det), det.min_run)
+        later = [e for e in evs if not e.from_start]
+        if later:
+            first[r] = later[0].start
+        from_start[r] = any(e.from_start for e in evs)
     return first, from_start
