@@ -24,13 +24,17 @@ Criterion (docs/analysis.md gives the measured accuracy):
 - An **event at stride q** is a run of at least `min_run` steps with μ̂ < −1 in which the
   alternating amplitude (the third difference ‖p_{t+q} − p_t‖, a running median of 4 so one
   spike cannot do it), held for `min_run` steps (the smallest value over them), reaches
-  `snr` × the *floor*: the median amplitude over the `floor_window`·q steps before the run.
+  `snr` × the *floor* (`snr_doubling` × at the strides of the period doublings, whose floor is
+  the residue of the orbit before them): the median amplitude over the `floor_window`·q steps
+  before the run.
   A run that starts within the first `min_run`·q steps compares with the amplitude at its
   own start instead (there is no floor yet): the series is **unstable from the start** (a
   catapult out of the initialisation). It is flagged, and the *first instability* is the
   first event after a stable stretch, as the paper's Fig. 4 means it.
   Stationary noise, even strongly anti-correlated (AR(1) with ρ → −1), never holds snr times
-  its own median; a ring-down after a kick has μ̂ > −1 from its first step.
+  its own median; a ring-down after a kick has μ̂ > −1 from its first step. Runs less than
+  `max_gap` steps apart are one chain, whose floor is read before its first run (near
+  saturation μ̂ flickers about −1, and a floor read inside the growth would hide it).
 - The **onset** is the first step of that run: the first step from which the trailing
   multiplier says "growing". Near the crossing μ̂ fluctuates around −1, and each excursion
   back above −1 starts a new run, so the run that counts starts at the last crossing before
@@ -68,7 +72,9 @@ LEVELS = ("instability", "p2", "p4", "p8", "p16", "chaos")
 @dataclass(frozen=True)
 class Detector:
     min_run: int = 16  # steps in a row with the multiplier beyond −1 that make an event
-    snr: float = 30.0  # … whose held amplitude reaches this multiple of the floor before it
+    max_gap: int = 4  # runs this close share the floor from before the first of them
+    snr: float = 10.0  # … whose held amplitude reaches this multiple of the floor before it
+    snr_doubling: float = 30.0  # the same for the period doublings after it (strides 2, 4, 8)
     growth: float = 2.0  # … and this multiple of its own start (a kick's ring-down starts at its top)
     floor_window: int = 1024  # steps (× stride) before the run that set the floor
     window: int = 8  # steps (× stride) of the trailing multiplier estimate
@@ -77,12 +83,14 @@ class Detector:
     repeat_tol: float = 0.05  # chaos: relative repeat error above which no period fits
 
     def validate(self) -> Detector:
-        if self.min_run < 4 or self.floor_window < 4 or self.window < 2 or self.chaos_window < 8:
-            raise LandscapeError("detector: min-run >= 4, floor-window >= 4, window >= 2, chaos-window >= 8 required")
+        if self.max_gap < 0 or self.min_run < 4 or self.floor_window < 4 or self.window < 2 or self.chaos_window < 8:
+            raise LandscapeError(
+                "detector: max-gap >= 0, min-run >= 4, floor-window >= 4, window >= 2, chaos-window >= 8 required"
+            )
         if self.max_period < 2 or self.max_period & (self.max_period - 1):
             raise LandscapeError("detector: max-period must be a power of two >= 2")
-        if not self.snr >= 1 or not self.growth >= 1 or not 0 < self.repeat_tol < 1:
-            raise LandscapeError("detector: snr >= 1, growth >= 1 and 0 < repeat-tol < 1 required")
+        if not self.snr >= 1 or not self.snr_doubling >= 1 or not self.growth >= 1 or not 0 < self.repeat_tol < 1:
+            raise LandscapeError("detector: snr >= 1, snr-doubling >= 1, growth >= 1 and 0 < repeat-tol < 1 required")
         return self
 
 
@@ -189,23 +197,32 @@ def signal_events(sig: Signal, det: Detector = Detector()) -> list[Event]:
     if first_valid.size == 0:
         return []
     t_min = int(first_valid[0])
-    out = []
-    for s, e in zip(*_runs(unstable)):
+    out: list[Event] = []
+    starts, ends = _runs(unstable)
+    if starts.size == 0:
+        return out
+    # runs less than max_gap apart are one chain: μ̂ flickering back above −1 for a step or two
+    # (near saturation) does not move the floor into the growth; each run still counts alone
+    chain = np.concatenate([[0], np.cumsum(starts[1:] - ends[:-1] > det.max_gap)]).astype(int)
+    chain_start = {c: int(starts[np.flatnonzero(chain == c)[0]]) for c in set(chain.tolist())}
+    for s, e, c in zip(starts, ends, chain):
         if e - s < det.min_run:
             continue
+        s0 = chain_start[c]
         med = _median4(amp[s:e])
         w = min(det.min_run, med.size)
         held = sliding_window_view(med, w).min(axis=1)  # amplitude sustained over min_run steps
-        from_start = bool(s - t_min < det.min_run * q)
+        from_start = bool(s0 - t_min < det.min_run * q)
         if from_start:  # nothing stable before it: it must grow from its own start
-            base = med[: w][np.isfinite(med[:w])]
+            base = med[:w][np.isfinite(med[:w])]
             floor = float(base.min()) if base.size else np.nan
         else:
-            before = amp[max(0, s - det.floor_window * q) : s]
+            before = amp[max(0, s0 - det.floor_window * q) : s0]
             floor = float(np.nanmedian(before)) if np.isfinite(before).any() else np.nan
         if not np.isfinite(floor):
             continue
-        need = max(det.snr * floor, det.growth * med[0]) if np.isfinite(med[0]) else det.snr * floor
+        snr = det.snr if q == 1 else det.snr_doubling
+        need = max(snr * floor, det.growth * med[0]) if np.isfinite(med[0]) else snr * floor
         with np.errstate(invalid="ignore"):
             hit = np.flatnonzero(held >= need)
         if hit.size:

@@ -131,10 +131,10 @@ def _library(key: tuple) -> ctypes.CDLL:
             _loaded[key] = _library(key[:-1] + (False,))
             return _loaded[key]
         lib = ctypes.CDLL(str(path))
-        for fn in (lib.landscape_fused_steps, lib.landscape_fused_hvp):
-            fn.restype = ctypes.c_int
-            fn.argtypes = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
-        lib.landscape_fused_steps.argtypes += [ctypes.c_int] + [ctypes.c_void_p] * 3
+        common = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
+        lib.landscape_fused_hvp.restype = lib.landscape_fused_steps.restype = ctypes.c_int
+        lib.landscape_fused_hvp.argtypes = common
+        lib.landscape_fused_steps.argtypes = [*common, ctypes.c_int] + [ctypes.c_void_p] * 3  # + the signals
         lib.landscape_fused_accuracy.restype = ctypes.c_int
         lib.landscape_fused_accuracy.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 4
         lib.landscape_lane_math.restype = ctypes.c_int
@@ -210,7 +210,8 @@ class FusedStep:
         eta = eta.to(self.dtype).contiguous()
         chunks = self._chunks(R)
         parts = [torch.empty((S, 3, r1 - r0), dtype=self.dtype) for r0, r1 in chunks]
-        K, U, state = 0, None, None
+        K = 0
+        U = state = torch.empty(0, dtype=self.dtype)
         if track is not None:
             U = track.U.to(self.dtype).contiguous()
             K = U.shape[0]

@@ -117,7 +117,9 @@ def _load_series(path: str):
 @click.option("--series", default=None, help="analyse a bare 1-D series (.npy, .csv or .txt) instead of a store")
 @click.option("--period", default=None, type=int, help="with --series: cycle length in steps, >= 2 (onsets per cycle)")
 @click.option("--min-run", default=16, show_default=True, help="steps in a row with the multiplier beyond −1")
-@click.option("--snr", default=30.0, show_default=True, help="… in which the amplitude grows to this × its floor")
+@click.option("--max-gap", default=4, show_default=True, help="runs this close share the floor before the first")
+@click.option("--snr", default=10.0, show_default=True, help="… in which the amplitude grows to this × its floor")
+@click.option("--snr-doubling", default=30.0, show_default=True, help="… the same for periods 4, 8, 16")
 @click.option("--growth", default=2.0, show_default=True, help="… and to this × its own start (not a ring-down)")
 @click.option("--floor-window", default=1024, show_default=True, help="steps before the run that set the floor")
 @click.option("--window", default=8, show_default=True, help="steps of the trailing multiplier estimate")
@@ -144,7 +146,9 @@ def bifurcations(
     series,
     period,
     min_run,
+    max_gap,
     snr,
+    snr_doubling,
     growth,
     floor_window,
     window,
@@ -159,7 +163,18 @@ def bifurcations(
     from landscape.analysis.bifurcations import Detector, detect, detect_series
     from landscape.analysis.io import save_result
 
-    det = Detector(min_run, snr, growth, floor_window, window, max_period, chaos_window, repeat_tol)
+    det = Detector(
+        min_run=min_run,
+        max_gap=max_gap,
+        snr=snr,
+        snr_doubling=snr_doubling,
+        growth=growth,
+        floor_window=floor_window,
+        window=window,
+        max_period=max_period,
+        chaos_window=chaos_window,
+        repeat_tol=repeat_tol,
+    )
     if (store is None) == (series is None):
         raise LandscapeError("give a STORE or --series FILE (one of them)")
     if series is not None:

@@ -110,6 +110,8 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
                     seeds=tuple(range(paper.FIG4_SEEDS)),
                     steps_per_eta=paper.FIG4_STEPS_PER_ETA,
                     until="first-instability",
+                    fused=True,
+                    eval_every=25,
                 ),
                 "scaled": base.replace(
                     amplitudes=paper.FIG4_AMPLITUDES,
@@ -118,6 +120,8 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
                     steps=paper.SCALED_FIG4_STEPS,
                     hessian_every=250,
                     until="first-instability",
+                    fused=True,  # the one-hidden-layer MLP's C++ step; λ at the onset comes from exact replay
+                    eval_every=25,
                 ),
                 "quick": base.replace(amplitudes=(50.0,), periods=(5000,), seeds=(0, 1, 2), steps=5000),
                 "tiny": base.replace(

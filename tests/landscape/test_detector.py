@@ -183,7 +183,10 @@ def test_nans_in_the_floor_window_keep_the_floor():
     assert hits == 0
     x, _ = ds.growing_oscillation(t0=1500, rate=0.02, a0=1e-6)
     x[[200, 900, 1400]] = np.nan  # the instability after them is still found, at the same step
-    assert analyse(x).first_instability == analyse(ds.growing_oscillation(t0=1500, rate=0.02, a0=1e-6)[0]).first_instability
+    assert (
+        analyse(x).first_instability
+        == analyse(ds.growing_oscillation(t0=1500, rate=0.02, a0=1e-6)[0]).first_instability
+    )
 
 
 def test_stable_noise_driven_alternation_is_not_an_instability():

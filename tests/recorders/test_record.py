@@ -13,7 +13,21 @@ from landscape import LandscapeError, store
 from landscape.recorders import record, resume
 from landscape.replay import params_at
 
-COMPARED = ("loss", "loss_static", "train_acc", "val_acc", "gamma", "eigval", "eigres", "params", "eigvec", "iter_p", "iter_q", "iter_cos", "iter_proj")
+COMPARED = (
+    "loss",
+    "loss_static",
+    "train_acc",
+    "val_acc",
+    "gamma",
+    "eigval",
+    "eigres",
+    "params",
+    "eigvec",
+    "iter_p",
+    "iter_q",
+    "iter_cos",
+    "iter_proj",
+)
 
 
 def assert_same_recording(a, b):
