@@ -4,11 +4,11 @@ tracker against the same steps without it, per engine and batch size.
 The reference problem (spiral, 300 points, width 100, float64, DCE, A = 70, T = 5000, η = 1),
 stepped as the recorder steps it: the eager engine one step per call (`--eval-every 1`, the
 default: a validation pass each step), the fused one 25 steps per call (`--eval-every 25`).
-Both runners start from the same θ and run in this one process, interleaved, `--repeats`
-times; the table gives min / median / max of the per-repeat time ratio (with / without) and
+Both runners start every block from the same θ and alternate block by block in this one
+process (the machine's drift hits both alike); the table gives min / median / max of the per-repeat time ratio (with / without) and
 the memory the tracker holds (its state and the θ references of its ring).
 
-    python bench/bench_iterates.py [--steps 500] [--repeats 7] [--replicas 1 64] [--threads 1]
+    python bench/bench_iterates.py [--steps 100] [--blocks 10] [--repeats 7] [--replicas 1 64] [--threads 1]
 """
 
 from __future__ import annotations
@@ -27,29 +27,25 @@ from landscape.model import MLPSpec
 
 
 def _held_bytes(track: Tracker) -> int:
-    ts = [track.d, track.p, track.U, *track._ring]
+    ts = [track.state, track.U, *track._ring]
     return sum(t.numel() * t.element_size() for t in ts)
 
 
-def run(engine: Engine, theta: torch.Tensor, steps: int, seg: int, tracked: bool) -> tuple[float, int]:
-    track = Tracker(theta, 0) if tracked else None
-    held = 0
-    t0 = time.perf_counter()
-    for a in range(0, steps, 1000):
-        b = min(a + 1000, steps)
-        G = engine.gamma(list(range(a, b)))
-        for s in range(a, b, seg):
-            theta, _ = engine.steps(theta, s, G[s - a : s - a + seg], True, track)
-            if track is not None:
-                held = max(held, _held_bytes(track))
-        if track is not None:
-            track.take(a, b)  # the flush, as the recorder does it
-    return time.perf_counter() - t0, held
+def block(engine: Engine, theta: torch.Tensor, t0: int, steps: int, seg: int, track: Tracker | None) -> float:
+    """`steps` steps from θ at step t0 as the recorder cuts them; the tracker's flush included."""
+    G = engine.gamma(list(range(t0, t0 + steps)))
+    start = time.perf_counter()
+    for s in range(0, steps, seg):
+        theta, _ = engine.steps(theta, t0 + s, G[s : s + seg], True, track)
+    if track is not None:
+        track.take(track.t - steps, track.t)  # the flush, as the recorder does it at a chunk's end
+    return time.perf_counter() - start
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=100, help="steps per block")
+    ap.add_argument("--blocks", type=int, default=10, help="blocks per repeat, the runners alternating")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--threads", type=int, default=1)
@@ -58,23 +54,27 @@ def main():
     data = spiral_dataset(100, seed=0, val_seed=1)
     spec = MLPSpec(2, 100, 3)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), ")
-    print(f"# {args.steps} steps per repeat, {args.repeats} repeats, interleaved; ratio = with signals / without\n")
+    print(
+        f"# {args.repeats} repeats of {args.blocks} blocks of {args.steps} steps per runner, interleaved block by "
+        "block from the same θ; ratio = with signals / without, per repeat\n"
+    )
     print("| engine | R | steps/s without | ratio min | median | max | tracker memory |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for fused, seg in ((False, 1), (True, 25)):
         for R in args.replicas:
             eng = Engine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, fused=fused)
             theta = eng.init(list(range(R)))
-            run(eng, theta, 50, seg, True)  # warm-up: the fused build, the allocator
+            block(eng, theta, 0, 50, seg, Tracker(theta, 0))  # warm-up: the fused build, the allocator
             ratios, base, held = [], [], 0
-            for i in range(args.repeats):
-                order = (False, True) if i % 2 == 0 else (True, False)
-                t = {}
-                for tracked in order:
-                    t[tracked], h = run(eng, theta, args.steps, seg, tracked)
-                    held = max(held, h)
+            for _ in range(args.repeats):
+                track = Tracker(theta, 0)
+                t = {False: 0.0, True: 0.0}
+                for i in range(args.blocks):  # both runners from the same θ, alternating first
+                    for tracked in (False, True) if i % 2 == 0 else (True, False):
+                        t[tracked] += block(eng, theta, 0, args.steps, seg, track if tracked else None)
+                    held = max(held, _held_bytes(track))
                 ratios.append(t[True] / t[False])
-                base.append(args.steps / t[False])
+                base.append(args.steps * args.blocks / t[False])
             r = np.array(ratios)
             name = "fused (25 steps a call)" if fused else "eager (1 step a call)"
             print(

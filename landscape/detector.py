@@ -26,7 +26,7 @@ Criterion (docs/analysis.md gives the measured accuracy):
   spike cannot do it), held for `min_run` steps (the smallest value over them), reaches
   `snr` × the *floor* (`snr_doubling` × at the strides of the period doublings, whose floor is
   the residue of the orbit before them): the median amplitude over the `floor_window`·q steps
-  before the run.
+  before the run; and `growth` × the amplitude where its chain (below) started.
   A run that starts within the first `min_run`·q steps compares with the amplitude at its
   own start instead (there is no floor yet): the series is **unstable from the start** (a
   catapult out of the initialisation). It is flagged, and the *first instability* is the
@@ -35,6 +35,10 @@ Criterion (docs/analysis.md gives the measured accuracy):
   its own median; a ring-down after a kick has μ̂ > −1 from its first step. Runs less than
   `max_gap` steps apart are one chain, whose floor is read before its first run (near
   saturation μ̂ flickers about −1, and a floor read inside the growth would hide it).
+- A run of the iterates that starts *already bouncing* (its initial sharpness beyond 2/η) at an
+  amplitude that neither grows nor decays shows no growth; `held_from_start` finds it from the
+  first `hold` steps (alternating, not decaying), and everything until that bounce has decayed
+  `snr`-fold counts as unstable from the start.
 - The **onset** is the first step of that run: the first step from which the trailing
   multiplier says "growing". Near the crossing μ̂ fluctuates around −1, and each excursion
   back above −1 starts a new run, so the run that counts starts at the last crossing before
@@ -78,6 +82,7 @@ class Detector:
     growth: float = 2.0  # … and this multiple of its own start (a kick's ring-down starts at its top)
     floor_window: int = 1024  # steps (× stride) before the run that set the floor
     window: int = 8  # steps (× stride) of the trailing multiplier estimate
+    hold: int = 128  # steps at the start over which a bounce that neither decays nor grows is "held"
     max_period: int = 16
     chaos_window: int = 64  # chaos: steps per repeat test
     repeat_tol: float = 0.05  # chaos: relative repeat error above which no period fits
@@ -87,6 +92,8 @@ class Detector:
             raise LandscapeError(
                 "detector: max-gap >= 0, min-run >= 4, floor-window >= 4, window >= 2, chaos-window >= 8 required"
             )
+        if self.hold < 32:
+            raise LandscapeError("detector: hold >= 32 required")
         if self.max_period < 2 or self.max_period & (self.max_period - 1):
             raise LandscapeError("detector: max-period must be a power of two >= 2")
         if not self.snr >= 1 or not self.snr_doubling >= 1 or not self.growth >= 1 or not 0 < self.repeat_tol < 1:
@@ -222,13 +229,39 @@ def signal_events(sig: Signal, det: Detector = Detector()) -> list[Event]:
         if not np.isfinite(floor):
             continue
         snr = det.snr if q == 1 else det.snr_doubling
-        need = max(snr * floor, det.growth * med[0]) if np.isfinite(med[0]) else snr * floor
+        # growth counted from the chain's start: a slow growth (μ̂ flickering about −1) doubles
+        # over several runs of the chain, none of which need double alone
+        base = float(np.median(amp[s0 : s0 + 4])) if s0 < s else float(med[0])
+        base = base if np.isfinite(base) else float(med[0])
+        need = max(snr * floor, det.growth * base) if np.isfinite(base) else snr * floor
         with np.errstate(invalid="ignore"):
             hit = np.flatnonzero(held >= need)
         if hit.size:
+            est = int(s + hit[0] + w)
+            # the instability (stride 1) is dated where its growth began; the doublings at their run
+            earlier = starts[(starts < s) & (starts >= s - det.floor_window * q)]
+            s_on = s if from_start or q > 1 else _grown_since(sig, earlier, s, est, det)
             # reported at the newest iterate the run's first multiplier rests on (μ̂_s reads x_{s+q})
-            out.append(Event(int(s + q), int(e + q), q, from_start, int(s + q + hit[0] + w)))
+            out.append(Event(int(s_on + q), int(e + q), q, from_start, est + q))
     return out
+
+
+def _grown_since(sig: Signal, earlier: np.ndarray, s: int, est: int, det: Detector) -> int:
+    """The start of the growth an event at run start s belongs to: the earliest of the run starts
+    just before s (nearest first, stopping at the first that fails) from which the alternation
+    has grown over every stretch a … b up to `est`, its multiplier over each (Σ lag / Σ ‖p‖²)
+    below −1, from its first step on. A slow growth (μ̂ flickering about −1, its runs
+    broken every few dozen steps) is then dated where it began, not where one run first held
+    it; a stable stretch before it (a stretch whose multiplier is above −1) stops the search."""
+    onset = s
+    for a in earlier[::-1]:
+        lag, n2 = sig.lag[a:est], sig.norm2[a:est]
+        if lag.size < det.min_run or not (np.isfinite(lag).all() and np.isfinite(n2).all()):
+            break
+        if not (np.cumsum(lag) < -np.cumsum(n2)).all():
+            break
+        onset = int(a)
+    return onset
 
 
 def events(x, stride: int = 1, det: Detector = Detector()) -> list[Event]:
@@ -341,6 +374,37 @@ def analyse(x, period: int | None = None, det: Detector = Detector()) -> SeriesO
     return _levels(signal_events(series_signal(x, 1), det), x, x.shape[0], period, det)
 
 
+def held_from_start(scalars, det: Detector = Detector()) -> int:
+    """Where a bounce the run starts with ends: 0 if it starts without one, N if it never ends.
+
+    A run whose initial sharpness is already beyond 2/η bounces from its first steps and may
+    stay at the edge with an amplitude that neither grows nor decays, so no growth marks it.
+    Over the first `hold` steps with a signal, p_t alternates (cos(p_t, p_{t−1}) < −0.9 on
+    90 % of them) and does not decay (the median ‖p‖ of the last quarter is at least half that
+    of the first: a stable mode with multiplier −0.99 falls to 0.38 of it). It ends at the
+    first step where ‖p‖ (median of 4) falls below the first quarter's median / `snr`."""
+    sc = _clean(scalars)
+    pn, cos = sc[:, 0], sc[:, 2]
+    ok = np.flatnonzero(np.isfinite(cos) & np.isfinite(pn))
+    if ok.size < det.hold:
+        return 0
+    t0, H = int(ok[0]), det.hold
+    c, a = cos[t0 : t0 + H], pn[t0 : t0 + H]
+    q = H // 4
+    with np.errstate(invalid="ignore"):
+        bouncing = np.mean(c < -0.9) >= 0.9
+        head, tail = np.nanmedian(a[:q]), np.nanmedian(a[-q:])
+        if not (bouncing and head > 0 and tail >= 0.5 * head):
+            return 0
+        low = np.flatnonzero(_median4(pn[t0:]) < head / det.snr)
+    return t0 + int(low[0]) if low.size else pn.size
+
+
+def _mark_held(evs: list[Event], held: int) -> list[Event]:
+    """Events that start inside the bounce a run starts with belong to it (unstable from the start)."""
+    return [Event(e.start, e.end, e.stride, True, e.established) if e.start < held else e for e in evs]
+
+
 def analyse_iterates(scalars, projections, period: int | None = None, det: Detector = Detector()) -> SeriesOnsets:
     """Onsets of one replica from its iterate signals: the instability (period 2) from the whole
     vector's (N, 3) scalars, the longer periods and chaos from its (N, K) projections."""
@@ -349,7 +413,11 @@ def analyse_iterates(scalars, projections, period: int | None = None, det: Detec
     fin = np.flatnonzero(np.isfinite(pj).any(axis=1))
     N = int(fin[-1]) + 1 if fin.size else 0
     sc, pj = sc[:N], pj[:N]
-    return _levels(signal_events(iterate_signal(sc), det), pj, N, period, det)
+    held = held_from_start(sc, det)
+    res = _levels(_mark_held(signal_events(iterate_signal(sc), det), held), pj, N, period, det)
+    if held and not res.unstable_from_start:  # held without an event: flagged all the same
+        res = SeriesOnsets(res.onsets, res.first_instability, True, res.events)
+    return res
 
 
 def first_instability(scalars, det: Detector = Detector()) -> tuple[np.ndarray, np.ndarray]:
@@ -360,9 +428,10 @@ def first_instability(scalars, det: Detector = Detector()) -> tuple[np.ndarray, 
     sc = np.asarray(scalars, dtype=np.float64)
     first, from_start = np.full(sc.shape[0], np.nan), np.zeros(sc.shape[0], dtype=bool)
     for r in range(sc.shape[0]):
-        evs = _episodes(signal_events(iterate_signal(sc[r]), det), det.min_run)
+        held = held_from_start(sc[r], det)
+        evs = _episodes(_mark_held(signal_events(iterate_signal(sc[r]), det), held), det.min_run)
         later = [e for e in evs if not e.from_start]
         if later:
             first[r] = later[0].start
-        from_start[r] = any(e.from_start for e in evs)
+        from_start[r] = bool(held) or any(e.from_start for e in evs)
     return first, from_start

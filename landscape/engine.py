@@ -365,7 +365,8 @@ class Engine(ReplicaEngine):
             torch._dynamo.mark_dynamic(G, 0)
         # a replay runs the same graph as the recording (inductor may round θ differently in another)
         tr = track if track is not None else Tracker(theta, t)
-        theta, d, p, out = self._segment(theta.contiguous(), tr.d, tr.p, tr.U, G)  # the carry keeps θ's layout
+        # the carry keeps its inputs' layout: d and p as contiguous copies of the tracker's (R, 2, n) state
+        theta, d, p, out = self._segment(theta.contiguous(), tr.d.contiguous(), tr.p.contiguous(), tr.U, G)
         K = tr.U.shape[0]
         tr.extend(out[:, 3:6].transpose(1, 2), out[:, 6 : 6 + K].transpose(1, 2), theta, d, p)
         return theta, StepMetrics(out[:, 0], out[:, 1], out[:, 2], val, G)

@@ -212,10 +212,13 @@ class FusedStep:
         parts = [torch.empty((S, 3, r1 - r0), dtype=self.dtype) for r0, r1 in chunks]
         K = 0
         U = state = torch.empty(0, dtype=self.dtype)
-        if track is not None:
-            U = track.U.to(self.dtype).contiguous()
+        if track is not None:  # the tracker's own (R, 2, n) state, updated in place by the loop
+            U, state = track.U, track.state
+            if U.dtype != self.dtype or state.dtype != self.dtype or not state.is_contiguous():
+                raise ValueError("fused step: the tracker's state must be contiguous and of the step's dtype")
             K = U.shape[0]
-            state = torch.stack([track.d, track.p], dim=1).to(self.dtype).contiguous()  # (R, 2, n)
+            if K > 16:
+                raise ValueError("fused step: at most 16 projection directions (KMAX of fused_step.cpp)")
         sigs = [torch.empty((S, 3 + K, r1 - r0), dtype=self.dtype) for r0, r1 in chunks] if K else []
 
         def run(r0: int, r1: int) -> None:
@@ -230,7 +233,7 @@ class FusedStep:
         self._run(run, chunks)
         if track is not None:
             sig = sigs[0] if len(sigs) == 1 else torch.cat(sigs, dim=2)
-            track.extend(sig[:, :3].transpose(1, 2), sig[:, 3:].transpose(1, 2), out, state[:, 0], state[:, 1])
+            track.extend(sig[:, :3].transpose(1, 2), sig[:, 3:].transpose(1, 2), out)
         return out, parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
 
     def hvp(self, theta: torch.Tensor, G: torch.Tensor, V: torch.Tensor) -> torch.Tensor:

@@ -192,12 +192,39 @@ static inline void head(const T* f, int y, const T* G, T inv, T* g, double* out,
 // The iterates' period-2 signal of one step (landscape/iterates.py): θ_t is `old`, θ_{t+1} `th`;
 // state holds d_{t−1} and p_{t−1} (n each, NaN before the run) and becomes d_t, p_t. Writes
 // ‖p_t‖, ‖p_t − p_{t−1}‖, cos(p_t, p_{t−1}) and the K projections u_j · θ_t at out[0, R, 2R, …].
-// The differences are the same IEEE subtractions as the torch engines'; the sums run in double.
+// The differences are the same IEEE subtractions as the torch engines'; the sums run a vector
+// at a time (lane sums in T, added in double), so the signal costs a few per cent of a step.
+constexpr int KMAX = 16;  // projection directions at most (fused.py refuses more)
+
+static inline void store(T* p, vec v) { *reinterpret_cast<uvec*>(p) = v; }
+
+static inline double lanes(vec v) {
+    double s = 0;
+    for (int l = 0; l < L; ++l) s += v[l];
+    return s;
+}
+
 static void iterate_signal(int n, int K, int R, const T* old, const T* th, T* state, const T* U, T* out) {
     T* dp = state;
     T* pp = state + n;
-    double pn = 0, qn = 0, dot = 0, ppn = 0;
-    for (int k = 0; k < n; ++k) {
+    vec vpn{}, vqn{}, vdot{}, vppn{}, vpr[KMAX] = {};
+    int k = 0;
+    for (; k + L <= n; k += L) {
+        vec o = load(old + k), b = load(pp + k);
+        vec d = load(th + k) - o;
+        vec p = d - load(dp + k);
+        vec q = p - b;
+        vpn += p * p;
+        vqn += q * q;
+        vdot += p * b;
+        vppn += b * b;
+        store(dp + k, d);
+        store(pp + k, p);
+        for (int j = 0; j < K; ++j) vpr[j] += o * load(U + (size_t)j * n + k);
+    }
+    double pn = lanes(vpn), qn = lanes(vqn), dot = lanes(vdot), ppn = lanes(vppn), pr[KMAX];
+    for (int j = 0; j < K; ++j) pr[j] = lanes(vpr[j]);
+    for (; k < n; ++k) {  // the tail
         T d = th[k] - old[k];
         T p = d - dp[k];
         T q = p - pp[k];
@@ -205,6 +232,7 @@ static void iterate_signal(int n, int K, int R, const T* old, const T* th, T* st
         qn += double(q) * q;
         dot += double(p) * pp[k];
         ppn += double(pp[k]) * pp[k];
+        for (int j = 0; j < K; ++j) pr[j] += double(old[k]) * U[(size_t)j * n + k];
         dp[k] = d;
         pp[k] = p;
     }
@@ -212,11 +240,7 @@ static void iterate_signal(int n, int K, int R, const T* old, const T* th, T* st
     out[0] = T(std::sqrt(pn));
     out[R] = T(std::sqrt(qn));
     out[2 * R] = T(c > 1 ? 1 : (c < -1 ? -1 : c));  // NaN stays NaN
-    for (int j = 0; j < K; ++j) {
-        double a = 0;
-        for (int k = 0; k < n; ++k) a += double(old[k]) * U[(size_t)j * n + k];
-        out[(size_t)(3 + j) * R] = T(a);
-    }
+    for (int j = 0; j < K; ++j) out[(size_t)(3 + j) * R] = T(pr[j]);
 }
 
 extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T* XT, const int32_t* y,

@@ -27,7 +27,7 @@ import torch
 SCALARS = ("iter_p", "iter_q", "iter_cos")
 NUM_DIRS = 4
 DIRS_SEED = 20240917
-RING_BYTES = 32 << 20  # the θ references an eager engine keeps before computing their signals
+RING_BYTES = 4 << 20  # the θ references an eager engine keeps before computing their signals
 
 
 def directions(n: int, k: int = NUM_DIRS, seed: int = DIRS_SEED) -> np.ndarray:
@@ -55,12 +55,18 @@ def step_signals(theta: torch.Tensor, new: torch.Tensor, d_prev: torch.Tensor, p
 def signals(thetas: torch.Tensor, d_prev: torch.Tensor, p_prev: torch.Tensor, U: torch.Tensor):
     """The signals of steps 0 … S−1 of θ (S+1, R, n) (θ_0 … θ_S), given d, p (R, n) of the step
     before θ_0 (NaN where there was none): (S, R, 3) scalars, (S, R, K) projections, and
-    the state (d, p) after the last step."""
+    the state (d, p) after the last step. A few passes over the block, no concatenated copies."""
     D = thetas[1:] - thetas[:-1]
-    P = D - torch.cat([d_prev[None], D[:-1]])
-    Pp = torch.cat([p_prev[None], P[:-1]])
-    Q = P - Pp
-    sc = _finish((P * P).sum(-1), (Q * Q).sum(-1), (P * Pp).sum(-1), (Pp * Pp).sum(-1))
+    P = torch.empty_like(D)
+    torch.sub(D[0], d_prev, out=P[0])
+    torch.sub(D[1:], D[:-1], out=P[1:])
+    Q = torch.empty_like(D)
+    torch.sub(P[0], p_prev, out=Q[0])
+    torch.sub(P[1:], P[:-1], out=Q[1:])
+    pn2 = torch.linalg.vecdot(P, P)
+    pp2 = torch.cat([torch.linalg.vecdot(p_prev, p_prev)[None], pn2[:-1]])
+    dot = torch.cat([torch.linalg.vecdot(P[0], p_prev)[None], torch.linalg.vecdot(P[1:], P[:-1])])
+    sc = _finish(pn2, torch.linalg.vecdot(Q, Q), dot, pp2)
     proj = thetas[:-1] @ U.t()
     return sc, proj, D[-1], P[-1]
 
@@ -75,23 +81,38 @@ class Tracker:
 
     def __init__(self, theta: torch.Tensor, t: int, U: torch.Tensor | None = None, ring: int | None = None):
         R, n = theta.shape
-        nan = torch.full_like(theta, float("nan"))
-        self.d, self.p = nan, nan.clone()
-        self.U = torch.as_tensor(directions(n), dtype=theta.dtype, device=theta.device) if U is None else U
+        # (R, 2, n): d and p side by side, so a C++ loop updates both in place without a copy
+        self.state = torch.full((R, 2, n), float("nan"), dtype=theta.dtype, device=theta.device)
+        U = torch.as_tensor(directions(n)) if U is None else U
+        self.U = U.to(dtype=theta.dtype, device=theta.device).contiguous()
         self.t = t  # the step of the last θ handed in
         self._ring = [theta]
         size = max(1, theta.numel() * theta.element_size())
         self.ring = ring if ring is not None else int(min(64, max(2, RING_BYTES // size)))
         self._out: list[tuple[int, torch.Tensor, torch.Tensor]] = []
 
+    @property
+    def d(self) -> torch.Tensor:
+        return self.state[:, 0]
+
+    @property
+    def p(self) -> torch.Tensor:
+        return self.state[:, 1]
+
+    def _set(self, d: torch.Tensor, p: torch.Tensor) -> None:
+        if d.data_ptr() != self.state[:, 0].data_ptr():
+            self.state[:, 0] = d
+        if p.data_ptr() != self.state[:, 1].data_ptr():
+            self.state[:, 1] = p
+
     def warm(self, before: list[torch.Tensor]) -> None:
         """Set the state from θ_{t−2}, θ_{t−1} (oldest first; fewer at the start of a run): what a
         resumed recording replays to continue the signals bit for bit."""
         th = [*before, self._ring[0]]
         if len(th) >= 2:
-            self.d = th[-1] - th[-2]
+            self.state[:, 0] = th[-1] - th[-2]
         if len(th) >= 3:
-            self.p = self.d - (th[-2] - th[-3])
+            self.state[:, 1] = self.state[:, 0] - (th[-2] - th[-3])
 
     def push(self, theta: torch.Tensor) -> None:
         """θ_{t+1} after a step of the engine."""
@@ -100,17 +121,21 @@ class Tracker:
         if len(self._ring) > self.ring:
             self._drain()
 
-    def extend(self, sc: torch.Tensor, proj: torch.Tensor, theta: torch.Tensor, d: torch.Tensor, p: torch.Tensor):
-        """S steps' signals computed by the engine ((S, R, 3), (S, R, K)) ending at θ with state (d, p)."""
+    def extend(self, sc: torch.Tensor, proj: torch.Tensor, theta: torch.Tensor, d=None, p=None):
+        """S steps' signals computed by the engine ((S, R, 3), (S, R, K)) ending at θ with state
+        (d, p) (None: the engine updated `state` in place)."""
         self._drain()
         self._out.append((self.t, sc, proj))
         self.t += sc.shape[0]
-        self._ring, self.d, self.p = [theta], d, p
+        self._ring = [theta]
+        if d is not None and p is not None:
+            self._set(d, p)
 
     def _drain(self) -> None:
         if len(self._ring) < 2:
             return
-        sc, proj, self.d, self.p = signals(torch.stack(self._ring), self.d, self.p, self.U)
+        sc, proj, d, p = signals(torch.stack(self._ring), self.d, self.p, self.U)
+        self._set(d, p)
         self._out.append((self.t - sc.shape[0], sc, proj))
         self._ring = self._ring[-1:]
 

@@ -193,3 +193,21 @@ def ar1(N=5000, rho=-0.99, seed=0):
     for i in range(1, N):
         x[i] = rho * x[i - 1] + xi[i]
     return 1 + 1e-3 * x
+
+
+def held_bounce(N=4000, lam_eta=2.05, eta=1.0, drift=1e-4, amp=None):
+    """GD on ½λ(x − m)² − ¼(x − m)⁴ with λη = 2.05 fixed (past the flip from the first step),
+    started on its period-2 orbit x − m = ±√((λη − 2)/η) (multiplier 1 − λη + 3ηa² = −0.9:
+    a stable orbit) and the floor m moving: the run bounces at the edge from its first step,
+    neither growing nor decaying, as a network does whose initial sharpness exceeds 2/η.
+    `amp` starts it elsewhere (a small amplitude grows onto the orbit)."""
+    a = np.sqrt((lam_eta - 2) / eta) if amp is None else amp
+    lam = lam_eta / eta
+    x = np.empty(N)
+    v = 0.5 + a
+    for i in range(N):
+        m = 0.5 + drift * i
+        u = v - m
+        x[i] = v
+        v = v - eta * (lam * u - u**3)
+    return x

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from landscape.analysis.bifurcations import detect
 from landscape.app.cli import main
 from landscape.recorders.sweep import plan, sweep
+from landscape.replay import params_at
 from landscape.sweep_spec import SweepSpec
 from landscape.sweep_store import open_sweep
 
@@ -122,13 +123,14 @@ def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_pa
     assert attrs["status"] == "complete" and done < 20000
     # it stopped at the first flush after the last first instability + the margin
     assert max(fi) + 200 <= done < max(fi) + 200 + 500
-    # each onset is where the criterion says, checked from its definition on the recorded loss:
-    # from t on the one-step differences alternate in sign 16 times in a row, and do not yet at t - 1
-    loss = xr.open_zarr(b).loss.values[:, :done]
+    # each onset is where the iterates start to bounce, checked on replayed θ (not the recorded
+    # signals): from t on p_t = θ_{t+1} − 2θ_t + θ_{t−1} alternates in direction and grows
     for r, t in enumerate(fi):
-        d = np.diff(loss[r])
-        alt = d[1:] * d[:-1] < 0
-        assert alt[t : t + 16].all() and not alt[t - 1 : t + 15].all()
+        th = params_at(b, list(range(t - 1, t + 302)), [r])[0]
+        p = th[2:] - 2 * th[1:-1] + th[:-2]  # p at steps t … t + 300
+        n = np.linalg.norm(p, axis=1)
+        cos = (p[1:] * p[:-1]).sum(1) / (n[1:] * n[:-1])
+        assert (cos[:100] < -0.9).mean() >= 0.9 and n.max() >= 2 * n[0], (r, t)
     # the offline analysis of the stopped store agrees with the online stop
     np.testing.assert_array_equal(detect(b).first_instability.values, fi)
     # and stopping early changed nothing that was recorded: a run of exactly `done` steps is the same
