@@ -5,8 +5,8 @@ The reference problem (spiral, 300 points, width 100, float64, DCE, A = 70, T = 
 stepped as the recorder steps it: the eager engine one step per call (`--eval-every 1`, the
 default: a validation pass each step), the fused one 25 steps per call (`--eval-every 25`).
 Both runners start every block from the same θ and alternate block by block in this one
-process (the machine's drift hits both alike); the table gives min / median / max of the per-repeat time ratio (with / without) and
-the memory the tracker holds (its state and the θ references of its ring).
+process (the machine's drift hits both alike); the table gives min / median / max of the
+per-repeat time ratio (with / without) and the memory the tracker holds (its state and the θ references of its ring).
 
     python bench/bench_iterates.py [--steps 100] [--blocks 10] [--repeats 7] [--replicas 1 64] [--threads 1]
 """
