@@ -116,6 +116,12 @@ def main():
             f"(chaos on the iterates: {chaos}) |"
         )
 
+    # a run that starts on its period-2 orbit (held at the edge): unstable from the start, no first instability
+    held = [analyse_iterates(*from_trajectory(ds.held_bounce(drift=d)[:, None]), None, det) for d in (0.0, 1e-4)]
+    ok = sum(r.unstable_from_start and np.isnan(r.first_instability) for r in held)
+    name = "GD on the same valley at λη = 2.05 from step 0, on its 2-cycle (drift 0, 1e-4)"
+    print(f"| {name} | held | start | 2 | {2 - ok} | | |")
+
     print("\n| series where the answer is nothing | series | false alarms | rate |\n|---|---:|---:|---:|")
     N = args.null_seeds
 
@@ -147,6 +153,14 @@ def main():
         return x
 
     rate("noise with 1–5 NaNs", with_nans)
+    for le in (1.96, 1.98, 1.99):  # the iterates alternate from step 0 and decay: not held, not unstable
+        hits = 0
+        for s in range(N):
+            x = ds.held_bounce(lam_eta=le, amp=0.05 * (1 + s / N))
+            r = analyse_iterates(*from_trajectory(x[:, None]), None, det)
+            hits += bool(np.isfinite(r.first_instability) or r.unstable_from_start)
+        name = f"GD on the valley at λη = {le} from step 0 off its floor (the iterates)"
+        print(f"| {name} | {N} | {hits} | {hits / N:.1%} |")
 
 
 if __name__ == "__main__":
