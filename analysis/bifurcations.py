@@ -119,6 +119,8 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "lambda1_first": (("replica",), first_lam.mean(axis=1)),
             "lambda1_first_spread": (("replica",), np.abs(first_lam[:, 1] - first_lam[:, 0])),
             "two_over_eta": (("replica",), 2.0 / ds.eta.values),
+            # the step a replica diverged at (its values NaN from there), −1 if it did not
+            "diverged_at": (("replica",), np.asarray(ds.attrs.get("diverged_at") or [-1] * R, dtype=np.int64)),
         },
         coords={
             "replica": ds.replica.values,

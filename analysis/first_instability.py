@@ -4,9 +4,10 @@ For every replica, the first instability is the earliest onset found by
 `analysis.bifurcations` (from the dynamics, never from λ_max); λ1 there is the mean of
 its two branches, λ1(θ_t) and λ1(θ_{t+1}) (`analysis.branches`), with their spread.
 A replica unstable from its first steps has no "first" instability and is counted
-apart. Replicas are grouped by (loss, η, A, T) across any number of stores; each group
-gives the mean and standard error of λ1 and of λ1 / (2/η), the mean branch spread, and
-how many replicas became unstable at all.
+apart, and so is one that diverged (its values NaN from some step on). Replicas are
+grouped by (loss, η, A, T) across any number of stores; each group gives the mean and
+standard error of λ1 and of λ1 / (2/η), the mean branch spread, and how many replicas
+became unstable at all.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def first_instabilities(paths, det: Detector = Detector(), lambda_source: str = 
                     "lambda1": float(res.lambda1_first[r]),
                     "lambda1_spread": float(res.lambda1_first_spread[r]),
                     "unstable_from_start": bool(res.unstable_from_start[r]),
+                    "diverged": bool(res.diverged_at[r] >= 0),
                     "store": str(p),
                 }
             )
@@ -64,6 +66,7 @@ def summarize(runs: xr.Dataset) -> xr.Dataset:
             "n_runs",
             "n_unstable",
             "n_from_start",
+            "n_diverged",
             "lambda1_mean",
             "lambda1_sem",
             "ratio_mean",
@@ -74,12 +77,14 @@ def summarize(runs: xr.Dataset) -> xr.Dataset:
         )
     }
     for c, m in conds:
-        lam = runs.lambda1.values[m]
+        div = runs.diverged.values[m].astype(bool) if "diverged" in runs else np.zeros(int(m.sum()), dtype=bool)
+        lam = np.where(div, np.nan, runs.lambda1.values[m])  # a diverged run is counted apart
         ok = np.isfinite(lam)
         stats["n_runs"].append(int(m.sum()))
         stats["n_unstable"].append(int(ok.sum()))
         stats["n_from_start"].append(int(runs.unstable_from_start.values[m].sum()))
-        spread = runs.lambda1_spread.values[m]
+        stats["n_diverged"].append(int(div.sum()))
+        spread = np.where(div, np.nan, runs.lambda1_spread.values[m])
         sp = float(np.nanmean(spread)) if np.isfinite(spread).any() else np.nan
         stats["spread_mean"].append(sp)
         stats["spread_ratio"].append(sp / (2.0 / c[1]))
@@ -87,7 +92,7 @@ def summarize(runs: xr.Dataset) -> xr.Dataset:
             mean, sem = mean_sem(x)
             stats[f"{name}_mean"].append(mean)
             stats[f"{name}_sem"].append(sem)
-        onset = runs.first_instability.values[m]  # the first instability after a stable stretch
+        onset = np.where(div, np.nan, runs.first_instability.values[m])  # after a stable stretch
         stats["onset_mean"].append(mean_sem(onset)[0])
     ds = condition_dataset(stats, conds, KEYS)
     ds["two_over_eta"] = 2.0 / ds.eta

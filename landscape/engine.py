@@ -9,7 +9,7 @@ applies every replica's Hessian to its own row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -26,6 +26,38 @@ try:  # several steps in one compiled call, as lax.scan does (a prototype op of 
     from torch._higher_order_ops.scan import scan as _scan
 except ImportError:  # pragma: no cover - depends on the torch version
     _scan = None  # type: ignore[assignment]
+
+
+DIVERGED_BOUND = 1e12  # a replica with |θ_i| beyond this (or a non-finite θ or F) has diverged
+
+
+def healthy(theta: torch.Tensor) -> torch.Tensor:
+    """(R,) bool: the replicas whose θ is finite and within DIVERGED_BOUND."""
+    return torch.isfinite(theta).all(dim=1) & (theta.abs().amax(dim=1) <= DIVERGED_BOUND)
+
+
+def _scatter(res, idx: torch.Tensor, R: int):
+    """A frozen result of the replicas `idx` spread over all R rows: NaN, False or 0 elsewhere."""
+    out = {}
+    for f in fields(res):
+        v = getattr(res, f.name)
+        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == idx.numel():
+            fill = False if v.dtype == torch.bool else (float("nan") if v.is_floating_point() else 0)
+            full = torch.full((R, *v.shape[1:]), fill, dtype=v.dtype, device=v.device)
+            full[idx] = v
+            out[f.name] = full
+    return replace(res, **out)
+
+
+def _stack(parts: list[EigResult]) -> EigResult:
+    """One batch's result from single-replica results (blocks dropped where their widths differ)."""
+    cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+    blocks = [p.block for p in parts]
+    same = all(b is not None for b in blocks) and len({b.shape for b in blocks}) == 1  # type: ignore[union-attr]
+    return EigResult(
+        cat("eigvals"), cat("eigvecs"), cat("residuals"), cat("converged"), max(p.iterations for p in parts),
+        None, torch.cat(blocks) if same else None,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -175,28 +207,71 @@ class ReplicaEngine:
         if v0 is not None and v0.dim() == 2:
             v0 = v0.unsqueeze(1)
         seeds = list(range(R)) if seeds is None else list(seeds)
+        ok = healthy(theta)
+        if not bool(ok.all()):  # diverged replicas cost no solver time: NaN, not converged
+            idx = ok.nonzero().flatten()
+            if idx.numel() == 0:
+                nan = torch.full((R, k), float("nan"), dtype=self.dtype, device=self.device)
+                return EigResult(nan, torch.full((R, k, n), float("nan"), dtype=self.dtype, device=self.device),
+                                 nan.clone(), torch.zeros((R, k), dtype=torch.bool, device=self.device), 0)  # fmt: skip
+            G = self.gamma(t) if G is None else G
+            sub = self.spectrum(
+                theta[idx], t, k, None if v0 is None else v0[idx], tol, max_iter, seed,
+                [seeds[i] for i in idx.tolist()], oversample, dense_below, G[idx],
+            )  # fmt: skip
+            return _scatter(sub, idx, R)
         op = self.hvp_block(theta, t, G)
-        if n <= dense_below:
-            return dense_topk(op, R, n, k, k + max(oversample, 0), tol, self.dtype, self.device)
-        return topk_eigs(
-            op,
-            v0,
-            k,
-            seeds=seeds,
-            n=n,
-            oversample=oversample,
-            tol=tol,
-            max_iter=max_iter,
-            salt=seed,
-            dtype=self.dtype,
-            device=self.device,
-        )
+        try:
+            if n <= dense_below:
+                return dense_topk(op, R, n, k, k + max(oversample, 0), tol, self.dtype, self.device)
+            return topk_eigs(
+                op,
+                v0,
+                k,
+                seeds=seeds,
+                n=n,
+                oversample=oversample,
+                tol=tol,
+                max_iter=max_iter,
+                salt=seed,
+                dtype=self.dtype,
+                device=self.device,
+            )
+        except torch.linalg.LinAlgError:
+            # a Hessian that overflows (θ finite but F's curvature beyond the dtype) fails the
+            # batch's eigh: each replica alone then, the failing ones NaN and not converged
+            if R == 1:
+                nan = torch.full((1, k), float("nan"), dtype=self.dtype, device=self.device)
+                vec = torch.full((1, k, n), float("nan"), dtype=self.dtype, device=self.device)
+                return EigResult(nan, vec, nan.clone(), torch.zeros((1, k), dtype=torch.bool, device=self.device), 0)
+            G = self.gamma(t) if G is None else G
+            parts = [
+                self.spectrum(theta[r : r + 1], t, k, None if v0 is None else v0[r : r + 1], tol, max_iter, seed,
+                              seeds[r : r + 1], oversample, dense_below, G[r : r + 1])
+                for r in range(R)
+            ]  # fmt: skip
+            return _stack(parts)
 
     def layer_spectrum(
         self, theta: torch.Tensor, t: int, seeds=None, tol: float = 1e-3, max_iter: int = 100, seed: int = 0
     ) -> LayerSpectra:
-        """The top eigenvalue of each layer's diagonal Hessian block (`blocks`), every replica."""
+        """The top eigenvalue of each layer's diagonal Hessian block (`blocks`), every replica
+        (NaN, not converged, for a diverged one)."""
         seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
+        ok = healthy(theta)
+        if not bool(ok.all()):
+            idx = ok.nonzero().flatten()
+            if idx.numel() == 0:
+                names = tuple(name for name, _ in layer_blocks(self.param_map()))
+                nan = torch.full((theta.shape[0], len(names)), float("nan"), dtype=self.dtype, device=self.device)
+                return LayerSpectra(
+                    names, nan, nan.clone(), torch.zeros(nan.shape, dtype=torch.bool, device=self.device)
+                )
+            return _scatter(
+                self.layer_spectrum(theta[idx], t, [seeds[i] for i in idx.tolist()], tol, max_iter, seed),
+                idx,
+                theta.shape[0],
+            )
         return layer_top_eigs(
             self.hvp_block(theta, t),
             layer_blocks(self.param_map()),
@@ -210,8 +285,18 @@ class ReplicaEngine:
         )
 
     def trace(self, theta: torch.Tensor, t: int, samples: int = 64, seeds=None, seed: int = 0) -> TraceResult:
-        """Hutchinson's estimate of tr H_t(θ) per replica, with its standard error (`trace`)."""
+        """Hutchinson's estimate of tr H_t(θ) per replica, with its standard error (`trace`);
+        NaN for a diverged replica."""
         seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
+        ok = healthy(theta)
+        if not bool(ok.all()):
+            idx = ok.nonzero().flatten()
+            R = theta.shape[0]
+            if idx.numel() == 0:
+                nan = torch.full((R,), float("nan"), dtype=self.dtype, device=self.device)
+                return TraceResult(nan, nan.clone(), samples)
+            sub = self.trace(theta[idx], t, samples, [seeds[i] for i in idx.tolist()], seed)
+            return _scatter(sub, idx, R)
         return hutchinson_trace(
             self.hvp_block(theta, t), seeds, theta.shape[1], samples, seed, dtype=self.dtype, device=self.device
         )

@@ -435,7 +435,10 @@ class RunStore:
             if row[0, 0] == step:
                 theta = row[:, 1 : 1 + n]
                 ev = row[:, 1 + n :].reshape(row.shape[0], -1, n)
-                return theta, (None if np.isnan(ev).any() else ev)
+                # a diverged replica (θ NaN) has no warm start and needs none; any other gap (a
+                # store from before the guard vectors) and the solver starts cold
+                gap = np.isnan(ev).any(axis=(1, 2)) & np.isfinite(theta).all(axis=1)
+                return theta, (None if gap.any() or np.isnan(ev).all() else ev)
         raise LandscapeError(f"store has no resume state for step {step}; it cannot be resumed")
 
     # --- writing ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from landscape import LandscapeError, lock
 from landscape.blocks import layer_blocks
 from landscape.config import RunConfig
 from landscape.detector import first_instability
-from landscape.engine import Engine
+from landscape.engine import Engine, healthy
 from landscape.integrity import check
 from landscape.iterates import Tracker
 from landscape.perf import keep_freed_memory
@@ -204,6 +204,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
         for j, name in enumerate(ITERATE_ARRAYS):
             history[:, :start, j] = store[name][:, :start]
     buf = _Buffers(cfg, engine, len(seeds))
+    diverged = np.asarray(store.attrs.get("diverged_at", [-1] * len(seeds)), dtype=np.int64)
     t = start
     while t < cfg.steps:
         b = min((t // cfg.chunk_steps + 1) * cfg.chunk_steps, cfg.steps)
@@ -238,6 +239,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
                 npar += 1
             theta, m = engine.steps(theta, s, G_all[s - t : e - t], evaluate, track)
+            theta = _mark_diverged(theta, m.loss, s, e, diverged)
             for name in PER_STEP:
                 buf.step[name][:, s - t : e - t] = getattr(m, name).transpose(0, 1)
             if progress is not None:
@@ -250,18 +252,40 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
         with signals_deferred():  # a flush is whole or absent, whatever signal arrives
             store.write_block(t, b, block)
             store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
-            store.set_attrs(steps_done=b)
+            store.set_attrs(steps_done=b, diverged_at=[int(v) for v in diverged])
         if early:
             history[:, t:b] = sig
             fi, _ = first_instability(history[:, :b])
-            if np.isfinite(fi).all() and b >= fi.max() + cfg.until_margin:
+            live = diverged < 0  # a diverged replica is not waited for
+            last = int(fi[live].max()) if live.any() and np.isfinite(fi[live]).all() else None
+            if (not live.any() or last is not None) and b >= (last or 0) + cfg.until_margin:
                 store.set_attrs(
-                    stopped=f"first instability of every replica (last at step {int(fi.max())}) "
-                    f"+ {cfg.until_margin} steps",
-                    first_instability=[int(v) for v in fi],
+                    stopped=(
+                        f"first instability of every replica (last at step {last}) + {cfg.until_margin} steps"
+                        if last is not None
+                        else "every replica diverged"
+                    )
+                    + ("" if live.all() else f"; {int((~live).sum())} diverged"),
+                    first_instability=[int(v) if np.isfinite(v) else -1 for v in fi],
                 )
                 return
         t = b
+
+
+def _mark_diverged(theta: torch.Tensor, loss: torch.Tensor, s: int, e: int, diverged: np.ndarray) -> torch.Tensor:
+    """Mark the replicas that diverged in steps s … e−1 (loss (S, R)): the first step whose F is
+    non-finite, else e (θ_e non-finite or beyond DIVERGED_BOUND). Their θ becomes NaN, so
+    every later value of theirs is NaN and their spectra cost nothing; the others go on."""
+    bad_F = ~torch.isfinite(loss)
+    new = (~healthy(theta) | bad_F.any(dim=0)).cpu().numpy() & (diverged < 0)
+    if not new.any():
+        return theta
+    theta = theta.clone()
+    for r in np.flatnonzero(new):
+        first = torch.nonzero(bad_F[:, r]).flatten()
+        diverged[r] = s + int(first[0]) if first.numel() else e
+        theta[r] = float("nan")
+    return theta
 
 
 def _before(store: RunStore, engine: Engine, start: int) -> list[torch.Tensor]:

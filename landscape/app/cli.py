@@ -69,6 +69,7 @@ def record(out, overwrite, resume_path, rewind, quiet, **knob_values):
             resume_path, bar, recorders.resume, resume_path, device=settings.get("device"), rewind=rewind
         )
         click.echo(f"resumed and completed {path}" + (f" ({rate:,.0f} steps/s)" if rate else ""))
+        _say_diverged(path)
         return
     if rewind:
         raise LandscapeError("--rewind goes with --resume STORE")
@@ -87,6 +88,25 @@ def record(out, overwrite, resume_path, rewind, quiet, **knob_values):
     bar = None if quiet else StepBar(cfg.steps)
     path, rate = _recording(out, bar, recorders.record, cfg, out, overwrite=overwrite)
     click.echo(f"wrote {path}" + (f" ({rate:,.0f} steps/s, {rate * R:,.0f} run-steps/s)" if rate else ""))
+    _say_diverged(path)
+
+
+def diverged_lines(rs) -> list[str]:
+    """One line per diverged replica of a store (`diverged_at` in its attributes)."""
+    reps = rs.config.replicas()
+    at = rs.attrs.get("diverged_at") or []
+    return [
+        f"replica {i} (seed {reps[i].seed}, eta {reps[i].eta:g}) diverged at step {s}: its values are NaN from there"
+        for i, s in enumerate(at)
+        if s >= 0
+    ]
+
+
+def _say_diverged(path) -> None:
+    from landscape.store import RunStore
+
+    for line in diverged_lines(RunStore.open(path)):
+        click.echo(line, err=True)
 
 
 def _recording(out, bar, fn, *args, **kw):
@@ -164,6 +184,8 @@ def info(store):
     click.echo(f"steps      {a.get('steps_done')} of {cfg.steps} recorded (flush every {cfg.chunk_steps})")
     if a.get("stopped"):
         click.echo(f"stopped    early: {a['stopped']}")
+    for line in diverged_lines(rs):
+        click.echo(f"diverged   {line}")
     click.echo(f"loss       {cfg.loss}   Γ {cfg.gamma_shape}" + ("  static last period" if cfg.static_last else ""))
     net = (
         f"model {cfg.model}" + (f" ({', '.join(cfg.model_args)})" if cfg.model_args else "")

@@ -485,6 +485,7 @@ def _report_fig4(out, wanted):
                 int(s.period),
                 f"{int(s.n_unstable)}/{int(s.n_runs)}",
                 int(s.n_from_start),
+                int(s.n_diverged) if "n_diverged" in s else 0,
                 f"{f(s.lambda1_mean)} ± {f(s.lambda1_sem)}",
                 f(s.spread_mean),
                 f"{float(s.two_over_eta):.3g}",
@@ -529,7 +530,7 @@ def _report_fig4(out, wanted):
         + "\n"
         "λ1 at the first instability is the mean of its two branches, λ1(θ_t) and λ1(θ_{t+1}) at the onset t "
         "(replayed, exact); 'branch spread' is their mean difference; runs unstable from their first steps have "
-        "no first instability and are counted apart.\n\n"
+        "no first instability and are counted apart, as are runs that diverged (values NaN from some step on).\n\n"
         + _table(
             [
                 "loss",
@@ -538,6 +539,7 @@ def _report_fig4(out, wanted):
                 "T",
                 "unstable/runs",
                 "unstable at start",
+                "diverged",
                 "λ1 at first instability (branch mean)",
                 "branch spread",
                 "2/η",
