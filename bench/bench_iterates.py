@@ -8,7 +8,7 @@ Both runners start every block from the same θ and alternate block by block in 
 process (the machine's drift hits both alike); the table gives min / median / max of the
 per-repeat time ratio (with / without) and the memory the tracker holds (its state and the θ references of its ring).
 
-    python bench/bench_iterates.py [--steps 100] [--blocks 10] [--repeats 7] [--replicas 1 64] [--threads 1]
+    python bench/bench_iterates.py [--steps 100] [--blocks 10] [--repeats 7] [--replicas 1 64] [--flush 1000]
 """
 
 from __future__ import annotations
@@ -31,15 +31,26 @@ def _held_bytes(track: Tracker) -> int:
     return sum(t.numel() * t.element_size() for t in ts)
 
 
-def block(engine: Engine, theta: torch.Tensor, t0: int, steps: int, seg: int, track: Tracker | None) -> float:
-    """`steps` steps from θ at step t0 as the recorder cuts them; the tracker's flush included."""
+def block(
+    engine: Engine, theta: torch.Tensor, t0: int, steps: int, seg: int, track: Tracker | None, flush: int
+) -> float:
+    """`steps` steps from θ at step t0 as the recorder cuts them; the tracker's flush (its
+    signals handed over as NumPy) whenever `flush` steps are held, as the recorder does at a
+    chunk's end (--chunk-steps, default 1000)."""
     G = engine.gamma(list(range(t0, t0 + steps)))
     start = time.perf_counter()
     for s in range(0, steps, seg):
         theta, _ = engine.steps(theta, t0 + s, G[s : s + seg], True, track)
-    if track is not None:
-        track.take(track.t - steps, track.t)  # the flush, as the recorder does it at a chunk's end
+    if track is not None and track.t - track.flushed >= flush:  # type: ignore[attr-defined]
+        track.take(track.flushed, track.t)  # type: ignore[attr-defined]
+        track.flushed = track.t  # type: ignore[attr-defined]
     return time.perf_counter() - start
+
+
+def _tracker(theta: torch.Tensor) -> Tracker:
+    track = Tracker(theta, 0)
+    track.flushed = 0  # type: ignore[attr-defined]
+    return track
 
 
 def main():
@@ -49,6 +60,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--flush", type=int, default=1000, help="steps between the tracker's flushes (--chunk-steps)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = spiral_dataset(100, seed=0, val_seed=1)
@@ -56,7 +68,8 @@ def main():
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), ")
     print(
         f"# {args.repeats} repeats of {args.blocks} blocks of {args.steps} steps per runner, interleaved block by "
-        "block from the same θ; ratio = with signals / without, per repeat\n"
+        f"block from the same θ, the tracker flushed every {args.flush} steps; ratio = with signals / without, "
+        "per repeat\n"
     )
     print("| engine | R | steps/s without | ratio min | median | max | tracker memory |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -64,14 +77,14 @@ def main():
         for R in args.replicas:
             eng = Engine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, fused=fused)
             theta = eng.init(list(range(R)))
-            block(eng, theta, 0, 50, seg, Tracker(theta, 0))  # warm-up: the fused build, the allocator
+            block(eng, theta, 0, 50, seg, _tracker(theta), 50)  # warm-up: the fused build, the allocator
             ratios, base, held = [], [], 0
             for _ in range(args.repeats):
-                track = Tracker(theta, 0)
+                track = _tracker(theta)
                 t = {False: 0.0, True: 0.0}
                 for i in range(args.blocks):  # both runners from the same θ, alternating first
                     for tracked in (False, True) if i % 2 == 0 else (True, False):
-                        t[tracked] += block(eng, theta, 0, args.steps, seg, track if tracked else None)
+                        t[tracked] += block(eng, theta, 0, args.steps, seg, track if tracked else None, args.flush)
                     held = max(held, _held_bytes(track))
                 ratios.append(t[True] / t[False])
                 base.append(args.steps * args.blocks / t[False])
