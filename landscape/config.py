@@ -26,6 +26,13 @@ from .schedule import SHAPES, static_start
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 UNTIL = ("end", "first-instability")
+# bounds where the code needs them: seeds feed NumPy's legacy seeding (32 bits); steps and
+# periods index int64 arrays and float64 phases (exact to 2**53); torch's thread pool crashes
+# far beyond the cores a machine has; a probe costs a Hessian-vector product
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 10**12
+MAX_THREADS = 1024
+MAX_PROBES = 100_000
 
 
 class Replica(NamedTuple):
@@ -139,26 +146,34 @@ class RunConfig:
             bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
         if any(not np.isfinite(a) or a < 1 for a in self.amplitudes):
             bad(f"amplitude A must be >= 1 (A = 1 is the static loss), got {', '.join(map(str, self.amplitudes))}")
-        if any(int(T) != T or T < 2 for T in self.periods):
-            bad(f"period T must be an integer >= 2, got {', '.join(map(str, self.periods))}")
-        if any(int(s) != s or s < 0 for s in self.seeds):
-            bad("seeds must be non-negative integers")
+        if any(int(T) != T or not 2 <= T <= MAX_STEPS for T in self.periods):
+            bad(f"period T must be an integer from 2 to {MAX_STEPS:.0e}, got {', '.join(map(str, self.periods))}")
+        if any(int(s) != s or not 0 <= s <= MAX_SEED for s in self.seeds):
+            bad(f"seeds must be integers from 0 to {MAX_SEED} (2**32 − 1)")
+        if len(set(self.seeds)) != len(self.seeds) and not self.replica_table:
+            dup = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
+            bad(f"seed {', '.join(map(str, dup))} given twice: its replicas would be identical runs")
+        if not (0 <= self.data_seed <= MAX_SEED and 0 <= self.val_seed <= MAX_SEED):
+            bad(f"data-seed and val-seed must be integers from 0 to {MAX_SEED} (2**32 − 1)")
         if self.width < 1:
             bad(f"width must be >= 1, got {self.width}")
         if self.depth < 1:
             bad(f"depth must be >= 1, got {self.depth}")
         if self.activation not in ACTIVATIONS:
             bad(f"unknown activation '{self.activation}'; choose one of {', '.join(ACTIVATIONS)}")
-        if self.steps < 1:
-            bad(f"steps must be >= 1, got {self.steps}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            bad(f"steps must be from 1 to {MAX_STEPS:.0e}, got {self.steps}")
         if self.top_k < 2:
             bad(f"top-k must be >= 2, got {self.top_k}")
-        if self.eig_tol <= 0 or self.eig_max_iter < self.top_k:
-            bad("eig-tol must be > 0 and eig-max-iter >= top-k")
+        if not (np.isfinite(self.eig_tol) and 0 < self.eig_tol < 1) or self.eig_max_iter < self.top_k:
+            bad("eig-tol must be between 0 and 1 (exclusive) and eig-max-iter >= top-k")
         if self.eig_oversample < 0:
             bad(f"eig-oversample must be >= 0, got {self.eig_oversample}")
-        if self.trace_samples < 0 or self.trace_samples == 1:
-            bad(f"trace-samples must be 0 (off) or >= 2 (a standard error needs two), got {self.trace_samples}")
+        if self.trace_samples < 0 or self.trace_samples == 1 or self.trace_samples > MAX_PROBES:
+            bad(
+                f"trace-samples must be 0 (off) or from 2 (a standard error needs two) to {MAX_PROBES}, "
+                f"got {self.trace_samples}"
+            )
         if self.hessian_every < 1:
             bad(f"hessian-every must be >= 1, got {self.hessian_every}")
         if self.save_params_every < 1 or self.save_params_every % self.hessian_every:
@@ -180,8 +195,10 @@ class RunConfig:
             bad("until-margin must be >= 0")
         if self.n_per_class < 2:
             bad("n-per-class must be >= 2")
-        if self.threads < 0:
-            bad(f"threads must be >= 0 (0: torch's default), got {self.threads}")
+        if not 0 <= self.threads <= MAX_THREADS:
+            bad(f"threads must be from 0 (torch's default) to {MAX_THREADS}, got {self.threads}")
+        if self.model_args and not self.model:
+            bad("--model-arg goes with --model (the built-in MLP takes --width, --depth, --activation)")
         if not 0 <= self.eig_dense_below <= 4096:
             bad(f"eig-dense-below must be between 0 and 4096 (R × n² numbers), got {self.eig_dense_below}")
         if self.eval_every < 1:

@@ -106,8 +106,19 @@ def _check_pair(X, y, name: str, path: Path):
         raise LandscapeError(f"{path}: labels for {name} must be 1-D with {X.shape[0]} entries, got shape {y.shape}")
     if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X) or not np.all(np.isfinite(X)):
         raise LandscapeError(f"{path}: {name} must hold finite real numbers")
-    if not np.issubdtype(y.dtype, np.number) or np.any(y < 0) or np.any(y != np.round(y)):
+    if (
+        not np.issubdtype(y.dtype, np.number)
+        or np.iscomplexobj(y)
+        or not np.all(np.isfinite(y))
+        or np.any(y < 0)
+        or np.any(y != np.round(y))
+    ):
         raise LandscapeError(f"{path}: labels for {name} must be non-negative integers")
+    if y.size and float(np.max(y)) >= MAX_CLASSES:
+        raise LandscapeError(
+            f"{path}: labels go up to {float(np.max(y)):.0f} (in {name}); classes must be numbered 0..C-1 with "
+            f"C <= {MAX_CLASSES} (one output and one one-hot column per class)"
+        )
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -129,15 +140,23 @@ def load_dataset(path: str | Path) -> Dataset:
         _check_pair(Xv, yv, "X_val", path)
         if Xv.shape[1:] != X.shape[1:]:
             raise LandscapeError(f"{path}: X_val samples have shape {Xv.shape[1:]}, X samples {X.shape[1:]}")
-    labels = y if yv is None else np.concatenate([y, yv])
-    num_classes = int(labels.max()) + 1
-    if num_classes < 2:
-        raise LandscapeError(f"{path}: need at least two classes")
-    if num_classes > MAX_CLASSES:
+    present = np.unique(y.astype(np.int64))
+    num_classes = int(present[-1]) + 1
+    if present.size < 2:
+        raise LandscapeError(f"{path}: the training labels hold one class ({int(present[0])}); need at least two")
+    if present.size != num_classes:  # an empty class would get an output and a Γ_i of its own
+        missing = sorted(set(range(num_classes)) - set(present.tolist()))
+        shown = ", ".join(map(str, missing[:8])) + (" …" if len(missing) > 8 else "")
         raise LandscapeError(
-            f"{path}: labels go up to {num_classes - 1}; classes must be numbered 0..C-1 with "
-            f"C <= {MAX_CLASSES} (one output and one one-hot column per class)"
+            f"{path}: classes must be numbered 0..C-1 with every class in the training labels; "
+            f"missing: {shown} (renumber them, e.g. y = np.unique(y, return_inverse=True)[1])"
         )
+    if yv is not None:
+        extra = sorted(set(np.unique(yv.astype(np.int64)).tolist()) - set(present.tolist()))
+        if extra:
+            raise LandscapeError(
+                f"{path}: validation labels {', '.join(map(str, extra[:8]))} are not classes of the training labels"
+            )
     Xv64 = None if Xv is None else Xv.astype(np.float64)
     yv64 = None if yv is None else yv.astype(np.int64)
     return Dataset(X.astype(np.float64), y.astype(np.int64), Xv64, yv64, num_classes, str(path))

@@ -114,7 +114,12 @@ def _build(key: tuple) -> Path:
         res = subprocess.run([cxx, *flags, str(SOURCE), "-o", str(part), *libs], capture_output=True, text=True)
         if res.returncode != 0:
             msg = (res.stderr.strip().splitlines() or ["no message"])[0]
-            raise LandscapeError(f"building the fused step failed ({cxx}): {msg}")
+            raise LandscapeError(f"building the fused step failed ({cxx}): {msg}; choose another compiler with CXX=…")
+        if not part.is_file():  # a "compiler" that exits 0 and makes nothing (CXX=true)
+            raise LandscapeError(
+                f"building the fused step failed: the compiler '{cxx}' exited without writing the library; "
+                "choose a C++ compiler with CXX=… (e.g. CXX=g++)"
+            )
         os.replace(part, out)  # atomic: a concurrent build of the same key writes the same file
     return out
 

@@ -143,6 +143,9 @@ def split_values(values, conv, name: str) -> tuple:
     return tuple(out)
 
 
+MAX_SEEDS = 1_000_000  # replicas of one command: far beyond what a machine records
+
+
 def parse_seeds(text: str, name: str = "seeds") -> tuple:
     """'5' → seeds 0..4; '3,7,9' → those; '10-19' → that range (inclusive)."""
     text = text.strip()
@@ -150,11 +153,13 @@ def parse_seeds(text: str, name: str = "seeds") -> tuple:
         if "," in text:
             return tuple(int(s) for s in text.split(",") if s.strip())
         if "-" in text[1:]:
-            a, b = text.split("-", 1)
-            return tuple(range(int(a), int(b) + 1))
+            a, b = (int(v) for v in text.split("-", 1))
+            if not 0 < b - a + 1 <= MAX_SEEDS:
+                raise LandscapeError(f"{name}: the range '{text}' must hold from 1 to {MAX_SEEDS:,} seeds")
+            return tuple(range(a, b + 1))
         n = int(text)
     except ValueError:
         raise LandscapeError(f"{name}: '{text}' is not a count, a list '1,2,3' or a range '0-9'") from None
-    if n < 1:
-        raise LandscapeError(f"{name}: need at least one seed, got {n}")
+    if not 1 <= n <= MAX_SEEDS:
+        raise LandscapeError(f"{name}: need from 1 to {MAX_SEEDS:,} seeds, got {n}")
     return tuple(range(n))

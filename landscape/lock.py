@@ -3,7 +3,8 @@
 `record`, `resume`, `--overwrite` and `sweep` take the lock of the store they write and
 refuse a store whose lock is held by a live process. A lock left by a killed process is
 recognised (its process is gone, or its PID now belongs to a process that started later)
-and taken over.
+and taken over. A lock from another host cannot be checked from here and is kept until a
+user says it is stale (`--break-lock`, `break_lock`): a node that died leaves one.
 """
 
 from __future__ import annotations
@@ -61,9 +62,15 @@ def check_unlocked(path):
     h = holder(path)
     if h is not None and not (h.get("pid") == os.getpid() and h.get("host") == socket.gethostname()):
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h.get("time", 0)))
+        other = h.get("host") != socket.gethostname()
         raise LandscapeError(
             f"{path} is being written by process {h.get('pid')} on {h.get('host')} (since {since}); "
-            "wait for it to finish or stop it first"
+            + (
+                "a lock from another machine cannot be checked from here: if that process is gone (its node "
+                "died), take the lock over with --break-lock"
+                if other
+                else "wait for it to finish or stop it first"
+            )
         )
 
 
@@ -80,6 +87,29 @@ def acquire(path):
         raise LandscapeError(f"cannot write {path}: {exc.strerror or exc}") from None
     if holder(path) != me:  # another process took it at the same moment
         raise LandscapeError(f"{path} is being written by another process")
+
+
+def break_lock(path) -> dict | None:
+    """Remove the lock of the store at `path`, held by a process this machine cannot check (on
+    another host) or by one that is gone: what `--break-lock` does, never done silently. A live
+    process on this machine keeps its lock. Returns the former holder (None if none)."""
+    p = lock_file(path)
+    try:
+        h = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    if h.get("host") == socket.gethostname() and _alive(h) and h.get("pid") != os.getpid():
+        raise LandscapeError(
+            f"{path} is being written by process {h.get('pid')} on this machine; stop it first (--break-lock "
+            "takes over only locks of processes that are gone or on other machines)"
+        )
+    try:
+        p.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise LandscapeError(f"cannot remove the lock {p}: {exc.strerror or exc}") from None
+    return h
 
 
 def release(path):

@@ -397,7 +397,10 @@ class RunStore:
 
     @property
     def steps_done(self) -> int:
-        return int(self.group.attrs.get("steps_done", 0))  # type: ignore[arg-type]
+        v = self.group.attrs.get("steps_done", 0)
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+            raise LandscapeError(f"{self.path} is damaged: steps_done = {v!r} is not a step count")
+        return int(v)
 
     @property
     def status(self) -> str:

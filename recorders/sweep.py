@@ -22,6 +22,7 @@ import torch
 
 from landscape import LandscapeError, lock, sweep_store
 from landscape.config import Replica, RunConfig
+from landscape.cpus import usable_cpus
 from landscape.extras import require
 from landscape.perf import keep_freed_memory
 from landscape.store import check_out
@@ -155,7 +156,7 @@ def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwr
         finally:
             client.close()
     elif workers > 1:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, usable_cpus() // workers)  # affinity and cgroup quota, not the machine's cores
         pool = ProcessPoolExecutor(
             workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import numpy as np
 
@@ -87,7 +89,6 @@ def _fmt(v, nd=0):
 
 def _load_series(path: str):
     """A 1-D series from .npy or .csv/.txt (one value per line, or one row), one-line errors."""
-    from pathlib import Path
 
     p = Path(path)
     if not p.is_file():
@@ -235,7 +236,6 @@ def bifurcations(
 @user_errors()
 def slices(store, steps, replica, grid, span, follow, out, fig):
     """The loss in the plane of the top-2 Hessian eigenvectors at the given steps, with the iterates."""
-    from pathlib import Path
 
     from landscape.analysis.figures import draw_slices
     from landscape.analysis.io import save_result
@@ -243,8 +243,7 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
 
     # the figure goes next to the result it draws (not into the current directory)
     fig = fig or str(Path(out or store.rstrip("/")).parent / f"{Path(store.rstrip('/')).stem}_slices_r{replica}.png")
-    if not Path(fig).parent.is_dir():
-        raise LandscapeError(f"--fig {fig}: directory {Path(fig).parent} does not exist")
+    _fig_dir(fig, "--fig")
     res = loss_slices(store, steps, replica, grid=grid, span=span, follow=follow)
     click.echo(f"{'step':>7} {'λ1':>8} {'λ2':>8} {'F(x_t)':>9} {'min F':>9} {'max off-plane':>13}  eigenvectors")
     for i, s in enumerate(res.slice_step.values):
@@ -262,12 +261,19 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     click.echo(f"saved to {', '.join(saved)}; figures {', '.join(figs)}")
 
 
+def _fig_dir(fig, flag: str) -> None:
+    """Refuse a figure path whose folder does not exist, before any work is done."""
+    if not Path(fig).parent.is_dir():
+        raise LandscapeError(f"{flag} {fig}: directory {Path(fig).parent} does not exist")
+
+
 @_summary_command("fig4.png")
 def instability(stores, out, fig):
     """λ1 at the first instability vs η per (loss, η, A, T): mean ± s.e. over replicas, next to 2/η."""
     from landscape.analysis.figures import draw_fig4
     from landscape.analysis.first_instability import first_instabilities, summarize
 
+    _fig_dir(fig, "--fig")
     runs = first_instabilities(stores)
     summ = summarize(runs)
     _print_summary(summ, CONDITION + INSTABILITY_COLUMNS)
@@ -293,6 +299,7 @@ def fig2(store, replica, slice_steps, grid, out):
     from landscape.analysis.io import open_run
     from landscape.analysis.slices import loss_slices
 
+    _fig_dir(out, "--out")
     ds, _ = open_run(store)
     steps = list(slice_steps) or paper.fig2_slice_steps(ds.sizes["step"])
     sl = loss_slices(store, steps, replica, grid=grid) if steps else None
@@ -307,6 +314,7 @@ def fig1(stores, out):
     """Fig. 1: mean F(t) and λ_max(t) over replicas, per width and η (one store per width)."""
     from landscape.analysis.edge_of_stability import draw, summarize
 
+    _fig_dir(out, "--out")
     click.echo("figures " + ", ".join(draw(summarize(stores), out)))
 
 
@@ -319,6 +327,7 @@ def fig4(stores, out):
     from landscape.analysis.figures import draw_fig4
     from landscape.analysis.first_instability import first_instabilities, summarize
 
+    _fig_dir(out, "--out")
     click.echo("figures " + ", ".join(draw_fig4(summarize(first_instabilities(stores)), out)))
 
 
@@ -327,6 +336,7 @@ def generalization(stores, out, fig):
     """Validation accuracy vs width (Fig. 3): mean ± s.e. over seeds per loss, at the last step."""
     from landscape.analysis.generalization import draw_fig3, final_accuracies, summarize
 
+    _fig_dir(fig, "--fig")
     runs = final_accuracies(stores)
     summ = summarize(runs)
     _print_summary(summ, CONDITION[:1] + [("width", 5, "width", "d")] + CONDITION[1:] + GENERALIZATION_COLUMNS)

@@ -51,13 +51,22 @@ main.add_command(plot)
     "--rewind", is_flag=True, help="with --resume on a damaged store: record again from its last intact flush"
 )
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@click.option(
+    "--break-lock",
+    is_flag=True,
+    help="take over the store's writer lock left by a process on another machine (or one that is gone)",
+)
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
-def record(out, overwrite, resume_path, rewind, quiet, **knob_values):
+def record(out, overwrite, resume_path, rewind, quiet, break_lock, **knob_values):
     """Record training of one or many replicas into a Zarr store."""
     from landscape import lock, recorders
     from landscape.store import RunStore, check_out
 
     settings = given(RUN_KNOBS, knob_values)
+    if break_lock:
+        if not (resume_path or (out and overwrite)):
+            raise LandscapeError("--break-lock goes with --resume STORE or --out STORE --overwrite")
+        _break(resume_path or out)
     if resume_path:
         extra = sorted(set(settings) - {"device"}) + (["out"] if out else []) + (["overwrite"] if overwrite else [])
         if extra:
@@ -83,12 +92,22 @@ def record(out, overwrite, resume_path, rewind, quiet, **knob_values):
     cfg.check_fits(data)
     check_out(Path(out), overwrite)
     lock.check_unlocked(out)
+    if cfg.fused:  # its C++ build (cached) fails here, before anything is printed or written
+        cfg.engine(data)
     R = len(cfg.replicas())
     click.echo(f"recording {R} replica(s) × {cfg.steps} steps of {cfg.loss} into {out}", err=True)
     bar = None if quiet else StepBar(cfg.steps)
     path, rate = _recording(out, bar, recorders.record, cfg, out, overwrite=overwrite)
     click.echo(f"wrote {path}" + (f" ({rate:,.0f} steps/s, {rate * R:,.0f} run-steps/s)" if rate else ""))
     _say_diverged(path)
+
+
+def _break(path) -> None:
+    from landscape import lock
+
+    h = lock.break_lock(path)
+    if h is not None:
+        click.echo(f"took over the lock of {path} from process {h.get('pid')} on {h.get('host')}", err=True)
 
 
 def diverged_lines(rs) -> list[str]:
@@ -227,13 +246,25 @@ def info(store):
 )
 @click.option("--overwrite", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
+@click.option(
+    "--break-lock",
+    is_flag=True,
+    help="with --resume: take over the writer locks (the sweep's and its batches') left by a process on "
+    "another machine (or one that is gone)",
+)
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
-def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, quiet, **knob_values):
+def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, quiet, break_lock, **knob_values):
     """Run a grid of recordings (loss × width × η × A × T × seeds) packed into batched replicas."""
     from landscape import sweep_store
     from landscape.recorders import sweep as sweeps
 
     settings = given(SWEEP_KNOBS, knob_values)
+    if break_lock:
+        if not resume_path:
+            raise LandscapeError("--break-lock goes with --resume SWEEP")
+        _break(resume_path)
+        for name in sweep_store.index(resume_path)[1]:
+            _break(f"{resume_path.rstrip('/')}/{name}")
     if resume_path:
         extra = sorted(settings) + (["config"] if toml_path else []) + (["out"] if out else [])
         if extra:

@@ -155,3 +155,118 @@ def test_scheduler_address_where_an_http_server_listens(tmp_path):
     finally:
         server.shutdown()
     assert not (tmp_path / "s.zarr").exists()
+
+
+def _edge_data(tmp_path, kind) -> Path:
+    f = tmp_path / "e.npz"
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 2)), np.arange(30) % 3
+    arrays = {
+        "label inf": dict(X=X, y=np.where(np.arange(30) == 3, np.inf, y)),
+        "labels 1, 5, 9": dict(X=X, y=np.array([1, 5, 9])[y]),
+        "one class": dict(X=X, y=np.zeros(30, int), X_val=X[:4], y_val=np.array([0, 1, 0, 1])),
+        "validation class not trained": dict(X=X, y=y, X_val=X[:4], y_val=np.array([0, 1, 3, 1])),
+        "labels in the millions": dict(X=X, y=np.arange(30) * 100_000),
+    }[kind]
+    np.savez(f, **arrays)
+    return f
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("label inf", "labels for X must be non-negative integers"),
+        ("labels 1, 5, 9", "every class in the training labels; missing: 0, 2, 3, 4, 6, 7, 8"),
+        ("one class", "the training labels hold one class (0)"),
+        ("validation class not trained", "validation labels 3 are not classes of the training labels"),
+        ("labels in the millions", "labels go up to 2900000"),
+    ],
+)
+def test_data_at_the_edges_is_refused_in_one_line(tmp_path, kind, message):
+    f = _edge_data(tmp_path, kind)
+    one_line_error(["record", "--data", str(f), "--out", str(tmp_path / "r.zarr")] + SMALL, message)
+    assert not (tmp_path / "r.zarr").exists()
+
+
+@pytest.mark.parametrize("kind", ["float16 X", "integer X", "float labels"])
+def test_data_types_that_are_converted(tmp_path, kind):
+    """Documented mapping (docs/reliability.md): X of any real type is converted to the run's
+    dtype, labels of a float type that hold integers to integers; the run equals the float64 one."""
+    X, y = (np.random.default_rng(0).normal(size=(30, 2)) * 4).round(), np.arange(30) % 3
+    conv = {"float16 X": (X.astype(np.float16), y), "integer X": (X.astype(np.int32), y)}
+    Xc, yc = conv.get(kind, (X, y.astype(float)))
+    np.savez(tmp_path / "c.npz", X=Xc, y=yc)
+    np.savez(tmp_path / "f.npz", X=X, y=y)
+    runs = []
+    for name in ("c", "f"):
+        out = tmp_path / f"{name}.zarr"
+        r = CliRunner().invoke(main, ["record", "--data", str(tmp_path / f"{name}.npz"), "--out", str(out)] + SMALL)
+        assert r.exit_code == 0, r.output
+        runs.append(np.asarray(__import__("xarray").open_zarr(out).loss.values))
+    np.testing.assert_array_equal(*runs)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-T", "1000000000000000000000"], "period T must be an integer from 2 to 1e+12"),
+        (["-T", "9223372036854775807"], "period T must be an integer from 2 to 1e+12"),
+        (["--seeds", "99999999999999999999"], "need from 1 to 1,000,000 seeds"),
+        (["--seeds", "0-10000000000"], "must hold from 1 to 1,000,000 seeds"),
+        (["--seeds", "3,3"], "seed 3 given twice"),
+        (["--seeds", "4294967296,1"], "seeds must be integers from 0 to 4294967295"),
+        (["--data-seed", "-1"], "data-seed and val-seed must be integers from 0"),
+        (["--threads", "100000"], "threads must be from 0 (torch's default) to 1024"),
+        (["--trace-samples", "5000000000"], "trace-samples must be 0 (off) or from 2"),
+        (["--eig-tol", "nan"], "eig-tol must be between 0 and 1"),
+        (["--model-arg", "a=1"], "--model-arg goes with --model"),
+        (["--steps", "99999999999999999999"], "steps must be from 1 to 1e+12"),
+    ],
+)
+def test_knobs_past_their_bounds_are_one_line(tmp_path, args, message):
+    base = SMALL
+    if "--steps" in args:  # SMALL's own --steps 60 out
+        i = SMALL.index("--steps")
+        base = SMALL[:i] + SMALL[i + 2 :]
+    one_line_error(["record", "--out", str(tmp_path / "r.zarr")] + base + args, message)
+    assert not (tmp_path / "r.zarr").exists()
+
+
+def test_a_compiler_that_makes_nothing_is_named(tmp_path, monkeypatch):
+    """CXX=true exits 0 and writes no library: one line naming it and how to choose another."""
+    monkeypatch.setenv("CXX", "true")
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))
+    from landscape import fused
+
+    monkeypatch.setattr(fused, "_loaded", {})
+    one_line_error(
+        ["record", "--fused", "--eval-every", "20", "--out", str(tmp_path / "r.zarr")] + SMALL,
+        "the compiler 'true' exited without writing the library; choose a C++ compiler with CXX=",
+    )
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["plot", "fig1", str(SHIPPED), "--out", "nodir/x.png"],
+        ["plot", "fig4", str(SHIPPED), "--out", "nodir/x.png"],
+        ["plot", "fig2", str(SHIPPED), "--out", "nodir/x.png"],
+        ["analyze", "instability", str(SHIPPED), "--fig", "nodir/x.png"],
+        ["analyze", "generalization", str(SHIPPED), "--fig", "nodir/x.png"],
+    ],
+)
+def test_a_figure_into_a_missing_folder_is_one_line(tmp_path, monkeypatch, cmd):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(cmd, "directory nodir does not exist")
+
+
+def test_a_store_whose_steps_done_is_not_a_number(tmp_path):
+    import json
+
+    out = tmp_path / "r.zarr"
+    assert CliRunner().invoke(main, ["record", "--out", str(out)] + SMALL).exit_code == 0
+    meta = json.loads((out / "zarr.json").read_text())
+    meta["attributes"]["steps_done"] = "abc"
+    (out / "zarr.json").write_text(json.dumps(meta))
+    for cmd in ("info", "check"):
+        one_line_error([cmd, str(out)], "is damaged: steps_done = 'abc' is not a step count")

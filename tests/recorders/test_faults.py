@@ -286,3 +286,45 @@ def test_sweep_on_a_dask_cluster_stops_on_ctrl_c(tmp_path):
         time.sleep(5)  # a task already running on a worker ends there; queued ones were cancelled
         status = {b: attrs(out / b).get("status", "missing") for b in ("b000", "b001", "b002", "b003")}
         assert status["b003"] == "missing", status
+
+
+def _interrupted_store(path, cfg):
+    from landscape.recorders import record
+
+    done = [0]
+
+    def stop(k):
+        done[0] += k
+        if done[0] > cfg.chunk_steps:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        record(cfg, path, progress=stop)
+
+
+def test_a_lock_from_another_host_is_kept_until_broken(tmp_path, tiny_cfg):
+    """A node that died leaves a lock no one here can check: resume is refused with the way on
+    (--break-lock), which takes it over and resumes to the uninterrupted result. A live writer
+    on this machine is never broken."""
+    from click.testing import CliRunner
+
+    from landscape import lock
+    from landscape.app.cli import main
+    from landscape.recorders import record
+
+    full = record(tiny_cfg, tmp_path / "full.zarr")
+    cut = tmp_path / "cut.zarr"
+    _interrupted_store(cut, tiny_cfg)
+    lock.lock_file(cut).write_text(json.dumps({"pid": 4242, "host": "node17.cluster", "start": "1", "time": 1.7e9}))
+    r = CliRunner().invoke(main, ["record", "--resume", str(cut), "-q"])
+    assert r.exit_code == 2 and "on node17.cluster" in r.output and "--break-lock" in r.output, r.output
+    r = CliRunner().invoke(main, ["record", "--resume", str(cut), "-q", "--break-lock"])
+    assert r.exit_code == 0, r.output
+    assert "took over the lock of" in r.output and "node17.cluster" in r.output
+    assert_same_recording(full, cut)
+    # a live process on this machine (this test's parent) keeps its lock
+    me = {"pid": os.getppid(), "host": __import__("socket").gethostname(), "start": lock._start_time(os.getppid())}
+    lock.lock_file(cut).write_text(json.dumps({**me, "time": time.time()}))
+    r = CliRunner().invoke(main, ["record", "--out", str(cut), "--overwrite", "-q", "--break-lock"])
+    assert r.exit_code == 2 and "stop it first" in r.output, r.output
+    assert lock.lock_file(cut).exists()

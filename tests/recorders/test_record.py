@@ -307,15 +307,21 @@ def test_threads_knob_sets_the_recorders_threads_and_changes_nothing_else(tmp_pa
         one = record(tiny_cfg, tmp_path / "one.zarr")  # the default: one thread
         assert th.get_num_threads() == 1
         da, db = xr.open_zarr(ref), xr.open_zarr(one)
-        for name in COMPARED:  # the trajectory bit for bit; the spectra to rounding (threaded LAPACK sums)
+        # to rounding, not bit for bit: the eager step's GEMMs may split their sums differently
+        # with another thread count (seen at 6.7e-16 on a loaded machine); the fused step's order
+        # is fixed, and its bit-identity across thread counts is test_fused's
+        for name in COMPARED:
+            a, b = da[name].values, db[name].values
             if name in ("eigval", "eigres", "eigvec"):
                 atol = 1e-12 if name != "eigres" else 1e-9
-                np.testing.assert_allclose(np.abs(da[name].values), np.abs(db[name].values), rtol=1e-9, atol=atol)
+                np.testing.assert_allclose(np.abs(a), np.abs(b), rtol=1e-9, atol=atol, err_msg=name)
+            elif a.dtype.kind == "f":  # a cosine of two tiny second differences carries their rounding
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6 if name == "iter_cos" else 1e-10, err_msg=name)
             else:
-                np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=name)
+                np.testing.assert_array_equal(a, b, err_msg=name)
     finally:
         th.set_num_threads(before)
-    with pytest.raises(LandscapeError, match="threads must be >= 0"):
+    with pytest.raises(LandscapeError, match="threads must be from 0"):
         record(replace(tiny_cfg, threads=-1), tmp_path / "bad.zarr")
 
 
