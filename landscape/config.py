@@ -141,7 +141,12 @@ class RunConfig:
                 bad(f"no value given for {name}")
         if self.replica_table:
             cols = list(zip(*self.replica_table))
-            replace(self, replica_table=(), seeds=cols[0], etas=cols[1], amplitudes=cols[2], periods=cols[3]).validate()
+            u = [tuple(dict.fromkeys(c)) for c in cols]  # each value once: its own checks below
+            replace(self, replica_table=(), seeds=u[0], etas=u[1], amplitudes=u[2], periods=u[3]).validate()
+            rows = self.replicas()
+            if len(set(rows)) != len(rows):
+                r = next(r for r in rows if rows.count(r) > 1)
+                bad(f"replica (seed {r.seed}, eta {r.eta:g}, A {r.amplitude:g}, T {r.period}) given twice")
         if any(not np.isfinite(e) or e <= 0 for e in self.etas):
             bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
         if any(not np.isfinite(a) or a < 1 for a in self.amplitudes):
@@ -150,9 +155,16 @@ class RunConfig:
             bad(f"period T must be an integer from 2 to {MAX_STEPS:.0e}, got {', '.join(map(str, self.periods))}")
         if any(int(s) != s or not 0 <= s <= MAX_SEED for s in self.seeds):
             bad(f"seeds must be integers from 0 to {MAX_SEED} (2**32 − 1)")
-        if len(set(self.seeds)) != len(self.seeds) and not self.replica_table:
-            dup = sorted({s for s in self.seeds if list(self.seeds).count(s) > 1})
-            bad(f"seed {', '.join(map(str, dup))} given twice: its replicas would be identical runs")
+        if not self.replica_table:  # a repeated value makes identical replicas
+            for name, vals in (
+                ("seed", self.seeds),
+                ("eta", self.etas),
+                ("amplitude", self.amplitudes),
+                ("period", self.periods),
+            ):
+                dup = sorted({v for v in vals if list(vals).count(v) > 1})
+                if dup:
+                    bad(f"{name} {', '.join(f'{v:g}' for v in dup)} given twice: its replicas would be identical runs")
         if not (0 <= self.data_seed <= MAX_SEED and 0 <= self.val_seed <= MAX_SEED):
             bad(f"data-seed and val-seed must be integers from 0 to {MAX_SEED} (2**32 − 1)")
         if self.width < 1:

@@ -118,7 +118,7 @@ BAD = [
     (["--eta", "-1"], "eta must be > 0"),
     (["--eta", "abc"], "not a valid number"),
     (["-A", "0.5"], "amplitude A must be >= 1"),
-    (["-T", "1"], "period T must be an integer >= 2"),
+    (["-T", "1"], "period T must be an integer from 2"),
     (["--width", "0"], "width must be >= 1"),
     (["--top-k", "1"], "top-k must be >= 2"),
     (["--device", "cuda"], "no CUDA GPU"),
