@@ -121,9 +121,12 @@ def _load_series(path: str):
 @click.option("--max-gap", default=4, show_default=True, help="runs this close share the floor before the first")
 @click.option("--snr", default=10.0, show_default=True, help="… in which the amplitude grows to this × its floor")
 @click.option("--snr-doubling", default=30.0, show_default=True, help="… the same for periods 4, 8, 16")
-@click.option("--growth", default=2.0, show_default=True, help="… and to this × its own start (not a ring-down)")
+@click.option("--growth", default=2.0, show_default=True, help="… and to this × its chain's start (not a ring-down)")
 @click.option("--floor-window", default=1024, show_default=True, help="steps before the run that set the floor")
 @click.option("--window", default=8, show_default=True, help="steps of the trailing multiplier estimate")
+@click.option(
+    "--hold", default=128, show_default=True, help="iterates: first steps over which a bounce from the start is held"
+)
 @click.option("--max-period", default=16, show_default=True)
 @click.option("--chaos-window", default=64, show_default=True, help="chaos: steps per repeat test")
 @click.option("--repeat-tol", default=0.05, show_default=True, help="chaos: relative repeat error of no period")
@@ -153,6 +156,7 @@ def bifurcations(
     growth,
     floor_window,
     window,
+    hold,
     max_period,
     chaos_window,
     repeat_tol,
@@ -172,6 +176,7 @@ def bifurcations(
         growth=growth,
         floor_window=floor_window,
         window=window,
+        hold=hold,
         max_period=max_period,
         chaos_window=chaos_window,
         repeat_tol=repeat_tol,

@@ -240,7 +240,14 @@ def test_period_four_in_a_constructed_series():
 
 
 def test_bad_settings_are_refused():
-    for bad in (dict(max_period=12), dict(min_run=2), dict(window=1), dict(snr=float("nan")), dict(growth=0.5)):
+    for bad in (
+        dict(max_period=12),
+        dict(min_run=2),
+        dict(window=1),
+        dict(snr=float("nan")),
+        dict(growth=0.5),
+        dict(hold=16),
+    ):
         with pytest.raises(LandscapeError):
             Detector(**bad).validate()
 
