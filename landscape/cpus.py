@@ -24,7 +24,7 @@ def _quota(root: Path = CGROUP_ROOT, lines: list[str] | None = None) -> float | 
             lines = Path("/proc/self/cgroup").read_text().splitlines()
         except OSError:
             return None
-    best = None
+    best: float | None = None
     for line in lines:
         hid, ctrl, rel = line.split(":", 2)
         v2 = hid == "0" and ctrl == ""

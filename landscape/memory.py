@@ -68,7 +68,7 @@ def _cgroup_files(root: Path = CGROUP_ROOT, lines: list[str] | None = None) -> l
 def cgroup_room(root: Path = CGROUP_ROOT, lines: list[str] | None = None) -> int | None:
     """Bytes this process's cgroup may still allocate: the tightest limit of it and its parents
     less their usage; None where no limit is set or cgroups are not readable."""
-    best = None
+    best: int | None = None
     for folder, limit, usage in _cgroup_files(root, lines):
         for d in [folder, *folder.parents]:
             try:
