@@ -328,3 +328,29 @@ def test_a_lock_from_another_host_is_kept_until_broken(tmp_path, tiny_cfg):
     r = CliRunner().invoke(main, ["record", "--out", str(cut), "--overwrite", "-q", "--break-lock"])
     assert r.exit_code == 2 and "stop it first" in r.output, r.output
     assert lock.lock_file(cut).exists()
+
+
+def test_a_sweep_left_locked_by_a_dead_node_resumes_with_break_lock(tmp_path):
+    """SIGKILL mid-sweep, then the locks rewritten as a process on another host would have left
+    them (the node died): `sweep --resume` is refused naming --break-lock; with it, the sweep's
+    and the running batch's locks are taken over and the result equals an uninterrupted sweep."""
+    from landscape import lock
+
+    ref = tmp_path / "ref.zarr"
+    subprocess.run(CLI + ["sweep"] + SWEEP + ["--out", str(ref)], check=True, capture_output=True)
+    out = tmp_path / "killed.zarr"
+    proc = subprocess.Popen(
+        CLI + ["sweep"] + SWEEP + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for(lambda: attrs(out / "b001").get("steps_done", 0) >= 200)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    dead = json.dumps({"pid": 4242, "host": "node17.cluster", "start": "1", "time": 1.7e9})
+    for p in (out, out / "b001"):
+        lock.lock_file(p).write_text(dead)
+    r = subprocess.run(CLI + ["sweep", "--resume", str(out), "-q"], capture_output=True, text=True)
+    assert r.returncode == 2 and "node17.cluster" in r.stderr and "--break-lock" in r.stderr, r.stderr
+    r = subprocess.run(CLI + ["sweep", "--resume", str(out), "-q", "--break-lock"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "took over the lock of" in r.stderr
+    same(open_sweep(ref), open_sweep(out))
