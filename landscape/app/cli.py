@@ -192,6 +192,8 @@ def info(store):
             if st != "missing":
                 rs = RunStore.open(f"{store}/{n}")
                 extra = f"  {rs.steps_done}/{rs.config.steps} steps, {len(rs.config.replicas())} replicas"
+                div = len(diverged_lines(rs))
+                extra += f", {div} diverged" if div else ""
             click.echo(f"  {n}  {st}{extra}")
         return
     rs = RunStore.open(store)

@@ -130,3 +130,5 @@ def test_a_sweep_with_a_diverging_replica_completes_every_other(tmp_path):
                 assert np.isfinite(loss[cfg.replicas().index(rep)]).all()
             marked += d >= 0
     assert marked >= 2  # DMSE1 at η = 50, both seeds
+    info = CliRunner().invoke(main, ["info", str(out)]).output
+    assert "diverged" in info and all("complete" in line for line in info.splitlines() if line.startswith("  b"))
