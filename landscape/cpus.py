@@ -12,42 +12,29 @@ import math
 import os
 from pathlib import Path
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from . import cgroup
 
 
-def _quota(root: Path = CGROUP_ROOT, lines: list[str] | None = None) -> float | None:
+def _quota(root: Path = cgroup.ROOT, lines: list[str] | None = None) -> float | None:
     """Cores of CPU time the process's cgroup allows (v2 cpu.max, v1 cpu.cfs_quota_us /
     cpu.cfs_period_us), the tightest over it and its parents; None where unlimited. `lines`:
     /proc/self/cgroup's (read when None)."""
-    if lines is None:
-        try:
-            lines = Path("/proc/self/cgroup").read_text().splitlines()
-        except OSError:
-            return None
     best: float | None = None
-    for line in lines:
-        hid, ctrl, rel = line.split(":", 2)
-        v2 = hid == "0" and ctrl == ""
-        if not v2 and "cpu" not in ctrl.split(","):
-            continue
-        folder = root / rel.lstrip("/") if v2 else root / ctrl / rel.lstrip("/")
-        for d in [folder, *folder.parents]:
-            try:
-                if v2:
-                    q, p = (d / "cpu.max").read_text().split()
-                else:
-                    q, p = (d / "cpu.cfs_quota_us").read_text(), (d / "cpu.cfs_period_us").read_text()
-                if q.strip() not in ("max", "-1"):
-                    cores = int(q) / int(p)
-                    best = cores if best is None else min(best, cores)
-            except (OSError, ValueError, ZeroDivisionError):
-                pass
-            if d == root:
-                break
+    for d, v2 in cgroup.folders("cpu", root, lines):
+        try:
+            if v2:
+                q, p = (d / "cpu.max").read_text().split()
+            else:
+                q, p = (d / "cpu.cfs_quota_us").read_text(), (d / "cpu.cfs_period_us").read_text()
+            if q.strip() not in ("max", "-1"):
+                cores = int(q) / int(p)
+                best = cores if best is None else min(best, cores)
+        except (OSError, ValueError, ZeroDivisionError):
+            pass
     return best
 
 
-def usable_cpus(root: Path = CGROUP_ROOT, lines: list[str] | None = None) -> int:
+def usable_cpus(root: Path = cgroup.ROOT, lines: list[str] | None = None) -> int:
     """The CPUs this process may run on (its affinity), capped by its cgroup's CPU quota
     (rounded up: a quota of 1.5 cores keeps two threads busy part of the time); at least 1."""
     try:

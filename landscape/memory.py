@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import LandscapeError
+from . import LandscapeError, cgroup
 
 
 def available(device: str = "cpu") -> int | None:
@@ -42,45 +42,24 @@ def available(device: str = "cpu") -> int | None:
     return have if limit is None else min(have, limit)
 
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 NO_LIMIT = 2**60  # cgroup v1 writes "no limit" as a page-rounded 2**63
 
 
-def _cgroup_files(root: Path = CGROUP_ROOT, lines: list[str] | None = None) -> list[tuple[Path, str, str]]:
-    """(folder, limit file, usage file) of this process's memory cgroup: v2's memory.max and
-    memory.current, or v1's memory.limit_in_bytes and memory.usage_in_bytes. `lines`:
-    /proc/self/cgroup's (read when None)."""
-    out: list[tuple[Path, str, str]] = []
-    if lines is None:
-        try:
-            lines = Path("/proc/self/cgroup").read_text().splitlines()
-        except OSError:
-            return out
-    for line in lines:
-        hid, ctrl, rel = line.split(":", 2)
-        if hid == "0" and ctrl == "":
-            out.append((root / rel.lstrip("/"), "memory.max", "memory.current"))
-        elif "memory" in ctrl.split(","):
-            out.append((root / "memory" / rel.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes"))
-    return out
-
-
-def cgroup_room(root: Path = CGROUP_ROOT, lines: list[str] | None = None) -> int | None:
+def cgroup_room(root: Path = cgroup.ROOT, lines: list[str] | None = None) -> int | None:
     """Bytes this process's cgroup may still allocate: the tightest limit of it and its parents
-    less their usage; None where no limit is set or cgroups are not readable."""
+    less their usage (v2 memory.max − memory.current, v1 memory.limit_in_bytes −
+    memory.usage_in_bytes); None where no limit is set or cgroups are not readable."""
     best: int | None = None
-    for folder, limit, usage in _cgroup_files(root, lines):
-        for d in [folder, *folder.parents]:
-            try:
-                mx = (d / limit).read_text().strip()
-                cur = int((d / usage).read_text().strip())
-            except (OSError, ValueError):
-                continue
-            if mx != "max" and int(mx) < NO_LIMIT:
-                room = max(0, int(mx) - cur)
-                best = room if best is None else min(best, room)
-            if d == root:
-                break
+    for d, v2 in cgroup.folders("memory", root, lines):
+        limit, usage = ("memory.max", "memory.current") if v2 else ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        try:
+            mx = (d / limit).read_text().strip()
+            cur = int((d / usage).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if mx != "max" and int(mx) < NO_LIMIT:
+            room = max(0, int(mx) - cur)
+            best = room if best is None else min(best, room)
     return best
 
 
