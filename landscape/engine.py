@@ -49,6 +49,24 @@ def _scatter(res, idx: torch.Tensor, R: int):
     return replace(res, **out)
 
 
+def _nan_eig(R: int, k: int, n: int, dtype, device) -> EigResult:
+    """No eigenpairs for R replicas: NaN, not converged (diverged replicas, a failed solve)."""
+    nan = torch.full((R, k), float("nan"), dtype=dtype, device=device)
+    vecs = torch.full((R, k, n), float("nan"), dtype=dtype, device=device)
+    return EigResult(nan, vecs, nan.clone(), torch.zeros((R, k), dtype=torch.bool, device=device), 0)
+
+
+def _on_healthy(theta: torch.Tensor, compute, none):
+    """A per-replica result computed on the healthy replicas only and spread over all of them
+    (NaN, not converged, for the diverged ones): compute(idx) on θ[idx], none() when no
+    replica is healthy; None when all are, for the caller's own path."""
+    ok = healthy(theta)
+    if bool(ok.all()):
+        return None
+    idx = ok.nonzero().flatten()
+    return none() if idx.numel() == 0 else _scatter(compute(idx), idx, theta.shape[0])
+
+
 def _stack(parts: list[EigResult]) -> EigResult:
     """One batch's result from single-replica results (blocks dropped where their widths differ)."""
     cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
@@ -207,19 +225,25 @@ class ReplicaEngine:
         if v0 is not None and v0.dim() == 2:
             v0 = v0.unsqueeze(1)
         seeds = list(range(R)) if seeds is None else list(seeds)
-        ok = healthy(theta)
-        if not bool(ok.all()):  # diverged replicas cost no solver time: NaN, not converged
-            idx = ok.nonzero().flatten()
-            if idx.numel() == 0:
-                nan = torch.full((R, k), float("nan"), dtype=self.dtype, device=self.device)
-                return EigResult(nan, torch.full((R, k, n), float("nan"), dtype=self.dtype, device=self.device),
-                                 nan.clone(), torch.zeros((R, k), dtype=torch.bool, device=self.device), 0)  # fmt: skip
-            G = self.gamma(t) if G is None else G
-            sub = self.spectrum(
-                theta[idx], t, k, None if v0 is None else v0[idx], tol, max_iter, seed,
-                [seeds[i] for i in idx.tolist()], oversample, dense_below, G[idx],
-            )  # fmt: skip
-            return _scatter(sub, idx, R)
+        part = _on_healthy(  # diverged replicas cost no solver time
+            theta,
+            lambda idx: self.spectrum(
+                theta[idx],
+                t,
+                k,
+                None if v0 is None else v0[idx],
+                tol,
+                max_iter,
+                seed,
+                [seeds[i] for i in idx.tolist()],
+                oversample,
+                dense_below,
+                (self.gamma(t) if G is None else G)[idx],
+            ),
+            lambda: _nan_eig(R, k, n, self.dtype, self.device),
+        )
+        if part is not None:
+            return part
         op = self.hvp_block(theta, t, G)
         try:
             if n <= dense_below:
@@ -241,39 +265,51 @@ class ReplicaEngine:
             # a Hessian that overflows (θ finite but F's curvature beyond the dtype) fails the
             # batch's eigh: each replica alone then, the failing ones NaN and not converged
             if R == 1:
-                nan = torch.full((1, k), float("nan"), dtype=self.dtype, device=self.device)
-                vec = torch.full((1, k, n), float("nan"), dtype=self.dtype, device=self.device)
-                return EigResult(nan, vec, nan.clone(), torch.zeros((1, k), dtype=torch.bool, device=self.device), 0)
-            G = self.gamma(t) if G is None else G
+                return _nan_eig(1, k, n, self.dtype, self.device)
+            Gt = self.gamma(t) if G is None else G
             parts = [
                 self.spectrum(theta[r : r + 1], t, k, None if v0 is None else v0[r : r + 1], tol, max_iter, seed,
-                              seeds[r : r + 1], oversample, dense_below, G[r : r + 1])
+                              seeds[r : r + 1], oversample, dense_below, Gt[r : r + 1])
                 for r in range(R)
             ]  # fmt: skip
             return _stack(parts)
 
     def layer_spectrum(
-        self, theta: torch.Tensor, t: int, seeds=None, tol: float = 1e-3, max_iter: int = 100, seed: int = 0
+        self,
+        theta: torch.Tensor,
+        t: int,
+        seeds=None,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        seed: int = 0,
+        G: torch.Tensor | None = None,
     ) -> LayerSpectra:
         """The top eigenvalue of each layer's diagonal Hessian block (`blocks`), every replica
-        (NaN, not converged, for a diverged one)."""
+        (NaN, not converged, for a diverged one). G: Γ (R, C) at t if the caller has it."""
         seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
-        ok = healthy(theta)
-        if not bool(ok.all()):
-            idx = ok.nonzero().flatten()
-            if idx.numel() == 0:
-                names = tuple(name for name, _ in layer_blocks(self.param_map()))
-                nan = torch.full((theta.shape[0], len(names)), float("nan"), dtype=self.dtype, device=self.device)
-                return LayerSpectra(
-                    names, nan, nan.clone(), torch.zeros(nan.shape, dtype=torch.bool, device=self.device)
-                )
-            return _scatter(
-                self.layer_spectrum(theta[idx], t, [seeds[i] for i in idx.tolist()], tol, max_iter, seed),
-                idx,
-                theta.shape[0],
-            )
+
+        def none() -> LayerSpectra:
+            names = tuple(name for name, _ in layer_blocks(self.param_map()))
+            nan = torch.full((theta.shape[0], len(names)), float("nan"), dtype=self.dtype, device=self.device)
+            return LayerSpectra(names, nan, nan.clone(), torch.zeros(nan.shape, dtype=torch.bool, device=self.device))
+
+        part = _on_healthy(
+            theta,
+            lambda idx: self.layer_spectrum(
+                theta[idx],
+                t,
+                [seeds[i] for i in idx.tolist()],
+                tol,
+                max_iter,
+                seed,
+                (self.gamma(t) if G is None else G)[idx],
+            ),
+            none,
+        )
+        if part is not None:
+            return part
         return layer_top_eigs(
-            self.hvp_block(theta, t),
+            self.hvp_block(theta, t, G),
             layer_blocks(self.param_map()),
             seeds=seeds,
             n=theta.shape[1],
@@ -284,21 +320,24 @@ class ReplicaEngine:
             device=self.device,
         )
 
-    def trace(self, theta: torch.Tensor, t: int, samples: int = 64, seeds=None, seed: int = 0) -> TraceResult:
+    def trace(
+        self, theta: torch.Tensor, t: int, samples: int = 64, seeds=None, seed: int = 0, G: torch.Tensor | None = None
+    ) -> TraceResult:
         """Hutchinson's estimate of tr H_t(θ) per replica, with its standard error (`trace`);
-        NaN for a diverged replica."""
+        NaN for a diverged replica. G: Γ (R, C) at t if the caller has it."""
         seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
-        ok = healthy(theta)
-        if not bool(ok.all()):
-            idx = ok.nonzero().flatten()
-            R = theta.shape[0]
-            if idx.numel() == 0:
-                nan = torch.full((R,), float("nan"), dtype=self.dtype, device=self.device)
-                return TraceResult(nan, nan.clone(), samples)
-            sub = self.trace(theta[idx], t, samples, [seeds[i] for i in idx.tolist()], seed)
-            return _scatter(sub, idx, R)
+        nan = lambda: torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)  # noqa: E731
+        part = _on_healthy(
+            theta,
+            lambda idx: self.trace(
+                theta[idx], t, samples, [seeds[i] for i in idx.tolist()], seed, (self.gamma(t) if G is None else G)[idx]
+            ),
+            lambda: TraceResult(nan(), nan(), samples),
+        )
+        if part is not None:
+            return part
         return hutchinson_trace(
-            self.hvp_block(theta, t), seeds, theta.shape[1], samples, seed, dtype=self.dtype, device=self.device
+            self.hvp_block(theta, t, G), seeds, theta.shape[1], samples, seed, dtype=self.dtype, device=self.device
         )
 
 

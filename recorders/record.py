@@ -229,10 +229,10 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
                 warm, vecs = res.block, res.eigvecs
                 buf.eigval[:, nh], buf.eigres[:, nh], buf.eigconv[:, nh] = res.eigvals, res.residuals, res.converged
                 if cfg.layer_spectra:
-                    lr = engine.layer_spectrum(theta, s, seeds, cfg.eig_tol, cfg.eig_max_iter, seed=s)
+                    lr = engine.layer_spectrum(theta, s, seeds, cfg.eig_tol, cfg.eig_max_iter, seed=s, G=G_all[s - t])
                     buf.extra["layer_eigval"][:, nh], buf.extra["layer_eigres"][:, nh] = lr.eigvals, lr.residuals
                 if cfg.trace_samples:
-                    tr = engine.trace(theta, s, cfg.trace_samples, seeds, seed=s)
+                    tr = engine.trace(theta, s, cfg.trace_samples, seeds, seed=s, G=G_all[s - t])
                     buf.extra["trace"][:, nh], buf.extra["trace_se"][:, nh] = tr.estimate, tr.stderr
                 nh += 1
             if s % pe == 0:
