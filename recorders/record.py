@@ -258,7 +258,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, p
             fi, _ = first_instability(history[:, :b])
             live = diverged < 0  # a diverged replica is not waited for
             last = int(fi[live].max()) if live.any() and np.isfinite(fi[live]).all() else None
-            if (not live.any() or last is not None) and b >= (last or 0) + cfg.until_margin:
+            if np.isfinite(fi[live]).all() and b >= (last or 0) + cfg.until_margin:
                 store.set_attrs(
                     stopped=(
                         f"first instability of every replica (last at step {last}) + {cfg.until_margin} steps"
