@@ -400,9 +400,12 @@ def held_from_start(scalars, det: Detector = Detector()) -> int:
     return t0 + int(low[0]) if low.size else pn.size
 
 
-def _mark_held(evs: list[Event], held: int) -> list[Event]:
-    """Events that start inside the bounce a run starts with belong to it (unstable from the start)."""
-    return [Event(e.start, e.end, e.stride, True, e.established) if e.start < held else e for e in evs]
+def _iterate_events(scalars: np.ndarray, det: Detector) -> tuple[list[Event], bool]:
+    """The period-2 events of one replica's iterate scalars (N, 3), those that start inside a
+    bounce the run starts with marked as its (unstable from the start); and whether it has one."""
+    held = held_from_start(scalars, det)
+    evs = signal_events(iterate_signal(scalars), det)
+    return [Event(e.start, e.end, e.stride, True, e.established) if e.start < held else e for e in evs], held > 0
 
 
 def analyse_iterates(scalars, projections, period: int | None = None, det: Detector = Detector()) -> SeriesOnsets:
@@ -413,8 +416,8 @@ def analyse_iterates(scalars, projections, period: int | None = None, det: Detec
     fin = np.flatnonzero(np.isfinite(pj).any(axis=1))
     N = int(fin[-1]) + 1 if fin.size else 0
     sc, pj = sc[:N], pj[:N]
-    held = held_from_start(sc, det)
-    res = _levels(_mark_held(signal_events(iterate_signal(sc), det), held), pj, N, period, det)
+    evs, held = _iterate_events(sc, det)
+    res = _levels(evs, pj, N, period, det)
     if held and not res.unstable_from_start:  # held without an event: flagged all the same
         res = SeriesOnsets(res.onsets, res.first_instability, True, res.events)
     return res
@@ -428,10 +431,10 @@ def first_instability(scalars, det: Detector = Detector()) -> tuple[np.ndarray, 
     sc = np.asarray(scalars, dtype=np.float64)
     first, from_start = np.full(sc.shape[0], np.nan), np.zeros(sc.shape[0], dtype=bool)
     for r in range(sc.shape[0]):
-        held = held_from_start(sc[r], det)
-        evs = _episodes(_mark_held(signal_events(iterate_signal(sc[r]), det), held), det.min_run)
+        marked, held = _iterate_events(sc[r], det)
+        evs = _episodes(marked, det.min_run)
         later = [e for e in evs if not e.from_start]
         if later:
             first[r] = later[0].start
-        from_start[r] = bool(held) or any(e.from_start for e in evs)
+        from_start[r] = held or any(e.from_start for e in evs)
     return first, from_start
