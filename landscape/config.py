@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -143,9 +144,8 @@ class RunConfig:
             cols = list(zip(*self.replica_table))
             u = [tuple(dict.fromkeys(c)) for c in cols]  # each value once: its own checks below
             replace(self, replica_table=(), seeds=u[0], etas=u[1], amplitudes=u[2], periods=u[3]).validate()
-            rows = self.replicas()
-            if len(set(rows)) != len(rows):
-                r = next(r for r in rows if rows.count(r) > 1)
+            r = next((r for r, c in Counter(self.replicas()).items() if c > 1), None)
+            if r is not None:
                 bad(f"replica (seed {r.seed}, eta {r.eta:g}, A {r.amplitude:g}, T {r.period}) given twice")
         if any(not np.isfinite(e) or e <= 0 for e in self.etas):
             bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
@@ -162,7 +162,7 @@ class RunConfig:
                 ("amplitude", self.amplitudes),
                 ("period", self.periods),
             ):
-                dup = sorted({v for v in vals if list(vals).count(v) > 1})
+                dup = sorted(v for v, c in Counter(vals).items() if c > 1)
                 if dup:
                     bad(f"{name} {', '.join(f'{v:g}' for v in dup)} given twice: its replicas would be identical runs")
         if not (0 <= self.data_seed <= MAX_SEED and 0 <= self.val_seed <= MAX_SEED):
