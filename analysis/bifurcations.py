@@ -1,11 +1,11 @@
 """Instability and period-doubling onsets of saved runs (or of any 1-D series), with λ there.
 
-The criterion lives in `landscape.detector` (shared with the recorder's online early
+The criterion lives in `landscape.dynamics.detector` (shared with the recorder's online early
 stop); this module applies it to a store, per replica and per oscillation period of Γ,
 and reads λ1, λ2 at every instability onset on both branches of the bounce
 (`analysis.branches`): the values at the onset step t and at t + 1, and their mean.
 
-By default it reads the iterates (`landscape.iterates`: recorded, or replayed exactly for
+By default it reads the iterates (`landscape.dynamics.iterates`: recorded, or replayed exactly for
 a store from before they were recorded), because a bounce across a symmetric valley
 changes θ with period 2 and the loss with period 1; `variable='loss'` (or loss_static,
 train_acc) reads that 1-D series instead, as older versions did.
@@ -19,8 +19,8 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape.detector import LEVELS, Detector, analyse, analyse_iterates
-from landscape.replay import iterate_signals
+from landscape.dynamics.detector import LEVELS, Detector, analyse, analyse_iterates
+from landscape.runs.replay import iterate_signals
 
 from .branches import branches_recorded, branches_replay
 from .io import open_run, replica_coords
@@ -133,7 +133,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "iterate_signals": "replayed" if replayed else ("recorded" if variable == "iterates" else "not used"),
             "source": str(path),
             "lambda_source": source,
-            "criterion": "landscape.detector: the trailing multiplier of the second differences beyond −1, "
+            "criterion": "landscape.dynamics.detector: the trailing multiplier of the second differences beyond −1, "
             "with the alternating amplitude grown snr× its floor (docs/analysis.md)",
             "lambda": "branch mean of λ(θ_t) and λ(θ_{t+1}) at the onset t (analysis/branches.py)",
         },

@@ -21,7 +21,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from landscape.store import RunStore
+from landscape.store.run import RunStore
 
 
 def branches_replay(path, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from landscape.extras import require
+from landscape.machine.extras import require
 
 from .io import check_replica, open_run
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from landscape import LandscapeError, sweep_store
+from landscape import LandscapeError
+
+from landscape.store import sweep as sweep_store
 
 from .io import condition_dataset, conditions, mean_sem, open_run
 

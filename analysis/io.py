@@ -1,6 +1,6 @@
 """Reading run stores for analysis, and writing analysis results beside them.
 
-The analysis sees a store only through `landscape.store` (read-only) and writes its
+The analysis sees a store only through `landscape.store.run` (read-only) and writes its
 results as separate groups (in the run store or in an output store), never into
 the recorded arrays.
 """
@@ -14,9 +14,9 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape.config import RunConfig
-from landscape.integrity import require_intact
-from landscape.store import PER_STEP, REPLICA_COORDS, RunStore, consolidate, is_store
+from landscape.config.run import RunConfig
+from landscape.store.integrity import require_intact
+from landscape.store.run import PER_STEP, REPLICA_COORDS, RunStore, consolidate, is_store
 
 # the arrays every analysis reads whole; params and eigvec are read where needed
 ANALYSED = (*PER_STEP, "gamma", "eigval", "eigres", "eigconv")

@@ -13,8 +13,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from landscape import LandscapeError, memory
-from landscape.replay import params_at
+from landscape import LandscapeError
+
+from landscape.machine import memory
+from landscape.runs.replay import params_at
 
 from .io import check_replica, open_run
 

@@ -22,10 +22,10 @@ import scipy.sparse.linalg as sla
 import torch
 from torch import nn
 
-from landscape.data import spiral_dataset
-from landscape.engine import Engine
-from landscape.model import MLPSpec
-from landscape.perf import keep_freed_memory
+from landscape.problem.data import spiral_dataset
+from landscape.engines.mlp import Engine
+from landscape.problem.mlp import MLPSpec
+from landscape.machine.perf import keep_freed_memory
 
 A, T, ETA, EVERY = 70.0, 5000, 1.0, 50  # spectra at (t, t + 1) every EVERY steps
 

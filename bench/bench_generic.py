@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from examples.cnn import make  # noqa: E402
-from landscape.data import load_dataset  # noqa: E402
-from landscape.generic import ModuleEngine  # noqa: E402
-from landscape.schedule import gamma  # noqa: E402
+from landscape.problem.data import load_dataset  # noqa: E402
+from landscape.engines.module import ModuleEngine  # noqa: E402
+from landscape.problem.schedule import gamma  # noqa: E402
 
 A, T, ETA, EVERY = 10.0, 400, 0.5, 50
 

@@ -25,11 +25,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from landscape.config import RunConfig
-from landscape.data import spiral_dataset
-from landscape.engine import Engine
-from landscape.model import MLPSpec
-from landscape.perf import keep_freed_memory
+from landscape.config.run import RunConfig
+from landscape.problem.data import spiral_dataset
+from landscape.engines.mlp import Engine
+from landscape.problem.mlp import MLPSpec
+from landscape.machine.perf import keep_freed_memory
 
 A, T, ETA = 70.0, 5000, 1.0
 

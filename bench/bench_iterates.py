@@ -1,4 +1,4 @@
-"""The cost of recording the iterate signals (landscape.iterates): the recorder's steps with the
+"""The cost of recording the iterate signals (landscape.dynamics.iterates): the recorder's steps with the
 tracker against the same steps without it, per engine and batch size.
 
 The reference problem (spiral, 300 points, width 100, float64, DCE, A = 70, T = 5000, η = 1),
@@ -20,10 +20,10 @@ import time
 import numpy as np
 import torch
 
-from landscape.data import spiral_dataset
-from landscape.engine import Engine
-from landscape.iterates import Tracker
-from landscape.model import MLPSpec
+from landscape.problem.data import spiral_dataset
+from landscape.engines.mlp import Engine
+from landscape.dynamics.iterates import Tracker
+from landscape.problem.mlp import MLPSpec
 
 
 def _held_bytes(track: Tracker) -> int:

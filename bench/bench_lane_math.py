@@ -1,7 +1,7 @@
 """The fused step with glibc's vector math library (libmvec: exp, log, tanh a vector at a time)
 against the same step built with the scalar functions, in one process.
 
-Both builds of `landscape/fused_step.cpp` train the same replicas from the same θ0 and Γ(t);
+Both builds of `landscape/engines/fused_step.cpp` train the same replicas from the same θ0 and Γ(t);
 they alternate in every repeat; the ratio (scalar time ÷ vector time) is taken per repeat.
 The step's work per point is the hidden layer (∝ width) plus the loss end (3 `exp` and a `log`
 for the softmax losses) and, with tanh, a `tanh` per hidden unit: the vector functions matter
@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_peers import reset_peak, rss_mb  # noqa: E402
 
 from landscape import fused  # noqa: E402
-from landscape.data import spiral_dataset  # noqa: E402
-from landscape.engine import Engine  # noqa: E402
-from landscape.model import MLPSpec  # noqa: E402
+from landscape.problem.data import spiral_dataset  # noqa: E402
+from landscape.engines.mlp import Engine  # noqa: E402
+from landscape.problem.mlp import MLPSpec  # noqa: E402
 
 
 def engine(width: int, loss: str, act: str, eta: float, R: int, vector: bool) -> Engine:

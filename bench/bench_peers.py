@@ -4,7 +4,7 @@ Runners, all in this one process, from the same θ0 and the same Γ(t), one thre
 interleaved in every repeat (engine, engine --compile, torch.func ensemble compiled,
 JAX jit(vmap) + lax.scan):
 
-- `engine`: `landscape.engine.Engine.step` (eager), what `landscape record` runs;
+- `engine`: `landscape.engines.mlp.Engine.step` (eager), what `landscape record` runs;
 - `engine+compile`: the same step under `torch.compile` (`landscape record --compile`), the
   steps between two validation steps in one call (a scan, `Engine.steps`);
 - `engine+fused`: the hand-fused C++ step (`landscape record --fused`), the steps between two
@@ -42,10 +42,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from landscape.data import spiral_dataset
-from landscape.engine import Engine
-from landscape.model import MLPSpec
-from landscape.perf import keep_freed_memory
+from landscape.problem.data import spiral_dataset
+from landscape.engines.mlp import Engine
+from landscape.problem.mlp import MLPSpec
+from landscape.machine.perf import keep_freed_memory
 
 A, T, ETA = 70.0, 5000, 1.0
 ALL = ("engine", "engine+compile", "engine+fused", "torch.func+compile", "jax")

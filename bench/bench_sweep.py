@@ -21,10 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import ETA, EVERY, A, T, plain_loop  # noqa: E402
 
-from landscape.data import spiral_dataset  # noqa: E402
-from landscape.engine import Engine  # noqa: E402
-from landscape.model import MLPSpec  # noqa: E402
-from landscape.perf import keep_freed_memory  # noqa: E402
+from landscape.problem.data import spiral_dataset  # noqa: E402
+from landscape.engines.mlp import Engine  # noqa: E402
+from landscape.problem.mlp import MLPSpec  # noqa: E402
+from landscape.machine.perf import keep_freed_memory  # noqa: E402
 
 
 def engine_rates(data, R, dtype, device):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from landscape.detector import LEVELS, Detector, analyse, analyse_iterates  # noqa: E402
-from landscape.iterates import from_trajectory  # noqa: E402
+from landscape.dynamics.detector import LEVELS, Detector, analyse, analyse_iterates  # noqa: E402
+from landscape.dynamics.iterates import from_trajectory  # noqa: E402
 from tests.landscape import dynamical_systems as ds  # noqa: E402
 
 MAPS = {

@@ -4,7 +4,7 @@ export PYTHONPATH=$PWD
 nvidia-smi --query-gpu=name,memory.total --format=csv
 python3 - <<'PY'
 import torch, numpy as np, time
-from landscape.config import RunConfig
+from landscape.config.run import RunConfig
 from landscape.recorders import record
 import xarray as xr
 cfg = RunConfig(loss="dce", etas=(1.0, 0.5), seeds=(0, 1), steps=1000, chunk_steps=500, save_params_every=500)
@@ -14,7 +14,7 @@ b = xr.open_zarr(record(replace(cfg, device="cuda"), "/tmp/gpu.zarr"))
 print("loss max rel diff cpu/gpu", float(abs(a.loss - b.loss).max() / abs(a.loss).max()))
 print("eigval max rel diff cpu/gpu", float(abs(a.eigval - b.eigval).max() / abs(a.eigval).max()), "conv", bool(b.eigconv.all()))
 # dense check on GPU engine
-from tests.landscape.test_derivatives import dense_hessian
+from tests.landscape.engines.test_derivatives import dense_hessian
 eng = replace(cfg, device="cuda").engine(cfg.dataset())
 th = eng.advance(eng.spec.init([0, 1, 2, 3], device="cuda"), 0, 300)
 res = eng.spectrum(th, 300, 2, tol=1e-3, seeds=[0, 1, 2, 3])

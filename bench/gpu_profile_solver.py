@@ -3,10 +3,10 @@ import time
 
 import torch
 
-import landscape.eigen as eigen
-from landscape.data import spiral_dataset
-from landscape.engine import Engine
-from landscape.model import MLPSpec
+import landscape.curvature.eigen as eigen
+from landscape.problem.data import spiral_dataset
+from landscape.engines.mlp import Engine
+from landscape.problem.mlp import MLPSpec
 
 acc = collections.defaultdict(float)
 

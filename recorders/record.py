@@ -18,15 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from landscape import LandscapeError, lock
-from landscape.blocks import layer_blocks
-from landscape.config import RunConfig
-from landscape.detector import first_instability
-from landscape.engine import Engine, healthy
-from landscape.integrity import check
-from landscape.iterates import Tracker
-from landscape.perf import keep_freed_memory
-from landscape.store import ITERATE_ARRAYS, PER_STEP, RunStore, prepare_out
+from landscape import LandscapeError
+
+from landscape.store import lock
+from landscape.curvature.blocks import layer_blocks
+from landscape.config.run import RunConfig
+from landscape.dynamics.detector import first_instability
+from landscape.engines.mlp import Engine, healthy
+from landscape.store.integrity import check
+from landscape.dynamics.iterates import Tracker
+from landscape.machine.perf import keep_freed_memory
+from landscape.store.run import ITERATE_ARRAYS, PER_STEP, RunStore, prepare_out
 
 Progress = Callable[[int], None]  # called with the number of steps just done
 

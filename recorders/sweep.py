@@ -20,13 +20,15 @@ from pathlib import Path
 
 import torch
 
-from landscape import LandscapeError, lock, sweep_store
-from landscape.config import Replica, RunConfig
-from landscape.cpus import usable_cpus
-from landscape.extras import require
-from landscape.perf import keep_freed_memory
-from landscape.store import check_out
-from landscape.sweep_spec import SweepSpec
+from landscape import LandscapeError
+
+from landscape.store import lock, sweep as sweep_store
+from landscape.config.run import Replica, RunConfig
+from landscape.machine.cpus import usable_cpus
+from landscape.machine.extras import require
+from landscape.machine.perf import keep_freed_memory
+from landscape.store.run import check_out
+from landscape.config.sweep import SweepSpec
 
 from .record import record, resume
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from landscape.config import RunConfig
-from landscape.data import spiral_dataset
+from landscape.config.run import RunConfig
+from landscape.problem.data import spiral_dataset
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch.func import grad, jvp
 
-from landscape import losses
-from landscape.model import ACTIVATIONS, MLPSpec
+from landscape.problem import losses
+from landscape.problem.mlp import ACTIVATIONS, MLPSpec
 
 
 def forward(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,7 @@ def toml_blocks():
 
 @pytest.mark.parametrize("text", list(toml_blocks()))
 def test_toml_block_is_a_valid_sweep(text, tmp_path):
-    from landscape.sweep_spec import load_toml
+    from landscape.config.sweep import load_toml
 
     f = tmp_path / "sweep.toml"
     f.write_text(text)

@@ -16,9 +16,9 @@ from pathlib import Path
 import click
 
 from landscape import LandscapeError
-from landscape.config import RunConfig
-from landscape.knobs import knobs
-from landscape.sweep_spec import SweepSpec, load_toml, sweep_knobs
+from landscape.config.run import RunConfig
+from landscape.config.knobs import knobs
+from landscape.config.sweep import SweepSpec, load_toml, sweep_knobs
 
 from . import paper
 from .analyze import analyze, plot
@@ -59,8 +59,9 @@ main.add_command(plot)
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
 def record(out, overwrite, resume_path, rewind, quiet, break_lock, **knob_values):
     """Record training of one or many replicas into a Zarr store."""
-    from landscape import lock, recorders
-    from landscape.store import RunStore, check_out
+    from landscape import recorders
+    from landscape.store import lock
+    from landscape.store.run import RunStore, check_out
 
     settings = given(RUN_KNOBS, knob_values)
     if break_lock:
@@ -103,7 +104,7 @@ def record(out, overwrite, resume_path, rewind, quiet, break_lock, **knob_values
 
 
 def _break(path) -> None:
-    from landscape import lock
+    from landscape.store import lock
 
     h = lock.break_lock(path)
     if h is not None:
@@ -122,7 +123,7 @@ def diverged_lines(rs) -> list[str]:
 
 
 def _say_diverged(path) -> None:
-    from landscape.store import RunStore
+    from landscape.store.run import RunStore
 
     for line in diverged_lines(RunStore.open(path)):
         click.echo(line, err=True)
@@ -145,7 +146,7 @@ def _recording(out, bar, fn, *args, **kw):
 @user_errors()
 def check(store):
     """Read every chunk of a store (or of each batch of a sweep store) and report damage."""
-    from landscape import integrity, sweep_store
+    from landscape.store import integrity, sweep as sweep_store
 
     paths = [f"{store}/{n}" for n in sweep_store.index(store)[1]] if sweep_store.is_sweep(store) else [store]
     bad = 0
@@ -173,8 +174,8 @@ def check(store):
 @user_errors()
 def info(store):
     """Print what a store (or a sweep store) holds."""
-    from landscape import sweep_store
-    from landscape.store import RunStore
+    from landscape.store import sweep as sweep_store
+    from landscape.store.run import RunStore
 
     if sweep_store.is_sweep(store):
         spec_json, names = sweep_store.index(store)
@@ -257,7 +258,7 @@ def info(store):
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
 def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, quiet, break_lock, **knob_values):
     """Run a grid of recordings (loss × width × η × A × T × seeds) packed into batched replicas."""
-    from landscape import sweep_store
+    from landscape.store import sweep as sweep_store
     from landscape.recorders import sweep as sweeps
 
     settings = given(SWEEP_KNOBS, knob_values)
@@ -305,7 +306,7 @@ def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, q
         raise SystemExit(exit_status(exc)) from None
     click.echo(
         f"wrote {path} ({spec.num_runs()} runs in {len(batches)} batches); open with "
-        f"landscape.sweep_store.open_sweep('{path}')"
+        f"landscape.store.sweep.open_sweep('{path}')"
     )
 
 
@@ -319,7 +320,7 @@ def batch_eta(t0: float, done: int, total: int, started: int = 0) -> str:
 
 def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
     from landscape.recorders import sweep as sweeps
-    from landscape.store import nbytes
+    from landscape.store.run import nbytes
 
     groups: dict[tuple, list[int]] = {}
     for b in batches:

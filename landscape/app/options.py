@@ -1,6 +1,6 @@
 """Command-line options derived from the config dataclasses, and one-line user errors.
 
-Each knob of `RunConfig` / `SweepSpec` (`landscape.knobs`) becomes one click option with
+Each knob of `RunConfig` / `SweepSpec` (`landscape.config.knobs`) becomes one click option with
 default None, so a command knows which options were given; the defaults and help text
 are the dataclass's.
 """
@@ -15,7 +15,7 @@ import threading
 import click
 
 from landscape import LandscapeError
-from landscape.knobs import Knob, parse
+from landscape.config.knobs import Knob, parse
 
 
 def knob_options(knob_list: list[Knob]):

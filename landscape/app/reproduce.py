@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape import LandscapeError, sweep_store
-from landscape.sweep_spec import SweepSpec
+from landscape import LandscapeError
+
+from landscape.store import sweep as sweep_store
+from landscape.config.sweep import SweepSpec
 
 from . import paper
 

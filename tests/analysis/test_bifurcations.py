@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from landscape.analysis.bifurcations import LEVELS, detect
 from landscape.analysis.branches import branches_recorded, branches_replay
 from landscape.app.cli import main
-from landscape.config import RunConfig
+from landscape.config.run import RunConfig
 from landscape.recorders import record
-from landscape.replay import params_at
+from landscape.runs.replay import params_at
 from tests.landscape import dynamical_systems
-from tests.landscape.test_derivatives import dense_hessian
+from tests.landscape.engines.test_derivatives import dense_hessian
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
 
@@ -89,7 +89,7 @@ def test_dmse_instabilities_are_found_where_the_loss_misses_them(tmp_path, loss,
 def test_shipped_lambda_at_onset_is_both_branches_by_replay(shipped):
     """λ1 at the onset is read at θ_t and θ_{t+1} (replayed), checked here against dense
     Hessians of the replayed parameters, and their mean is near 2/η."""
-    from landscape.store import RunStore
+    from landscape.store.run import RunStore
 
     assert shipped.attrs["lambda_source"] == "replay"
     cfg = RunStore.open(SHIPPED).config

@@ -51,7 +51,7 @@ def test_centre_is_recorded_loss_and_curvature_is_lambda1(step):
 
 def iterates(step, follow):
     """θ_step … θ_{step+follow} of replica 0 by the engine's plain step loop from the saved vector."""
-    from landscape.store import RunStore
+    from landscape.store.run import RunStore
 
     cfg = RunStore.open(SHIPPED).config
     eng = cfg.engine(cfg.dataset(), [cfg.replicas()[0]])
@@ -68,7 +68,7 @@ def iterates(step, follow):
 
 def dense_hessian_at(theta, step):
     """The dense float64 Hessian of replica 0's F_step at θ (autograd, tests/reference.py)."""
-    from landscape.store import RunStore
+    from landscape.store.run import RunStore
     from tests import reference
 
     cfg = RunStore.open(SHIPPED).config

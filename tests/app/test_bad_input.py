@@ -236,7 +236,7 @@ def test_a_compiler_that_makes_nothing_is_named(tmp_path, monkeypatch):
     """CXX=true exits 0 and writes no library: one line naming it and how to choose another."""
     monkeypatch.setenv("CXX", "true")
     monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))
-    from landscape import fused
+    from landscape.engines import fused
 
     monkeypatch.setattr(fused, "_loaded", {})
     one_line_error(

@@ -6,8 +6,8 @@ import pytest
 
 from landscape.app.cli import RUN_KNOBS, SWEEP_KNOBS, record, sweep
 from landscape.app.options import given
-from landscape.config import RunConfig
-from landscape.sweep_spec import SweepSpec, spec_from_values
+from landscape.config.run import RunConfig
+from landscape.config.sweep import SweepSpec, spec_from_values
 
 
 def sample(k):

@@ -10,8 +10,8 @@ import xarray as xr
 from click.testing import CliRunner
 
 from landscape.app.cli import main
-from landscape.replay import params_at
-from landscape.store import RunStore
+from landscape.runs.replay import params_at
+from landscape.store.run import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--steps", "40", "--hessian-every", "10", "--save-params-every", "20", "--chunk-steps", "20", "-q"]
@@ -110,7 +110,7 @@ def test_a_raising_factory_and_images_without_a_model(tmp_path):
 def test_a_sweep_of_a_user_model(tmp_path):
     """`landscape sweep --model`: a grid of losses and η over the user's network, opened as one
     dataset, each batch equal to a plain `record` of its replicas (bit for bit)."""
-    from landscape.sweep_store import index, open_sweep
+    from landscape.store.sweep import index, open_sweep
 
     f = tmp_path / "mynet.py"
     shutil.copy(ROOT / "examples" / "cnn.py", f)

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from landscape.analysis.first_instability import first_instabilities, summarize
 from landscape.app.cli import main
-from landscape.config import RunConfig
+from landscape.config.run import RunConfig
 from landscape.recorders import record, resume
 from landscape.recorders.sweep import sweep
-from landscape.sweep_spec import SweepSpec
+from landscape.config.sweep import SweepSpec
 
 # DMSE1 at η = 50 overflows within a few steps (F non-finite at step 6 at width 20); η = 0.05 trains
 BASE = RunConfig(

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape import store
-from landscape.sweep_store import open_sweep
+from landscape.store import run as store
+from landscape.store.sweep import open_sweep
 from tests.recorders.test_record import assert_same_recording
 from tests.recorders.test_sweep import same
 
@@ -308,7 +308,7 @@ def test_a_lock_from_another_host_is_kept_until_broken(tmp_path, tiny_cfg):
     on this machine is never broken."""
     from click.testing import CliRunner
 
-    from landscape import lock
+    from landscape.store import lock
     from landscape.app.cli import main
     from landscape.recorders import record
 
@@ -334,7 +334,7 @@ def test_a_sweep_left_locked_by_a_dead_node_resumes_with_break_lock(tmp_path):
     """SIGKILL mid-sweep, then the locks rewritten as a process on another host would have left
     them (the node died): `sweep --resume` is refused naming --break-lock; with it, the sweep's
     and the running batch's locks are taken over and the result equals an uninterrupted sweep."""
-    from landscape import lock
+    from landscape.store import lock
 
     ref = tmp_path / "ref.zarr"
     subprocess.run(CLI + ["sweep"] + SWEEP + ["--out", str(ref)], check=True, capture_output=True)

@@ -9,9 +9,11 @@ import pytest
 import torch
 import xarray as xr
 
-from landscape import LandscapeError, store
+from landscape import LandscapeError
+
+from landscape.store import run as store
 from landscape.recorders import record, resume
-from landscape.replay import params_at
+from landscape.runs.replay import params_at
 
 COMPARED = (
     "loss",
@@ -56,7 +58,7 @@ def test_store_opens_in_xarray_with_named_dimensions(tmp_path, tiny_cfg):
     assert set(ds.attrs["versions"]) >= {"torch", "zarr", "xarray", "landscape"}
     assert ds.eigconv.values.all() and (ds.eigres <= 1e-3 * abs(ds.eigval.isel(eig=0))).all()
     # the spectra are those of the loss at θ_t (checked against the stored parameters)
-    from landscape.config import RunConfig
+    from landscape.config.run import RunConfig
 
     c = RunConfig.from_json(ds.attrs["config"])
     eng = c.engine(c.dataset())
@@ -90,7 +92,7 @@ def test_replay_reproduces_saved_parameters(tmp_path, tiny_cfg):
 def test_exception_mid_run_marks_failed_and_resume_completes(tmp_path, tiny_cfg, fused):
     """A crash keeps the flushed steps; the resume completes the store bit-identically to an
     uninterrupted run (for the fused step too: its arithmetic does not depend on the cutting)."""
-    from landscape import fused as fused_mod
+    from landscape.engines import fused as fused_mod
 
     if fused and fused_mod.compiler() is None:
         pytest.skip("no C++ compiler on this machine")
@@ -164,7 +166,7 @@ def test_disk_full_at_creation_leaves_nothing(tmp_path, tiny_cfg, monkeypatch):
 
 
 def test_resume_refuses_changed_data(tmp_path, tiny_cfg):
-    from landscape.data import save_dataset, spiral_dataset
+    from landscape.problem.data import save_dataset, spiral_dataset
 
     f = tmp_path / "d.npz"
     save_dataset(spiral_dataset(10, seed=0, val_seed=1), f)
@@ -184,8 +186,8 @@ def test_layer_spectra_and_trace_are_recorded_resumed_and_checkable(tmp_path, ti
     own computation at the stored θ, bounded by λ1, and kept through a crash and resume."""
     import torch
 
-    from landscape.config import RunConfig
-    from landscape.integrity import check
+    from landscape.config.run import RunConfig
+    from landscape.store.integrity import check
     from tests import reference
 
     cfg = replace(tiny_cfg, layer_spectra=True, trace_samples=8, depth=2, hessian_every=50)
@@ -251,8 +253,8 @@ def test_compiled_or_fused_recording_tracks_the_eager_one_and_replays(tmp_path, 
     the eager recording in float64; its segments (cut at every 20th step for validation, at
     the spectra and saves) are replayed through the same step cut into other segments, bit
     for bit."""
-    from landscape import fused
-    from landscape.config import RunConfig
+    from landscape.engines import fused
+    from landscape.config.run import RunConfig
 
     if how == "fused" and fused.compiler() is None:
         pytest.skip("no C++ compiler on this machine")
@@ -329,7 +331,7 @@ def test_threads_knob_sets_the_recorders_threads_and_changes_nothing_else(tmp_pa
 def test_segments_cut_at_every_event_and_only_there(every, pe, chunk, steps):
     """The recorder's segments tile each chunk; each starts at the chunk's start, a spectrum,
     a saved θ, a validation step or the last step, and no such event lies inside one."""
-    from landscape.config import RunConfig
+    from landscape.config.run import RunConfig
     from recorders.record import _segments
 
     cfg = RunConfig(steps=steps, hessian_every=2, save_params_every=pe, chunk_steps=chunk, eval_every=every)

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from landscape.analysis.bifurcations import detect
 from landscape.app.cli import main
 from landscape.recorders.sweep import plan, sweep
-from landscape.replay import params_at
-from landscape.sweep_spec import SweepSpec
-from landscape.sweep_store import open_sweep
+from landscape.runs.replay import params_at
+from landscape.config.sweep import SweepSpec
+from landscape.store.sweep import open_sweep
 
 TINY = dict(
     losses=("dce", "dmse2"),
@@ -69,7 +69,7 @@ def test_grid_view_selects_by_value(tmp_path):
     one = ds.sel(loss_name="dce", eta=0.5, seed=1).squeeze()
     assert one.loss.dims == ("step",) and np.isfinite(one.loss.values).all()
     # the same run recorded alone gives the same numbers
-    from landscape.config import RunConfig
+    from landscape.config.run import RunConfig
     from landscape.recorders import record
 
     alone = record(
@@ -134,7 +134,7 @@ def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_pa
     # the offline analysis of the stopped store agrees with the online stop
     np.testing.assert_array_equal(detect(b).first_instability.values, fi)
     # and stopping early changed nothing that was recorded: a run of exactly `done` steps is the same
-    from landscape.config import RunConfig
+    from landscape.config.run import RunConfig
     from landscape.recorders import record
 
     full_cfg = RunConfig.from_json(attrs["config"])

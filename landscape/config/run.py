@@ -1,0 +1,349 @@
+"""The configuration of a recording: every knob, its validation, and the replica grid.
+
+A recording is the product seeds × η × A × T of replicas sharing loss, data and
+network; the config is stored whole in the store's attributes, so a store alone
+is enough to rebuild its engine (replay, resume, analysis).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from landscape import LandscapeError
+
+from landscape.machine import memory
+from landscape.problem.data import Dataset, load_dataset, spiral_dataset
+from landscape.config.knobs import knob
+from landscape.problem.losses import LOSSES
+from landscape.problem.mlp import ACTIVATIONS, MLPSpec
+from landscape.problem.schedule import SHAPES, static_start
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+UNTIL = ("end", "first-instability")
+# bounds where the code needs them: seeds feed NumPy's legacy seeding (32 bits); steps and
+# periods index int64 arrays and float64 phases (exact to 2**53); torch's thread pool crashes
+# far beyond the cores a machine has; a probe costs a Hessian-vector product
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 10**12
+MAX_THREADS = 1024
+MAX_PROBES = 100_000
+
+
+class Replica(NamedTuple):
+    """One row of the replica table: what differs between the replicas of a batch."""
+
+    seed: int
+    eta: float
+    amplitude: float
+    period: int
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every knob of a recording. Command-line options (`landscape record`, `landscape sweep`)
+    and TOML keys are derived from these fields; `validate` is the one place that checks them."""
+
+    loss: str = knob("dce", f"loss: {', '.join(LOSSES)}")
+    etas: tuple = knob((1.0,), "learning rate(s) eta", flag="eta", item=float)
+    amplitudes: tuple = knob(
+        (70.0,), "amplitude(s) A of Γ (A = 1: the static loss)", flag="amplitude", short="A", item=float
+    )
+    periods: tuple = knob((5000,), "period(s) T of Γ in steps", flag="period", short="T", item=int)
+    seeds: tuple = knob((0,), "seeds: a count '5' (0..4), a list '3,7' or a range '0-9'", item=int, parse="seeds")
+    width: int = knob(100, "hidden width")
+    depth: int = knob(1, "hidden layers")
+    activation: str = knob("relu", f"activation: {', '.join(ACTIVATIONS)}")
+    steps: int = knob(10000, "training steps")
+    hessian_every: int = knob(50, "a spectrum every this many steps")
+    hessian_pairs: bool = knob(True, "spectra at t and t + 1 (both branches of a period-2 bounce)")
+    top_k: int = knob(2, "Hessian eigenpairs per spectrum")
+    eig_tol: float = knob(1e-3, "eigensolver relative residual tolerance")
+    eig_max_iter: int = knob(100, "eigensolver Krylov dimension limit")
+    eig_oversample: int = knob(1, "guard vectors beyond top-k in the solver's block")
+    eig_dense_below: int = knob(
+        0,
+        "spectra from the whole Hessian (n products and one eigh: exact) for networks of at most this many "
+        "parameters; faster than the Krylov solver for a few dozen (docs/performance.md); 0: never",
+    )
+    layer_spectra: bool = knob(False, "also the top eigenvalue of each layer's Hessian block at the spectrum steps")
+    trace_samples: int = knob(0, "Hutchinson probes for the Hessian trace at the spectrum steps (0: no trace)")
+    save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
+    chunk_steps: int = knob(1000, "flush interval in steps (a crash loses at most this many)")
+    gamma_shape: str = knob("triangle", f"shape of Γ(t): {', '.join(SHAPES)}")
+    static_last: bool = knob(False, "A = 1 in the last oscillation (accuracy at the static loss)")
+    dtype: str = knob("float64", f"floating point type: {', '.join(DTYPES)}")
+    eval_every: int = knob(1, "validation accuracy every this many steps and at the last (NaN between)")
+    compile: bool = knob(
+        False,
+        "compile the built-in MLP's step with torch.compile (inductor; on a CPU the steps between two spectra, "
+        "saves or validation steps run as one call, so use it with --eval-every; 1.3–3.8× the eager step at "
+        "width 100 after 7–20 s of compiling; trajectories agree with the eager step to rounding, not bit for bit)",
+    )
+    fused: bool = knob(
+        False,
+        "run the built-in one-hidden-layer MLP's step as one hand-fused C++ loop on the CPU (built on first use "
+        "with the machine's C++ compiler, ≈ 1 s per loss and dtype): 8–40× the eager step; trajectories agree with "
+        "the eager step to rounding, not bit for bit; use with --eval-every",
+    )
+    device: str = knob("cpu", "cpu, cuda or cuda:N")
+    threads: int = knob(
+        1,
+        "CPU threads of the recording process (0: torch's default, all cores); one thread is 1.4× slower on an "
+        "idle 2-core CPU but 3–11× faster than two when another process is busy (bench/bench_threads.py)",
+    )
+    data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
+    until: str = knob("end", "end, or first-instability (stop once every replica has shown one)")
+    until_margin: int = knob(200, "steps recorded after the last replica's first instability")
+    model: str | None = knob(
+        None,
+        "your network: PKG.MODULE:FACTORY or FILE.py:FACTORY, make(seed, **model-args) -> nn.Module "
+        "[default: the built-in MLP of --width/--depth/--activation]",
+    )
+    model_args: tuple = knob((), "key=value arguments for the model factory", flag="model-arg", item=str)
+    n_per_class: int = knob(100, "spiral points per class")
+    data_seed: int = knob(0, "seed of the spiral's training points")
+    val_seed: int = knob(1, "seed of the spiral's validation points")
+    # explicit rows (a sweep's batch); overrides the product seeds × etas × amplitudes × periods
+    replica_table: tuple[Replica, ...] = ()
+    extra: dict = field(default_factory=dict)  # free-form metadata, stored with the config
+
+    def __post_init__(self):
+        rows = tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in self.replica_table)
+        object.__setattr__(self, "replica_table", rows)
+        if self.data and not Path(self.data).is_absolute():  # a store must not depend on the cwd
+            object.__setattr__(self, "data", str(Path(self.data).resolve()))
+        if self.model and ".py:" in self.model and not Path(self.model.split(":")[0]).is_absolute():
+            path, name = self.model.rsplit(":", 1)
+            object.__setattr__(self, "model", f"{Path(path).resolve()}:{name}")
+
+    # --- validation -------------------------------------------------------------------
+    def validate(self) -> RunConfig:
+        """Raise LandscapeError with one clear line for the first bad value."""
+
+        def bad(msg):
+            raise LandscapeError(msg)
+
+        if self.loss not in LOSSES:
+            bad(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
+        for name, vals in (
+            ("eta", self.etas),
+            ("amplitude", self.amplitudes),
+            ("period", self.periods),
+            ("seed", self.seeds),
+        ):
+            if len(vals) == 0:
+                bad(f"no value given for {name}")
+        if self.replica_table:
+            cols = list(zip(*self.replica_table))
+            u = [tuple(dict.fromkeys(c)) for c in cols]  # each value once: its own checks below
+            replace(self, replica_table=(), seeds=u[0], etas=u[1], amplitudes=u[2], periods=u[3]).validate()
+            r = next((r for r, c in Counter(self.replicas()).items() if c > 1), None)
+            if r is not None:
+                bad(f"replica (seed {r.seed}, eta {r.eta:g}, A {r.amplitude:g}, T {r.period}) given twice")
+        if any(not np.isfinite(e) or e <= 0 for e in self.etas):
+            bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
+        if any(not np.isfinite(a) or a < 1 for a in self.amplitudes):
+            bad(f"amplitude A must be >= 1 (A = 1 is the static loss), got {', '.join(map(str, self.amplitudes))}")
+        if any(int(T) != T or not 2 <= T <= MAX_STEPS for T in self.periods):
+            bad(f"period T must be an integer from 2 to {MAX_STEPS:.0e}, got {', '.join(map(str, self.periods))}")
+        if any(int(s) != s or not 0 <= s <= MAX_SEED for s in self.seeds):
+            bad(f"seeds must be integers from 0 to {MAX_SEED} (2**32 − 1)")
+        if not self.replica_table:  # a repeated value makes identical replicas
+            for name, vals in (
+                ("seed", self.seeds),
+                ("eta", self.etas),
+                ("amplitude", self.amplitudes),
+                ("period", self.periods),
+            ):
+                dup = sorted(v for v, c in Counter(vals).items() if c > 1)
+                if dup:
+                    bad(f"{name} {', '.join(f'{v:g}' for v in dup)} given twice: its replicas would be identical runs")
+        if not (0 <= self.data_seed <= MAX_SEED and 0 <= self.val_seed <= MAX_SEED):
+            bad(f"data-seed and val-seed must be integers from 0 to {MAX_SEED} (2**32 − 1)")
+        if self.width < 1:
+            bad(f"width must be >= 1, got {self.width}")
+        if self.depth < 1:
+            bad(f"depth must be >= 1, got {self.depth}")
+        if self.activation not in ACTIVATIONS:
+            bad(f"unknown activation '{self.activation}'; choose one of {', '.join(ACTIVATIONS)}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            bad(f"steps must be from 1 to {MAX_STEPS:.0e}, got {self.steps}")
+        if self.top_k < 2:
+            bad(f"top-k must be >= 2, got {self.top_k}")
+        if not (np.isfinite(self.eig_tol) and 0 < self.eig_tol < 1) or self.eig_max_iter < self.top_k:
+            bad("eig-tol must be between 0 and 1 (exclusive) and eig-max-iter >= top-k")
+        if self.eig_oversample < 0:
+            bad(f"eig-oversample must be >= 0, got {self.eig_oversample}")
+        if self.trace_samples < 0 or self.trace_samples == 1 or self.trace_samples > MAX_PROBES:
+            bad(
+                f"trace-samples must be 0 (off) or from 2 (a standard error needs two) to {MAX_PROBES}, "
+                f"got {self.trace_samples}"
+            )
+        if self.hessian_every < 1:
+            bad(f"hessian-every must be >= 1, got {self.hessian_every}")
+        if self.save_params_every < 1 or self.save_params_every % self.hessian_every:
+            bad(
+                f"save-params-every ({self.save_params_every}) must be a positive multiple of hessian-every "
+                f"({self.hessian_every}), "
+                "so every saved parameter vector has its eigenvectors"
+            )
+        if self.chunk_steps < 1 or self.chunk_steps % self.hessian_every:
+            bad(f"chunk-steps ({self.chunk_steps}) must be a positive multiple of hessian-every ({self.hessian_every})")
+        if self.gamma_shape not in SHAPES:
+            bad(f"unknown gamma shape '{self.gamma_shape}'; choose one of {', '.join(SHAPES)}")
+        if self.dtype not in DTYPES:
+            bad(f"dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
+        self.check_device()
+        if self.until not in UNTIL:
+            bad(f"until must be one of {', '.join(UNTIL)}, got '{self.until}'")
+        if self.until_margin < 0:
+            bad("until-margin must be >= 0")
+        if self.n_per_class < 2:
+            bad("n-per-class must be >= 2")
+        if not 0 <= self.threads <= MAX_THREADS:
+            bad(f"threads must be from 0 (torch's default) to {MAX_THREADS}, got {self.threads}")
+        if self.model_args and not self.model:
+            bad("--model-arg goes with --model (the built-in MLP takes --width, --depth, --activation)")
+        if not 0 <= self.eig_dense_below <= 4096:
+            bad(f"eig-dense-below must be between 0 and 4096 (R × n² numbers), got {self.eig_dense_below}")
+        if self.eval_every < 1:
+            bad(f"eval-every must be >= 1, got {self.eval_every}")
+        if self.compile and self.model:
+            bad("--compile applies to the built-in MLP only (a --model runs through torch.func)")
+        if self.fused:
+            if self.model:
+                bad("--fused applies to the built-in MLP only (a --model runs through torch.func)")
+            from landscape.engines.fused import refuse
+
+            refuse(self.depth, self.compile)
+            if torch.device(self.device).type != "cpu":
+                bad("--fused runs on the CPU only (use --compile on a GPU)")
+        return self
+
+    def check_device(self):
+        try:
+            dev = torch.device(self.device)
+        except RuntimeError:
+            raise LandscapeError(f"unknown device '{self.device}'; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise LandscapeError(
+                    f"device '{self.device}' asked for, but this machine has no CUDA GPU (torch {torch.__version__})"
+                )
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise LandscapeError(f"device '{self.device}' does not exist: {torch.cuda.device_count()} GPU(s) here")
+        elif dev.type != "cpu":
+            raise LandscapeError(f"unsupported device '{self.device}'; use cpu or cuda")
+
+    # --- derived ------------------------------------------------------------------------
+    def hessian_steps(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Steps in [start, stop) whose spectrum is recorded: every `hessian_every`-th step and,
+        with `hessian_pairs`, the step after it. On a period-2 bounce λ1(θ_t) alternates between
+        two branches from step to step; a pair samples both, whatever the parity of t."""
+        stop = self.steps if stop is None else min(stop, self.steps)
+        he = self.hessian_every
+        lo = max(start - 1, 0) if self.hessian_pairs else start  # a pair may begin just before start
+        sites = np.arange(-(-lo // he) * he, stop, he, dtype=np.int64)
+        steps = np.union1d(sites, sites + 1) if self.hessian_pairs else sites
+        return steps[(steps >= start) & (steps < stop)]
+
+    def replicas(self) -> tuple[Replica, ...]:
+        """The replica table: `replica_table` if given (a sweep's batch), else the product
+        seeds × etas × amplitudes × periods."""
+        rows = self.replica_table or itertools.product(self.seeds, self.etas, self.amplitudes, self.periods)
+        return tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in rows)
+
+    def check_fits(self, data: Dataset | None = None):
+        """What validate cannot see without the data: the memory the recording needs (on the
+        spiral's dimensions before it is drawn, when data is None) and top-k within the network."""
+        if data is None:
+            memory.require_recording(self)
+            return
+        if self.model:
+            from landscape.problem.usermodel import check_model
+
+            n = check_model(self.factory(), data.X, data.num_classes)  # builds the model once
+        else:
+            n = self.spec(data).num_params
+        memory.require_recording(self, data.input_dim, data.num_classes, data.X.shape[0], n)
+        if self.top_k + self.eig_oversample > n:
+            raise LandscapeError(
+                f"top-k ({self.top_k}) + eig-oversample ({self.eig_oversample}) exceeds the "
+                f"network's {n} parameters"
+            )
+
+    def dataset(self) -> Dataset:
+        if self.data:
+            return load_dataset(self.data)
+        return spiral_dataset(self.n_per_class, 3, self.data_seed, self.val_seed)
+
+    def spec(self, data: Dataset) -> MLPSpec:
+        """The built-in MLP for these data (2-D inputs)."""
+        if data.X.ndim != 2:
+            raise LandscapeError(
+                f"the built-in MLP takes 2-D inputs (samples × features), the data have shape "
+                f"{data.X.shape}; give --model for your own network"
+            )
+        return MLPSpec(data.input_dim, self.width, data.num_classes, self.depth, self.activation)
+
+    def num_params(self, data: Dataset) -> int:
+        if self.model:
+            return sum(p.numel() for p in self.factory()(0).parameters())
+        return self.spec(data).num_params
+
+    def factory(self):
+        """`seed -> nn.Module` from `model` and `model_args` (landscape.problem.usermodel)."""
+        from landscape.problem.usermodel import load_factory
+
+        return load_factory(self.model, self.model_args)
+
+    def engine(self, data: Dataset, replicas: Sequence[Replica] | None = None):
+        """The engine for these replicas (default: all of the table): the fast MLP engine, or
+        the generic torch.func engine for a user's model."""
+        from landscape.engines.mlp import Engine
+
+        reps = self.replicas() if replicas is None else replicas
+        static = [static_start(self.steps, r.period) for r in reps] if self.static_last else None
+        common: dict[str, Any] = dict(
+            data=data,
+            loss=self.loss,
+            eta=[r.eta for r in reps],
+            amplitude=[r.amplitude for r in reps],
+            period=[r.period for r in reps],
+            static_from=static,
+            gamma_shape=self.gamma_shape,
+            dtype=DTYPES[self.dtype],
+            device=self.device,
+        )
+        if self.model:
+            from landscape.engines.module import ModuleEngine
+
+            return ModuleEngine(self.factory(), [r.seed for r in reps], **common)
+        return Engine(self.spec(data), **common, compile=self.compile, fused=self.fused)
+
+    # --- (de)serialisation ------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise LandscapeError(f"stored config has unknown keys: {', '.join(sorted(unknown))}")
+        for k in ("etas", "amplitudes", "periods", "seeds"):
+            raw[k] = tuple(raw[k])
+        raw.setdefault("hessian_pairs", False)  # stores written before pairs existed
+        raw.setdefault("eig_oversample", 1)
+        raw["model_args"] = tuple(raw.get("model_args", ()))
+        return cls(**raw)

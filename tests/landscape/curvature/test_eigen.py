@@ -1,0 +1,342 @@
+"""Batched Lanczos against numpy/scipy on known matrices and on dense float64 Hessians."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+import xarray as xr
+
+from landscape.curvature.eigen import lanczos_topk, topk_eigs
+from landscape.engines.mlp import Engine
+from landscape.problem.mlp import MLPSpec
+from tests.landscape.engines.test_derivatives import dense_hessian
+
+
+def random_sym(R, n, seed):
+    rng = np.random.RandomState(seed)
+    mats = []
+    for _ in range(R):
+        Q, _ = np.linalg.qr(rng.randn(n, n))
+        ev = np.concatenate([[12.0, 9.0, 7.5], rng.uniform(-3, 3, n - 3)])
+        mats.append(Q @ np.diag(ev) @ Q.T)
+    return torch.tensor(np.stack(mats))
+
+
+def test_lanczos_on_known_spectra():
+    A = random_sym(4, 60, 0)
+    mv = lambda V: torch.einsum("rij,rj->ri", A, V)
+    v0 = torch.randn(4, 60, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    res = lanczos_topk(mv, v0, k=3, tol=1e-10, max_iter=60)
+    for r in range(4):
+        w, U = scipy.linalg.eigh(A[r].numpy())
+        np.testing.assert_allclose(res.eigvals[r].numpy(), w[::-1][:3], rtol=1e-9)
+        for i in range(3):
+            assert abs(res.eigvecs[r, i].numpy() @ U[:, -1 - i]) == pytest.approx(1, abs=1e-8)
+    # residuals are the true ones and the flags agree with them
+    true = (torch.einsum("rij,rkj->rki", A, res.eigvecs) - res.eigvals[..., None] * res.eigvecs).norm(dim=-1)
+    torch.testing.assert_close(res.residuals, true, rtol=1e-6, atol=1e-12)
+    assert bool(res.converged.all())
+
+
+def test_early_stop_reports_unconverged():
+    A = random_sym(2, 80, 1)
+    mv = lambda V: torch.einsum("rij,rj->ri", A, V)
+    res = lanczos_topk(mv, torch.ones(2, 80, dtype=torch.float64), k=2, tol=1e-12, max_iter=6)
+    assert res.iterations == 6 and not bool(res.converged.all())  # two blocks of k + 1
+    true = (torch.einsum("rij,rkj->rki", A, res.eigvecs) - res.eigvals[..., None] * res.eigvecs).norm(dim=-1)
+    torch.testing.assert_close(res.residuals, true, rtol=1e-6, atol=1e-12)
+
+
+def test_invariant_start_subspace_restarts():
+    A = torch.diag(torch.arange(1.0, 21.0, dtype=torch.float64)).unsqueeze(0)
+    mv = lambda V: torch.einsum("rij,rj->ri", A, V)
+    v0 = torch.zeros(1, 20, dtype=torch.float64)
+    v0[0, 3] = 1.0  # an eigenvector: the Krylov space closes after one step
+    res = lanczos_topk(mv, v0, k=2, tol=1e-10, max_iter=20)
+    np.testing.assert_allclose(res.eigvals[0].numpy(), [20.0, 19.0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("loss", ["dce", "dmse1", "dmse2"])
+def test_spectrum_matches_dense_hessian(small_data, loss):
+    spec = MLPSpec(2, 10, 3)
+    R = 3
+    eng = Engine(spec, small_data, loss, [1.0] * R, [10.0] * R, [60] * R)
+    theta = spec.init(range(R))
+    theta = eng.advance(theta, 0, 40)  # somewhere along a trajectory
+    t = 40
+    res = eng.spectrum(theta, t, k=2, tol=1e-9, max_iter=200)
+    vector_checks = 0
+    for r in range(R):
+        H = dense_hessian(eng, theta, t, r).numpy()
+        w, U = scipy.linalg.eigh(H)
+        np.testing.assert_allclose(res.eigvals[r].numpy(), w[::-1][:2], rtol=1e-8)
+        V = res.eigvecs[r].numpy().T
+        # every pair is an eigenpair of the dense Hessian, degenerate or not
+        np.testing.assert_allclose(H @ V, V * res.eigvals[r].numpy(), atol=1e-7 * w[-1])
+        # and it is the eigenvector scipy finds wherever the eigenvalue is isolated
+        gaps = [w[-1] - w[-2], min(w[-1] - w[-2], w[-2] - w[-3])]
+        for i in range(2):
+            if gaps[i] > 1e-3 * w[-1]:
+                vector_checks += 1
+                assert abs(V[:, i] @ U[:, -1 - i]) == pytest.approx(1, abs=1e-6)
+    assert bool(res.converged.all())
+    if loss == "dce":  # CE Hessians have isolated top eigenvalues here: the check must have run
+        assert vector_checks >= 2
+
+
+def test_warm_start_needs_fewer_products(small_data):
+    spec = MLPSpec(2, 20, 3)
+    eng = Engine(spec, small_data, "dce", [1.0] * 2, [10.0] * 2, [60] * 2)
+    theta = eng.advance(spec.init([0, 1]), 0, 30)
+    cold = eng.spectrum(theta, 30, k=2, tol=1e-4, seed=0)
+    theta2 = eng.advance(theta, 30, 35)
+    warm = eng.spectrum(theta2, 35, k=2, v0=cold.block, tol=1e-4)
+    cold2 = eng.spectrum(theta2, 35, k=2, tol=1e-4, seed=1)
+    assert warm.iterations < cold2.iterations
+    torch.testing.assert_close(warm.eigvals, cold2.eigvals, rtol=1e-6, atol=0)
+
+
+# --- the solver never skips an eigenvalue (issue: λ2 was sometimes λ3) -----------------------
+
+
+def _op(H):
+    """Block operator of a stack of dense symmetric matrices H (R, n, n)."""
+    return lambda V, rows: torch.einsum("rij,rbj->rbi", H[rows], V)
+
+
+def _sym(ev, seed):
+    rng = np.random.RandomState(seed)
+    Q, _ = np.linalg.qr(rng.randn(len(ev), len(ev)))
+    return Q @ np.diag(ev) @ Q.T, Q
+
+
+def _top(H, k):
+    return np.linalg.eigvalsh(H)[::-1][:k]
+
+
+@pytest.mark.parametrize("gap", [1e-2, 1e-3, 1e-4, 1e-5])
+@pytest.mark.parametrize("which", ["l2l3", "l1l2"])
+def test_near_degenerate_pairs_match_eigh(gap, which):
+    """λ2 ≈ λ3 (or λ1 ≈ λ2) within a relative gap: the reported top-2 and top-3 are eigh's."""
+    n = 120
+    rng = np.random.RandomState(7)
+    bulk = rng.uniform(-1, 1, n - 4)
+    top = [10.0, 8.0, 8.0 * (1 - gap), 6.0] if which == "l2l3" else [10.0, 10.0 * (1 - gap), 7.0, 6.0]
+    mats = [_sym(np.concatenate([top, bulk]), s)[0] for s in range(3)]
+    H = torch.tensor(np.stack(mats))
+    for k in (2, 3):
+        res = lanczos_topk(
+            lambda V: torch.einsum("rij,rj->ri", H, V), torch.ones(3, n, dtype=torch.float64), k=k, tol=1e-3
+        )
+        for r in range(3):
+            np.testing.assert_allclose(res.eigvals[r].numpy(), _top(mats[r], k), rtol=1e-4)
+        assert bool(res.converged.all())
+
+
+def test_warm_start_orthogonal_to_v2():
+    """Warm-started from v1 and v3 exactly (an invariant subspace), λ2 is still found."""
+    ev = np.concatenate([[5.0, 4.0, 3.9, 3.0], np.linspace(-1, 1, 96)])
+    A, U = _sym(ev, 3)
+    H = torch.tensor(A)[None]
+    V0 = torch.tensor(np.stack([U[:, 0], U[:, 2]]))[None]  # v1, v3: no component along v2
+    res = topk_eigs(_op(H), V0, 2, seeds=[0], tol=1e-3)
+    np.testing.assert_allclose(res.eigvals[0].numpy(), [5.0, 4.0], rtol=1e-4)
+    assert abs(float(res.eigvecs[0, 1] @ torch.tensor(U[:, 1]))) == pytest.approx(1, abs=5e-3)
+    # the old solver's trap: the same warm start with a single-vector Krylov space settles on λ3
+    V1 = torch.tensor(U[:, 0] + U[:, 2])[None]
+    single = topk_eigs(_op(H), V1[:, None], 2, seeds=[0], oversample=0, tol=1e-3)
+    assert float(single.eigvals[0, 1]) == pytest.approx(3.9, rel=1e-6)
+
+
+@pytest.mark.parametrize("pair,k", [((0, 1), 1), ((1, 2), 2)])
+def test_crossing_eigenvalues_are_followed(pair, k):
+    """A slowly moving matrix whose eigenvalues i and i+1 cross (i + 1 = k: one of them leaves
+    the wanted set), solved warm along the path: at every step the top-k equal eigh's.
+    (The old single-vector warm start reported the one that left at 10 of 41 steps.)"""
+    n, steps = 80, 41
+    rng = np.random.RandomState(11)
+    Q, _ = np.linalg.qr(rng.randn(n, n))
+    G = rng.randn(n, n) * 0.002
+    G = G - G.T  # slow rotation of the eigenvectors
+    base = np.concatenate([[6.0, 5.0, 4.0, 3.0], rng.uniform(-1, 1, n - 4)])
+    warm, wrong = None, 0
+    for s in range(steps):
+        ev = base.copy()
+        i, j = pair
+        x = s / (steps - 1)
+        ev[i], ev[j] = base[i] - 1.6 * x * (base[i] - base[j]), base[j] + 1.6 * x * (base[i] - base[j])
+        Qs = scipy.linalg.expm(s * G) @ Q
+        A = Qs @ np.diag(ev) @ Qs.T
+        res = topk_eigs(_op(torch.tensor(A)[None]), warm, k, seeds=[0], n=n, salt=s, tol=1e-3)
+        warm = res.block
+        wrong += not np.allclose(res.eigvals[0].numpy(), _top(A, k), rtol=1e-4)
+    assert wrong == 0
+
+
+def test_masking_replica_alone_equals_in_batch():
+    """Converged replicas leave the batch: a slow replica costs the others nothing, and a
+    replica's answer and product count are the same alone or in a batch."""
+    fast = _sym(np.concatenate([[10.0, 2.0], np.linspace(-1, 1, 58)]), 0)[0]
+    slow = _sym(np.concatenate([[10.0, 9.99, 9.98], np.linspace(8, 9.9, 57)]), 1)[0]
+    H = torch.tensor(np.stack([fast, slow]))
+    both = topk_eigs(_op(H), None, 2, seeds=[5, 6], n=60, tol=1e-6)
+    alone = topk_eigs(_op(H[:1]), None, 2, seeds=[5], n=60, tol=1e-6)
+    assert int(both.products[0]) == int(alone.products[0]) < int(both.products[1])
+    torch.testing.assert_close(both.eigvals[:1], alone.eigvals, rtol=1e-12, atol=0)
+
+
+@pytest.mark.slow
+def test_mse_trap_from_the_issue_is_gone(tmp_path):
+    """`landscape record --loss mse --eta 0.1 -A 70 -T 500 --hessian-every 25`: the recorded λ2
+    was the dense Hessian's λ3 at 49 of 61 steps. Now every recorded λ1, λ2 is the dense one."""
+    from landscape.config.run import RunConfig
+    from landscape.recorders import record
+
+    cfg = RunConfig(
+        loss="mse",
+        etas=(0.1,),
+        amplitudes=(70.0,),
+        periods=(500,),
+        steps=500,
+        hessian_every=25,
+        hessian_pairs=False,
+        save_params_every=250,
+        chunk_steps=250,
+    )
+    ds = xr.open_zarr(record(cfg, tmp_path / "mse.zarr"))
+    eng = cfg.engine(cfg.dataset())
+    theta, t0 = eng.spec.init([0]), 0
+    for i, t in enumerate(ds.hstep.values):
+        if t < 250:  # the trap appears once λ2 and λ3 approach each other
+            continue
+        theta, t0 = eng.advance(theta, t0, int(t)), int(t)
+        w = _top(dense_hessian(eng, theta, t0, 0).numpy(), 2)
+        np.testing.assert_allclose(ds.eigval.values[0, i], w, rtol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["ce", "dce", "mse", "dmse1", "dmse2"])
+def test_recorded_spectra_match_dense_hessian_all_losses(tmp_path, loss):
+    """Reference size (width 100, 300 points, 603 parameters), default solver settings: every
+    recorded λ1, λ2 within 1e-3 relative of a dense float64 Hessian at every Hessian step."""
+    from landscape.config.run import RunConfig
+    from landscape.recorders import record
+
+    eta = {"ce": 1.0, "dce": 1.0, "mse": 0.1, "dmse1": 0.1, "dmse2": 0.1}[loss]
+    cfg = RunConfig(
+        loss=loss,
+        etas=(eta,),
+        amplitudes=(70.0,),
+        periods=(400,),
+        steps=400,
+        hessian_every=100,
+        save_params_every=200,
+        chunk_steps=200,
+    )
+    ds = xr.open_zarr(record(cfg, tmp_path / "r.zarr"))
+    assert list(ds.hstep.values) == [0, 1, 100, 101, 200, 201, 300, 301]
+    eng = cfg.engine(cfg.dataset())
+    theta, t0 = eng.spec.init([0]), 0
+    for i, t in enumerate(ds.hstep.values):
+        theta, t0 = eng.advance(theta, t0, int(t)), int(t)
+        w = _top(dense_hessian(eng, theta, t0, 0).numpy(), 2)
+        np.testing.assert_allclose(ds.eigval.values[0, i], w, rtol=1e-3)
+
+
+def test_random_block_columns_do_not_depend_on_where_they_start():
+    """A warm start asks only for the columns it needs (`first`): they are the same numbers as
+    the same columns of the whole block, for any batch of seeds and salts."""
+    from landscape.curvature.eigen import random_block
+
+    for seeds, salt in (([0], 0), ([3, 9, 4], 17), (list(range(7)), 123456)):
+        whole = random_block(seeds, 5, 11, salt, torch.float64, "cpu")
+        for first in range(5):
+            assert torch.equal(random_block(seeds, 5, 11, salt, torch.float64, "cpu", first), whole[:, first:])
+    assert random_block([1], 3, 4, 0, torch.float32, "cpu", 2).shape == (1, 1, 4)
+
+
+@pytest.mark.parametrize("case", ["spread", "degenerate top", "all negative", "crossing pair"])
+def test_dense_topk_is_eigh_of_the_whole_matrix(case):
+    """The dense path (small networks): exact top-k pairs of each replica's matrix, also where
+    λ1 = λ2 exactly, where every eigenvalue is negative and for a pair about to cross."""
+    from landscape.curvature.eigen import dense_topk
+
+    n, R = 12, 3
+    rng = np.random.default_rng(4)
+    spectra = {
+        "spread": np.linspace(-3, 5, n),
+        "degenerate top": np.r_[np.linspace(-2, 1, n - 2), 4.0, 4.0],
+        "all negative": -np.linspace(0.5, 9, n),
+        "crossing pair": np.r_[np.linspace(-1, 1, n - 2), 2.0, 2.0 + 1e-9],
+    }[case]
+    mats = []
+    for _ in range(R):
+        Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+        mats.append(Q @ np.diag(spectra) @ Q.T)
+    H = torch.as_tensor(np.stack(mats))
+
+    def op(V, rows):
+        return torch.einsum("rij,rbj->rbi", H[rows], V)
+
+    res = dense_topk(op, R, n, 2, 3)
+    want = np.sort(spectra)[::-1][:2]
+    for r in range(R):
+        np.testing.assert_allclose(res.eigvals[r].numpy(), want, rtol=1e-12, atol=1e-12)
+        HV = (H[r] @ res.eigvecs[r].T).T
+        assert torch.allclose(HV, res.eigvals[r, :, None] * res.eigvecs[r], atol=1e-10)
+    assert res.converged.all() and (res.residuals < 1e-10).all()
+    assert res.block.shape == (R, 3, n) and int(res.products[0]) == n
+    gram = torch.bmm(res.block, res.block.transpose(1, 2))
+    assert torch.allclose(gram, torch.eye(3, dtype=gram.dtype).expand(R, 3, 3), atol=1e-12)
+
+
+@pytest.mark.parametrize("lapack", [True, False])
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("n, b", [(1, 1), (2, 2), (7, 3), (40, 40), (40, 1)])
+def test_top_eigh_is_the_top_of_the_full_eigh(monkeypatch, lapack, dtype, tol, n, b):
+    """The dense path's top pairs (LAPACK's subset solver syevr through scipy on the CPU, torch's
+    eigh without scipy): the b largest pairs of each replica, largest first, against numpy's
+    full float64 eigh, in float64 and float32, for n = 1, b = n and an exactly repeated top pair."""
+    from landscape.curvature import eigen
+    from landscape.curvature.eigen import _top_eigh
+
+    if not lapack:
+        monkeypatch.setattr(eigen, "_lapack", None)
+
+    rng = np.random.default_rng(n + b)
+    spectra = np.sort(rng.normal(size=(3, n)))
+    if n >= 3:
+        spectra[1, -2:] = spectra[1, -1]  # replica 1: λ1 = λ2 exactly
+    mats = []
+    for s in spectra:
+        Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+        mats.append(Q @ np.diag(s) @ Q.T)
+    H = np.stack(mats)
+    lam, V = _top_eigh(torch.as_tensor(H, dtype=dtype), b)
+    assert lam.dtype == V.dtype == dtype and lam.shape == (3, b) and V.shape == (3, b, n)
+    np.testing.assert_allclose(lam.double().numpy(), spectra[:, ::-1][:, :b], rtol=tol, atol=tol)
+    Vd = V.double().numpy()
+    HV = np.einsum("rij,rbj->rbi", H, Vd)
+    np.testing.assert_allclose(HV, lam.double().numpy()[..., None] * Vd, atol=10 * tol)
+    np.testing.assert_allclose(np.einsum("rbn,rcn->rbc", Vd, Vd), np.broadcast_to(np.eye(b), (3, b, b)), atol=10 * tol)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_spectrum_uses_the_gamma_it_is_given(small_data, fused):
+    """`spectrum(…, G=)` (the recorder passes its segment's Γ): given Γ(t) it is the spectrum it
+    computes itself, bit for bit; given the static Γ = 1 it is the static engine's spectrum (the
+    dense Hessian of the plain loss), not the dynamical one's."""
+    spec = MLPSpec(2, 6, 3)
+    dyn = Engine(spec, small_data, "dce", [1.0] * 2, [9.0, 4.0], [20, 20], fused=fused)
+    static = Engine(spec, small_data, "dce", [1.0] * 2, [1.0, 1.0], [20, 20], fused=fused)
+    theta = dyn.advance(spec.init(range(2)), 0, 25)
+    t = 30  # Γ(30) far from 1 (mid-bump)
+    for dense_below in (0, 100):
+        own = dyn.spectrum(theta, t, 2, tol=1e-8, dense_below=dense_below)
+        given = dyn.spectrum(theta, t, 2, tol=1e-8, dense_below=dense_below, G=dyn.gamma(t))
+        assert torch.equal(own.eigvals, given.eigvals) and torch.equal(own.eigvecs, given.eigvecs)
+        plain = dyn.spectrum(theta, t, 2, tol=1e-8, dense_below=dense_below, G=torch.ones(2, 3, dtype=torch.float64))
+        for r in range(2):
+            want = np.linalg.eigvalsh(dense_hessian(static, theta, t, r).numpy())[::-1][:2]
+            np.testing.assert_allclose(plain.eigvals[r].numpy(), want, rtol=1e-6)
+            assert abs(own.eigvals[r, 0].item() - want[0]) > 1e-3 * abs(want[0])

@@ -1,0 +1,33 @@
+"""The sweep store: index, batch status, and the grid view's refusals."""
+
+import pytest
+
+from landscape import LandscapeError
+
+from landscape.store import sweep as sweep_store
+from landscape.config.run import RunConfig
+from landscape.recorders import record
+from landscape.config.sweep import SweepSpec
+
+
+def test_index_status_and_incomplete_batches(tmp_path):
+    path = tmp_path / "s.zarr"
+    spec = SweepSpec().replace(
+        etas=(0.5,), widths=(4,), steps=20, hessian_every=10, chunk_steps=10, save_params_every=10, n_per_class=5
+    )
+    sweep_store.create(path, spec.to_json(), ["b000", "b001"])
+    assert sweep_store.is_sweep(path) and not sweep_store.is_sweep(tmp_path)
+    text, names = sweep_store.index(path)
+    assert SweepSpec.from_json(text) == spec and names == ["b000", "b001"]
+    assert sweep_store.batch_status(path, "b000") == "missing"
+    cfg = RunConfig(
+        etas=(0.5,), width=4, steps=20, hessian_every=10, chunk_steps=10, save_params_every=10, n_per_class=5
+    )
+    record(cfg, path / "b000")
+    assert sweep_store.batch_status(path, "b000") == "complete"
+    with pytest.raises(LandscapeError, match="batch b001 of .* is not complete"):
+        sweep_store.open_sweep(path)
+    with pytest.raises(LandscapeError, match="does not exist"):
+        sweep_store.index(tmp_path / "none.zarr")
+    with pytest.raises(LandscapeError, match="not a landscape sweep store"):
+        sweep_store.index(path / "b000")
