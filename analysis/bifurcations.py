@@ -20,10 +20,10 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.dynamics.detector import LEVELS, Detector, analyse, analyse_iterates
-from landscape.runs.replay import iterate_signals
+from landscape.runs.opened import Run
 
 from .branches import branches_recorded, branches_replay
-from .io import open_run, replica_coords
+from .io import replica_coords
 
 LAMBDA_SOURCES = ("auto", "replay", "recorded")
 VARIABLES = ("iterates", "loss", "loss_static", "train_acc")
@@ -59,11 +59,12 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
         raise LandscapeError(f"lambda source must be one of {', '.join(LAMBDA_SOURCES)}")
     if variable not in VARIABLES:
         raise LandscapeError(f"cannot detect on '{variable}'; use {', '.join(VARIABLES)}")
-    ds, cfg = open_run(path)
+    run = Run.of(path)  # opened and checked once: the signals and the replay take it
+    ds = run.ds
     steps = ds.sizes["step"]
     replayed = False
     if variable == "iterates":
-        sc, pj, replayed = iterate_signals(path)
+        sc, pj, replayed = run.iterate_signals()
         series = lambda r, p: analyse_iterates(sc[r], pj[r], p, det)  # noqa: E731
     else:
         x = ds[variable].values
@@ -95,7 +96,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
                     lam[r, c, li, :, :k] = branches_recorded(hs, ev[r], o)
     if source == "replay":
         q = [(r, int(onset[r, c, 0])) for r in range(R) for c in range(ncyc) if np.isfinite(onset[r, c, 0])]
-        vals = branches_replay(path, q, k=k)
+        vals = branches_replay(run, q, k=k)
         for (r, t), v in zip(q, vals):
             for cyc in np.flatnonzero(onset[r, :, 0] == t):
                 for lvl in np.flatnonzero(onset[r, cyc] == t):  # p2 shares the instability's step
@@ -131,7 +132,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
         attrs={
             "variable": variable,
             "iterate_signals": "replayed" if replayed else ("recorded" if variable == "iterates" else "not used"),
-            "source": str(path),
+            "source": str(run.path),
             "lambda_source": source,
             "criterion": "landscape.dynamics.detector: the trailing multiplier of the second differences beyond −1, "
             "with the alternating amplitude grown snr× its floor (docs/analysis.md)",

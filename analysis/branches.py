@@ -19,42 +19,34 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import torch
 
-from landscape.store.run import RunStore
+from landscape.runs.opened import Run
+from landscape.runs.replay import walk
 
 
-def branches_replay(path, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
-    """(len(queries), 2, k) eigenvalues at steps t and t + 1 for queries [(replica, t), …]."""
-    store = RunStore.open(path)
-    cfg = store.config
-    done = store.steps_done
-    reps = cfg.replicas()
-    pe = cfg.save_params_every
+def branches_replay(run, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
+    """(len(queries), 2, k) eigenvalues at steps t and t + 1 for queries [(replica, t), …] of
+    `run` (a Run or a path)."""
+    run = Run.at(run)
+    done, pe = run.steps_done, run.config.save_params_every
+    seeds = [r.seed for r in run.config.replicas()]
     out = np.full((len(queries), 2, k), np.nan)
     groups = defaultdict(list)  # replay each save interval once, all its replicas in one batch
     for i, (r, t) in enumerate(queries):
         t = int(t)
         if 0 <= t and t + 1 < done:
             groups[(t // pe) * pe].append((i, int(r), t))
-    if not groups:
-        return out
-    data = cfg.dataset()
-    stored = store["params"]
-    for p, items in groups.items():
+    for items in groups.values():
         rows = sorted({r for _, r, _ in items})
-        eng = cfg.engine(data, [reps[r] for r in rows])
-        theta = torch.as_tensor(stored.oindex[np.asarray(rows), p // pe, :]).to(eng.dtype).to(eng.device)
+        eng = run.engine(rows)
         where = {r: j for j, r in enumerate(rows)}
         wanted = defaultdict(list)
         for i, r, t in items:
             wanted[t].append((i, where[r], 0))
             wanted[t + 1].append((i, where[r], 1))
-        cur, warm = p, None
-        for s in sorted(wanted):
-            theta = eng.advance(theta, cur, s)
-            cur = s
-            res = eng.spectrum(theta, s, k, v0=warm, tol=tol, max_iter=400, seed=s, seeds=[reps[r].seed for r in rows])
+        warm = None
+        for s, theta in walk(run, eng, rows, list(wanted)):
+            res = eng.spectrum(theta, s, k, v0=warm, tol=tol, max_iter=400, seed=s, seeds=[seeds[r] for r in rows])
             warm = res.block
             ev = res.eigvals.detach().cpu().double().numpy()
             for i, j, b in wanted[s]:

@@ -14,8 +14,7 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-
-from .io import open_run
+from landscape.runs.opened import Run
 
 LEVEL, REACH, TAIL = 0.9, 0.95, 0.1
 
@@ -44,7 +43,8 @@ def summarize(paths, every: int = 100) -> xr.Dataset:
     its spectra and whether it escaped."""
     groups: dict[tuple, list] = {}
     for p in paths:
-        ds, cfg = open_run(p)
+        run = Run.of(p)
+        ds, cfg = run.ds, run.config
         for eta in np.unique(ds.eta.values):
             sub = ds.isel(replica=np.flatnonzero(ds.eta.values == eta))
             groups.setdefault((cfg.loss, cfg.width, float(eta)), []).append(sub)

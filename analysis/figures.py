@@ -16,8 +16,9 @@ import numpy as np
 import xarray as xr
 
 from landscape.machine.extras import require
+from landscape.runs.opened import Run
 
-from .io import check_replica, open_run
+from .io import check_replica
 
 Figure = require("matplotlib.figure", "plot", "drawing figures").Figure
 
@@ -64,7 +65,8 @@ def draw_slices(res: xr.Dataset, path):
 
 def draw_fig2(path, store, replica: int = 0, slices: xr.Dataset | None = None):
     """Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η (top) and the slices (bottom)."""
-    ds, cfg = open_run(store)
+    run = Run.of(store)
+    ds, cfg = run.ds, run.config
     check_replica(ds, replica)
     r = ds.isel(replica=replica)
     eta = float(r.eta)

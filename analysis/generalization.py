@@ -19,10 +19,10 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-
+from landscape.runs.opened import Run
 from landscape.store import sweep as sweep_store
 
-from .io import condition_dataset, conditions, mean_sem, open_run
+from .io import condition_dataset, conditions, mean_sem
 
 KEYS = ("loss_name", "width", "eta", "amplitude", "period")
 
@@ -41,7 +41,8 @@ def expand(paths) -> list[str]:
 def final_accuracies(paths) -> xr.Dataset:
     rows = []
     for p in expand(paths):
-        ds, cfg = open_run(p)
+        run = Run.of(p)
+        ds, cfg = run.ds, run.config
         last = ds.isel(step=-1)
         before = ds.isel(step=int(0.8 * (ds.sizes["step"] - 1)))  # a fifth of the run earlier
         if np.isnan(last.val_acc.values).all():

@@ -1,6 +1,6 @@
 """Reading run stores for analysis, and writing analysis results beside them.
 
-The analysis sees a store only through `landscape.store.run` (read-only) and writes its
+The analysis sees a store only through an opened run (`landscape.runs.opened.Run`, read-only) and writes its
 results as separate groups (in the run store or in an output store), never into
 the recorded arrays.
 """
@@ -14,29 +14,7 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape.config.run import RunConfig
-from landscape.store.integrity import require_intact
-from landscape.store.run import PER_STEP, REPLICA_COORDS, RunStore, consolidate, is_store
-
-# the arrays every analysis reads whole; params and eigvec are read where needed
-ANALYSED = (*PER_STEP, "gamma", "eigval", "eigres", "eigconv")
-
-
-def open_run(path) -> tuple[xr.Dataset, RunConfig]:
-    """The recorded dataset (trimmed to flushed steps) and its config; refuses a store
-    that is still being recorded."""
-    store = RunStore.open(path)
-    status = store.status
-    if status == "running":
-        raise LandscapeError(
-            f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
-            "or resume it if its recorder died"
-        )
-    require_intact(store, ANALYSED)  # never analyse fill values where data should be
-    ds = store.dataset()
-    if ds.sizes["step"] == 0:
-        raise LandscapeError(f"{path} holds no recorded steps")
-    return ds, store.config
+from landscape.store.run import REPLICA_COORDS, consolidate, is_store
 
 
 def check_replica(ds: xr.Dataset, replica: int):

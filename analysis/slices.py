@@ -14,18 +14,18 @@ import torch
 import xarray as xr
 
 from landscape import LandscapeError
-
 from landscape.machine import memory
-from landscape.runs.replay import params_at
+from landscape.runs.opened import Run
 
-from .io import check_replica, open_run
+from .io import check_replica
 
 
 def loss_slice(
     path, step: int, replica: int = 0, grid: int = 41, span: float = 1.0, follow: int = 20, batch: int = 256
 ) -> xr.Dataset:
     """One slice as a Dataset with dims (a, b) and (follow,)."""
-    ds, cfg = open_run(path)
+    run = Run.of(path)
+    ds, cfg = run.ds, run.config
     check_replica(ds, replica)
     done = ds.sizes["step"]
     if grid < 3 or not (np.isfinite(span) and span > 0) or follow < 0:
@@ -36,9 +36,8 @@ def loss_slice(
         raise LandscapeError(
             f"step {step} out of range: with --follow {follow} the store allows steps 0..{done - 1 - follow}"
         )
-    reps = cfg.replicas()
-    engine = cfg.engine(cfg.dataset(), [reps[replica]])
-    thetas = torch.as_tensor(params_at(path, list(range(step, step + follow + 1)), [replica])[0]).to(engine.dtype)
+    engine = run.engine([replica])
+    thetas = torch.as_tensor(run.params_at(list(range(step, step + follow + 1)), [replica])[0]).to(engine.dtype)
     x_t = thetas[0]
     if step % cfg.save_params_every == 0 and step in ds.pstep.values:
         V = torch.as_tensor(ds.eigvec.isel(replica=replica).sel(pstep=step).values[:2]).to(engine.dtype)
@@ -75,14 +74,15 @@ def loss_slice(
             "eigvec_source": source,
             "eta": float(ds.eta.values[replica]),
             "loss_name": cfg.loss,
-            "source": str(path),
+            "source": str(run.path),
         },
     )
 
 
 def loss_slices(path, steps, replica: int = 0, **kw) -> xr.Dataset:
     """Several slices stacked along `slice_step`."""
-    parts = [loss_slice(path, int(s), replica, **kw) for s in steps]
+    run = Run.of(path)  # opened once for all the slices
+    parts = [loss_slice(run, int(s), replica, **kw) for s in steps]
     out = xr.concat(parts, dim="slice_step", combine_attrs="drop_conflicts")
     out = out.assign_coords(slice_step=[p.attrs["step"] for p in parts])
     out.attrs["eigvec_source"] = ",".join(p.attrs["eigvec_source"] for p in parts)

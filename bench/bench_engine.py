@@ -22,10 +22,10 @@ import scipy.sparse.linalg as sla
 import torch
 from torch import nn
 
-from landscape.problem.data import spiral_dataset
-from landscape.engines.mlp import Engine
-from landscape.problem.mlp import MLPSpec
+from landscape.engines.mlp import MLPEngine
 from landscape.machine.perf import keep_freed_memory
+from landscape.problem.data import spiral_dataset
+from landscape.problem.mlp import MLPSpec
 
 A, T, ETA, EVERY = 70.0, 5000, 1.0, 50  # spectra at (t, t + 1) every EVERY steps
 
@@ -88,7 +88,7 @@ def plain_loop(data, steps, hessian, dtype):
 
 def engine_loop(data, R, steps, hessian, dtype):
     spec = MLPSpec(2, 100, 3)
-    eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, dtype=dtype)
+    eng = MLPEngine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, dtype=dtype)
     theta = spec.init(range(R), dtype)
     vecs, out = None, []
     G_all = eng.gamma(list(range(steps)))

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from examples.cnn import make  # noqa: E402
-from landscape.problem.data import load_dataset  # noqa: E402
 from landscape.engines.module import ModuleEngine  # noqa: E402
+from landscape.problem.data import load_dataset  # noqa: E402
 from landscape.problem.schedule import gamma  # noqa: E402
 
 A, T, ETA, EVERY = 10.0, 400, 0.5, 50

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from landscape.config.run import RunConfig
-from landscape.problem.data import spiral_dataset
-from landscape.engines.mlp import Engine
-from landscape.problem.mlp import MLPSpec
+from landscape.engines.mlp import MLPEngine
 from landscape.machine.perf import keep_freed_memory
+from landscape.problem.data import spiral_dataset
+from landscape.problem.mlp import MLPSpec
 
 A, T, ETA = 70.0, 5000, 1.0
 
@@ -105,7 +105,9 @@ def main():
     )
     print("|---:|---:|---:|---:|---|---:|---|")
     for R in args.replicas:
-        eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, device=args.device, fused=args.fused)
+        eng = MLPEngine(
+            spec, data, "dce", [ETA] * R, [A] * R, [T] * R, device=args.device, step="fused" if args.fused else "eager"
+        )
         theta = eng.advance(spec.init(range(R), device=args.device), 0, 200)
         gpu = eng.device.type == "cuda"
         steps = 500 if R <= 64 or gpu else 50 if R >= 1024 else 200

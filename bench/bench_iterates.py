@@ -20,9 +20,9 @@ import time
 import numpy as np
 import torch
 
-from landscape.problem.data import spiral_dataset
-from landscape.engines.mlp import Engine
 from landscape.dynamics.iterates import Tracker
+from landscape.engines.mlp import MLPEngine
+from landscape.problem.data import spiral_dataset
 from landscape.problem.mlp import MLPSpec
 
 
@@ -32,7 +32,7 @@ def _held_bytes(track: Tracker) -> int:
 
 
 def block(
-    engine: Engine, theta: torch.Tensor, t0: int, steps: int, seg: int, track: Tracker | None, flush: int
+    engine: MLPEngine, theta: torch.Tensor, t0: int, steps: int, seg: int, track: Tracker | None, flush: int
 ) -> float:
     """`steps` steps from θ at step t0 as the recorder cuts them; the tracker's flush (its
     signals handed over as NumPy) whenever `flush` steps are held, as the recorder does at a
@@ -75,7 +75,7 @@ def main():
     print("|---|---:|---:|---:|---:|---:|---:|")
     for fused, seg in ((False, 1), (True, 25)):
         for R in args.replicas:
-            eng = Engine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, fused=fused)
+            eng = MLPEngine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, step="fused" if fused else "eager")
             theta = eng.init(list(range(R)))
             block(eng, theta, 0, 50, seg, _tracker(theta), 50)  # warm-up: the fused build, the allocator
             ratios, base, held = [], [], 0

@@ -25,17 +25,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_peers import reset_peak, rss_mb  # noqa: E402
 
 from landscape import fused  # noqa: E402
+from landscape.engines.mlp import MLPEngine  # noqa: E402
 from landscape.problem.data import spiral_dataset  # noqa: E402
-from landscape.engines.mlp import Engine  # noqa: E402
 from landscape.problem.mlp import MLPSpec  # noqa: E402
 
 
-def engine(width: int, loss: str, act: str, eta: float, R: int, vector: bool) -> Engine:
+def engine(width: int, loss: str, act: str, eta: float, R: int, vector: bool) -> MLPEngine:
     real = fused.vector_math
     fused.vector_math = (lambda: False) if not vector else real  # type: ignore[assignment]
     try:
         data = spiral_dataset(100, seed=0, val_seed=1)
-        return Engine(MLPSpec(2, width, 3, activation=act), data, loss, [eta] * R, [70.0] * R, [5000] * R, fused=True)
+        return MLPEngine(
+            MLPSpec(2, width, 3, activation=act), data, loss, [eta] * R, [70.0] * R, [5000] * R, step="fused"
+        )
     finally:
         fused.vector_math = real  # type: ignore[assignment]
 

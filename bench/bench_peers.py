@@ -4,9 +4,9 @@ Runners, all in this one process, from the same θ0 and the same Γ(t), one thre
 interleaved in every repeat (engine, engine --compile, torch.func ensemble compiled,
 JAX jit(vmap) + lax.scan):
 
-- `engine`: `landscape.engines.mlp.Engine.step` (eager), what `landscape record` runs;
+- `engine`: `landscape.engines.mlp.MLPEngine.step` (eager), what `landscape record` runs;
 - `engine+compile`: the same step under `torch.compile` (`landscape record --compile`), the
-  steps between two validation steps in one call (a scan, `Engine.steps`);
+  steps between two validation steps in one call (a scan, `MLPEngine.steps`);
 - `engine+fused`: the hand-fused C++ step (`landscape record --fused`), the steps between two
   validation steps in one call;
 - `torch.func+compile`: `nn.Sequential` MLP, `functional_call` + `grad` + `vmap` over
@@ -42,10 +42,10 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from landscape.problem.data import spiral_dataset
-from landscape.engines.mlp import Engine
-from landscape.problem.mlp import MLPSpec
+from landscape.engines.mlp import MLPEngine
 from landscape.machine.perf import keep_freed_memory
+from landscape.problem.data import spiral_dataset
+from landscape.problem.mlp import MLPSpec
 
 A, T, ETA = 70.0, 5000, 1.0
 ALL = ("engine", "engine+compile", "engine+fused", "torch.func+compile", "jax")
@@ -89,7 +89,7 @@ class Problem:
         self.data = spiral_dataset(per, seed=0, val_seed=1)
         self.spec = MLPSpec(2, width, 3)
         self.width, self.R, self.steps, self.dtype = width, R, steps, dtype
-        self.eng = Engine(self.spec, self.data, "dce", [ETA] * R, [A] * R, [T] * R, dtype=dtype)
+        self.eng = MLPEngine(self.spec, self.data, "dce", [ETA] * R, [A] * R, [T] * R, dtype=dtype)
         self.theta0 = self.spec.init(range(R), dtype)
         self.G = self.eng.gamma(list(range(steps)))  # (S, R, C)
 
@@ -102,8 +102,8 @@ class Problem:
 def run_engine(pb: Problem, eval_every: int, mode: str, spectra_every: int, dense_below: int = 0):
     eng = pb.eng
     if mode != "eager":
-        kw = {mode: True}  # compile or fused
-        eng = Engine(pb.spec, pb.data, "dce", [ETA] * pb.R, [A] * pb.R, [T] * pb.R, dtype=pb.dtype, **kw)
+        kw = {"step": mode}  # compile or fused
+        eng = MLPEngine(pb.spec, pb.data, "dce", [ETA] * pb.R, [A] * pb.R, [T] * pb.R, dtype=pb.dtype, **kw)
     buf = torch.empty((4, pb.R, pb.steps), dtype=pb.dtype)
     eig = torch.empty((pb.R, 2), dtype=pb.dtype)
 

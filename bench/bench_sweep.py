@@ -21,15 +21,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import ETA, EVERY, A, T, plain_loop  # noqa: E402
 
-from landscape.problem.data import spiral_dataset  # noqa: E402
-from landscape.engines.mlp import Engine  # noqa: E402
-from landscape.problem.mlp import MLPSpec  # noqa: E402
+from landscape.engines.mlp import MLPEngine  # noqa: E402
 from landscape.machine.perf import keep_freed_memory  # noqa: E402
+from landscape.problem.data import spiral_dataset  # noqa: E402
+from landscape.problem.mlp import MLPSpec  # noqa: E402
 
 
 def engine_rates(data, R, dtype, device):
     spec = MLPSpec(2, 100, 3)
-    eng = Engine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, dtype=dtype, device=device)
+    eng = MLPEngine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, dtype=dtype, device=device)
     theta = spec.init(range(R), dtype, device)
     G = eng.gamma(0)
     for t in range(2):

@@ -14,12 +14,12 @@ b = xr.open_zarr(record(replace(cfg, device="cuda"), "/tmp/gpu.zarr"))
 print("loss max rel diff cpu/gpu", float(abs(a.loss - b.loss).max() / abs(a.loss).max()))
 print("eigval max rel diff cpu/gpu", float(abs(a.eigval - b.eigval).max() / abs(a.eigval).max()), "conv", bool(b.eigconv.all()))
 # dense check on GPU engine
-from tests.landscape.engines.test_derivatives import dense_hessian
+from tests.reference import dense_hessian
 eng = replace(cfg, device="cuda").engine(cfg.dataset())
 th = eng.advance(eng.spec.init([0, 1, 2, 3], device="cuda"), 0, 300)
 res = eng.spectrum(th, 300, 2, tol=1e-3, seeds=[0, 1, 2, 3])
 for r in range(4):
-    w = np.linalg.eigvalsh(dense_hessian(eng, th, 300, r).double().cpu().numpy())[::-1][:2]
+    w = np.linalg.eigvalsh(dense_hessian(eng, th, 300, r))[::-1][:2]
     print("gpu solver vs dense", r, res.eigvals[r].cpu().numpy(), w)
 PY
 python3 bench/bench_hessian.py --device cuda --replicas 1 64 1024 4096 16384 --repeats 3

@@ -4,8 +4,8 @@ import time
 import torch
 
 import landscape.curvature.eigen as eigen
+from landscape.engines.mlp import MLPEngine
 from landscape.problem.data import spiral_dataset
-from landscape.engines.mlp import Engine
 from landscape.problem.mlp import MLPSpec
 
 acc = collections.defaultdict(float)
@@ -30,7 +30,7 @@ torch.linalg.qr = timed("qr", torch.linalg.qr)
 data = spiral_dataset(100, seed=0, val_seed=1)
 spec = MLPSpec(2, 100, 3)
 for R in (64, 4096):
-    eng = Engine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, device="cuda")
+    eng = MLPEngine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, device="cuda")
     th = eng.advance(spec.init(range(R), device="cuda"), 0, 200)
     warm = eng.spectrum(th, 200, 2, tol=1e-3).block
     op0 = eng.hvp_block

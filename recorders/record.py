@@ -19,15 +19,15 @@ import numpy as np
 import torch
 
 from landscape import LandscapeError
-
-from landscape.store import lock
-from landscape.curvature.blocks import layer_blocks
 from landscape.config.run import RunConfig
+from landscape.curvature.blocks import layer_blocks
 from landscape.dynamics.detector import first_instability
-from landscape.engines.mlp import Engine, healthy
-from landscape.store.integrity import check
 from landscape.dynamics.iterates import Tracker
+from landscape.engines.base import ReplicaEngine, healthy
 from landscape.machine.perf import keep_freed_memory
+from landscape.runs import build
+from landscape.store import lock
+from landscape.store.integrity import check
 from landscape.store.run import ITERATE_ARRAYS, PER_STEP, RunStore, prepare_out
 
 Progress = Callable[[int], None]  # called with the number of steps just done
@@ -38,10 +38,10 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
     cfg.validate()
     out = Path(out)
     if not cfg.data:
-        cfg.check_fits()  # before the spiral itself is drawn
-    data = cfg.dataset()
-    cfg.check_fits(data)
-    engine = cfg.engine(data)
+        build.check_fits(cfg)  # before the spiral itself is drawn
+    data = build.dataset(cfg)
+    build.check_fits(cfg, data)
+    engine = build.engine(cfg, data)
     with lock.held(out):  # one writer: a live recording of `out` is never replaced
         prepare_out(out, overwrite)
         pm = engine.param_map()  # which entries of θ are which parameter
@@ -102,9 +102,9 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
     if store.status == "complete":
         raise LandscapeError(f"{path} is already complete ({cfg.steps} steps); nothing to resume")
     done = store.steps_done
-    data = cfg.dataset()
-    cfg.check_fits(data)
-    engine = cfg.engine(data)
+    data = build.dataset(cfg)
+    build.check_fits(cfg, data)
+    engine = build.engine(cfg, data)
     n = engine.num_params
     if n != store.attrs["num_params"]:
         raise LandscapeError(
@@ -164,7 +164,7 @@ def signals_deferred():
                 signal.raise_signal(signum)
 
 
-def _run(store: RunStore, cfg: RunConfig, engine: Engine, theta, start: int, warm, progress: Progress | None):
+def _run(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start: int, warm, progress: Progress | None):
     keep_freed_memory()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -192,7 +192,7 @@ def _run(store: RunStore, cfg: RunConfig, engine: Engine, theta, start: int, war
     store.set_attrs(status="complete", error="")
 
 
-def _loop(store: RunStore, cfg: RunConfig, engine: Engine, theta, start, warm, progress):
+def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, warm, progress):
     """warm: the solver's whole last block (eigenvectors + guards) from the resume state, or None."""
     seeds = [r.seed for r in cfg.replicas()]
     k = cfg.top_k
@@ -290,7 +290,7 @@ def _mark_diverged(theta: torch.Tensor, loss: torch.Tensor, s: int, e: int, dive
     return theta
 
 
-def _before(store: RunStore, engine: Engine, start: int) -> list[torch.Tensor]:
+def _before(store: RunStore, engine: ReplicaEngine, start: int) -> list[torch.Tensor]:
     """θ_{start−2}, θ_{start−1} (those that exist) by replay from the last saved vector before
     them: what a resumed recording needs to continue the iterate signals bit for bit."""
     if start == 0:
@@ -309,7 +309,7 @@ def _before(store: RunStore, engine: Engine, start: int) -> list[torch.Tensor]:
 def _segments(cfg: RunConfig, t: int, b: int, hsteps: set):
     """[s, e) pieces of the chunk [t, b) with no event inside, and whether s is a validation
     step (--eval-every, and the last step): each piece starts at the chunk's start, a
-    spectrum, a saved θ or a validation step, so `Engine.steps` runs each in one call with
+    spectrum, a saved θ or a validation step, so the engine's `steps` runs each in one call with
     the events before it."""
     val = set(range(-(-t // cfg.eval_every) * cfg.eval_every, b, cfg.eval_every))
     if t <= cfg.steps - 1 < b:
@@ -329,7 +329,7 @@ class _Buffers:
     memory stays bounded by the chunk (per-step tensors kept in lists until a flush grew
     with the flush interval, and fragmented the heap)."""
 
-    def __init__(self, cfg: RunConfig, engine: Engine, R: int):
+    def __init__(self, cfg: RunConfig, engine: ReplicaEngine, R: int):
         c, k, n = cfg.chunk_steps, cfg.top_k, engine.num_params
         kw = dict(dtype=engine.dtype, device=engine.device)
         self.step = {name: torch.empty((R, c), **kw) for name in PER_STEP}

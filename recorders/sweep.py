@@ -21,14 +21,15 @@ from pathlib import Path
 import torch
 
 from landscape import LandscapeError
-
-from landscape.store import lock, sweep as sweep_store
 from landscape.config.run import Replica, RunConfig
+from landscape.config.sweep import SweepSpec
 from landscape.machine.cpus import usable_cpus
 from landscape.machine.extras import require
 from landscape.machine.perf import keep_freed_memory
+from landscape.runs import build
+from landscape.store import lock
+from landscape.store import sweep as sweep_store
 from landscape.store.run import check_out
-from landscape.config.sweep import SweepSpec
 
 from .record import record, resume
 
@@ -36,7 +37,7 @@ from .record import record, resume
 def plan(spec: SweepSpec) -> list[RunConfig]:
     """Validate the spec (nothing is written) and pack it into batches."""
     spec.validate()
-    data = spec.base.dataset()
+    data = build.dataset(spec.base)
     return spec.batches(data.input_dim, data.num_classes, data.X.shape[0])
 
 
@@ -220,7 +221,7 @@ def measure_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:
     every `hessian_every` steps included (a short calibration, nothing written)."""
     keep_freed_memory()
     c = replace(cfg, replica_table=tuple(Replica(s, 1.0, 50.0, 5000) for s in range(replicas)))
-    eng = c.engine(c.dataset())
+    eng = build.engine(c, build.dataset(c))
     theta = eng.init(range(replicas))
     for t in range(3):
         theta, _ = eng.step(theta, t)

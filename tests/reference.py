@@ -1,10 +1,12 @@
 """Independent oracles for the tests: plain autograd forms of what the engine computes with
-hand-written passes. They live here, not in the package, because only tests need them."""
+hand-written passes, and the one dense float64 Hessian every curvature test compares with.
+They live here, not in the package, because only tests need them."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from torch.func import grad, jvp
+from torch.func import functional_call, grad, hessian, jvp
 
 from landscape.problem import losses
 from landscape.problem.mlp import ACTIVATIONS, MLPSpec
@@ -38,3 +40,24 @@ def hvp_autodiff(engine, theta: torch.Tensor, t: int):
 
     g = grad(total)
     return lambda V: jvp(g, (theta,), (V,))[1]
+
+
+def dense_hessian(engine, theta: torch.Tensor, t: int, r: int) -> np.ndarray:
+    """Replica r's Hessian of F_t at θ_r, dense float64 (n, n): torch.func.hessian of the plain
+    forward (`forward` for the built-in MLP; an ordinary module's `functional_call` for a
+    ModuleEngine), independent of the engines' hand-written and vmapped passes."""
+    G = engine.gamma(t)[r : r + 1]
+    head = lambda f: losses.loss(engine.loss_name, f, engine.y, engine.Y, G)[0]  # noqa: E731
+    if hasattr(engine, "spec"):  # the built-in MLP
+
+        def F(x):
+            return head(forward(engine.spec, x[None], engine.X))
+    else:
+        module = engine.make(0).to(dtype=engine.dtype, device=engine.device)
+        offsets = np.cumsum([0, *engine.sizes])
+
+        def F(x):
+            p = {n: x[o : o + s].reshape(sh) for n, o, s, sh in zip(engine.names, offsets, engine.sizes, engine.shapes)}
+            return head(functional_call(module, p, (engine.X,))[None])
+
+    return hessian(F)(theta[r].detach().clone()).double().cpu().numpy()

@@ -73,3 +73,36 @@ def test_toml_block_is_a_valid_sweep(text, tmp_path):
 
 def test_there_are_blocks_to_check():
     assert len(list(python_blocks())) >= 2 and len(list(command_lines())) >= 20
+
+
+def doctested_modules():
+    """Every module of the package whose docstrings hold `>>>` examples."""
+    for p in sorted((ROOT / "landscape").rglob("*.py")):
+        if ">>> " in p.read_text():
+            rel = p.relative_to(ROOT).with_suffix("")
+            parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+            yield ".".join(parts)
+
+
+@pytest.mark.parametrize("name", list(doctested_modules()))
+def test_docstring_examples_run(name, monkeypatch):
+    import doctest
+    import importlib
+
+    monkeypatch.chdir(ROOT)
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_the_public_face_is_cheap_and_complete():
+    import subprocess
+    import sys
+
+    import landscape
+
+    code = "import sys, landscape; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    for name in landscape.__all__:
+        assert getattr(landscape, name) is not None, name
+    with pytest.raises(AttributeError):
+        landscape.no_such_name  # noqa: B018

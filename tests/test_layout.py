@@ -1,6 +1,6 @@
-"""The house's rules, checked: one installed name, floors without cycles, no arrow from the
-core to the application or between recorders and analysis, and a requires-python that the
-code keeps."""
+"""The house's rules, checked: one installed name, floors without cycles, rooms that import
+one way (the core's rooms among themselves, the core never up into the application, recorders
+and analysis never into each other), and a requires-python that the code keeps."""
 
 import ast
 import re
@@ -19,6 +19,21 @@ ROOMS = {
 }
 
 
+# the core's rooms and the rooms each may import (besides itself and the package's face):
+# problem and curvature know no engine, configuration builds nothing, the store never runs
+# an engine; only `runs` (building and replay) sees everything below it
+CORE = {
+    "machine": set(),
+    "curvature": set(),
+    "dynamics": set(),
+    "problem": {"machine"},
+    "config": {"problem", "machine"},
+    "engines": {"problem", "curvature", "dynamics", "machine"},
+    "store": {"config", "dynamics", "machine"},
+    "runs": {"store", "config", "engines", "problem", "curvature", "dynamics", "machine"},
+}
+
+
 def modules():
     """{module name: path} of every source file of the package."""
     out = {}
@@ -27,6 +42,9 @@ def modules():
             out[name if p.stem == "__init__" else f"{name}.{p.stem}"] = p
     for p in (ROOT / "landscape").glob("*.py"):
         out["landscape" if p.stem == "__init__" else f"landscape.{p.stem}"] = p
+    for r in CORE:
+        for p in (ROOT / "landscape" / r).glob("*.py"):
+            out[f"landscape.{r}" if p.stem == "__init__" else f"landscape.{r}.{p.stem}"] = p
     return out
 
 
@@ -55,6 +73,50 @@ def room(mod: str) -> str:
         if mod == r or mod.startswith(r + "."):
             return r
     return "core"
+
+
+def core_room(mod: str) -> str | None:
+    parts = mod.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in CORE else None
+
+
+def test_every_core_module_is_in_a_room():
+    loose = sorted(p.name for p in (ROOT / "landscape").glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert not loose, f"modules outside the rooms: {loose}"
+    for r in CORE:
+        face = ROOT / "landscape" / r / "__init__.py"
+        assert face.exists() and ast.get_docstring(
+            ast.parse(face.read_text())
+        ), f"landscape/{r} needs a face with a docstring"
+
+
+def test_core_rooms_import_one_way():
+    bad = []
+    for name, path in modules().items():
+        mine = core_room(name)
+        if mine is None:
+            continue
+        for dep in imports(name, path):
+            theirs = core_room(dep)
+            if theirs is not None and theirs != mine and theirs not in CORE[mine]:
+                bad.append(f"{name} -> {dep}")
+    assert not bad, bad
+
+
+def test_core_room_rules_have_no_cycle():
+    seen: dict[str, int] = {}
+
+    def visit(r):
+        seen[r] = 1
+        for d in CORE[r]:
+            assert seen.get(d) != 1, f"the rooms {r} and {d} import each other"
+            if d not in seen:
+                visit(d)
+        seen[r] = 2
+
+    for r in CORE:
+        if r not in seen:
+            visit(r)
 
 
 def test_no_arrow_from_the_core_up_and_none_between_recorders_and_analysis():

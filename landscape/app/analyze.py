@@ -301,14 +301,15 @@ def instability(stores, out, fig):
 def fig2(store, replica, slice_steps, grid, out):
     """Fig. 2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices."""
     from landscape.analysis.figures import draw_fig2
-    from landscape.analysis.io import open_run
     from landscape.analysis.slices import loss_slices
+    from landscape.runs.opened import Run
 
     _fig_dir(out, "--out")
-    ds, _ = open_run(store)
+    run = Run.of(store)  # opened once for the slices and the figure
+    ds = run.ds
     steps = list(slice_steps) or paper.fig2_slice_steps(ds.sizes["step"])
-    sl = loss_slices(store, steps, replica, grid=grid) if steps else None
-    click.echo("figures " + ", ".join(draw_fig2(out, store, replica, sl)))
+    sl = loss_slices(run, steps, replica, grid=grid) if steps else None
+    click.echo("figures " + ", ".join(draw_fig2(out, run, replica, sl)))
 
 
 @plot.command()

@@ -16,9 +16,10 @@ from pathlib import Path
 import click
 
 from landscape import LandscapeError
-from landscape.config.run import RunConfig
 from landscape.config.knobs import knobs
+from landscape.config.run import RunConfig
 from landscape.config.sweep import SweepSpec, load_toml, sweep_knobs
+from landscape.runs import build
 
 from . import paper
 from .analyze import analyze, plot
@@ -88,13 +89,13 @@ def record(out, overwrite, resume_path, rewind, quiet, break_lock, **knob_values
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = f"{cfg.loss}_eta{'-'.join(f'{e:g}' for e in cfg.etas)}_{stamp}.zarr"
     if not cfg.data:
-        cfg.check_fits()  # before the spiral itself is drawn
-    data = cfg.dataset()  # a bad --data file fails here, before anything is printed or written
-    cfg.check_fits(data)
+        build.check_fits(cfg)  # before the spiral itself is drawn
+    data = build.dataset(cfg)  # a bad --data file fails here, before anything is printed or written
+    build.check_fits(cfg, data)
     check_out(Path(out), overwrite)
     lock.check_unlocked(out)
-    if cfg.fused:  # its C++ build (cached) fails here, before anything is printed or written
-        cfg.engine(data)
+    if cfg.step == "fused":  # its C++ build (cached) fails here, before anything is printed or written
+        build.engine(cfg, data)
     R = len(cfg.replicas())
     click.echo(f"recording {R} replica(s) × {cfg.steps} steps of {cfg.loss} into {out}", err=True)
     bar = None if quiet else StepBar(cfg.steps)
@@ -146,7 +147,8 @@ def _recording(out, bar, fn, *args, **kw):
 @user_errors()
 def check(store):
     """Read every chunk of a store (or of each batch of a sweep store) and report damage."""
-    from landscape.store import integrity, sweep as sweep_store
+    from landscape.store import integrity
+    from landscape.store import sweep as sweep_store
 
     paths = [f"{store}/{n}" for n in sweep_store.index(store)[1]] if sweep_store.is_sweep(store) else [store]
     bad = 0
@@ -258,8 +260,8 @@ def info(store):
 @user_errors()  # Ctrl-C: handled inside, where the store path is known
 def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, quiet, break_lock, **knob_values):
     """Run a grid of recordings (loss × width × η × A × T × seeds) packed into batched replicas."""
-    from landscape.store import sweep as sweep_store
     from landscape.recorders import sweep as sweeps
+    from landscape.store import sweep as sweep_store
 
     settings = given(SWEEP_KNOBS, knob_values)
     if break_lock:
@@ -344,7 +346,7 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
         )
     run_steps = sum(b.steps * len(b.replicas()) for b in batches)
     data = batches[0].dataset()
-    size = sum(nbytes(b, data.num_classes, b.num_params(data)) for b in batches)
+    size = sum(nbytes(b, data.num_classes, build.num_params(b, data)) for b in batches)
     click.echo(f"run-steps {run_steps:,}; store ≤ {size / 1e9:.2f} GB uncompressed")
     if spec.base.until == "first-instability":
         click.echo("  (--until first-instability: batches stop early, so steps and size are upper bounds)")

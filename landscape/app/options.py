@@ -15,7 +15,7 @@ import threading
 import click
 
 from landscape import LandscapeError
-from landscape.config.knobs import Knob, parse
+from landscape.config.knobs import Knob, parse, resolve_aliases
 
 
 def knob_options(knob_list: list[Knob]):
@@ -38,6 +38,10 @@ def knob_options(knob_list: list[Knob]):
                 )(fn)
             else:
                 fn = click.option(*names, k.name, default=None, metavar=metavar, help=help_)(fn)
+            for flag, value in reversed(k.aliases):
+                fn = click.option(
+                    f"--{flag}", f"{k.name}__{flag}", is_flag=True, default=None, help=f"--{k.flag} {value}"
+                )(fn)
         return fn
 
     return deco
@@ -51,7 +55,8 @@ def given(knob_list: list[Knob], params: dict) -> dict:
         if v is None or v == ():
             continue
         out[k.name] = parse(k, list(v) if isinstance(v, tuple) else v)
-    return out
+    flags = {flag: True for k in knob_list for flag, _ in k.aliases if params.get(f"{k.name}__{flag}")}
+    return resolve_aliases(knob_list, {**out, **flags})
 
 
 class Interrupted(KeyboardInterrupt):

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from landscape import LandscapeError
-
-from landscape.store import sweep as sweep_store
 from landscape.config.sweep import SweepSpec
+from landscape.store import sweep as sweep_store
 
 from . import paper
 
@@ -112,7 +111,7 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
                     seeds=tuple(range(paper.FIG4_SEEDS)),
                     steps_per_eta=paper.FIG4_STEPS_PER_ETA,
                     until="first-instability",
-                    fused=True,
+                    step="fused",
                     eval_every=25,
                 ),
                 "scaled": base.replace(
@@ -122,7 +121,7 @@ def specs(fig: str, size: str) -> dict[str, SweepSpec]:
                     steps=paper.SCALED_FIG4_STEPS,
                     hessian_every=250,
                     until="first-instability",
-                    fused=True,  # the one-hidden-layer MLP's C++ step; λ at the onset comes from exact replay
+                    step="fused",  # the one-hidden-layer MLP's C++ step; λ at the onset comes from exact replay
                     eval_every=25,
                 ),
                 "quick": base.replace(amplitudes=(50.0,), periods=(5000,), seeds=(0, 1, 2), steps=5000),
@@ -320,21 +319,21 @@ def _span(x) -> str:
 def _fig2(stores, out):
     from landscape.analysis.bifurcations import detect
     from landscape.analysis.figures import draw_fig2
-    from landscape.analysis.io import open_run
     from landscape.analysis.slices import loss_slices
+    from landscape.runs.opened import Run
 
-    path = stores["fig2"][0]
-    ds, cfg = open_run(path)
-    bif = detect(path)
+    run = Run.of(stores["fig2"][0])  # opened once for the detection, the slices and the figure
+    ds, cfg = run.ds, run.config
+    bif = detect(run)
     steps = paper.fig2_slice_steps(ds.sizes["step"])
     if not steps:  # short runs: around the first instability
         f = bif.first_instability.values[0]
         base = int(f) if np.isfinite(f) else ds.sizes["step"] // 2
         steps = [s for s in (base - 20, base, base + 10) if 0 <= s and s + 20 < ds.sizes["step"]][:3] or [0]
     sl = loss_slices(
-        path, steps, 0, grid=41 if ds.sizes["param"] > 100 else 9, follow=20 if steps[0] + 20 < ds.sizes["step"] else 0
+        run, steps, 0, grid=41 if ds.sizes["param"] > 100 else 9, follow=20 if steps[0] + 20 < ds.sizes["step"] else 0
     )
-    draw_fig2(out / "fig2.png", path, 0, sl)
+    draw_fig2(out / "fig2.png", run, 0, sl)
     sl.to_zarr(out / "fig2_slices.zarr", mode="w", consolidated=False, zarr_format=3)
     rows = []
     for k in range(bif.sizes["cycle"]):

@@ -26,16 +26,26 @@ def knob(
     item=None,
     parse=None,
     replaces: str | None = None,
+    aliases: dict | None = None,
 ):
     """A field that is a user setting.
 
     flag: the option name when it differs from the field's (`eta` for `etas`); short: a
     one-letter alias; item: element type of a list knob; parse: a named text parser
     (`seeds`: a count, a list or a range); replaces: in a sweep, the run knob this grid
-    axis stands for (`losses` for `loss`)."""
+    axis stands for (`losses` for `loss`); aliases: {flag: value} of on/off flags that set this
+    knob (`--fused` for `--step fused`), also as TOML keys with `true`."""
     return field(
         default=default,
-        metadata={"help": help, "flag": flag, "short": short, "item": item, "parse": parse, "replaces": replaces},
+        metadata={
+            "help": help,
+            "flag": flag,
+            "short": short,
+            "item": item,
+            "parse": parse,
+            "replaces": replaces,
+            "aliases": tuple((aliases or {}).items()),
+        },
     )
 
 
@@ -52,6 +62,7 @@ class Knob:
     item: type | None  # element type of a tuple knob
     parse: str | None
     replaces: str | None
+    aliases: tuple  # ((flag, value), …)
 
     @property
     def key(self) -> str:
@@ -79,6 +90,7 @@ def knobs(cls) -> list[Knob]:
                 m["item"],
                 m["parse"],
                 m["replaces"],
+                m.get("aliases", ()),
             )
         )
     return out
@@ -163,3 +175,28 @@ def parse_seeds(text: str, name: str = "seeds") -> tuple:
     if not 1 <= n <= MAX_SEEDS:
         raise LandscapeError(f"{name}: need from 1 to {MAX_SEEDS:,} seeds, got {n}")
     return tuple(range(n))
+
+
+def resolve_aliases(knob_list: list[Knob], values: dict) -> dict:
+    """`values` with alias flags ({'fused': True}) turned into their knob's value ({'step':
+    'fused'}); an alias and its knob, or two aliases, set to different values are an error."""
+    out = dict(values)
+    for k in knob_list:
+        if not k.aliases:
+            continue
+        chosen = {f"--{k.flag} {out[k.name]}": out[k.name]} if out.get(k.name) is not None else {}
+        if out.get(k.key) is not None and k.key != k.name:
+            chosen = {f"--{k.flag} {out[k.key]}": out[k.key]}
+        for flag, value in k.aliases:
+            on = out.pop(flag, None)
+            if on is None or on is False:
+                continue
+            if on is not True:
+                raise LandscapeError(f"{flag}: expected true or false, got {on!r}")
+            chosen[f"--{flag}"] = value
+        if len(set(chosen.values())) > 1:
+            raise LandscapeError(f"{' and '.join(chosen)} are two ways of running the {k.flag}: choose one")
+        if chosen:
+            out.pop(k.key, None)
+            out[k.name] = next(iter(chosen.values()))
+    return out

@@ -2,7 +2,7 @@
 
 A recording is the product seeds × η × A × T of replicas sharing loss, data and
 network; the config is stored whole in the store's attributes, so a store alone
-is enough to rebuild its engine (replay, resume, analysis).
+is enough to rebuild its engine (replay, resume, analysis: `landscape.runs.build`).
 """
 
 from __future__ import annotations
@@ -10,25 +10,22 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from landscape import LandscapeError
-
-from landscape.machine import memory
-from landscape.problem.data import Dataset, load_dataset, spiral_dataset
 from landscape.config.knobs import knob
 from landscape.problem.losses import LOSSES
-from landscape.problem.mlp import ACTIVATIONS, MLPSpec
-from landscape.problem.schedule import SHAPES, static_start
+from landscape.problem.mlp import ACTIVATIONS
+from landscape.problem.schedule import SHAPES
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 UNTIL = ("end", "first-instability")
+STEPS = ("eager", "compile", "fused")  # the MLP engine's step strategies (engines/steps.py)
 # bounds where the code needs them: seeds feed NumPy's legacy seeding (32 bits); steps and
 # periods index int64 arrays and float64 phases (exact to 2**53); torch's thread pool crashes
 # far beyond the cores a machine has; a probe costs a Hessian-vector product
@@ -82,17 +79,13 @@ class RunConfig:
     static_last: bool = knob(False, "A = 1 in the last oscillation (accuracy at the static loss)")
     dtype: str = knob("float64", f"floating point type: {', '.join(DTYPES)}")
     eval_every: int = knob(1, "validation accuracy every this many steps and at the last (NaN between)")
-    compile: bool = knob(
-        False,
-        "compile the built-in MLP's step with torch.compile (inductor; on a CPU the steps between two spectra, "
-        "saves or validation steps run as one call, so use it with --eval-every; 1.3–3.8× the eager step at "
-        "width 100 after 7–20 s of compiling; trajectories agree with the eager step to rounding, not bit for bit)",
-    )
-    fused: bool = knob(
-        False,
-        "run the built-in one-hidden-layer MLP's step as one hand-fused C++ loop on the CPU (built on first use "
-        "with the machine's C++ compiler, ≈ 1 s per loss and dtype): 8–40× the eager step; trajectories agree with "
-        "the eager step to rounding, not bit for bit; use with --eval-every",
+    step: str = knob(
+        "eager",
+        "how the built-in MLP's step runs: eager (torch), compile (torch.compile/inductor; on a CPU the steps "
+        "between two spectra, saves or validation steps as one call) or fused (one hand-fused C++ loop on the "
+        "CPU, built on first use with the machine's C++ compiler); compile and fused agree with eager to "
+        "rounding, not bit for bit, and are fastest with --eval-every (speeds: docs/performance.md)",
+        aliases={"compile": "compile", "fused": "fused"},
     )
     device: str = knob("cpu", "cpu, cuda or cuda:N")
     threads: int = knob(
@@ -217,16 +210,15 @@ class RunConfig:
             bad(f"eig-dense-below must be between 0 and 4096 (R × n² numbers), got {self.eig_dense_below}")
         if self.eval_every < 1:
             bad(f"eval-every must be >= 1, got {self.eval_every}")
-        if self.compile and self.model:
-            bad("--compile applies to the built-in MLP only (a --model runs through torch.func)")
-        if self.fused:
-            if self.model:
-                bad("--fused applies to the built-in MLP only (a --model runs through torch.func)")
-            from landscape.engines.fused import refuse
-
-            refuse(self.depth, self.compile)
+        if self.step not in STEPS:
+            bad(f"unknown step '{self.step}'; choose one of {', '.join(STEPS)}")
+        if self.step != "eager" and self.model:
+            bad(f"--step {self.step} applies to the built-in MLP only (a --model runs through torch.func)")
+        if self.step == "fused":
+            if self.depth != 1:
+                bad(f"--step fused runs the one-hidden-layer MLP (--depth 1), not depth {self.depth}")
             if torch.device(self.device).type != "cpu":
-                bad("--fused runs on the CPU only (use --compile on a GPU)")
+                bad("--step fused runs on the CPU only (use --step compile on a GPU)")
         return self
 
     def check_device(self):
@@ -262,74 +254,6 @@ class RunConfig:
         rows = self.replica_table or itertools.product(self.seeds, self.etas, self.amplitudes, self.periods)
         return tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in rows)
 
-    def check_fits(self, data: Dataset | None = None):
-        """What validate cannot see without the data: the memory the recording needs (on the
-        spiral's dimensions before it is drawn, when data is None) and top-k within the network."""
-        if data is None:
-            memory.require_recording(self)
-            return
-        if self.model:
-            from landscape.problem.usermodel import check_model
-
-            n = check_model(self.factory(), data.X, data.num_classes)  # builds the model once
-        else:
-            n = self.spec(data).num_params
-        memory.require_recording(self, data.input_dim, data.num_classes, data.X.shape[0], n)
-        if self.top_k + self.eig_oversample > n:
-            raise LandscapeError(
-                f"top-k ({self.top_k}) + eig-oversample ({self.eig_oversample}) exceeds the "
-                f"network's {n} parameters"
-            )
-
-    def dataset(self) -> Dataset:
-        if self.data:
-            return load_dataset(self.data)
-        return spiral_dataset(self.n_per_class, 3, self.data_seed, self.val_seed)
-
-    def spec(self, data: Dataset) -> MLPSpec:
-        """The built-in MLP for these data (2-D inputs)."""
-        if data.X.ndim != 2:
-            raise LandscapeError(
-                f"the built-in MLP takes 2-D inputs (samples × features), the data have shape "
-                f"{data.X.shape}; give --model for your own network"
-            )
-        return MLPSpec(data.input_dim, self.width, data.num_classes, self.depth, self.activation)
-
-    def num_params(self, data: Dataset) -> int:
-        if self.model:
-            return sum(p.numel() for p in self.factory()(0).parameters())
-        return self.spec(data).num_params
-
-    def factory(self):
-        """`seed -> nn.Module` from `model` and `model_args` (landscape.problem.usermodel)."""
-        from landscape.problem.usermodel import load_factory
-
-        return load_factory(self.model, self.model_args)
-
-    def engine(self, data: Dataset, replicas: Sequence[Replica] | None = None):
-        """The engine for these replicas (default: all of the table): the fast MLP engine, or
-        the generic torch.func engine for a user's model."""
-        from landscape.engines.mlp import Engine
-
-        reps = self.replicas() if replicas is None else replicas
-        static = [static_start(self.steps, r.period) for r in reps] if self.static_last else None
-        common: dict[str, Any] = dict(
-            data=data,
-            loss=self.loss,
-            eta=[r.eta for r in reps],
-            amplitude=[r.amplitude for r in reps],
-            period=[r.period for r in reps],
-            static_from=static,
-            gamma_shape=self.gamma_shape,
-            dtype=DTYPES[self.dtype],
-            device=self.device,
-        )
-        if self.model:
-            from landscape.engines.module import ModuleEngine
-
-            return ModuleEngine(self.factory(), [r.seed for r in reps], **common)
-        return Engine(self.spec(data), **common, compile=self.compile, fused=self.fused)
-
     # --- (de)serialisation ------------------------------------------------------------
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -346,4 +270,7 @@ class RunConfig:
         raw.setdefault("hessian_pairs", False)  # stores written before pairs existed
         raw.setdefault("eig_oversample", 1)
         raw["model_args"] = tuple(raw.get("model_args", ()))
+        # stores written before the step strategies kept two flags
+        compiled, fused = raw.pop("compile", False), raw.pop("fused", False)
+        raw.setdefault("step", "fused" if fused else "compile" if compiled else "eager")
         return cls(**raw)

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from landscape import LandscapeError
+from landscape.config.knobs import Knob, knob, knobs, parse, resolve_aliases
 from landscape.config.run import Replica, RunConfig
-from landscape.config.knobs import Knob, knob, knobs, parse
 from landscape.machine.memory import bytes_per_replica
 
 
@@ -183,6 +183,7 @@ def spec_from_values(values: dict, base: SweepSpec | None = None, source: str = 
     by_key = {}
     for k in sweep_knobs():
         by_key[k.key] = by_key[k.name] = k
+    values = resolve_aliases(sweep_knobs(), values)
     unknown = sorted(set(values) - set(by_key))
     if unknown:
         where = f"{source}: " if source else ""

@@ -1,4 +1,4 @@
-"""The fused CPU step (`--fused`): fused_step.cpp built for this problem and called through ctypes.
+"""The fused CPU kernel (`--step fused`): fused_step.cpp built for this problem and called through ctypes.
 
 The torch step is bound by memory traffic and per-operation overhead, not arithmetic: every
 replica's (width × P) activations go through DRAM several times a step. The fused loop keeps
@@ -32,14 +32,6 @@ SOURCE = Path(__file__).with_name("fused_step.cpp")
 NV = 2  # vectors of points per block (8 doubles or 16 floats a vector)
 _CTYPES = {torch.float64: ("double", ctypes.c_double), torch.float32: ("float", ctypes.c_float)}
 _loaded: dict[tuple, ctypes.CDLL] = {}
-
-
-def refuse(depth: int, compile: bool) -> None:
-    """The refusals the config (before anything is written) and the engine share: one line each."""
-    if compile:
-        raise LandscapeError("--fused and --compile are two ways of running the step: choose one")
-    if depth != 1:
-        raise LandscapeError(f"--fused runs the one-hidden-layer MLP (--depth 1), not depth {depth}")
 
 
 def compiler() -> str | None:
@@ -77,7 +69,7 @@ def _build(key: tuple) -> Path:
     dtype, d, C, act, loss, mvec = key
     cxx = compiler()
     if cxx is None:
-        raise LandscapeError("--fused needs a C++ compiler (c++, g++ or clang++ on PATH, or $CXX)")
+        raise LandscapeError("--step fused needs a C++ compiler (c++, g++ or clang++ on PATH, or $CXX)")
     flags = [
         "-O3",
         "-march=native",
@@ -148,7 +140,7 @@ def _library(key: tuple) -> ctypes.CDLL:
     return _loaded[key]
 
 
-class FusedStep:
+class FusedKernel:
     """S gradient-descent steps of R replicas of the one-hidden-layer MLP, and their
     Hessian-vector products.
 
@@ -168,11 +160,11 @@ class FusedStep:
         y_val: torch.Tensor | None = None,
     ):
         if X.device.type != "cpu":
-            raise LandscapeError("--fused runs on the CPU only")
+            raise LandscapeError("--step fused runs on the CPU only")
         if X.dtype not in _CTYPES:
-            raise LandscapeError(f"--fused supports float64 and float32, not {X.dtype}")
+            raise LandscapeError(f"--step fused supports float64 and float32, not {X.dtype}")
         if activation not in ("relu", "tanh"):
-            raise LandscapeError(f"--fused supports relu and tanh, not {activation}")
+            raise LandscapeError(f"--step fused supports relu and tanh, not {activation}")
         self.dtype, self.width, self.C = X.dtype, width, C
         self.d = X.shape[1]
         self.train = _Points(X, y)

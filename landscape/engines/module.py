@@ -23,11 +23,10 @@ import torch
 from torch.func import functional_call, grad, jvp, stack_module_state, vmap
 
 from landscape import LandscapeError
-
+from landscape.curvature.eigen import BlockOp
+from landscape.engines.base import ReplicaEngine, StepMetrics
 from landscape.problem import losses
 from landscape.problem.data import Dataset
-from landscape.curvature.eigen import BlockOp
-from landscape.engines.mlp import ReplicaEngine, StepMetrics
 
 
 class ModuleEngine(ReplicaEngine):

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from landscape import LandscapeError
-
 from landscape.machine import cgroup
 
 

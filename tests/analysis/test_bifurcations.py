@@ -12,9 +12,10 @@ from landscape.analysis.branches import branches_recorded, branches_replay
 from landscape.app.cli import main
 from landscape.config.run import RunConfig
 from landscape.recorders import record
-from landscape.runs.replay import params_at
+from landscape.runs import build
+from landscape.runs.opened import params_at
 from tests.landscape import dynamical_systems
-from tests.landscape.engines.test_derivatives import dense_hessian
+from tests.reference import dense_hessian
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
 
@@ -62,14 +63,14 @@ def test_dmse_instabilities_are_found_where_the_loss_misses_them(tmp_path, loss,
     """The issue's runs, shortened (first period, fused step): θ bounces across a symmetric valley
     and λ1 ≈ 2/η there (dense Hessians of the replayed θ); the iterates find every replica."""
     cfg = RunConfig(
-        loss=loss, etas=(eta,), amplitudes=(50.0,), periods=(5000,), seeds=(2, 3), steps=1000, fused=True,
+        loss=loss, etas=(eta,), amplitudes=(50.0,), periods=(5000,), seeds=(2, 3), steps=1000, step="fused",
         eval_every=25, hessian_every=100, save_params_every=100, chunk_steps=500,
     )  # fmt: skip
     out = record(cfg, tmp_path / "r.zarr")
     res = detect(out)
     first = res.first_instability.values
     assert np.isfinite(first).all(), first
-    eng = cfg.engine(cfg.dataset())
+    eng = build.engine(cfg, build.dataset(cfg))
     for r in range(2):
         t = int(first[r])
         th = params_at(out, list(range(max(0, t - 300), t + 300)), [r])[0]
@@ -80,7 +81,7 @@ def test_dmse_instabilities_are_found_where_the_loss_misses_them(tmp_path, loss,
         assert (cos < -0.9).mean() >= 0.9 and n[i : i + 300].max() >= 10 * n[i]
         full = eng.spec.init(list(cfg.seeds))
         full[r] = torch.as_tensor(th[i + 1])
-        lam = np.linalg.eigvalsh(dense_hessian(eng, full, t, r).numpy())[-1]
+        lam = np.linalg.eigvalsh(dense_hessian(eng, full, t, r))[-1]
         assert 0.85 < lam * eta / 2 < 1.1, lam * eta / 2
         assert float(res.lambda1_first[r]) == pytest.approx(lam, rel=0.1)  # the branch mean
 
@@ -93,7 +94,7 @@ def test_shipped_lambda_at_onset_is_both_branches_by_replay(shipped):
 
     assert shipped.attrs["lambda_source"] == "replay"
     cfg = RunStore.open(SHIPPED).config
-    eng = cfg.engine(cfg.dataset())
+    eng = build.engine(cfg, build.dataset(cfg))
     r, c = 0, 1
     t = int(shipped.onset.values[r, c, 0])
     th = params_at(SHIPPED, [t, t + 1], [r])[0]
@@ -103,7 +104,7 @@ def test_shipped_lambda_at_onset_is_both_branches_by_replay(shipped):
     for b, step in enumerate((t, t + 1)):
         theta = full.clone()
         theta[r] = torch.as_tensor(th[b])
-        w = np.linalg.eigvalsh(dense_hessian(eng, theta, step, r).numpy())[-1]
+        w = np.linalg.eigvalsh(dense_hessian(eng, theta, step, r))[-1]
         got = (shipped.lambda1_t if b == 0 else shipped.lambda1_t1).values[r, c, 0]
         assert got == pytest.approx(w, rel=1e-6)
     ratio = shipped.lambda1.sel(level="instability") / shipped.two_over_eta
@@ -159,11 +160,11 @@ def test_branch_replay_matches_independent_replay(tmp_path):
     )
     out = record(cfg, tmp_path / "r.zarr")
     vals = branches_replay(out, [(1, 73), (0, 20)], k=2)
-    eng = cfg.engine(cfg.dataset())
+    eng = build.engine(cfg, build.dataset(cfg))
     for (r, t), v in zip([(1, 73), (0, 20)], vals):
         th = eng.advance(eng.spec.init([0, 1]), 0, t)
         for b in range(2):
-            w = np.linalg.eigvalsh(dense_hessian(eng, th, t + b, r).numpy())[::-1][:2]
+            w = np.linalg.eigvalsh(dense_hessian(eng, th, t + b, r))[::-1][:2]
             np.testing.assert_allclose(v[b], w, rtol=1e-7)
             th = eng.advance(th, t, t + 1) if b == 0 else th
 
@@ -210,7 +211,7 @@ def test_a_slow_growth_over_several_runs_is_found(tmp_path):
     runs does. Both are found in the first period (the loss-free criterion of the test: the
     iterates alternate from the onset and ‖p‖ grows ≥ 3× within 500 steps after it)."""
     cfg = RunConfig(
-        loss="dce", etas=(0.5,), amplitudes=(25.0,), periods=(10000,), seeds=(3, 6), steps=7500, fused=True,
+        loss="dce", etas=(0.5,), amplitudes=(25.0,), periods=(10000,), seeds=(3, 6), steps=7500, step="fused",
         eval_every=25, hessian_every=500, save_params_every=500, chunk_steps=500,
     )  # fmt: skip
     out = record(cfg, tmp_path / "r.zarr")

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from landscape.analysis.slices import loss_slice, loss_slices
 from landscape.app.cli import main
+from landscape.runs import build
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
 
@@ -54,7 +55,7 @@ def iterates(step, follow):
     from landscape.store.run import RunStore
 
     cfg = RunStore.open(SHIPPED).config
-    eng = cfg.engine(cfg.dataset(), [cfg.replicas()[0]])
+    eng = build.engine(cfg, build.dataset(cfg), [cfg.replicas()[0]])
     pe = cfg.save_params_every
     start = (step // pe) * pe
     theta = torch.as_tensor(xr.open_zarr(SHIPPED).params.isel(replica=0).sel(pstep=start).values)[None]
@@ -67,14 +68,13 @@ def iterates(step, follow):
 
 
 def dense_hessian_at(theta, step):
-    """The dense float64 Hessian of replica 0's F_step at θ (autograd, tests/reference.py)."""
+    """The dense float64 Hessian of replica 0's F_step at θ (tests/reference.py)."""
     from landscape.store.run import RunStore
     from tests import reference
 
     cfg = RunStore.open(SHIPPED).config
-    eng = cfg.engine(cfg.dataset(), [cfg.replicas()[0]])
-    f = lambda th: reference.loss(eng, th[None], step)[0]
-    return torch.autograd.functional.hessian(f, torch.as_tensor(theta)).numpy()
+    eng = build.engine(cfg, build.dataset(cfg), [cfg.replicas()[0]])
+    return reference.dense_hessian(eng, torch.as_tensor(theta)[None], step, 0)
 
 
 def test_several_steps_and_the_command(tmp_path):

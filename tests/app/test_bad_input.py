@@ -85,9 +85,12 @@ def test_requests_that_cannot_fit(tmp_path, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--fused", "--depth", "2"], "--fused runs the one-hidden-layer MLP (--depth 1), not depth 2"),
-        (["--fused", "--compile"], "--fused and --compile are two ways of running the step: choose one"),
-        (["--fused", "--model", "examples.cnn:make"], "--fused applies to the built-in MLP only"),
+        (["--fused", "--depth", "2"], "--step fused runs the one-hidden-layer MLP (--depth 1), not depth 2"),
+        (["--step", "fused", "--depth", "2"], "--step fused runs the one-hidden-layer MLP (--depth 1), not depth 2"),
+        (["--fused", "--compile"], "--compile and --fused are two ways of running the step: choose one"),
+        (["--step", "eager", "--fused"], "--step eager and --fused are two ways of running the step: choose one"),
+        (["--step", "turbo"], "unknown step 'turbo'; choose one of eager, compile, fused"),
+        (["--fused", "--model", "examples.cnn:make"], "--step fused applies to the built-in MLP only"),
     ],
 )
 def test_fused_where_it_does_not_apply(tmp_path, args, message):

@@ -10,7 +10,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from landscape.app.cli import main
-from landscape.runs.replay import params_at
+from landscape.runs.opened import params_at
 from landscape.store.run import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]

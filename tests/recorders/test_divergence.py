@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from landscape.analysis.first_instability import first_instabilities, summarize
 from landscape.app.cli import main
 from landscape.config.run import RunConfig
+from landscape.config.sweep import SweepSpec
 from landscape.recorders import record, resume
 from landscape.recorders.sweep import sweep
-from landscape.config.sweep import SweepSpec
 
 # DMSE1 at η = 50 overflows within a few steps (F non-finite at step 6 at width 20); η = 0.05 trains
 BASE = RunConfig(
@@ -44,7 +44,7 @@ def test_a_diverging_replica_leaves_the_others_bit_for_bit(tmp_path, fused):
     recorded alone (its spectra to rounding: the batched products round differently with the
     batch's size, 3e-15 apart between two healthy batches too); the diverging one is marked,
     NaN from its step on, its spectra NaN and not converged, and the run completes."""
-    kw = dict(fused=fused, eval_every=25) if fused else {}
+    kw = dict(step="fused", eval_every=25) if fused else {}
     both = record(replace(BASE, **kw), tmp_path / "both.zarr")
     alone = record(replace(BASE, etas=(0.05,), **kw), tmp_path / "alone.zarr")
     a = _attrs(both)

@@ -308,9 +308,9 @@ def test_a_lock_from_another_host_is_kept_until_broken(tmp_path, tiny_cfg):
     on this machine is never broken."""
     from click.testing import CliRunner
 
-    from landscape.store import lock
     from landscape.app.cli import main
     from landscape.recorders import record
+    from landscape.store import lock
 
     full = record(tiny_cfg, tmp_path / "full.zarr")
     cut = tmp_path / "cut.zarr"

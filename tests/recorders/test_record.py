@@ -10,10 +10,10 @@ import torch
 import xarray as xr
 
 from landscape import LandscapeError
-
-from landscape.store import run as store
 from landscape.recorders import record, resume
-from landscape.runs.replay import params_at
+from landscape.runs import build
+from landscape.runs.opened import params_at
+from landscape.store import run as store
 
 COMPARED = (
     "loss",
@@ -61,7 +61,7 @@ def test_store_opens_in_xarray_with_named_dimensions(tmp_path, tiny_cfg):
     from landscape.config.run import RunConfig
 
     c = RunConfig.from_json(ds.attrs["config"])
-    eng = c.engine(c.dataset())
+    eng = build.engine(c, build.dataset(c))
     import torch
 
     th = torch.tensor(ds.params.isel(pstep=2).values)
@@ -96,7 +96,7 @@ def test_exception_mid_run_marks_failed_and_resume_completes(tmp_path, tiny_cfg,
 
     if fused and fused_mod.compiler() is None:
         pytest.skip("no C++ compiler on this machine")
-    tiny_cfg = replace(tiny_cfg, fused=fused)
+    tiny_cfg = replace(tiny_cfg, step="fused" if fused else "eager")
     ref = record(tiny_cfg, tmp_path / "ref.zarr")
     calls = []
 
@@ -198,14 +198,14 @@ def test_layer_spectra_and_trace_are_recorded_resumed_and_checkable(tmp_path, ti
     assert np.isfinite(ds.layer_eigval.values).all() and np.isfinite(ds.trace_se.values).all()
     assert (ds.layer_eigval.values <= ds.eigval.values[..., :1] * (1 + 1e-3) + 1e-9).all()  # interlacing
     c = RunConfig.from_json(ds.attrs["config"])
-    eng = c.engine(c.dataset())
+    eng = build.engine(c, build.dataset(c))
     th = torch.tensor(ds.params.isel(pstep=2).values)  # θ at step 100, a spectrum step
     seeds = list(ds.seed.values)
     layers = eng.layer_spectrum(th, 100, seeds, c.eig_tol, c.eig_max_iter, seed=100)
     np.testing.assert_allclose(ds.layer_eigval.sel(hstep=100).values, layers.eigvals.numpy(), rtol=1e-12)
     tr = eng.trace(th, 100, 8, seeds, seed=100)
     np.testing.assert_allclose(ds.trace.sel(hstep=100).values, tr.estimate.numpy(), rtol=1e-12)
-    H = torch.autograd.functional.hessian(lambda x: reference.loss(eng, x[None], 100)[0], th[0]).numpy()
+    H = reference.dense_hessian(eng, th, 100, 0)
     assert abs(float(ds.trace.sel(hstep=100)[0]) - np.trace(H)) < 5 * float(ds.trace_se.sel(hstep=100)[0])
     assert check(ref).ok
     calls = []
@@ -253,8 +253,8 @@ def test_compiled_or_fused_recording_tracks_the_eager_one_and_replays(tmp_path, 
     the eager recording in float64; its segments (cut at every 20th step for validation, at
     the spectra and saves) are replayed through the same step cut into other segments, bit
     for bit."""
-    from landscape.engines import fused
     from landscape.config.run import RunConfig
+    from landscape.engines import fused
 
     if how == "fused" and fused.compiler() is None:
         pytest.skip("no C++ compiler on this machine")
@@ -281,7 +281,7 @@ def test_compiled_or_fused_recording_tracks_the_eager_one_and_replays(tmp_path, 
     assert np.isfinite(b.val_acc.values[:, ::20]).all() and np.isnan(b.val_acc.values[:, 1:20]).all()
     np.testing.assert_allclose(b.eigval.values, a.eigval.values, rtol=1e-3)
     # replay = the recorder's arithmetic: θ_500 → θ_750 by advance, bit for bit
-    eng = fast_cfg.engine(cfg.dataset())
+    eng = build.engine(fast_cfg, build.dataset(cfg))
     th = eng.advance(torch.as_tensor(b.params.values[:, 2]), 500, 750)
     np.testing.assert_array_equal(th.numpy(), b.params.values[:, 3])
 

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from landscape.analysis.bifurcations import detect
 from landscape.app.cli import main
-from landscape.recorders.sweep import plan, sweep
-from landscape.runs.replay import params_at
 from landscape.config.sweep import SweepSpec
+from landscape.recorders.sweep import plan, sweep
+from landscape.runs.opened import params_at
 from landscape.store.sweep import open_sweep
 
 TINY = dict(

@@ -3,8 +3,8 @@
 import pytest
 
 from landscape import LandscapeError
-from landscape.config.run import RunConfig
 from landscape.config.knobs import knobs, parse, parse_seeds, split_values
+from landscape.config.run import RunConfig
 
 K = {k.name: k for k in knobs(RunConfig)}
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from landscape import LandscapeError
-from landscape.config.run import Replica, RunConfig
 from landscape.config.knobs import knobs
+from landscape.config.run import Replica, RunConfig
+from landscape.runs import build
 
 
 def test_defaults_are_the_papers_reference_run():
@@ -125,7 +126,7 @@ def test_every_setting_is_a_knob_with_help():
 
 def test_engine_gets_each_replicas_schedule(small_data):
     cfg = RunConfig(etas=(0.5, 1.0), amplitudes=(3.0,), periods=(40,), seeds=(0,), width=5, static_last=True, steps=100)
-    eng = cfg.engine(small_data)
+    eng = build.engine(cfg, small_data)
     assert eng.eta.tolist() == [0.5, 1.0] and eng.amplitude.tolist() == [3.0, 3.0]
-    one = cfg.engine(small_data, [cfg.replicas()[1]])
+    one = build.engine(cfg, small_data, [cfg.replicas()[1]])
     assert one.eta.tolist() == [1.0]

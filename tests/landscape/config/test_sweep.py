@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from landscape import LandscapeError
-from landscape.config.run import RunConfig
 from landscape.config.knobs import knobs
+from landscape.config.run import RunConfig
 from landscape.config.sweep import SweepSpec, load_toml, spec_from_values, sweep_knobs
 
 

@@ -7,9 +7,10 @@ import torch
 import xarray as xr
 
 from landscape.curvature.eigen import lanczos_topk, topk_eigs
-from landscape.engines.mlp import Engine
+from landscape.engines.mlp import MLPEngine
 from landscape.problem.mlp import MLPSpec
-from tests.landscape.engines.test_derivatives import dense_hessian
+from landscape.runs import build
+from tests.reference import dense_hessian
 
 
 def random_sym(R, n, seed):
@@ -60,14 +61,14 @@ def test_invariant_start_subspace_restarts():
 def test_spectrum_matches_dense_hessian(small_data, loss):
     spec = MLPSpec(2, 10, 3)
     R = 3
-    eng = Engine(spec, small_data, loss, [1.0] * R, [10.0] * R, [60] * R)
+    eng = MLPEngine(spec, small_data, loss, [1.0] * R, [10.0] * R, [60] * R)
     theta = spec.init(range(R))
     theta = eng.advance(theta, 0, 40)  # somewhere along a trajectory
     t = 40
     res = eng.spectrum(theta, t, k=2, tol=1e-9, max_iter=200)
     vector_checks = 0
     for r in range(R):
-        H = dense_hessian(eng, theta, t, r).numpy()
+        H = dense_hessian(eng, theta, t, r)
         w, U = scipy.linalg.eigh(H)
         np.testing.assert_allclose(res.eigvals[r].numpy(), w[::-1][:2], rtol=1e-8)
         V = res.eigvecs[r].numpy().T
@@ -86,7 +87,7 @@ def test_spectrum_matches_dense_hessian(small_data, loss):
 
 def test_warm_start_needs_fewer_products(small_data):
     spec = MLPSpec(2, 20, 3)
-    eng = Engine(spec, small_data, "dce", [1.0] * 2, [10.0] * 2, [60] * 2)
+    eng = MLPEngine(spec, small_data, "dce", [1.0] * 2, [10.0] * 2, [60] * 2)
     theta = eng.advance(spec.init([0, 1]), 0, 30)
     cold = eng.spectrum(theta, 30, k=2, tol=1e-4, seed=0)
     theta2 = eng.advance(theta, 30, 35)
@@ -204,13 +205,13 @@ def test_mse_trap_from_the_issue_is_gone(tmp_path):
         chunk_steps=250,
     )
     ds = xr.open_zarr(record(cfg, tmp_path / "mse.zarr"))
-    eng = cfg.engine(cfg.dataset())
+    eng = build.engine(cfg, build.dataset(cfg))
     theta, t0 = eng.spec.init([0]), 0
     for i, t in enumerate(ds.hstep.values):
         if t < 250:  # the trap appears once λ2 and λ3 approach each other
             continue
         theta, t0 = eng.advance(theta, t0, int(t)), int(t)
-        w = _top(dense_hessian(eng, theta, t0, 0).numpy(), 2)
+        w = _top(dense_hessian(eng, theta, t0, 0), 2)
         np.testing.assert_allclose(ds.eigval.values[0, i], w, rtol=1e-3)
 
 
@@ -235,11 +236,11 @@ def test_recorded_spectra_match_dense_hessian_all_losses(tmp_path, loss):
     )
     ds = xr.open_zarr(record(cfg, tmp_path / "r.zarr"))
     assert list(ds.hstep.values) == [0, 1, 100, 101, 200, 201, 300, 301]
-    eng = cfg.engine(cfg.dataset())
+    eng = build.engine(cfg, build.dataset(cfg))
     theta, t0 = eng.spec.init([0]), 0
     for i, t in enumerate(ds.hstep.values):
         theta, t0 = eng.advance(theta, t0, int(t)), int(t)
-        w = _top(dense_hessian(eng, theta, t0, 0).numpy(), 2)
+        w = _top(dense_hessian(eng, theta, t0, 0), 2)
         np.testing.assert_allclose(ds.eigval.values[0, i], w, rtol=1e-3)
 
 
@@ -327,8 +328,8 @@ def test_spectrum_uses_the_gamma_it_is_given(small_data, fused):
     computes itself, bit for bit; given the static Γ = 1 it is the static engine's spectrum (the
     dense Hessian of the plain loss), not the dynamical one's."""
     spec = MLPSpec(2, 6, 3)
-    dyn = Engine(spec, small_data, "dce", [1.0] * 2, [9.0, 4.0], [20, 20], fused=fused)
-    static = Engine(spec, small_data, "dce", [1.0] * 2, [1.0, 1.0], [20, 20], fused=fused)
+    dyn = MLPEngine(spec, small_data, "dce", [1.0] * 2, [9.0, 4.0], [20, 20], step="fused" if fused else "eager")
+    static = MLPEngine(spec, small_data, "dce", [1.0] * 2, [1.0, 1.0], [20, 20], step="fused" if fused else "eager")
     theta = dyn.advance(spec.init(range(2)), 0, 25)
     t = 30  # Γ(30) far from 1 (mid-bump)
     for dense_below in (0, 100):
@@ -337,6 +338,6 @@ def test_spectrum_uses_the_gamma_it_is_given(small_data, fused):
         assert torch.equal(own.eigvals, given.eigvals) and torch.equal(own.eigvecs, given.eigvecs)
         plain = dyn.spectrum(theta, t, 2, tol=1e-8, dense_below=dense_below, G=torch.ones(2, 3, dtype=torch.float64))
         for r in range(2):
-            want = np.linalg.eigvalsh(dense_hessian(static, theta, t, r).numpy())[::-1][:2]
+            want = np.linalg.eigvalsh(dense_hessian(static, theta, t, r))[::-1][:2]
             np.testing.assert_allclose(plain.eigvals[r].numpy(), want, rtol=1e-6)
             assert abs(own.eigvals[r, 0].item() - want[0]) > 1e-3 * abs(want[0])

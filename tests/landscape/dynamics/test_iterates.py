@@ -11,7 +11,7 @@ import xarray as xr
 
 from landscape.dynamics.iterates import NUM_DIRS, Tracker, directions, from_trajectory
 from landscape.recorders import record
-from landscape.runs.replay import iterate_signals, params_at
+from landscape.runs.opened import iterate_signals, params_at
 
 
 def explicit(th: np.ndarray, U: np.ndarray):
@@ -82,7 +82,7 @@ def test_each_engine_records_the_signals_of_its_own_trajectory(tmp_path, tiny_cf
     """Against an independent replay: θ at every step by `params_at`, the signals by the explicit loop."""
     cfg = replace(tiny_cfg, steps=120, chunk_steps=50, save_params_every=50)
     if how == "fused":
-        cfg = replace(cfg, fused=True, eval_every=7)
+        cfg = replace(cfg, step="fused", eval_every=7)
     if how == "generic":  # the digits CNN through torch.func (run from the repository root)
         root = Path(__file__).resolve().parents[3]
         cfg = replace(cfg, model="examples.cnn:make", model_args=("channels=2",), data=str(root / "data/digits.npz"))

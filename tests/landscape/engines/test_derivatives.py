@@ -2,33 +2,20 @@
 
 import pytest
 import torch
-from torch.func import hessian
 
 from landscape.engines import derivatives
-
+from landscape.engines.mlp import MLPEngine
 from landscape.problem import losses
-from landscape.engines.mlp import Engine
 from landscape.problem.mlp import MLPSpec
 from tests import reference
 
 
 def make(small_data, loss="dce", depth=1, activation="relu", R=3, width=6):
     spec = MLPSpec(2, width, 3, depth, activation)
-    eng = Engine(spec, small_data, loss, [0.5] * R, [7.0, 3.0, 1.5][:R], [40, 13, 20][:R])
+    eng = MLPEngine(spec, small_data, loss, [0.5] * R, [7.0, 3.0, 1.5][:R], [40, 13, 20][:R])
     theta = spec.init(range(R))
     theta = theta + 0.05 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     return spec, eng, theta
-
-
-def dense_hessian(eng, theta, t, r):
-    """Replica r's Hessian by torch.func.hessian of the plain forward (independent of derivatives.py)."""
-    others = theta.clone()
-
-    def f(x):
-        th = torch.cat([others[:r], x.unsqueeze(0), others[r + 1 :]])
-        return reference.loss(eng, th, t)[r]
-
-    return hessian(f)(theta[r])
 
 
 CASES = [(loss, 1, "relu") for loss in losses.LOSSES] + [("dce", 2, "relu"), ("dmse2", 2, "tanh"), ("ce", 1, "tanh")]
@@ -60,7 +47,7 @@ def test_hvp_matches_dense_float64_hessian(small_data, loss, depth, act):
     HV = eng.hvp(theta, t)(V)
     HV_func = reference.hvp_autodiff(eng, theta, t)(V)
     for r in range(theta.shape[0]):
-        H = dense_hessian(eng, theta, t, r)
+        H = torch.as_tensor(reference.dense_hessian(eng, theta, t, r))
         torch.testing.assert_close(H, H.T, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(HV[r], H @ V[r], rtol=1e-10, atol=1e-11)
     torch.testing.assert_close(HV, HV_func, rtol=1e-10, atol=1e-11)
@@ -83,7 +70,7 @@ def test_block_hvp_equals_column_hvp(small_data, loss, depth, act):
     from landscape.engines import derivatives
 
     spec = MLPSpec(2, 7, 3, depth, act)
-    eng = Engine(spec, small_data, loss, [1.0] * 3, [5.0] * 3, [40] * 3)
+    eng = MLPEngine(spec, small_data, loss, [1.0] * 3, [5.0] * 3, [40] * 3)
     th = eng.advance(spec.init(range(3)), 0, 7)
     _, _, _, cache = derivatives.gradient(spec, th, eng.XT, eng._loss_fn(eng.gamma(7)), for_hvp=True)
     V = torch.randn(3, 4, spec.num_params, dtype=torch.float64, generator=torch.Generator().manual_seed(1))

@@ -5,14 +5,13 @@ import pytest
 import torch
 
 from landscape import LandscapeError
-
 from landscape.engines import fused
+from landscape.engines.mlp import MLPEngine
 from landscape.problem.data import Dataset, spiral_dataset
-from landscape.engines.mlp import Engine
 from landscape.problem.losses import LOSSES
 from landscape.problem.mlp import MLPSpec
 from tests import reference
-from tests.landscape.engines.test_derivatives import dense_hessian
+from tests.reference import dense_hessian
 
 pytestmark = pytest.mark.skipif(fused.compiler() is None, reason="no C++ compiler on this machine")
 
@@ -35,7 +34,7 @@ def test_one_fused_step_is_gradient_descent_on_the_autograd_loss(loss, activatio
     dims and class counts other than the paper's, widths and point counts off the block size."""
     data = blobs(P, d, C)
     spec = MLPSpec(d, width, C, activation=activation)
-    eng = Engine(spec, data, loss, [0.3, 0.05, 1.0], [4.0, 2.0, 70.0], [10, 6, 50], fused=True)
+    eng = MLPEngine(spec, data, loss, [0.3, 0.05, 1.0], [4.0, 2.0, 70.0], [10, 6, 50], step="fused")
     theta = spec.init([0, 1, 2])
     for t in (0, 3, 17):  # Γ ≠ 1 at these steps
         new, m = eng.step(theta, t)
@@ -60,14 +59,14 @@ def test_fused_hvp_is_the_dense_float64_hessian(loss, activation):
     converged ones), 4 input dims, 4 classes, 37 points (a padded tail)."""
     data = blobs(37, 4, 4, seed=3)
     spec = MLPSpec(4, 11, 4, activation=activation)
-    eng = Engine(spec, data, loss, [0.5] * 3, [7.0, 3.0, 1.5], [40, 13, 20], fused=True)
+    eng = MLPEngine(spec, data, loss, [0.5] * 3, [7.0, 3.0, 1.5], [40, 13, 20], step="fused")
     theta = spec.init(range(3))
     theta = theta + 0.05 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     t, rows = 23, torch.tensor([0, 2])
     V = torch.randn(2, 3, spec.num_params, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     HV = eng.hvp_block(theta, t)(V, rows)
     for i, r in enumerate(rows.tolist()):
-        H = dense_hessian(eng, theta, t, r)
+        H = torch.as_tensor(dense_hessian(eng, theta, t, r))
         torch.testing.assert_close(HV[i], V[i] @ H, rtol=1e-10, atol=1e-12)
 
 
@@ -76,11 +75,11 @@ def test_fused_spectrum_is_the_dense_spectrum():
     Hessian, to the solver's tolerance."""
     data = spiral_dataset(20, seed=0, val_seed=1)
     spec = MLPSpec(2, 12, 3)
-    eng = Engine(spec, data, "dce", [1.0] * 3, [10.0, 10.0, 30.0], [50, 50, 20], fused=True)
+    eng = MLPEngine(spec, data, "dce", [1.0] * 3, [10.0, 10.0, 30.0], [50, 50, 20], step="fused")
     theta = eng.advance(spec.init(range(3)), 0, 40)
     res = eng.spectrum(theta, 40, k=2, tol=1e-8, max_iter=spec.num_params)
     for r in range(3):
-        dense = np.linalg.eigvalsh(dense_hessian(eng, theta, 40, r).numpy())[::-1][:2]
+        dense = np.linalg.eigvalsh(dense_hessian(eng, theta, 40, r))[::-1][:2]
         np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-6, atol=1e-9)
 
 
@@ -91,13 +90,13 @@ def test_dense_spectra_of_a_small_network_are_its_exact_eigenvalues(fused_):
     block warm-starts the Lanczos."""
     data = spiral_dataset(20, seed=0, val_seed=1)
     spec = MLPSpec(2, 10, 3)  # 63 parameters
-    eng = Engine(spec, data, "dce", [1.0] * 2, [10.0, 30.0], [50, 20], fused=fused_)
+    eng = MLPEngine(spec, data, "dce", [1.0] * 2, [10.0, 30.0], [50, 20], step="fused" if fused_ else "eager")
     theta = eng.advance(spec.init(range(2)), 0, 40)
     res = eng.spectrum(theta, 40, k=2, dense_below=64)
     lanczos = eng.spectrum(theta, 40, k=2, tol=1e-3)
     assert int(res.products[0]) == 63 and res.converged.all()
     for r in range(2):
-        dense = np.linalg.eigvalsh(dense_hessian(eng, theta, 40, r).numpy())[::-1][:2]
+        dense = np.linalg.eigvalsh(dense_hessian(eng, theta, 40, r))[::-1][:2]
         np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(lanczos.eigvals, res.eigvals, rtol=2e-3, atol=0)
     warm = eng.spectrum(theta, 40, k=2, v0=res.block, tol=1e-3)
@@ -112,21 +111,21 @@ def test_fused_accuracy_is_the_argmax_count(dtype):
     validation set gives NaN, as the eager engine."""
     data = blobs(53, 3, 4, seed=5)
     spec = MLPSpec(3, 17, 4)
-    eng = Engine(spec, data, "ce", [0.1] * 4, [1.0] * 4, [10] * 4, dtype=dtype, fused=True)
+    eng = MLPEngine(spec, data, "ce", [0.1] * 4, [1.0] * 4, [10] * 4, dtype=dtype, step="fused")
     theta = spec.init(range(4), dtype)
     for val, X, y in ((True, eng.Xv, eng.yv), (False, eng.X, eng.y)):
         want = (reference.forward(spec, theta, X).argmax(-1) == y).to(dtype).mean(1)
-        assert torch.equal(eng._fused.accuracy(theta, val), want)
+        assert torch.equal(eng.strategy.kernel.accuracy(theta, val), want)
     no_val = Dataset(data.X, data.y, None, None, 4, "blobs")
-    eng = Engine(spec, no_val, "ce", [0.1] * 4, [1.0] * 4, [10] * 4, dtype=dtype, fused=True)
+    eng = MLPEngine(spec, no_val, "ce", [0.1] * 4, [1.0] * 4, [10] * 4, dtype=dtype, step="fused")
     assert torch.isnan(eng.step(theta, 0)[1].val_acc).all()
 
 
 def test_float32_fused_step_is_within_float32_rounding_of_float64():
     data = spiral_dataset(50, seed=0, val_seed=1)
     spec = MLPSpec(2, 40, 3)
-    e64 = Engine(spec, data, "dmse1", [0.5, 0.1], [3.0, 5.0], [30, 20], fused=True)
-    e32 = Engine(spec, data, "dmse1", [0.5, 0.1], [3.0, 5.0], [30, 20], dtype=torch.float32, fused=True)
+    e64 = MLPEngine(spec, data, "dmse1", [0.5, 0.1], [3.0, 5.0], [30, 20], step="fused")
+    e32 = MLPEngine(spec, data, "dmse1", [0.5, 0.1], [3.0, 5.0], [30, 20], dtype=torch.float32, step="fused")
     a = e64.advance(spec.init([0, 1]), 0, 50)
     b = e32.advance(spec.init([0, 1], torch.float32), 0, 50)
     assert b.dtype == torch.float32
@@ -140,7 +139,7 @@ def test_fused_steps_do_not_depend_on_the_cutting_or_the_batch():
     data = spiral_dataset(40, seed=0, val_seed=1)
     spec = MLPSpec(2, 30, 3)
     args = ("dce", [1.0, 0.5, 0.2], [70.0, 70.0, 10.0], [100, 60, 30])
-    eng = Engine(spec, data, *args, fused=True)
+    eng = MLPEngine(spec, data, *args, step="fused")
     theta0 = spec.init([0, 1, 2])
     whole, m_whole = eng.steps(theta0, 0, eng.gamma(list(range(120))), False)
     th, losses_ = theta0, []
@@ -148,7 +147,7 @@ def test_fused_steps_do_not_depend_on_the_cutting_or_the_batch():
         th, m = eng.steps(th, a, eng.gamma(list(range(a, b))), a == 0)
         losses_.append(m.loss)
     assert torch.equal(th, whole) and torch.equal(torch.cat(losses_), m_whole.loss)
-    single = Engine(spec, data, "dce", [0.5], [70.0], [60], fused=True)
+    single = MLPEngine(spec, data, "dce", [0.5], [70.0], [60], step="fused")
     alone, m_alone = single.steps(theta0[1:2], 0, single.gamma(list(range(120))), False)
     assert torch.equal(alone[0], whole[1]) and torch.equal(m_alone.loss[:, 0], m_whole.loss[:, 1])
     assert torch.equal(eng.advance(theta0, 0, 120), whole)
@@ -159,7 +158,7 @@ def test_fused_threads_split_the_replicas_and_change_nothing():
     the HVPs are bit for bit those of one thread, also for more threads than replicas."""
     data = spiral_dataset(30, seed=0, val_seed=1)
     spec = MLPSpec(2, 20, 3)
-    eng = Engine(spec, data, "dmse1", [0.5, 1.0, 0.2, 0.7, 0.1], [5.0] * 5, [30, 40, 50, 60, 70], fused=True)
+    eng = MLPEngine(spec, data, "dmse1", [0.5, 1.0, 0.2, 0.7, 0.1], [5.0] * 5, [30, 40, 50, 60, 70], step="fused")
     theta0 = spec.init(range(5))
     V = torch.randn(5, 3, spec.num_params, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     before = torch.get_num_threads()
@@ -182,7 +181,7 @@ def test_fused_tracks_the_eager_engine_at_the_edge_of_stability(loss):
     data = spiral_dataset(100, seed=0, val_seed=1)
     spec = MLPSpec(2, 100, 3)
     args = (loss, [1.0, 0.5], [70.0, 70.0], [400, 100])
-    eng, eager = Engine(spec, data, *args, fused=True), Engine(spec, data, *args)
+    eng, eager = MLPEngine(spec, data, *args, step="fused"), MLPEngine(spec, data, *args)
     theta0 = spec.init([0, 1])
     a, ma = eng.steps(theta0, 0, eng.gamma(list(range(1000))), False)
     b, mb = eager.steps(theta0, 0, eager.gamma(list(range(1000))), False)
@@ -193,7 +192,7 @@ def test_fused_tracks_the_eager_engine_at_the_edge_of_stability(loss):
 
 def test_a_diverged_replica_stays_nan_as_in_the_eager_engine(small_data):
     spec = MLPSpec(2, 9, 3)
-    eng = Engine(spec, small_data, "dce", [0.5, 0.5], [2.0, 2.0], [10, 10], fused=True)
+    eng = MLPEngine(spec, small_data, "dce", [0.5, 0.5], [2.0, 2.0], [10, 10], step="fused")
     theta = spec.init([0, 1])
     theta[0, 3] = float("nan")
     new, m = eng.step(theta, 0)
@@ -203,27 +202,27 @@ def test_a_diverged_replica_stays_nan_as_in_the_eager_engine(small_data):
 
 def test_fused_refuses_what_it_does_not_run(small_data):
     with pytest.raises(LandscapeError, match="one-hidden-layer"):
-        Engine(MLPSpec(2, 8, 3, depth=2), small_data, "dce", [0.5], [2.0], [10], fused=True)
+        MLPEngine(MLPSpec(2, 8, 3, depth=2), small_data, "dce", [0.5], [2.0], [10], step="fused")
     with pytest.raises(LandscapeError, match="choose one"):
-        Engine(MLPSpec(2, 8, 3), small_data, "dce", [0.5], [2.0], [10], fused=True, compile=True)
+        MLPEngine(MLPSpec(2, 8, 3), small_data, "dce", [0.5], [2.0], [10], step="fused_and_compile")
     with pytest.raises(LandscapeError, match="float64 and float32"):
-        Engine(MLPSpec(2, 8, 3), small_data, "dce", [0.5], [2.0], [10], dtype=torch.float16, fused=True)
+        MLPEngine(MLPSpec(2, 8, 3), small_data, "dce", [0.5], [2.0], [10], dtype=torch.float16, step="fused")
 
 
 def test_the_library_is_built_once_per_key_and_a_missing_compiler_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path))
     monkeypatch.setattr(fused, "_loaded", {})
     X, y = torch.randn(10, 2, dtype=torch.float64), torch.arange(10) % 3
-    fused.FusedStep(X, y, 3, 4, "mse", "tanh")
+    fused.FusedKernel(X, y, 3, 4, "mse", "tanh")
     (lib,) = (tmp_path / "fused").glob("*.so")
     stamp = lib.stat().st_mtime_ns
     monkeypatch.setattr(fused, "_loaded", {})
-    fused.FusedStep(X, y, 3, 4, "mse", "tanh")
+    fused.FusedKernel(X, y, 3, 4, "mse", "tanh")
     assert lib.stat().st_mtime_ns == stamp  # reused from the cache, not rebuilt
     monkeypatch.setattr(fused, "_loaded", {})
     monkeypatch.setattr(fused.shutil, "which", lambda name: None)
     with pytest.raises(LandscapeError, match="needs a C\\+\\+ compiler"):
-        fused.FusedStep(X, y, 3, 4, "dce", "relu")
+        fused.FusedKernel(X, y, 3, 4, "dce", "relu")
 
 
 def test_an_unusable_cache_folder_falls_back_to_the_temporary_folder(tmp_path, monkeypatch):
@@ -235,7 +234,7 @@ def test_an_unusable_cache_folder_falls_back_to_the_temporary_folder(tmp_path, m
     monkeypatch.setattr(fused.tempfile, "tempdir", str(tmp_path / "tmp"))
     monkeypatch.setattr(fused, "_loaded", {})
     X, y = torch.randn(10, 2, dtype=torch.float64), torch.arange(10) % 3
-    step = fused.FusedStep(X, y, 3, 4, "dmse2", "relu")
+    step = fused.FusedKernel(X, y, 3, 4, "dmse2", "relu")
     assert list((tmp_path / "tmp").glob("landscape-fused-*/*.so"))
     assert step(torch.zeros(1, step.num_params, dtype=torch.float64), torch.ones(1, 1, 3), torch.ones(1))[0].shape == (
         1,
@@ -267,7 +266,7 @@ def test_lane_exp_log_tanh_are_the_math_functions(monkeypatch, scalar, dtype, ul
     if scalar:
         _scalar_build(monkeypatch)
     X, y = torch.randn(10, 2, dtype=dtype), torch.arange(10) % 3
-    step = fused.FusedStep(X, y, 3, 4, "dce", "tanh")
+    step = fused.FusedKernel(X, y, 3, 4, "dce", "tanh")
     npt = np.float64 if dtype == torch.float64 else np.float32
     rng = np.random.default_rng(0)
     lo, big = (-745.0, 300.0) if npt is np.float64 else (-103.0, 80.0)
@@ -301,10 +300,10 @@ def test_the_vector_math_build_and_the_scalar_one_agree(monkeypatch, loss, activ
     spec = MLPSpec(2, 16, 3, activation=activation)
     args = (loss, [0.5, 0.5], [8.0, 3.0], [60, 40])
     theta0 = spec.init([0, 1])
-    vec = Engine(spec, data, *args, fused=True)
+    vec = MLPEngine(spec, data, *args, step="fused")
     a, ma = vec.steps(theta0, 0, vec.gamma(list(range(300))), False)
     _scalar_build(monkeypatch)
-    scal = Engine(spec, data, *args, fused=True)
+    scal = MLPEngine(spec, data, *args, step="fused")
     b, mb = scal.steps(theta0, 0, scal.gamma(list(range(300))), False)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     torch.testing.assert_close(ma.loss, mb.loss, rtol=1e-12, atol=0)
@@ -328,8 +327,8 @@ def test_a_vector_math_build_that_fails_falls_back_to_the_scalar_one(monkeypatch
     monkeypatch.setattr(fused, "_build", build)
     monkeypatch.setattr(fused, "_loaded", {})
     X, y = torch.randn(10, 2, dtype=torch.float64), torch.arange(10) % 3
-    step = fused.FusedStep(X, y, 3, 4, "dce", "tanh")
-    fused.FusedStep(X, y, 3, 4, "dce", "tanh")
+    step = fused.FusedKernel(X, y, 3, 4, "dce", "tanh")
+    fused.FusedKernel(X, y, 3, 4, "dce", "tanh")
     assert tried == [True, False]  # the failure is remembered for the key
     x = np.linspace(-3.0, 0.0, 11)
     got, flag = _lane_math(step, 0, x)

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from landscape.engines.mlp import Engine
+from landscape.engines.mlp import MLPEngine
 from landscape.problem.mlp import MLPSpec
 from tests import reference
 
 
 def test_one_step_is_plain_gradient_descent(small_data):
     spec = MLPSpec(2, 7, 3)
-    eng = Engine(spec, small_data, "dmse2", [0.3, 0.05], [4.0, 2.0], [10, 6])
+    eng = MLPEngine(spec, small_data, "dmse2", [0.3, 0.05], [4.0, 2.0], [10, 6])
     theta = spec.init([0, 1])
     new, m = eng.step(theta, 3)
     th = theta.clone().requires_grad_(True)
@@ -40,12 +40,12 @@ def test_init_is_reference_and_seeded():
 def test_replica_alone_equals_replica_in_batch(small_data, dtype, tol):
     spec = MLPSpec(2, 16, 3)
     etas, amps, periods, seeds = [1.0, 0.5, 0.7, 1.3], [9.0, 5.0, 20.0, 2.0], [50, 30, 40, 25], [0, 1, 2, 3]
-    batch = Engine(spec, small_data, "dce", etas, amps, periods, dtype=dtype)
+    batch = MLPEngine(spec, small_data, "dce", etas, amps, periods, dtype=dtype)
     tb = spec.init(seeds, dtype)
     for t in range(120):
         tb, mb = batch.step(tb, t)
     for r in range(4):
-        alone = Engine(spec, small_data, "dce", [etas[r]], [amps[r]], [periods[r]], dtype=dtype)
+        alone = MLPEngine(spec, small_data, "dce", [etas[r]], [amps[r]], [periods[r]], dtype=dtype)
         ta = spec.init([seeds[r]], dtype)
         for t in range(120):
             ta, ma = alone.step(ta, t)
@@ -55,7 +55,7 @@ def test_replica_alone_equals_replica_in_batch(small_data, dtype, tol):
 
 def test_advance_equals_step(small_data):
     spec = MLPSpec(2, 9, 3)
-    eng = Engine(spec, small_data, "dmse1", [0.8, 0.4], [6.0, 6.0], [20, 20])
+    eng = MLPEngine(spec, small_data, "dmse1", [0.8, 0.4], [6.0, 6.0], [20, 20])
     th = spec.init([0, 1])
     a = th
     for t in range(5, 60):
@@ -65,8 +65,8 @@ def test_advance_equals_step(small_data):
 
 def test_float32_tracks_float64(small_data):
     spec = MLPSpec(2, 16, 3)
-    e64 = Engine(spec, small_data, "dce", [0.5], [3.0], [100])
-    e32 = Engine(spec, small_data, "dce", [0.5], [3.0], [100], dtype=torch.float32)
+    e64 = MLPEngine(spec, small_data, "dce", [0.5], [3.0], [100])
+    e32 = MLPEngine(spec, small_data, "dce", [0.5], [3.0], [100], dtype=torch.float32)
     a = e64.advance(spec.init([0]), 0, 50)
     b = e32.advance(spec.init([0], torch.float32), 0, 50)
     assert b.dtype == torch.float32
@@ -74,10 +74,10 @@ def test_float32_tracks_float64(small_data):
 
 
 def test_steps_is_the_loop_of_step(small_data):
-    """Engine.steps (S steps in one call) = S calls of step, bit for bit: θ, every metric,
+    """MLPEngine.steps (S steps in one call) = S calls of step, bit for bit: θ, every metric,
     and the validation accuracy at the first step only (NaN after)."""
     spec = MLPSpec(2, 7, 3)
-    eng = Engine(spec, small_data, "dce", [0.5, 1.0], [5.0, 3.0], [10, 6])
+    eng = MLPEngine(spec, small_data, "dce", [0.5, 1.0], [5.0, 3.0], [10, 6])
     theta = spec.init([0, 1])
     got, m = eng.steps(theta, 4, eng.gamma(list(range(4, 13))), evaluate=True)
     th = theta
@@ -107,8 +107,8 @@ def test_compiled_segments_are_the_compiled_step_whatever_their_lengths(width, l
 
     data = spiral_dataset(100, seed=0, val_seed=1)
     spec = MLPSpec(2, width, 3)
-    eng = Engine(spec, data, loss, [1.0, 0.5], [70.0, 70.0], [100, 60], dtype=dtype, compile=True)
-    eager = Engine(spec, data, loss, [1.0, 0.5], [70.0, 70.0], [100, 60], dtype=dtype)
+    eng = MLPEngine(spec, data, loss, [1.0, 0.5], [70.0, 70.0], [100, 60], dtype=dtype, step="compile")
+    eager = MLPEngine(spec, data, loss, [1.0, 0.5], [70.0, 70.0], [100, 60], dtype=dtype)
     theta0 = spec.init([0, 1], dtype)
     one, ref, ref_loss = theta0, theta0, []
     for t in range(300):

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from landscape import LandscapeError
-from landscape.problem.data import Dataset
-from landscape.engines.mlp import Engine
+from landscape.engines.mlp import MLPEngine
 from landscape.engines.module import ModuleEngine
+from landscape.problem.data import Dataset
 from landscape.problem.mlp import MLPSpec
+from tests import reference
 
 
 def mlp_from_spec(spec: MLPSpec):
@@ -45,7 +46,7 @@ def to_spec_layout(eng: ModuleEngine, theta: torch.Tensor) -> torch.Tensor:
 def test_generic_equals_the_fast_engine_on_the_mlp(small_data, loss):
     spec = MLPSpec(2, 7, 3, depth=2)
     kw = dict(eta=[0.3, 0.05], amplitude=[4.0, 9.0], period=[20, 30], static_from=[25, 30])  # Γ = 1 from there
-    fast = Engine(spec, small_data, loss, **kw)
+    fast = MLPEngine(spec, small_data, loss, **kw)
     gen = ModuleEngine(mlp_from_spec(spec), [0, 1], small_data, loss, **kw)
     th_f, th_g = spec.init([0, 1]), gen.theta0.clone()
     torch.testing.assert_close(to_spec_layout(gen, th_g), th_f, rtol=0, atol=0)
@@ -84,25 +85,6 @@ def images(n=24, seed=0) -> Dataset:
     return Dataset(X, y, None, None, 3, "random 4×4 images")
 
 
-def dense_hessian(eng: ModuleEngine, module: torch.nn.Module, theta: torch.Tensor, t: int, r: int) -> np.ndarray:
-    """Replica r's Hessian of F_t by autograd on an ordinary module (no vmap, no stacking)."""
-    G = eng.gamma(t)[r : r + 1]
-
-    def F(th):
-        p = dict(
-            zip(
-                eng.names,
-                [th[o : o + s].reshape(sh) for o, s, sh in zip(np.cumsum([0] + eng.sizes[:-1]), eng.sizes, eng.shapes)],
-            )
-        )
-        f = torch.func.functional_call(module, p, (eng.X,))[None]
-        from landscape.problem import losses
-
-        return losses.loss(eng.loss_name, f, eng.y, eng.Y, G)[0]
-
-    return torch.autograd.functional.hessian(F, theta[r].clone()).numpy()
-
-
 def test_cnn_hvp_and_spectrum_against_a_dense_hessian():
     data = images()
     eng = ModuleEngine(TinyCNN, [0, 1], data, "dce", eta=[0.1, 0.1], amplitude=[5.0, 5.0], period=[10, 10])
@@ -113,7 +95,7 @@ def test_cnn_hvp_and_spectrum_against_a_dense_hessian():
     V = torch.randn(2, 3, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     HV = eng.hvp_block(theta, 5)(V, torch.arange(2))
     for r in range(2):
-        H = dense_hessian(eng, TinyCNN(0), theta, 5, r)
+        H = reference.dense_hessian(eng, theta, 5, r)
         np.testing.assert_allclose(HV[r].numpy(), V[r].numpy() @ H.T, rtol=1e-9, atol=1e-11)
         res = eng.spectrum(theta, 5, k=2, tol=1e-10, max_iter=n)
         w = np.linalg.eigvalsh(H)[::-1][:2]

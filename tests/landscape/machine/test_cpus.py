@@ -12,7 +12,9 @@ from landscape.machine.cpus import _quota, usable_cpus
 
 def test_affinity_is_what_counts():
     """A process pinned to one core (taskset, SLURM --cpus-per-task=1) gets 1, whatever the machine has."""
-    code = "import os; os.sched_setaffinity(0, {0}); from landscape.machine.cpus import usable_cpus; print(usable_cpus())"
+    code = (
+        "import os; os.sched_setaffinity(0, {0}); from landscape.machine.cpus import usable_cpus; print(usable_cpus())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1"
     assert 1 <= usable_cpus() <= len(os.sched_getaffinity(0))

@@ -3,7 +3,6 @@
 import pytest
 
 from landscape import LandscapeError
-
 from landscape.machine import memory
 
 

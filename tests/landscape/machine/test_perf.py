@@ -7,11 +7,12 @@ import torch
 
 from landscape.config.run import RunConfig
 from landscape.machine.perf import keep_freed_memory
+from landscape.runs import build
 
 
 def test_keep_freed_memory_is_idempotent_and_changes_no_result(small_data):
     cfg = RunConfig(etas=(0.5,), seeds=(0, 1), width=6, steps=10, n_per_class=10)
-    eng = cfg.engine(small_data)
+    eng = build.engine(cfg, small_data)
     theta = eng.spec.init([0, 1])
     before, _ = eng.step(theta, 0)
     first = keep_freed_memory()

@@ -6,7 +6,8 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.recorders import record
-from landscape.runs.replay import params_at
+from landscape.runs import build
+from landscape.runs.opened import params_at
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_saved_steps_are_the_saved_vectors(run):
 
 def test_any_step_equals_an_independent_training_loop(run):
     cfg, path = run
-    eng = cfg.engine(cfg.dataset())
+    eng = build.engine(cfg, build.dataset(cfg))
     theta = eng.spec.init([r.seed for r in cfg.replicas()])
     traj = {}
     for t in range(100):

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from landscape import LandscapeError
 from landscape.app.cli import main
-from landscape.store.integrity import check
 from landscape.recorders import record, resume
+from landscape.store.integrity import check
 from landscape.store.run import RunStore, layout
 
 

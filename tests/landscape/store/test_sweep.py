@@ -3,11 +3,10 @@
 import pytest
 
 from landscape import LandscapeError
-
-from landscape.store import sweep as sweep_store
 from landscape.config.run import RunConfig
-from landscape.recorders import record
 from landscape.config.sweep import SweepSpec
+from landscape.recorders import record
+from landscape.store import sweep as sweep_store
 
 
 def test_index_status_and_incomplete_batches(tmp_path):

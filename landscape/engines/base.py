@@ -1,0 +1,340 @@
+"""What every engine shares: R replicas of full-batch gradient descent in lockstep.
+
+Replicas share data, width and loss; each has its own seed (initial network),
+η, amplitude A and period T. The loss of the batch is the sum of the replicas'
+losses, whose gradient is each replica's gradient in its own row, so one
+backward pass trains all of them, and one Hessian-vector product of the sum
+applies every replica's Hessian to its own row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+from landscape.curvature.blocks import LayerSpectra, layer_blocks, layer_top_eigs
+from landscape.curvature.eigen import BlockOp, EigResult, dense_topk, topk_eigs
+from landscape.curvature.trace import TraceResult, hutchinson_trace
+from landscape.dynamics.iterates import Tracker
+from landscape.problem import losses
+from landscape.problem.data import Dataset
+from landscape.problem.schedule import gamma
+
+try:  # several steps in one compiled call, as lax.scan does (a prototype op of torch)
+    from torch._higher_order_ops.scan import scan as _scan
+except ImportError:  # pragma: no cover - depends on the torch version
+    _scan = None  # type: ignore[assignment]
+
+
+DIVERGED_BOUND = 1e12  # a replica with |θ_i| beyond this (or a non-finite θ or F) has diverged
+
+
+def healthy(theta: torch.Tensor) -> torch.Tensor:
+    """(R,) bool: the replicas whose θ is finite and within DIVERGED_BOUND."""
+    return torch.isfinite(theta).all(dim=1) & (theta.abs().amax(dim=1) <= DIVERGED_BOUND)
+
+
+def _scatter(res, idx: torch.Tensor, R: int):
+    """A frozen result of the replicas `idx` spread over all R rows: NaN, False or 0 elsewhere."""
+    out = {}
+    for f in fields(res):
+        v = getattr(res, f.name)
+        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == idx.numel():
+            fill = False if v.dtype == torch.bool else (float("nan") if v.is_floating_point() else 0)
+            full = torch.full((R, *v.shape[1:]), fill, dtype=v.dtype, device=v.device)
+            full[idx] = v
+            out[f.name] = full
+    return replace(res, **out)
+
+
+def _nan_eig(R: int, k: int, n: int, dtype, device) -> EigResult:
+    """No eigenpairs for R replicas: NaN, not converged (diverged replicas, a failed solve)."""
+    nan = torch.full((R, k), float("nan"), dtype=dtype, device=device)
+    vecs = torch.full((R, k, n), float("nan"), dtype=dtype, device=device)
+    return EigResult(nan, vecs, nan.clone(), torch.zeros((R, k), dtype=torch.bool, device=device), 0)
+
+
+def _on_healthy(theta: torch.Tensor, compute, none):
+    """A per-replica result computed on the healthy replicas only and spread over all of them
+    (NaN, not converged, for the diverged ones): compute(idx) on θ[idx], none() when no
+    replica is healthy; None when all are, for the caller's own path."""
+    ok = healthy(theta)
+    if bool(ok.all()):
+        return None
+    idx = ok.nonzero().flatten()
+    return none() if idx.numel() == 0 else _scatter(compute(idx), idx, theta.shape[0])
+
+
+def _stack(parts: list[EigResult]) -> EigResult:
+    """One batch's result from single-replica results (blocks dropped where their widths differ)."""
+    cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+    blocks = [p.block for p in parts]
+    same = all(b is not None for b in blocks) and len({b.shape for b in blocks}) == 1  # type: ignore[union-attr]
+    return EigResult(
+        cat("eigvals"), cat("eigvecs"), cat("residuals"), cat("converged"), max(p.iterations for p in parts),
+        None, torch.cat(blocks) if same else None,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """What one step records per replica, measured at θ_t before the update: (R,) each, or
+    (S, R) for S consecutive steps (`ReplicaEngine.steps`)."""
+
+    loss: torch.Tensor  # (R,) dynamical F_t(θ_t)
+    loss_static: torch.Tensor  # (R,) the static counterpart (ce or mse)
+    train_acc: torch.Tensor  # (R,)
+    val_acc: torch.Tensor  # (R,) NaN without validation data
+    gamma: torch.Tensor  # (R, C)
+
+
+class ReplicaEngine:
+    """What every engine shares: the data and the per-replica hyper-parameters on the device,
+    Γ, accuracy, replay and the spectra. A subclass supplies the network: `_gradient(θ, Γ)`
+    (∇F per replica), `_logits(θ, val)` and `hvp_block`."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        loss: str,
+        eta,
+        amplitude,
+        period,
+        static_from=None,
+        gamma_shape: str = "triangle",
+        dtype=torch.float64,
+        device="cpu",
+    ):
+        if loss not in losses.LOSSES:
+            raise KeyError(f"unknown loss {loss!r}")
+        self.loss_name, self.gamma_shape = loss, gamma_shape
+        self.static_name = losses.STATIC[loss]
+        self.dtype, self.device = dtype, torch.device(device)
+        t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=self.device)
+        self.X, self.y = t(data.X), t(data.y, torch.long)
+        self.Y = torch.nn.functional.one_hot(self.y, data.num_classes).to(dtype)
+        self.has_val = data.X_val is not None
+        if self.has_val:
+            self.Xv, self.yv = t(data.X_val), t(data.y_val, torch.long)
+        self.C = data.num_classes
+        self.eta = t(eta).reshape(-1)
+        self.amplitude = t(amplitude).reshape(-1)
+        self.period = t(period, torch.long).reshape(-1)
+        self.static_from = None if static_from is None else t(static_from, torch.long).reshape(-1)
+        self.R = self.eta.shape[0]
+
+    def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
+        """The block map (V (Ra, b, n), rows) ↦ H V of the replicas `rows` at θ and step t (Γ G (R, C)
+        when the caller has it, else Γ(t)): what the eigensolvers want."""
+        raise NotImplementedError
+
+    def param_map(self) -> list:
+        """[[name, shape], …] in the order of θ's entries: stored with the recording."""
+        raise NotImplementedError
+
+    # --- the loss -------------------------------------------------------------------
+    def gamma(self, t) -> torch.Tensor:
+        """Γ (R, C) at step t, or (S, R, C) for a sequence of steps."""
+        return gamma(t, self.amplitude, self.period, self.C, self.gamma_shape, self.static_from)
+
+    @torch.no_grad()
+    def accuracy(self, theta: torch.Tensor, val: bool = False) -> torch.Tensor:
+        if val and not self.has_val:
+            return torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)
+        y = self.yv if val else self.y
+        return (self._logits(theta, val).argmax(-1) == y).to(self.dtype).mean(dim=1)
+
+    def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None, evaluate: bool = True):
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True, track: Tracker | None = None):
+        """S = len(G) steps from step t (G: Γ (S, R, C) of steps t … t+S−1): θ_{t+S} and the
+        metrics (S, R) of every step; validation accuracy at θ_t only (the recorder cuts its
+        segments at the `--eval-every` steps), NaN at the others. Here a loop of `step`; each
+        new θ goes to `track` (the iterate signals), if given."""
+        ms = []
+        for i in range(G.shape[0]):
+            theta, m = self.step(theta, t + i, G[i], evaluate and i == 0)
+            if track is not None:
+                track.push(theta)
+            ms.append(m)
+
+        def per_step(name: str) -> torch.Tensor:
+            if len(ms) == 1:  # the default --eval-every 1, the recorder's hot path: a view, not a copy
+                return getattr(ms[0], name)[None]
+            return torch.stack([getattr(m, name) for m in ms])
+
+        return theta, StepMetrics(
+            per_step("loss"), per_step("loss_static"), per_step("train_acc"), per_step("val_acc"), G
+        )
+
+    @torch.no_grad()
+    def advance(self, theta: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
+        """θ_{t1} from θ_{t0} by replaying the deterministic updates (no metrics).
+
+        The same arithmetic as `step`, so replay reproduces a recording bit for bit.
+        """
+        for t in range(t0, t1):
+            theta = torch.addcmul(theta, self.eta.unsqueeze(1), self._gradient(theta, self.gamma(t)), value=-1.0)
+        return theta
+
+    @torch.no_grad()
+    def advance_tracked(self, theta: torch.Tensor, t0: int, t1: int, track: Tracker) -> torch.Tensor:
+        """`advance` from t0 to t1, handing every θ to `track`: the iterate signals of an older
+        store (recorded before them) by replay, with the recording's own arithmetic."""
+        for t in range(t0, t1):
+            theta = self.advance(theta, t, t + 1)
+            track.push(theta)
+        return theta
+
+    # --- curvature ------------------------------------------------------------------
+    def spectrum(
+        self,
+        theta: torch.Tensor,
+        t: int,
+        k: int = 2,
+        v0: torch.Tensor | None = None,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        seed: int = 0,
+        seeds=None,
+        oversample: int = 1,
+        dense_below: int = 0,
+        G: torch.Tensor | None = None,
+    ) -> EigResult:
+        """Top-k eigenpairs of every replica's Hessian of F_t at θ.
+
+        dense_below: for networks of at most this many parameters, the eigenpairs of the whole
+        Hessian (`eigen.dense_topk`, n products, exact) instead of the block Lanczos.
+
+        v0: (R, j, n) warm-start vectors (the previous eigenvectors), or None. The random
+        columns of the block are drawn from `seeds` (one per replica; default 0 … R−1)
+        and `seed` (salt, e.g. the step), so a replica's answer does not depend on its batch.
+        G: Γ (R, C) at t if the caller already has it (the recorder has its segment's), else Γ(t).
+        """
+        R, n = theta.shape
+        if v0 is not None and v0.dim() == 2:
+            v0 = v0.unsqueeze(1)
+        seeds = list(range(R)) if seeds is None else list(seeds)
+        part = _on_healthy(  # diverged replicas cost no solver time
+            theta,
+            lambda idx: self.spectrum(
+                theta[idx],
+                t,
+                k,
+                None if v0 is None else v0[idx],
+                tol,
+                max_iter,
+                seed,
+                [seeds[i] for i in idx.tolist()],
+                oversample,
+                dense_below,
+                (self.gamma(t) if G is None else G)[idx],
+            ),
+            lambda: _nan_eig(R, k, n, self.dtype, self.device),
+        )
+        if part is not None:
+            return part
+        op = self.hvp_block(theta, t, G)
+        try:
+            if n <= dense_below:
+                return dense_topk(op, R, n, k, k + max(oversample, 0), tol, self.dtype, self.device)
+            return topk_eigs(
+                op,
+                v0,
+                k,
+                seeds=seeds,
+                n=n,
+                oversample=oversample,
+                tol=tol,
+                max_iter=max_iter,
+                salt=seed,
+                dtype=self.dtype,
+                device=self.device,
+            )
+        except torch.linalg.LinAlgError:
+            # a Hessian that overflows (θ finite but F's curvature beyond the dtype) fails the
+            # batch's eigh: each replica alone then, the failing ones NaN and not converged
+            if R == 1:
+                return _nan_eig(1, k, n, self.dtype, self.device)
+            Gt = self.gamma(t) if G is None else G
+            parts = [
+                self.spectrum(theta[r : r + 1], t, k, None if v0 is None else v0[r : r + 1], tol, max_iter, seed,
+                              seeds[r : r + 1], oversample, dense_below, Gt[r : r + 1])
+                for r in range(R)
+            ]  # fmt: skip
+            return _stack(parts)
+
+    def layer_spectrum(
+        self,
+        theta: torch.Tensor,
+        t: int,
+        seeds=None,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        seed: int = 0,
+        G: torch.Tensor | None = None,
+    ) -> LayerSpectra:
+        """The top eigenvalue of each layer's diagonal Hessian block (`blocks`), every replica
+        (NaN, not converged, for a diverged one). G: Γ (R, C) at t if the caller has it."""
+        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
+
+        def none() -> LayerSpectra:
+            names = tuple(name for name, _ in layer_blocks(self.param_map()))
+            nan = torch.full((theta.shape[0], len(names)), float("nan"), dtype=self.dtype, device=self.device)
+            return LayerSpectra(names, nan, nan.clone(), torch.zeros(nan.shape, dtype=torch.bool, device=self.device))
+
+        part = _on_healthy(
+            theta,
+            lambda idx: self.layer_spectrum(
+                theta[idx],
+                t,
+                [seeds[i] for i in idx.tolist()],
+                tol,
+                max_iter,
+                seed,
+                (self.gamma(t) if G is None else G)[idx],
+            ),
+            none,
+        )
+        if part is not None:
+            return part
+        return layer_top_eigs(
+            self.hvp_block(theta, t, G),
+            layer_blocks(self.param_map()),
+            seeds=seeds,
+            n=theta.shape[1],
+            tol=tol,
+            max_iter=max_iter,
+            salt=seed,
+            dtype=self.dtype,
+            device=self.device,
+        )
+
+    def trace(
+        self, theta: torch.Tensor, t: int, samples: int = 64, seeds=None, seed: int = 0, G: torch.Tensor | None = None
+    ) -> TraceResult:
+        """Hutchinson's estimate of tr H_t(θ) per replica, with its standard error (`trace`);
+        NaN for a diverged replica. G: Γ (R, C) at t if the caller has it."""
+        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
+        nan = lambda: torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)  # noqa: E731
+        part = _on_healthy(
+            theta,
+            lambda idx: self.trace(
+                theta[idx], t, samples, [seeds[i] for i in idx.tolist()], seed, (self.gamma(t) if G is None else G)[idx]
+            ),
+            lambda: TraceResult(nan(), nan(), samples),
+        )
+        if part is not None:
+            return part
+        return hutchinson_trace(
+            self.hvp_block(theta, t, G), seeds, theta.shape[1], samples, seed, dtype=self.dtype, device=self.device
+        )

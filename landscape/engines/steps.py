@@ -1,0 +1,194 @@
+"""How the MLP engine's step runs, chosen once per engine: `eager` (torch operations, one
+step a call), `compile` (torch.compile; on a CPU a segment of steps as one scan) or `fused`
+(one hand-fused C++ loop on the CPU, `fused.py`). The engine delegates its stepping, replay
+and Hessian-vector products to one of these; each strategy keeps its own arithmetic, so a
+recording is replayed by the strategy that recorded it (bit for bit).
+
+Speeds of the three: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from landscape import LandscapeError
+from landscape.curvature.eigen import BlockOp
+from landscape.dynamics.iterates import Tracker, step_signals
+from landscape.engines import derivatives
+from landscape.engines.base import ReplicaEngine, StepMetrics
+
+try:  # several steps in one compiled call, as lax.scan does (a prototype op of torch)
+    from torch._higher_order_ops.scan import scan as _scan
+except ImportError:  # pragma: no cover - depends on the torch version
+    _scan = None  # type: ignore[assignment]
+
+STEPS = ("eager", "compile", "fused")
+REPLAY_CHUNK = 1000  # steps of Γ built at a time when a segmented strategy replays
+
+
+class EagerStep:
+    """torch operations, one step a call; replay by the gradient alone (the same arithmetic
+    for θ as the recorded step, without its metrics)."""
+
+    name = "eager"
+
+    def __init__(self, eng: Any):
+        self.eng = eng
+        self.core = eng.step_core
+
+    def step(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool) -> tuple[torch.Tensor, StepMetrics]:
+        new, F, static, acc, val = self.core(theta, G, evaluate and self.eng.has_val)
+        if val is None:
+            val = torch.full_like(F, float("nan"))
+        return new, StepMetrics(F, static, acc, val, G)
+
+    def steps(self, theta, t, G, evaluate, track):
+        return ReplicaEngine.steps(self.eng, theta, t, G, evaluate, track)
+
+    def advance(self, theta, t0, t1):
+        return ReplicaEngine.advance(self.eng, theta, t0, t1)
+
+    def advance_tracked(self, theta, t0, t1, track):
+        return ReplicaEngine.advance_tracked(self.eng, theta, t0, t1, track)
+
+    def hvp_block(self, theta: torch.Tensor, G: torch.Tensor) -> BlockOp:
+        """The hand-written R-operator; its cache is cut down to the active replicas once per
+        change of the active set."""
+        eng = self.eng
+        full = eng.hvp_cache(theta, G)
+        cut = full  # the cache of the current active set; rows only shrink, so its size names it
+
+        def op(V, rows):
+            nonlocal cut
+            c = cut
+            if c.theta.shape[0] != rows.numel():
+                c = cut = derivatives.subset(full, rows)
+            if rows.numel() < 4:  # launch-bound: one pass for the block
+                return derivatives.hvp_block(eng.spec, c, V)
+            # memory-bound: column by column (the block's strided copies cost more at large R)
+            return torch.stack([derivatives.hvp(eng.spec, c, V[:, j]) for j in range(V.shape[1])], dim=1)
+
+        return op
+
+
+class _Segmented(EagerStep):
+    """A strategy that runs a segment of steps per call: replay goes through the same calls."""
+
+    def advance(self, theta, t0, t1):
+        for a in range(t0, t1, REPLAY_CHUNK):
+            b = min(a + REPLAY_CHUNK, t1)
+            theta = self.steps(theta, a, self.eng.gamma(list(range(a, b))), False, None)[0]
+        return theta
+
+    def advance_tracked(self, theta, t0, t1, track):
+        for a in range(t0, t1, REPLAY_CHUNK):
+            b = min(a + REPLAY_CHUNK, t1)
+            theta = self.steps(theta, a, self.eng.gamma(list(range(a, b))), False, track)[0]
+        return theta
+
+
+class CompiledStep(_Segmented):
+    """torch.compile (inductor) of the step: one graph per (evaluate, shapes), as the step has
+    no autograd call. On a CPU the steps of a segment run as one scan (torch's scan, one graph
+    for every segment length ≥ 2), bit-identical to the compiled single step whatever the
+    segmentation, so a replay may cut its segments differently. Trajectories agree with the
+    eager step to rounding, not bit for bit."""
+
+    name = "compile"
+
+    def __init__(self, eng: Any):
+        super().__init__(eng)
+        dyn = torch._dynamo.config  # the limit is per function, not per engine: many engines in a sweep
+        limit = "recompile_limit" if hasattr(dyn, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+        setattr(dyn, limit, max(getattr(dyn, limit), 64))
+        self.core = torch.compile(eng.step_core, fullgraph=True, dynamic=False)
+        self.segment = None
+        if _scan is not None and eng.device.type == "cpu":
+            self.segment = torch.compile(self._scan_core, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+            self.val_acc = torch.compile(eng.validation, fullgraph=True, dynamic=False)
+
+    def _scan_core(self, theta, d, p, U, G):
+        """S steps (G: (S, R, C)) as one scan of the step, carrying the iterate signal's state
+        (d, p): θ_S, d, p and per step the metrics (S, 3, R) and signals (S, 3 + K, R)."""
+        core = self.eng.step_core
+
+        def body(carry, g):
+            th, dd, pp = carry
+            new, F, static, acc, _ = core(th, g, False)
+            sig, dd, pp = step_signals(th, new, dd, pp, U)
+            return (new, dd, pp), torch.cat([torch.stack([F, static, acc]), sig])
+
+        (theta, d, p), out = _scan(body, (theta, d, p), G)
+        return theta, d, p, out
+
+    def steps(self, theta, t, G, evaluate, track):
+        if self.segment is None:  # a GPU, or a torch without scan: the compiled step, one a call
+            return super().steps(theta, t, G, evaluate, track)
+        eng, S = self.eng, G.shape[0]
+        val = torch.full((S, theta.shape[0]), float("nan"), dtype=eng.dtype, device=eng.device)
+        if evaluate:
+            val[0] = self.val_acc(theta)
+        G = G.contiguous()
+        if S > 1:  # one graph for all lengths ≥ 2 (a length of 1 is its own)
+            torch._dynamo.mark_dynamic(G, 0)
+        # a replay runs the same graph as the recording (inductor may round θ differently in another)
+        tr = track if track is not None else Tracker(theta, t)
+        # the carry keeps its inputs' layout: d and p as contiguous copies of the tracker's state
+        theta, d, p, out = self.segment(theta.contiguous(), tr.d.contiguous(), tr.p.contiguous(), tr.U, G)
+        K = tr.U.shape[0]
+        tr.extend(out[:, 3:6].transpose(1, 2), out[:, 6 : 6 + K].transpose(1, 2), theta, d, p)
+        return theta, StepMetrics(out[:, 0], out[:, 1], out[:, 2], val, G)
+
+    def advance(self, theta, t0, t1):
+        if self.segment is None:  # the compiled single step (inductor's rounding differs from eager)
+            for t in range(t0, t1):
+                theta = self.step(theta, self.eng.gamma(t), False)[0]
+            return theta
+        return super().advance(theta, t0, t1)
+
+    def advance_tracked(self, theta, t0, t1, track):
+        if self.segment is None:
+            for t in range(t0, t1):
+                theta = self.step(theta, self.eng.gamma(t), False)[0]
+                track.push(theta)
+            return theta
+        return super().advance_tracked(theta, t0, t1, track)
+
+
+class FusedStep(_Segmented):
+    """The hand-fused C++ loop (`fused.FusedKernel`): a segment of steps, the iterate signals
+    and the Hessian-vector products in one call each, activations kept in cache. The one-hidden-
+    layer MLP on a CPU only."""
+
+    name = "fused"
+
+    def __init__(self, eng: Any):
+        super().__init__(eng)
+        from landscape.engines.fused import FusedKernel
+
+        if eng.spec.depth != 1:
+            raise LandscapeError(f"--step fused runs the one-hidden-layer MLP (--depth 1), not depth {eng.spec.depth}")
+        val = (eng.Xv, eng.yv) if eng.has_val else (None, None)
+        self.kernel = FusedKernel(eng.X, eng.y, eng.C, eng.spec.width, eng.loss_name, eng.spec.activation, *val)
+
+    def step(self, theta, G, evaluate):
+        new, m = self.steps(theta, None, G[None], evaluate, None)
+        return new, StepMetrics(m.loss[0], m.loss_static[0], m.train_acc[0], m.val_acc[0], G)
+
+    def steps(self, theta, t, G, evaluate, track):
+        eng = self.eng
+        val = torch.full((G.shape[0], theta.shape[0]), float("nan"), dtype=eng.dtype, device=eng.device)
+        if evaluate and eng.has_val:
+            val[0] = self.kernel.accuracy(theta, val=True)
+        theta, ms = self.kernel(theta, G, eng.eta, track)
+        return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
+
+    def hvp_block(self, theta, G):
+        """The fused R-operator: no cache, one pass over the points."""
+        k = self.kernel
+        return lambda V, rows: k.hvp(theta[rows], G[rows], V)
+
+
+STRATEGIES = {s.name: s for s in (EagerStep, CompiledStep, FusedStep)}

@@ -1,0 +1,137 @@
+"""A recorded run opened once: its store, config and recorded arrays, and — built on first
+use — its data and engines, with θ at any step by exact replay.
+
+Every analysis takes one of these (or a path, opened here), so a command opens and verifies
+its store once, builds the dataset once and replays through one helper (`replay.walk`).
+
+>>> from landscape.runs.opened import Run
+>>> run = Run.open("data/dce_w100_A70_T5000.zarr")
+>>> run.config.loss, run.ds.sizes["replica"]
+('dce', 4)
+>>> run.params_at([0, 10], replicas=[0]).shape
+(1, 2, 603)
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from landscape import LandscapeError
+from landscape.runs import build
+from landscape.runs.replay import replayed_signals, walk
+from landscape.store.integrity import require_intact
+from landscape.store.run import ITERATE_ARRAYS, PER_STEP, RunStore
+
+# the arrays every analysis reads whole; params and eigvec are read where needed
+ANALYSED = (*PER_STEP, "gamma", "eigval", "eigres", "eigconv")
+
+
+class Run:
+    """One recorded run: `store` (RunStore), `config`, `ds` (the recorded xarray Dataset,
+    trimmed to the flushed steps), `data` (the training data, built once)."""
+
+    def __init__(self, store: RunStore, path):
+        self.store, self.path = store, Path(path)
+        self.config = store.config
+
+    @classmethod
+    def open(cls, path, check: tuple[str, ...] = ANALYSED) -> Run:
+        """Open for analysis: refuses a store that is still being recorded, is damaged in the
+        arrays `check`, or holds no step."""
+        store = RunStore.open(path)
+        if store.status == "running":
+            raise LandscapeError(
+                f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
+                "or resume it if its recorder died"
+            )
+        require_intact(store, check)  # never analyse fill values where data should be
+        run = cls(store, path)
+        if store.steps_done == 0:
+            raise LandscapeError(f"{path} holds no recorded steps")
+        return run
+
+    @classmethod
+    def at(cls, run_or_path) -> Run:
+        """The run itself, or the store at a path opened as it is (no analysis checks): what
+        replay needs, also of a store still being recorded."""
+        return run_or_path if isinstance(run_or_path, Run) else cls(RunStore.open(run_or_path), run_or_path)
+
+    @classmethod
+    def of(cls, run_or_path) -> Run:
+        """The run itself, or the run at a path opened for analysis."""
+        return run_or_path if isinstance(run_or_path, Run) else cls.open(run_or_path)
+
+    @cached_property
+    def ds(self):
+        return self.store.dataset()
+
+    @cached_property
+    def data(self):
+        return build.dataset(self.config)
+
+    @property
+    def steps_done(self) -> int:
+        return self.store.steps_done
+
+    @property
+    def num_replicas(self) -> int:
+        return len(self.config.replicas())
+
+    def check_replicas(self, replicas) -> list[int]:
+        """The replica indices as ints, each within the store (one-line error otherwise)."""
+        R = self.num_replicas
+        idx = list(range(R)) if replicas is None else [int(r) for r in np.atleast_1d(replicas)]
+        for r in idx:
+            if not 0 <= r < R:
+                raise LandscapeError(f"replica {r} out of range: the store has replicas 0..{R - 1}")
+        return idx
+
+    def engine(self, replicas=None, device: str | None = None):
+        """An engine of the replicas `replicas` (indices; default all), on `device` (default the
+        recording's)."""
+        cfg = self.config if device is None else replace(self.config, device=device)
+        reps = cfg.replicas()
+        return build.engine(cfg, self.data, None if replicas is None else [reps[i] for i in replicas])
+
+    def params_at(self, steps, replicas=None, device: str = "cpu") -> np.ndarray:
+        """θ (len(replicas), len(steps), n) at the given steps, by exact replay."""
+        idx = self.check_replicas(replicas)
+        steps = [int(s) for s in np.atleast_1d(steps)]
+        eng = self.engine(idx, device)
+        out = np.empty((len(idx), len(steps), eng.num_params))
+        where: dict[int, list[int]] = {}
+        for j, s in enumerate(steps):
+            where.setdefault(s, []).append(j)
+        for s, theta in walk(self, eng, idx, steps):
+            out[:, where[s]] = theta.detach().cpu().double().numpy()[:, None]
+        return out
+
+    def iterate_signals(self, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
+        """The iterate signals (R, N, 3) (‖p‖, ‖p − p_prev‖, cos) and projections (R, N, K) of
+        every recorded step: read where the store holds them, else by exact replay from step 0
+        (a store recorded before them). The flag says which (True: replayed)."""
+        store, done = self.store, self.steps_done
+        if store.iterates:
+            sc = np.stack([np.asarray(store[name][:, :done]) for name in ITERATE_ARRAYS], axis=-1)
+            return sc, np.asarray(store["iter_proj"][:, :done, :]), False
+        sc, pj = replayed_signals(self, self.engine(device=device))
+        return sc, pj, True
+
+
+def open_run(path) -> Run:
+    """The run at `path`, opened and checked for analysis (`Run.open`)."""
+    return Run.open(path)
+
+
+def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
+    """θ (len(replicas), len(steps), n) at the given steps of the store at `path` (or a Run)."""
+    return Run.at(path).params_at(steps, replicas, device)
+
+
+def iterate_signals(path, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
+    """`Run.iterate_signals` of the store at `path` (or a Run)."""
+    return Run.at(path).iterate_signals(device)
