@@ -133,6 +133,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "variable": variable,
             "iterate_signals": "replayed" if replayed else ("recorded" if variable == "iterates" else "not used"),
             "source": str(run.path),
+            "steps_recorded": int(run.steps_done),
             "lambda_source": source,
             "criterion": "landscape.dynamics.detector: the trailing multiplier of the second differences beyond −1, "
             "with the alternating amplitude grown snr× its floor (docs/analysis.md)",

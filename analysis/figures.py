@@ -63,12 +63,19 @@ def draw_slices(res: xr.Dataset, path):
     return save(fig, path)
 
 
-def draw_fig2(path, store, replica: int = 0, slices: xr.Dataset | None = None):
-    """Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η (top) and the slices (bottom)."""
+def fig2_series(store, replica: int = 0) -> xr.Dataset:
+    """What Fig. 2's top row draws, of one replica: Γ, F, training accuracy, λ1 and λ2, with
+    η and the loss's name (small: a summary that redraws the figure without the store)."""
     run = Run.of(store)
-    ds, cfg = run.ds, run.config
-    check_replica(ds, replica)
-    r = ds.isel(replica=replica)
+    check_replica(run.ds, replica)
+    r = run.ds.isel(replica=replica)[["gamma", "loss", "train_acc", "eigval"]].load()
+    return r.assign_attrs(loss_name=run.config.loss)
+
+
+def draw_fig2(path, series: xr.Dataset, slices: xr.Dataset | None = None):
+    """Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η (top; `fig2_series`) and the
+    slices (bottom)."""
+    r = series
     eta = float(r.eta)
     n = 0 if slices is None else slices.sizes["slice_step"]
     fig = Figure(figsize=(13, 6.5 if n else 3.4), constrained_layout=True)
@@ -82,7 +89,7 @@ def draw_fig2(path, store, replica: int = 0, slices: xr.Dataset | None = None):
     ax = fig.add_subplot(gs[0, 1])
     ax.plot(t, r.loss, lw=0.6)
     ax.set_yscale("log")
-    ax.set_title(f"(b) F(t), {cfg.loss.upper()}", fontsize=9)
+    ax.set_title(f"(b) F(t), {r.attrs['loss_name'].upper()}", fontsize=9)
     ax = fig.add_subplot(gs[0, 2])
     ax.plot(t, r.train_acc, ",", ms=1)
     ax.set_title("(c) training accuracy", fontsize=9)

@@ -9,8 +9,8 @@ import numpy as np
 
 from landscape import LandscapeError
 
-from . import paper
 from .options import user_errors
+from .paper import fig2 as paper_fig2
 
 
 @click.group()
@@ -300,16 +300,16 @@ def instability(stores, out, fig):
 @user_errors()
 def fig2(store, replica, slice_steps, grid, out):
     """Fig. 2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices."""
-    from landscape.analysis.figures import draw_fig2
+    from landscape.analysis.figures import draw_fig2, fig2_series
     from landscape.analysis.slices import loss_slices
     from landscape.runs.opened import Run
 
     _fig_dir(out, "--out")
     run = Run.of(store)  # opened once for the slices and the figure
     ds = run.ds
-    steps = list(slice_steps) or paper.fig2_slice_steps(ds.sizes["step"])
+    steps = list(slice_steps) or paper_fig2.slice_steps(ds.sizes["step"])
     sl = loss_slices(run, steps, replica, grid=grid) if steps else None
-    click.echo("figures " + ", ".join(draw_fig2(out, run, replica, sl)))
+    click.echo("figures " + ", ".join(draw_fig2(out, fig2_series(run, replica), sl)))
 
 
 @plot.command()

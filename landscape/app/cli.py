@@ -21,9 +21,9 @@ from landscape.config.run import RunConfig
 from landscape.config.sweep import SweepSpec, load_toml, sweep_knobs
 from landscape.runs import build
 
-from . import paper
 from .analyze import analyze, plot
 from .options import exit_status, given, knob_options, user_errors
+from .paper import fig4 as paper_fig4
 from .progress import StepBar, fmt_time
 
 RUN_KNOBS = knobs(RunConfig)
@@ -367,11 +367,11 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
     if model:  # the paper's Fig. 4 is about the built-in MLP on the spiral
         return
     rate = sweeps.measure_rate(replace(batches[0], width=100, loss="dce"), 64)
-    full, early = paper.fig4_run_steps(), paper.fig4_run_steps(early=True)
+    full, early = paper_fig4.run_steps(), paper_fig4.run_steps(early=True)
     click.echo(
         f"the paper's full Fig. 4 sweep (DCE, DMSE1, DMSE2 × A 25/50/75 × T 5000/10000 × 30 seeds, "
         f"100000/η steps): {full:,} run-steps at {rate:,.0f} run-steps/s (width 100, batch 64) = about "
-        f"{fmt_time(full / rate)} here; with --until first-instability (≈ {paper.FIG4_EARLY_STEPS} steps a "
+        f"{fmt_time(full / rate)} here; with --until first-instability (≈ {paper_fig4.EARLY_STEPS} steps a "
         f"run) about {fmt_time(early / rate)}"
     )
 

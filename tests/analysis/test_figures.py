@@ -11,9 +11,9 @@ SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zar
 
 def test_fig2_without_slices_writes_both_formats_and_keeps_the_backend(tmp_path):
     before = matplotlib.get_backend()
-    from landscape.analysis.figures import draw_fig2
+    from landscape.analysis.figures import draw_fig2, fig2_series
 
-    out = draw_fig2(tmp_path / "f.png", SHIPPED, replica=1)
+    out = draw_fig2(tmp_path / "f.png", fig2_series(SHIPPED, replica=1))
     assert [Path(p).suffix for p in out] == [".png", ".pdf"]
     assert Path(out[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Path(out[1]).read_bytes()[:5] == b"%PDF-"
     assert matplotlib.get_backend() == before
@@ -21,7 +21,7 @@ def test_fig2_without_slices_writes_both_formats_and_keeps_the_backend(tmp_path)
 
 def test_bad_replica_is_one_line(tmp_path):
     from landscape import LandscapeError
-    from landscape.analysis.figures import draw_fig2
+    from landscape.analysis.figures import fig2_series
 
     with pytest.raises(LandscapeError, match="replica 9 out of range"):
-        draw_fig2(tmp_path / "f.png", SHIPPED, replica=9)
+        fig2_series(SHIPPED, replica=9)

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from landscape import LandscapeError
-from landscape.app import paper
 from landscape.app.cli import main
+from landscape.app.paper import fig4 as paper_fig4
 from landscape.app.reproduce import run, specs, summary_names
 
 
@@ -41,7 +41,7 @@ def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fig", ["fig1", "fig3", "fig4"])
+@pytest.mark.parametrize("fig", ["fig1", "fig2", "fig3", "fig4"])
 def test_redraw_from_the_summaries_alone(tmp_path, fig):
     """What docs/results/paper/ commits (summaries, no stores) redraws figure and report."""
     out = tmp_path / fig
@@ -59,7 +59,7 @@ def test_redraw_from_the_summaries_alone(tmp_path, fig):
 
 
 def test_redraw_without_summaries_is_one_line(tmp_path):
-    for fig, why in (("fig3", "missing"), ("fig2", "keeps no summary")):
+    for fig, why in (("fig3", "missing"), ("fig2", "missing")):
         r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(tmp_path / "none"), "--redraw"])
         assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "none").exists()
@@ -93,7 +93,7 @@ def test_scaled_sizes_keep_the_papers_grids():
     for name, s in specs("fig4", "scaled").items():
         assert s.base.amplitudes == (25.0, 50.0, 75.0) and s.base.periods == (5000, 10000)
         assert len(s.base.seeds) >= 10 and s.base.until == "first-instability" and s.widths == (100,)
-        assert s.base.etas == paper.FIG4_ETAS[name.split("_")[1]]
+        assert s.base.etas == paper_fig4.ETAS[name.split("_")[1]]
     f1 = specs("fig1", "scaled")["fig1"]
     assert f1.widths == (10, 30, 100) and f1.base.etas == (0.5, 1.0) and f1.losses == ("ce",)
     long = specs("fig1", "scaled")["fig1_long"]  # the widest net, long enough to leave the edge
