@@ -136,7 +136,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "steps_recorded": int(run.steps_done),
             "lambda_source": source,
             "criterion": "landscape.dynamics.detector: the trailing multiplier of the second differences beyond −1, "
-            "with the alternating amplitude grown snr× its floor (docs/analysis.md)",
+            "with the alternating amplitude grown snr× its floor (docs/reference/analysis.md)",
             "lambda": "branch mean of λ(θ_t) and λ(θ_{t+1}) at the onset t (analysis/branches.py)",
         },
     )

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 import scipy.sparse.linalg as sla
 import torch
+from harness import timed
 from torch import nn
 
 from landscape.engines.mlp import MLPEngine
@@ -101,12 +101,6 @@ def engine_loop(data, R, steps, hessian, dtype):
         out.append(m)
     np.asarray(theta)  # the results reach the host, as the recorder's flush does
     return out
-
-
-def timed(fn, *a):
-    t0 = time.perf_counter()
-    fn(*a)
-    return time.perf_counter() - t0
 
 
 def main():

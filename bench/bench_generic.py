@@ -18,21 +18,15 @@ measured afterwards, each runner alone in a fresh (spawned) process.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import platform
-import resource
 import statistics
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse.linalg as sla
 import torch
+from harness import ROOT, spread, timed  # noqa: E402  (also puts the checkout on the path)
+from harness import peak_mb_alone as peak_mb
 from torch import nn
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from examples.cnn import make  # noqa: E402
 from landscape.engines.module import ModuleEngine  # noqa: E402
@@ -101,33 +95,6 @@ def engine_loop(data, R, steps, spectra):
         out.append(m)
     np.asarray(theta)  # the results reach the host, as the recorder's flush does
     return out
-
-
-def timed(fn, *a) -> float:
-    t0 = time.perf_counter()
-    fn(*a)
-    return time.perf_counter() - t0
-
-
-def _child(q, fn, args):
-    torch.set_num_threads(args[-1])
-    fn(*args[:-1])
-    q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
-def peak_mb(fn, *args, threads: int) -> float:
-    """Max RSS (MB) of `fn(*args)` run alone in a fresh process (spawned: nothing inherited)."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(q, fn, (*args, threads)))
-    p.start()
-    mb = q.get()
-    p.join()
-    return mb
-
-
-def spread(xs) -> str:
-    return f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}"
 
 
 def main():

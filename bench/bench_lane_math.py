@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
+from harness import reset_peak, rss_mb
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_peers import reset_peak, rss_mb  # noqa: E402
-
-from landscape import fused  # noqa: E402
+from landscape.engines import fused
 from landscape.engines.mlp import MLPEngine  # noqa: E402
 from landscape.problem.data import spiral_dataset  # noqa: E402
 from landscape.problem.mlp import MLPSpec  # noqa: E402

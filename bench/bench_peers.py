@@ -28,7 +28,6 @@ high-water mark is reset before the runner (`/proc/self/clear_refs`) and read af
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import platform
 import statistics
@@ -39,6 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
+from harness import reset_peak, rss_mb
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -57,28 +57,6 @@ try:  # JAX is a peer, not a dependency
     jax.config.update("jax_enable_x64", True)
 except ImportError:  # pragma: no cover - depends on the machine
     jax = None
-
-
-def rss_mb(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-_libc = ctypes.CDLL(None)
-
-
-def reset_peak():
-    """Give freed heap pages back (so a runner cannot hide its working set in memory an earlier
-    runner freed), then start the resident high-water mark from the current size."""
-    _libc.malloc_trim(0)
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
 
 
 class Problem:

@@ -12,13 +12,9 @@ recording) and charged as the recorder's default sampling does: a pair of spectr
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import ETA, EVERY, A, T, plain_loop  # noqa: E402
 
 from landscape.engines.mlp import MLPEngine  # noqa: E402

@@ -1,6 +1,6 @@
 """Accuracy of the instability detector on systems with known answers (flip points computed in
 tests/landscape/dynamical_systems.py), and its false-positive rate on series where the right
-answer is "nothing". Prints the tables of docs/analysis.md.
+answer is "nothing". Prints the tables of docs/reference/analysis.md.
 
     python bench/detector_accuracy.py [--seeds 8] [--null-seeds 100]
 """
@@ -8,12 +8,10 @@ answer is "nothing". Prints the tables of docs/analysis.md.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
+import harness  # noqa: F401,E402  (puts the checkout on the path: tests.landscape.dynamical_systems)
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from landscape.dynamics.detector import LEVELS, Detector, analyse, analyse_iterates  # noqa: E402
 from landscape.dynamics.iterates import from_trajectory  # noqa: E402
 from tests.landscape import dynamical_systems as ds  # noqa: E402

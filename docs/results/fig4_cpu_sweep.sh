@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU-sized Fig. 4 sweep of docs/results/README.md: 3 losses × 3–4 η × 3 seeds, width 100,
+# The CPU-sized Fig. 4 sweep of docs/history.md: 3 losses × 3–4 η × 3 seeds, width 100,
 # A = 50, T = 5000, one period (the first instability comes within it). About 4 minutes on 2 cores.
 set -euo pipefail
 out=${1:-fig4_sweep}

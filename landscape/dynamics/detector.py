@@ -19,7 +19,7 @@ is the regression of each p on the one before: μ for a decaying or growing boun
 A drift, other (stable) modes and white noise all pull μ̂ towards −1 < μ̂, never below, so
 μ̂ < −1 means the alternating part really grows.
 
-Criterion (docs/analysis.md gives the measured accuracy):
+Criterion (docs/reference/analysis.md gives the measured accuracy):
 
 - An **event at stride q** is a run of at least `min_run` steps with μ̂ < −1 in which the
   alternating amplitude (the third difference ‖p_{t+q} − p_t‖, a running median of 4 so one
@@ -43,7 +43,7 @@ Criterion (docs/analysis.md gives the measured accuracy):
   multiplier says "growing". Near the crossing μ̂ fluctuates around −1, and each excursion
   back above −1 starts a new run, so the run that counts starts at the last crossing before
   the growth took hold: never before μ crossed −1 in a deterministic system; with noise, by
-  at most the measured tolerance of docs/analysis.md.
+  at most the measured tolerance of docs/reference/analysis.md.
 - **Period 2^j** (p4, p8, p16): the first event at stride 2^(j−1) at or after the period-2
   onset (the orbit x_t, x_{t+q}, … splits into two alternating branches).
 - **Chaos**: the first step, after the period-2 onset, from which for `min_run` windows of

@@ -1,5 +1,5 @@
 """Bad input, each case: exit status 2, one line naming the cause, nothing written (or an
-existing store unchanged). The list mirrors docs/reliability.md."""
+existing store unchanged). The list mirrors docs/reference/reliability.md."""
 
 import http.server
 import shutil
@@ -193,7 +193,7 @@ def test_data_at_the_edges_is_refused_in_one_line(tmp_path, kind, message):
 
 @pytest.mark.parametrize("kind", ["float16 X", "integer X", "float labels"])
 def test_data_types_that_are_converted(tmp_path, kind):
-    """Documented mapping (docs/reliability.md): X of any real type is converted to the run's
+    """Documented mapping (docs/reference/reliability.md): X of any real type is converted to the run's
     dtype, labels of a float type that hold integers to integers; the run equals the float64 one."""
     X, y = (np.random.default_rng(0).normal(size=(30, 2)) * 4).round(), np.arange(30) % 3
     conv = {"float16 X": (X.astype(np.float16), y), "integer X": (X.astype(np.int32), y)}

@@ -1,5 +1,5 @@
 """Series with known answers for the instability detector (used by the tests and by
-bench/detector_accuracy.py, which prints the accuracy table of docs/analysis.md)."""
+bench/detector_accuracy.py, which prints the accuracy table of docs/reference/analysis.md)."""
 
 from __future__ import annotations
 

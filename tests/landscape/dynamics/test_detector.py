@@ -54,7 +54,7 @@ def test_double_well_below_the_bifurcation_is_stable():
     assert np.isnan(analyse(F).first_instability)
 
 
-# the maps of the issue, ramped over 2·10⁵ steps; late tolerances in the parameter (docs/analysis.md)
+# the maps of the issue, ramped over 2·10⁵ steps; late tolerances in the parameter (docs/reference/analysis.md)
 MAPS = {
     "sine": (ds.sine_f, ds.sine_j, [0.5], (0.70, 0.86), {"p2": 0.72, "p4": 0.835, "p8": 0.859}, 0.004),
     "ricker": (ds.ricker_f, ds.ricker_j, [0.9], (1.9, 2.66), {"p2": 2.0, "p4": 2.526, "p8": 2.656}, 0.008),

@@ -1,0 +1,97 @@
+"""What every benchmark here measures the same way: runners timed in one process, interleaved
+(each repeat runs every runner once, the order rotated), ratios against a baseline taken per
+repeat, min / median / max of those ratios, threads stated, peak memory beside the speed.
+
+Run a benchmark as a script from the repository root (`python bench/bench_engine.py`); its
+own folder is then on the import path, so `from harness import …` needs no setup.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `examples` and `tests` of the checkout, for the scripts that use them
+    sys.path.insert(1, str(ROOT))
+
+
+def timed(fn: Callable, *args) -> float:
+    """Seconds of one call."""
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def interleaved(runners: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per repeat of every runner: in each repeat every runner once, the order rotated
+    by one each repeat, so a slow spell of the machine is shared rather than charged to one."""
+    names = list(runners)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(repeats):
+        for n in names[i % len(names) :] + names[: i % len(names)]:
+            out[n].append(timed(runners[n]))
+    return out
+
+
+def ratios(times: dict[str, list[float]], baseline: str) -> dict[str, list[float]]:
+    """Per repeat, baseline time / runner time (> 1: faster than the baseline)."""
+    return {n: [b / t for b, t in zip(times[baseline], ts)] for n, ts in times.items()}
+
+
+def spread(xs, digits: int = 2) -> str:
+    """'min / median / max'."""
+    return f"{min(xs):.{digits}f} / {statistics.median(xs):.{digits}f} / {max(xs):.{digits}f}"
+
+
+def threads_line() -> str:
+    """The thread settings a table was measured with."""
+    import torch
+
+    n, inter = torch.get_num_threads(), torch.get_num_interop_threads()
+    return f"torch threads {n} (interop {inter}), torch {torch.__version__}"
+
+
+def rss_mb(field: str = "VmHWM") -> float:
+    """A memory field of this process from /proc/self/status, in MB (VmRSS now, VmHWM peak)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    """Give freed heap pages back (so a runner cannot hide its working set in memory an earlier
+    runner freed), then start the resident high-water mark from the current size."""
+    ctypes.CDLL(None).malloc_trim(0)
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:  # not Linux, or not allowed: the peak then counts from the process start
+        pass
+
+
+def _child(q, fn, args, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    fn(*args)
+    q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_mb_alone(fn: Callable, *args, threads: int = 1) -> float:
+    """Max RSS (MB) of `fn(*args)` run alone in a fresh process (spawned: nothing inherited)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q, fn, args, threads))
+    p.start()
+    mb = q.get()
+    p.join()
+    return mb
