@@ -345,7 +345,7 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
             + ")"
         )
     run_steps = sum(b.steps * len(b.replicas()) for b in batches)
-    data = batches[0].dataset()
+    data = build.dataset(batches[0])
     size = sum(nbytes(b, data.num_classes, build.num_params(b, data)) for b in batches)
     click.echo(f"run-steps {run_steps:,}; store ≤ {size / 1e9:.2f} GB uncompressed")
     if spec.base.until == "first-instability":

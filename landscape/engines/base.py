@@ -124,6 +124,8 @@ class ReplicaEngine:
         self.static_from = None if static_from is None else t(static_from, torch.long).reshape(-1)
         self.R = self.eta.shape[0]
 
+    num_params: int  # n, the length of θ: set by the subclass, which knows the network
+
     def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

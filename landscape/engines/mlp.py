@@ -37,6 +37,7 @@ class MLPEngine(ReplicaEngine):
         if step not in STRATEGIES:
             raise LandscapeError(f"unknown step '{step}'; choose one of {', '.join(STRATEGIES)}")
         self.spec = spec
+        self.num_params = spec.num_params
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
         if self.has_val:
             self.XvT = self.Xv.t().contiguous()
@@ -45,10 +46,6 @@ class MLPEngine(ReplicaEngine):
     @property
     def step_name(self) -> str:
         return self.strategy.name
-
-    @property
-    def num_params(self) -> int:
-        return self.spec.num_params
 
     def init(self, seeds) -> torch.Tensor:
         """θ (R, n) of the reference initialisation for these seeds."""

@@ -34,10 +34,10 @@ def walk(run, engine, replicas: list[int], steps) -> Iterator[tuple[int, torch.T
     for s in wanted:
         if not 0 <= s < done:
             raise LandscapeError(f"step {s} out of range: the store holds steps 0..{done - 1}")
-    cur, theta = -1, None
+    cur, theta = -1, torch.empty(0)
     for s in wanted:
         p = (s // pe) * pe
-        if theta is None or cur < p:  # from the saved vector: never longer than going on
+        if cur < p:  # from the saved vector: never longer than going on
             theta, cur = saved(run, engine, replicas, p), p
         theta = engine.advance(theta, cur, s)
         cur = s
