@@ -90,8 +90,8 @@ class RunConfig:
     device: str = knob("cpu", "cpu, cuda or cuda:N")
     threads: int = knob(
         1,
-        "CPU threads of the recording process (0: torch's default, all cores); one thread is 1.4× slower on an "
-        "idle 2-core CPU but 3–11× faster than two when another process is busy (bench/bench_threads.py)",
+        "CPU threads of the recording process (0: torch's default, all cores); one thread is the fastest "
+        "choice when other processes share the cores (measured: docs/performance.md)",
     )
     data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
     until: str = knob("end", "end, or first-instability (stop once every replica has shown one)")

@@ -1,5 +1,5 @@
 """Hutchinson's estimate of the Hessian trace, tr H ≈ mean over z of zᵀHz with Rademacher z,
-for every replica at once (issue 12: the trace PyHessian users ask for).
+for every replica at once (the trace PyHessian reports).
 
 Pure function of an operator and explicit seeds, like `eigen.topk_eigs`: the probe vectors
 come from the same counter-based generator (their signs), so a replica's estimate does not

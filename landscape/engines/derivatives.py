@@ -4,7 +4,7 @@ Autograd records a graph every step; for a 600-parameter network that overhead
 and the memory traffic of skinny matrices, not the arithmetic, are the cost. Here
 the layer part is written out with fused kernels (baddbmm, threshold_backward) in
 a feature-major layout (activations (R, width, P), which makes the width × 3
-products 3–4× faster than sample-major on a CPU); the five losses and their logit
+products faster than sample-major on a CPU); the five losses and their logit
 derivatives are defined once, in `losses.py`.
 
 The HVP is Pearlmutter's R-operator: a forward pass of directional derivatives

@@ -1,4 +1,4 @@
-"""A training engine for any `torch.nn.Module` (issue 12, first part: the engine itself).
+"""A training engine for any `torch.nn.Module`.
 
 R replicas of one architecture (one module per seed, from a factory) are stacked with
 `torch.func.stack_module_state` and evaluated with `functional_call` under `vmap`; the
@@ -151,7 +151,7 @@ class ModuleEngine(ReplicaEngine):
             th, G = theta[rows], G_all[rows]
             g = lambda x: self._grad(x, G)[0]
             # the block's columns under vmap: one batched pass instead of a jvp per column
-            # (17× faster on a small CNN; the same numbers to rounding)
+            # (far faster on a small CNN; the same numbers to rounding)
             return vmap(lambda v: jvp(g, (th,), (v,))[1], in_dims=1, out_dims=1)(V)
 
         return op

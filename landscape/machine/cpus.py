@@ -3,7 +3,7 @@
 `os.cpu_count()` counts the machine's cores. A batch job (SLURM `--cpus-per-task`, `taskset`)
 or a container may give the process fewer: through its CPU affinity, or a cgroup CPU quota
 (quota / period cores of time). Workers sized by the machine then oversubscribe the cores
-they have, which bench/bench_threads.py measures at 3–11× slower.
+they have and run several times slower (bench/bench_threads.py; docs/performance.md).
 """
 
 from __future__ import annotations

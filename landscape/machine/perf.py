@@ -1,14 +1,11 @@
 """Process-level settings that make the CPU engine faster.
 
-glibc returns large freed blocks to the kernel, so every step's fresh
-(R, width, P) activations are page-faulted and zeroed again; keeping freed
-memory in the heap makes those allocations reuse warm pages (measured in
-bench/bench_engine.py: up to ~1.3× at R = 16–128). glibc caps the mmap threshold
-at 32 MiB, so blocks above it (width 1000 × 300 points × 16 replicas is 38 MB) were
-still mapped afresh every step (19 000 page faults a step, half the compiled step's
-time there): mmap is switched off for the heap's blocks altogether (2.1× at width
-1000, R = 16; no change at width 100). Recorders and benchmarks call this once;
-importing the library alone changes nothing.
+glibc returns large freed blocks to the kernel, so every step's fresh (R, width, P)
+activations would be page-faulted and zeroed again; keeping freed memory in the heap makes
+those allocations reuse warm pages. glibc caps the mmap threshold at 32 MiB, so blocks above
+it (width 1000 × 300 points × 16 replicas is 38 MB) would be mapped afresh every step: mmap
+is switched off for the heap's blocks altogether. The gains: docs/performance.md. Recorders
+and benchmarks call this once; importing the library alone changes nothing.
 """
 
 from __future__ import annotations

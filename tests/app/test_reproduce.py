@@ -83,7 +83,7 @@ def test_quick_sizes_are_what_the_docs_promise():
 
 
 def test_scaled_sizes_keep_the_papers_grids():
-    """--scaled: the paper's grids with at least the seeds issue 11 asks for."""
+    """--scaled: the paper's grids with at least 10 and 8 seeds."""
     f3 = specs("fig3", "scaled")
     a, b = f3["fig3a"], f3["fig3b"]
     assert a.losses == ("ce", "dce") and a.base.etas == (1.0,) and len(a.base.seeds) >= 16
