@@ -261,6 +261,9 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         raw = json.loads(text)
+        # stores written before the step strategies kept two flags
+        compiled, fused = raw.pop("compile", False), raw.pop("fused", False)
+        raw.setdefault("step", "fused" if fused else "compile" if compiled else "eager")
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
@@ -270,7 +273,4 @@ class RunConfig:
         raw.setdefault("hessian_pairs", False)  # stores written before pairs existed
         raw.setdefault("eig_oversample", 1)
         raw["model_args"] = tuple(raw.get("model_args", ()))
-        # stores written before the step strategies kept two flags
-        compiled, fused = raw.pop("compile", False), raw.pop("fused", False)
-        raw.setdefault("step", "fused" if fused else "compile" if compiled else "eager")
         return cls(**raw)

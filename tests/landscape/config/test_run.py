@@ -112,6 +112,14 @@ def test_stores_written_before_pairs_and_guards_read_as_they_were_recorded():
         RunConfig.from_json(json.dumps(raw))
 
 
+@pytest.mark.parametrize("flags, step", [({}, "eager"), ({"compile": True}, "compile"), ({"fused": True}, "fused")])
+def test_stores_written_with_the_two_step_flags_read_as_their_step(flags, step):
+    raw = json.loads(RunConfig().to_json())
+    del raw["step"]
+    raw.update({"compile": False, "fused": False, **flags})  # what 0.2 wrote
+    assert RunConfig.from_json(json.dumps(raw)).step == step
+
+
 def test_a_relative_data_path_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = RunConfig(data="d.npz")
