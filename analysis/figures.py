@@ -151,3 +151,67 @@ def draw_fig4(summary: xr.Dataset, path):
     ax.set_ylabel("λ_max at first instability (branch mean)")
     ax.legend(fontsize=7)
     return save(fig, path)
+
+
+def draw_surface(res: xr.Dataset, path):
+    """A surface from `surfaces.surface`: filled log-contours of F_t with θ_t marked (and the
+    path, for PCA directions) beside the 3-D view; a 1-D surface as curves of F and accuracy."""
+    kind, t = res.attrs["directions"], res.attrs["step"]
+    if "b" not in res.dims:
+        fig = Figure(figsize=(8, 3.2), constrained_layout=True)
+        ax1, ax2 = fig.subplots(1, 2)
+        ax1.semilogy(res.a, res.loss, label=f"F_t ({res.attrs['loss_name']})")
+        ax1.semilogy(res.a, res.loss_static, "--", label="static loss")
+        ax1.set_xlabel(f"a ({kind} direction)")
+        ax1.legend(fontsize=7)
+        ax2.plot(res.a, res.train_acc, label="train")
+        ax2.plot(res.a, res.val_acc, label="validation")
+        ax2.set_xlabel("a")
+        ax2.set_ylabel("accuracy")
+        ax2.legend(fontsize=7)
+        fig.suptitle(f"t = {t}, replica {res.attrs['replica']}", fontsize=9)
+        return save(fig, path)
+    fig = Figure(figsize=(10, 4.2), constrained_layout=True)
+    ax = fig.add_subplot(1, 2, 1)
+    logF = np.log10(np.maximum(res.loss.values, 1e-300))
+    cs = ax.contourf(res.a, res.b, logF.T, levels=30, cmap="viridis")
+    fig.colorbar(cs, ax=ax, label="log10 F_t")
+    ax.plot([0], [0], "x", color="red", ms=9, mew=2, label="θ_t")
+    if "path" in res:
+        p = res.path.values
+        ax.plot(p[:, 0], p[:, 1], "-o", color="white", ms=2.5, lw=0.8, label="saved path")
+        ev = res.explained.values
+        ax.set_xlabel(f"PC1 ({ev[0]:.0%} of the path's variance)")
+        ax.set_ylabel(f"PC2 ({ev[1]:.0%})")
+    else:
+        ax.set_xlabel(f"a ({kind} direction 1)")
+        ax.set_ylabel(f"b ({kind} direction 2)")
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title(f"F_t, {res.attrs['loss_name'].upper()}, t = {t}", fontsize=9)
+    ax3 = fig.add_subplot(1, 2, 2, projection="3d")
+    A, B = np.meshgrid(res.a.values, res.b.values, indexing="ij")
+    ax3.plot_surface(A, B, logF, cmap="viridis", linewidth=0, antialiased=True)
+    ax3.set_xlabel("a")
+    ax3.set_ylabel("b")
+    ax3.set_zlabel("log10 F_t")
+    return save(fig, path)
+
+
+def draw_interpolation(res: xr.Dataset, path):
+    """F and accuracy along θ(α) = (1 − α)θ_a + αθ_b, the endpoints marked."""
+    fig = Figure(figsize=(8, 3.2), constrained_layout=True)
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.semilogy(res.alpha, res.loss, label="F (a's schedule)")
+    ax1.semilogy(res.alpha, res.loss_static, "--", label="static loss")
+    for x in (0, 1):
+        ax1.axvline(x, color="k", lw=0.6, ls=":")
+        ax2.axvline(x, color="k", lw=0.6, ls=":")
+    ax1.set_xlabel("α")
+    ax1.legend(fontsize=7)
+    ax2.plot(res.alpha, res.train_acc, label="train")
+    ax2.plot(res.alpha, res.val_acc, label="validation")
+    ax2.set_xlabel("α")
+    ax2.set_ylabel("accuracy")
+    ax2.legend(fontsize=7)
+    fig.suptitle(f"t_a = {res.attrs['step_a']} → t_b = {res.attrs['step_b']}", fontsize=9)
+    return save(fig, path)

@@ -266,6 +266,102 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     click.echo(f"saved to {', '.join(saved)}; figures {', '.join(figs)}")
 
 
+@analyze.command()
+@click.argument("store")
+@click.option("--step", type=int, required=True, help="the step whose θ is the centre")
+@click.option("--replica", default=0, show_default=True)
+@click.option(
+    "--directions",
+    type=click.Choice(["random", "eigen", "pca"]),
+    default="random",
+    show_default=True,
+    help="random (filter-normalised, seeded), the top Hessian eigenvectors, or the path's PCA plane",
+)
+@click.option("--dims", type=click.IntRange(1, 2), default=2, show_default=True, help="a 1-D or 2-D surface")
+@click.option("--grid", default=51, show_default=True, help="grid points per axis")
+@click.option("--span", default=None, type=float, help="a, b ∈ [−span, span] [default 1; pca: the path's extent]")
+@click.option("--seed", default=0, show_default=True, help="seed of the random directions")
+@click.option(
+    "--bias",
+    type=click.Choice(["zero", "keep"]),
+    default="zero",
+    show_default=True,
+    help="random directions' 1-D parameters: zero, or θ's own (loss-landscape's options)",
+)
+@click.option("--batch", default=1024, show_default=True, help="grid points per batched evaluation")
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_surface_<directions>_t<step>.png]")
+@user_errors()
+def surface(store, step, replica, directions, dims, grid, span, seed, bias, batch, out, fig):
+    """F_t, static loss and accuracies on a grid around θ_t (loss-landscape's surfaces, batched)."""
+    from landscape.analysis.figures import draw_surface
+    from landscape.analysis.io import save_result
+    from landscape.analysis.surfaces import surface as compute
+
+    name = f"{Path(store.rstrip('/')).stem}_surface_{directions}_t{step}.png"
+    fig = fig or str(Path(out or store.rstrip("/")).parent / name)
+    _fig_dir(fig, "--fig")
+    res = compute(store, step, replica, directions, grid, span, dims, seed, bias, batch)
+    c = res.loss.values
+    centre = float(res.loss.sel({d: 0.0 for d in res.loss.dims}, method="nearest"))
+    click.echo(f"{c.size} points; F_t at θ_t {centre:.6g}, min {np.nanmin(c):.6g}, max {np.nanmax(c):.6g}")
+    group = f"surface/{directions}_r{replica}_t{step}_d{dims}"
+    click.echo(f"saved to {save_result(res, store, group, out)}; figures {', '.join(draw_surface(res, fig))}")
+
+
+@analyze.command()
+@click.argument("store")
+@click.option("--from-step", "step_a", type=int, required=True)
+@click.option("--to-step", "step_b", type=int, default=None, help="[default: --from-step]")
+@click.option("--replica", default=0, show_default=True)
+@click.option("--to-replica", default=None, type=int, help="[default: --replica]")
+@click.option("--to-store", default=None, help="θ_b from another store [default: the same]")
+@click.option("--alpha-min", default=-0.5, show_default=True)
+@click.option("--alpha-max", default=1.5, show_default=True)
+@click.option("--points", default=41, show_default=True)
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_interpolate.png]")
+@user_errors()
+def interpolate(store, step_a, step_b, replica, to_replica, to_store, alpha_min, alpha_max, points, out, fig):
+    """F and accuracy along θ(α) = (1 − α)θ_a + αθ_b between two steps, replicas or stores."""
+    from landscape.analysis.figures import draw_interpolation
+    from landscape.analysis.io import save_result
+    from landscape.analysis.surfaces import interpolate as compute
+
+    if points < 2 or not (np.isfinite(alpha_min) and np.isfinite(alpha_max) and alpha_min < alpha_max):
+        raise LandscapeError("interpolation needs --points >= 2 and finite --alpha-min < --alpha-max")
+    fig = fig or str(Path(out or store.rstrip("/")).parent / f"{Path(store.rstrip('/')).stem}_interpolate.png")
+    _fig_dir(fig, "--fig")
+    alphas = np.linspace(alpha_min, alpha_max, points)
+    res = compute(store, step_a, replica, to_store, step_b, to_replica, alphas)
+    for a in (0.0, 1.0):
+        r = res.sel(alpha=a, method="nearest")
+        click.echo(f"α = {float(r.alpha):g}: F {float(r.loss):.6g}, train acc {float(r.train_acc):.4f}")
+    click.echo(
+        f"max F on the line {float(res.loss.max()):.6g} at α = {float(res.alpha[int(np.argmax(res.loss.values))]):g}"
+    )
+    at = res.attrs
+    group = f"interpolate/r{at['replica_a']}_t{at['step_a']}_to_r{at['replica_b']}_t{at['step_b']}"
+    click.echo(f"saved to {save_result(res, store, group, out)}; figures {', '.join(draw_interpolation(res, fig))}")
+
+
+@analyze.command()
+@click.argument("store")
+@click.option("--replica", default=0, show_default=True)
+@click.option("--components", default=2, show_default=True)
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@user_errors()
+def pca(store, replica, components, out):
+    """Principal directions of the saved path (θ_t − θ_last) and the path in their coordinates;
+    `analyze surface --directions pca` draws the surface on that plane with the path."""
+    from landscape.analysis.io import save_result
+    from landscape.analysis.surfaces import pca as compute
+
+    res = compute(store, replica, components)
+    click.echo("explained variance: " + ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(res.explained.values)))
+    click.echo(f"saved to {save_result(res, store, f'pca/r{replica}', out)}")
+
+
 def _fig_dir(fig, flag: str) -> None:
     """Refuse a figure path whose folder does not exist, before any work is done."""
     if not Path(fig).parent.is_dir():

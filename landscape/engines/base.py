@@ -153,6 +153,27 @@ class ReplicaEngine:
         y = self.yv if val else self.y
         return (self._logits(theta, val).argmax(-1) == y).to(self.dtype).mean(dim=1)
 
+    @torch.no_grad()
+    def evaluate_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> dict[str, torch.Tensor]:
+        """Replica `replica`'s F_t, its static loss and the training and validation accuracy at
+        many parameter vectors (B, n), each (B,): a loss-landscape grid evaluated as batches of
+        replicas (`batch` at a time), one forward pass per batch."""
+        G = self.gamma(t)[replica : replica + 1]
+        cols: dict[str, list] = {"loss": [], "loss_static": [], "train_acc": [], "val_acc": []}
+        for i in range(0, thetas.shape[0], batch):
+            th = thetas[i : i + batch]
+            Gb = G.expand(th.shape[0], -1)
+            f = self._logits(th, False)
+            cols["loss"].append(losses.loss(self.loss_name, f, self.y, self.Y, Gb))
+            cols["loss_static"].append(losses.loss(self.static_name, f, self.y, self.Y, Gb))
+            cols["train_acc"].append((f.argmax(-1) == self.y).to(self.dtype).mean(dim=1))
+            cols["val_acc"].append(self.accuracy(th, val=True))
+        return {k: torch.cat(v) for k, v in cols.items()}
+
+    def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
+        """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,)."""
+        return self.evaluate_at(thetas, t, replica, batch)["loss"]
+
     def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None, evaluate: bool = True):
         raise NotImplementedError
 

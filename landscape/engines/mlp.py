@@ -67,20 +67,6 @@ class MLPEngine(ReplicaEngine):
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
         return derivatives.forward_hidden(self.spec, theta, self.XvT if val else self.XT)[1]
 
-    @torch.no_grad()
-    def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
-        """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,).
-
-        For loss landscapes: the rows are points of a grid, evaluated `batch` at a time.
-        """
-        G = self.gamma(t)[replica : replica + 1]
-        out = []
-        for i in range(0, thetas.shape[0], batch):
-            th = thetas[i : i + batch]
-            _, f = derivatives.forward_hidden(self.spec, th, self.XT)
-            out.append(losses.loss(self.loss_name, f, self.y, self.Y, G.expand(th.shape[0], -1)))
-        return torch.cat(out)
-
     # --- the step, as pure functions of tensors (what the strategies run or compile) ----
     def step_core(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):
         """θ_{t+1}, F, the static loss, training and (if evaluate) validation accuracy at θ_t."""

@@ -110,16 +110,6 @@ class ModuleEngine(ReplicaEngine):
         F = losses.loss(self.loss_name, f, self.y, self.Y, G)
         return F.sum(), (F.detach(), f.detach())
 
-    @torch.no_grad()
-    def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
-        """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,)."""
-        G = self.gamma(t)[replica : replica + 1]
-        out = []
-        for i in range(0, thetas.shape[0], batch):
-            th = thetas[i : i + batch]
-            out.append(losses.loss(self.loss_name, self.logits(th, self.X), self.y, self.Y, G.expand(th.shape[0], -1)))
-        return torch.cat(out)
-
     # --- one step -------------------------------------------------------------------
     def _grad(self, theta: torch.Tensor, G: torch.Tensor):
         return grad(self._total, has_aux=True)(theta, G)
