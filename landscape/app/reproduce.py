@@ -88,7 +88,11 @@ def run(
             path = out_dir / f"{name}.zarr"
             sweep(spec, path, workers=workers, scheduler=scheduler, resume_existing=path.exists(), progress=progress)
             stores[name] = [str(path / n) for n in sweep_store.index(path)[1]]
-        module.summarize(stores, out_dir)
+            part = out_dir / f"{name}_summary.zarr"
+            if fig != "fig2" and not _newer(part, path):  # each sweep's summary as soon as it is done: a
+                module.summarize({name: stores[name]}, out_dir)  # part to commit while the next one runs
+        if fig == "fig2":
+            module.summarize(stores, out_dir)
     report = module.report(out_dir, wanted)
     flag = "" if size == "full" else f" --{size}"
     cmd = f"landscape reproduce {fig}{flag} --out {out_dir}"
@@ -97,3 +101,11 @@ def run(
     text += "\n\n" + report
     (out_dir / "report.md").write_text(text)
     return out_dir / "report.md"
+
+
+def _newer(summary: Path, sweep_path: Path) -> bool:
+    """Whether `summary` was written after the sweep's last change (its index and batches)."""
+    if not summary.exists():
+        return False
+    changed = max(p.stat().st_mtime for p in sweep_path.rglob("zarr.json"))
+    return summary.stat().st_mtime > changed

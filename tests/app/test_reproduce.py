@@ -115,15 +115,28 @@ def test_unknown_figure_or_size(tmp_path):
 
 
 PAPER = Path(__file__).resolve().parents[2] / "docs" / "results" / "paper"
+SCALED = sorted(p for p in PAPER.glob("fig*") if p.is_dir())
+FULL = sorted(p for p in (PAPER / "full").glob("fig*") if p.is_dir())
 
 
-@pytest.mark.parametrize("fig_dir", sorted(p for p in PAPER.glob("fig*") if p.is_dir()), ids=lambda p: p.name)
+@pytest.mark.parametrize("fig_dir", SCALED + FULL, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_committed_paper_results_redraw(tmp_path, fig_dir):
-    """Every committed report is what `reproduce --scaled --redraw` writes from the summaries beside it."""
+    """Every committed report is what `reproduce --scaled/--full --redraw` writes from the
+    summaries beside it; a full-size figure whose parts are still running is refused, naming
+    exactly the parts it lacks."""
+    size = "full" if fig_dir.parent.name == "full" else "scaled"
     out = tmp_path / fig_dir.name
     shutil.copytree(fig_dir, out)
+    wanted = specs(fig_dir.name, size)
+    missing = [n for n in summary_names(fig_dir.name, wanted, out) if not (out / n).exists()]
+    if missing:
+        assert not (fig_dir / "report.md").exists()
+        with pytest.raises(LandscapeError, match="missing") as err:
+            run(fig_dir.name, size, out, redraw=True)
+        assert sorted(str(err.value).split("missing ")[1].split(", ")) == sorted(str(out / n) for n in missing)
+        return
     (out / "report.md").unlink()
-    run(fig_dir.name, "scaled", out, redraw=True)
+    run(fig_dir.name, size, out, redraw=True)
     body = lambda p: p.read_text().split("\n", 3)[3]  # after the title and the Rebuild line
     assert body(out / "report.md") == body(fig_dir / "report.md")
     pngs = list(out.glob("*.png"))  # one per panel or run length (fig3a, fig3b, fig1_long, …)
