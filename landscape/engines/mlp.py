@@ -67,6 +67,48 @@ class MLPEngine(ReplicaEngine):
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
         return derivatives.forward_hidden(self.spec, theta, self.XvT if val else self.XT)[1]
 
+    # --- many parameter vectors at once (loss landscapes) ----------------------------
+    def _evaluation_kernel(self):
+        """The fused C++ kernel for evaluating many θ (activations kept in cache), when this
+        network and machine allow one: the fused strategy's own, or one built for evaluation
+        (the one-hidden-layer MLP on a CPU with a C++ compiler); else None."""
+        if self.strategy.name == "fused":
+            return self.strategy.kernel
+        if not hasattr(self, "_eval_kernel"):
+            self._eval_kernel = None
+            if self.spec.depth == 1 and self.device.type == "cpu" and self.dtype in (torch.float32, torch.float64):
+                from landscape.engines import fused
+
+                if self.spec.activation in ("relu", "tanh") and fused.compiler() is not None:
+                    val = (self.Xv, self.yv) if self.has_val else (None, None)
+                    try:
+                        self._eval_kernel = fused.FusedKernel(
+                            self.X, self.y, self.C, self.spec.width, self.loss_name, self.spec.activation, *val
+                        )
+                    except LandscapeError:  # a compiler that builds nothing: the torch passes
+                        self._eval_kernel = None
+        return self._eval_kernel
+
+    @torch.no_grad()
+    def evaluate_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> dict[str, torch.Tensor]:
+        """The base class's evaluation, through the fused kernel where there is one (the same
+        values to rounding; each point's independent of its batch)."""
+        k = self._evaluation_kernel()
+        if k is None:
+            return super().evaluate_at(thetas, t, replica, batch)
+        G = self.gamma(t)[replica : replica + 1]
+        cols: dict[str, list] = {"loss": [], "loss_static": [], "train_acc": [], "val_acc": []}
+        for i in range(0, thetas.shape[0], batch):
+            th = thetas[i : i + batch]
+            B = th.shape[0]
+            _, ms = k(th, G.expand(B, -1)[None], torch.zeros(B, dtype=self.dtype))
+            cols["loss"].append(ms[0, 0])
+            cols["loss_static"].append(ms[0, 1])
+            cols["train_acc"].append(ms[0, 2])
+            nan = torch.full((B,), float("nan"), dtype=self.dtype)
+            cols["val_acc"].append(k.accuracy(th, val=True) if self.has_val else nan)
+        return {name: torch.cat(v) for name, v in cols.items()}
+
     # --- the step, as pure functions of tensors (what the strategies run or compile) ----
     def step_core(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):
         """θ_{t+1}, F, the static loss, training and (if evaluate) validation accuracy at θ_t."""
