@@ -215,3 +215,39 @@ def draw_interpolation(res: xr.Dataset, path):
     ax2.legend(fontsize=7)
     fig.suptitle(f"t_a = {res.attrs['step_a']} → t_b = {res.attrs['step_b']}", fontsize=9)
     return save(fig, path)
+
+
+def draw_density(res: xr.Dataset, recorded: xr.Dataset | None, path):
+    """ρ(λ, t) as a heat map (log colour) with the recorded λ1, λ2, the bottom eigenvalue and
+    2/η on it; one step: the density as a curve."""
+    eta = res.attrs["eta"]
+    lam = res.lam.values
+    if res.sizes["step"] == 1:
+        fig = Figure(figsize=(6, 3.6), constrained_layout=True)
+        ax = fig.add_subplot()
+        ax.semilogy(lam, np.maximum(res.density.values[0], 1e-12))
+        ax.axvline(2 / eta, color="k", ls="--", lw=0.8, label="2/η")
+        ax.axvline(float(res.lambda_min.values[0, 0]), color="tab:red", ls=":", lw=0.8, label="λ_min")
+        ax.set_xlabel("λ")
+        ax.set_ylabel("ρ(λ)")
+        ax.legend(fontsize=7)
+        ax.set_title(f"Hessian eigenvalue density, t = {int(res.step.values[0])}", fontsize=9)
+        return save(fig, path)
+    fig = Figure(figsize=(8, 4.5), constrained_layout=True)
+    ax = fig.add_subplot()
+    t = res.step.values
+    z = np.log10(np.maximum(res.density.values.T, 1e-8))
+    mesh = ax.pcolormesh(t, lam, z, shading="nearest", cmap="magma", vmin=max(z.min(), z.max() - 6))
+    fig.colorbar(mesh, ax=ax, label="log10 ρ(λ, t)")
+    if recorded is not None and recorded.sizes.get("hstep", 0):
+        ax.plot(recorded.hstep, recorded.eigval.isel(eig=0), color="cyan", lw=0.8, label="λ1 (recorded)")
+        ax.plot(recorded.hstep, recorded.eigval.isel(eig=1), color="lime", lw=0.6, label="λ2 (recorded)")
+    ax.plot(t, res.lambda_min.values[:, 0], "o-", color="white", ms=2.5, lw=0.8, label="λ_min")
+    ax.axhline(2 / eta, color="w", ls="--", lw=0.8, label="2/η")
+    ax.set_xlim(t.min(), t.max())
+    ax.set_ylim(lam.min(), lam.max())
+    ax.set_xlabel("t")
+    ax.set_ylabel("λ")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"ρ(λ, t), {res.attrs['loss_name'].upper()}, η = {eta:g}", fontsize=9)
+    return save(fig, path)

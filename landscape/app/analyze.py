@@ -364,6 +364,40 @@ def pca(store, replica, components, out):
     click.echo(f"saved to {save_result(res, store, f'pca/r{replica}', out)}")
 
 
+@analyze.command()
+@click.argument("store")
+@click.option("--step", "steps", type=int, multiple=True, help="steps (repeat) [default: every saved step]")
+@click.option("--replica", default=0, show_default=True)
+@click.option("--lanczos-steps", default=80, show_default=True, help="M: Lanczos steps per vector (nodes)")
+@click.option("--vectors", default=8, show_default=True, help="V: random vectors per step")
+@click.option("--bottom-k", default=1, show_default=True, help="bottom eigenvalues per step")
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_density_r<replica>.png]")
+@user_errors()
+def density(store, steps, replica, lanczos_steps, vectors, bottom_k, out, fig):
+    """The Hessian's eigenvalue density (stochastic Lanczos quadrature) and λ_min at stored steps."""
+    from landscape.analysis.figures import draw_density
+    from landscape.analysis.io import save_result
+    from landscape.analysis.spectra import density as compute
+    from landscape.runs.opened import Run
+
+    fig = fig or str(Path(out or store.rstrip("/")).parent / f"{Path(store.rstrip('/')).stem}_density_r{replica}.png")
+    _fig_dir(fig, "--fig")
+    run = Run.of(store)
+    steps = list(steps) or [int(s) for s in run.ds.pstep.values]
+    res = compute(run, steps, replica, lanczos_steps, vectors, bottom_k)
+    click.echo(f"{'step':>7} {'λ_min':>10} {'residual':>9} {'largest node':>12}")
+    for i, t in enumerate(res.step.values):
+        r = res.isel(step=i)
+        click.echo(
+            f"{int(t):>7} {float(r.lambda_min[0]):>10.4g} {float(r.lambda_min_residual[0]):>9.1e} "
+            f"{float(r.nodes.max()):>12.4g}"
+        )
+    rec = run.ds.isel(replica=replica)
+    saved = save_result(res, store, f"density/r{replica}", out)
+    click.echo(f"saved to {saved}; figures {', '.join(draw_density(res, rec, fig))}")
+
+
 def _fig_dir(fig, flag: str) -> None:
     """Refuse a figure path whose folder does not exist, before any work is done."""
     if not Path(fig).parent.is_dir():
