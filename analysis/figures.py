@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from landscape import LandscapeError
 from landscape.machine.extras import require
 from landscape.runs.opened import Run
 
@@ -251,3 +252,26 @@ def draw_density(res: xr.Dataset, recorded: xr.Dataset | None, path):
     ax.legend(fontsize=7, loc="upper left")
     ax.set_title(f"ρ(λ, t), {res.attrs['loss_name'].upper()}, η = {eta:g}", fontsize=9)
     return save(fig, path)
+
+
+def surface_html(res: xr.Dataset, path) -> str:
+    """An interactive 3-D view of a 2-D surface (log10 F_t; with the path for PCA directions)
+    as one self-contained HTML file (plotly, the optional extra `html`)."""
+    go = require("plotly.graph_objects", "html", "an interactive surface (--html)")
+    if "b" not in res.dims:
+        raise LandscapeError("--html draws 2-D surfaces (--dims 2)")
+    z = np.log10(np.maximum(res.loss.values, 1e-300))
+    fig = go.Figure(go.Surface(x=res.a.values, y=res.b.values, z=z.T, colorscale="Viridis",
+                               colorbar=dict(title="log10 F_t")))  # fmt: skip
+    if "path" in res:
+        p = res.path.values
+        ia = np.clip(np.searchsorted(res.a.values, p[:, 0]), 0, res.sizes["a"] - 1)
+        ib = np.clip(np.searchsorted(res.b.values, p[:, 1]), 0, res.sizes["b"] - 1)
+        fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=z[ia, ib], mode="lines+markers", name="saved path",
+                                   line=dict(color="white", width=4), marker=dict(size=3)))  # fmt: skip
+    fig.update_layout(
+        title=f"F_t, {res.attrs['loss_name'].upper()}, t = {res.attrs['step']} ({res.attrs['directions']} directions)",
+        scene=dict(xaxis_title="a", yaxis_title="b", zaxis_title="log10 F_t"),
+    )
+    fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+    return str(path)

@@ -293,8 +293,9 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
 )
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_surface_<directions>_t<step>.png]")
+@click.option("--html", "html", is_flag=True, help="also an interactive 3-D view, one HTML file (extra: html)")
 @user_errors()
-def surface(store, step, replica, directions, dims, grid, span, seed, bias, batch, out, fig):
+def surface(store, step, replica, directions, dims, grid, span, seed, bias, batch, out, fig, html):
     """F_t, static loss and accuracies on a grid around θ_t (loss-landscape's surfaces, batched)."""
     from landscape.analysis.figures import draw_surface
     from landscape.analysis.io import save_result
@@ -303,12 +304,23 @@ def surface(store, step, replica, directions, dims, grid, span, seed, bias, batc
     name = f"{Path(store.rstrip('/')).stem}_surface_{directions}_t{step}.png"
     fig = fig or str(Path(out or store.rstrip("/")).parent / name)
     _fig_dir(fig, "--fig")
+    if html:  # before the work: a missing extra or a 1-D request is one line
+        from landscape.machine.extras import require
+
+        require("plotly.graph_objects", "html", "an interactive surface (--html)")
+        if dims != 2:
+            raise LandscapeError("--html draws 2-D surfaces (--dims 2)")
     res = compute(store, step, replica, directions, grid, span, dims, seed, bias, batch)
     c = res.loss.values
     centre = float(res.loss.sel({d: 0.0 for d in res.loss.dims}, method="nearest"))
     click.echo(f"{c.size} points; F_t at θ_t {centre:.6g}, min {np.nanmin(c):.6g}, max {np.nanmax(c):.6g}")
     group = f"surface/{directions}_r{replica}_t{step}_d{dims}"
-    click.echo(f"saved to {save_result(res, store, group, out)}; figures {', '.join(draw_surface(res, fig))}")
+    figs = draw_surface(res, fig)
+    if html:
+        from landscape.analysis.figures import surface_html
+
+        figs.append(surface_html(res, Path(fig).with_suffix(".html")))
+    click.echo(f"saved to {save_result(res, store, group, out)}; figures {', '.join(figs)}")
 
 
 @analyze.command()

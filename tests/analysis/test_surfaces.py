@@ -183,6 +183,13 @@ def test_the_commands(tmp_path):
         assert r.exit_code == 0, r.output
     for png in (tmp_path / "s.png", tmp_path / "p.png", tmp_path / "o.png", tmp_path / "i.png"):
         assert png.stat().st_size > 1000
+    s = ["surface", str(store), "--step", "9000", "--grid", "5", "--fig"]
+    r = CliRunner().invoke(main, ["analyze", *s, str(tmp_path / "h.png"), "--html", "--directions", "pca"])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "h.html").read_text()
+    assert "<html>" in html[:100] and "plotly" in html and "saved path" in html  # self-contained, path drawn
+    r = CliRunner().invoke(main, ["analyze", *s, str(tmp_path / "h1.png"), "--html", "--dims", "1"])
+    assert r.exit_code == 2 and "--html draws 2-D surfaces" in r.output
     import xarray as xr
 
     saved = xr.open_zarr(store, group="surface/random_r0_t9000_d2")
