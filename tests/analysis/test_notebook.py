@@ -17,4 +17,5 @@ def test_explore_run_notebook_executes(tmp_path, monkeypatch):
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Error" not in outputs
-    assert (tmp_path / "explore_run.png").exists() and (tmp_path / "explore_slice.png").exists()
+    for png in ("explore_run.png", "explore_slice.png", "explore_pca.png"):
+        assert (tmp_path / png).exists(), png

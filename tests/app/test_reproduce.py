@@ -82,6 +82,18 @@ def test_quick_sizes_are_what_the_docs_promise():
     assert full.steps_for(0.5) == 200000
 
 
+def test_full_sizes_are_the_papers_counts():
+    f3 = specs("fig3", "full")
+    a, b = f3["fig3a"], f3["fig3b"]
+    assert len(a.base.seeds) == 50 and len(b.base.seeds) == 10 and a.base.etas == (1.0,) and b.base.etas == (0.075,)
+    assert min(a.widths) == 5 and 400 in a.widths and max(b.widths) >= 400 and a.base.static_last
+    assert a.base.steps >= 100000 and b.base.steps >= 300000
+    f1 = specs("fig1", "full")["fig1"]
+    assert len(f1.base.seeds) == 20 and f1.widths == (10, 30, 100) and f1.base.etas == (0.5, 1.0)
+    for s in (a, b, f1):
+        assert s.base.step == "fused"
+
+
 def test_scaled_sizes_keep_the_papers_grids():
     """--scaled: the paper's grids with at least 10 and 8 seeds."""
     f3 = specs("fig3", "scaled")
