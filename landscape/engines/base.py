@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - depends on the torch version
 
 
 DIVERGED_BOUND = 1e12  # a replica with |θ_i| beyond this (or a non-finite θ or F) has diverged
+EVALUATED = ("loss", "loss_static", "train_acc", "val_acc")  # what `evaluate_at` returns per point
 
 
 def healthy(theta: torch.Tensor) -> torch.Tensor:
@@ -157,18 +158,25 @@ class ReplicaEngine:
     def evaluate_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> dict[str, torch.Tensor]:
         """Replica `replica`'s F_t, its static loss and the training and validation accuracy at
         many parameter vectors (B, n), each (B,): a loss-landscape grid evaluated as batches of
-        replicas (`batch` at a time), one forward pass per batch."""
+        replicas (`batch` at a time), one `_evaluate_batch` per batch."""
         G = self.gamma(t)[replica : replica + 1]
-        cols: dict[str, list] = {"loss": [], "loss_static": [], "train_acc": [], "val_acc": []}
+        cols: dict[str, list] = {name: [] for name in EVALUATED}
         for i in range(0, thetas.shape[0], batch):
             th = thetas[i : i + batch]
-            Gb = G.expand(th.shape[0], -1)
-            f = self._logits(th, False)
-            cols["loss"].append(losses.loss(self.loss_name, f, self.y, self.Y, Gb))
-            cols["loss_static"].append(losses.loss(self.static_name, f, self.y, self.Y, Gb))
-            cols["train_acc"].append((f.argmax(-1) == self.y).to(self.dtype).mean(dim=1))
-            cols["val_acc"].append(self.accuracy(th, val=True))
+            for name, v in zip(EVALUATED, self._evaluate_batch(th, G.expand(th.shape[0], -1))):
+                cols[name].append(v)
         return {k: torch.cat(v) for k, v in cols.items()}
+
+    def _evaluate_batch(self, th: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """F, static loss, training and validation accuracy (each (B,)) at the rows of th: one
+        forward pass of the batch (an engine with a faster pass overrides this)."""
+        f = self._logits(th, False)
+        return (
+            losses.loss(self.loss_name, f, self.y, self.Y, G),
+            losses.loss(self.static_name, f, self.y, self.Y, G),
+            (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1),
+            self.accuracy(th, val=True),
+        )
 
     def loss_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> torch.Tensor:
         """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,)."""

@@ -89,25 +89,16 @@ class MLPEngine(ReplicaEngine):
                         self._eval_kernel = None
         return self._eval_kernel
 
-    @torch.no_grad()
-    def evaluate_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> dict[str, torch.Tensor]:
-        """The base class's evaluation, through the fused kernel where there is one (the same
-        values to rounding; each point's independent of its batch)."""
+    def _evaluate_batch(self, th: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The base class's batch, through the fused kernel where there is one (the same values
+        to rounding; each point's independent of its batch)."""
         k = self._evaluation_kernel()
         if k is None:
-            return super().evaluate_at(thetas, t, replica, batch)
-        G = self.gamma(t)[replica : replica + 1]
-        cols: dict[str, list] = {"loss": [], "loss_static": [], "train_acc": [], "val_acc": []}
-        for i in range(0, thetas.shape[0], batch):
-            th = thetas[i : i + batch]
-            B = th.shape[0]
-            _, ms = k(th, G.expand(B, -1)[None], torch.zeros(B, dtype=self.dtype))
-            cols["loss"].append(ms[0, 0])
-            cols["loss_static"].append(ms[0, 1])
-            cols["train_acc"].append(ms[0, 2])
-            nan = torch.full((B,), float("nan"), dtype=self.dtype)
-            cols["val_acc"].append(k.accuracy(th, val=True) if self.has_val else nan)
-        return {name: torch.cat(v) for name, v in cols.items()}
+            return super()._evaluate_batch(th, G)
+        B = th.shape[0]
+        _, ms = k(th, G[None], torch.zeros(B, dtype=self.dtype))
+        val = k.accuracy(th, val=True) if self.has_val else torch.full((B,), float("nan"), dtype=self.dtype)
+        return ms[0, 0], ms[0, 1], ms[0, 2], val
 
     # --- the step, as pure functions of tensors (what the strategies run or compile) ----
     def step_core(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):
