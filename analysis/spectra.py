@@ -12,7 +12,7 @@ import torch
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape.curvature.density import bottomk_eigs, slq
+from landscape.curvature.density import Quadrature, bottomk_eigs, slq
 from landscape.runs.opened import Run
 
 
@@ -52,7 +52,7 @@ def density(
     pad = 0.05 * max(hi - lo, 1e-12)
     lam = np.linspace(lo - pad, hi + pad, grid)
     s = sigma if sigma is not None else (hi - lo + 2 * pad) / 200
-    rho = (W[..., None] * np.exp(-0.5 * ((lam - N[..., None]) / s) ** 2)).sum(2).mean(1) / (s * np.sqrt(2 * np.pi))
+    rho = Quadrature(torch.as_tensor(N), torch.as_tensor(W)).smoothed(torch.as_tensor(lam), s).numpy()  # steps as rows
     return xr.Dataset(
         {
             "nodes": (("step", "vec", "node"), N),

@@ -128,7 +128,8 @@ def surface(
     elif kind == "eigen":
         D = _eigen_directions(engine, torch.as_tensor(theta).to(engine.dtype), step, dims)
     elif kind == "pca":
-        D = pca(run, idx, dims).component.values
+        plane = pca(run, idx, dims)
+        D = plane.component.values
     elif kind == "given":
         D = np.atleast_2d(np.asarray(directions, dtype=np.float64))
         if D.shape != (dims, theta.size):
@@ -161,7 +162,7 @@ def surface(
     out["theta"] = (("param",), theta)
     if path is not None:  # the path drawn on its own plane
         out["path"] = (("pstep", "dir"), path)
-        out["explained"] = (("dir",), pca(run, idx, dims).explained.values)
+        out["explained"] = (("dir",), plane.explained.values)
         out = out.assign_coords(pstep=run.ds.pstep.values)
     return out.assign_attrs(
         step=int(step), replica=idx, directions=kind, seed=int(seed), bias=bias, grid=int(grid),
