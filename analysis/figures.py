@@ -159,19 +159,8 @@ def draw_surface(res: xr.Dataset, path):
     path, for PCA directions) beside the 3-D view; a 1-D surface as curves of F and accuracy."""
     kind, t = res.attrs["directions"], res.attrs["step"]
     if "b" not in res.dims:
-        fig = Figure(figsize=(8, 3.2), constrained_layout=True)
-        ax1, ax2 = fig.subplots(1, 2)
-        ax1.semilogy(res.a, res.loss, label=f"F_t ({res.attrs['loss_name']})")
-        ax1.semilogy(res.a, res.loss_static, "--", label="static loss")
-        ax1.set_xlabel(f"a ({kind} direction)")
-        ax1.legend(fontsize=7)
-        ax2.plot(res.a, res.train_acc, label="train")
-        ax2.plot(res.a, res.val_acc, label="validation")
-        ax2.set_xlabel("a")
-        ax2.set_ylabel("accuracy")
-        ax2.legend(fontsize=7)
-        fig.suptitle(f"t = {t}, replica {res.attrs['replica']}", fontsize=9)
-        return save(fig, path)
+        title = f"t = {t}, replica {res.attrs['replica']}"
+        return _along_a_line(res, "a", f"F_t ({res.attrs['loss_name']})", f"a ({kind} direction)", title, path)
     fig = Figure(figsize=(10, 4.2), constrained_layout=True)
     ax = fig.add_subplot(1, 2, 1)
     logF = np.log10(np.maximum(res.loss.values, 1e-300))
@@ -200,21 +189,27 @@ def draw_surface(res: xr.Dataset, path):
 
 def draw_interpolation(res: xr.Dataset, path):
     """F and accuracy along θ(α) = (1 − α)θ_a + αθ_b, the endpoints marked."""
+    title = f"t_a = {res.attrs['step_a']} → t_b = {res.attrs['step_b']}"
+    return _along_a_line(res, "alpha", "F (a's schedule)", "α", title, path, marks=(0, 1))
+
+
+def _along_a_line(res: xr.Dataset, x: str, loss_label: str, xlabel: str, title: str, path, marks=()):
+    """F and the static loss (log) beside the two accuracies, along the coordinate `x`."""
     fig = Figure(figsize=(8, 3.2), constrained_layout=True)
     ax1, ax2 = fig.subplots(1, 2)
-    ax1.semilogy(res.alpha, res.loss, label="F (a's schedule)")
-    ax1.semilogy(res.alpha, res.loss_static, "--", label="static loss")
-    for x in (0, 1):
-        ax1.axvline(x, color="k", lw=0.6, ls=":")
-        ax2.axvline(x, color="k", lw=0.6, ls=":")
-    ax1.set_xlabel("α")
-    ax1.legend(fontsize=7)
-    ax2.plot(res.alpha, res.train_acc, label="train")
-    ax2.plot(res.alpha, res.val_acc, label="validation")
-    ax2.set_xlabel("α")
+    ax1.semilogy(res[x], res.loss, label=loss_label)
+    ax1.semilogy(res[x], res.loss_static, "--", label="static loss")
+    ax2.plot(res[x], res.train_acc, label="train")
+    ax2.plot(res[x], res.val_acc, label="validation")
+    for m in marks:
+        ax1.axvline(m, color="k", lw=0.6, ls=":")
+        ax2.axvline(m, color="k", lw=0.6, ls=":")
+    ax1.set_xlabel(xlabel)
+    ax2.set_xlabel(xlabel)
     ax2.set_ylabel("accuracy")
+    ax1.legend(fontsize=7)
     ax2.legend(fontsize=7)
-    fig.suptitle(f"t_a = {res.attrs['step_a']} → t_b = {res.attrs['step_b']}", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     return save(fig, path)
 
 

@@ -246,8 +246,7 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     from landscape.analysis.io import save_result
     from landscape.analysis.slices import loss_slices
 
-    # the figure goes next to the result it draws (not into the current directory)
-    fig = fig or str(Path(out or store.rstrip("/")).parent / f"{Path(store.rstrip('/')).stem}_slices_r{replica}.png")
+    fig = fig or _beside(store, out, f"slices_r{replica}.png")
     _fig_dir(fig, "--fig")
     res = loss_slices(store, steps, replica, grid=grid, span=span, follow=follow)
     click.echo(f"{'step':>7} {'λ1':>8} {'λ2':>8} {'F(x_t)':>9} {'min F':>9} {'max off-plane':>13}  eigenvectors")
@@ -301,8 +300,7 @@ def surface(store, step, replica, directions, dims, grid, span, seed, bias, batc
     from landscape.analysis.io import save_result
     from landscape.analysis.surfaces import surface as compute
 
-    name = f"{Path(store.rstrip('/')).stem}_surface_{directions}_t{step}.png"
-    fig = fig or str(Path(out or store.rstrip("/")).parent / name)
+    fig = fig or _beside(store, out, f"surface_{directions}_t{step}.png")
     _fig_dir(fig, "--fig")
     if html:  # before the work: a missing extra or a 1-D request is one line
         from landscape.machine.extras import require
@@ -344,7 +342,7 @@ def interpolate(store, step_a, step_b, replica, to_replica, to_store, alpha_min,
 
     if points < 2 or not (np.isfinite(alpha_min) and np.isfinite(alpha_max) and alpha_min < alpha_max):
         raise LandscapeError("interpolation needs --points >= 2 and finite --alpha-min < --alpha-max")
-    fig = fig or str(Path(out or store.rstrip("/")).parent / f"{Path(store.rstrip('/')).stem}_interpolate.png")
+    fig = fig or _beside(store, out, "interpolate.png")
     _fig_dir(fig, "--fig")
     alphas = np.linspace(alpha_min, alpha_max, points)
     res = compute(store, step_a, replica, to_store, step_b, to_replica, alphas)
@@ -393,7 +391,7 @@ def density(store, steps, replica, lanczos_steps, vectors, bottom_k, out, fig):
     from landscape.analysis.spectra import density as compute
     from landscape.runs.opened import Run
 
-    fig = fig or str(Path(out or store.rstrip("/")).parent / f"{Path(store.rstrip('/')).stem}_density_r{replica}.png")
+    fig = fig or _beside(store, out, f"density_r{replica}.png")
     _fig_dir(fig, "--fig")
     run = Run.of(store)
     steps = list(steps) or [int(s) for s in run.ds.pstep.values]
@@ -408,6 +406,12 @@ def density(store, steps, replica, lanczos_steps, vectors, bottom_k, out, fig):
     rec = run.ds.isel(replica=replica)
     saved = save_result(res, store, f"density/r{replica}", out)
     click.echo(f"saved to {saved}; figures {', '.join(draw_density(res, rec, fig))}")
+
+
+def _beside(store: str, out: str | None, what: str) -> str:
+    """The default figure path: `<store name>_<what>` next to the result it draws (the output
+    store, else the run store), not in the current directory."""
+    return str(Path(out or store.rstrip("/")).parent / f"{Path(store.rstrip('/')).stem}_{what}")
 
 
 def _fig_dir(fig, flag: str) -> None:
