@@ -88,11 +88,9 @@ def run(
             path = out_dir / f"{name}.zarr"
             sweep(spec, path, workers=workers, scheduler=scheduler, resume_existing=path.exists(), progress=progress)
             stores[name] = [str(path / n) for n in sweep_store.index(path)[1]]
-            part = out_dir / f"{name}_summary.zarr"
-            if fig != "fig2" and not _newer(part, path):  # each sweep's summary as soon as it is done: a
-                module.summarize({name: stores[name]}, out_dir)  # part to commit while the next one runs
-        if fig == "fig2":
-            module.summarize(stores, out_dir)
+            # each sweep summarised as soon as it is done: a part to commit while the next one runs
+            if not _newer(out_dir / f"{name}_summary.zarr", path):
+                module.summarize({name: stores[name]}, out_dir)
     report = module.report(out_dir, wanted)
     flag = "" if size == "full" else f" --{size}"
     cmd = f"landscape reproduce {fig}{flag} --out {out_dir}"

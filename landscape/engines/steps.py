@@ -77,10 +77,7 @@ class _Segmented(EagerStep):
     """A strategy that runs a segment of steps per call: replay goes through the same calls."""
 
     def advance(self, theta, t0, t1):
-        for a in range(t0, t1, REPLAY_CHUNK):
-            b = min(a + REPLAY_CHUNK, t1)
-            theta = self.steps(theta, a, self.eng.gamma(list(range(a, b))), False, None)[0]
-        return theta
+        return self.advance_tracked(theta, t0, t1, None)
 
     def advance_tracked(self, theta, t0, t1, track):
         for a in range(t0, t1, REPLAY_CHUNK):
@@ -141,18 +138,12 @@ class CompiledStep(_Segmented):
         tr.extend(out[:, 3:6].transpose(1, 2), out[:, 6 : 6 + K].transpose(1, 2), theta, d, p)
         return theta, StepMetrics(out[:, 0], out[:, 1], out[:, 2], val, G)
 
-    def advance(self, theta, t0, t1):
+    def advance_tracked(self, theta, t0, t1, track):
         if self.segment is None:  # the compiled single step (inductor's rounding differs from eager)
             for t in range(t0, t1):
                 theta = self.step(theta, self.eng.gamma(t), False)[0]
-            return theta
-        return super().advance(theta, t0, t1)
-
-    def advance_tracked(self, theta, t0, t1, track):
-        if self.segment is None:
-            for t in range(t0, t1):
-                theta = self.step(theta, self.eng.gamma(t), False)[0]
-                track.push(theta)
+                if track is not None:
+                    track.push(theta)
             return theta
         return super().advance_tracked(theta, t0, t1, track)
 
