@@ -19,8 +19,6 @@ from landscape import LandscapeError
 from landscape.machine.extras import require
 from landscape.runs.opened import Run
 
-from .io import check_replica
-
 Figure = require("matplotlib.figure", "plot", "drawing figures").Figure
 
 
@@ -68,7 +66,7 @@ def fig2_series(store, replica: int = 0) -> xr.Dataset:
     """What Fig. 2's top row draws, of one replica: Γ, F, training accuracy, λ1 and λ2, with
     η and the loss's name (small: a summary that redraws the figure without the store)."""
     run = Run.of(store)
-    check_replica(run.ds, replica)
+    run.check_replicas([replica])
     r = run.ds.isel(replica=replica)[["gamma", "loss", "train_acc", "eigval"]].load()
     return r.assign_attrs(loss_name=run.config.loss)
 

@@ -17,12 +17,6 @@ from landscape import LandscapeError
 from landscape.store.run import REPLICA_COORDS, consolidate, is_store
 
 
-def check_replica(ds: xr.Dataset, replica: int):
-    R = ds.sizes["replica"]
-    if not 0 <= replica < R:
-        raise LandscapeError(f"replica {replica} out of range: the store has replicas 0..{R - 1}")
-
-
 def save_result(result: xr.Dataset, run_path, group: str, out=None) -> str:
     """Write `result` as `group` of `out` (an output store) or, by default, of the run store.
 

@@ -17,8 +17,6 @@ from landscape import LandscapeError
 from landscape.machine import memory
 from landscape.runs.opened import Run
 
-from .io import check_replica
-
 
 def loss_slice(
     path, step: int, replica: int = 0, grid: int = 41, span: float = 1.0, follow: int = 20, batch: int = 256
@@ -26,7 +24,7 @@ def loss_slice(
     """One slice as a Dataset with dims (a, b) and (follow,)."""
     run = Run.of(path)
     ds, cfg = run.ds, run.config
-    check_replica(ds, replica)
+    run.check_replicas([replica])
     done = ds.sizes["step"]
     if grid < 3 or not (np.isfinite(span) and span > 0) or follow < 0:
         raise LandscapeError("slices need --grid >= 3, a finite --span > 0 and --follow >= 0")
