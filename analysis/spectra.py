@@ -1,8 +1,12 @@
 """The Hessian's eigenvalue density at recorded steps (stochastic Lanczos quadrature) and its
 bottom eigenvalues: ρ(λ, t) through training, beside the recorded λ1, λ2 and 2/η.
 
-θ at each step comes from exact replay; the operator is the run's own (`hvp_block`), so the
-density is of the Hessian of the dynamical loss F_t at that step.
+A run recorded with `--density-steps M` holds the SLQ nodes and weights (and with `--bottom-k`
+the bottom eigenpairs) at every spectrum step: they are read from the store. Any other step,
+Lanczos length or vector count is computed from θ_t by exact replay with the run's own operator
+(`hvp_block`), so the density is of the Hessian of the dynamical loss F_t at that step. The
+vectors are drawn as the recorder draws them: a recomputed recorded step gives the recorded
+nodes to round-off.
 """
 
 from __future__ import annotations
@@ -12,43 +16,69 @@ import torch
 import xarray as xr
 
 from landscape import LandscapeError
-from landscape.curvature.density import Quadrature, bottomk_eigs, slq
+from landscape.curvature.density import Quadrature
 from landscape.runs.opened import Run
 
 
 def density(
     run,
-    steps,
+    steps=None,
     replica: int = 0,
-    lanczos_steps: int = 80,
-    vectors: int = 8,
-    bottom_k: int = 1,
+    lanczos_steps: int | None = None,
+    vectors: int | None = None,
+    bottom_k: int | None = None,
     grid: int = 500,
     sigma: float | None = None,
     seed: int = 0,
+    recompute: bool = False,
 ) -> xr.Dataset:
     """SLQ nodes and weights (step, vec, node), the smoothed density ρ (step, lam) on a common
-    grid, and the bottom `bottom_k` eigenvalues with their residuals, at each of `steps`."""
+    grid, and the bottom `bottom_k` eigenvalues with their residuals, at each of `steps`.
+
+    Defaults: the recorded steps, M, V and bottom-k where the run recorded a density, else the
+    saved-parameter steps, M = 80, V = 8 and one bottom eigenvalue. attrs['source'] says whether
+    the nodes were read ("recorded") or computed ("replayed")."""
     run = Run.of(run)
     idx = run.check_replicas([replica])[0]
+    cfg, ds = run.config, run.ds
+    rec = cfg.density_steps > 0 and "slq_nodes" in ds
+    if steps is None:
+        steps = ds.hstep.values if rec else ds.pstep.values
     steps = sorted({int(s) for s in np.atleast_1d(steps)})
-    if lanczos_steps < 2 or vectors < 1 or bottom_k < 1 or grid < 10:
+    M = lanczos_steps if lanczos_steps is not None else (cfg.density_steps if rec else 80)
+    V = vectors if vectors is not None else (cfg.density_vectors if rec else 8)
+    kb = bottom_k if bottom_k is not None else (cfg.bottom_k if rec and cfg.bottom_k else 1)
+    if M < 2 or V < 1 or kb < 1 or grid < 10:
         raise LandscapeError("density needs --lanczos-steps >= 2, --vectors >= 1, --bottom-k >= 1 and --grid >= 10")
-    eng = run.engine([idx])
-    thetas = torch.as_tensor(run.params_at(steps, [idx])[0]).to(eng.dtype)
-    n, seeds = thetas.shape[1], [run.config.replicas()[idx].seed]
-    nodes, weights, low, low_res = [], [], [], []
-    for theta, t in zip(thetas, steps):
-        op = eng.hvp_block(theta[None], t)
-        q = slq(op, seeds, n, lanczos_steps, vectors, salt=seed + t, dtype=eng.dtype, device=eng.device)
-        b = bottomk_eigs(op, bottom_k, seeds=seeds, n=n, tol=1e-6, max_iter=min(n, 400), salt=t,
-                         dtype=eng.dtype, device=eng.device)  # fmt: skip
-        nodes.append(q.nodes[0].double().numpy())
-        weights.append(q.weights[0].double().numpy())
-        low.append(b.eigvals[0].double().numpy())
-        low_res.append(b.residuals[0].double().numpy())
-    N, W = np.stack(nodes), np.stack(weights)
-    lo, hi = float(N.min()), float(N.max())
+    stored = set(ds.hstep.values.tolist()) if rec else set()
+    read = (rec and not recompute and seed == 0 and M == cfg.density_steps and V == cfg.density_vectors
+            and set(steps) <= stored)  # fmt: skip
+    read_low = read and cfg.bottom_k >= kb
+    if read:
+        at = ds.isel(replica=idx).sel(hstep=steps)
+        N, W = at.slq_nodes.values, at.slq_weights.values
+    if read_low:
+        low, low_res = at.lambda_min.values[:, :kb], at.lambda_min_res.values[:, :kb]
+    if not read_low:
+        eng = run.engine([idx])
+        thetas = torch.as_tensor(run.params_at(steps, [idx])[0]).to(eng.dtype)
+        seeds = [cfg.replicas()[idx].seed]
+        nodes, weights, lows, ress = [], [], [], []
+        for theta, t in zip(thetas, steps):
+            if not read:
+                q = eng.density(theta[None], t, M, V, seeds, seed)
+                nodes.append(q.nodes[0].double().cpu().numpy())
+                weights.append(q.weights[0].double().cpu().numpy())
+            b = eng.bottom(theta[None], t, kb, seeds)
+            lows.append(b.eigvals[0].double().cpu().numpy())
+            ress.append(b.residuals[0].double().cpu().numpy())
+        if not read:
+            N, W = np.stack(nodes), np.stack(weights)
+        low, low_res = np.stack(lows), np.stack(ress)
+    ok = np.isfinite(N)
+    if not ok.any():
+        raise LandscapeError(f"replica {idx} has no finite Hessian at steps {steps} (it diverged before them)")
+    lo, hi = float(N[ok].min()), float(N[ok].max())
     pad = 0.05 * max(hi - lo, 1e-12)
     lam = np.linspace(lo - pad, hi + pad, grid)
     s = sigma if sigma is not None else (hi - lo + 2 * pad) / 200
@@ -58,12 +88,13 @@ def density(
             "nodes": (("step", "vec", "node"), N),
             "weights": (("step", "vec", "node"), W),
             "density": (("step", "lam"), rho),
-            "lambda_min": (("step", "bottom"), np.stack(low)),
-            "lambda_min_residual": (("step", "bottom"), np.stack(low_res)),
+            "lambda_min": (("step", "bottom"), low),
+            "lambda_min_residual": (("step", "bottom"), low_res),
         },
-        coords={"step": steps, "lam": lam, "bottom": np.arange(bottom_k)},
+        coords={"step": steps, "lam": lam, "bottom": np.arange(kb)},
         attrs={
-            "replica": idx, "eta": float(run.ds.eta.values[idx]), "sigma": float(s), "lanczos_steps": lanczos_steps,
-            "vectors": vectors, "seed": seed, "loss_name": run.config.loss, "source": str(run.path),
+            "replica": idx, "eta": float(ds.eta.values[idx]), "sigma": float(s), "lanczos_steps": M,
+            "vectors": V, "seed": seed, "loss_name": cfg.loss, "source": str(run.path),
+            "nodes_from": "recorded" if read else "replayed", "lambda_min_from": "recorded" if read_low else "replayed",
         },
     )  # fmt: skip

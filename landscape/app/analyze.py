@@ -376,16 +376,19 @@ def pca(store, replica, components, out):
 
 @analyze.command()
 @click.argument("store")
-@click.option("--step", "steps", type=int, multiple=True, help="steps (repeat) [default: every saved step]")
+@click.option("--step", "steps", type=int, multiple=True,
+              help="steps (repeat) [default: the recorded density's steps, else every saved step]")  # fmt: skip
 @click.option("--replica", default=0, show_default=True)
-@click.option("--lanczos-steps", default=80, show_default=True, help="M: Lanczos steps per vector (nodes)")
-@click.option("--vectors", default=8, show_default=True, help="V: random vectors per step")
-@click.option("--bottom-k", default=1, show_default=True, help="bottom eigenvalues per step")
+@click.option("--lanczos-steps", type=int, default=None, help="M: Lanczos steps per vector [default: recorded, else 80]")
+@click.option("--vectors", type=int, default=None, help="V: random vectors per step [default: recorded, else 8]")
+@click.option("--bottom-k", type=int, default=None, help="bottom eigenvalues per step [default: recorded, else 1]")
+@click.option("--recompute", is_flag=True, help="compute by replay even where the run recorded the density")
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_density_r<replica>.png]")
 @user_errors()
-def density(store, steps, replica, lanczos_steps, vectors, bottom_k, out, fig):
-    """The Hessian's eigenvalue density (stochastic Lanczos quadrature) and λ_min at stored steps."""
+def density(store, steps, replica, lanczos_steps, vectors, bottom_k, recompute, out, fig):
+    """The Hessian's eigenvalue density (stochastic Lanczos quadrature) and λ_min: read where the
+    run recorded them (record --density-steps/--bottom-k), else computed at stored steps by replay."""
     from landscape.analysis.figures import draw_density
     from landscape.analysis.io import save_result
     from landscape.analysis.spectra import density as compute
@@ -394,8 +397,9 @@ def density(store, steps, replica, lanczos_steps, vectors, bottom_k, out, fig):
     fig = fig or _beside(store, out, f"density_r{replica}.png")
     _fig_dir(fig, "--fig")
     run = Run.of(store)
-    steps = list(steps) or [int(s) for s in run.ds.pstep.values]
-    res = compute(run, steps, replica, lanczos_steps, vectors, bottom_k)
+    res = compute(run, list(steps) or None, replica, lanczos_steps, vectors, bottom_k, recompute=recompute)
+    click.echo(f"nodes {res.attrs['nodes_from']}, λ_min {res.attrs['lambda_min_from']} "
+               f"(M = {res.attrs['lanczos_steps']}, V = {res.attrs['vectors']})")  # fmt: skip
     click.echo(f"{'step':>7} {'λ_min':>10} {'residual':>9} {'largest node':>12}")
     for i, t in enumerate(res.step.values):
         r = res.isel(step=i)

@@ -33,6 +33,7 @@ MAX_SEED = 2**32 - 1
 MAX_STEPS = 10**12
 MAX_THREADS = 1024
 MAX_PROBES = 100_000
+MAX_LANCZOS = 10_000  # Lanczos steps or eigenpairs: beyond this, take the dense Hessian
 
 
 class Replica(NamedTuple):
@@ -73,6 +74,13 @@ class RunConfig:
     )
     layer_spectra: bool = knob(False, "also the top eigenvalue of each layer's Hessian block at the spectrum steps")
     trace_samples: int = knob(0, "Hutchinson probes for the Hessian trace at the spectrum steps (0: no trace)")
+    density_steps: int = knob(
+        0,
+        "Lanczos steps M (quadrature nodes per vector) of the Hessian's eigenvalue density (stochastic Lanczos "
+        "quadrature) at the spectrum steps (0: no density)",
+    )
+    density_vectors: int = knob(4, "random vectors V per replica of the density at the spectrum steps")
+    bottom_k: int = knob(0, "smallest Hessian eigenpairs (λ_min first) at the spectrum steps (0: none)")
     save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
     chunk_steps: int = knob(1000, "flush interval in steps (a crash loses at most this many)")
     gamma_shape: str = knob("triangle", f"shape of Γ(t): {', '.join(SHAPES)}")
@@ -181,6 +189,12 @@ class RunConfig:
                 f"trace-samples must be 0 (off) or from 2 (a standard error needs two) to {MAX_PROBES}, "
                 f"got {self.trace_samples}"
             )
+        if self.density_steps < 0 or self.density_steps == 1 or self.density_steps > MAX_LANCZOS:
+            bad(f"density-steps must be 0 (off) or from 2 to {MAX_LANCZOS}, got {self.density_steps}")
+        if not 1 <= self.density_vectors <= MAX_PROBES:
+            bad(f"density-vectors must be from 1 to {MAX_PROBES}, got {self.density_vectors}")
+        if not 0 <= self.bottom_k <= MAX_LANCZOS:
+            bad(f"bottom-k must be from 0 (off) to {MAX_LANCZOS}, got {self.bottom_k}")
         if self.hessian_every < 1:
             bad(f"hessian-every must be >= 1, got {self.hessian_every}")
         if self.save_params_every < 1 or self.save_params_every % self.hessian_every:

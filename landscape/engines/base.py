@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from landscape.curvature.blocks import LayerSpectra, layer_blocks, layer_top_eigs
+from landscape.curvature.density import Quadrature, bottomk_eigs, slq
 from landscape.curvature.eigen import BlockOp, EigResult, dense_topk, topk_eigs
 from landscape.curvature.trace import TraceResult, hutchinson_trace
 from landscape.dynamics.iterates import Tracker
@@ -369,3 +370,49 @@ class ReplicaEngine:
         return hutchinson_trace(
             self.hvp_block(theta, t, G), seeds, theta.shape[1], samples, seed, dtype=self.dtype, device=self.device
         )
+
+    def density(
+        self, theta: torch.Tensor, t: int, steps: int, vectors: int, seeds=None, seed: int = 0,
+        G: torch.Tensor | None = None,
+    ) -> Quadrature:  # fmt: skip
+        """SLQ nodes and weights (R, V, M) of H_t(θ) per replica (`density.slq`, all replicas and
+        vectors as one block); NaN for a diverged replica. The vectors are drawn from each
+        replica's seed and `seed` + t, as `analysis.spectra.density` draws them at step t, so a
+        recorded density is recomputed exactly from the store. G: Γ (R, C) at t if known."""
+        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
+        M = min(steps, theta.shape[1])
+
+        def none() -> Quadrature:
+            nan = torch.full((theta.shape[0], vectors, M), float("nan"), dtype=self.dtype, device=self.device)
+            return Quadrature(nan, nan.clone())
+
+        part = _on_healthy(
+            theta,
+            lambda idx: self.density(theta[idx], t, steps, vectors, [seeds[i] for i in idx.tolist()], seed,
+                                     (self.gamma(t) if G is None else G)[idx]),  # fmt: skip
+            none,
+        )
+        if part is not None:
+            return part
+        return slq(self.hvp_block(theta, t, G), seeds, theta.shape[1], steps, vectors, salt=seed + t,
+                   dtype=self.dtype, device=self.device)  # fmt: skip
+
+    def bottom(
+        self, theta: torch.Tensor, t: int, k: int, seeds=None, tol: float = 1e-6, max_iter: int = 400,
+        G: torch.Tensor | None = None,
+    ) -> EigResult:  # fmt: skip
+        """The k smallest eigenpairs of H_t(θ) per replica, smallest first, with residuals and
+        convergence flags (`density.bottomk_eigs`, the start block drawn from salt t); NaN, not
+        converged, for a diverged replica. G: Γ (R, C) at t if known."""
+        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
+        n = theta.shape[1]
+        part = _on_healthy(
+            theta,
+            lambda idx: self.bottom(theta[idx], t, k, [seeds[i] for i in idx.tolist()], tol, max_iter,
+                                    (self.gamma(t) if G is None else G)[idx]),  # fmt: skip
+            lambda: _nan_eig(theta.shape[0], k, n, self.dtype, self.device),
+        )
+        if part is not None:
+            return part
+        return bottomk_eigs(self.hvp_block(theta, t, G), k, seeds=seeds, n=n, tol=tol, max_iter=min(n, max_iter),
+                            salt=t, dtype=self.dtype, device=self.device)  # fmt: skip

@@ -13,12 +13,14 @@ Layout (dimensions in brackets):
   eigval, eigres, eigconv                 [replica, hstep, eig]
   layer_eigval, layer_eigres              [replica, hstep, layer]   (--layer-spectra)
   trace, trace_se                         [replica, hstep]          (--trace-samples)
+  slq_nodes, slq_weights                  [replica, hstep, vec, node] (--density-steps)
+  lambda_min, lambda_min_res, lambda_min_conv [replica, hstep, bottom] (--bottom-k)
   eigvec                                  [replica, pstep, eig, param]
   params                                  [replica, pstep, param]
   iter_p, iter_q, iter_cos                [replica, step]   the iterates' period-2 signal
   iter_proj                               [replica, step, proj]   (landscape.dynamics.iterates)
   iter_dirs                               [proj, param]     its projection directions
-  coordinates: replica, step, hstep, pstep, eig, class, layer, proj; per replica seed, eta,
+  coordinates: replica, step, hstep, pstep, eig, class, layer, proj, vec, node, bottom; per replica seed, eta,
   amplitude, period, loss_name, width
   state/ckpt  the parameters (and warm-start vectors) at `steps_done`, two slots
 """
@@ -64,6 +66,11 @@ ATTRS = {
     "layer_eigres": ("residual ‖H_ll v − λ v‖ of each layer's top pair", ""),
     "trace": ("Hutchinson estimate of tr H_t(θ_t) (Rademacher probes)", ""),
     "trace_se": ("standard error of the trace estimate over its probes", ""),
+    "slq_nodes": ("Gauss quadrature nodes of H_t(θ_t) from each SLQ vector (Lanczos Ritz values)", ""),
+    "slq_weights": ("their weights (squared first components): Σ w f(node) = vᵀ f(H) v for polynomials", ""),
+    "lambda_min": ("the bottom-k Hessian eigenvalues of F_t at θ_t, smallest first", ""),
+    "lambda_min_res": ("residual ‖Hv − λv‖ of each bottom pair", ""),
+    "lambda_min_conv": ("bottom pair converged (residual ≤ 1e-6·|λ_min|)", ""),
     "params": ("flattened network parameters θ_t", ""),
     "iter_p": ("‖p_t‖, p_t = θ_{t+1} − 2θ_t + θ_{t−1} (the iterates' second difference)", ""),
     "iter_q": ("‖p_t − p_{t−1}‖ (the iterates' third difference: a bounce's alternating amplitude)", ""),
@@ -71,6 +78,9 @@ ATTRS = {
     "iter_proj": ("u_k · θ_t on the fixed random unit directions iter_dirs", ""),
 }
 ITERATE_ARRAYS = ("iter_p", "iter_q", "iter_cos")
+# what a spectrum step writes, those the config asks for
+HSTEP_ARRAYS = ("eigval", "eigres", "eigconv", "layer_eigval", "layer_eigres", "trace", "trace_se", "slq_nodes",
+                "slq_weights", "lambda_min", "lambda_min_res", "lambda_min_conv")  # fmt: skip
 
 
 def _every_chunk(method):
@@ -207,6 +217,17 @@ def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=(), iterate
     if cfg.trace_samples:
         for name in ("trace", "trace_se"):
             out[name] = (["replica", "hstep"], (R, len(hstep)), (rc, hc), *f64)
+    if cfg.density_steps:
+        V, M = cfg.density_vectors, min(cfg.density_steps, n)
+        out["vec"], out["node"] = (["vec"], (V,), (V,), *i64), (["node"], (M,), (M,), *i64)
+        for name in ("slq_nodes", "slq_weights"):
+            out[name] = (["replica", "hstep", "vec", "node"], (R, len(hstep), V, M), (rc, hc, V, M), *f64)
+    if cfg.bottom_k:
+        nb = cfg.bottom_k
+        out["bottom"] = (["bottom"], (nb,), (nb,), *i64)
+        for name in ("lambda_min", "lambda_min_res"):
+            out[name] = (["replica", "hstep", "bottom"], (R, len(hstep), nb), (rc, hc, nb), *f64)
+        out["lambda_min_conv"] = (["replica", "hstep", "bottom"], (R, len(hstep), nb), (rc, hc, nb), "bool", False)
     out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
     out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
     out["state/ckpt"] = (None, (2, R, 1 + n * (1 + kb)), (1, R, 1 + n * (1 + kb)), *f64)
@@ -316,6 +337,9 @@ class RunStore:
             "width": np.full(R, cfg.width),
             "layer": np.array([str(v) for v in layers]),
             "proj": np.arange(NUM_DIRS),
+            "vec": np.arange(cfg.density_vectors),
+            "node": np.arange(min(cfg.density_steps, num_params)),
+            "bottom": np.arange(cfg.bottom_k),
             "iter_dirs": directions(num_params),
         }
         for name, (dims, shape, chunks, dtype, fill) in layout(cfg, num_classes, num_params, layers).items():
@@ -472,7 +496,7 @@ class RunStore:
         pe = cfg.save_params_every
         ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))
         if hb > ha:
-            for name in ("eigval", "eigres", "eigconv", "layer_eigval", "layer_eigres", "trace", "trace_se"):
+            for name in HSTEP_ARRAYS:
                 if name in block:
                     w(name)[:, ha:hb] = block[name]
         pa, pb = -(-a // pe), -(-b // pe)
