@@ -108,7 +108,7 @@ def surface(
     dims: int = 2,
     seed: int = 0,
     bias: str = "zero",
-    batch: int = 64,
+    batch: int = 16,
     coords: tuple | None = None,
 ) -> xr.Dataset:
     """F_t, the static loss and the accuracies on a `grid`^dims grid of θ_t + a·d1 (+ b·d2),
@@ -170,7 +170,7 @@ def surface(
     )  # fmt: skip
 
 
-def recompute(run, result: xr.Dataset, batch: int = 64) -> xr.Dataset:
+def recompute(run, result: xr.Dataset, batch: int = 16) -> xr.Dataset:
     """A stored surface evaluated again from its own directions and grid (for checks and for
     new quantities at the same points)."""
     dims = result.sizes["dir"]
@@ -183,7 +183,7 @@ def recompute(run, result: xr.Dataset, batch: int = 64) -> xr.Dataset:
 
 def interpolate(
     run_a, step_a: int, replica_a: int = 0, run_b=None, step_b: int | None = None, replica_b: int | None = None,
-    alphas=None, batch: int = 64,
+    alphas=None, batch: int = 16,
 ) -> xr.Dataset:  # fmt: skip
     """F (run a's F_{t_a}), the static loss and the accuracies along θ(α) = (1 − α)θ_a + αθ_b
     (default α from −0.5 to 1.5): between two steps of a run, two replicas or two stores."""

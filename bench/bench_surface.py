@@ -27,9 +27,11 @@ from landscape.problem import losses
 from landscape.runs.opened import Run
 
 
-def plain_loop(module, names, shapes, X, y, Y, G, loss_name, theta, D, coef):
-    """loss-landscape's way: one forward per grid point (parameters set, then evaluated)."""
-    out = np.empty(coef.shape[0])
+def plain_loop(module, names, shapes, eng, G, theta, D, coef):
+    """loss-landscape's way: at each grid point the parameters are set, then one forward of the
+    training set gives the loss and accuracy and one of the validation set its accuracy (its
+    `crunch` with a test loader): F_t, the static loss and both accuracies, as the engine."""
+    out = np.empty((coef.shape[0], 4))
     th0, Dt = torch.as_tensor(theta), torch.as_tensor(D)
     sizes = [int(np.prod(s)) for s in shapes]
     with torch.no_grad():
@@ -39,8 +41,14 @@ def plain_loop(module, names, shapes, X, y, Y, G, loss_name, theta, D, coef):
             for n, s, k in zip(names, shapes, sizes):
                 params[n] = th[off : off + k].reshape(s)
                 off += k
-            f = functional_call(module, params, (X,))
-            out[i] = float(losses.loss(loss_name, f[None], y, Y, G)[0])
+            f = functional_call(module, params, (eng.X,))[None]
+            fv = functional_call(module, params, (eng.Xv,))
+            out[i] = (
+                float(losses.loss(eng.loss_name, f, eng.y, eng.Y, G)[0]),
+                float(losses.loss(eng.static_name, f, eng.y, eng.Y, G)[0]),
+                float((f[0].argmax(-1) == eng.y).double().mean()),
+                float((fv.argmax(-1) == eng.yv).double().mean()),
+            )
     return out
 
 
@@ -66,7 +74,7 @@ def main():
     ap.add_argument("--grid", type=int, default=51)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(threads_line(), f"; grid {args.grid} × {args.grid}; {args.repeats} repeats")
@@ -95,27 +103,28 @@ def measure(name, run, r, t, kind, args):
         perm = np.concatenate(perm)
         names = [n for n, _ in order]
         shapes = [tuple(p.shape) for p in module.parameters()]
-        th_m, D_m, X = theta[perm], D[:, perm], eng.X
+        th_m, D_m = theta[perm], D[:, perm]
     else:
         module = run.engine([r]).make(0)
         names, shapes = eng.names, eng.shapes
-        th_m, D_m, X = theta, D, eng.X
+        th_m, D_m = theta, D
     results, peaks = {}, {}
 
     def engine_run():
         reset_peak()
         base = rss_mb("VmRSS")
-        results["engine"] = _evaluate(eng, theta, D, coef, t, args.batch)["loss"]
+        res = _evaluate(eng, theta, D, coef, t, args.batch)
+        results["engine"] = np.stack([res[k] for k in ("loss", "loss_static", "train_acc", "val_acc")], axis=1)
         peaks["engine"] = rss_mb("VmHWM") - base
 
     def plain_run():
         reset_peak()
         base = rss_mb("VmRSS")
-        results["plain"] = plain_loop(module, names, shapes, X, eng.y, eng.Y, G, eng.loss_name, th_m, D_m, coef)
+        results["plain"] = plain_loop(module, names, shapes, eng, G, th_m, D_m, coef)
         peaks["plain"] = rss_mb("VmHWM") - base
 
     times = interleaved({"plain loop": plain_run, "engine": engine_run}, args.repeats)
-    agree = np.max(np.abs(results["engine"] - results["plain"]) / np.abs(results["plain"]))
+    agree = np.max(np.abs(results["engine"] - results["plain"]) / np.maximum(np.abs(results["plain"]), 1e-300))
     r_ = ratios(times, "plain loop")["engine"]
     print(
         f"{name}: plain {spread(times['plain loop'])} s, engine {spread(times['engine'], 3)} s; "

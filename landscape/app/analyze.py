@@ -288,7 +288,7 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     help="random directions' 1-D parameters: zero, or θ's own (loss-landscape's options)",
 )
 @click.option(
-    "--batch", default=64, show_default=True, help="grid points per batched evaluation (memory: docs/performance.md)"
+    "--batch", default=16, show_default=True, help="grid points per batched evaluation (memory: docs/performance.md)"
 )
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_surface_<directions>_t<step>.png]")
