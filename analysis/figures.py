@@ -179,9 +179,9 @@ def draw_surface(res: xr.Dataset, path):
     ax3 = fig.add_subplot(1, 2, 2, projection="3d")
     A, B = np.meshgrid(res.a.values, res.b.values, indexing="ij")
     ax3.plot_surface(A, B, logF, cmap="viridis", linewidth=0, antialiased=True)
-    ax3.set_xlabel("a")
-    ax3.set_ylabel("b")
-    ax3.set_zlabel("log10 F_t")
+    ax3.set_xlabel("PC1" if kind == "pca" else "a")
+    ax3.set_ylabel("PC2" if kind == "pca" else "b")
+    ax3.set_title("log10 F_t", fontsize=9)  # a z label is clipped by the figure's edge
     return save(fig, path)
 
 
@@ -204,6 +204,7 @@ def _along_a_line(res: xr.Dataset, x: str, loss_label: str, xlabel: str, title: 
         ax2.axvline(m, color="k", lw=0.6, ls=":")
     ax1.set_xlabel(xlabel)
     ax2.set_xlabel(xlabel)
+    ax1.set_ylabel("loss (log scale)")
     ax2.set_ylabel("accuracy")
     ax1.legend(fontsize=7)
     ax2.legend(fontsize=7)
@@ -237,7 +238,9 @@ def draw_density(res: xr.Dataset, recorded: xr.Dataset | None, path):
         ax.plot(recorded.hstep, recorded.eigval.isel(eig=0), color="cyan", lw=0.8, label="λ1 (recorded)")
         ax.plot(recorded.hstep, recorded.eigval.isel(eig=1), color="lime", lw=0.6, label="λ2 (recorded)")
     ax.plot(t, res.lambda_min.values[:, 0], "o-", color="white", ms=2.5, lw=0.8, label="λ_min")
-    ax.axhline(2 / eta, color="w", ls="--", lw=0.8, label="2/η")
+    edge = 2 / eta
+    off = "" if lam.min() <= edge <= lam.max() else (" (above the axis)" if edge > lam.max() else " (below)")
+    ax.axhline(edge, color="w", ls="--", lw=0.8, label=f"2/η = {edge:g}{off}")
     ax.set_xlim(t.min(), t.max())
     ax.set_ylim(lam.min(), lam.max())
     ax.set_xlabel("t")
