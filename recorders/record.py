@@ -201,6 +201,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
     track = Tracker(theta, start, torch.as_tensor(np.asarray(store["iter_dirs"])).to(theta))
     track.warm(_before(store, engine, start))
     history = np.empty((0, 0, 3))
+    fi, settled = np.full(len(seeds), np.nan), np.zeros(len(seeds), dtype=bool)
     if early:  # the iterate signal so far, for the online instability detector
         history = np.full((len(seeds), cfg.steps, 3), np.nan)
         for j, name in enumerate(ITERATE_ARRAYS):
@@ -264,7 +265,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
             store.set_attrs(steps_done=b, diverged_at=[int(v) for v in diverged])
         if early:
             history[:, t:b] = sig
-            fi, _ = first_instability(history[:, :b])
+            fi = _first_instabilities(history[:, :b], fi, settled, diverged)
             live = diverged < 0  # a diverged replica is not waited for
             last = int(fi[live].max()) if live.any() and np.isfinite(fi[live]).all() else None
             if np.isfinite(fi[live]).all() and b >= (last or 0) + cfg.until_margin:
@@ -279,6 +280,23 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
                 )
                 return
         t = b
+
+
+def _first_instabilities(history: np.ndarray, fi: np.ndarray, settled: np.ndarray, diverged: np.ndarray) -> np.ndarray:
+    """The first instability of each replica in the signal so far (R, b, 3), read again only
+    for the replicas not yet settled: a first instability, once found, stays where it is as the
+    series grows (the detector reads each step from the steps before it and a short stretch
+    after; tests/recorders/test_sweep.py checks the stop against the whole series), and a
+    diverged replica's signal is NaN from its divergence on. Reading every replica's whole
+    series at every flush cost O(R·b) per flush: 16 s at R = 64, b = 300 000, five times the
+    steps' own time (docs/performance.md)."""
+    todo = ~settled
+    if todo.any():
+        fi = fi.copy()
+        fi[todo] = first_instability(history[todo])[0]
+        b = history.shape[1]
+        settled |= np.isfinite(fi) | ((diverged >= 0) & (diverged < b))  # in place: the caller's record
+    return fi
 
 
 def _mark_diverged(theta: torch.Tensor, loss: torch.Tensor, s: int, e: int, diverged: np.ndarray) -> torch.Tensor:

@@ -274,3 +274,36 @@ def test_an_alternating_decay_from_the_start_is_not_held(lam_eta):
     sc, pj = from_trajectory(x[:, None])
     res = analyse_iterates(sc, pj)
     assert not res.unstable_from_start and np.isnan(res.first_instability)
+
+
+def _prefix_onsets(sc: np.ndarray, stride: int) -> list[float]:
+    return [float(first_instability(sc[None, :b])[0][0]) for b in range(stride, sc.shape[0] + 1, stride)]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["valley", "valley-noisy", "valley-drift", "catapult-then-valley", "stable", "held-bounce"],
+)
+def test_a_first_instability_once_found_stays_as_the_series_grows(case):
+    """What the recorder's early stop relies on (it reads again only the replicas without one):
+    on every prefix of the series the first instability is either not found yet or already the
+    one of the whole series, and it is found within a few hundred steps of the onset; where the
+    whole series has none (a stable valley, a bounce held from the first step), no prefix has
+    one."""
+    if case == "stable":
+        x, _, _ = ds.symmetric_gd(lam1=1.9)  # λη stays below 2
+    elif case == "held-bounce":
+        x = ds.held_bounce()
+    elif case == "catapult-then-valley":
+        x = np.concatenate([ds.held_bounce(N=600, drift=0.0)[:400], ds.symmetric_gd(noise=1e-12)[0] + 1.0])
+    else:
+        x, _, _ = ds.symmetric_gd(noise=1e-7 if case == "valley-noisy" else 1e-12, drift=1e-4 * (case == "valley-drift"))
+    sc, _ = from_trajectory(np.asarray(x, dtype=np.float64)[:, None])
+    whole = float(first_instability(sc[None])[0][0])
+    seen = _prefix_onsets(sc, 50)
+    assert all(np.isnan(v) or v == whole for v in seen), (whole, sorted({v for v in seen if np.isfinite(v)}))
+    if case in ("stable", "held-bounce"):
+        assert np.isnan(whole)
+        return
+    found_at = 50 * (1 + next(i for i, v in enumerate(seen) if np.isfinite(v)))
+    assert 0 < found_at - whole <= 400, (whole, found_at)
