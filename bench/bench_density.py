@@ -105,7 +105,9 @@ def main():
         "PyHessian": timed_peak("PyHessian", lambda: pyhessian_density(module, X, y, criterion, M, V)),
         "landscape eager R=1": timed_peak("landscape eager R=1", lambda: eng.density(th1, t, M, V, [0])),
         "landscape fused R=1": timed_peak("landscape fused R=1", lambda: fused.density(th1, t, M, V, [0])),
-        f"landscape fused R={R}": timed_peak(f"landscape fused R={R}", lambda: fused.density(thR, t, M, V, seeds, G=GR)),
+        f"landscape fused R={R}": timed_peak(
+            f"landscape fused R={R}", lambda: fused.density(thR, t, M, V, seeds, G=GR)
+        ),
     }
     times = interleaved(runners, args.repeats)
     times[f"landscape fused R={R} per replica"] = [x / R for x in times[f"landscape fused R={R}"]]

@@ -379,7 +379,9 @@ def pca(store, replica, components, out):
 @click.option("--step", "steps", type=int, multiple=True,
               help="steps (repeat) [default: the recorded density's steps, else every saved step]")  # fmt: skip
 @click.option("--replica", default=0, show_default=True)
-@click.option("--lanczos-steps", type=int, default=None, help="M: Lanczos steps per vector [default: recorded, else 80]")
+@click.option(
+    "--lanczos-steps", type=int, default=None, help="M: Lanczos steps per vector [default: recorded, else 80]"
+)
 @click.option("--vectors", type=int, default=None, help="V: random vectors per step [default: recorded, else 8]")
 @click.option("--bottom-k", type=int, default=None, help="bottom eigenvalues per step [default: recorded, else 1]")
 @click.option("--recompute", is_flag=True, help="compute by replay even where the run recorded the density")

@@ -388,8 +388,15 @@ class ReplicaEngine:
 
         part = _on_healthy(
             theta,
-            lambda idx: self.density(theta[idx], t, steps, vectors, [seeds[i] for i in idx.tolist()], seed,
-                                     (self.gamma(t) if G is None else G)[idx]),  # fmt: skip
+            lambda idx: self.density(
+                theta[idx],
+                t,
+                steps,
+                vectors,
+                [seeds[i] for i in idx.tolist()],
+                seed,
+                (self.gamma(t) if G is None else G)[idx],
+            ),  # fmt: skip
             none,
         )
         if part is not None:
@@ -408,8 +415,15 @@ class ReplicaEngine:
         n = theta.shape[1]
         part = _on_healthy(
             theta,
-            lambda idx: self.bottom(theta[idx], t, k, [seeds[i] for i in idx.tolist()], tol, max_iter,
-                                    (self.gamma(t) if G is None else G)[idx]),  # fmt: skip
+            lambda idx: self.bottom(
+                theta[idx],
+                t,
+                k,
+                [seeds[i] for i in idx.tolist()],
+                tol,
+                max_iter,
+                (self.gamma(t) if G is None else G)[idx],
+            ),  # fmt: skip
             lambda: _nan_eig(theta.shape[0], k, n, self.dtype, self.device),
         )
         if part is not None:

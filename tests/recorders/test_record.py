@@ -238,7 +238,11 @@ def test_density_and_bottom_are_recorded_resumed_and_replayed(tmp_path, tiny_cfg
     cfg = replace(tiny_cfg, density_steps=M, density_vectors=V, bottom_k=2, hessian_every=50)
     ref = record(cfg, tmp_path / "ref.zarr")
     ds = xr.open_zarr(ref)
-    assert ds.slq_nodes.dims == ("replica", "hstep", "vec", "node") and ds.lambda_min.dims == ("replica", "hstep", "bottom")
+    assert ds.slq_nodes.dims == ("replica", "hstep", "vec", "node") and ds.lambda_min.dims == (
+        "replica",
+        "hstep",
+        "bottom",
+    )
     assert ds.slq_nodes.shape[2:] == (V, M) and np.isfinite(ds.slq_nodes.values).all()
     assert ds.lambda_min_conv.values.all()
     c = RunConfig.from_json(ds.attrs["config"])

@@ -297,7 +297,9 @@ def test_a_first_instability_once_found_stays_as_the_series_grows(case):
     elif case == "catapult-then-valley":
         x = np.concatenate([ds.held_bounce(N=600, drift=0.0)[:400], ds.symmetric_gd(noise=1e-12)[0] + 1.0])
     else:
-        x, _, _ = ds.symmetric_gd(noise=1e-7 if case == "valley-noisy" else 1e-12, drift=1e-4 * (case == "valley-drift"))
+        x, _, _ = ds.symmetric_gd(
+            noise=1e-7 if case == "valley-noisy" else 1e-12, drift=1e-4 * (case == "valley-drift")
+        )
     sc, _ = from_trajectory(np.asarray(x, dtype=np.float64)[:, None])
     whole = float(first_instability(sc[None])[0][0])
     seen = _prefix_onsets(sc, 50)
