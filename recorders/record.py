@@ -90,7 +90,10 @@ def _rewind(path: Path):
     theta = np.asarray(store["params"][:, p // cfg.save_params_every, :])
     with signals_deferred():
         store.write_ckpt(p, theta, None)  # the solver starts cold there: spectra agree to its tolerance
-        store.set_attrs(steps_done=p, status="interrupted", rewound=f"from step {report.steps_done} to {p}")
+        stops = [v if v <= p else -1 for v in store.attrs.get("stopped_at", [])]  # not stopped yet at p
+        store.set_attrs(
+            steps_done=p, status="interrupted", rewound=f"from step {report.steps_done} to {p}", stopped_at=stops
+        )
 
 
 def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
@@ -198,6 +201,9 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
     k = cfg.top_k
     pe = cfg.save_params_every
     early = cfg.until == "first-instability"
+    # a replica stopped a margin after its first instability (θ NaN from its stop: it costs nothing more)
+    stopped = np.asarray(store.attrs.get("stopped_at", [-1] * len(seeds)), dtype=np.int64)
+    theta = _nan_rows(theta, stopped >= 0)
     track = Tracker(theta, start, torch.as_tensor(np.asarray(store["iter_dirs"])).to(theta))
     track.warm(_before(store, engine, start))
     history = np.empty((0, 0, 3))
@@ -249,7 +255,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
                 npar += 1
             theta, m = engine.steps(theta, s, G_all[s - t : e - t], evaluate, track)
-            theta = _mark_diverged(theta, m.loss, s, e, diverged)
+            theta = _mark_diverged(theta, m.loss, s, e, diverged, stopped >= 0)
             for name in PER_STEP:
                 buf.step[name][:, s - t : e - t] = getattr(m, name).transpose(0, 1)
             if progress is not None:
@@ -259,13 +265,21 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
         sig, block["iter_proj"] = track.take(t, b)
         for j, name in enumerate(ITERATE_ARRAYS):
             block[name] = sig[..., j]
-        with signals_deferred():  # a flush is whole or absent, whatever signal arrives
-            store.write_block(t, b, block)
-            store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
-            store.set_attrs(steps_done=b, diverged_at=[int(v) for v in diverged])
+        newly = np.zeros(len(seeds), dtype=bool)
         if early:
             history[:, t:b] = sig
             fi = _first_instabilities(history[:, :b], fi, settled, diverged)
+            with np.errstate(invalid="ignore"):
+                newly = (diverged < 0) & (stopped < 0) & np.isfinite(fi) & (b >= fi + cfg.until_margin)
+            stopped[newly] = b
+            theta = _nan_rows(theta, newly)  # from step b on (its checkpoint included) NaN
+        with signals_deferred():  # a flush is whole or absent, whatever signal arrives
+            store.write_block(t, b, block)
+            store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
+            store.set_attrs(
+                steps_done=b, diverged_at=[int(v) for v in diverged], stopped_at=[int(v) for v in stopped]
+            )
+        if early:
             live = diverged < 0  # a diverged replica is not waited for
             last = int(fi[live].max()) if live.any() and np.isfinite(fi[live]).all() else None
             if np.isfinite(fi[live]).all() and b >= (last or 0) + cfg.until_margin:
@@ -299,12 +313,25 @@ def _first_instabilities(history: np.ndarray, fi: np.ndarray, settled: np.ndarra
     return fi
 
 
-def _mark_diverged(theta: torch.Tensor, loss: torch.Tensor, s: int, e: int, diverged: np.ndarray) -> torch.Tensor:
+def _nan_rows(theta: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+    """θ with the given rows NaN: their later values are NaN, their spectra skipped, and the
+    fused step does not compute them."""
+    if not rows.any():
+        return theta
+    theta = theta.clone()
+    theta[torch.as_tensor(rows, device=theta.device)] = float("nan")
+    return theta
+
+
+def _mark_diverged(
+    theta: torch.Tensor, loss: torch.Tensor, s: int, e: int, diverged: np.ndarray, stopped: np.ndarray
+) -> torch.Tensor:
     """Mark the replicas that diverged in steps s … e−1 (loss (S, R)): the first step whose F is
     non-finite, else e (θ_e non-finite or beyond DIVERGED_BOUND). Their θ becomes NaN, so
-    every later value of theirs is NaN and their spectra cost nothing; the others go on."""
+    every later value of theirs is NaN and their spectra cost nothing; the others go on. A
+    replica `stopped` (its θ NaN on purpose) is not a divergence."""
     bad_F = ~torch.isfinite(loss)
-    new = (~healthy(theta) | bad_F.any(dim=0)).cpu().numpy() & (diverged < 0)
+    new = (~healthy(theta) | bad_F.any(dim=0)).cpu().numpy() & (diverged < 0) & ~stopped
     if not new.any():
         return theta
     theta = theta.clone()

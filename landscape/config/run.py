@@ -102,8 +102,12 @@ class RunConfig:
         "choice when other processes share the cores (measured: docs/performance.md)",
     )
     data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
-    until: str = knob("end", "end, or first-instability (stop once every replica has shown one)")
-    until_margin: int = knob(200, "steps recorded after the last replica's first instability")
+    until: str = knob(
+        "end",
+        "end, or first-instability (each replica stops --until-margin steps after its own first instability, "
+        "NaN from there on; the run ends when all have)",
+    )
+    until_margin: int = knob(200, "steps recorded after a replica's first instability before it stops")
     model: str | None = knob(
         None,
         "your network: PKG.MODULE:FACTORY or FILE.py:FACTORY, make(seed, **model-args) -> nn.Module "

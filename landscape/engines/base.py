@@ -37,6 +37,14 @@ def healthy(theta: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(theta).all(dim=1) & (theta.abs().amax(dim=1) <= DIVERGED_BOUND)
 
 
+def accuracy_of(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(R,) the fraction of points whose largest logit (R, P, C) is their class; NaN for a
+    replica with a non-finite logit (a diverged or stopped replica has no accuracy, where
+    argmax would pick class 0 of its NaN logits)."""
+    acc = (f.argmax(-1) == y).to(f.dtype).mean(dim=1)
+    return torch.where(torch.isfinite(f).all(dim=2).all(dim=1), acc, torch.nan)
+
+
 def _scatter(res, idx: torch.Tensor, R: int):
     """A frozen result of the replicas `idx` spread over all R rows: NaN, False or 0 elsewhere."""
     out = {}
@@ -153,7 +161,7 @@ class ReplicaEngine:
         if val and not self.has_val:
             return torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)
         y = self.yv if val else self.y
-        return (self._logits(theta, val).argmax(-1) == y).to(self.dtype).mean(dim=1)
+        return accuracy_of(self._logits(theta, val), y).to(self.dtype)
 
     @torch.no_grad()
     def evaluate_at(self, thetas: torch.Tensor, t: int, replica: int = 0, batch: int = 256) -> dict[str, torch.Tensor]:
@@ -175,7 +183,7 @@ class ReplicaEngine:
         return (
             losses.loss(self.loss_name, f, self.y, self.Y, G),
             losses.loss(self.static_name, f, self.y, self.Y, G),
-            (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1),
+            accuracy_of(f, self.y).to(self.dtype),
             self.accuracy(th, val=True),
         )
 

@@ -252,7 +252,8 @@ class FusedKernel:
         return out
 
     def accuracy(self, theta: torch.Tensor, val: bool = True) -> torch.Tensor:
-        """(R,) the fraction of the validation (or training) points each replica classifies right."""
+        """(R,) the fraction of the validation (or training) points each replica classifies right
+        (NaN for a replica whose θ is not finite)."""
         maybe = self.val if val else self.train
         if maybe is None:
             raise ValueError("fused accuracy: no validation points")
@@ -264,7 +265,7 @@ class FusedKernel:
             self._acc(r1 - r0, self.width, *pts.args, _ptr(theta[r0:r1]), _ptr(out[r0:r1]))
 
         self._run(run, self._chunks(theta.shape[0]))
-        return out
+        return torch.where(torch.isfinite(theta).all(dim=1), out, torch.nan)  # a diverged or stopped replica: none
 
 
 def _ptr(t: torch.Tensor) -> ctypes.c_void_p:

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <new>
 
 #ifndef T
@@ -204,6 +205,12 @@ static inline double lanes(vec v) {
     return s;
 }
 
+static bool all_finite(const T* x, int n) {
+    for (int k = 0; k < n; ++k)
+        if (!std::isfinite(x[k])) return false;
+    return true;
+}
+
 static void iterate_signal(int n, int K, int R, const T* old, const T* th, T* state, const T* U, T* out) {
     T* dp = state;
     T* pp = state + n;
@@ -259,6 +266,15 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
     const T inv = T(1.0 / P);
     for (int r = 0; r < R; ++r) {
         T* th = theta + (size_t)r * n;
+        if (!all_finite(th, n)) {  // a diverged or stopped replica (θ NaN): every value NaN, nothing to compute
+            const T nan = std::numeric_limits<T>::quiet_NaN();
+            for (int s = 0; s < S; ++s) {
+                for (int j = 0; j < 3; ++j) metrics[((size_t)s * 3 + j) * R + r] = nan;
+                if (signals)
+                    for (int j = 0; j < 3 + K; ++j) signals[((size_t)s * (3 + K) + j) * R + r] = nan;
+            }
+            continue;
+        }
         const auto [W1, b1, W2, b2] = split<const T*>(th, w);
         const auto [aW1, ab1, aW2, ab2] = split(acc, w);
         for (int s = 0; s < S; ++s) {

@@ -9,7 +9,7 @@ from landscape import LandscapeError
 from landscape.curvature.eigen import BlockOp
 from landscape.dynamics.iterates import Tracker
 from landscape.engines import derivatives
-from landscape.engines.base import ReplicaEngine, StepMetrics
+from landscape.engines.base import ReplicaEngine, StepMetrics, accuracy_of
 from landscape.engines.steps import STRATEGIES
 from landscape.problem import losses
 from landscape.problem.data import Dataset
@@ -105,7 +105,7 @@ class MLPEngine(ReplicaEngine):
         """θ_{t+1}, F, the static loss, training and (if evaluate) validation accuracy at θ_t."""
         g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
         static = losses.loss(self.static_name, f, self.y, self.Y, G)
-        acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
+        acc = accuracy_of(f, self.y).to(self.dtype)
         val = self.accuracy(theta, val=True) if evaluate else None
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
         return new, F, static, acc, val

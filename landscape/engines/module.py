@@ -24,7 +24,7 @@ from torch.func import functional_call, grad, jvp, stack_module_state, vmap
 
 from landscape import LandscapeError
 from landscape.curvature.eigen import BlockOp
-from landscape.engines.base import ReplicaEngine, StepMetrics
+from landscape.engines.base import ReplicaEngine, StepMetrics, accuracy_of
 from landscape.problem import losses
 from landscape.problem.data import Dataset
 
@@ -121,7 +121,7 @@ class ModuleEngine(ReplicaEngine):
         G = self.gamma(t) if G is None else G
         g, (F, f) = self._grad(theta, G)
         static = losses.loss(self.static_name, f, self.y, self.Y, G)
-        acc = (f.argmax(-1) == self.y).to(self.dtype).mean(dim=1)
+        acc = accuracy_of(f, self.y).to(self.dtype)
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
         val = self.accuracy(theta, val=True) if evaluate else torch.full_like(F, float("nan"))
         return new, StepMetrics(F, static, acc, val, G)

@@ -133,7 +133,13 @@ def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_pa
         assert (cos[:100] < -0.9).mean() >= 0.9 and n.max() >= 2 * n[0], (r, t)
     # the offline analysis of the stopped store agrees with the online stop
     np.testing.assert_array_equal(detect(b).first_instability.values, fi)
-    # and stopping early changed nothing that was recorded: a run of exactly `done` steps is the same
+    # each replica stopped at the first flush a margin after its own first instability, the
+    # batch with the last of them; stopping early changed nothing that was recorded before each
+    # stop (a run of exactly `done` steps is the same there), and after it a replica is NaN
+    stop = attrs["stopped_at"]
+    for r, t in enumerate(fi):
+        assert t + 200 <= stop[r] < t + 200 + 500 and stop[r] % 500 == 0, (r, t, stop)
+    assert max(stop) == done and min(stop) < done  # one replica stopped before the other
     from landscape.config.run import RunConfig
     from landscape.recorders import record
 
@@ -141,8 +147,13 @@ def test_until_first_instability_stops_early_and_agrees_with_the_analysis(tmp_pa
     full = record(
         replace(full_cfg, until="end", steps=done, chunk_steps=500, save_params_every=500), tmp_path / "plain.zarr"
     )
-    for v in ("loss", "train_acc", "gamma"):
-        np.testing.assert_array_equal(xr.open_zarr(full)[v].values, xr.open_zarr(b)[v].values[:, :done], err_msg=v)
+    x, y = xr.open_zarr(full), xr.open_zarr(b)
+    for v in ("loss", "train_acc", "iter_p", "iter_proj"):
+        for r in range(2):
+            np.testing.assert_array_equal(x[v].values[r, : stop[r]], y[v].values[r, : stop[r]], err_msg=v)
+            after = stop[r] + (v == "iter_proj")  # the projection at the stop is θ_stop's, still known
+            assert np.isnan(y[v].values[r, after:done]).all(), v
+    np.testing.assert_array_equal(x.gamma.values, y.gamma.values[:, :done])
 
 
 def test_dry_run_writes_nothing(tmp_path):
@@ -201,3 +212,47 @@ def test_toml(tmp_path):
     r = CliRunner().invoke(main, ["sweep", "--config", str(bad), "--out", str(tmp_path / "t.zarr")])
     assert r.exit_code == 2 and "unknown key(s) learning_rate" in r.output and r.output.count("\n") == 1
     assert not (tmp_path / "t.zarr").exists()
+
+
+@pytest.mark.slow
+def test_each_replica_stops_on_its_own_and_a_resume_changes_nothing(tmp_path):
+    """--until first-instability on the fused step: a replica stopped a margin after its own
+    first instability is NaN from its stop on and costs the others nothing (the one still
+    running equals, bit for bit, the same replica recorded alone); a recording interrupted after
+    the first stop and resumed equals the uninterrupted one."""
+    from landscape.config.run import RunConfig
+    from landscape.recorders import record, resume
+
+    cfg = RunConfig(
+        loss="dce", etas=(1.0,), amplitudes=(50.0,), periods=(5000,), width=100, seeds=(0, 1), steps=20000,
+        until="first-instability", chunk_steps=500, step="fused", eval_every=25,
+    )  # fmt: skip
+    ref = record(cfg, tmp_path / "ref.zarr")
+    attrs = json.loads((ref / "zarr.json").read_text())["attributes"]
+    stop, done = attrs["stopped_at"], attrs["steps_done"]
+    first = int(np.argmin(stop))
+    assert stop[first] < done == max(stop), stop
+    x = xr.open_zarr(ref)
+    assert np.isnan(x.loss.values[first, stop[first] :done]).all()
+    assert np.isnan(x.train_acc.values[first, stop[first] :done]).all()
+    late = 1 - first
+    alone = record(replace(cfg, seeds=(cfg.seeds[late],), until="end", steps=done), tmp_path / "alone.zarr")
+    y = xr.open_zarr(alone)
+    for v in ("loss", "train_acc", "val_acc", "iter_p", "iter_q", "iter_cos", "iter_proj"):
+        n = done - (v == "val_acc")  # a run's last step is always validated
+        np.testing.assert_array_equal(x[v].values[late, :n], y[v].values[0, :n], err_msg=v)
+    np.testing.assert_array_equal(x.params.values[late, : y.sizes["pstep"]], y.params.values[0])
+    calls = []
+
+    def boom(n):
+        calls.append(n)
+        if sum(calls) >= stop[first] + 700:  # after the first stop, before the end
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        record(cfg, tmp_path / "crash.zarr", progress=boom)
+    resume(tmp_path / "crash.zarr")
+    z = xr.open_zarr(tmp_path / "crash.zarr")
+    assert json.loads((tmp_path / "crash.zarr" / "zarr.json").read_text())["attributes"]["stopped_at"] == stop
+    for v in ("loss", "train_acc", "val_acc", "iter_p", "iter_proj", "eigval", "params"):
+        np.testing.assert_array_equal(x[v].values, z[v].values, err_msg=v)
