@@ -197,6 +197,8 @@ def info(store):
                 extra = f"  {rs.steps_done}/{rs.config.steps} steps, {len(rs.config.replicas())} replicas"
                 div = len(diverged_lines(rs))
                 extra += f", {div} diverged" if div else ""
+                done = sum(v >= 0 for v in rs.attrs.get("stopped_at") or [])
+                extra += f", {done} stopped after their first instability" if done else ""
             click.echo(f"  {n}  {st}{extra}")
         return
     rs = RunStore.open(store)
@@ -208,6 +210,12 @@ def info(store):
     click.echo(f"steps      {a.get('steps_done')} of {cfg.steps} recorded (flush every {cfg.chunk_steps})")
     if a.get("stopped"):
         click.echo(f"stopped    early: {a['stopped']}")
+    stops = [v for v in a.get("stopped_at") or [] if v >= 0]
+    if stops:
+        click.echo(
+            f"replicas   {len(stops)} of {len(reps)} stopped a margin after their first instability "
+            f"(steps {min(stops)}–{max(stops)}; NaN after their stop: stopped_at)"
+        )
     for line in diverged_lines(rs):
         click.echo(f"diverged   {line}")
     click.echo(f"loss       {cfg.loss}   Γ {cfg.gamma_shape}" + ("  static last period" if cfg.static_last else ""))
