@@ -276,9 +276,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
         with signals_deferred():  # a flush is whole or absent, whatever signal arrives
             store.write_block(t, b, block)
             store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
-            store.set_attrs(
-                steps_done=b, diverged_at=[int(v) for v in diverged], stopped_at=[int(v) for v in stopped]
-            )
+            store.set_attrs(steps_done=b, diverged_at=[int(v) for v in diverged], stopped_at=[int(v) for v in stopped])
         if early:
             live = diverged < 0  # a diverged replica is not waited for
             last = int(fi[live].max()) if live.any() and np.isfinite(fi[live]).all() else None

@@ -233,8 +233,8 @@ def test_each_replica_stops_on_its_own_and_a_resume_changes_nothing(tmp_path):
     first = int(np.argmin(stop))
     assert stop[first] < done == max(stop), stop
     x = xr.open_zarr(ref)
-    assert np.isnan(x.loss.values[first, stop[first] :done]).all()
-    assert np.isnan(x.train_acc.values[first, stop[first] :done]).all()
+    assert np.isnan(x.loss.values[first, stop[first] : done]).all()
+    assert np.isnan(x.train_acc.values[first, stop[first] : done]).all()
     info = CliRunner().invoke(main, ["info", str(ref)])
     assert info.exit_code == 0 and "2 of 2 stopped a margin after their first instability" in info.output, info.output
     late = 1 - first
