@@ -122,6 +122,8 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "two_over_eta": (("replica",), 2.0 / ds.eta.values),
             # the step a replica diverged at (its values NaN from there), −1 if it did not
             "diverged_at": (("replica",), np.asarray(ds.attrs.get("diverged_at") or [-1] * R, dtype=np.int64)),
+            # the steps recorded of each replica: its stop after its first instability (--until), else all
+            "steps_run": (("replica",), _steps_run(ds.attrs.get("stopped_at"), int(run.steps_done), R)),
         },
         coords={
             "replica": ds.replica.values,
@@ -142,3 +144,8 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
     )
     out.attrs.update({f"detector_{k}": v for k, v in asdict(det).items()})
     return out
+
+
+def _steps_run(stopped_at, done: int, R: int) -> np.ndarray:
+    stops = np.asarray(stopped_at or [-1] * R, dtype=np.int64)
+    return np.where(stops >= 0, stops, done)

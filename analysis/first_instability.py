@@ -42,7 +42,7 @@ def first_instabilities(paths, det: Detector = Detector(), lambda_source: str = 
                     "lambda1_spread": float(res.lambda1_first_spread[r]),
                     "unstable_from_start": bool(res.unstable_from_start[r]),
                     "diverged": bool(res.diverged_at[r] >= 0),
-                    "steps": int(res.attrs["steps_recorded"]),  # how long the run ran (the early stop)
+                    "steps": int(res.steps_run[r]),  # how long the run ran (its early stop)
                     "store": str(p),
                 }
             )

@@ -237,6 +237,7 @@ def test_each_replica_stops_on_its_own_and_a_resume_changes_nothing(tmp_path):
     assert np.isnan(x.train_acc.values[first, stop[first] : done]).all()
     info = CliRunner().invoke(main, ["info", str(ref)])
     assert info.exit_code == 0 and "2 of 2 stopped a margin after their first instability" in info.output, info.output
+    np.testing.assert_array_equal(detect(ref).steps_run.values, stop)  # how long each ran, for the summaries
     late = 1 - first
     alone = record(replace(cfg, seeds=(cfg.seeds[late],), until="end", steps=done), tmp_path / "alone.zarr")
     y = xr.open_zarr(alone)
