@@ -111,44 +111,55 @@ def draw_fig2(path, series: xr.Dataset, slices: xr.Dataset | None = None):
 
 
 def draw_fig4(summary: xr.Dataset, path):
-    """Log–log λ1 at first instability (branch mean) vs η with standard errors (caps), the
-    mean branch spread (a bar without caps, centred on the mean), and the dashed 2/η."""
-    fig = Figure(figsize=(5, 4), constrained_layout=True)
-    ax = fig.subplots()
-    markers = {"dce": "o", "dmse1": "s", "dmse2": "^", "ce": "D", "mse": "v"}
+    """λ1 at the first instability (branch mean) against η, log–log with the dashed 2/η (left),
+    and λ1/(2/η) against η (right: the gap to the edge, which the log scale hides). One colour
+    per loss, one marker per (A, T) (shape: A; filled: the shorter T), each condition's points
+    nudged along η so they do not hide each other; standard errors capped, the mean branch
+    spread a pale bar without caps (left)."""
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
+    colours = {"dce": "tab:blue", "dmse1": "tab:orange", "dmse2": "tab:green", "ce": "tab:purple", "mse": "tab:red"}
+    L, A, T = (summary[k].values for k in ("loss_name", "amplitude", "period"))
     etas = summary.eta.values.astype(float)
-    groups = sorted(
-        {
-            (str(l), float(a), int(t))
-            for l, a, t in zip(summary.loss_name.values, summary.amplitude.values, summary.period.values)
-        }
-    )
-    for l, a, t in groups:
-        m = (summary.loss_name.values == l) & (summary.amplitude.values == a) & (summary.period.values == t)
-        m &= np.isfinite(summary.lambda1_mean.values)
-        if not m.any():
-            continue
-        order = np.argsort(etas[m])
-        x, y = etas[m][order], summary.lambda1_mean.values[m][order]
-        eb = ax.errorbar(
-            x,
-            y,
-            yerr=summary.lambda1_sem.values[m][order],
-            marker=markers.get(l, "o"),
-            ls="none",
-            capsize=3,
-            label=f"{l.upper()} A={a:g} T={t}",
-        )
-        if "spread_mean" in summary:
-            half = np.nan_to_num(summary.spread_mean.values[m][order]) / 2
-            ax.errorbar(x, y, yerr=half, ls="none", capsize=0, lw=4, alpha=0.25, color=eb[0].get_color())
+    amps, periods = sorted({float(a) for a in A}), sorted({int(t) for t in T})
+    shapes = dict(zip(amps, "os^DvP*X"))
+    pairs = [(a, t) for a in amps for t in periods]
+    nudge = {p: 1.035 ** (i - (len(pairs) - 1) / 2) for i, p in enumerate(pairs)}
+    losses = sorted({str(v) for v in L}, key=lambda v: list(colours).index(v) if v in colours else 99)
+    for l in losses:
+        for a, t in pairs:
+            m = (L == l) & (A == a) & (T == t) & np.isfinite(summary.lambda1_mean.values)
+            if not m.any():
+                continue
+            order = np.argsort(etas[m])
+            x, y = etas[m][order], summary.lambda1_mean.values[m][order]
+            se = summary.lambda1_sem.values[m][order]
+            c = colours.get(l, "k")
+            style = dict(marker=shapes[a], ls="none", ms=4.5, color=c, mfc=c if t == periods[0] else "white", capsize=2)
+            ax.errorbar(x * nudge[(a, t)], y, yerr=se, **style)
+            ax2.errorbar(x * nudge[(a, t)], y * x / 2, yerr=se * x / 2, **style)
+            if "spread_mean" in summary:
+                half = np.nan_to_num(summary.spread_mean.values[m][order]) / 2
+                ax.errorbar(x * nudge[(a, t)], y, yerr=half, ls="none", lw=4, alpha=0.2, color=c)
     grid = np.geomspace(etas.min() / 1.3, etas.max() * 1.3, 50)
-    ax.plot(grid, 2 / grid, "k--", label="2/η")
-    ax.set_xscale("log")
+    ax.plot(grid, 2 / grid, "k--", lw=1)
+    ax2.axhline(1, color="k", ls="--", lw=1)
+    for a_ in (ax, ax2):
+        a_.set_xscale("log")
+        a_.set_xlabel("η")
     ax.set_yscale("log")
-    ax.set_xlabel("η")
     ax.set_ylabel("λ_max at first instability (branch mean)")
-    ax.legend(fontsize=7)
+    ax2.set_ylabel("λ_max / (2/η) at first instability")
+    key = [Line2D([], [], color=colours.get(l, "k"), marker="o", ls="none", label=l.upper()) for l in losses]
+    key.append(Line2D([], [], color="k", ls="--", label="2/η"))
+    key += [
+        Line2D([], [], color="0.3", marker=shapes[a], mfc="0.3" if t == periods[0] else "white", ls="none",
+               label=f"A={a:g}, T={t}")  # fmt: skip
+        for a, t in pairs
+    ]
+    fig.legend(handles=key, fontsize=7, loc="outside right center", frameon=False)
     return save(fig, path)
 
 
