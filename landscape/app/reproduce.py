@@ -63,7 +63,9 @@ def run(
     redraw: bool = False,
 ) -> Path:
     """Record (or finish) the sweeps, summarise them, and write figure and report.md from the
-    summaries. With `redraw`, only the last step: the summaries already in `out_dir` (the
+    summaries. A sweep whose summary is in `out_dir` without its store is a part finished
+    elsewhere (copied from docs/results/paper/ to finish a figure on a new machine): not recorded
+    again. With `redraw`, only the last step: the summaries already in `out_dir` (the
     committed ones under docs/results/paper/) give figure and report without training."""
     from landscape.recorders.sweep import sweep
 
@@ -86,6 +88,8 @@ def run(
             if device:
                 spec = spec.replace(device=device)
             path = out_dir / f"{name}.zarr"
+            if (out_dir / f"{name}_summary.zarr").exists() and not path.exists():
+                continue  # a finished part without its stores (the committed one, copied here): kept as it is
             sweep(spec, path, workers=workers, scheduler=scheduler, resume_existing=path.exists(), progress=progress)
             stores[name] = [str(path / n) for n in sweep_store.index(path)[1]]
             # each sweep summarised as soon as it is done: a part to commit while the next one runs

@@ -58,6 +58,24 @@ def test_redraw_from_the_summaries_alone(tmp_path, fig):
     assert not any((out / f"{s}.zarr").exists() for s in specs(fig, "tiny"))  # nothing was trained
 
 
+@pytest.mark.slow
+def test_a_part_finished_elsewhere_is_not_recorded_again(tmp_path):
+    """A figure split over machines: a part's committed summary copied into --out (its stores
+    left behind) is kept, the other parts are recorded, and the report is the same."""
+    out = tmp_path / "fig4"
+    assert CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--out", str(out)]).exit_code == 0
+    report = (out / "report.md").read_text()
+    first, *rest = specs("fig4", "tiny")
+    for name in specs("fig4", "tiny"):
+        shutil.rmtree(out / f"{name}.zarr")
+    for name in rest:
+        shutil.rmtree(out / f"{name}_summary.zarr")
+    r = CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert not (out / f"{first}.zarr").exists() and all((out / f"{n}.zarr").exists() for n in rest)
+    assert (out / "report.md").read_text() == report
+
+
 def test_redraw_without_summaries_is_one_line(tmp_path):
     for fig, why in (("fig3", "missing"), ("fig2", "missing")):
         r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(tmp_path / "none"), "--redraw"])
