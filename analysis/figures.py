@@ -155,8 +155,15 @@ def draw_fig4(summary: xr.Dataset, path):
     key = [Line2D([], [], color=colours.get(l, "k"), marker="o", ls="none", label=l.upper()) for l in losses]
     key.append(Line2D([], [], color="k", ls="--", label="2/η"))
     key += [
-        Line2D([], [], color="0.3", marker=shapes[a], mfc="0.3" if t == periods[0] else "white", ls="none",
-               label=f"A={a:g}, T={t}")  # fmt: skip
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            marker=shapes[a],
+            mfc="0.3" if t == periods[0] else "white",
+            ls="none",
+            label=f"A={a:g}, T={t}",
+        )  # fmt: skip
         for a, t in pairs
     ]
     fig.legend(handles=key, fontsize=7, loc="outside right center", frameon=False)
