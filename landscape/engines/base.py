@@ -313,6 +313,12 @@ class ReplicaEngine:
             ]  # fmt: skip
             return _stack(parts)
 
+    def _healthy_rows(self, theta: torch.Tensor, t: int, seeds: list, G, again, none):
+        """An optional spectrum of the healthy replicas only, spread over all (`_on_healthy`):
+        again(θ, seeds, Γ) of those rows, none() when none is healthy; None when all are."""
+        Gt = self.gamma(t) if G is None else G
+        return _on_healthy(theta, lambda idx: again(theta[idx], [seeds[i] for i in idx.tolist()], Gt[idx]), none)
+
     def layer_spectrum(
         self,
         theta: torch.Tensor,
@@ -332,19 +338,8 @@ class ReplicaEngine:
             nan = torch.full((theta.shape[0], len(names)), float("nan"), dtype=self.dtype, device=self.device)
             return LayerSpectra(names, nan, nan.clone(), torch.zeros(nan.shape, dtype=torch.bool, device=self.device))
 
-        part = _on_healthy(
-            theta,
-            lambda idx: self.layer_spectrum(
-                theta[idx],
-                t,
-                [seeds[i] for i in idx.tolist()],
-                tol,
-                max_iter,
-                seed,
-                (self.gamma(t) if G is None else G)[idx],
-            ),
-            none,
-        )
+        again = lambda th, sd, g: self.layer_spectrum(th, t, sd, tol, max_iter, seed, g)  # noqa: E731
+        part = self._healthy_rows(theta, t, seeds, G, again, none)
         if part is not None:
             return part
         return layer_top_eigs(
@@ -366,13 +361,8 @@ class ReplicaEngine:
         NaN for a diverged replica. G: Γ (R, C) at t if the caller has it."""
         seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
         nan = lambda: torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)  # noqa: E731
-        part = _on_healthy(
-            theta,
-            lambda idx: self.trace(
-                theta[idx], t, samples, [seeds[i] for i in idx.tolist()], seed, (self.gamma(t) if G is None else G)[idx]
-            ),
-            lambda: TraceResult(nan(), nan(), samples),
-        )
+        again = lambda th, sd, g: self.trace(th, t, samples, sd, seed, g)  # noqa: E731
+        part = self._healthy_rows(theta, t, seeds, G, again, lambda: TraceResult(nan(), nan(), samples))
         if part is not None:
             return part
         return hutchinson_trace(
@@ -394,19 +384,8 @@ class ReplicaEngine:
             nan = torch.full((theta.shape[0], vectors, M), float("nan"), dtype=self.dtype, device=self.device)
             return Quadrature(nan, nan.clone())
 
-        part = _on_healthy(
-            theta,
-            lambda idx: self.density(
-                theta[idx],
-                t,
-                steps,
-                vectors,
-                [seeds[i] for i in idx.tolist()],
-                seed,
-                (self.gamma(t) if G is None else G)[idx],
-            ),  # fmt: skip
-            none,
-        )
+        again = lambda th, sd, g: self.density(th, t, steps, vectors, sd, seed, g)  # noqa: E731
+        part = self._healthy_rows(theta, t, seeds, G, again, none)
         if part is not None:
             return part
         return slq(self.hvp_block(theta, t, G), seeds, theta.shape[1], steps, vectors, salt=seed + t,
@@ -421,19 +400,9 @@ class ReplicaEngine:
         converged, for a diverged replica. G: Γ (R, C) at t if known."""
         seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
         n = theta.shape[1]
-        part = _on_healthy(
-            theta,
-            lambda idx: self.bottom(
-                theta[idx],
-                t,
-                k,
-                [seeds[i] for i in idx.tolist()],
-                tol,
-                max_iter,
-                (self.gamma(t) if G is None else G)[idx],
-            ),  # fmt: skip
-            lambda: _nan_eig(theta.shape[0], k, n, self.dtype, self.device),
-        )
+        again = lambda th, sd, g: self.bottom(th, t, k, sd, tol, max_iter, g)  # noqa: E731
+        part = self._healthy_rows(theta, t, seeds, G, again, lambda: _nan_eig(theta.shape[0], k, n, self.dtype,
+                                                                              self.device))  # fmt: skip
         if part is not None:
             return part
         return bottomk_eigs(self.hvp_block(theta, t, G), k, seeds=seeds, n=n, tol=tol, max_iter=min(n, max_iter),

@@ -32,6 +32,20 @@ COMPARED = (
 )
 
 
+def crash_and_resume(cfg, path, after: int = 120):
+    """Record cfg into path, crash it after `after` progress calls, resume it: the store."""
+    calls = []
+
+    def boom(n):
+        calls.append(n)
+        if len(calls) == after:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        record(cfg, path, progress=boom)
+    return resume(path)
+
+
 def assert_same_recording(a, b):
     da, db = xr.open_zarr(a), xr.open_zarr(b)
     for name in COMPARED:
@@ -208,17 +222,7 @@ def test_layer_spectra_and_trace_are_recorded_resumed_and_checkable(tmp_path, ti
     H = reference.dense_hessian(eng, th, 100, 0)
     assert abs(float(ds.trace.sel(hstep=100)[0]) - np.trace(H)) < 5 * float(ds.trace_se.sel(hstep=100)[0])
     assert check(ref).ok
-    calls = []
-
-    def boom(n):
-        calls.append(n)
-        if len(calls) == 120:
-            raise RuntimeError("simulated crash")
-
-    with pytest.raises(RuntimeError):
-        record(cfg, tmp_path / "crash.zarr", progress=boom)
-    resume(tmp_path / "crash.zarr")
-    a, b = xr.open_zarr(ref), xr.open_zarr(tmp_path / "crash.zarr")
+    a, b = xr.open_zarr(ref), xr.open_zarr(crash_and_resume(cfg, tmp_path / "crash.zarr"))
     for name in ("layer_eigval", "layer_eigres", "trace", "trace_se", *COMPARED):
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
@@ -264,17 +268,7 @@ def test_density_and_bottom_are_recorded_resumed_and_replayed(tmp_path, tiny_cfg
     np.testing.assert_allclose(again.nodes.values, read.nodes.values, rtol=0, atol=1e-9 * float(w.abs().max()))
     np.testing.assert_allclose(again.lambda_min.values, read.lambda_min.values, rtol=0, atol=1e-9)
     assert check(ref).ok
-    calls = []
-
-    def boom(n):
-        calls.append(n)
-        if len(calls) == 120:
-            raise RuntimeError("simulated crash")
-
-    with pytest.raises(RuntimeError):
-        record(cfg, tmp_path / "crash.zarr", progress=boom)
-    resume(tmp_path / "crash.zarr")
-    b = xr.open_zarr(tmp_path / "crash.zarr")
+    b = xr.open_zarr(crash_and_resume(cfg, tmp_path / "crash.zarr"))
     for name in ("slq_nodes", "slq_weights", "lambda_min", "lambda_min_res", "lambda_min_conv", *COMPARED):
         np.testing.assert_array_equal(ds[name].values, b[name].values, err_msg=name)
 
