@@ -277,20 +277,19 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
             store.write_block(t, b, block)
             store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
             store.set_attrs(steps_done=b, diverged_at=[int(v) for v in diverged], stopped_at=[int(v) for v in stopped])
-        if early:
-            live = diverged < 0  # a diverged replica is not waited for
-            last = int(fi[live].max()) if live.any() and np.isfinite(fi[live]).all() else None
-            if np.isfinite(fi[live]).all() and b >= (last or 0) + cfg.until_margin:
-                store.set_attrs(
-                    stopped=(
-                        f"first instability of every replica (last at step {last}) + {cfg.until_margin} steps"
-                        if last is not None
-                        else "every replica diverged"
-                    )
-                    + ("" if live.all() else f"; {int((~live).sum())} diverged"),
-                    first_instability=[int(v) if np.isfinite(v) else -1 for v in fi],
+        live = diverged < 0  # a diverged replica is not waited for
+        if early and (stopped[live] >= 0).all():  # every other one has stopped: the run is done
+            last = int(fi[live].max()) if live.any() else None
+            store.set_attrs(
+                stopped=(
+                    f"first instability of every replica (last at step {last}) + {cfg.until_margin} steps"
+                    if last is not None
+                    else "every replica diverged"
                 )
-                return
+                + ("" if live.all() else f"; {int((~live).sum())} diverged"),
+                first_instability=[int(v) if np.isfinite(v) else -1 for v in fi],
+            )
+            return
         t = b
 
 
