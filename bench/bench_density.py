@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from harness import ROOT, interleaved, ratios, reset_peak, rss_mb, spread, threads_line
+from harness import ROOT, interleaved, ratios, recording, spread, threads_line
 
 from landscape.problem import losses
 from landscape.runs import build
@@ -91,24 +91,16 @@ def main():
     seeds = list(range(R))
     print(threads_line(), f"; M = {M}, V = {V}, R = {R}; {args.repeats} repeats; float64")
     out, peaks = {}, {}
-
-    def timed_peak(name, fn):
-        def go():
-            reset_peak()
-            base = rss_mb("VmRSS")
-            out[name] = fn()
-            peaks[name] = rss_mb("VmHWM") - base
-
-        return go
-
-    runners = {
-        "PyHessian": timed_peak("PyHessian", lambda: pyhessian_density(module, X, y, criterion, M, V)),
-        "landscape eager R=1": timed_peak("landscape eager R=1", lambda: eng.density(th1, t, M, V, [0])),
-        "landscape fused R=1": timed_peak("landscape fused R=1", lambda: fused.density(th1, t, M, V, [0])),
-        f"landscape fused R={R}": timed_peak(
-            f"landscape fused R={R}", lambda: fused.density(thR, t, M, V, seeds, G=GR)
-        ),
-    }
+    runners = recording(
+        {
+            "PyHessian": lambda: pyhessian_density(module, X, y, criterion, M, V),
+            "landscape eager R=1": lambda: eng.density(th1, t, M, V, [0]),
+            "landscape fused R=1": lambda: fused.density(th1, t, M, V, [0]),
+            f"landscape fused R={R}": lambda: fused.density(thR, t, M, V, seeds, G=GR),
+        },
+        out,
+        peaks,
+    )
     times = interleaved(runners, args.repeats)
     times[f"landscape fused R={R} per replica"] = [x / R for x in times[f"landscape fused R={R}"]]
     r = ratios(times, "PyHessian")

@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 import torch
-from harness import ROOT, interleaved, ratios, reset_peak, rss_mb, spread, threads_line
+from harness import ROOT, interleaved, ratios, recording, spread, threads_line
 from torch.func import functional_call
 
 import landscape
@@ -111,24 +111,17 @@ def measure(name, run, r, t, kind, args):
     results, peaks = {}, {}
 
     def engine_run():
-        reset_peak()
-        base = rss_mb("VmRSS")
         res = _evaluate(eng, theta, D, coef, t, args.batch)
-        results["engine"] = np.stack([res[k] for k in ("loss", "loss_static", "train_acc", "val_acc")], axis=1)
-        peaks["engine"] = rss_mb("VmHWM") - base
+        return np.stack([res[k] for k in ("loss", "loss_static", "train_acc", "val_acc")], axis=1)
 
-    def plain_run():
-        reset_peak()
-        base = rss_mb("VmRSS")
-        results["plain"] = plain_loop(module, names, shapes, eng, G, th_m, D_m, coef)
-        peaks["plain"] = rss_mb("VmHWM") - base
-
-    times = interleaved({"plain loop": plain_run, "engine": engine_run}, args.repeats)
-    agree = np.max(np.abs(results["engine"] - results["plain"]) / np.maximum(np.abs(results["plain"]), 1e-300))
+    runners = {"plain loop": lambda: plain_loop(module, names, shapes, eng, G, th_m, D_m, coef), "engine": engine_run}
+    times = interleaved(recording(runners, results, peaks), args.repeats)
+    plain = results["plain loop"]
+    agree = np.max(np.abs(results["engine"] - plain) / np.maximum(np.abs(plain), 1e-300))
     r_ = ratios(times, "plain loop")["engine"]
     print(
         f"{name}: plain {spread(times['plain loop'])} s, engine {spread(times['engine'], 3)} s; "
-        f"engine / plain speed (min / median / max) {spread(r_, 1)}×; peak MB plain {peaks['plain']:.0f}, "
+        f"engine / plain speed (min / median / max) {spread(r_, 1)}×; peak MB plain {peaks['plain loop']:.0f}, "
         f"engine {peaks['engine']:.0f}; largest relative difference {agree:.1e}"
     )
 

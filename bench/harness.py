@@ -78,6 +78,22 @@ def reset_peak() -> None:
         pass
 
 
+def recording(runners: dict[str, Callable[[], object]], results: dict, peaks: dict) -> dict[str, Callable[[], None]]:
+    """Each runner wrapped for `interleaved`: its last result into `results` and its peak
+    resident memory beyond its start (MB, `reset_peak`) into `peaks`, under its name."""
+
+    def wrap(name: str, fn: Callable[[], object]) -> Callable[[], None]:
+        def go() -> None:
+            reset_peak()
+            base = rss_mb("VmRSS")
+            results[name] = fn()
+            peaks[name] = rss_mb("VmHWM") - base
+
+        return go
+
+    return {name: wrap(name, fn) for name, fn in runners.items()}
+
+
 def _child(q, fn, args, threads):
     import torch
 
