@@ -41,6 +41,12 @@ def plan(spec: SweepSpec) -> list[RunConfig]:
     return spec.batches(data.input_dim, data.num_classes, data.X.shape[0])
 
 
+def work(cfg: RunConfig) -> int:
+    """A batch's cost in units of one replica-step of a width-1 network: run-steps times the
+    hidden width, which sets the reference network's cost (a `--model` counts as width 1)."""
+    return cfg.steps * len(cfg.replicas()) * (cfg.width if cfg.model is None else 1)
+
+
 def run_batch(sweep_path: str, name: str, cfg_json: str, threads: int | None = None) -> str:
     """Record (or finish) one batch; returns what it did. Safe to call again on a finished batch."""
     global _running
@@ -134,7 +140,10 @@ def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwr
     if not out.exists():
         check_out(out, overwrite=False)
         sweep_store.create(out, spec.to_json(), names)
-    todo = [(n, b.to_json()) for n, b in zip(names, batches) if sweep_store.batch_status(out, n) != "complete"]
+    pending = [(n, b) for n, b in zip(names, batches) if sweep_store.batch_status(out, n) != "complete"]
+    # the largest batches first, so that a pool does not end with one long batch running alone
+    # while the other workers wait (one worker runs them in any order in the same time)
+    todo = [(n, b.to_json()) for n, b in sorted(pending, key=lambda nb: -work(nb[1]))]
     done = len(batches) - len(todo)
     if progress:
         progress(done, len(batches))
