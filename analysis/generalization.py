@@ -7,8 +7,12 @@ mean and standard error over seeds.
 
 The paper's claim is about *where* a network learns: `width_reaching` gives the smallest
 width at which a loss's mean validation accuracy reaches a level (0.9 by default), and
-the training accuracy a fifth of the run before the end says whether the runs had stopped
-changing (`train_change`).
+`late_change` says whether the runs had stopped changing. Under a dynamical loss the
+training accuracy oscillates with Γ and jumps when the static last period begins, so the
+accuracy a fifth of the run before the end against the last one (`train_change`, kept for
+the summaries written with it) measures that jump at any run length; the check compares
+period means of the dynamical phase instead (`train_drift`), and says apart what the static
+period adds (`static_gain`) and whether it had settled (`static_settle`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
+from landscape.problem.schedule import static_start
 from landscape.runs.opened import Run
 from landscape.store import sweep as sweep_store
 
@@ -38,7 +43,43 @@ def expand(paths) -> list[str]:
     return out
 
 
+def late_change(steps, acc, period: int, static_from: int | None = None) -> tuple[float, float, float]:
+    """Whether one run's training accuracy had stopped changing: (drift, gain, settle).
+
+    `drift`: the mean over the last period of the dynamical phase (the steps before
+    `static_from`, or the whole run) minus the mean over the period ending a fifth of that
+    phase earlier; a mean over a whole period does not depend on where in its oscillation
+    Γ is, so a converged oscillating run has drift ≈ 0. `gain`: the last accuracy minus the
+    last dynamical period's mean, what the static period adds (the paper's measurement).
+    `settle`: the last accuracy minus the one half the static period earlier (≈ 0 once the
+    static period has settled). Without a static period, gain and settle are NaN; a window
+    with no finite value (a diverged run) gives NaN.
+
+    >>> t = np.arange(20000)
+    >>> acc = np.where(t < 19000, 0.8 + 0.1 * np.sin(2 * np.pi * t / 1000), 0.9)  # converged; the static jump
+    >>> [round(x, 3) for x in late_change(t, acc, 1000, static_from=19000)]
+    [0.0, 0.1, 0.0]
+    """
+    steps, acc = np.asarray(steps), np.asarray(acc, dtype=float)
+    end = int(static_from) if static_from is not None else int(steps[-1]) + 1
+    earlier = end - round(end / 5)
+
+    def mean(a: int, b: int) -> float:
+        x = acc[(steps >= max(a, 0)) & (steps < b)]
+        x = x[np.isfinite(x)]
+        return float(x.mean()) if x.size else np.nan
+
+    last_period = mean(end - period, end)
+    drift = last_period - mean(earlier - period, earlier)
+    if static_from is None or static_from > steps[-1]:
+        return drift, np.nan, np.nan
+    mid = int(np.searchsorted(steps, static_from + (int(steps[-1]) - static_from) // 2))
+    return drift, float(acc[-1]) - last_period, float(acc[-1] - acc[mid])
+
+
 def final_accuracies(paths) -> xr.Dataset:
+    """One row per replica: its last validation and training accuracy and how much its training
+    accuracy was still changing (`late_change`)."""
     rows = []
     for p in expand(paths):
         run = Run.of(p)
@@ -47,7 +88,11 @@ def final_accuracies(paths) -> xr.Dataset:
         before = ds.isel(step=int(0.8 * (ds.sizes["step"] - 1)))  # a fifth of the run earlier
         if np.isnan(last.val_acc.values).all():
             raise LandscapeError(f"{p} has no validation accuracy (its data had no validation set)")
+        steps, train = ds.step.values, ds.train_acc.values
         for r in range(ds.sizes["replica"]):
+            period = int(ds.period[r])
+            static = static_start(cfg.steps, period) if cfg.static_last else None
+            drift, gain, settle = late_change(steps, train[r], period, static)
             rows.append(
                 dict(
                     loss_name=cfg.loss,
@@ -60,6 +105,9 @@ def final_accuracies(paths) -> xr.Dataset:
                     val_acc=float(last.val_acc[r]),
                     train_acc=float(last.train_acc[r]),
                     train_acc_before=float(before.train_acc[r]),
+                    train_drift=drift,
+                    static_gain=gain,
+                    static_settle=settle,
                     step=int(last.step),
                     store=p,
                 )
@@ -74,11 +122,12 @@ def final_accuracies(paths) -> xr.Dataset:
 
 def summarize(runs: xr.Dataset, level: float = 0.9) -> xr.Dataset:
     """Mean ± standard error of the final accuracies per (loss, width, η, A, T), the fraction
-    of runs whose validation accuracy reached `level`, and the mean change of training
-    accuracy over the last fifth of the run (≈ 0 once the runs have converged)."""
+    of runs whose validation accuracy reached `level`, and of the late changes of training
+    accuracy (`late_change`; ≈ 0 once the runs have converged)."""
     conds = conditions(runs, KEYS)
-    names = ("n", "val_mean", "val_sem", "train_mean", "train_sem", "val_reached", "train_change", "train_change_sem")
-    stats: dict[str, list] = {k: [] for k in names}
+    late = ("train_change", "train_drift", "static_gain", "static_settle")
+    names = ("n", "val_mean", "val_sem", "train_mean", "train_sem", "val_reached")
+    stats: dict[str, list] = {k: [] for k in names + late + tuple(f"{k}_sem" for k in late)}
     for _, m in conds:
         stats["n"].append(int(m.sum()))
         for name in ("val", "train"):
@@ -86,12 +135,13 @@ def summarize(runs: xr.Dataset, level: float = 0.9) -> xr.Dataset:
             stats[f"{name}_mean"].append(mean)
             stats[f"{name}_sem"].append(sem)
         stats["val_reached"].append(float(np.mean(runs.val_acc.values[m] >= level)))
+        per_run = {k: runs[k].values[m] for k in late[1:] if k in runs}
         if "train_acc_before" in runs:
-            change = mean_sem(runs.train_acc.values[m] - runs.train_acc_before.values[m])
-        else:
-            change = (np.nan, np.nan)
-        stats["train_change"].append(change[0])
-        stats["train_change_sem"].append(change[1])
+            per_run["train_change"] = runs.train_acc.values[m] - runs.train_acc_before.values[m]
+        for k in late:
+            mean, sem = mean_sem(per_run[k]) if k in per_run else (np.nan, np.nan)
+            stats[k].append(mean)
+            stats[f"{k}_sem"].append(sem)
     out = condition_dataset(stats, conds, KEYS)
     out.attrs["level"] = level
     return out

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import xarray as xr
 from click.testing import CliRunner
 
 from landscape import LandscapeError
@@ -102,14 +103,48 @@ def test_quick_sizes_are_what_the_docs_promise():
 
 def test_full_sizes_are_the_papers_counts():
     f3 = specs("fig3", "full")
-    a, b = f3["fig3a"], f3["fig3b"]
+    a, parts = f3["fig3a"], [f3[f"fig3b_{loss}"] for loss in ("mse", "dmse1", "dmse2")]
+    assert len(f3) == 4  # panel (b): one part per loss, the same grid otherwise
+    b = parts[0]
+    assert all(p.replace(losses=b.losses) == b for p in parts) and [p.losses for p in parts] == [
+        ("mse",),
+        ("dmse1",),
+        ("dmse2",),
+    ]
     assert len(a.base.seeds) == 50 and len(b.base.seeds) == 10 and a.base.etas == (1.0,) and b.base.etas == (0.075,)
     assert min(a.widths) == 5 and 400 in a.widths and max(b.widths) >= 400 and a.base.static_last
-    assert a.base.steps >= 100000 and b.base.steps >= 300000
+    assert a.base.steps >= 100000 and b.base.steps >= 1000000 and b.base.static_last
     f1 = specs("fig1", "full")["fig1"]
     assert len(f1.base.seeds) == 20 and f1.widths == (10, 30, 100) and f1.base.etas == (0.5, 1.0)
     for s in (a, b, f1):
         assert s.base.step == "fused"
+
+
+def test_fig3_panel_b_drawn_from_its_parts_is_the_one_sweep_panel(tmp_path):
+    """The parts of panel (b), one summary per loss, give the report and the figure that one
+    summary of all losses gives."""
+    from landscape.app.paper import fig3
+    from landscape.app.paper.common import open_summary, write_summary
+
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    r = CliRunner().invoke(main, ["reproduce", "fig3", "--tiny", "--out", str(whole)])
+    assert r.exit_code == 0, r.output
+    summ = open_summary(whole / "fig3a_summary.zarr")
+    assert sorted(set(summ.loss_name.values)) == ["ce", "dce"] and summ.sizes["condition"] == 4
+    parts.mkdir()
+    for loss, name in (("ce", "fig3b_mse"), ("dce", "fig3b_dmse1")):
+        write_summary(summ.isel(condition=summ.loss_name.values == loss), parts / f"{name}_summary.zarr")
+    write_summary(summ, whole / "fig3b_summary.zarr")
+    assert fig3.panels(["fig3a", "fig3b_mse", "fig3b_dmse1", "fig3b_long"]) == {
+        "fig3a": ["fig3a"],
+        "fig3b": ["fig3b_mse", "fig3b_dmse1"],
+        "fig3b_long": ["fig3b_long"],
+    }
+    merged = fig3.open_panel(parts, ["fig3b_dmse1", "fig3b_mse"])  # any order of the parts
+    xr.testing.assert_identical(merged.drop_attrs(), summ.drop_attrs())
+    assert fig3.report(parts, ["fig3b_mse", "fig3b_dmse1"]) == fig3.report(whole, ["fig3b"])
+    assert "train drift, last fifth (period means)" in fig3.report(whole, ["fig3b"])
+    assert "Converged (|drift| and |settle|" in fig3.report(whole, ["fig3b"])
 
 
 def test_scaled_sizes_keep_the_papers_grids():

@@ -60,6 +60,25 @@ def test_packing_groups_by_loss_width_and_steps():
     assert [len(b.replicas()) for b in auto] == [64, 36]  # the CPU default
 
 
+def test_largest_batches_run_first(tmp_path, monkeypatch):
+    """A pool that ends on one long batch alone leaves its other workers idle: batches go
+    largest first (run-steps × width), ties in the grid's order, and a resume keeps that."""
+    from landscape.recorders import sweep as sweep_mod
+
+    spec = SweepSpec().replace(**{**TINY, "losses": ("dce",), "widths": (4, 16, 8), "etas": (0.5,)})
+    spec = spec.replace(steps_per_eta=60, etas=(0.5, 1.0))  # 120 and 60 steps: the work differs in both
+    batches = plan(spec)
+    names = [f"b{i:03d}" for i in range(len(batches))]
+    expected = sorted(names, key=lambda n: (-sweep_mod.work(batches[names.index(n)]), names.index(n)))
+    ran = []
+    monkeypatch.setattr(sweep_mod, "run_batch", lambda path, name, cfg: ran.append(name))
+    sweep(spec, tmp_path / "s.zarr")
+    assert ran == expected and ran != names
+    assert [batches[names.index(n)].width for n in ran][:2] == [16, 16]
+    work = [sweep_mod.work(batches[names.index(n)]) for n in ran]
+    assert work == sorted(work, reverse=True)
+
+
 def test_grid_view_selects_by_value(tmp_path):
     out = sweep(SweepSpec().replace(**TINY), tmp_path / "s.zarr")
     r = CliRunner().invoke(main, ["info", str(out)])

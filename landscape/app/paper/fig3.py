@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from landscape.config.sweep import SweepSpec
 
@@ -88,6 +89,55 @@ def summarize(stores, out: Path) -> None:
         write_summary(summ, out / f"{name}_summary.zarr")
 
 
+CONVERGED = 0.03  # |change| of the mean training accuracy below which a condition counts as settled
+
+
+def panels(wanted) -> dict[str, list[str]]:
+    """The figure's panels, each with the sweeps it is drawn from (panel (b) at the full size:
+    one part per loss)."""
+    out: dict[str, list[str]] = {}
+    for name in wanted:
+        panel = "fig3b" if name.removeprefix("fig3b_") in PARTS_B else name
+        out.setdefault(panel, []).append(name)
+    return out
+
+
+def open_panel(out: Path, names) -> xr.Dataset:
+    """One summary of a panel: its parts' conditions together, in the order of one sweep's."""
+    parts = [open_summary(out / f"{n}_summary.zarr") for n in names]
+    if len(parts) == 1:
+        return parts[0]
+    summ = xr.concat(parts, dim="condition", combine_attrs="override")
+    from landscape.analysis.generalization import KEYS  # one sweep's summary is sorted by them
+
+    rows = [tuple(np.asarray(summ[k].values[i]).item() for k in KEYS) for i in range(summ.sizes["condition"])]
+    order = sorted(range(len(rows)), key=rows.__getitem__)
+    return summ.isel(condition=order).assign_coords(condition=np.arange(summ.sizes["condition"]))
+
+
+def convergence(summ: xr.Dataset) -> str:
+    """Which conditions had stopped changing (`late_change`): empty for a summary without it."""
+    if "train_drift" not in summ:
+        return ""
+    late = []
+    for i in range(summ.sizes["condition"]):
+        s = summ.isel(condition=i)
+        moved = {
+            k: float(s[k])
+            for k in ("train_drift", "static_settle")
+            if np.isfinite(s[k]) and abs(float(s[k])) >= CONVERGED
+        }
+        if moved:
+            what = ", ".join(f"{k.replace('_', ' ')} {v:+.3f}" for k, v in moved.items())
+            late.append(f"{str(s.loss_name.values).upper()} at width {int(s.width)} ({what})")
+    n = summ.sizes["condition"]
+    text = (
+        f"Converged (|drift| and |settle| of the mean training accuracy < {CONVERGED:g}) in "
+        f"{n - len(late)} of {n} conditions"
+    )
+    return text + (": not " + "; ".join(late) if late else "") + ".\n\n"
+
+
 def report(out: Path, wanted) -> str:
     """Figure and report text from the summaries in `out`."""
     from landscape.analysis.generalization import draw_fig3, width_reaching
@@ -97,41 +147,33 @@ def report(out: Path, wanted) -> str:
         "(they shift the under/over-parameterised transition); accuracy measured after a last period with "
         "A = 1.\n\n"
     )
-    for name in wanted:
-        summ = open_summary(out / f"{name}_summary.zarr")
+    for name, names in panels(wanted).items():
+        summ = open_panel(out, names)
         level = float(summ.attrs.get("level", 0.9))
+        late = "train_drift" in summ  # the period-mean check; older summaries have the plain one
         draw_fig3(summ, out / f"{name}.png")
         rows, by = [], {}
         for i in range(summ.sizes["condition"]):
             s = summ.isel(condition=i)
             by[(str(s.loss_name.values), int(s.width))] = (float(s.val_mean), float(s.val_sem))
-            rows.append(
-                (
-                    str(s.loss_name.values).upper(),
-                    int(s.width),
-                    int(s.n),
-                    f"{float(s.val_mean):.3f} ± {float(s.val_sem):.3f}",
-                    f"{float(s.train_mean):.3f} ± {float(s.train_sem):.3f}",
-                    f"{float(s.val_reached):.2f}",
-                    f"{float(s.train_change):+.3f}" if "train_change" in s and np.isfinite(s.train_change) else "—",
-                )
-            )
-        text += (
-            f"![{name}]({name}.png)\n\n"
-            + table(
-                [
-                    "loss",
-                    "width",
-                    "runs",
-                    "validation acc",
-                    "train acc",
-                    f"runs with val ≥ {level:g}",
-                    "Δ train acc, last fifth",
-                ],
-                rows,
-            )
-            + "\n"
+            row = [
+                str(s.loss_name.values).upper(),
+                int(s.width),
+                int(s.n),
+                f"{float(s.val_mean):.3f} ± {float(s.val_sem):.3f}",
+                f"{float(s.train_mean):.3f} ± {float(s.train_sem):.3f}",
+                f"{float(s.val_reached):.2f}",
+            ]
+            changes = ("train_drift", "static_gain", "static_settle") if late else ("train_change",)
+            row += [f"{float(s[k]):+.3f}" if k in s and np.isfinite(s[k]) else "—" for k in changes]
+            rows.append(row)
+        header = ["loss", "width", "runs", "validation acc", "train acc", f"runs with val ≥ {level:g}"]
+        header += (
+            ["train drift, last fifth (period means)", "static period: gain", "static period: settle"]
+            if late
+            else ["Δ train acc, last fifth"]
         )
+        text += f"![{name}]({name}.png)\n\n" + table(header, rows) + "\n" + convergence(summ)
         levels = sorted({*LEVELS, level})
         reach = {lv: width_reaching(summ, lv) for lv in levels}
         wrows = []
