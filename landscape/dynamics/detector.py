@@ -38,7 +38,9 @@ Criterion (docs/reference/analysis.md gives the measured accuracy):
 - A run of the iterates that starts *already bouncing* (its initial sharpness beyond 2/η) at an
   amplitude that neither grows nor decays shows no growth; `held_from_start` finds it from the
   first `hold` steps (alternating, not decaying), and everything until that bounce has decayed
-  `snr`-fold counts as unstable from the start.
+  `snr`-fold counts as unstable from the start. So does a bounce that first falls (a stable
+  direction ringing down above the unstable one) and turns within those steps to grow
+  `snr`-fold, the alternation never broken: the growth had no stable stretch before it.
 - The **onset** is the first step of that run: the first step from which the trailing
   multiplier says "growing". Near the crossing μ̂ fluctuates around −1, and each excursion
   back above −1 starts a new run, so the run that counts starts at the last crossing before
@@ -380,9 +382,10 @@ def held_from_start(scalars, det: Detector = Detector()) -> int:
     A run whose initial sharpness is already beyond 2/η bounces from its first steps and may
     stay at the edge with an amplitude that neither grows nor decays, so no growth marks it.
     Over the first `hold` steps with a signal, p_t alternates (cos(p_t, p_{t−1}) < −0.9 on
-    90 % of them) and does not decay (the median ‖p‖ of the last quarter is at least half that
-    of the first: a stable mode with multiplier −0.99 falls to 0.38 of it). It ends at the
-    first step where ‖p‖ (median of 4) falls below the first quarter's median / `snr`."""
+    90 % of them) and either does not decay (the median ‖p‖ of the last quarter is at least
+    half that of the first: a stable mode with multiplier −0.99 falls to 0.38 of it), or it
+    grows back out of its ring-down (`_regrowth`). It ends at the first step where ‖p‖
+    (median of 4) falls below the bounce's level / `snr`."""
     sc = _clean(scalars)
     pn, cos = sc[:, 0], sc[:, 2]
     ok = np.flatnonzero(np.isfinite(cos) & np.isfinite(pn))
@@ -394,10 +397,44 @@ def held_from_start(scalars, det: Detector = Detector()) -> int:
     with np.errstate(invalid="ignore"):
         bouncing = np.mean(c < -0.9) >= 0.9
         head, tail = np.nanmedian(a[:q]), np.nanmedian(a[-q:])
-        if not (bouncing and head > 0 and tail >= 0.5 * head):
+        if not (bouncing and head > 0):
             return 0
-        low = np.flatnonzero(_median4(pn[t0:]) < head / det.snr)
-    return t0 + int(low[0]) if low.size else pn.size
+        amp = _median4(pn[t0:])
+        if tail >= 0.5 * head:
+            level, since = head, 0
+        else:
+            regrown = _regrowth(amp, cos[t0:], det)
+            if regrown is None:
+                return 0
+            since = regrown
+            level = float(amp[regrown])
+        low = np.flatnonzero(amp[since:] < level / det.snr)
+    return t0 + since + int(low[0]) if low.size else pn.size
+
+
+def _regrowth(amp: np.ndarray, cos: np.ndarray, det: Detector) -> int | None:
+    """Where a bounce that decays over the first steps has grown back `snr`-fold from its
+    trough, the alternation never broken (cos < −0.9 on all but fewer than `min_run` steps
+    in a row); None if it does not.
+
+    A direction past the flip from the first step, beneath a stable one that rings down
+    (a catapult out of the initialisation), shows as ‖p‖ falling, turning within the first
+    `hold` steps and rising again. The iterates cannot tell it from a flip crossed within
+    those steps; both leave no stable stretch before the growth. A ring-down that is still
+    falling at the end of the first `hold` steps is not one: a flip crossed later, while it
+    alternates, is a first instability."""
+    H = det.hold
+    head = amp[:H]
+    if not np.isfinite(head).any():
+        return None
+    k = int(np.nanargmin(head))
+    with np.errstate(invalid="ignore"):
+        if not (amp[k] > 0 and k < H - H // 4 and amp[H - 1] >= det.growth * amp[k]):
+            return None  # still falling, or not yet turned by the end of the first steps
+        broken = np.convolve(~(cos < -0.9), np.ones(det.min_run), "valid") >= det.min_run
+        stop = int(np.flatnonzero(broken)[0]) if broken.any() else amp.size
+        up = np.flatnonzero(amp[k:stop] >= det.snr * amp[k])
+    return k + int(up[0]) if up.size else None
 
 
 def _iterate_events(scalars: np.ndarray, det: Detector) -> tuple[list[Event], bool]:

@@ -211,3 +211,28 @@ def held_bounce(N=4000, lam_eta=2.05, eta=1.0, drift=1e-4, amp=None):
         x[i] = v
         v = v - eta * (lam * u - u**3)
     return x
+
+
+def two_modes(N=4000, lam_eta_u=2.05, lam_eta_w=1.9, u0=1e-4, w0=0.5, eta=1.0, drift=1e-4, ramp=None, noise=0.0, seed=0):
+    """GD on ½λ_u u² − ¼u⁴ + ½λ_w w² (two directions of one valley whose floor moves along a
+    third), started with a small u and a large w: the catapult of a network whose initial
+    sharpness is past 2/η. The stable w (multiplier 1 − λ_w η = −0.9) rings down while u, past
+    the flip from the first step (λ_u η = 2.05), grows beneath it onto its period-2 orbit and
+    stays there: ‖p‖ first falls, then rises again, the alternation never broken.
+    `ramp` = (t0, t1, start): λ_u η rises linearly from `start` to `lam_eta_u` over steps
+    t0 … t1 instead (a flip crossed late, after a stable stretch); `noise` is added to u at each
+    step (what the late growth starts from). Returns θ_t (N, 3)."""
+    lam_w = lam_eta_w / eta
+    xi = noise * np.random.default_rng(seed).standard_normal(N)
+    u, w = u0, w0
+    th = np.empty((N, 3))
+    for i in range(N):
+        if ramp is None:
+            le = lam_eta_u
+        else:
+            t0, t1, start = ramp
+            le = start + (lam_eta_u - start) * min(max((i - t0) / (t1 - t0), 0.0), 1.0)
+        th[i] = (u, w, 0.5 + drift * i)
+        u = u - eta * (le / eta * u - u**3) + xi[i]
+        w = w - eta * lam_w * w
+    return th

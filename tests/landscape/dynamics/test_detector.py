@@ -309,3 +309,34 @@ def test_a_first_instability_once_found_stays_as_the_series_grows(case):
         return
     found_at = 50 * (1 + next(i for i, v in enumerate(seen) if np.isfinite(v)))
     assert 0 < found_at - whole <= 400, (whole, found_at)
+
+
+@pytest.mark.parametrize("drift", [0.0, 1e-4])
+def test_a_growth_out_of_the_initial_ring_down_is_unstable_from_the_start(drift):
+    """Past the flip from the first step, beneath a stable direction that rings down (the DMSE1
+    seed-7 runs of Fig. 4 at η = 0.2: λ1(0) = 1.04 × 2/η): ‖p‖ falls for some fifty steps, then
+    the unstable direction takes over and bounces for the rest of the run, the alternation never
+    broken. There is no stable stretch: unstable from the start, no first instability."""
+    th = ds.two_modes(drift=drift)
+    sc, pj = from_trajectory(th)
+    pn = sc[:, 0]
+    trough = int(np.nanargmin(pn[:200]))
+    assert 20 < trough < 128 and np.nanmedian(pn[-500:]) > 100 * pn[trough]  # fell, then rose again
+    res = analyse_iterates(sc, pj)
+    assert res.unstable_from_start and np.isnan(res.first_instability)
+    first, start = first_instability(sc[None])
+    assert np.isnan(first[0]) and start[0]
+
+
+def test_a_ring_down_then_a_late_flip_is_a_first_instability():
+    """The same ring-down with the unstable direction below the flip at first (λ_u η = 1.9) and
+    crossing it later (λ_u η rising from 1.9 to 2.05 over steps 2000 … 2300, through 2 at step
+    2200; a noise of 1e-10 for it to grow from): a stable stretch, then the first instability
+    at the crossing, never before it, and not from the start; and with no crossing at all
+    (λ_u η = 1.98 throughout), nothing."""
+    th = ds.two_modes(ramp=(2000, 2300, 1.9), noise=1e-10)
+    res = analyse_iterates(*from_trajectory(th))
+    assert not res.unstable_from_start
+    assert 2200 <= res.first_instability <= 2400
+    quiet = analyse_iterates(*from_trajectory(ds.two_modes(lam_eta_u=1.98, noise=1e-10)))
+    assert not quiet.unstable_from_start and np.isnan(quiet.first_instability)
