@@ -119,6 +119,28 @@ def main():
     ok = sum(r.unstable_from_start and np.isnan(r.first_instability) for r in held)
     name = "GD on the same valley at λη = 2.05 from step 0, on its 2-cycle (drift 0, 1e-4)"
     print(f"| {name} | held | start | 2 | {2 - ok} | | |")
+    # past the flip from step 0 beneath a stable direction that rings down (‖p‖ falls, then
+    # grows back): unstable from the start; the same ring-down with a flip crossed later: its onset
+    S = args.seeds
+    regrow = [
+        analyse_iterates(*from_trajectory(ds.two_modes(u0=10 ** (-6 + 3 * s / S), w0=0.2 + s / S)), None, det)
+        for s in range(S)
+    ]
+    ok = sum(r.unstable_from_start and np.isnan(r.first_instability) for r in regrow)
+    name = "GD on two directions, λ_u η = 2.05 from step 0 (u0 1e-6…1e-3) beneath a ring-down λ_w η = 1.9 (w0 0.2…1.2)"
+    print(f"| {name} | regrowth | start | {S} | {S - ok} | | |")
+    errs = []
+    for s in range(S):
+        th = ds.two_modes(ramp=(2000, 2300, 1.9), noise=1e-10, seed=s, w0=0.2 + s / S)
+        r = analyse_iterates(*from_trajectory(th), None, det)
+        errs.append(None if np.isnan(r.first_instability) or r.unstable_from_start else r.first_instability - 2200)
+    _row(
+        "the same ring-down, λ_u η 1.9 → 2.05 over steps 2000 … 2300 (2 at 2200), noise 1e-10",
+        "p2",
+        2200,
+        errs,
+        " steps",
+    )
 
     print("\n| series where the answer is nothing | series | false alarms | rate |\n|---|---:|---:|---:|")
     N = args.null_seeds
@@ -159,6 +181,13 @@ def main():
             hits += bool(np.isfinite(r.first_instability) or r.unstable_from_start)
         name = f"GD on the valley at λη = {le} from step 0 off its floor (the iterates)"
         print(f"| {name} | {N} | {hits} | {hits / N:.1%} |")
+    hits = 0
+    for s in range(N):  # the ring-down above a stable direction (λ_u η = 1.98): nothing, however it starts
+        th = ds.two_modes(lam_eta_u=1.98, noise=1e-10, seed=s, u0=10 ** (-6 + 3 * s / N), w0=0.2 + s / N)
+        r = analyse_iterates(*from_trajectory(th), None, det)
+        hits += bool(np.isfinite(r.first_instability) or r.unstable_from_start)
+    name = "GD on two directions, λ_u η = 1.98 and 1.9, ring-down from step 0 (the iterates)"
+    print(f"| {name} | {N} | {hits} | {hits / N:.1%} |")
 
 
 if __name__ == "__main__":

@@ -282,7 +282,16 @@ def _prefix_onsets(sc: np.ndarray, stride: int) -> list[float]:
 
 @pytest.mark.parametrize(
     "case",
-    ["valley", "valley-noisy", "valley-drift", "catapult-then-valley", "stable", "held-bounce"],
+    [
+        "valley",
+        "valley-noisy",
+        "valley-drift",
+        "catapult-then-valley",
+        "stable",
+        "held-bounce",
+        "ring-down-regrowth",
+        "ring-down-late-flip",
+    ],
 )
 def test_a_first_instability_once_found_stays_as_the_series_grows(case):
     """What the recorder's early stop relies on (it reads again only the replicas without one):
@@ -294,17 +303,21 @@ def test_a_first_instability_once_found_stays_as_the_series_grows(case):
         x, _, _ = ds.symmetric_gd(lam1=1.9)  # λη stays below 2
     elif case == "held-bounce":
         x = ds.held_bounce()
+    elif case.startswith("ring-down"):
+        late = case.endswith("late-flip")
+        x = ds.two_modes(ramp=(2000, 2300, 1.9) if late else None, noise=1e-10 if late else 0.0)
     elif case == "catapult-then-valley":
         x = np.concatenate([ds.held_bounce(N=600, drift=0.0)[:400], ds.symmetric_gd(noise=1e-12)[0] + 1.0])
     else:
         x, _, _ = ds.symmetric_gd(
             noise=1e-7 if case == "valley-noisy" else 1e-12, drift=1e-4 * (case == "valley-drift")
         )
-    sc, _ = from_trajectory(np.asarray(x, dtype=np.float64)[:, None])
+    x = np.asarray(x, dtype=np.float64)
+    sc, _ = from_trajectory(x if x.ndim == 2 else x[:, None])
     whole = float(first_instability(sc[None])[0][0])
     seen = _prefix_onsets(sc, 50)
     assert all(np.isnan(v) or v == whole for v in seen), (whole, sorted({v for v in seen if np.isfinite(v)}))
-    if case in ("stable", "held-bounce"):
+    if case in ("stable", "held-bounce", "ring-down-regrowth"):
         assert np.isnan(whole)
         return
     found_at = 50 * (1 + next(i for i, v in enumerate(seen) if np.isfinite(v)))
