@@ -393,7 +393,7 @@ class _Buffers:
         if cfg.trace_samples:
             self.extra.update(trace=torch.empty((R, nh), **kw), trace_se=torch.empty((R, nh), **kw))
         if cfg.density_steps:
-            V, M = cfg.density_vectors, min(cfg.density_steps, n)
+            V, M = cfg.density_vectors, cfg.density_nodes(n)
             self.extra.update(slq_nodes=torch.empty((R, nh, V, M), **kw), slq_weights=torch.empty((R, nh, V, M), **kw))
         if cfg.bottom_k:
             kb = cfg.bottom_k

@@ -266,6 +266,10 @@ class RunConfig:
         steps = np.union1d(sites, sites + 1) if self.hessian_pairs else sites
         return steps[(steps >= start) & (steps < stop)]
 
+    def density_nodes(self, num_params: int) -> int:
+        """Quadrature nodes per ρ(λ) vector: Lanczos in an n-dimensional space stops after n steps."""
+        return min(self.density_steps, num_params)
+
     def replicas(self) -> tuple[Replica, ...]:
         """The replica table: `replica_table` if given (a sweep's batch), else the product
         seeds × etas × amplitudes × periods."""

@@ -218,7 +218,7 @@ def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=(), iterate
         for name in ("trace", "trace_se"):
             out[name] = (["replica", "hstep"], (R, len(hstep)), (rc, hc), *f64)
     if cfg.density_steps:
-        V, M = cfg.density_vectors, min(cfg.density_steps, n)
+        V, M = cfg.density_vectors, cfg.density_nodes(n)
         out["vec"], out["node"] = (["vec"], (V,), (V,), *i64), (["node"], (M,), (M,), *i64)
         for name in ("slq_nodes", "slq_weights"):
             out[name] = (["replica", "hstep", "vec", "node"], (R, len(hstep), V, M), (rc, hc, V, M), *f64)
@@ -338,7 +338,7 @@ class RunStore:
             "layer": np.array([str(v) for v in layers]),
             "proj": np.arange(NUM_DIRS),
             "vec": np.arange(cfg.density_vectors),
-            "node": np.arange(min(cfg.density_steps, num_params)),
+            "node": np.arange(cfg.density_nodes(num_params)),
             "bottom": np.arange(cfg.bottom_k),
             "iter_dirs": directions(num_params),
         }
