@@ -44,7 +44,10 @@ INSTABILITY_COLUMNS = [("runs", 4, "n_runs", "d"), ("unstable", 8, "n_unstable",
                        ("λ1/(2/η)", 9, "ratio_mean", ".3f"), ("± s.e.", 7, "ratio_sem", ".3f"),
                        ("onset", 7, "onset_mean", ".0f")]
 GENERALIZATION_COLUMNS = [("runs", 4, "n", "d"), ("val acc", 8, "val_mean", ".3f"), ("± s.e.", 7, "val_sem", ".3f"),
-                          ("train acc", 9, "train_mean", ".3f"), ("± s.e.", 7, "train_sem", ".3f")]
+                          ("train acc", 9, "train_mean", ".3f"), ("± s.e.", 7, "train_sem", ".3f"),
+                          # still changing? (analysis.generalization.late_change; — where undefined)
+                          ("drift", 6, "train_drift", "+.3f"), ("static gain", 11, "static_gain", "+.3f"),
+                          ("settle", 6, "static_settle", "+.3f")]
 # fmt: on
 
 

@@ -140,3 +140,17 @@ def test_summary_of_late_change_matches_the_runs():
         m = runs.eta.values == float(summ.eta[i])
         assert float(summ.train_drift[i]) == pytest.approx(runs.train_drift.values[m].mean())
         assert np.isnan(summ.static_gain[i])
+
+
+def test_the_command_prints_whether_the_runs_had_settled(tmp_path):
+    from click.testing import CliRunner
+
+    from landscape.app.cli import main
+
+    r = CliRunner().invoke(main, ["analyze", "generalization", str(SHIPPED), "--fig", str(tmp_path / "g.png")])
+    assert r.exit_code == 0, r.output
+    header, *rows = r.output.splitlines()[:3]
+    assert header.split()[-4:] == ["drift", "static", "gain", "settle"]
+    summ = summarize(final_accuracies([SHIPPED]))
+    for i, row in enumerate(rows):  # the shipped run has no static period: gain and settle undefined
+        assert row.split()[-3:] == [f"{float(summ.train_drift[i]):+.3f}", "—", "—"]
