@@ -213,7 +213,9 @@ def held_bounce(N=4000, lam_eta=2.05, eta=1.0, drift=1e-4, amp=None):
     return x
 
 
-def two_modes(N=4000, lam_eta_u=2.05, lam_eta_w=1.9, u0=1e-4, w0=0.5, eta=1.0, drift=1e-4, ramp=None, noise=0.0, seed=0):
+def two_modes(
+    N=4000, lam_eta_u=2.05, lam_eta_w=1.9, u0=1e-4, w0=0.5, eta=1.0, drift=1e-4, ramp=None, noise=0.0, seed=0
+):
     """GD on ½λ_u u² − ¼u⁴ + ½λ_w w² (two directions of one valley whose floor moves along a
     third), started with a small u and a large w: the catapult of a network whose initial
     sharpness is past 2/η. The stable w (multiplier 1 − λ_w η = −0.9) rings down while u, past
