@@ -48,6 +48,7 @@ def slice_panel(ax, r: xr.Dataset, step: int):
     ax.plot([0], [0], "x", color="red", ms=9, mew=2)
     ax.set_title(f"t = {int(step)}", fontsize=9)
     ax.set_xlabel("a (v1)", fontsize=8)
+    ax.locator_params(axis="x", nbins=3)  # three panels in a row: more labels run into each other
     return cs
 
 
