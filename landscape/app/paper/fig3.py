@@ -16,11 +16,11 @@ SEEDS_A, SEEDS_B = 50, 10  # the paper's
 # `--full`: the paper's seeds; widths from the smallest to where CE's mean reaches 0.9 and MSE
 # first passes 0.6 (400; at 1000 every loss collapses at η = 0.075, docs/results/paper/full/fig3);
 # long enough that the runs have stopped changing (`late_change`): DMSE1 still climbed at
-# 300 000 steps, so panel (b) runs 1 000 000, one part per loss (each committed as it finishes);
-# there 17 of 21 conditions have, the other four by 3 000 000 (docs/results/paper/full/fig3)
+# 300 000 steps and four conditions at 1 000 000, so panel (b) runs 3 000 000, one part per loss
+# (each committed as it finishes; docs/results/paper/full/fig3 keeps the shorter panels)
 WIDTHS_A = (5, 10, 20, 50, 100, 200, 400)
 WIDTHS_B = (5, 10, 20, 50, 100, 200, 400)
-STEPS_A, STEPS_B = 100000, 1000000
+STEPS_A, STEPS_B = 100000, 3000000
 PARTS_B = ("dmse1", "dmse2", "mse")  # the slowest to converge first
 FAST = dict(step="fused", eval_every=100, save_params_every=10000)  # validation at the last step too
 # `--scaled`: long enough that training accuracy has stopped changing at the widths that learn;
