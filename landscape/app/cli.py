@@ -6,6 +6,7 @@ Every user error is one line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 import warnings
@@ -328,6 +329,17 @@ def batch_eta(t0: float, done: int, total: int, started: int = 0) -> str:
     return f"{fmt_time(el)}, about {fmt_time(el / (done - started) * (total - done))} left"
 
 
+def _free_space(out: str, needed: int) -> str:
+    """The free space where `out` will be, said beside a size that may not fit in it."""
+    where = Path(out).absolute()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free >= needed:
+        return ""
+    return f" uncompressed, {free / 1e9:,.1f} GB free there: it may not fit (compressed they take less)"
+
+
 def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
     from landscape.recorders import sweep as sweeps
     from landscape.store.run import nbytes
@@ -408,12 +420,16 @@ def reproduce(figure, size, device, workers, scheduler, out, yes, redraw):
 
     out = out or f"reproduce_{figure}"
     if size in ("full", "scaled") and not redraw:
-        seconds, run_steps = estimate(figure, size, device)
-        text = (
-            f"landscape reproduce {figure} --{size}: {run_steps:,} run-steps, about "
-            f"{fmt_time(seconds / max(workers, 1))} on {device or 'cpu'} (measured here; --quick takes minutes)"
-        )
-        if not yes:
+        left = estimate(figure, size, device, out)
+        if not left.run_steps:
+            text = f"landscape reproduce {figure} --{size}: every sweep is recorded in {out}; summarising"
+        else:
+            text = (
+                f"landscape reproduce {figure} --{size}: {left.run_steps:,} run-steps, about "
+                f"{fmt_time(left.seconds / max(workers, 1))} on {device or 'cpu'} (measured here; --quick takes "
+                f"minutes); stores up to {left.store_bytes / 1e9:,.1f} GB{_free_space(out, left.store_bytes)}"
+            )
+        if not yes and left.run_steps:
             if not sys.stdin.isatty():
                 raise LandscapeError(text + "; pass --yes to start it")
             click.echo(text, err=True)

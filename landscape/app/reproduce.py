@@ -9,6 +9,7 @@ writes), which is why it lives in the application room.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from landscape import LandscapeError
@@ -17,7 +18,7 @@ from landscape.store import sweep as sweep_store
 from .paper import SIZES, figure
 from .paper.common import check_size
 
-__all__ = ["SIZES", "estimate", "run", "specs", "summary_names"]
+__all__ = ["SIZES", "Estimate", "estimate", "run", "specs", "summary_names"]
 
 
 def specs(fig: str, size: str):
@@ -31,24 +32,53 @@ def summary_names(fig: str, wanted, out=None) -> list[str]:
     return figure(fig).summary_names(wanted, out)
 
 
-def estimate(fig: str, size: str, device: str | None = None) -> tuple[float, int]:
-    """(seconds in one process, run-steps) of `landscape reproduce fig size`, from the engine's
-    rate measured on this device (a short calibration, nothing written). Early-stopping sweeps
-    (`--until first-instability`) are counted at full length: an upper bound."""
-    from landscape.recorders.sweep import measure_rate, plan
+@dataclass(frozen=True)
+class Estimate:
+    """What `landscape reproduce` still has to record, said before it starts."""
 
-    seconds, run_steps, rates = 0.0, 0, {}
-    for spec in figure(fig).specs(size).values():
+    seconds: float  # in one process, from the engine's rate measured here
+    run_steps: int
+    store_bytes: int  # the stores' uncompressed size: an upper bound on the disk they take
+
+
+def estimate(fig: str, size: str, device: str | None = None, out_dir=None) -> Estimate:
+    """What `landscape reproduce fig size` still has to record, from the engine's rate measured on
+    this device (a short calibration, nothing written). With `out_dir`, a resumed run counts only
+    what is left: batches already complete there, and parts whose summary is there without their
+    store (finished elsewhere), cost nothing. Early-stopping sweeps (`--until first-instability`)
+    are counted at full length: an upper bound."""
+    from landscape.recorders.sweep import measure_rate, plan
+    from landscape.runs import build
+    from landscape.store.run import nbytes
+
+    seconds, run_steps, size_bytes, rates = 0.0, 0, 0, {}
+    for name, spec in figure(fig).specs(size).items():
         if device:
             spec = spec.replace(device=device)
-        for b in plan(spec):
+        batches = plan(spec)
+        done = _complete(Path(out_dir), name, len(batches)) if out_dir is not None else set()
+        data = build.dataset(spec.base)
+        for i, b in enumerate(batches):
+            if i in done:
+                continue
             R = len(b.replicas())
             key = (b.width, b.loss, min(R, 64))
             if key not in rates:
                 rates[key] = measure_rate(b, key[2])
             seconds += b.steps * R / rates[key]
             run_steps += b.steps * R
-    return seconds, run_steps
+            size_bytes += nbytes(b, data.num_classes, build.num_params(b, data))
+    return Estimate(seconds, run_steps, size_bytes)
+
+
+def _complete(out_dir: Path, name: str, n: int) -> set[int]:
+    """Indices of a sweep's batches that a resumed run will not record again."""
+    path = out_dir / f"{name}.zarr"
+    if not path.exists():
+        return set(range(n)) if (out_dir / f"{name}_summary.zarr").exists() else set()
+    if not sweep_store.is_sweep(path):
+        return set()  # the sweep refuses it with its own message
+    return {i for i in range(n) if sweep_store.batch_status(path, sweep_store.batch_name(i)) == "complete"}
 
 
 def run(

@@ -77,6 +77,52 @@ def test_a_part_finished_elsewhere_is_not_recorded_again(tmp_path):
     assert (out / "report.md").read_text() == report
 
 
+@pytest.mark.slow
+def test_the_estimate_counts_what_a_resumed_run_still_records(tmp_path):
+    """Before anything is recorded: every batch's run-steps and store size (the store's own size
+    formula, an independent count); after: nothing; a lost batch or a part without its summary
+    counts again, a part finished elsewhere (summary without store) does not."""
+    from landscape.app.reproduce import estimate
+    from landscape.recorders.sweep import plan
+    from landscape.runs import build
+    from landscape.store.run import nbytes
+
+    out = tmp_path / "fig4"
+    wanted = specs("fig4", "tiny")
+    per_sweep = {}
+    for name, spec in wanted.items():
+        batches = plan(spec)
+        data = build.dataset(batches[0])
+        per_sweep[name] = [
+            (b.steps * len(b.replicas()), nbytes(b, data.num_classes, build.num_params(b, data))) for b in batches
+        ]
+    before = estimate("fig4", "tiny", out_dir=out)
+    assert before.run_steps == sum(s for v in per_sweep.values() for s, _ in v) > 0
+    assert before.store_bytes == sum(n for v in per_sweep.values() for _, n in v) and before.seconds > 0
+    assert estimate("fig4", "tiny").run_steps == before.run_steps  # no --out yet: the same count
+
+    assert CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--out", str(out)]).exit_code == 0
+    after = estimate("fig4", "tiny", out_dir=out)
+    assert (after.run_steps, after.store_bytes, after.seconds) == (0, 0, 0.0)
+
+    (name,) = wanted
+    shutil.rmtree(out / f"{name}.zarr" / "b000")  # one batch lost: the resumed run records it again
+    lost = estimate("fig4", "tiny", out_dir=out)
+    assert (lost.run_steps, lost.store_bytes) == per_sweep[name][0]
+    shutil.rmtree(out / f"{name}.zarr")  # a part finished elsewhere: its summary is here, its store is not
+    assert estimate("fig4", "tiny", out_dir=out).run_steps == 0
+    shutil.rmtree(out / f"{name}_summary.zarr")  # neither summary nor store: all of it again
+    assert estimate("fig4", "tiny", out_dir=out).run_steps == before.run_steps
+
+
+def test_free_space_is_named_only_when_the_stores_may_not_fit(tmp_path):
+    from landscape.app.cli import _free_space
+
+    assert _free_space(str(tmp_path / "new" / "dir"), 1) == ""
+    line = _free_space(str(tmp_path / "new" / "dir"), 10**18)
+    assert "GB free there: it may not fit" in line and "\n" not in line
+
+
 def test_redraw_without_summaries_is_one_line(tmp_path):
     for fig, why in (("fig3", "missing"), ("fig2", "missing")):
         r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(tmp_path / "none"), "--redraw"])
