@@ -71,11 +71,19 @@ def estimate(fig: str, size: str, device: str | None = None, out_dir=None) -> Es
     return Estimate(seconds, run_steps, size_bytes)
 
 
+def _finished_elsewhere(out_dir: Path, name: str) -> bool:
+    """A part whose summary is in `out_dir` without its store: finished on another machine (the
+    committed summary copied here), kept as it is and not recorded again."""
+    return (out_dir / f"{name}_summary.zarr").exists() and not (out_dir / f"{name}.zarr").exists()
+
+
 def _complete(out_dir: Path, name: str, n: int) -> set[int]:
     """Indices of a sweep's batches that a resumed run will not record again."""
     path = out_dir / f"{name}.zarr"
+    if _finished_elsewhere(out_dir, name):
+        return set(range(n))
     if not path.exists():
-        return set(range(n)) if (out_dir / f"{name}_summary.zarr").exists() else set()
+        return set()
     if not sweep_store.is_sweep(path):
         return set()  # the sweep refuses it with its own message
     return {i for i in range(n) if sweep_store.batch_status(path, sweep_store.batch_name(i)) == "complete"}
@@ -118,8 +126,8 @@ def run(
             if device:
                 spec = spec.replace(device=device)
             path = out_dir / f"{name}.zarr"
-            if (out_dir / f"{name}_summary.zarr").exists() and not path.exists():
-                continue  # a finished part without its stores (the committed one, copied here): kept as it is
+            if _finished_elsewhere(out_dir, name):
+                continue
             sweep(spec, path, workers=workers, scheduler=scheduler, resume_existing=path.exists(), progress=progress)
             stores[name] = [str(path / n) for n in sweep_store.index(path)[1]]
             # each sweep summarised as soon as it is done: a part to commit while the next one runs
