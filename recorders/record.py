@@ -46,10 +46,13 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
         prepare_out(out, overwrite)
         pm = engine.param_map()  # which entries of θ are which parameter
         layers = [name for name, _ in layer_blocks(pm)] if cfg.layer_spectra else []
-        store = RunStore.create(
-            out, cfg, data.num_classes, engine.num_params, data.source, data.digest(), param_map=pm, layers=layers
-        )
         theta = engine.init([r.seed for r in cfg.replicas()])
+        # made whole, and born 'interrupted' at step 0: a signal meanwhile (Ctrl-C, a sweep
+        # worker's SIGTERM) is delivered once it stands and leaves a store that resumes
+        with signals_deferred():
+            store = RunStore.create(
+                out, cfg, data.num_classes, engine.num_params, data.source, data.digest(), param_map=pm, layers=layers
+            )
         _run(store, cfg, engine, theta, 0, None, progress)
     return out
 
@@ -133,7 +136,6 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
         th, ev = store.read_ckpt(done, n)
         theta = torch.as_tensor(th, device=engine.device).to(engine.dtype)
         warm = None if ev is None else torch.as_tensor(ev, device=engine.device).to(engine.dtype)
-    store.set_attrs(status="running")
     _run(store, cfg, engine, theta, done, warm, progress)
     return path
 
@@ -172,6 +174,8 @@ def _run(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start: i
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
+        with signals_deferred():  # 'running' only inside the block that marks how it ends
+            store.set_attrs(status="running")
         _loop(store, cfg, engine, theta, start, warm, progress)
     except OSError as exc:  # disk full, store removed, …: flushed steps are intact (atomic writes)
         done = store.steps_done
@@ -192,7 +196,8 @@ def _run(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start: i
                 reason = f"{type(exc).__name__}: {exc}"
                 store.set_attrs(status="failed", error=reason.splitlines()[0])
         raise
-    store.set_attrs(status="complete", error="")
+    with signals_deferred():  # a signal now finds the recording complete, and says so
+        store.set_attrs(status="complete", error="")
 
 
 def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, warm, progress):
@@ -280,15 +285,16 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
         live = diverged < 0  # a diverged replica is not waited for
         if early and (stopped[live] >= 0).all():  # every other one has stopped: the run is done
             last = int(fi[live].max()) if live.any() else None
-            store.set_attrs(
-                stopped=(
-                    f"first instability of every replica (last at step {last}) + {cfg.until_margin} steps"
-                    if last is not None
-                    else "every replica diverged"
+            with signals_deferred():
+                store.set_attrs(
+                    stopped=(
+                        f"first instability of every replica (last at step {last}) + {cfg.until_margin} steps"
+                        if last is not None
+                        else "every replica diverged"
+                    )
+                    + ("" if live.all() else f"; {int((~live).sum())} diverged"),
+                    first_instability=[int(v) if np.isfinite(v) else -1 for v in fi],
                 )
-                + ("" if live.all() else f"; {int((~live).sum())} diverged"),
-                first_instability=[int(v) if np.isfinite(v) else -1 for v in fi],
-            )
             return
         t = b
 

@@ -309,7 +309,7 @@ class RunStore:
                 "versions": _versions(),
                 "git_revision": _git_revision(),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "status": "running",
+                "status": "interrupted",  # until a recorder runs it: a store that resumes from step 0
                 "steps_done": 0,
                 "num_params": num_params,
                 "num_classes": num_classes,

@@ -1,6 +1,7 @@
 """Recording into the store: xarray view, crash safety, resume, replay."""
 
 import json
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+import zarr
 
 from landscape import LandscapeError
 from landscape.recorders import record, resume
@@ -177,6 +179,41 @@ def test_disk_full_at_creation_leaves_nothing(tmp_path, tiny_cfg, monkeypatch):
     with pytest.raises(LandscapeError, match="cannot create .*No space left on device"):
         record(tiny_cfg, tmp_path / "none.zarr")
     assert not (tmp_path / "none.zarr").exists()
+
+
+@pytest.mark.parametrize("when", ["mid-creation", "created"])
+def test_a_signal_while_the_store_is_made_leaves_it_interrupted_and_resumable(tmp_path, tiny_cfg, monkeypatch, when):
+    """Ctrl-C or a worker's SIGTERM can arrive while the store is being made, before the first
+    step: the store is then whole and says 'interrupted' (never 'running' with no process on
+    it), and resuming it equals an uninterrupted recording."""
+    ref = record(tiny_cfg, tmp_path / "ref.zarr")
+    out = tmp_path / "stopped.zarr"
+    if when == "created":
+        made = store.RunStore.create
+
+        def create_then_signal(*a, **kw):
+            s = made(*a, **kw)
+            signal.raise_signal(signal.SIGINT)
+            return s
+
+        monkeypatch.setattr(store.RunStore, "create", create_then_signal)
+    else:
+        calls = []
+        real = zarr.Group.create_array
+
+        def signal_on_the_third_array(self, *a, **kw):
+            calls.append(1)
+            if len(calls) == 3:
+                signal.raise_signal(signal.SIGINT)
+            return real(self, *a, **kw)
+
+        monkeypatch.setattr(zarr.Group, "create_array", signal_on_the_third_array)
+    with pytest.raises(KeyboardInterrupt):
+        record(tiny_cfg, out)
+    monkeypatch.undo()
+    assert store.RunStore.open(out).status == "interrupted" and store.RunStore.open(out).steps_done == 0
+    resume(out)
+    assert_same_recording(ref, out)
 
 
 def test_resume_refuses_changed_data(tmp_path, tiny_cfg):
