@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import active_children, get_context
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from landscape.machine.perf import keep_freed_memory
 from landscape.runs import build
 from landscape.store import lock
 from landscape.store import sweep as sweep_store
-from landscape.store.run import check_out
+from landscape.store.run import check_out, nbytes
 
 from .record import record, resume
 
@@ -223,6 +223,46 @@ def _connect(address: str, timeout: float = 10.0):
         else f"no answer in {timeout:g} s"
     )
     raise LandscapeError(f"cannot reach the Dask scheduler at {address}: {why}")
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What recording some batches takes on this machine, said before it starts."""
+
+    seconds: float  # in one process, from the engine's rates measured here
+    run_steps: int
+    store_bytes: int  # the stores' uncompressed size: an upper bound on the disk they take
+    rates: dict = field(default_factory=dict)  # (loss, width, replicas) → run-steps/s measured
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.seconds + other.seconds,
+            self.run_steps + other.run_steps,
+            self.store_bytes + other.store_bytes,
+            {**self.rates, **other.rates},
+        )
+
+
+def cost(batches: list[RunConfig], rates: dict | None = None) -> Cost:
+    """Time, run-steps and store size of `batches`: each batch at the rate of its engine measured
+    here for its loss, width and batch size (one calibration per kind, at most 64 replicas; pass
+    `rates` to share them between calls). Early-stopping batches count at full length."""
+    rates = {} if rates is None else rates
+    used: dict = {}
+    seconds, run_steps, size = 0.0, 0, 0
+    if not batches:
+        return Cost(seconds, run_steps, size, used)
+    data = build.dataset(batches[0])
+    for b in batches:
+        R = len(b.replicas())
+        key = (b.loss, b.width, min(R, 64))
+        if key not in rates:
+            rates[key] = measure_rate(b, key[2])
+        used[key] = rates[key]
+        seconds += b.steps * R / rates[key]
+        run_steps += b.steps * R
+        size += nbytes(b, data.num_classes, build.num_params(b, data))
+    return Cost(seconds, run_steps, size, used)
 
 
 def measure_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:

@@ -342,7 +342,6 @@ def _free_space(out: str, needed: int) -> str:
 
 def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
     from landscape.recorders import sweep as sweeps
-    from landscape.store.run import nbytes
 
     groups: dict[tuple, list[int]] = {}
     for b in batches:
@@ -364,24 +363,14 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
             + (", …" if len(sizes) > 6 else "")
             + ")"
         )
-    run_steps = sum(b.steps * len(b.replicas()) for b in batches)
-    data = build.dataset(batches[0])
-    size = sum(nbytes(b, data.num_classes, build.num_params(b, data)) for b in batches)
-    click.echo(f"run-steps {run_steps:,}; store ≤ {size / 1e9:.2f} GB uncompressed")
+    c = sweeps.cost(batches)
+    click.echo(f"run-steps {c.run_steps:,}; store ≤ {c.store_bytes / 1e9:.2f} GB uncompressed")
     if spec.base.until == "first-instability":
         click.echo("  (--until first-instability: batches stop early, so steps and size are upper bounds)")
-    rates: dict[tuple, float] = {}
-    total = 0.0
-    for (loss, width, steps), sizes in groups.items():
-        b = next(x for x in batches if (x.loss, x.width, x.steps) == (loss, width, steps))
-        key = (width, min(64, max(sizes)))
-        if key not in rates:
-            rates[key] = sweeps.measure_rate(b, key[1])
-        total += steps * sum(sizes) / rates[key]
     click.echo(
         "measured "
-        + ", ".join(f"{r:,.0f} run-steps/s for {net(w)} (batch {n})" for (w, n), r in rates.items())
-        + f" on {spec.base.device}, spectrum every {spec.base.hessian_every} → about {fmt_time(total)} "
+        + ", ".join(f"{r:,.0f} run-steps/s for {loss} {net(w)} (batch {n})" for (loss, w, n), r in c.rates.items())
+        + f" on {spec.base.device}, spectrum every {spec.base.hessian_every} → about {fmt_time(c.seconds)} "
         "in one process"
     )
     if model:  # the paper's Fig. 4 is about the built-in MLP on the spiral

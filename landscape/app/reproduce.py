@@ -9,8 +9,8 @@ writes), which is why it lives in the application room.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from landscape import LandscapeError
 from landscape.store import sweep as sweep_store
@@ -18,7 +18,10 @@ from landscape.store import sweep as sweep_store
 from .paper import SIZES, figure
 from .paper.common import check_size
 
-__all__ = ["SIZES", "Estimate", "estimate", "run", "specs", "summary_names"]
+if TYPE_CHECKING:
+    from landscape.recorders.sweep import Cost
+
+__all__ = ["SIZES", "estimate", "run", "specs", "summary_names"]
 
 
 def specs(fig: str, size: str):
@@ -32,43 +35,22 @@ def summary_names(fig: str, wanted, out=None) -> list[str]:
     return figure(fig).summary_names(wanted, out)
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """What `landscape reproduce` still has to record, said before it starts."""
-
-    seconds: float  # in one process, from the engine's rate measured here
-    run_steps: int
-    store_bytes: int  # the stores' uncompressed size: an upper bound on the disk they take
-
-
-def estimate(fig: str, size: str, device: str | None = None, out_dir=None) -> Estimate:
+def estimate(fig: str, size: str, device: str | None = None, out_dir=None) -> Cost:
     """What `landscape reproduce fig size` still has to record, from the engine's rate measured on
     this device (a short calibration, nothing written). With `out_dir`, a resumed run counts only
     what is left: batches already complete there, and parts whose summary is there without their
     store (finished elsewhere), cost nothing. Early-stopping sweeps (`--until first-instability`)
     are counted at full length: an upper bound."""
-    from landscape.recorders.sweep import measure_rate, plan
-    from landscape.runs import build
-    from landscape.store.run import nbytes
+    from landscape.recorders.sweep import Cost, cost, plan
 
-    seconds, run_steps, size_bytes, rates = 0.0, 0, 0, {}
+    total, rates = Cost(0.0, 0, 0), dict[tuple, float]()
     for name, spec in figure(fig).specs(size).items():
         if device:
             spec = spec.replace(device=device)
         batches = plan(spec)
         done = _complete(Path(out_dir), name, len(batches)) if out_dir is not None else set()
-        data = build.dataset(spec.base)
-        for i, b in enumerate(batches):
-            if i in done:
-                continue
-            R = len(b.replicas())
-            key = (b.width, b.loss, min(R, 64))
-            if key not in rates:
-                rates[key] = measure_rate(b, key[2])
-            seconds += b.steps * R / rates[key]
-            run_steps += b.steps * R
-            size_bytes += nbytes(b, data.num_classes, build.num_params(b, data))
-    return Estimate(seconds, run_steps, size_bytes)
+        total += cost([b for i, b in enumerate(batches) if i not in done], rates)
+    return total
 
 
 def _finished_elsewhere(out_dir: Path, name: str) -> bool:

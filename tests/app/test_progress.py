@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from landscape.app.cli import main
 from landscape.app.progress import StepBar
+from landscape.recorders.sweep import Cost
 
 
 def test_log_lines_give_position_rate_and_time_left():
@@ -34,7 +35,7 @@ def test_full_reproduce_needs_yes_without_a_terminal(monkeypatch, tmp_path):
     import landscape.app.reproduce as rep
 
     monkeypatch.setattr(
-        rep, "estimate", lambda fig, size, device=None, out_dir=None: rep.Estimate(3 * 86400.0, 587_572_020, 10**9)
+        rep, "estimate", lambda fig, size, device=None, out_dir=None: Cost(3 * 86400.0, 587_572_020, 10**9)
     )
     r = CliRunner().invoke(main, ["reproduce", "fig4", "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and r.output.count("\n") == 1

@@ -10,8 +10,10 @@ from click.testing import CliRunner
 
 from landscape.analysis.bifurcations import detect
 from landscape.app.cli import main
+from landscape.config.run import RunConfig
 from landscape.config.sweep import SweepSpec
 from landscape.recorders.sweep import plan, sweep
+from landscape.runs import build
 from landscape.runs.opened import params_at
 from landscape.store.sweep import open_sweep
 
@@ -196,6 +198,30 @@ def test_dry_run_writes_nothing(tmp_path):
     assert r.exit_code == 0, r.output
     assert "12 runs in 2 batches" in r.output and "Fig. 4" in r.output and "run-steps/s" in r.output
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_cost_counts_every_batch_and_calibrates_each_kind_once(monkeypatch):
+    """Run-steps and store bytes against an independent count; one calibration per (loss, width,
+    batch size), none when the rates are passed in; nothing to record costs nothing."""
+    from landscape.recorders import sweep as sweeps
+    from landscape.store.run import nbytes
+
+    base = RunConfig(steps=40, width=6, n_per_class=5, hessian_every=20, top_k=2, etas=(0.5, 1.0), seeds=(0, 1, 2))
+    spec = SweepSpec(base=base, losses=("dce", "dmse1"), batch_size=4)
+    batches = sweeps.plan(spec)
+    data = build.dataset(batches[0])
+    calls = []
+    real = sweeps.measure_rate
+    monkeypatch.setattr(sweeps, "measure_rate", lambda cfg, r: calls.append((cfg.loss, cfg.width, r)) or real(cfg, r))
+    rates: dict = {}
+    c = sweeps.cost(batches, rates)
+    assert c.run_steps == sum(b.steps * len(b.replicas()) for b in batches) == 2 * 2 * 3 * 40
+    assert c.store_bytes == sum(nbytes(b, data.num_classes, build.num_params(b, data)) for b in batches)
+    kinds = {(b.loss, b.width, len(b.replicas())) for b in batches}
+    assert sorted(calls) == sorted(kinds) and set(c.rates) == kinds and c.seconds > 0
+    again = sweeps.cost(batches, rates)
+    assert len(calls) == len(kinds) and again == c  # the shared rates: no second calibration
+    assert sweeps.cost([]) == sweeps.Cost(0.0, 0, 0)
 
 
 @pytest.mark.parametrize(
