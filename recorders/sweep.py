@@ -23,6 +23,7 @@ import torch
 from landscape import LandscapeError
 from landscape.config.run import Replica, RunConfig
 from landscape.config.sweep import SweepSpec
+from landscape.dynamics.iterates import Tracker
 from landscape.machine.cpus import usable_cpus
 from landscape.machine.extras import require
 from landscape.machine.perf import keep_freed_memory
@@ -265,19 +266,22 @@ def cost(batches: list[RunConfig], rates: dict | None = None) -> Cost:
     return Cost(seconds, run_steps, size, used)
 
 
-def measure_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:
-    """Run-steps per second of the engine on cfg's device at this batch size, the spectrum
-    every `hessian_every` steps included (a short calibration, nothing written)."""
+def measure_rate(cfg: RunConfig, replicas: int, steps: int = 100) -> float:
+    """Run-steps per second of the engine on cfg's device at this batch size, as the recorder
+    runs it (a short calibration, nothing written): segments of `engine.steps` with validation
+    at the first step of each `eval_every` and the iterate signals tracked, plus the spectrum
+    (of both steps of a pair with `hessian_pairs`) every `hessian_every` steps."""
     keep_freed_memory()
     c = replace(cfg, replica_table=tuple(Replica(s, 1.0, 50.0, 5000) for s in range(replicas)))
     eng = build.engine(c, build.dataset(c))
     theta = eng.init(range(replicas))
-    for t in range(3):
-        theta, _ = eng.step(theta, t)
+    G = eng.gamma(list(range(steps + 3)))
+    track = Tracker(theta, 0)
+    theta, _ = eng.steps(theta, 0, G[:3], True, track)  # warm-up: first calls allocate
     res = eng.spectrum(theta, 3, cfg.top_k, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
     t0 = time.perf_counter()
-    for t in range(steps):
-        theta, _ = eng.step(theta, t)
+    for s in range(3, steps + 3, cfg.eval_every):
+        theta, _ = eng.steps(theta, s, G[s : min(s + cfg.eval_every, steps + 3)], True, track)
     float(theta.sum())
     t_step = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()

@@ -224,6 +224,33 @@ def test_cost_counts_every_batch_and_calibrates_each_kind_once(monkeypatch):
     assert sweeps.cost([]) == sweeps.Cost(0.0, 0, 0)
 
 
+def test_the_calibration_times_the_recorders_own_segments(monkeypatch):
+    """The forecast's rate comes from what the recorder runs: `engine.steps` over segments of
+    `eval_every` steps with the iterate signals tracked (not single steps validated at each)."""
+    from landscape.recorders import sweep as sweeps
+
+    seen = []
+    real = build.engine
+
+    def spying(cfg, data):
+        eng = real(cfg, data)
+        steps = eng.steps
+
+        def spy(theta, t, G, evaluate=True, track=None):
+            seen.append((t, G.shape[0], evaluate, track is not None))
+            return steps(theta, t, G, evaluate, track)
+
+        eng.steps = spy
+        return eng
+
+    monkeypatch.setattr(build, "engine", spying)
+    cfg = RunConfig(width=6, n_per_class=5, eval_every=10, hessian_every=40, top_k=2, step="eager")
+    assert sweeps.measure_rate(cfg, 3, steps=50) > 0
+    timed = seen[1:]  # after the warm-up
+    assert [(t, n) for t, n, _, _ in timed] == [(3 + 10 * i, 10) for i in range(5)]
+    assert all(ev and tracked for _, _, ev, tracked in timed)
+
+
 @pytest.mark.parametrize(
     "args, msg",
     [
