@@ -96,3 +96,36 @@ def test_blocks_equal_to_the_fill_value_are_written_through_arrays_opened_earlie
     block["loss"] = np.arange(2 * 40, dtype=float).reshape(R, 40)
     store.write_block(0, 40, block)  # again through the kept handle
     np.testing.assert_array_equal(RunStore.open(store.path)["loss"][:, :40], block["loss"])
+
+
+def _consolidated(path):
+    import json
+
+    return json.loads((path / "zarr.json").read_text()).get("consolidated_metadata")
+
+
+@pytest.mark.parametrize("how", ["created", "reopened without a consolidated view"])
+def test_attribute_updates_keep_the_consolidated_view_whole(store, how):
+    """A flush's attribute update leaves the root's consolidated metadata equal to a fresh
+    consolidation (xarray opens the store on them and sees the new attributes); a writer that
+    opens a store whose view is missing refreshes it first."""
+    import json
+
+    import xarray as xr
+
+    from landscape.store.run import consolidate
+
+    s = store
+    if how != "created":
+        root = json.loads((s.path / "zarr.json").read_text())
+        del root["consolidated_metadata"]
+        (s.path / "zarr.json").write_text(json.dumps(root))
+        s = RunStore.open(s.path, mode="r+")
+    s.set_attrs(steps_done=40, status="running")
+    kept = _consolidated(s.path)
+    assert kept is not None
+    consolidate(s.path)
+    assert _consolidated(s.path) == kept
+    ds = xr.open_zarr(str(s.path), consolidated=True)
+    assert ds.attrs["steps_done"] == 40 and ds.attrs["status"] == "running"
+    assert RunStore.open(s.path).steps_done == 40

@@ -1,0 +1,85 @@
+"""The store's share of a recording: every flush ends with an attribute update (`steps_done`).
+
+Baseline: the update through a root opened without consolidated metadata (zarr then drops the
+consolidated view) followed by a fresh consolidation, which reads every array's metadata
+again. Now: the writer's root holds the consolidated view and zarr writes it back with the
+attributes (`landscape.store.run._writer_root`). Both record the same batch into a temporary
+store, interleaved in one process, one thread; the ratio is baseline time / this time.
+
+    python bench/bench_flush.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from harness import interleaved, ratios, recording, spread, threads_line
+
+from landscape.config.run import Replica, RunConfig
+from landscape.recorders.record import record
+from landscape.store import run as store_run
+
+CASES = {
+    "fused dce w20 R10, 40 000 steps, flush every 1000": RunConfig(
+        loss="dce", width=20, step="fused", eval_every=100, hessian_every=1000, steps=40000, etas=(1.0,)
+    ),
+    "fused mse w100 R10, 20 000 steps, flush every 1000": RunConfig(
+        loss="mse", width=100, step="fused", eval_every=100, hessian_every=1000, steps=20000, etas=(0.075,)
+    ),
+}
+
+
+def former_root(path):
+    """The baseline's writer root: opened without the consolidated view, so that `set_attrs`
+    consolidates again after every update (what it did before `_writer_root`)."""
+    return store_run.zarr.open_group(str(path), mode="r+", use_consolidated=False)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(threads_line())
+    print("| case | now s (median) | baseline / now | peak MB now / baseline |")
+    print("|---|---|---|---|")
+    tmp = Path(tempfile.mkdtemp())
+    now_root = store_run._writer_root
+    try:
+        for name, cfg in CASES.items():
+            b = replace(
+                cfg,
+                replica_table=tuple(Replica(s, cfg.etas[0], 70.0, 5000) for s in range(10)),
+                threads=1,
+                save_params_every=1000,
+                chunk_steps=1000,
+            )
+
+            def go(b=b, root=now_root):
+                store_run._writer_root = root
+                out = tmp / "r.zarr"
+                shutil.rmtree(out, ignore_errors=True)
+                try:
+                    record(b, out)
+                finally:
+                    store_run._writer_root = now_root
+
+            results: dict = {}
+            peaks: dict = {}
+            runners = recording({"now": go, "baseline": lambda go=go: go(root=former_root)}, results, peaks)
+            runners["now"]()  # warm: the fused step's build
+            t = interleaved(runners, args.repeats)
+            r = ratios(t, "baseline")["now"]
+            med = sorted(t["now"])[len(t["now"]) // 2]
+            print(f"| {name} | {med:.2f} | {spread(r)} | {peaks['now']:.0f} / {peaks['baseline']:.0f} |", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
