@@ -18,14 +18,12 @@ import argparse
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from harness import interleaved, spread, threads_line
+from harness import interleaved, one_batch, record_afresh, spread, threads_line
 
-from landscape.config.run import Replica, RunConfig
-from landscape.recorders.record import record
+from landscape.config.run import RunConfig
 from landscape.recorders.sweep import cost
 from landscape.runs import build
 
@@ -42,12 +40,6 @@ CASES = {
     "eager dce w100 R16 eval1": RunConfig(loss="dce", width=100, step="eager", steps=1000, etas=(1.0,)),
 }
 SEEDS = {"R10": 10, "R16": 16}
-
-
-def batch(name: str, cfg: RunConfig) -> RunConfig:
-    R = next(v for k, v in SEEDS.items() if k in name)
-    rows = tuple(Replica(s, cfg.etas[0], 70.0, 5000) for s in range(R))
-    return replace(cfg, replica_table=rows, threads=1, save_params_every=1000, chunk_steps=1000)
 
 
 def per_step_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:
@@ -79,14 +71,12 @@ def main():
     tmp = Path(tempfile.mkdtemp())
     try:
         for name, cfg in CASES.items():
-            b = batch(name, cfg)
+            b = one_batch(cfg, next(v for k, v in SEEDS.items() if k in name))
             R, work = len(b.replicas()), b.steps * len(b.replicas())
             got: dict[str, float] = {}
 
             def rec(b=b):
-                out = tmp / "r.zarr"
-                shutil.rmtree(out, ignore_errors=True)
-                record(b, out)
+                record_afresh(b, tmp / "r.zarr")
 
             def now(b=b, got=got):
                 got["now"] = cost([b], {}).seconds

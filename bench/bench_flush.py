@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from harness import interleaved, ratios, recording, spread, threads_line
+from harness import interleaved, one_batch, ratios, record_afresh, recording, spread, threads_line
 
-from landscape.config.run import Replica, RunConfig
-from landscape.recorders.record import record
+from landscape.config.run import RunConfig
 from landscape.store import run as store_run
 
 CASES = {
@@ -52,20 +50,12 @@ def main():
     now_root = store_run._writer_root
     try:
         for name, cfg in CASES.items():
-            b = replace(
-                cfg,
-                replica_table=tuple(Replica(s, cfg.etas[0], 70.0, 5000) for s in range(10)),
-                threads=1,
-                save_params_every=1000,
-                chunk_steps=1000,
-            )
+            b = one_batch(cfg, 10)
 
             def go(b=b, root=now_root):
                 store_run._writer_root = root
-                out = tmp / "r.zarr"
-                shutil.rmtree(out, ignore_errors=True)
                 try:
-                    record(b, out)
+                    record_afresh(b, tmp / "r.zarr")
                 finally:
                     store_run._writer_root = now_root
 

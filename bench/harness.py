@@ -111,3 +111,24 @@ def peak_mb_alone(fn: Callable, *args, threads: int = 1) -> float:
     mb = q.get()
     p.join()
     return mb
+
+
+def one_batch(cfg, replicas: int):
+    """`cfg` (a RunConfig) as one sweep batch: `replicas` seeds at its first η, A = 70, T = 5000,
+    one thread, parameters saved and the store flushed every 1,000 steps."""
+    from dataclasses import replace
+
+    from landscape.config.run import Replica
+
+    rows = tuple(Replica(s, cfg.etas[0], 70.0, 5000) for s in range(replicas))
+    return replace(cfg, replica_table=rows, threads=1, save_params_every=1000, chunk_steps=1000)
+
+
+def record_afresh(cfg, out: Path) -> None:
+    """Record `cfg` into `out`, replacing what a previous repeat left there."""
+    import shutil
+
+    from landscape.recorders.record import record
+
+    shutil.rmtree(out, ignore_errors=True)
+    record(cfg, out)
