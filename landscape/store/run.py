@@ -182,9 +182,9 @@ def _writer_root(path) -> zarr.Group:
     """The root group for a writer, on the consolidated metadata refreshed just before. An
     attribute update through it (the recorder's `steps_done` at every flush) is then one atomic
     write of zarr.json that keeps the consolidated view, where through a root opened without them
-    zarr drops that view and a new consolidation reads every array's metadata again (≈ 11 ms a
-    flush, a third of a small network's store time). The layout is fixed at creation, so the
-    view cannot go stale while the writer holds the store's lock."""
+    zarr drops that view and a new consolidation reads every array's metadata again (the cost:
+    docs/performance.md). The layout is fixed at creation, so the view cannot go stale while
+    the writer holds the store's lock."""
     return zarr.open_group(str(path), mode="r+", use_consolidated=True)
 
 
