@@ -375,11 +375,17 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
     )
     if model:  # the paper's Fig. 4 is about the built-in MLP on the spiral
         return
-    rate = sweeps.measure_rate(replace(batches[0], width=100, loss="dce"), 64)
+    from .reproduce import on_device
+
+    # as `landscape reproduce fig4 --full` would run it on this device (the fused step on a CPU)
+    fig4 = sweeps.plan(on_device(next(iter(paper_fig4.specs("full").values())), spec.base.device))[0]
+    R = min(64, len(fig4.replicas()))
+    rate = sweeps.measure_rate(fig4, R)
     full, early = paper_fig4.run_steps(), paper_fig4.run_steps(early=True)
     click.echo(
         f"the paper's full Fig. 4 sweep (DCE, DMSE1, DMSE2 × A 25/50/75 × T 5000/10000 × 30 seeds, "
-        f"100000/η steps): {full:,} run-steps at {rate:,.0f} run-steps/s (width 100, batch 64) = about "
+        f"100000/η steps): {full:,} run-steps at {rate:,.0f} run-steps/s ({fig4.loss}, width {fig4.width}, "
+        f"batch {R}, {fig4.step} step) = about "
         f"{fmt_time(full / rate)} here; with --until first-instability (≈ {paper_fig4.EARLY_STEPS} steps a "
         f"run) about {fmt_time(early / rate)}"
     )

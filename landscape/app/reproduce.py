@@ -19,9 +19,10 @@ from .paper import SIZES, figure
 from .paper.common import check_size
 
 if TYPE_CHECKING:
+    from landscape.config.sweep import SweepSpec
     from landscape.recorders.sweep import Cost
 
-__all__ = ["SIZES", "estimate", "run", "specs", "summary_names"]
+__all__ = ["SIZES", "estimate", "on_device", "run", "specs", "summary_names"]
 
 
 def specs(fig: str, size: str):
@@ -35,6 +36,17 @@ def summary_names(fig: str, wanted, out=None) -> list[str]:
     return figure(fig).summary_names(wanted, out)
 
 
+def on_device(spec: SweepSpec, device: str | None) -> SweepSpec:
+    """A figure's sweep on `device` (None: where the figure says, the CPU). The fused step is the
+    CPU's; elsewhere the engine steps eagerly, the path checked against the CPU on a GPU
+    (bench/gpu_check.sh), so `--device cuda` runs the same grid."""
+    if not device:
+        return spec
+    if spec.base.step == "fused" and device.split(":")[0] != "cpu":
+        return spec.replace(device=device, step="eager")
+    return spec.replace(device=device)
+
+
 def estimate(fig: str, size: str, device: str | None = None, out_dir=None) -> Cost:
     """What `landscape reproduce fig size` still has to record, from the engine's rate measured on
     this device (a short calibration, nothing written). With `out_dir`, a resumed run counts only
@@ -45,9 +57,7 @@ def estimate(fig: str, size: str, device: str | None = None, out_dir=None) -> Co
 
     total, rates = Cost(0.0, 0, 0), dict[tuple, float]()
     for name, spec in figure(fig).specs(size).items():
-        if device:
-            spec = spec.replace(device=device)
-        batches = plan(spec)
+        batches = plan(on_device(spec, device))
         done = _complete(Path(out_dir), name, len(batches)) if out_dir is not None else set()
         total += cost([b for i, b in enumerate(batches) if i not in done], rates)
     return total
@@ -105,8 +115,7 @@ def run(
             raise LandscapeError(f"cannot create --out {out_dir}: {exc.strerror or exc}") from None
         stores = {}
         for name, spec in wanted.items():
-            if device:
-                spec = spec.replace(device=device)
+            spec = on_device(spec, device)
             path = out_dir / f"{name}.zarr"
             if _finished_elsewhere(out_dir, name):
                 continue

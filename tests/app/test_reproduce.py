@@ -252,3 +252,25 @@ def test_committed_paper_results_redraw(tmp_path, fig_dir):
     assert body(out / "report.md") == body(fig_dir / "report.md")
     pngs = list(out.glob("*.png"))  # one per panel or run length (fig3a, fig3b, fig1_long, …)
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+
+
+@pytest.mark.parametrize("fig", ["fig1", "fig2", "fig3", "fig4"])
+def test_the_full_grids_run_on_a_gpu_with_the_eager_step(monkeypatch, fig):
+    """`reproduce --device cuda` runs the paper's grids: the fused step, which runs on the CPU
+    only, gives way to the eager one there, and nothing else of the grid changes; on the CPU a
+    figure keeps its step."""
+    from landscape.app.reproduce import on_device
+    from landscape.config.run import RunConfig
+
+    monkeypatch.setattr(RunConfig, "check_device", lambda self: None)  # as on a machine with a GPU
+    for spec in specs(fig, "full").values():
+        gpu = on_device(spec, "cuda")
+        gpu.validate()
+        assert gpu.base.device == "cuda" and gpu.base.step in ("eager", spec.base.step)
+        assert gpu.replace(device=spec.base.device, step=spec.base.step) == spec
+        if spec.base.step == "fused":
+            assert gpu.base.step == "eager"
+            with pytest.raises(LandscapeError, match="CPU only"):
+                spec.replace(device="cuda").validate()
+        assert on_device(spec, "cpu") == spec.replace(device="cpu")
+        assert on_device(spec, None) == spec
