@@ -379,8 +379,7 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
 
     # as `landscape reproduce fig4 --full` would run it on this device (the fused step on a CPU)
     fig4 = sweeps.plan(on_device(next(iter(paper_fig4.specs("full").values())), spec.base.device))[0]
-    R = min(64, len(fig4.replicas()))
-    rate = sweeps.measure_rate(fig4, R)
+    ((_, _, R), rate), *_ = sweeps.cost([fig4]).rates.items()  # calibrated as any batch is
     full, early = paper_fig4.run_steps(), paper_fig4.run_steps(early=True)
     click.echo(
         f"the paper's full Fig. 4 sweep (DCE, DMSE1, DMSE2 × A 25/50/75 × T 5000/10000 × 30 seeds, "

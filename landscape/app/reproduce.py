@@ -55,7 +55,8 @@ def estimate(fig: str, size: str, device: str | None = None, out_dir=None) -> Co
     are counted at full length: an upper bound."""
     from landscape.recorders.sweep import Cost, cost, plan
 
-    total, rates = Cost(0.0, 0, 0), dict[tuple, float]()
+    total = Cost(0.0, 0, 0)
+    rates: dict[tuple, float] = {}  # shared by the parts: one calibration per kind
     for name, spec in figure(fig).specs(size).items():
         batches = plan(on_device(spec, device))
         done = _complete(Path(out_dir), name, len(batches)) if out_dir is not None else set()

@@ -497,8 +497,6 @@ class RunStore:
         """One atomic write of the root's zarr.json: the writer's root holds the consolidated
         metadata (`_writer_root`) and zarr writes them back beside the new attributes."""
         self.group.attrs.update(kw)
-        if self.group.metadata.consolidated_metadata is None:  # a root opened some other way
-            consolidate(self.path)
 
     def write_block(self, a: int, b: int, block: dict):
         """Write steps [a, b): per-step arrays, spectra and saved parameters (chunk-aligned)."""
