@@ -42,6 +42,14 @@ def _finish(pn2: torch.Tensor, qn2: torch.Tensor, dot: torch.Tensor, pp2: torch.
     return torch.stack([pn2.sqrt(), qn2.sqrt(), cos.clamp(-1.0, 1.0)], dim=-1)
 
 
+def project(theta: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+    """(…, K) projections u_k · θ, one dot product per row and direction: a matrix product
+    would round each row differently with the number of rows (BLAS blocks by the batch), so a
+    replica's series would depend on the batch it was recorded in (by an ulp); a row's dot
+    product depends on that row alone."""
+    return torch.stack([torch.linalg.vecdot(theta, u) for u in U], dim=-1)
+
+
 def step_signals(theta: torch.Tensor, new: torch.Tensor, d_prev: torch.Tensor, p_prev: torch.Tensor, U: torch.Tensor):
     """One step's signals (3 + K, R) from θ_t, θ_{t+1} and the state, and the new state (d, p):
     what a compiled scan computes inside its loop."""
@@ -49,7 +57,7 @@ def step_signals(theta: torch.Tensor, new: torch.Tensor, d_prev: torch.Tensor, p
     p = d - d_prev
     q = p - p_prev
     sc = _finish((p * p).sum(-1), (q * q).sum(-1), (p * p_prev).sum(-1), (p_prev * p_prev).sum(-1))
-    return torch.cat([sc.t(), (theta @ U.t()).t()]), d, p
+    return torch.cat([sc.t(), project(theta, U).t()]), d, p
 
 
 def signals(thetas: torch.Tensor, d_prev: torch.Tensor, p_prev: torch.Tensor, U: torch.Tensor):
@@ -67,8 +75,7 @@ def signals(thetas: torch.Tensor, d_prev: torch.Tensor, p_prev: torch.Tensor, U:
     pp2 = torch.cat([torch.linalg.vecdot(p_prev, p_prev)[None], pn2[:-1]])
     dot = torch.cat([torch.linalg.vecdot(P[0], p_prev)[None], torch.linalg.vecdot(P[1:], P[:-1])])
     sc = _finish(pn2, torch.linalg.vecdot(Q, Q), dot, pp2)
-    proj = thetas[:-1] @ U.t()
-    return sc, proj, D[-1], P[-1]
+    return sc, project(thetas[:-1], U), D[-1], P[-1]
 
 
 class Tracker:
