@@ -132,6 +132,22 @@ class ModuleEngine(ReplicaEngine):
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
         return self.logits(theta, self.Xv if val else self.X)
 
+    # --- the batched passes, tried once ----------------------------------------------
+    def probe(self, label: str = "--model") -> None:
+        """One step and one Hessian-vector product of every replica on the whole training set,
+        before anything is recorded: a forward that draws random numbers, branches on a
+        tensor's value or otherwise fails under `torch.func.vmap`/`grad` is one line here,
+        naming what the batched engine needs, instead of a traceback in the middle of a run."""
+        theta = self.theta0
+        try:
+            self.step(theta, 0, evaluate=self.has_val)
+            V = torch.ones(theta.shape[0], 1, theta.shape[1], dtype=theta.dtype, device=theta.device)
+            self.hvp_block(theta, 0)(V, torch.arange(theta.shape[0], device=theta.device))
+        except LandscapeError:
+            raise
+        except Exception as exc:
+            raise LandscapeError(f"{label}: {_batched_failure(exc)}") from None
+
     # --- curvature ------------------------------------------------------------------
     def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
         """Forward-over-reverse, vmapped over the b columns."""
@@ -145,3 +161,25 @@ class ModuleEngine(ReplicaEngine):
             return vmap(lambda v: jvp(g, (th,), (v,))[1], in_dims=1, out_dims=1)(V)
 
         return op
+
+
+def _batched_failure(exc: Exception) -> str:
+    """What a forward did that the batched engine cannot run, in the user's terms."""
+    msg = (str(exc).splitlines() or [""])[0]
+    if "random operation" in msg or "randomness" in msg:
+        return (
+            "forward draws random numbers (e.g. nn.Dropout): the replicas are evaluated under "
+            "torch.func.vmap as deterministic functions of θ (full-batch gradient descent); remove the "
+            "random operation, or return the module in eval mode from the factory"
+        )
+    if "data-dependent control flow" in msg:
+        return (
+            "forward branches on a tensor's value (an if or while on a tensor): under torch.func.vmap, "
+            "which runs the replicas together, control flow cannot depend on data; use torch.where"
+        )
+    if ".item()" in msg:
+        return "forward reads a tensor's value (.item()), which torch.func.vmap cannot batch; keep it a tensor"
+    return (
+        f"the model fails in the batched engine (torch.func.vmap over replicas, grad and a "
+        f"Hessian-vector product): {type(exc).__name__}: {msg}"
+    )

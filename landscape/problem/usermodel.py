@@ -70,27 +70,61 @@ def load_factory(spec: str | None, args=()):
     return make
 
 
-def check_model(make, X, num_classes: int) -> int:
-    """Build the seed-0 module and run it on two samples: a wrong output shape or a failing
-    forward is one line before anything is recorded. Returns its parameter count."""
+def check_model(make, X, num_classes: int, seeds=(0,)) -> int:
+    """Build the modules of `seeds` and run the first on every training input: a factory that
+    returns no module, an architecture that changes with the seed, a forward that fails on the
+    data or returns anything but floating-point (inputs, classes) logits is one line, naming
+    the model and what the engine needs, before anything is recorded. Returns its parameter
+    count. (What only the batched engine shows, vmap and the gradient, is checked by
+    `landscape.engines.module.ModuleEngine.probe`.)"""
     import torch
 
-    m = make(0)
+    seeds = list(dict.fromkeys(int(s) for s in seeds)) or [0]
+    m = make(seeds[0])
     if not isinstance(m, torch.nn.Module):
         raise LandscapeError(f"--model: the factory returned {type(m).__name__}, not a torch.nn.Module")
+    shapes = [(n, tuple(p.shape)) for n, p in m.named_parameters()]
+    if not shapes:
+        raise LandscapeError("--model: the model has no parameters to train")
+    for s in seeds[1:]:
+        other = make(s)
+        got = [(n, tuple(p.shape)) for n, p in other.named_parameters()] if isinstance(other, torch.nn.Module) else []
+        if got != shapes:
+            raise LandscapeError(
+                f"--model: the architecture changes with the seed (seed {s} has {_difference(shapes, got, seeds[0])}); "
+                "the replicas train in lockstep and need one architecture, the seed may change only the initial values"
+            )
     m = m.double()
-    x = torch.as_tensor(X[:2], dtype=torch.float64)
+    x = torch.as_tensor(X, dtype=torch.float64)
     try:
         with torch.no_grad():
             f = m(x)
     except Exception as exc:
         raise LandscapeError(
-            f"--model: the model failed on inputs of shape {tuple(x.shape)}: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            f"--model: the model failed on the {x.shape[0]} training inputs of shape {tuple(x.shape)}: "
+            f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
         ) from None
-    if tuple(f.shape) != (2, num_classes):
+    if not isinstance(f, torch.Tensor):
+        raise LandscapeError(
+            f"--model: forward returned a {type(f).__name__}, not a tensor; it must return the logits alone, "
+            f"a tensor of shape (inputs, {num_classes})"
+        )
+    if not f.is_floating_point():
+        raise LandscapeError(
+            f"--model: forward returned {str(f.dtype).replace('torch.', '')} values; the losses need "
+            "floating-point logits (no rounding, argmax or integer casts in forward)"
+        )
+    if tuple(f.shape) != (x.shape[0], num_classes):
         raise LandscapeError(
             f"--model: the model returns shape {tuple(f.shape)} for inputs of shape "
             f"{tuple(x.shape)}; it must return (inputs, {num_classes}) logits (the data's classes)"
         )
     return sum(p.numel() for p in m.parameters())
+
+
+def _difference(first, other, seed0) -> str:
+    """Where two parameter lists [(name, shape)] first differ, in words."""
+    for (na, sa), (nb, sb) in zip(first, other):
+        if (na, sa) != (nb, sb):
+            return f"{nb} of shape {sb} where seed {seed0} has {na} of shape {sa}"
+    return f"{len(other)} parameter tensors where seed {seed0} has {len(first)}"

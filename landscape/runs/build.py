@@ -8,6 +8,7 @@ the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from landscape import LandscapeError
@@ -57,7 +58,15 @@ def check_fits(cfg: RunConfig, data: Dataset | None = None) -> None:
     if cfg.model:
         from landscape.problem.usermodel import check_model
 
-        n = check_model(factory(cfg), data.X, data.num_classes)  # builds the model once
+        reps = cfg.replicas()
+        try:
+            n = check_model(factory(cfg), data.X, data.num_classes, [r.seed for r in reps])
+            # two replicas through vmap, grad and an HVP: what only the batched engine shows
+            engine(cfg, data, reps[:2]).probe()
+        except LandscapeError as exc:  # name the model in every one of its failures
+            where, _, name = str(cfg.model).rpartition(":")
+            text = str(exc).removeprefix("--model:").removeprefix("--model").strip()
+            raise LandscapeError(f"--model {Path(where).name}:{name}: {text}") from None
     else:
         n = mlp_spec(cfg, data).num_params
     memory.require_recording(cfg, data.input_dim, data.num_classes, data.X.shape[0], n)
@@ -65,6 +74,8 @@ def check_fits(cfg: RunConfig, data: Dataset | None = None) -> None:
         raise LandscapeError(
             f"top-k ({cfg.top_k}) + eig-oversample ({cfg.eig_oversample}) exceeds the network's {n} parameters"
         )
+    if cfg.bottom_k > n:
+        raise LandscapeError(f"bottom-k ({cfg.bottom_k}) exceeds the network's {n} parameters")
 
 
 def engine(cfg: RunConfig, data: Dataset, replicas: Sequence[Replica] | None = None):

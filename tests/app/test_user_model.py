@@ -81,7 +81,7 @@ def test_factory_from_a_file_path(tmp_path):
         ("no_such_module:make", "cannot import module 'no_such_module'"),
         ("examples.cnn:nothing", "has no callable 'nothing'"),
         ("examples.cnn", "expected PKG.MODULE:FACTORY"),
-        ("examples.cnn:DigitsCNN", "the model failed on inputs of shape (2, 8, 8)"),  # DigitsCNN(0): 0 channels
+        ("examples.cnn:DigitsCNN", "the model failed on the 120 training inputs of shape (120, 8, 8)"),  # DigitsCNN(0): 0 channels
     ],
 )
 def test_bad_model_specs_are_one_line(tmp_path, monkeypatch, model, message):
@@ -104,7 +104,7 @@ def test_a_raising_factory_and_images_without_a_model(tmp_path):
     assert r.exit_code == 2 and "the built-in MLP takes 2-D inputs" in r.output
     f.write_text("import torch\ndef make(seed):\n    return torch.nn.Linear(8, 5).double()\n")  # per row of 8
     r = CliRunner().invoke(main, ["record", "--model", f"{f}:make", "--data", data, "--out", str(tmp_path / "c.zarr")])
-    assert r.exit_code == 2 and "returns shape (2, 8, 5)" in r.output and "(inputs, 10) logits" in r.output
+    assert r.exit_code == 2 and "returns shape (120, 8, 5)" in r.output and "(inputs, 10) logits" in r.output
 
 
 def test_a_sweep_of_a_user_model(tmp_path):
@@ -135,3 +135,87 @@ def test_a_sweep_of_a_user_model(tmp_path):
     # the MLP's width axis means nothing for a user's model: refused in one line
     r = CliRunner().invoke(main, ["sweep", *common, "--width", "4,8", "--out", str(tmp_path / "w.zarr")] + SMALL)
     assert r.exit_code == 2 and "--model-arg" in r.output and not (tmp_path / "w.zarr").exists()
+
+
+MISBEHAVING = '''
+import torch
+from torch import nn
+
+
+class Base(nn.Module):
+    def __init__(self, hidden=4):
+        super().__init__()
+        self.l = nn.Linear(2, 3)
+
+
+class Tuple(Base):
+    def forward(self, x):
+        return self.l(x), x
+
+
+class Integer(Base):
+    def forward(self, x):
+        return self.l(x).round().long()
+
+
+class Dropout(Base):
+    def forward(self, x):
+        return nn.functional.dropout(self.l(x), 0.5, self.training)
+
+
+class Branch(Base):
+    def forward(self, x):
+        y = self.l(x)
+        return y if y.sum() > 0 else -y
+
+
+class TwoSamples(Base):
+    def forward(self, x):
+        return self.l(x).reshape(2, 3)
+
+
+def make(seed, kind):
+    torch.manual_seed(seed)
+    return globals()[kind]()
+
+
+def by_seed(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 4 + seed), nn.Tanh(), nn.Linear(4 + seed, 3))
+'''
+
+
+@pytest.mark.parametrize(
+    "factory, args, message",
+    [
+        ("make", ["kind='Tuple'"], "forward returned a tuple, not a tensor"),
+        ("make", ["kind='Integer'"], "forward returned int64 values; the losses need floating-point logits"),
+        ("make", ["kind='Dropout'"], "forward draws random numbers (e.g. nn.Dropout)"),
+        ("make", ["kind='Branch'"], "forward branches on a tensor's value"),
+        ("make", ["kind='TwoSamples'"], "the model failed on the 300 training inputs"),
+        ("by_seed", [], "the architecture changes with the seed (seed 1 has 0.weight of shape (5, 2)"),
+    ],
+)
+def test_a_misbehaving_model_is_one_line_naming_it_before_any_store(tmp_path, factory, args, message):
+    """Every model the batched engine cannot run is refused before the store exists, in one line
+    that names the model and what the engine needs."""
+    (tmp_path / "bad_models.py").write_text(MISBEHAVING)
+    out = tmp_path / "run.zarr"
+    cmd = ["record", "--model", f"{tmp_path / 'bad_models.py'}:{factory}", "--seeds", "2", "--eta", "0.1", "--out", str(out)]
+    for a in args:
+        cmd += ["--model-arg", a]
+    r = CliRunner().invoke(main, cmd + SMALL)
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: --model bad_models.py:{factory}: ") and message in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("flag", [["--width", "50"], ["--depth", "2"], ["--activation", "tanh"]])
+def test_mlp_options_with_a_model_are_refused(tmp_path, flag):
+    """--width/--depth/--activation size the built-in MLP: with --model they would be stored as
+    the run's width although the model ignores them."""
+    (tmp_path / "bad_models.py").write_text(MISBEHAVING)
+    r = CliRunner().invoke(
+        main, ["record", "--model", f"{tmp_path / 'bad_models.py'}:by_seed", *flag, "--out", str(tmp_path / "r.zarr")]
+    )
+    assert r.exit_code == 2 and f"{flag[0]} shapes the built-in MLP; with --model the network is yours" in r.output
