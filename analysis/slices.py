@@ -38,7 +38,7 @@ def loss_slice(
     thetas = torch.as_tensor(run.params_at(list(range(step, step + follow + 1)), [replica])[0]).to(engine.dtype)
     x_t = thetas[0]
     if step % cfg.save_params_every == 0 and step in ds.pstep.values:
-        V = torch.as_tensor(ds.eigvec.isel(replica=replica).sel(pstep=step).values[:2]).to(engine.dtype)
+        V = torch.as_tensor(run.saved("eigvec", replica)[step // cfg.save_params_every, :2]).to(engine.dtype)
         lam = ds.eigval.isel(replica=replica).sel(hstep=step).values[:2]
         source = "stored"
     else:

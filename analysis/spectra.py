@@ -48,8 +48,14 @@ def density(
     M = lanczos_steps if lanczos_steps is not None else (cfg.density_steps if rec else 80)
     V = vectors if vectors is not None else (cfg.density_vectors if rec else 8)
     kb = bottom_k if bottom_k is not None else (cfg.bottom_k if rec and cfg.bottom_k else 1)
-    if M < 2 or V < 1 or kb < 1 or grid < 10:
-        raise LandscapeError("density needs --lanczos-steps >= 2, --vectors >= 1, --bottom-k >= 1 and --grid >= 10")
+    n = int(run.store.attrs["num_params"])
+    if not 2 <= M <= n or V < 1 or not 1 <= kb <= n:
+        raise LandscapeError(
+            f"density needs --lanczos-steps from 2 to the network's {n} parameters (got {M}), --vectors >= 1 "
+            f"(got {V}) and --bottom-k from 1 to {n} (got {kb})"
+        )
+    if grid < 10 or seed < 0:
+        raise LandscapeError(f"density needs a grid of at least 10 points (got {grid}) and a seed >= 0 (got {seed})")
     stored = set(ds.hstep.values.tolist()) if rec else set()
     read = (rec and not recompute and seed == 0 and M == cfg.density_steps and V == cfg.density_vectors
             and set(steps) <= stored)  # fmt: skip

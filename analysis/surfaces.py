@@ -63,12 +63,15 @@ def pca(run, replica: int = 0, k: int = 2) -> xr.Dataset:
     explained variance ratios, and the path in their coordinates."""
     run = Run.of(run)
     idx = run.check_replicas([replica])[0]
-    P = run.ds.params.isel(replica=idx).values.astype(np.float64)  # (pstep, n)
+    P = run.saved("params", idx).astype(np.float64)  # (pstep, n)
     if P.shape[0] < 3:
         raise LandscapeError(f"the PCA of a path needs at least 3 saved parameter vectors, the store has {P.shape[0]}")
+    if not 1 <= k <= P.shape[0] - 1:  # θ_t − θ_last: the last row is zero
+        raise LandscapeError(
+            f"--components must be from 1 to {P.shape[0] - 1} (the path has {P.shape[0]} saved vectors), got {k}"
+        )
     D = P - P[-1]
     _, S, Vt = np.linalg.svd(D, full_matrices=False)
-    k = min(k, Vt.shape[0])
     var = S**2 / (S**2).sum()
     return xr.Dataset(
         {
@@ -120,6 +123,12 @@ def surface(
     idx = run.check_replicas([replica])[0]
     if dims not in (1, 2) or grid < 2 or not (span is None or (np.isfinite(span) and span > 0)) or batch < 1:
         raise LandscapeError("a surface needs dims 1 or 2, a grid of at least 2 points, a finite span > 0, batch >= 1")
+    if seed < 0:
+        raise LandscapeError(f"the seed of the random directions must be >= 0, got {seed}")
+    from landscape.machine import memory
+
+    # the result's four grids (F, static loss, two accuracies) and the axes, before any work
+    memory.require(grid**dims * 8 * 5, f"a {grid}" + (f" × {grid}" if dims == 2 else "") + " surface")
     engine = run.engine([idx])
     theta = run.params_at([step], [idx])[0, 0]
     kind = directions if isinstance(directions, str) else "given"
@@ -140,7 +149,7 @@ def surface(
 
     memory.require(min(batch, grid**dims) * (theta.size + 8) * 8 * 4, f"a batch of {batch} grid points")
     axes = ("a",) if dims == 1 else ("a", "b")
-    path = (run.ds.params.isel(replica=idx).values - theta) @ D.T if kind == "pca" else None
+    path = (run.saved("params", idx) - theta) @ D.T if kind == "pca" else None
     if coords is not None:
         ticks = [np.asarray(c, dtype=np.float64) for c in coords]
     elif span is None and path is not None:  # the whole path on the plane, a tenth beyond it

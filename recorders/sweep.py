@@ -114,30 +114,56 @@ def sweep(
     progress=None,
 ) -> Path:
     """Run every batch of `spec` into the sweep store `out`."""
-    batches = plan(spec)
+    batches = check(spec, out, workers=workers, scheduler=scheduler, resume_existing=resume_existing, overwrite=overwrite)
     out = Path(out)
-    if workers < 1:
-        raise LandscapeError("--workers must be >= 1")
     with lock.held(out):
         return _sweep(spec, batches, out, workers, scheduler, resume_existing, overwrite, progress)
 
 
-def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwrite, progress) -> Path:
+def check(
+    spec: SweepSpec,
+    out,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    resume_existing: bool = False,
+    overwrite: bool = False,
+) -> list[RunConfig]:
+    """Everything a sweep checks before it writes (the grid, the options, `out`), changing
+    nothing: the sweep and its `--dry-run` both run it, so a dry run passes only what the run
+    accepts. Returns the batches."""
+    if workers < 1:
+        raise LandscapeError(f"--workers must be >= 1, got {workers}")
+    if scheduler and workers != 1:
+        raise LandscapeError("--workers are local processes and --scheduler runs the batches on a Dask cluster; give one")
+    if resume_existing and overwrite:
+        raise LandscapeError("--resume continues a sweep and --overwrite replaces it; give one")
+    batches = plan(spec)
+    out = Path(out) if out is not None else None
+    if out is None:
+        return batches
     names = [sweep_store.batch_name(i) for i in range(len(batches))]
-    client = _connect(scheduler) if scheduler else None
     if out.exists():
         if resume_existing:
             stored_spec, stored_names = sweep_store.index(out)
             if SweepSpec.from_json(stored_spec) != spec or stored_names != names:
                 raise LandscapeError(f"{out} was started with other settings; resume it without changing the grid")
-        elif overwrite and sweep_store.is_sweep(out):
-            shutil.rmtree(out)
-        elif overwrite:
+        elif not sweep_store.is_sweep(out):
             raise LandscapeError(f"{out} exists and is not a landscape sweep store; refusing to overwrite it")
-        else:
+        elif not overwrite:
             raise LandscapeError(f"{out} already exists; use --resume to continue it or --overwrite to replace it")
     elif resume_existing:
         raise LandscapeError(f"{out} does not exist; nothing to resume")
+    else:
+        check_out(out, overwrite=False)
+    return batches
+
+
+def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwrite, progress) -> Path:
+    names = [sweep_store.batch_name(i) for i in range(len(batches))]
+    client = _connect(scheduler) if scheduler else None
+    if out.exists() and overwrite and not resume_existing:
+        shutil.rmtree(out)
     if not out.exists():
         check_out(out, overwrite=False)
         sweep_store.create(out, spec.to_json(), names)

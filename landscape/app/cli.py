@@ -287,7 +287,12 @@ def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, q
         spec, out = SweepSpec.from_json(sweep_store.index(resume_path)[0]), resume_path
     else:
         spec = (load_toml(toml_path) if toml_path else SweepSpec()).replace(**settings)
-    batches = sweeps.plan(spec)
+    if spec.steps_per_eta and ("steps" in settings or spec.base.steps != RunConfig.steps) and not resume_path:
+        # flags, the TOML file or one of each: one of them would be ignored
+        raise LandscapeError("--steps fixes every run's length and --steps-per-eta sets it from η; give one")
+    batches = sweeps.check(
+        spec, out, workers=workers, scheduler=scheduler, resume_existing=bool(resume_path), overwrite=overwrite
+    )  # the same checks for the dry run as for the run
     if dry_run:
         _print_plan(spec, batches)
         return
@@ -392,27 +397,35 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
 
 @main.command()
 @click.argument("figure", type=click.Choice(["fig1", "fig2", "fig3", "fig4"]))
-@click.option(
-    "--scaled",
-    "size",
-    flag_value="scaled",
-    help="the paper's grids with the seeds and lengths a 2-core CPU runs in hours",
-)
-@click.option("--quick", "size", flag_value="quick", help="a reduced version that finishes on a 2-core CPU in minutes")
-@click.option("--tiny", "size", flag_value="tiny", help="seconds; checks the pipeline, not the physics")
-@click.option("--full", "size", flag_value="full", default=True, help="the spec's parameters (default)")
-@click.option("--device", default=None)
-@click.option("--workers", default=1, show_default=True)
+@click.option("--full", is_flag=True, help="the spec's parameters (the default size)")
+@click.option("--scaled", is_flag=True, help="the paper's grids with the seeds and lengths a 2-core CPU runs in hours")
+@click.option("--quick", is_flag=True, help="a reduced version that finishes on a 2-core CPU in minutes")
+@click.option("--tiny", is_flag=True, help="seconds; checks the pipeline, not the physics")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cpu]")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="local worker processes [default: 1]")
 @click.option("--scheduler", default=None, help="Dask scheduler address for the sweep")
 @click.option("--out", default=None, help="output directory [default ./reproduce_<figure>]")
 @click.option("--yes", "-y", is_flag=True, help="start a full-size run without asking (it can take days)")
 @click.option("--redraw", is_flag=True, help="figure and report from the summaries already in --out, without training")
 @user_errors(hint="run the same command again: finished batches are kept")
-def reproduce(figure, size, device, workers, scheduler, out, yes, redraw):
+def reproduce(figure, full, scaled, quick, tiny, device, workers, scheduler, out, yes, redraw):
     """Run the sweep a figure of the paper needs, analyse it, write figure, datasets and report.md."""
-    from .reproduce import estimate, run
+    sizes = [n for n, on in (("full", full), ("scaled", scaled), ("quick", quick), ("tiny", tiny)) if on]
+    if len(sizes) > 1:
+        raise LandscapeError(f"{' and '.join('--' + n for n in sizes)} are sizes of the same run; give one")
+    size = sizes[0] if sizes else "full"
+    if redraw:
+        extra = [f for f, v in (("--device", device), ("--workers", workers), ("--scheduler", scheduler),
+                                ("--yes", yes)) if v]  # fmt: skip
+        if extra:
+            raise LandscapeError(f"--redraw trains nothing; {', '.join(extra)} would do nothing with it")
+    if scheduler and workers is not None:
+        raise LandscapeError("--workers are local processes and --scheduler runs the batches on a Dask cluster; give one")
+    workers = workers or 1
+    from .reproduce import check_out_dir, estimate, run
 
     out = out or f"reproduce_{figure}"
+    check_out_dir(out)
     if size in ("full", "scaled") and not redraw:
         left = estimate(figure, size, device, out)
         if not left.run_steps:

@@ -82,6 +82,20 @@ def _complete(out_dir: Path, name: str, n: int) -> set[int]:
     return {i for i in range(n) if sweep_store.batch_status(path, sweep_store.batch_name(i)) == "complete"}
 
 
+def check_out_dir(out_dir) -> Path:
+    """--out is a folder of reproduce's own: never a recording or a sweep store, into which the
+    sweeps, summaries and figures would otherwise be written."""
+    out_dir = Path(out_dir)
+    if (out_dir / "zarr.json").is_file():
+        raise LandscapeError(
+            f"--out {out_dir} is a Zarr store (a recording or a sweep); reproduce writes a folder of sweeps, "
+            "summaries, figure and report: choose a folder of its own"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LandscapeError(f"--out {out_dir} exists and is not a directory")
+    return out_dir
+
+
 def run(
     fig: str,
     size: str,
@@ -102,7 +116,7 @@ def run(
 
     module = figure(fig)
     wanted = specs(fig, size)  # an unknown figure or size fails here, before anything is written
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)
     if redraw:
         missing = [str(out_dir / n) for n in module.summary_names(wanted, out_dir) if not (out_dir / n).exists()]
         if missing:

@@ -224,13 +224,6 @@ class RunConfig:
             bad(f"threads must be from 0 (torch's default) to {MAX_THREADS}, got {self.threads}")
         if self.model_args and not self.model:
             bad("--model-arg goes with --model (the built-in MLP takes --width, --depth, --activation)")
-        if self.model:
-            mlp = [f"--{k}" for k in ("width", "depth", "activation") if getattr(self, k) != getattr(RunConfig, k)]
-            if mlp:
-                bad(
-                    f"{'/'.join(mlp)} shape{'s' if len(mlp) == 1 else ''} the built-in MLP; with --model the "
-                    "network is yours (size it with --model-arg)"
-                )
         if not 0 <= self.eig_dense_below <= 4096:
             bad(f"eig-dense-below must be between 0 and 4096 (R × n² numbers), got {self.eig_dense_below}")
         if self.eval_every < 1:
@@ -244,6 +237,13 @@ class RunConfig:
                 bad(f"--step fused runs the one-hidden-layer MLP (--depth 1), not depth {self.depth}")
             if torch.device(self.device).type != "cpu":
                 bad("--step fused runs on the CPU only (use --step compile on a GPU)")
+        if self.model:
+            mlp = [f"--{k}" for k in ("width", "depth", "activation") if getattr(self, k) != getattr(RunConfig, k)]
+            if mlp:
+                bad(
+                    f"{'/'.join(mlp)} shape{'s' if len(mlp) == 1 else ''} the built-in MLP; with --model the "
+                    "network is yours (size it with --model-arg)"
+                )
         return self
 
     def check_device(self):

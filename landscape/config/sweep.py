@@ -88,6 +88,14 @@ class SweepSpec:
             raise LandscapeError("batch-size must be >= 0 (0 = automatic)")
         if self.steps_per_eta < 0:
             raise LandscapeError("steps-per-eta must be >= 0")
+        for name, vals in (("loss", self.losses), ("width", self.widths), ("eta", self.base.etas),
+                           ("amplitude", self.base.amplitudes), ("period", self.base.periods),
+                           ("seed", self.base.seeds)):  # fmt: skip
+            dup = sorted({v for v in vals if list(vals).count(v) > 1}, key=str)
+            if dup:
+                raise LandscapeError(
+                    f"{name} {', '.join(map(str, dup))} given twice: the grid would record identical runs"
+                )
         if self.base.model and len(self.widths) > 1:
             raise LandscapeError(
                 "--width is the built-in MLP's axis and does nothing with --model; give the factory's "
@@ -157,10 +165,14 @@ def load_toml(path) -> SweepSpec:
     """A sweep from a TOML file: keys are the options' names (`eta = [0.5, 1.0]`, `seeds = 30`,
     `hessian_every = 25`, field names such as `etas` too); unknown keys are errors."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise LandscapeError(f"sweep file {path} is a directory, not a TOML file")
     try:
         raw = tomllib.loads(p.read_text())
     except FileNotFoundError:
         raise LandscapeError(f"sweep file {path} does not exist") from None
+    except OSError as exc:
+        raise LandscapeError(f"cannot read sweep file {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise LandscapeError(f"{path}: not valid TOML ({exc})") from None
     if "data" in raw and not isinstance(raw["data"], str):

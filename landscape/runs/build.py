@@ -26,6 +26,19 @@ def dataset(cfg: RunConfig) -> Dataset:
     return spiral_dataset(cfg.n_per_class, 3, cfg.data_seed, cfg.val_seed)
 
 
+def recorded_dataset(cfg: RunConfig, digest: str | None, where) -> Dataset:
+    """The data a recording was made on, checked against the digest it stored: what recomputes
+    from θ (replay, views, resume) on data that changed since would be computed on the wrong
+    thing, so that is refused, naming the file and both digests."""
+    data = dataset(cfg)
+    if digest and digest != data.digest():
+        raise LandscapeError(
+            f"{where}: the data differ from those the run was recorded on ({data.source}: digest "
+            f"{data.digest()[:16]} now, {str(digest)[:16]} when recorded); restore them to analyse or resume this run"
+        )
+    return data
+
+
 def mlp_spec(cfg: RunConfig, data: Dataset) -> MLPSpec:
     """The built-in MLP for these data (2-D inputs)."""
     if data.X.ndim != 2:

@@ -71,7 +71,8 @@ class Run:
 
     @cached_property
     def data(self):
-        return build.dataset(self.config)
+        """The training data, checked against the digest the recording stored."""
+        return build.recorded_dataset(self.config, self.store.attrs.get("data_digest"), self.path)
 
     @property
     def steps_done(self) -> int:
@@ -89,6 +90,12 @@ class Run:
             if not 0 <= r < R:
                 raise LandscapeError(f"replica {r} out of range: the store has replicas 0..{R - 1}")
         return idx
+
+    def saved(self, name: str, replica: int) -> np.ndarray:
+        """The saved rows of `params` or `eigvec` (pstep, …) of one replica, up to the flushed
+        steps (read through `RunStore.read`: a damaged chunk is one line)."""
+        n = -(-self.steps_done // self.config.save_params_every)
+        return self.store.read(name, (int(replica), slice(0, n)))
 
     def engine(self, replicas=None, device: str | None = None):
         """An engine of the replicas `replicas` (indices; default all), on `device` (default the

@@ -21,8 +21,7 @@ from landscape.dynamics.iterates import Tracker, directions
 def saved(run, engine, replicas: list[int], p: int) -> torch.Tensor:
     """The saved θ (len(replicas), n) at step p (a multiple of save_params_every)."""
     pe = run.config.save_params_every
-    stored = run.store["params"]
-    theta = torch.as_tensor(stored.oindex[np.asarray(replicas), p // pe, :])
+    theta = torch.as_tensor(run.store.read("params", (np.asarray(replicas), p // pe, slice(None)), orthogonal=True))
     return theta.to(engine.dtype).to(engine.device)
 
 

@@ -76,10 +76,20 @@ def check(path, arrays: tuple[str, ...] | None = None) -> Report:
     damaged: list[Damage] = []
     read = 0
     for name, (dims, shape, chunks, _, _) in layout(store.config, C, n, store.layers, store.iterates).items():
-        if arrays is not None and name not in arrays or not dims:
+        if arrays is not None and name not in arrays:
+            continue
+        if not dims:  # the resume state
+            found = _state(store, name, done)
+            read += found[0]
+            damaged += found[1]
             continue
         tdim = next((d for d in dims if d in _TIME_DIMS), None)
-        if tdim is None:  # coordinates: written at creation
+        if tdim is None:  # coordinates, written whole at creation: read whole
+            read += 1
+            try:
+                store[name][...]
+            except Exception as exc:
+                damaged.append(Damage(name, (0,), (0, 0), _reason(exc)))
             continue
         ax = dims.index(tdim)
         steps = _time_steps(store, tdim)
@@ -101,8 +111,31 @@ def check(path, arrays: tuple[str, ...] | None = None) -> Report:
             try:
                 arr[sel]
             except Exception as exc:  # checksum mismatch, decompression error, truncated chunk, …
-                damaged.append(Damage(name, idx, span, f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"))
+                damaged.append(Damage(name, idx, span, _reason(exc)))
     return Report(str(path), done, read, tuple(damaged))
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:80]}"
+
+
+def _state(store: RunStore, name: str, done: int) -> tuple[int, list[Damage]]:
+    """The two resume slots: each one written must decode, and past step 0 one of them must
+    hold `steps_done` (a resume starts there)."""
+    arr, damaged, read, holds = store[name], [], 0, False
+    for slot in range(arr.shape[0]):
+        key = Path(store.path) / name / "c" / str(slot) / "0" / "0"
+        if not key.is_file():
+            continue
+        read += 1
+        try:
+            holds |= bool(np.asarray(arr[slot, 0, 0]) == done)
+            arr[slot]
+        except Exception as exc:
+            damaged.append(Damage(name, (slot, 0, 0), (done, done), _reason(exc)))
+    if done and not holds and not damaged:
+        damaged.append(Damage(name, (0, 0, 0), (done, done), f"no resume slot holds step {done}"))
+    return read, damaged
 
 
 def require_intact(path, arrays: tuple[str, ...] | None = None) -> Report:

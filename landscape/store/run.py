@@ -140,9 +140,14 @@ def is_store(path) -> bool:
     if not (p / "zarr.json").is_file():
         return False
     try:
-        return "landscape_schema" in json.loads((p / "zarr.json").read_text()).get("attributes", {})
+        meta = json.loads((p / "zarr.json").read_text())
     except (OSError, ValueError):
         return False
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return isinstance(attrs, dict) and "landscape_schema" in attrs
+
+
+STATUSES = ("interrupted", "running", "complete", "failed")
 
 
 def check_out(path: Path, overwrite: bool):
@@ -380,17 +385,95 @@ class RunStore:
         if not p.exists():
             raise LandscapeError(f"{path} does not exist")
         if not is_store(p):
+            if (p / "zarr.json").is_file():
+                try:
+                    meta = json.loads((p / "zarr.json").read_text())
+                except (OSError, ValueError):
+                    meta = None
+                if not isinstance(meta, dict) or not isinstance(meta.get("attributes", {}), dict):
+                    raise LandscapeError(f"{path} is damaged: its zarr.json is not a Zarr group's metadata")
             raise LandscapeError(f"{path} is not a landscape store (no landscape zarr.json)")
         try:
             g = zarr.open_group(str(p), mode=mode, use_consolidated=False)
         except Exception as exc:  # zarr raises several types for broken metadata
             raise LandscapeError(f"cannot open store {path}: {str(exc).splitlines()[0]}") from None
         store = cls(p, g)
+        store.verify_attributes()
         store.verify_metadata()
+        store.verify_coordinates()
         if mode == "r+":
             consolidate(p)
             store = cls(p, _writer_root(p))
         return store
+
+    def verify_attributes(self):
+        """The root attributes a reader relies on have their types and lengths: an edited or
+        damaged zarr.json is one line here, not a wrong result or a traceback downstream."""
+        a, R, steps = self.attrs, len(self.config.replicas()), self.config.steps
+
+        def bad(what):
+            raise LandscapeError(f"{self.path} is damaged: {what}")
+
+        v = a.get("landscape_schema")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            bad(f"landscape_schema = {v!r} is not a schema version")
+        if v > SCHEMA_VERSION:
+            raise LandscapeError(
+                f"{self.path} was written with store schema {v}, newer than this landscape's "
+                f"{SCHEMA_VERSION} ({__version__}); upgrade landscape to read it"
+            )
+        if a.get("status", "interrupted") not in STATUSES:
+            bad(f"status = {a.get('status')!r} is none of {', '.join(STATUSES)}")
+        for name in ("num_params", "num_classes"):
+            n = a.get(name)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                bad(f"attribute {name} = {n!r} is not a positive count")
+        for name in ("diverged_at", "stopped_at"):
+            v = a.get(name)
+            if v is None:
+                continue
+            if not isinstance(v, list) or len(v) != R:
+                bad(f"attribute {name} = {str(v)[:40]} is not a list of one step per replica ({R})")
+            if any(isinstance(x, bool) or not isinstance(x, int) or not -1 <= x < steps for x in v):
+                bad(f"attribute {name} holds {str(v)[:40]}: each must be a step of 0..{steps - 1}, or -1")
+        pm = a.get("param_map") or []
+        try:
+            sizes = [int(np.prod(shape)) for _, shape in pm]
+        except (TypeError, ValueError):
+            bad("attribute param_map is not a list of [name, shape]")
+        if pm and sum(sizes) != a["num_params"]:
+            bad(f"param_map counts {sum(sizes)} parameters, num_params says {a['num_params']}")
+        cfg = self.config
+        if pm and not cfg.model:  # the built-in MLP: its first layer's bias is as long as the width
+            hidden = [shape[0] for name, shape in pm if name.endswith("bias")][:1]
+            if hidden and hidden[0] != cfg.width:
+                bad(f"its config says width {cfg.width}, its parameters are of width {hidden[0]}")
+
+    def verify_coordinates(self):
+        """The per-replica coordinates stored beside the arrays agree with the config's replica
+        table (an edited config would otherwise be analysed as another run)."""
+        reps = self.config.replicas()
+        want = {
+            "seed": [r.seed for r in reps],
+            "eta": [r.eta for r in reps],
+            "amplitude": [r.amplitude for r in reps],
+            "period": [r.period for r in reps],
+            "loss_name": [self.config.loss] * len(reps),
+        }
+        if not self.config.model:
+            want["width"] = [self.config.width] * len(reps)
+        for name, values in want.items():
+            try:
+                got = np.asarray(self.group[name][...]).tolist()
+            except Exception as exc:  # a damaged coordinate chunk
+                raise LandscapeError(
+                    f"{self.path} is damaged: coordinate '{name}' cannot be read ({type(exc).__name__})"
+                ) from None
+            if got != list(values):
+                raise LandscapeError(
+                    f"{self.path} is damaged: its config and its '{name}' coordinate disagree "
+                    f"({_short(values)} against {_short(got)}); was the config edited?"
+                )
 
     def verify_metadata(self):
         """Every array of the layout is there, readable, with its shape; `steps_done` fits.
@@ -450,6 +533,19 @@ class RunStore:
             raise LandscapeError(f"{self.path}: '{name}' is not an array")
         return a
 
+    def read(self, name: str, selection=(), orthogonal: bool = False) -> np.ndarray:
+        """`self[name][selection]` as NumPy (`.oindex` with `orthogonal`); a chunk that fails to
+        decode (checksum, truncation) is one line naming the store and the array, not a codec's
+        traceback."""
+        a = self[name]
+        try:
+            return np.asarray(a.oindex[selection] if orthogonal else a[selection])
+        except Exception as exc:
+            raise LandscapeError(
+                f"{self.path} is damaged: array '{name}' cannot be read ({type(exc).__name__}: "
+                f"{(str(exc).splitlines() or [''])[0][:60]}); see: landscape check {self.path}"
+            ) from None
+
     def dataset(self, complete_only: bool = True):
         """The store as an xarray.Dataset (lazy), trimmed to the recorded steps.
 
@@ -470,10 +566,9 @@ class RunStore:
 
     def read_ckpt(self, step: int, n: int):
         """θ (R, n) and warm-start vectors (R, j, n), j ≥ top_k, or None at `step`, from the state slots."""
-        ck = self["state/ckpt"]
         for s in range(2):
-            row = np.asarray(ck[s])
-            if row[0, 0] == step:
+            row = self._slot(s)
+            if row is not None and row[0, 0] == step:
                 theta = row[:, 1 : 1 + n]
                 ev = row[:, 1 + n :].reshape(row.shape[0], -1, n)
                 # a diverged replica (θ NaN) has no warm start and needs none; any other gap (a
@@ -481,6 +576,15 @@ class RunStore:
                 gap = np.isnan(ev).any(axis=(1, 2)) & np.isfinite(theta).all(axis=1)
                 return theta, (None if gap.any() or np.isnan(ev).all() else ev)
         raise LandscapeError(f"store has no resume state for step {step}; it cannot be resumed")
+
+    def _slot(self, s: int) -> np.ndarray | None:
+        """Resume slot s, or None where it cannot be read (damaged: `landscape check` names it)."""
+        try:
+            return np.asarray(self["state/ckpt"][s])
+        except LandscapeError:
+            raise
+        except Exception:
+            return None
 
     # --- writing ----------------------------------------------------------------------
     def _writable(self, name: str) -> zarr.Array:
@@ -529,9 +633,16 @@ class RunStore:
         if eigvecs is not None:  # stores from before the guard vectors hold only the top-k
             j = (row.shape[1] - 1 - n) // n
             row[:, 1 + n :] = eigvecs[:, :j].reshape(R, -1)
-        # never overwrite the slot holding steps_done: a crash now must leave it readable
-        slot = 1 if ck[0, 0, 0] == self.steps_done else 0
+        # never overwrite the slot holding steps_done: a crash now must leave it readable (a
+        # damaged slot holds nothing and is written over)
+        first = self._slot(0)
+        slot = 1 if first is not None and first[0, 0] == self.steps_done else 0
         ck[slot] = row
+
+
+def _short(values) -> str:
+    v = sorted(set(values), key=str)
+    return ", ".join(map(str, v[:3])) + (", …" if len(v) > 3 else "")
 
 
 def open_dataset(path, complete_only: bool = True):

@@ -35,9 +35,11 @@ def create(path, spec_json: str, names: list[str]):
 def is_sweep(path) -> bool:
     p = Path(path) / "zarr.json"
     try:
-        return "landscape_sweep" in json.loads(p.read_text()).get("attributes", {})
+        meta = json.loads(p.read_text())
     except (OSError, ValueError):
         return False
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return isinstance(attrs, dict) and "landscape_sweep" in attrs
 
 
 def index(path) -> tuple[str, list[str]]:

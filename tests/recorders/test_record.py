@@ -227,7 +227,7 @@ def test_resume_refuses_changed_data(tmp_path, tiny_cfg):
     g.set_attrs(status="interrupted", steps_done=100)
     save_dataset(spiral_dataset(10, seed=5, val_seed=1), f)  # same shapes, other points
     before = {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()}
-    with pytest.raises(LandscapeError, match="the data differ from those the run was started on"):
+    with pytest.raises(LandscapeError, match="the data differ from those the run was recorded on"):
         resume(out)
     assert {p: p.read_bytes() for p in Path(out).rglob("*") if p.is_file()} == before
 

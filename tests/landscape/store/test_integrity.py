@@ -76,6 +76,9 @@ def test_an_intact_store_reads_every_chunk(intact, tiny_cfg_module):
         if t:
             ax = dims.index(t[0])
             expect += -(-shape[ax] // chunks[ax])
+        elif dims:  # a coordinate, read whole
+            expect += 1
+    expect += sum(1 for f in (intact / "state" / "ckpt" / "c").rglob("*") if f.is_file())  # the resume slots
     assert rep.chunks_read == expect
     r = CliRunner().invoke(main, ["check", str(intact)])
     assert r.exit_code == 0 and "intact" in r.output
@@ -178,3 +181,33 @@ def test_chunks_equal_to_their_fill_value_are_written_not_reported_missing(tmp_p
     out = record(cfg, tmp_path / "one.zarr")
     report = check(out)
     assert report.ok, report.damaged
+
+
+@pytest.mark.parametrize("slot_of", ["holding", "other"])
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_a_damaged_resume_slot_is_found_and_rewound_over(run, slot_of, how, tmp_path):
+    """The resume state is read too: a damaged slot is reported (the one a resume needs, or the
+    other), `--resume` refuses in one line naming --rewind, and the rewind leaves an intact store
+    that resumes to the end."""
+    done = RunStore.open(run).steps_done
+    files = sorted((run / "state" / "ckpt" / "c").rglob("*"))
+    files = [f for f in files if f.is_file()]
+    import numpy as np
+
+    holding = [f for f in files if np.asarray(RunStore.open(run)["state/ckpt"][int(f.parts[-3])])[0, 0] == done]
+    target = holding[0] if slot_of == "holding" else next(f for f in files if f not in holding)
+    b = bytearray(target.read_bytes())
+    if how == "truncate":
+        b = b[: len(b) // 2]
+    else:
+        b[len(b) // 2] ^= 0xFF
+    target.write_bytes(bytes(b))
+    rep = check(run)
+    assert [d.array for d in rep.damaged] == ["state/ckpt"], rep.damaged
+    r = CliRunner().invoke(main, ["check", str(run)])
+    assert r.exit_code == 1 and "state/ckpt" in r.output
+    r = CliRunner().invoke(main, ["record", "--resume", str(run), "-q"])
+    assert r.exit_code == 2 and "--rewind" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    r = CliRunner().invoke(main, ["record", "--resume", str(run), "--rewind", "-q"])
+    assert r.exit_code == 0, r.output
+    assert check(run).ok and RunStore.open(run).status == "complete"
