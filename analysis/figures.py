@@ -28,7 +28,11 @@ def save(fig, path) -> list[str]:
     out = []
     for suffix in (".png", ".pdf"):
         p = base.with_suffix(suffix)
-        fig.savefig(p, dpi=130)
+        try:
+            fig.savefig(p, dpi=130)
+        except OSError as exc:  # a full disk, a folder gone: no half-written figure left behind
+            p.unlink(missing_ok=True)
+            raise LandscapeError(f"cannot write figure {p}: {exc.strerror or exc}") from None
         out.append(str(p))
     return out
 

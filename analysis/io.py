@@ -8,30 +8,47 @@ the recorded arrays.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from landscape import LandscapeError
+from landscape.store import results
 from landscape.store.run import REPLICA_COORDS, consolidate, is_store
 
 
-def save_result(result: xr.Dataset, run_path, group: str, out=None) -> str:
-    """Write `result` as `group` of `out` (an output store) or, by default, of the run store.
-
-    Returns where it went. A read-only run store without `out` is an error, not a crash.
-    """
+def check_target(run_path, out=None) -> Path:
+    """Where `save_result` will write, checked before any work: a read-only run store or a
+    recorded run given as `out` is refused in one line before minutes of computing, not after."""
     target = Path(out) if out is not None else Path(run_path)
     if out is None and not os.access(target, os.W_OK):
         raise LandscapeError(f"{run_path} is read-only; pass --out OTHER.zarr to save the result elsewhere")
     if out is not None and target.exists() and is_store(target) and target.resolve() != Path(run_path).resolve():
         raise LandscapeError(f"--out {out} is a recorded run; choose a separate output store")
+    if out is not None and target.exists() and not target.is_dir():
+        raise LandscapeError(f"--out {out} exists and is not a Zarr store")
+    where = target if target.exists() else target.resolve().parent
+    if not where.is_dir():
+        raise LandscapeError(f"cannot write {target}: directory {where} does not exist")
+    try:  # permissions are not everything (read-only mounts, full disks): try it
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        raise LandscapeError(f"cannot write {target}: {where} does not accept new files ({exc.strerror})") from None
+    return target
+
+
+def save_result(result: xr.Dataset, run_path, group: str, out=None) -> str:
+    """Write `result` as `group` of `out` (an output store) or, by default, of the run store,
+    marked complete once whole (`landscape.store.results`). Returns where it went."""
+    target = check_target(run_path, out)
     try:
-        result.to_zarr(str(target), group=group, mode="w", consolidated=False, zarr_format=3)
+        results.write(result, target, group)
         consolidate(target)  # so that xarray.open_zarr(target, group=group) finds it
-    except (OSError, PermissionError) as exc:
-        raise LandscapeError(f"cannot write {target}/{group}: {exc}") from None
+    except OSError as exc:
+        raise LandscapeError(f"cannot write {target}/{group}: {exc.strerror or exc}") from None
     return f"{target}/{group}"
 
 

@@ -114,7 +114,9 @@ def sweep(
     progress=None,
 ) -> Path:
     """Run every batch of `spec` into the sweep store `out`."""
-    batches = check(spec, out, workers=workers, scheduler=scheduler, resume_existing=resume_existing, overwrite=overwrite)
+    batches = check(
+        spec, out, workers=workers, scheduler=scheduler, resume_existing=resume_existing, overwrite=overwrite
+    )
     out = Path(out)
     with lock.held(out):
         return _sweep(spec, batches, out, workers, scheduler, resume_existing, overwrite, progress)
@@ -135,7 +137,9 @@ def check(
     if workers < 1:
         raise LandscapeError(f"--workers must be >= 1, got {workers}")
     if scheduler and workers != 1:
-        raise LandscapeError("--workers are local processes and --scheduler runs the batches on a Dask cluster; give one")
+        raise LandscapeError(
+            "--workers (local processes) and --scheduler (a Dask cluster) are two places to run; give one"
+        )
     if resume_existing and overwrite:
         raise LandscapeError("--resume continues a sweep and --overwrite replaces it; give one")
     batches = plan(spec)

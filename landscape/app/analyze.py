@@ -23,6 +23,18 @@ def plot():
     """Draw the paper's figures from recorded stores (PNG and PDF)."""
 
 
+def _summary_out(out) -> None:
+    """An output store of summaries: never a recorded run, writable, checked before the work."""
+    if not out:
+        return
+    from landscape.analysis.io import check_target
+    from landscape.store.run import is_store
+
+    if is_store(out):
+        raise LandscapeError(f"--out {out} is a recorded run; choose a separate output store")
+    check_target(out, out)
+
+
 def _save_pair(out, name, runs, summary) -> str:
     """Save the per-run and summary datasets as `name/runs`, `name/summary` of the store `out`."""
     if not out:
@@ -130,7 +142,7 @@ def _load_series(path: str):
 @click.option(
     "--hold", default=128, show_default=True, help="iterates: first steps over which a bounce from the start is held"
 )
-@click.option("--max-period", default=16, show_default=True)
+@click.option("--max-period", default=16, show_default=True, help="the longest period of the cascade looked for")
 @click.option("--chaos-window", default=64, show_default=True, help="chaos: steps per repeat test")
 @click.option("--repeat-tol", default=0.05, show_default=True, help="chaos: relative repeat error of no period")
 @click.option(
@@ -169,7 +181,7 @@ def bifurcations(
 ):
     """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
     from landscape.analysis.bifurcations import Detector, detect, detect_series
-    from landscape.analysis.io import save_result
+    from landscape.analysis.io import check_target, save_result
 
     det = Detector(
         min_run=min_run,
@@ -203,6 +215,7 @@ def bifurcations(
         if out:
             click.echo(f"saved to {save_result(res, out, 'bifurcations', out)}")
         return
+    check_target(store, out)  # a read-only store is refused before the detection, not after
     res = detect(store, det, variable, lambda_source)
     click.echo(
         f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>5} {'T':>6} {'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} "
@@ -235,10 +248,12 @@ def bifurcations(
 @analyze.command()
 @click.argument("store")
 @click.option("--step", "steps", type=int, multiple=True, required=True, help="step of the slice (repeat for several)")
-@click.option("--replica", default=0, show_default=True)
-@click.option("--grid", default=41, show_default=True, help="grid points per axis")
+@click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
+@click.option("--grid", default=41, type=click.IntRange(min=3), show_default=True, help="grid points per axis")
 @click.option("--span", default=1.0, show_default=True, help="a, b ∈ [−span, span]")
-@click.option("--follow", default=20, show_default=True, help="iterates after x_t to project")
+@click.option(
+    "--follow", default=20, type=click.IntRange(min=0), show_default=True, help="iterates after x_t to project"
+)
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_slices_r<replica>.png]")
 @user_errors()
@@ -246,11 +261,12 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     """The loss in the plane of the top-2 Hessian eigenvectors at the given steps, with the iterates."""
 
     from landscape.analysis.figures import draw_slices
-    from landscape.analysis.io import save_result
+    from landscape.analysis.io import check_target, save_result
     from landscape.analysis.slices import loss_slices
 
     fig = fig or _beside(store, out, f"slices_r{replica}.png")
     _fig_dir(fig, "--fig")
+    check_target(store, out)
     res = loss_slices(store, steps, replica, grid=grid, span=span, follow=follow)
     click.echo(f"{'step':>7} {'λ1':>8} {'λ2':>8} {'F(x_t)':>9} {'min F':>9} {'max off-plane':>13}  eigenvectors")
     for i, s in enumerate(res.slice_step.values):
@@ -271,7 +287,7 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
 @analyze.command()
 @click.argument("store")
 @click.option("--step", type=int, required=True, help="the step whose θ is the centre")
-@click.option("--replica", default=0, show_default=True)
+@click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
 @click.option(
     "--directions",
     type=click.Choice(["random", "eigen", "pca"]),
@@ -280,9 +296,9 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     help="random (filter-normalised, seeded), the top Hessian eigenvectors, or the path's PCA plane",
 )
 @click.option("--dims", type=click.IntRange(1, 2), default=2, show_default=True, help="a 1-D or 2-D surface")
-@click.option("--grid", default=51, show_default=True, help="grid points per axis")
+@click.option("--grid", default=51, type=click.IntRange(min=2), show_default=True, help="grid points per axis")
 @click.option("--span", default=None, type=float, help="a, b ∈ [−span, span] [default 1; pca: the path's extent]")
-@click.option("--seed", default=0, show_default=True, help="seed of the random directions")
+@click.option("--seed", default=0, type=click.IntRange(min=0), show_default=True, help="seed of the random directions")
 @click.option(
     "--bias",
     type=click.Choice(["zero", "keep"]),
@@ -291,7 +307,11 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     help="random directions' 1-D parameters: zero, or θ's own (loss-landscape's options)",
 )
 @click.option(
-    "--batch", default=16, show_default=True, help="grid points per batched evaluation (memory: docs/performance.md)"
+    "--batch",
+    default=16,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="grid points per batched evaluation (memory: docs/performance.md)",
 )
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_surface_<directions>_t<step>.png]")
@@ -300,11 +320,12 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
 def surface(store, step, replica, directions, dims, grid, span, seed, bias, batch, out, fig, html):
     """F_t, static loss and accuracies on a grid around θ_t (loss-landscape's surfaces, batched)."""
     from landscape.analysis.figures import draw_surface
-    from landscape.analysis.io import save_result
+    from landscape.analysis.io import check_target, save_result
     from landscape.analysis.surfaces import surface as compute
 
     fig = fig or _beside(store, out, f"surface_{directions}_t{step}.png")
     _fig_dir(fig, "--fig")
+    check_target(store, out)
     if html:  # before the work: a missing extra or a 1-D request is one line
         from landscape.machine.extras import require
 
@@ -326,27 +347,30 @@ def surface(store, step, replica, directions, dims, grid, span, seed, bias, batc
 
 @analyze.command()
 @click.argument("store")
-@click.option("--from-step", "step_a", type=int, required=True)
-@click.option("--to-step", "step_b", type=int, default=None, help="[default: --from-step]")
-@click.option("--replica", default=0, show_default=True)
-@click.option("--to-replica", default=None, type=int, help="[default: --replica]")
+@click.option("--from-step", "step_a", type=click.IntRange(min=0), required=True, help="the step of θ_a")
+@click.option("--to-step", "step_b", type=click.IntRange(min=0), default=None, help="[default: --from-step]")
+@click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
+@click.option("--to-replica", default=None, type=click.IntRange(min=0), help="[default: --replica]")
 @click.option("--to-store", default=None, help="θ_b from another store [default: the same]")
-@click.option("--alpha-min", default=-0.5, show_default=True)
-@click.option("--alpha-max", default=1.5, show_default=True)
-@click.option("--points", default=41, show_default=True)
+@click.option("--alpha-min", default=-0.5, show_default=True, help="first α of the line")
+@click.option("--alpha-max", default=1.5, show_default=True, help="last α of the line")
+@click.option("--points", default=41, type=click.IntRange(min=2), show_default=True, help="points on the line")
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_interpolate.png]")
 @user_errors()
 def interpolate(store, step_a, step_b, replica, to_replica, to_store, alpha_min, alpha_max, points, out, fig):
     """F and accuracy along θ(α) = (1 − α)θ_a + αθ_b between two steps, replicas or stores."""
     from landscape.analysis.figures import draw_interpolation
-    from landscape.analysis.io import save_result
+    from landscape.analysis.io import check_target, save_result
     from landscape.analysis.surfaces import interpolate as compute
+    from landscape.machine import memory
 
     if points < 2 or not (np.isfinite(alpha_min) and np.isfinite(alpha_max) and alpha_min < alpha_max):
         raise LandscapeError("interpolation needs --points >= 2 and finite --alpha-min < --alpha-max")
+    memory.require(points * 8 * 6, f"{points} points of a line")
     fig = fig or _beside(store, out, "interpolate.png")
     _fig_dir(fig, "--fig")
+    check_target(store, out)
     alphas = np.linspace(alpha_min, alpha_max, points)
     res = compute(store, step_a, replica, to_store, step_b, to_replica, alphas)
     for a in (0.0, 1.0):
@@ -362,16 +386,19 @@ def interpolate(store, step_a, step_b, replica, to_replica, to_store, alpha_min,
 
 @analyze.command()
 @click.argument("store")
-@click.option("--replica", default=0, show_default=True)
-@click.option("--components", default=2, show_default=True)
+@click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
+@click.option(
+    "--components", default=2, type=click.IntRange(min=1), show_default=True, help="principal components kept"
+)
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @user_errors()
 def pca(store, replica, components, out):
     """Principal directions of the saved path (θ_t − θ_last) and the path in their coordinates;
     `analyze surface --directions pca` draws the surface on that plane with the path."""
-    from landscape.analysis.io import save_result
+    from landscape.analysis.io import check_target, save_result
     from landscape.analysis.surfaces import pca as compute
 
+    check_target(store, out)
     res = compute(store, replica, components)
     click.echo("explained variance: " + ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(res.explained.values)))
     click.echo(f"saved to {save_result(res, store, f'pca/r{replica}', out)}")
@@ -381,12 +408,22 @@ def pca(store, replica, components, out):
 @click.argument("store")
 @click.option("--step", "steps", type=int, multiple=True,
               help="steps (repeat) [default: the recorded density's steps, else every saved step]")  # fmt: skip
-@click.option("--replica", default=0, show_default=True)
+@click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
 @click.option(
-    "--lanczos-steps", type=int, default=None, help="M: Lanczos steps per vector [default: recorded, else 80]"
+    "--lanczos-steps",
+    type=click.IntRange(min=2),
+    default=None,
+    help="M: Lanczos steps per vector [default: recorded, else 80]",
 )
-@click.option("--vectors", type=int, default=None, help="V: random vectors per step [default: recorded, else 8]")
-@click.option("--bottom-k", type=int, default=None, help="bottom eigenvalues per step [default: recorded, else 1]")
+@click.option(
+    "--vectors", type=click.IntRange(min=1), default=None, help="V: random vectors per step [default: recorded, else 8]"
+)
+@click.option(
+    "--bottom-k",
+    type=click.IntRange(min=1),
+    default=None,
+    help="bottom eigenvalues per step [default: recorded, else 1]",
+)
 @click.option("--recompute", is_flag=True, help="compute by replay even where the run recorded the density")
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_density_r<replica>.png]")
@@ -395,12 +432,13 @@ def density(store, steps, replica, lanczos_steps, vectors, bottom_k, recompute, 
     """The Hessian's eigenvalue density (stochastic Lanczos quadrature) and λ_min: read where the
     run recorded them (record --density-steps/--bottom-k), else computed at stored steps by replay."""
     from landscape.analysis.figures import draw_density
-    from landscape.analysis.io import save_result
+    from landscape.analysis.io import check_target, save_result
     from landscape.analysis.spectra import density as compute
     from landscape.runs.opened import Run
 
     fig = fig or _beside(store, out, f"density_r{replica}.png")
     _fig_dir(fig, "--fig")
+    check_target(store, out)
     run = Run.of(store)
     res = compute(run, list(steps) or None, replica, lanczos_steps, vectors, bottom_k, recompute=recompute)
     click.echo(f"nodes {res.attrs['nodes_from']}, λ_min {res.attrs['lambda_min_from']} "
@@ -436,6 +474,7 @@ def instability(stores, out, fig):
     from landscape.analysis.first_instability import first_instabilities, summarize
 
     _fig_dir(fig, "--fig")
+    _summary_out(out)
     runs = first_instabilities(stores)
     summ = summarize(runs)
     _print_summary(summ, CONDITION + INSTABILITY_COLUMNS)
@@ -444,7 +483,7 @@ def instability(stores, out, fig):
 
 @plot.command()
 @click.argument("store")
-@click.option("--replica", default=0, show_default=True)
+@click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
 @click.option(
     "--slice-step",
     "slice_steps",
@@ -500,6 +539,7 @@ def generalization(stores, out, fig):
     from landscape.analysis.generalization import draw_fig3, final_accuracies, summarize
 
     _fig_dir(fig, "--fig")
+    _summary_out(out)
     runs = final_accuracies(stores)
     summ = summarize(runs)
     _print_summary(summ, CONDITION[:1] + [("width", 5, "width", "d")] + CONDITION[1:] + GENERALIZATION_COLUMNS)

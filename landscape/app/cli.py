@@ -31,7 +31,33 @@ RUN_KNOBS = knobs(RunConfig)
 SWEEP_KNOBS = sweep_knobs()
 
 
-@click.group()
+class OneLineErrors(click.Group):
+    """The command group whose usage errors (an unknown option, a value out of its range, a
+    missing argument) are one line and exit status 2, like every other user error, instead of
+    click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help, as click prints it
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else str(exc))
+            sys.exit(0)
+        except click.UsageError as exc:
+            cmd = exc.ctx.command_path if exc.ctx is not None else "landscape"
+            click.echo(f"error: {exc.format_message()} (see: {cmd} --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="landscape")
 def main():
     """Record and analyse training under dynamical loss functions."""
@@ -420,7 +446,9 @@ def reproduce(figure, full, scaled, quick, tiny, device, workers, scheduler, out
         if extra:
             raise LandscapeError(f"--redraw trains nothing; {', '.join(extra)} would do nothing with it")
     if scheduler and workers is not None:
-        raise LandscapeError("--workers are local processes and --scheduler runs the batches on a Dask cluster; give one")
+        raise LandscapeError(
+            "--workers (local processes) and --scheduler (a Dask cluster) are two places to run; give one"
+        )
     workers = workers or 1
     from .reproduce import check_out_dir, estimate, run
 

@@ -51,3 +51,59 @@ def test_read_only_run_needs_out(tmp_path):
             save_result(xr.Dataset(), run, "g")
     finally:
         os.chmod(run, 0o755)
+
+
+def test_the_target_is_checked_before_any_work(tmp_path, monkeypatch):
+    """A store on a read-only mount (as root, permissions alone do not show it: the file system
+    refuses new files) is refused by `analyze bifurcations` before the detection runs."""
+    import errno
+    import tempfile
+
+    from click.testing import CliRunner
+
+    import landscape.analysis.bifurcations as bif
+    from landscape.app.cli import main
+
+    ran = []
+    monkeypatch.setattr(bif, "detect", lambda *a, **kw: ran.append(1))
+
+    def read_only(*a, **kw):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    r = CliRunner().invoke(main, ["analyze", "bifurcations", str(SHIPPED)])
+    assert r.exit_code == 2 and "does not accept new files (Read-only file system)" in r.output, r.output
+    assert ran == [] and r.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["instability", "generalization"])
+def test_a_summary_out_that_is_a_run_is_refused_before_the_work(tmp_path, command):
+    from click.testing import CliRunner
+
+    from landscape.app.cli import main
+
+    run = tmp_path / "run.zarr"
+    shutil.copytree(SHIPPED, run)
+    r = CliRunner().invoke(main, ["analyze", command, str(SHIPPED), "--out", str(run), "--fig", str(tmp_path / "f")])
+    assert r.exit_code == 2 and "is a recorded run; choose a separate output store" in r.output, r.output
+    assert not list(tmp_path.glob("f*"))
+
+
+def test_a_full_disk_while_saving_a_figure_is_one_line(tmp_path, monkeypatch):
+    """ENOSPC from the figure writer: one line naming the file, no half-written file left."""
+    import errno
+
+    from click.testing import CliRunner
+    from matplotlib.figure import Figure
+
+    from landscape.app.cli import main
+
+    def full(self, path, **kw):
+        open(path, "wb").write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    fig = tmp_path / "f.png"
+    r = CliRunner().invoke(main, ["plot", "fig1", str(SHIPPED), "--out", str(fig)])
+    assert r.exit_code == 2 and f"cannot write figure {fig}: No space left on device" in r.output, r.output
+    assert not fig.exists()

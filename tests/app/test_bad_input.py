@@ -276,3 +276,95 @@ def test_a_store_whose_steps_done_is_not_a_number(tmp_path):
     (out / "zarr.json").write_text(json.dumps(meta))
     for cmd in ("info", "check"):
         one_line_error([cmd, str(out)], "is damaged: steps_done = 'abc' is not a step count")
+
+
+# --- options past their limits, before any work (each case a traceback or a silent run before) ---
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["analyze", "surface", "STORE", "--step", "100", "--grid", "1000000"], "surface needs about"),
+        (["analyze", "surface", "STORE", "--step", "100", "--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
+        (["analyze", "surface", "STORE", "--step", "100", "--replica", "-1"], "'--replica': -1 is not in the range"),
+        (["analyze", "surface", "STORE", "--step", "100", "--batch", "0"], "'--batch': 0 is not in the range x>=1"),
+        (["analyze", "slices", "STORE", "--step", "100", "--follow", "-1"], "'--follow': -1 is not in the range"),
+        (["analyze", "pca", "STORE", "--components", "-1"], "'--components': -1 is not in the range x>=1"),
+        (["analyze", "pca", "STORE", "--components", "99"], "--components must be from 1 to 19 (the path has 20 saved vectors)"),
+        (["analyze", "density", "STORE", "--step", "100", "--bottom-k", "1000"], "--bottom-k from 1 to 603 (got 1000)"),
+        (["analyze", "density", "STORE", "--step", "100", "--lanczos-steps", "100000"], "--lanczos-steps from 2 to"),
+        (["analyze", "interpolate", "STORE", "--from-step", "5", "--points", "10000000000000"], "points of a line"),
+        (["analyze", "bifurcations", "STORE", "--bogus"], "No such option '--bogus'"),
+        (["sweep", "--config", "DIR", "--dry-run"], "is a directory, not a TOML file"),
+    ],
+)
+def test_options_past_their_limits_are_one_line(tmp_path, args, message):
+    (tmp_path / "cfg").mkdir()
+    args = [{"STORE": str(SHIPPED), "DIR": str(tmp_path / "cfg")}.get(a, a) for a in args]
+    if args[0] == "analyze":
+        args += ["--out", str(tmp_path / "o.zarr")]
+    one_line_error(args, message)
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_bottom_k_past_the_network_is_refused_before_the_store(tmp_path):
+    out = tmp_path / "r.zarr"
+    one_line_error(["record", "--bottom-k", "1000", "--out", str(out)] + SMALL, "bottom-k (1000) exceeds the network's")
+    assert not out.exists()
+
+
+# --- the dry run checks what the run checks; contradictions are refused ---
+SWEEP = ["sweep", "--loss", "dce", "--width", "4", "--steps", "20", "--n-per-class", "8"]
+
+
+@pytest.mark.parametrize("dry", [True, False])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--eta", "0.5,0.5"], "eta 0.5 given twice"),
+        (["--width", "4,4"], "width 4 given twice"),
+        (["--workers", "0"], "--workers must be >= 1, got 0"),
+        (["--workers", "-2"], "--workers must be >= 1, got -2"),
+        (["--out", "RUN"], "is not a landscape sweep store; refusing to overwrite it"),
+        (["--out", "SWEEP"], "already exists; use --resume to continue it or --overwrite"),
+        (["--steps-per-eta", "100"], "--steps fixes every run's length and --steps-per-eta sets it from η"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "are two places to run; give one"),
+    ],
+)
+def test_the_dry_run_refuses_what_the_run_refuses(tmp_path, args, message, dry):
+    run = tmp_path / "run.zarr"
+    shutil.copytree(SHIPPED, run)
+    sweep = tmp_path / "s.zarr"
+    assert CliRunner().invoke(main, [*SWEEP, "--out", str(sweep), "-q"]).exit_code == 0
+    before = snapshot(tmp_path)
+    args = [{"RUN": str(run), "SWEEP": str(sweep)}.get(a, a) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "new.zarr")]
+    one_line_error(SWEEP + args + (["--dry-run"] if dry else []), message)
+    assert snapshot(tmp_path) == before
+
+
+def test_steps_in_the_toml_file_and_steps_per_eta_on_the_line(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text('loss = ["dce"]\nsteps = 500\n')
+    one_line_error(["sweep", "--config", str(toml), "--steps-per-eta", "100", "--dry-run"], "--steps-per-eta")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tiny", "--quick"], "--quick and --tiny are sizes of the same run; give one"),
+        (["--redraw", "--workers", "2"], "--redraw trains nothing; --workers would do nothing with it"),
+        (["--redraw", "--device", "cpu"], "--redraw trains nothing; --device"),
+        (["--tiny", "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "are two places to run; give one"),
+        (["--tiny", "--out", "RUN"], "is a Zarr store (a recording or a sweep); reproduce writes a folder"),
+        (["--tiny", "--workers", "0"], "'--workers': 0 is not in the range x>=1"),
+    ],
+)
+def test_reproduce_contradictions_and_wrong_places(tmp_path, args, message):
+    run = tmp_path / "run.zarr"
+    shutil.copytree(SHIPPED, run)
+    before = snapshot(tmp_path)
+    args = [{"RUN": str(run)}.get(a, a) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "rep")]
+    one_line_error(["reproduce", "fig4", *args], message)
+    assert snapshot(tmp_path) == before

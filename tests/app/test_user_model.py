@@ -81,7 +81,10 @@ def test_factory_from_a_file_path(tmp_path):
         ("no_such_module:make", "cannot import module 'no_such_module'"),
         ("examples.cnn:nothing", "has no callable 'nothing'"),
         ("examples.cnn", "expected PKG.MODULE:FACTORY"),
-        ("examples.cnn:DigitsCNN", "the model failed on the 120 training inputs of shape (120, 8, 8)"),  # DigitsCNN(0): 0 channels
+        (
+            "examples.cnn:DigitsCNN",
+            "the model failed on the 120 training inputs of shape (120, 8, 8)",
+        ),  # DigitsCNN(0): 0 channels
     ],
 )
 def test_bad_model_specs_are_one_line(tmp_path, monkeypatch, model, message):
@@ -137,7 +140,7 @@ def test_a_sweep_of_a_user_model(tmp_path):
     assert r.exit_code == 2 and "--model-arg" in r.output and not (tmp_path / "w.zarr").exists()
 
 
-MISBEHAVING = '''
+MISBEHAVING = """
 import torch
 from torch import nn
 
@@ -182,7 +185,7 @@ def make(seed, kind):
 def by_seed(seed):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(2, 4 + seed), nn.Tanh(), nn.Linear(4 + seed, 3))
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -201,7 +204,17 @@ def test_a_misbehaving_model_is_one_line_naming_it_before_any_store(tmp_path, fa
     that names the model and what the engine needs."""
     (tmp_path / "bad_models.py").write_text(MISBEHAVING)
     out = tmp_path / "run.zarr"
-    cmd = ["record", "--model", f"{tmp_path / 'bad_models.py'}:{factory}", "--seeds", "2", "--eta", "0.1", "--out", str(out)]
+    cmd = [
+        "record",
+        "--model",
+        f"{tmp_path / 'bad_models.py'}:{factory}",
+        "--seeds",
+        "2",
+        "--eta",
+        "0.1",
+        "--out",
+        str(out),
+    ]
     for a in args:
         cmd += ["--model-arg", a]
     r = CliRunner().invoke(main, cmd + SMALL)

@@ -23,14 +23,17 @@ def summary_names(wanted, out=None) -> list[str]:
 
 
 def open_summary(path):
-    import xarray as xr
+    """A summary store, loaded; refused where it was cut off while written."""
+    from landscape.store import results
 
-    with xr.open_zarr(path, consolidated=False) as ds:
-        return ds.load()
+    return results.open_complete(path)
 
 
 def write_summary(ds, path: Path) -> None:
-    ds.to_zarr(path, mode="w", consolidated=False, zarr_format=3)
+    """Write a summary store, marked complete once whole (`landscape.store.results`)."""
+    from landscape.store import results
+
+    results.write(ds, path)
 
 
 def table(header, rows) -> str:
