@@ -8,6 +8,7 @@ order makes a crash lose at most the steps since the last flush).
 from __future__ import annotations
 
 import math
+import shlex
 import signal
 import threading
 from collections.abc import Callable
@@ -122,7 +123,7 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
         p = rewind_step(report, cfg)
         raise LandscapeError(
             f"{report.summary()}; to record again from step {p} (the last intact flush with saved "
-            f"parameters): landscape record --resume {path} --rewind"
+            f"parameters): landscape record --resume {shlex.quote(str(path))} --rewind"
         )
     store = RunStore.open(path, mode="r+")
     if done == 0:
@@ -181,7 +182,7 @@ def _run(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start: i
                 pass  # the status cannot be written either; steps_done still tells what is there
         raise LandscapeError(
             f"writing {store.path} failed: {exc.strerror or exc}; the {done} steps flushed before are kept — "
-            f"free the space and continue with: landscape record --resume {store.path}"
+            f"free the space and continue with: landscape record --resume {shlex.quote(str(store.path))}"
         ) from None
     except BaseException as exc:
         with signals_deferred():

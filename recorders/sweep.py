@@ -112,14 +112,16 @@ def sweep(
     resume_existing: bool = False,
     overwrite: bool = False,
     progress=None,
+    notify=None,
 ) -> Path:
-    """Run every batch of `spec` into the sweep store `out`."""
+    """Run every batch of `spec` into the sweep store `out`. `notify(line)` hears what a run
+    on a Dask cluster waits for (default: standard error)."""
     batches = check(
         spec, out, workers=workers, scheduler=scheduler, resume_existing=resume_existing, overwrite=overwrite
     )
     out = Path(out)
     with lock.held(out):
-        return _sweep(spec, batches, out, workers, scheduler, resume_existing, overwrite, progress)
+        return _sweep(spec, batches, out, workers, scheduler, resume_existing, overwrite, progress, notify)
 
 
 def check(
@@ -163,7 +165,7 @@ def check(
     return batches
 
 
-def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwrite, progress) -> Path:
+def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwrite, progress, notify=None) -> Path:
     names = [sweep_store.batch_name(i) for i in range(len(batches))]
     client = _connect(scheduler) if scheduler else None
     if out.exists() and overwrite and not resume_existing:
@@ -189,7 +191,7 @@ def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwr
         )
         try:
             for f in futures:
-                f.result()
+                _result_or_say(f, client, scheduler, notify)
                 done += 1
                 if progress:
                     progress(done, len(batches))
@@ -226,6 +228,31 @@ def _sweep(spec, batches, out: Path, workers, scheduler, resume_existing, overwr
             if progress:
                 progress(done, len(batches))
     return out
+
+
+NO_WORKER_WAIT = 10.0  # seconds a batch waits before the sweep says the cluster has no worker
+
+
+def _result_or_say(future, client, address: str, notify=None) -> None:
+    """The batch's result; while it waits on a cluster with no worker (its only one died or
+    left), say so every NO_WORKER_WAIT seconds instead of waiting in silence."""
+    from distributed import TimeoutError as DaskTimeout
+
+    say = notify or (lambda line: print(line, file=sys.stderr, flush=True))
+    while True:
+        try:
+            future.result(timeout=NO_WORKER_WAIT)
+            return
+        except (TimeoutError, DaskTimeout):
+            try:
+                workers = len(client.scheduler_info().get("workers", {}))
+            except Exception:  # the scheduler itself gone: the next result() says it
+                continue
+            if workers == 0:
+                say(
+                    f"the Dask cluster at {address} has no worker (the last one died or left): the batches "
+                    "wait for one; start a worker, or stop (Ctrl-C) and continue later with: landscape sweep --resume"
+                )
 
 
 def _connect(address: str, timeout: float = 10.0):

@@ -16,6 +16,7 @@ DOCS = [
     *sorted((ROOT / "docs").glob("*.md")),
     *sorted((ROOT / "docs" / "howto").glob("*.md")),
     *sorted((ROOT / "docs" / "reference").glob("*.md")),
+    ROOT / "data" / "README.md",
 ]
 
 
@@ -76,8 +77,36 @@ def test_toml_block_is_a_valid_sweep(text, tmp_path):
     assert spec.num_runs() > 0
 
 
+def dotted_names():
+    """Every `landscape.a.b…` the docs name in backticks (a module, a function, a class)."""
+    seen = set()
+    for doc in DOCS:
+        for name in re.findall(r"`(landscape(?:\.[A-Za-z_]\w*)+)", doc.read_text()):
+            if name not in seen:
+                seen.add(name)
+                yield pytest.param(name, id=f"{doc.name}:{name}")
+
+
+@pytest.mark.parametrize("name", list(dotted_names()))
+def test_dotted_name_resolves(name):
+    """A name the docs tell a user to import or call exists where they say."""
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            assert hasattr(obj, attr), f"{name}: {'.'.join(parts[:i])} has no '{attr}'"
+            obj = getattr(obj, attr)
+        return
+    raise AssertionError(f"{name}: no such module")
+
+
 def test_there_are_blocks_to_check():
-    assert len(list(python_blocks())) >= 2 and len(list(command_lines())) >= 20
+    assert len(list(python_blocks())) >= 2 and len(list(command_lines())) >= 20 and len(list(dotted_names())) >= 15
 
 
 def doctested_modules():

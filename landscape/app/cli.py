@@ -6,6 +6,7 @@ Every user error is one line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 import time
@@ -162,7 +163,7 @@ def _recording(out, bar, fn, *args, **kw):
     try:
         path = fn(*args, progress=bar, **kw)
     except KeyboardInterrupt as exc:
-        click.echo(f"interrupted; resume with: landscape record --resume {out}", err=True)
+        click.echo(f"interrupted; resume with: landscape record --resume {shlex.quote(str(out))}", err=True)
         raise SystemExit(exit_status(exc)) from None
     finally:
         rate = bar.close() if bar else None
@@ -344,7 +345,7 @@ def sweep(toml_path, out, dry_run, workers, scheduler, resume_path, overwrite, q
             progress=progress,
         )
     except KeyboardInterrupt as exc:
-        click.echo(f"interrupted; continue with: landscape sweep --resume {out}", err=True)
+        click.echo(f"interrupted; continue with: landscape sweep --resume {shlex.quote(str(out))}", err=True)
         raise SystemExit(exit_status(exc)) from None
     click.echo(
         f"wrote {path} ({spec.num_runs()} runs in {len(batches)} batches); open with "

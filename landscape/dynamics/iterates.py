@@ -47,7 +47,7 @@ def project(theta: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
     would round each row differently with the number of rows (BLAS blocks by the batch), so a
     replica's series would depend on the batch it was recorded in (by an ulp); a row's dot
     product depends on that row alone."""
-    return torch.stack([torch.linalg.vecdot(theta, u) for u in U], dim=-1)
+    return (theta.unsqueeze(-2) * U).sum(-1)
 
 
 def step_signals(theta: torch.Tensor, new: torch.Tensor, d_prev: torch.Tensor, p_prev: torch.Tensor, U: torch.Tensor):

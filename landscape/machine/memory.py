@@ -13,15 +13,31 @@ from pathlib import Path
 from landscape import LandscapeError
 from landscape.machine import cgroup
 
+OVERRIDE = "LANDSCAPE_MAX_MEMORY"
+
+
+def budget_override() -> int | None:
+    """`LANDSCAPE_MAX_MEMORY` in bytes (a number, or with a K/M/G/T suffix), None when unset."""
+    raw = os.environ.get(OVERRIDE, "").strip()
+    if not raw:
+        return None
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(raw[-1].upper(), 1)
+    try:
+        value = float(raw[:-1] if mult > 1 else raw) * mult
+    except ValueError:
+        raise LandscapeError(f"{OVERRIDE}={raw!r}: expected bytes, or a number with K, M, G or T") from None
+    if not value > 0:
+        raise LandscapeError(f"{OVERRIDE}={raw!r}: must be > 0")
+    return int(value)
+
 
 def available(device: str = "cpu") -> int | None:
-    """Bytes available now: MemAvailable (Linux) or the GPU's free memory; None if unknown.
-    `LANDSCAPE_MAX_MEMORY` (bytes, or with a G/M suffix) caps it."""
-    cap = os.environ.get("LANDSCAPE_MAX_MEMORY")
-    limit = None
-    if cap:
-        mult = {"G": 2**30, "M": 2**20}.get(cap[-1].upper(), 1)
-        limit = int(float(cap.rstrip("GgMm")) * mult)
+    """Bytes the estimates are held against: `LANDSCAPE_MAX_MEMORY` where it is set (it replaces
+    the measurement, so it can raise the limit where an estimate is too cautious as well as lower
+    it), else MemAvailable (Linux, and the cgroup's room) or the GPU's free memory; None if unknown."""
+    limit = budget_override()
+    if limit is not None:
+        return limit
     have = None
     if device.startswith("cuda"):
         import torch
@@ -38,9 +54,7 @@ def available(device: str = "cpu") -> int | None:
         room = cgroup_room()  # a container or batch job is killed at its own limit, not the machine's
         if room is not None:
             have = room if have is None else min(have, room)
-    if have is None:
-        return limit
-    return have if limit is None else min(have, limit)
+    return have
 
 
 NO_LIMIT = 2**60  # cgroup v1 writes "no limit" as a page-rounded 2**63
@@ -75,9 +89,12 @@ def require(need: int, what: str, device: str = "cpu"):
     """Raise LandscapeError if `need` bytes exceed what is available."""
     have = available(device)
     if have is not None and need > have:
+        given = budget_override() is not None
         raise LandscapeError(
-            f"{what} needs about {fmt(need)} of memory, more than the {fmt(have)} available "
-            f"on {device}; reduce it (or set LANDSCAPE_MAX_MEMORY if this estimate is wrong)"
+            f"{what} needs about {fmt(need)} of memory, more than the {fmt(have)} "
+            + (f"{OVERRIDE} allows" if given else f"available on {device}")
+            + f"; reduce it, or set {OVERRIDE} (e.g. {OVERRIDE}=64G) to the memory it may use if this "
+            "estimate is wrong"
         )
 
 
@@ -86,13 +103,25 @@ def num_params(width: int, depth: int, input_dim: int, num_classes: int) -> int:
 
 
 def bytes_per_replica(cfg, input_dim=2, num_classes=3, points=300) -> int:
-    """Working memory of one replica in the engine: activations of the training and
-    validation passes, the HVP cache and the Lanczos basis."""
+    """Working memory of one replica in the engine that will run it (`cfg.step`): the eager and
+    compiled steps hold the training and validation passes' activations and the HVP cache
+    (points × width per layer, a dozen arrays); the fused kernel keeps a block of points'
+    activations in cache from the forward pass to the gradient and holds only the logits per
+    point. Both add the Lanczos basis and a few parameter-sized vectors. Measured against the
+    peak in tests/landscape/machine/test_memory.py (within 2× across width, points, replicas)."""
     size = 8 if cfg.dtype == "float64" else 4
     n = num_params(cfg.width, cfg.depth, input_dim, num_classes)
-    acts = 12 * points * cfg.width * cfg.depth
+    if cfg.step == "fused":
+        acts = 4 * points * num_classes
+    else:
+        acts = 16 * points * cfg.width * cfg.depth
     lanczos = 2 * cfg.eig_max_iter * n
     return size * (acts + lanczos + 8 * n)
+
+
+# what a recording process holds beyond its replicas' working sets (the store's writers, the
+# step's thread pool and libraries, the allocator's slack): measured at 60–110 MB
+OVERHEAD = 100 * 10**6
 
 
 def recording_bytes(cfg, input_dim: int, num_classes: int, points: int, n: int | None = None) -> int:
@@ -109,7 +138,7 @@ def recording_bytes(cfg, input_dim: int, num_classes: int, points: int, n: int |
     per = (
         bytes_per_replica(cfg, input_dim, num_classes, points) if not cfg.model else 8 * n * (2 * cfg.eig_max_iter + 8)
     )
-    return R * per + buffers + axes + labels + history
+    return OVERHEAD + R * per + buffers + axes + labels + history
 
 
 def require_recording(

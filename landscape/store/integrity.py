@@ -9,6 +9,7 @@ is refused with the same message everywhere instead of being analysed as fill va
 from __future__ import annotations
 
 import itertools
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,7 @@ class Report:
         more = f" and {len(self.damaged) - 1} more" if len(self.damaged) > 1 else ""
         return (
             f"{self.path} is damaged: {self.damaged[0]}{more} (first damaged step {self.first_damaged_step}); "
-            f"see: landscape check {self.path}"
+            f"see: landscape check {shlex.quote(self.path)}"
         )
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -543,7 +544,7 @@ class RunStore:
         except Exception as exc:
             raise LandscapeError(
                 f"{self.path} is damaged: array '{name}' cannot be read ({type(exc).__name__}: "
-                f"{(str(exc).splitlines() or [''])[0][:60]}); see: landscape check {self.path}"
+                f"{(str(exc).splitlines() or [''])[0][:60]}); see: landscape check {shlex.quote(str(self.path))}"
             ) from None
 
     def dataset(self, complete_only: bool = True):

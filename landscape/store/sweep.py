@@ -75,7 +75,9 @@ def open_sweep(path, complete_only: bool = True) -> xr.Dataset:
     same_width = len({int(p.width.values[0]) for p in parts}) == 1
     drop = [] if same_width else ["params", "eigvec"]
     parts = [p.drop_vars(drop).drop_attrs() for p in parts]
-    ds = xr.concat(parts, dim="replica", join="outer", combine_attrs="drop", coords="minimal", compat="override")
+    ds = xr.concat(
+        parts, dim="replica", data_vars="all", join="outer", combine_attrs="drop", coords="minimal", compat="override"
+    )
     ds = ds.assign_coords(replica=np.arange(ds.sizes["replica"]))
     ds = ds.set_index(replica=list(GRID)).unstack("replica").transpose(*GRID, ...)
     ds.attrs.update(

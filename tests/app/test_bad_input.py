@@ -288,7 +288,7 @@ def test_a_store_whose_steps_done_is_not_a_number(tmp_path):
         (["analyze", "surface", "STORE", "--step", "100", "--batch", "0"], "'--batch': 0 is not in the range x>=1"),
         (["analyze", "slices", "STORE", "--step", "100", "--follow", "-1"], "'--follow': -1 is not in the range"),
         (["analyze", "pca", "STORE", "--components", "-1"], "'--components': -1 is not in the range x>=1"),
-        (["analyze", "pca", "STORE", "--components", "99"], "--components must be from 1 to 19 (the path has 20 saved vectors)"),
+        (["analyze", "pca", "STORE", "--components", "99"], "--components must be from 1 to 19 (the path has 20"),
         (["analyze", "density", "STORE", "--step", "100", "--bottom-k", "1000"], "--bottom-k from 1 to 603 (got 1000)"),
         (["analyze", "density", "STORE", "--step", "100", "--lanczos-steps", "100000"], "--lanczos-steps from 2 to"),
         (["analyze", "interpolate", "STORE", "--from-step", "5", "--points", "10000000000000"], "points of a line"),

@@ -186,3 +186,25 @@ def test_info_on_a_non_store(tmp_path, target):
     (tmp_path / "plain_dir").mkdir()
     r = CliRunner().invoke(main, ["info", str(tmp_path / target)])
     assert r.exit_code == 2 and r.output.startswith("error: ") and r.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["record", "sweep"])
+def test_the_resume_hint_is_shell_quoted(tmp_path, monkeypatch, command):
+    """Ctrl-C's hint is a command line a shell runs as it is, for a path with a space too."""
+    import shlex
+
+    from landscape import recorders
+    from landscape.recorders import sweep as sweeps
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recorders, "record", interrupted)
+    monkeypatch.setattr(sweeps, "sweep", interrupted)
+    out = tmp_path / "my runs" / "a b.zarr"
+    out.parent.mkdir()
+    args = [command, "--out", str(out)] + (SMALL if command == "record" else ["--width", "6", "--steps", "20"])
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 130, r.output
+    hint = r.output.strip().splitlines()[-1].split(": ", 1)[1]
+    assert shlex.split(hint)[-1] == str(out), hint

@@ -354,3 +354,27 @@ def test_a_sweep_left_locked_by_a_dead_node_resumes_with_break_lock(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "took over the lock of" in r.stderr
     same(open_sweep(ref), open_sweep(out))
+
+
+@pytest.mark.dask
+def test_a_cluster_without_a_worker_is_said_not_waited_on_in_silence(tmp_path, monkeypatch):
+    """Its only worker died (here: it never had one): the sweep says so while the batches wait,
+    instead of printing nothing while its store says 'running'."""
+    from distributed import LocalCluster
+
+    from landscape.config.sweep import SweepSpec
+    from landscape.recorders import sweep as sweep_mod
+    from tests.recorders.test_sweep import TINY
+
+    monkeypatch.setattr(sweep_mod, "NO_WORKER_WAIT", 0.5)
+    said = []
+
+    def notify(line):
+        said.append(line)
+        raise KeyboardInterrupt  # what the user does next
+
+    spec = SweepSpec().replace(**TINY)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        with pytest.raises(KeyboardInterrupt):
+            sweep_mod.sweep(spec, tmp_path / "s.zarr", scheduler=cluster.scheduler_address, notify=notify)
+    assert said and "has no worker (the last one died or left)" in said[0], said

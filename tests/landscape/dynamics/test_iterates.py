@@ -9,6 +9,7 @@ import pytest
 import torch
 import xarray as xr
 
+from landscape.config.run import RunConfig
 from landscape.dynamics.iterates import NUM_DIRS, Tracker, directions, from_trajectory
 from landscape.recorders import record
 from landscape.runs.opened import iterate_signals, params_at
@@ -85,7 +86,8 @@ def test_each_engine_records_the_signals_of_its_own_trajectory(tmp_path, tiny_cf
         cfg = replace(cfg, step="fused", eval_every=7)
     if how == "generic":  # the digits CNN through torch.func (run from the repository root)
         root = Path(__file__).resolve().parents[3]
-        cfg = replace(cfg, model="examples.cnn:make", model_args=("channels=2",), data=str(root / "data/digits.npz"))
+        cfg = replace(cfg, width=RunConfig.width, model="examples.cnn:make", model_args=("channels=2",))
+        cfg = replace(cfg, data=str(root / "data/digits.npz"))
         monkeypatch.chdir(root)
     out = record(cfg, tmp_path / "r.zarr")
     ds = xr.open_zarr(out)

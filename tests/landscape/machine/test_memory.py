@@ -43,3 +43,85 @@ def test_the_preflight_refuses_what_the_cgroup_would_kill(monkeypatch):
     assert memory.available() <= 10**8
     with pytest.raises(LandscapeError, match="more than the 100.0 MB available"):
         memory.require(2 * 10**8, "this recording")
+
+
+PROBE = """
+import json, resource, sys, tempfile
+from landscape.config.run import RunConfig
+from landscape.machine import memory
+from landscape.recorders import record
+from landscape.runs import build
+step, w, npc, R = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+cfg = RunConfig(loss="dce", etas=tuple(0.01 * (i + 1) for i in range(R)), width=w, n_per_class=npc, steps=50,
+                hessian_every=25, save_params_every=25, chunk_steps=25, step=step, eval_every=25, threads=1)
+data = build.dataset(cfg)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+record(cfg, tempfile.mkdtemp() + "/r.zarr")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+print(json.dumps([peak, memory.recording_bytes(cfg, 2, 3, 3 * npc)]))
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize(
+    "step, width, n_per_class, replicas",
+    [
+        ("fused", 1000, 1000, 8),  # P = 3000
+        ("fused", 400, 1000, 16),
+        ("fused", 100, 100, 64),
+        ("eager", 100, 100, 16),
+        ("eager", 400, 1000, 4),
+    ],
+)
+def test_the_estimate_is_within_twice_the_measured_peak(step, width, n_per_class, replicas):
+    """The pre-flight estimate is the working set of the strategy that will run: the fused
+    step holds no points × width activations (the eager count refused 1000 × 3000 × 256 as 76 GB;
+    it runs in about 1.4 GB), the eager step does. Peak RSS of a fresh process recording the
+    cell, beyond what it held before the recording, against the estimate."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, step, str(width), str(n_per_class), str(replicas)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    peak, estimate = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0.5 <= estimate / peak <= 2.0, (peak / 1e6, estimate / 1e6)
+
+
+def test_the_fused_estimate_admits_what_the_eager_one_refused(monkeypatch):
+    """The issue's cells: width 1000, 3000 points, 256 replicas; width 1000, 30 000 points, 64."""
+    from dataclasses import replace
+
+    from landscape.config.run import RunConfig
+
+    for w, P, R in ((1000, 3000, 256), (1000, 30000, 64)):
+        cfg = RunConfig(width=w, etas=tuple(0.001 * (i + 1) for i in range(R)), steps=1000)
+        fused = memory.recording_bytes(replace(cfg, step="fused"), 2, 3, P)
+        eager = memory.recording_bytes(cfg, 2, 3, P)
+        assert fused < 4e9 < 60e9 < eager, (fused / 1e9, eager / 1e9)
+
+
+@pytest.mark.parametrize("value, expected", [("64G", 64 * 2**30), ("512M", 512 * 2**20), ("1000", 1000)])
+def test_the_override_raises_the_limit_as_well_as_lowering_it(monkeypatch, value, expected):
+    monkeypatch.setattr(memory, "cgroup_room", lambda *a, **k: 10**8)  # a tight container
+    monkeypatch.setenv("LANDSCAPE_MAX_MEMORY", value)
+    assert memory.available() == expected
+    if expected > 10**8:  # above what the machine reports: allowed, the user said so
+        memory.require(expected - 1, "this recording")
+    with pytest.raises(LandscapeError, match="more than the .* LANDSCAPE_MAX_MEMORY allows"):
+        memory.require(expected + 10**9, "this recording")
+
+
+def test_the_refusal_names_the_override_and_a_bad_value_is_one_line(monkeypatch):
+    monkeypatch.delenv("LANDSCAPE_MAX_MEMORY", raising=False)
+    monkeypatch.setattr(memory, "cgroup_room", lambda *a, **k: 10**8)
+    with pytest.raises(LandscapeError, match="set LANDSCAPE_MAX_MEMORY"):
+        memory.require(10**12, "this recording")
+    monkeypatch.setenv("LANDSCAPE_MAX_MEMORY", "lots")
+    with pytest.raises(LandscapeError, match="LANDSCAPE_MAX_MEMORY='lots': expected bytes"):
+        memory.available()

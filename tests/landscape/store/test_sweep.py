@@ -30,3 +30,17 @@ def test_index_status_and_incomplete_batches(tmp_path):
         sweep_store.index(tmp_path / "none.zarr")
     with pytest.raises(LandscapeError, match="not a landscape sweep store"):
         sweep_store.index(path / "b000")
+
+
+def test_open_sweep_is_quiet(tmp_path):
+    """No FutureWarning (xarray's concat defaults) on every call: the arguments are explicit."""
+    import warnings
+
+    from landscape.recorders.sweep import sweep
+    from tests.recorders.test_sweep import TINY
+
+    path = sweep(SweepSpec().replace(**{**TINY, "losses": ("dce",)}), tmp_path / "s.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = sweep_store.open_sweep(path)
+    assert ds.sizes["seed"] == 2
