@@ -110,12 +110,19 @@ def test_there_are_blocks_to_check():
 
 
 def doctested_modules():
-    """Every module of the package whose docstrings hold `>>>` examples."""
-    for p in sorted((ROOT / "landscape").rglob("*.py")):
-        if ">>> " in p.read_text():
-            rel = p.relative_to(ROOT).with_suffix("")
-            parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-            yield ".".join(parts)
+    """Every module of the installed package (recorders and analysis included) whose
+    docstrings hold `>>>` examples."""
+    roots = {"landscape": ROOT / "landscape", "landscape.recorders": ROOT / "recorders",
+             "landscape.analysis": ROOT / "analysis"}  # fmt: skip
+    for pkg, folder in roots.items():
+        for p in sorted(folder.rglob("*.py")):
+            if ">>> " in p.read_text():
+                rel = p.relative_to(folder).with_suffix("").parts
+                yield ".".join((pkg, *(rel[:-1] if rel[-1] == "__init__" else rel)))
+
+
+def test_the_doctest_walk_reaches_the_rooms_outside_landscape():
+    assert "landscape.analysis.generalization" in list(doctested_modules())
 
 
 @pytest.mark.parametrize("name", list(doctested_modules()))

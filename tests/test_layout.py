@@ -35,17 +35,26 @@ CORE = {
 
 
 def modules():
-    """{module name: path} of every source file of the package."""
+    """{module name: path} of every source file of the installed package, at any depth
+    (`landscape/app/paper/` included): each folder of the package is walked, not listed."""
     out = {}
-    for name, folder in ROOMS.items():
-        for p in folder.glob("*.py"):
-            out[name if p.stem == "__init__" else f"{name}.{p.stem}"] = p
-    for p in (ROOT / "landscape").glob("*.py"):
-        out["landscape" if p.stem == "__init__" else f"landscape.{p.stem}"] = p
-    for r in CORE:
-        for p in (ROOT / "landscape" / r).glob("*.py"):
-            out[f"landscape.{r}" if p.stem == "__init__" else f"landscape.{r}.{p.stem}"] = p
+    roots = {"landscape": ROOT / "landscape", "landscape.recorders": ROOT / "recorders",
+             "landscape.analysis": ROOT / "analysis"}  # fmt: skip
+    for pkg, folder in roots.items():
+        for p in folder.rglob("*.py"):
+            rel = p.relative_to(folder).with_suffix("").parts
+            parts = rel[:-1] if rel[-1] == "__init__" else rel
+            out[".".join((pkg, *parts))] = p
     return out
+
+
+def test_the_walk_finds_every_installed_module():
+    """What setuptools installs is what the rules see (the paper's figure modules included)."""
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    found = {n.rsplit(".", 1)[0] if Path(p).stem != "__init__" else n for n, p in modules().items()}
+    for pkg in cfg["tool"]["setuptools"]["packages"]:
+        assert pkg in found, pkg
+    assert "landscape.app.paper.fig4" in modules()
 
 
 def imports(name: str, path: Path) -> set[str]:

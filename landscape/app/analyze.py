@@ -8,8 +8,9 @@ import click
 import numpy as np
 
 from landscape import LandscapeError
+from landscape.analysis.bifurcations import LAMBDA_SOURCES, VARIABLES
 
-from .options import user_errors
+from .options import detector_options, user_errors
 from .paper import fig2 as paper_fig2
 
 
@@ -132,70 +133,30 @@ def _load_series(path: str):
 @click.argument("store", required=False)
 @click.option("--series", default=None, help="analyse a bare 1-D series (.npy, .csv or .txt) instead of a store")
 @click.option("--period", default=None, type=int, help="with --series: cycle length in steps, >= 2 (onsets per cycle)")
-@click.option("--min-run", default=16, show_default=True, help="steps in a row with the multiplier beyond −1")
-@click.option("--max-gap", default=4, show_default=True, help="runs this close share the floor before the first")
-@click.option("--snr", default=10.0, show_default=True, help="… in which the amplitude grows to this × its floor")
-@click.option("--snr-doubling", default=30.0, show_default=True, help="… the same for periods 4, 8, 16")
-@click.option("--growth", default=2.0, show_default=True, help="… and to this × its chain's start (not a ring-down)")
-@click.option("--floor-window", default=1024, show_default=True, help="steps before the run that set the floor")
-@click.option("--window", default=8, show_default=True, help="steps of the trailing multiplier estimate")
-@click.option(
-    "--hold", default=128, show_default=True, help="iterates: first steps over which a bounce from the start is held"
-)
-@click.option("--max-period", default=16, show_default=True, help="the longest period of the cascade looked for")
-@click.option("--chaos-window", default=64, show_default=True, help="chaos: steps per repeat test")
-@click.option("--repeat-tol", default=0.05, show_default=True, help="chaos: relative repeat error of no period")
+@detector_options
 @click.option(
     "--variable",
+    type=click.Choice(VARIABLES),
     default="iterates",
     show_default=True,
-    help="what to read the dynamics from: iterates (θ's period-2 signal), loss, loss_static, train_acc",
+    help="what to read the dynamics from: θ's period-2 signal (iterates) or a recorded series",
 )
 @click.option(
     "--lambda",
     "lambda_source",
+    type=click.Choice(LAMBDA_SOURCES),
     default="auto",
     show_default=True,
     help="λ at the onsets: replay (exact at t and t+1), recorded (branch-wise), auto",
 )
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @user_errors()
-def bifurcations(
-    store,
-    series,
-    period,
-    min_run,
-    max_gap,
-    snr,
-    snr_doubling,
-    growth,
-    floor_window,
-    window,
-    hold,
-    max_period,
-    chaos_window,
-    repeat_tol,
-    variable,
-    lambda_source,
-    out,
-):
+def bifurcations(store, series, period, variable, lambda_source, out, **settings):
     """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
     from landscape.analysis.bifurcations import Detector, detect, detect_series
     from landscape.analysis.io import check_target, save_result
 
-    det = Detector(
-        min_run=min_run,
-        max_gap=max_gap,
-        snr=snr,
-        snr_doubling=snr_doubling,
-        growth=growth,
-        floor_window=floor_window,
-        window=window,
-        hold=hold,
-        max_period=max_period,
-        chaos_window=chaos_window,
-        repeat_tol=repeat_tol,
-    )
+    det = Detector(**settings)
     if (store is None) == (series is None):
         raise LandscapeError("give a STORE or --series FILE (one of them)")
     if series is not None:
@@ -491,7 +452,9 @@ def instability(stores, out, fig):
     multiple=True,
     help="steps of the slices [default the paper's 8000 9285 9450 9560 9600 where recorded]",
 )
-@click.option("--grid", default=41, show_default=True)
+@click.option(
+    "--grid", default=41, type=click.IntRange(min=3), show_default=True, help="grid points per axis of the slices"
+)
 @click.option("--out", default="fig2.png", show_default=True, help="figure path (PNG and PDF are written)")
 @user_errors()
 def fig2(store, replica, slice_steps, grid, out):

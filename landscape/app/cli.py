@@ -71,6 +71,21 @@ main.add_command(analyze)
 main.add_command(plot)
 
 
+def short_help(text: str, limit: int = 54) -> str:
+    """A command's line in its group's listing: its help's first sentence (an abbreviation such
+    as "Fig." does not end one), cut at a word within `limit` characters."""
+    first = " ".join(text.split("\n\n")[0].split())
+    end = next(
+        (i + 1 for i in range(len(first)) if first[i] == "." and first[i + 1 : i + 2] in ("", " ")
+         and not first[max(0, i - 3) : i].endswith(("Fig", "e.g", "i.e", "vs", "s.e"))),
+        len(first),
+    )  # fmt: skip
+    first = first[:end].rstrip(".")
+    if len(first) <= limit:
+        return first
+    return first[: first.rfind(" ", 0, limit - 1)].rstrip(",;:") + " …"
+
+
 @main.command()
 @knob_options(RUN_KNOBS)
 @click.option("--out", "-o", default=None, help="store path [default ./<loss>_eta<η>_<time>.zarr]")
@@ -285,8 +300,8 @@ def info(store):
     default=None,
     help="continue the sweep store at this path, redoing only unfinished batches (settings come from it)",
 )
-@click.option("--overwrite", is_flag=True)
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="replace an existing sweep store at --out")
+@click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @click.option(
     "--break-lock",
     is_flag=True,
@@ -484,6 +499,17 @@ def reproduce(figure, full, scaled, quick, tiny, device, workers, scheduler, out
         figure, size, out, device=device, workers=workers, scheduler=scheduler, progress=progress, redraw=redraw
     )
     click.echo(f"wrote {report} ({time.perf_counter() - t0:.0f} s)")
+
+
+def _short_helps(group: click.Group) -> None:
+    for cmd in group.commands.values():
+        if cmd.help and not cmd.short_help:
+            cmd.short_help = short_help(cmd.help)
+        if isinstance(cmd, click.Group):
+            _short_helps(cmd)
+
+
+_short_helps(main)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ are the dataclass's.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import signal
 import sys
@@ -36,6 +37,9 @@ def knob_options(knob_list: list[Knob]):
                 fn = click.option(
                     *names, k.name, multiple=True, default=None, metavar="LIST", help=help_ + "; several: a,b or repeat"
                 )(fn)
+            elif k.choices and k.kind is str:
+                choice = click.Choice(k.choices)
+                fn = click.option(*names, k.name, default=None, type=choice, help=help_)(fn)
             else:
                 fn = click.option(*names, k.name, default=None, metavar=metavar, help=help_)(fn)
             for flag, value in reversed(k.aliases):
@@ -45,6 +49,18 @@ def knob_options(knob_list: list[Knob]):
         return fn
 
     return deco
+
+
+def detector_options(fn):
+    """One option per field of `Detector`, with the default and help declared there."""
+    from landscape.dynamics.detector import Detector
+
+    for f in reversed(dataclasses.fields(Detector)):
+        fn = click.option(
+            f"--{f.name.replace('_', '-')}", f.name, type=type(f.default), default=f.default, show_default=True,
+            help=f.metadata["help"],
+        )(fn)  # fmt: skip
+    return fn
 
 
 def given(knob_list: list[Knob], params: dict) -> dict:

@@ -27,6 +27,7 @@ def knob(
     parse=None,
     replaces: str | None = None,
     aliases: dict | None = None,
+    choices: tuple | None = None,
 ):
     """A field that is a user setting.
 
@@ -34,7 +35,8 @@ def knob(
     one-letter alias; item: element type of a list knob; parse: a named text parser
     (`seeds`: a count, a list or a range); replaces: in a sweep, the run knob this grid
     axis stands for (`losses` for `loss`); aliases: {flag: value} of on/off flags that set this
-    knob (`--fused` for `--step fused`), also as TOML keys with `true`."""
+    knob (`--fused` for `--step fused`), also as TOML keys with `true`; choices: the values a
+    text knob takes (a `click.Choice` on the command line, checked in TOML files too)."""
     return field(
         default=default,
         metadata={
@@ -45,6 +47,7 @@ def knob(
             "parse": parse,
             "replaces": replaces,
             "aliases": tuple((aliases or {}).items()),
+            "choices": tuple(choices) if choices else None,
         },
     )
 
@@ -63,6 +66,7 @@ class Knob:
     parse: str | None
     replaces: str | None
     aliases: tuple  # ((flag, value), …)
+    choices: tuple | None = None  # the values of a text knob
 
     @property
     def key(self) -> str:
@@ -91,6 +95,7 @@ def knobs(cls) -> list[Knob]:
                 m["parse"],
                 m["replaces"],
                 m.get("aliases", ()),
+                m.get("choices"),
             )
         )
     return out
@@ -110,13 +115,19 @@ def parse(k: Knob, value):
         if k.parse == "seeds" and not isinstance(value, list | tuple):
             return parse_seeds(str(value), k.flag)
         values = value if isinstance(value, list | tuple) else [value]
-        return split_values(values, k.item, k.flag)
+        out = split_values(values, k.item, k.flag)
+        bad = [v for v in out if v not in (k.choices or out)]
+        if bad and k.choices:
+            raise LandscapeError(f"{k.flag}: '{bad[0]}' is none of {', '.join(k.choices)}")
+        return out
     if k.kind is bool:
         if isinstance(value, bool):
             return value
         raise LandscapeError(f"{k.flag}: expected true or false, got {value!r}")
     if k.kind is str and not isinstance(value, str):
         raise LandscapeError(f"{k.flag}: expected text, got {value!r}")
+    if k.choices and value not in k.choices:
+        raise LandscapeError(f"{k.flag}: '{value}' is none of {', '.join(k.choices)}")
     try:
         if k.kind is int:
             return _int(value)

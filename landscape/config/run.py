@@ -50,7 +50,7 @@ class RunConfig:
     """Every knob of a recording. Command-line options (`landscape record`, `landscape sweep`)
     and TOML keys are derived from these fields; `validate` is the one place that checks them."""
 
-    loss: str = knob("dce", f"loss: {', '.join(LOSSES)}")
+    loss: str = knob("dce", "the loss (d…: dynamical)", choices=LOSSES)
     etas: tuple = knob((1.0,), "learning rate(s) eta", flag="eta", item=float)
     amplitudes: tuple = knob(
         (70.0,), "amplitude(s) A of Γ (A = 1: the static loss)", flag="amplitude", short="A", item=float
@@ -59,7 +59,7 @@ class RunConfig:
     seeds: tuple = knob((0,), "seeds: a count '5' (0..4), a list '3,7' or a range '0-9'", item=int, parse="seeds")
     width: int = knob(100, "hidden width")
     depth: int = knob(1, "hidden layers")
-    activation: str = knob("relu", f"activation: {', '.join(ACTIVATIONS)}")
+    activation: str = knob("relu", "the built-in MLP's activation", choices=tuple(ACTIVATIONS))
     steps: int = knob(10000, "training steps")
     hessian_every: int = knob(50, "a spectrum every this many steps")
     hessian_pairs: bool = knob(True, "spectra at t and t + 1 (both branches of a period-2 bounce)")
@@ -83,9 +83,9 @@ class RunConfig:
     bottom_k: int = knob(0, "smallest Hessian eigenpairs (λ_min first) at the spectrum steps (0: none)")
     save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
     chunk_steps: int = knob(1000, "flush interval in steps (a crash loses at most this many)")
-    gamma_shape: str = knob("triangle", f"shape of Γ(t): {', '.join(SHAPES)}")
+    gamma_shape: str = knob("triangle", "shape of Γ(t)", choices=SHAPES)
     static_last: bool = knob(False, "A = 1 in the last oscillation (accuracy at the static loss)")
-    dtype: str = knob("float64", f"floating point type: {', '.join(DTYPES)}")
+    dtype: str = knob("float64", "floating point type", choices=tuple(DTYPES))
     eval_every: int = knob(1, "validation accuracy every this many steps and at the last (NaN between)")
     step: str = knob(
         "eager",
@@ -94,6 +94,7 @@ class RunConfig:
         "CPU, built on first use with the machine's C++ compiler); compile and fused agree with eager to "
         "rounding, not bit for bit, and are fastest with --eval-every (speeds: docs/performance.md)",
         aliases={"compile": "compile", "fused": "fused"},
+        choices=STEPS,
     )
     device: str = knob("cpu", "cpu, cuda or cuda:N")
     threads: int = knob(
@@ -106,6 +107,7 @@ class RunConfig:
         "end",
         "end, or first-instability (each replica stops --until-margin steps after its own first instability, "
         "NaN from there on; the run ends when all have)",
+        choices=UNTIL,
     )
     until_margin: int = knob(200, "steps recorded after a replica's first instability before it stops")
     model: str | None = knob(

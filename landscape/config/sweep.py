@@ -20,6 +20,7 @@ from landscape import LandscapeError
 from landscape.config.knobs import Knob, knob, knobs, parse, resolve_aliases
 from landscape.config.run import Replica, RunConfig
 from landscape.machine.memory import bytes_per_replica
+from landscape.problem.losses import LOSSES
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,12 @@ class SweepSpec:
 
     base: RunConfig = RunConfig()
     losses: tuple = knob(
-        (), "losses (several values are a grid axis) [default: dce]", flag="loss", item=str, replaces="loss"
+        (),
+        f"losses: {', '.join(LOSSES)} (several values are a grid axis) [default: dce]",
+        flag="loss",
+        item=str,
+        replaces="loss",
+        choices=LOSSES,
     )
     widths: tuple = knob((), "hidden widths (a grid axis) [default: 100]", flag="width", item=int, replaces="width")
     steps_per_eta: float = knob(0.0, "> 0: each run takes ceil(this / η) steps (the paper: 100000)")

@@ -65,7 +65,7 @@ windows (no running sums), so the result does not depend on where the series sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -75,19 +75,26 @@ from landscape import LandscapeError
 LEVELS = ("instability", "p2", "p4", "p8", "p16", "chaos")
 
 
+def _setting(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class Detector:
-    min_run: int = 16  # steps in a row with the multiplier beyond −1 that make an event
-    max_gap: int = 4  # runs this close share the floor from before the first of them
-    snr: float = 10.0  # … whose held amplitude reaches this multiple of the floor before it
-    snr_doubling: float = 30.0  # the same for the period doublings after it (strides 2, 4, 8)
-    growth: float = 2.0  # … and this multiple of its own start (a kick's ring-down starts at its top)
-    floor_window: int = 1024  # steps (× stride) before the run that set the floor
-    window: int = 8  # steps (× stride) of the trailing multiplier estimate
-    hold: int = 128  # steps at the start over which a bounce that neither decays nor grows is "held"
-    max_period: int = 16
-    chaos_window: int = 64  # chaos: steps per repeat test
-    repeat_tol: float = 0.05  # chaos: relative repeat error above which no period fits
+    """The criterion's settings; each field's help is what `landscape analyze bifurcations`
+    shows for its option (the defaults and their meaning are declared here only)."""
+
+    min_run: int = _setting(16, "steps in a row with the multiplier beyond −1 that make an event")
+    max_gap: int = _setting(4, "runs this close share the floor from before the first of them")
+    snr: float = _setting(10.0, "… whose held amplitude reaches this multiple of the floor before it")
+    snr_doubling: float = _setting(30.0, "the same for the period doublings after it (strides 2, 4, 8)")
+    growth: float = _setting(2.0, "… and this multiple of its own start (a kick's ring-down starts at its top)")
+    floor_window: int = _setting(1024, "steps (× stride) before the run that set the floor")
+    window: int = _setting(8, "steps (× stride) of the trailing multiplier estimate")
+    hold: int = _setting(128, "steps at the start over which a bounce that neither decays nor grows is held")
+    max_period: int = _setting(16, "the longest period of the doubling cascade looked for (a power of two)")
+    chaos_window: int = _setting(64, "chaos: steps per repeat test")
+    repeat_tol: float = _setting(0.05, "chaos: relative repeat error above which no period fits")
 
     def validate(self) -> Detector:
         if self.max_gap < 0 or self.min_run < 4 or self.floor_window < 4 or self.window < 2 or self.chaos_window < 8:

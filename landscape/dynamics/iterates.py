@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SCALARS = ("iter_p", "iter_q", "iter_cos")
 NUM_DIRS = 4
 DIRS_SEED = 20240917
 RING_BYTES = 4 << 20  # the θ references an eager engine keeps before computing their signals

@@ -22,12 +22,6 @@ from landscape.problem import losses
 from landscape.problem.data import Dataset
 from landscape.problem.schedule import gamma
 
-try:  # several steps in one compiled call, as lax.scan does (a prototype op of torch)
-    from torch._higher_order_ops.scan import scan as _scan
-except ImportError:  # pragma: no cover - depends on the torch version
-    _scan = None  # type: ignore[assignment]
-
-
 DIVERGED_BOUND = 1e12  # a replica with |θ_i| beyond this (or a non-finite θ or F) has diverged
 EVALUATED = ("loss", "loss_static", "train_acc", "val_acc")  # what `evaluate_at` returns per point
 

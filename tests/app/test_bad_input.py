@@ -89,7 +89,7 @@ def test_requests_that_cannot_fit(tmp_path, args, message):
         (["--step", "fused", "--depth", "2"], "--step fused runs the one-hidden-layer MLP (--depth 1), not depth 2"),
         (["--fused", "--compile"], "--compile and --fused are two ways of running the step: choose one"),
         (["--step", "eager", "--fused"], "--step eager and --fused are two ways of running the step: choose one"),
-        (["--step", "turbo"], "unknown step 'turbo'; choose one of eager, compile, fused"),
+        (["--step", "turbo"], "'turbo' is not one of 'eager', 'compile', 'fused'"),
         (["--fused", "--model", "examples.cnn:make"], "--step fused applies to the built-in MLP only"),
     ],
 )
@@ -132,7 +132,7 @@ def test_reproduce_out_is_a_file(tmp_path):
         ('seeds = "x"', "seeds: 'x' is not a count"),
         ("steps = 1.5", "steps: '1.5' is not a valid integer"),
         ("data = 5", "data: expected a file path"),
-        ("loss = 3", "unknown loss '3'"),
+        ("loss = 3", "loss: '3' is none of ce, dce, mse, dmse1, dmse2"),
         ("hessian_pairs = 1", "hessian-pairs: expected true or false"),
         ("until = 7", "until: expected text"),
     ],

@@ -113,7 +113,7 @@ def test_data_file(tmp_path):
 
 
 BAD = [
-    (["--loss", "hinge"], "unknown loss 'hinge'"),
+    (["--loss", "hinge"], "'hinge' is not one of 'ce', 'dce'"),
     (["--eta", "0"], "eta must be > 0"),
     (["--eta", "-1"], "eta must be > 0"),
     (["--eta", "abc"], "not a valid number"),
@@ -123,7 +123,7 @@ BAD = [
     (["--top-k", "1"], "top-k must be >= 2"),
     (["--device", "cuda"], "no CUDA GPU"),
     (["--device", "tpu"], "device"),
-    (["--dtype", "float16"], "dtype must be one of"),
+    (["--dtype", "float16"], "'float16' is not one of 'float64', 'float32'"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
     (["--data", str(Path(__file__))], "must end in .npz, .h5"),
     (["--seeds", "x"], "seeds"),

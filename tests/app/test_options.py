@@ -26,7 +26,23 @@ def sample(k):
         return [f"--{k.flag}", "17"], 17, 17
     if k.kind is float:
         return [f"--{k.flag}", "0.125"], 0.125, 0.125
+    if k.choices:  # a value of its choice that is not the default
+        v = next(c for c in k.choices if c != k.default)
+        return [f"--{k.flag}", v], v, v
     return [f"--{k.flag}", "zz"], "zz", "zz"
+
+
+@pytest.mark.parametrize("k", [k for k in RUN_KNOBS if k.choices], ids=lambda k: k.flag)
+def test_a_text_knob_outside_its_choices_is_refused_on_the_line_and_in_toml(k):
+    from click.testing import CliRunner
+
+    from landscape import LandscapeError
+    from landscape.app.cli import main
+
+    r = CliRunner().invoke(main, ["record", f"--{k.flag}", "zz"])
+    assert r.exit_code == 2 and "'zz' is not one of" in r.output and r.output.count("\n") == 1, r.output
+    with pytest.raises(LandscapeError, match=f"{k.flag}: 'zz' is none of"):
+        spec_from_values({k.key: "zz"})
 
 
 def parsed(command, args):
@@ -71,3 +87,53 @@ def test_nothing_given_means_the_dataclass_defaults():
     assert given(SWEEP_KNOBS, parsed(sweep, [])) == {}
     names = {f.name for f in fields(RunConfig)} - {"replica_table", "extra"}
     assert names == {k.name for k in RUN_KNOBS}
+
+
+def _commands(group, path=("landscape",)):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+def test_every_option_of_every_command_has_help():
+    """A user reads `--help`, not the code: no option may stand there without a word."""
+    import click
+
+    from landscape.app.cli import main
+
+    bare = [
+        f"{' '.join(path)} {p.opts[0]}"
+        for path, cmd in _commands(main)
+        for p in cmd.params
+        if isinstance(p, click.Option) and not (p.help or "").strip()
+    ]
+    assert not bare, bare
+
+
+@pytest.mark.parametrize("group", ["analyze", "plot", None])
+def test_group_help_fits_one_screen(group):
+    """The listing of a group: one line a command (not cut at "Fig."), the whole within a screen."""
+    from click.testing import CliRunner
+
+    from landscape.app.cli import main
+
+    r = CliRunner().invoke(main, [group, "--help"] if group else ["--help"], terminal_width=80)
+    assert r.exit_code == 0
+    lines = r.output.splitlines()
+    listing = lines[lines.index("Commands:") + 1 :]
+    assert len(lines) <= 30 and all(len(x) <= 80 for x in lines), r.output
+    assert all(x.startswith("  ") and x[2] != " " for x in listing), r.output  # no wrapped line
+    assert not any(x.rstrip().endswith(("Fig", "Fig.")) for x in listing), r.output
+
+
+def test_short_help_keeps_abbreviations_and_cuts_at_a_word():
+    from landscape.app.cli import short_help
+
+    assert short_help("Fig. 1: mean F(t). More text.") == "Fig. 1: mean F(t)"
+    assert short_help("Validation accuracy vs width (Fig. 3): mean ± s.e. over seeds.") == (
+        "Validation accuracy vs width (Fig. 3): mean ± s.e. …"
+    )
+    assert short_help("one two three four five six seven", limit=20) == "one two three four …"

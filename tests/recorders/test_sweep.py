@@ -257,7 +257,7 @@ def test_the_calibration_times_the_recorders_own_segments(monkeypatch):
         (["--eta", ","], "no value for etas"),
         (["--eta", "-1"], "eta must be > 0"),
         (["--width", "0"], "width must be >= 1"),
-        (["--loss", "hinge"], "unknown loss"),
+        (["--loss", "hinge"], "'hinge' is none of"),
         pytest.param(["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler", marks=pytest.mark.dask),
     ],
 )
