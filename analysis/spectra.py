@@ -16,6 +16,7 @@ import torch
 import xarray as xr
 
 from landscape import LandscapeError
+from landscape.curvature import quantities
 from landscape.curvature.density import Quadrature
 from landscape.runs.opened import Run
 
@@ -72,10 +73,10 @@ def density(
         nodes, weights, lows, ress = [], [], [], []
         for theta, t in zip(thetas, steps):
             if not read:
-                q = eng.density(theta[None], t, M, V, seeds, seed)
+                q = quantities.density(eng, theta[None], t, M, V, seeds, seed)
                 nodes.append(q.nodes[0].double().cpu().numpy())
                 weights.append(q.weights[0].double().cpu().numpy())
-            b = eng.bottom(theta[None], t, kb, seeds)
+            b = quantities.bottom(eng, theta[None], t, kb, seeds)
             lows.append(b.eigvals[0].double().cpu().numpy())
             ress.append(b.residuals[0].double().cpu().numpy())
         if not read:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from harness import ROOT, interleaved, ratios, recording, spread, threads_line
 
+from landscape.curvature import quantities
 from landscape.problem import losses
 from landscape.runs import build
 from landscape.runs.opened import Run
@@ -94,9 +95,9 @@ def main():
     runners = recording(
         {
             "PyHessian": lambda: pyhessian_density(module, X, y, criterion, M, V),
-            "landscape eager R=1": lambda: eng.density(th1, t, M, V, [0]),
-            "landscape fused R=1": lambda: fused.density(th1, t, M, V, [0]),
-            f"landscape fused R={R}": lambda: fused.density(thR, t, M, V, seeds, G=GR),
+            "landscape eager R=1": lambda: quantities.density(eng, th1, t, M, V, [0]),
+            "landscape fused R=1": lambda: quantities.density(fused, th1, t, M, V, [0]),
+            f"landscape fused R={R}": lambda: quantities.density(fused, thR, t, M, V, seeds, G=GR),
         },
         out,
         peaks,

@@ -21,6 +21,7 @@ import torch
 
 from landscape import LandscapeError
 from landscape.config.run import RunConfig
+from landscape.curvature import quantities
 from landscape.curvature.blocks import layer_blocks
 from landscape.dynamics.detector import first_instability
 from landscape.dynamics.iterates import Tracker
@@ -238,19 +239,9 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
                 )
                 warm, vecs = res.block, res.eigvecs
                 buf.eigval[:, nh], buf.eigres[:, nh], buf.eigconv[:, nh] = res.eigvals, res.residuals, res.converged
-                if cfg.layer_spectra:
-                    lr = engine.layer_spectrum(theta, s, seeds, cfg.eig_tol, cfg.eig_max_iter, seed=s, G=G_all[s - t])
-                    buf.extra["layer_eigval"][:, nh], buf.extra["layer_eigres"][:, nh] = lr.eigvals, lr.residuals
-                if cfg.trace_samples:
-                    tr = engine.trace(theta, s, cfg.trace_samples, seeds, seed=s, G=G_all[s - t])
-                    buf.extra["trace"][:, nh], buf.extra["trace_se"][:, nh] = tr.estimate, tr.stderr
-                if cfg.density_steps:
-                    q = engine.density(theta, s, cfg.density_steps, cfg.density_vectors, seeds, G=G_all[s - t])
-                    buf.extra["slq_nodes"][:, nh], buf.extra["slq_weights"][:, nh] = q.nodes, q.weights
-                if cfg.bottom_k:
-                    lo = engine.bottom(theta, s, cfg.bottom_k, seeds, G=G_all[s - t])
-                    buf.extra["lambda_min"][:, nh], buf.extra["lambda_min_res"][:, nh] = lo.eigvals, lo.residuals
-                    buf.extra["lambda_min_conv"][:, nh] = lo.converged
+                for q in quantities.active(cfg):  # the optional quantities, as declared
+                    for name, v in q.compute(engine, theta, s, seeds, cfg, G_all[s - t]).items():
+                        buf.extra[name][:, nh] = v
                 nh += 1
             if s % pe == 0:
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
@@ -388,19 +379,12 @@ class _Buffers:
         self.eigval = torch.empty((R, nh, k), **kw)
         self.eigres = torch.empty((R, nh, k), **kw)
         self.eigconv = torch.empty((R, nh, k), dtype=torch.bool, device=engine.device)
-        L = len(layer_blocks(engine.param_map())) if cfg.layer_spectra else 0
-        self.extra: dict[str, torch.Tensor] = {}  # optional spectra: layer tops, trace, density, bottom
-        if cfg.layer_spectra:
-            self.extra.update(layer_eigval=torch.empty((R, nh, L), **kw), layer_eigres=torch.empty((R, nh, L), **kw))
-        if cfg.trace_samples:
-            self.extra.update(trace=torch.empty((R, nh), **kw), trace_se=torch.empty((R, nh), **kw))
-        if cfg.density_steps:
-            V, M = cfg.density_vectors, cfg.density_nodes(n)
-            self.extra.update(slq_nodes=torch.empty((R, nh, V, M), **kw), slq_weights=torch.empty((R, nh, V, M), **kw))
-        if cfg.bottom_k:
-            kb = cfg.bottom_k
-            self.extra.update(lambda_min=torch.empty((R, nh, kb), **kw), lambda_min_res=torch.empty((R, nh, kb), **kw))
-            self.extra["lambda_min_conv"] = torch.empty((R, nh, kb), dtype=torch.bool, device=engine.device)
+        layers = [name for name, _ in layer_blocks(engine.param_map())]
+        self.extra: dict[str, torch.Tensor] = {}  # the optional quantities (landscape.curvature.quantities)
+        for q in quantities.active(cfg):
+            for name, (tail, dtype) in q.shapes(cfg, n, layers).items():
+                kind = dict(dtype=torch.bool, device=engine.device) if dtype == "bool" else kw
+                self.extra[name] = torch.empty((R, nh, *tail), **kind)
         npar = -(-c // cfg.save_params_every)
         self.params = torch.empty((R, npar, n), **kw)
         self.eigvec = torch.empty((R, npar, k, n), **kw)

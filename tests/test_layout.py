@@ -29,7 +29,7 @@ CORE = {
     "problem": {"machine"},
     "config": {"problem", "machine"},
     "engines": {"problem", "curvature", "dynamics", "machine"},
-    "store": {"config", "dynamics", "machine"},
+    "store": {"config", "curvature", "dynamics", "machine"},
     "runs": {"store", "config", "engines", "problem", "curvature", "dynamics", "machine"},
 }
 

@@ -273,6 +273,11 @@ def info(store):
         f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
         f"parameters every {cfg.save_params_every} steps"
     )
+    from landscape.curvature import quantities
+
+    extra = [q.describe(cfg) for q in quantities.active(cfg)]
+    if extra:
+        click.echo(f"also       {', '.join(extra)} at the spectrum steps")
     click.echo(f"created    {a.get('created')}   code {a.get('git_revision')}")
     click.echo("versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
     click.echo(f"replicas   {len(reps)}")

@@ -13,22 +13,14 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from landscape.curvature.blocks import LayerSpectra, layer_blocks, layer_top_eigs
-from landscape.curvature.density import Quadrature, bottomk_eigs, slq
 from landscape.curvature.eigen import BlockOp, EigResult, dense_topk, topk_eigs
-from landscape.curvature.trace import TraceResult, hutchinson_trace
+from landscape.curvature.quantities import DIVERGED_BOUND, healthy  # noqa: F401 (the engines' names for them)
 from landscape.dynamics.iterates import Tracker
 from landscape.problem import losses
 from landscape.problem.data import Dataset
 from landscape.problem.schedule import gamma
 
-DIVERGED_BOUND = 1e12  # a replica with |θ_i| beyond this (or a non-finite θ or F) has diverged
 EVALUATED = ("loss", "loss_static", "train_acc", "val_acc")  # what `evaluate_at` returns per point
-
-
-def healthy(theta: torch.Tensor) -> torch.Tensor:
-    """(R,) bool: the replicas whose θ is finite and within DIVERGED_BOUND."""
-    return torch.isfinite(theta).all(dim=1) & (theta.abs().amax(dim=1) <= DIVERGED_BOUND)
 
 
 def accuracy_of(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -306,98 +298,3 @@ class ReplicaEngine:
                 for r in range(R)
             ]  # fmt: skip
             return _stack(parts)
-
-    def _healthy_rows(self, theta: torch.Tensor, t: int, seeds: list, G, again, none):
-        """An optional spectrum of the healthy replicas only, spread over all (`_on_healthy`):
-        again(θ, seeds, Γ) of those rows, none() when none is healthy; None when all are."""
-        Gt = self.gamma(t) if G is None else G
-        return _on_healthy(theta, lambda idx: again(theta[idx], [seeds[i] for i in idx.tolist()], Gt[idx]), none)
-
-    def layer_spectrum(
-        self,
-        theta: torch.Tensor,
-        t: int,
-        seeds=None,
-        tol: float = 1e-3,
-        max_iter: int = 100,
-        seed: int = 0,
-        G: torch.Tensor | None = None,
-    ) -> LayerSpectra:
-        """The top eigenvalue of each layer's diagonal Hessian block (`blocks`), every replica
-        (NaN, not converged, for a diverged one). G: Γ (R, C) at t if the caller has it."""
-        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
-
-        def none() -> LayerSpectra:
-            names = tuple(name for name, _ in layer_blocks(self.param_map()))
-            nan = torch.full((theta.shape[0], len(names)), float("nan"), dtype=self.dtype, device=self.device)
-            return LayerSpectra(names, nan, nan.clone(), torch.zeros(nan.shape, dtype=torch.bool, device=self.device))
-
-        again = lambda th, sd, g: self.layer_spectrum(th, t, sd, tol, max_iter, seed, g)  # noqa: E731
-        part = self._healthy_rows(theta, t, seeds, G, again, none)
-        if part is not None:
-            return part
-        return layer_top_eigs(
-            self.hvp_block(theta, t, G),
-            layer_blocks(self.param_map()),
-            seeds=seeds,
-            n=theta.shape[1],
-            tol=tol,
-            max_iter=max_iter,
-            salt=seed,
-            dtype=self.dtype,
-            device=self.device,
-        )
-
-    def trace(
-        self, theta: torch.Tensor, t: int, samples: int = 64, seeds=None, seed: int = 0, G: torch.Tensor | None = None
-    ) -> TraceResult:
-        """Hutchinson's estimate of tr H_t(θ) per replica, with its standard error (`trace`);
-        NaN for a diverged replica. G: Γ (R, C) at t if the caller has it."""
-        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
-        nan = lambda: torch.full((theta.shape[0],), float("nan"), dtype=self.dtype, device=self.device)  # noqa: E731
-        again = lambda th, sd, g: self.trace(th, t, samples, sd, seed, g)  # noqa: E731
-        part = self._healthy_rows(theta, t, seeds, G, again, lambda: TraceResult(nan(), nan(), samples))
-        if part is not None:
-            return part
-        return hutchinson_trace(
-            self.hvp_block(theta, t, G), seeds, theta.shape[1], samples, seed, dtype=self.dtype, device=self.device
-        )
-
-    def density(
-        self, theta: torch.Tensor, t: int, steps: int, vectors: int, seeds=None, seed: int = 0,
-        G: torch.Tensor | None = None,
-    ) -> Quadrature:  # fmt: skip
-        """SLQ nodes and weights (R, V, M) of H_t(θ) per replica (`density.slq`, all replicas and
-        vectors as one block); NaN for a diverged replica. The vectors are drawn from each
-        replica's seed and `seed` + t, as `analysis.spectra.density` draws them at step t, so a
-        recorded density is recomputed exactly from the store. G: Γ (R, C) at t if known."""
-        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
-        M = min(steps, theta.shape[1])
-
-        def none() -> Quadrature:
-            nan = torch.full((theta.shape[0], vectors, M), float("nan"), dtype=self.dtype, device=self.device)
-            return Quadrature(nan, nan.clone())
-
-        again = lambda th, sd, g: self.density(th, t, steps, vectors, sd, seed, g)  # noqa: E731
-        part = self._healthy_rows(theta, t, seeds, G, again, none)
-        if part is not None:
-            return part
-        return slq(self.hvp_block(theta, t, G), seeds, theta.shape[1], steps, vectors, salt=seed + t,
-                   dtype=self.dtype, device=self.device)  # fmt: skip
-
-    def bottom(
-        self, theta: torch.Tensor, t: int, k: int, seeds=None, tol: float = 1e-6, max_iter: int = 400,
-        G: torch.Tensor | None = None,
-    ) -> EigResult:  # fmt: skip
-        """The k smallest eigenpairs of H_t(θ) per replica, smallest first, with residuals and
-        convergence flags (`density.bottomk_eigs`, the start block drawn from salt t); NaN, not
-        converged, for a diverged replica. G: Γ (R, C) at t if known."""
-        seeds = list(range(theta.shape[0])) if seeds is None else list(seeds)
-        n = theta.shape[1]
-        again = lambda th, sd, g: self.bottom(th, t, k, sd, tol, max_iter, g)  # noqa: E731
-        part = self._healthy_rows(theta, t, seeds, G, again, lambda: _nan_eig(theta.shape[0], k, n, self.dtype,
-                                                                              self.device))  # fmt: skip
-        if part is not None:
-            return part
-        return bottomk_eigs(self.hvp_block(theta, t, G), k, seeds=seeds, n=n, tol=tol, max_iter=min(n, max_iter),
-                            salt=t, dtype=self.dtype, device=self.device)  # fmt: skip

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from landscape import LandscapeError
 from landscape.runs import build
@@ -116,6 +117,29 @@ class Run:
         for s, theta in walk(self, eng, idx, steps):
             out[:, where[s]] = theta.detach().cpu().double().numpy()[:, None]
         return out
+
+    def recompute(self, name: str, steps, replicas=None, device: str = "cpu") -> dict[str, np.ndarray]:
+        """A recorded quantity (`landscape.curvature.quantities`, by name) computed again at
+        the given spectrum steps from θ replayed there, with the recording's settings:
+        {array: (len(replicas), len(steps), …)}, to hold the store against."""
+        from landscape.curvature import quantities
+
+        names = [q.name for q in quantities.REGISTRY]
+        if name not in names:
+            raise LandscapeError(f"no recorded quantity '{name}'; the quantities are {', '.join(names)}")
+        q = quantities.by_name(name)
+        idx = self.check_replicas(replicas)
+        steps = [int(s) for s in np.atleast_1d(steps)]
+        eng = self.engine(idx, device)
+        seeds = [self.config.replicas()[i].seed for i in idx]
+        thetas = self.params_at(steps, idx, device)
+        out: dict[str, list] = {}
+        for j, s in enumerate(steps):
+            theta = torch.as_tensor(thetas[:, j], device=eng.device).to(eng.dtype)
+            for key, v in q.compute(eng, theta, s, seeds, self.config, eng.gamma(s)).items():
+                out.setdefault(key, []).append(v.detach().cpu().double().numpy() if v.is_floating_point()
+                                               else v.detach().cpu().numpy())  # fmt: skip
+        return {key: np.stack(v, axis=1) for key, v in out.items()}
 
     def iterate_signals(self, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
         """The iterate signals (R, N, 3) (‖p‖, ‖p − p_prev‖, cos) and projections (R, N, K) of

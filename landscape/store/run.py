@@ -11,10 +11,10 @@ Layout (dimensions in brackets):
   loss, loss_static, train_acc, val_acc   [replica, step]
   gamma                                   [replica, step, class]
   eigval, eigres, eigconv                 [replica, hstep, eig]
-  layer_eigval, layer_eigres              [replica, hstep, layer]   (--layer-spectra)
-  trace, trace_se                         [replica, hstep]          (--trace-samples)
-  slq_nodes, slq_weights                  [replica, hstep, vec, node] (--density-steps)
-  lambda_min, lambda_min_res, lambda_min_conv [replica, hstep, bottom] (--bottom-k)
+  the optional quantities (landscape.curvature.quantities), each [replica, hstep, *its dims]:
+  layer_eigval, layer_eigres [layer] (--layer-spectra); trace, trace_se (--trace-samples);
+  slq_nodes, slq_weights [vec, node] (--density-steps); lambda_min, lambda_min_res,
+  lambda_min_conv [bottom] (--bottom-k); grad_norm (--grad-norm)
   eigvec                                  [replica, pstep, eig, param]
   params                                  [replica, pstep, param]
   iter_p, iter_q, iter_cos                [replica, step]   the iterates' period-2 signal
@@ -45,6 +45,7 @@ from zarr.core.common import JSON
 
 from landscape import LandscapeError, __version__
 from landscape.config.run import RunConfig
+from landscape.curvature import quantities
 from landscape.dynamics.iterates import NUM_DIRS, directions
 
 SCHEMA_VERSION = 1
@@ -63,15 +64,6 @@ ATTRS = {
     "eigres": ("residual ‖Hv − λv‖ of each eigenpair", ""),
     "eigconv": ("eigenpair converged (residual ≤ eig_tol·|λ1|)", ""),
     "eigvec": ("top-k Hessian eigenvectors at the steps with saved parameters", ""),
-    "layer_eigval": ("top eigenvalue of each layer's diagonal Hessian block H_ll at θ_t", ""),
-    "layer_eigres": ("residual ‖H_ll v − λ v‖ of each layer's top pair", ""),
-    "trace": ("Hutchinson estimate of tr H_t(θ_t) (Rademacher probes)", ""),
-    "trace_se": ("standard error of the trace estimate over its probes", ""),
-    "slq_nodes": ("Gauss quadrature nodes of H_t(θ_t) from each SLQ vector (Lanczos Ritz values)", ""),
-    "slq_weights": ("their weights (squared first components): Σ w f(node) = vᵀ f(H) v for polynomials", ""),
-    "lambda_min": ("the bottom-k Hessian eigenvalues of F_t at θ_t, smallest first", ""),
-    "lambda_min_res": ("residual ‖Hv − λv‖ of each bottom pair", ""),
-    "lambda_min_conv": ("bottom pair converged (residual ≤ 1e-6·|λ_min|)", ""),
     "params": ("flattened network parameters θ_t", ""),
     "iter_p": ("‖p_t‖, p_t = θ_{t+1} − 2θ_t + θ_{t−1} (the iterates' second difference)", ""),
     "iter_q": ("‖p_t − p_{t−1}‖ (the iterates' third difference: a bounce's alternating amplitude)", ""),
@@ -79,9 +71,14 @@ ATTRS = {
     "iter_proj": ("u_k · θ_t on the fixed random unit directions iter_dirs", ""),
 }
 ITERATE_ARRAYS = ("iter_p", "iter_q", "iter_cos")
-# what a spectrum step writes, those the config asks for
-HSTEP_ARRAYS = ("eigval", "eigres", "eigconv", "layer_eigval", "layer_eigres", "trace", "trace_se", "slq_nodes",
-                "slq_weights", "lambda_min", "lambda_min_res", "lambda_min_conv")  # fmt: skip
+TOPK_ARRAYS = ("eigval", "eigres", "eigconv")  # what every spectrum step writes, beside the quantities
+
+
+def long_name(name: str) -> str | None:
+    """What an array holds: the store's own arrays here, a quantity's in its declaration."""
+    if name in ATTRS:
+        return ATTRS[name][0]
+    return next((a.long_name for q in quantities.REGISTRY for a in q.arrays if a.name == name), None)
 
 
 def _every_chunk(method):
@@ -225,25 +222,15 @@ def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=(), iterate
     for name in ("eigval", "eigres"):
         out[name] = (["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k), *f64)
     out["eigconv"] = (["replica", "hstep", "eig"], (R, len(hstep), k), (rc, hc, k), "bool", False)
-    if cfg.layer_spectra:
-        L = len(layers)
-        out["layer"] = (["layer"], (L,), (max(L, 1),), str, "")
-        for name in ("layer_eigval", "layer_eigres"):
-            out[name] = (["replica", "hstep", "layer"], (R, len(hstep), L), (rc, hc, max(L, 1)), *f64)
-    if cfg.trace_samples:
-        for name in ("trace", "trace_se"):
-            out[name] = (["replica", "hstep"], (R, len(hstep)), (rc, hc), *f64)
-    if cfg.density_steps:
-        V, M = cfg.density_vectors, cfg.density_nodes(n)
-        out["vec"], out["node"] = (["vec"], (V,), (V,), *i64), (["node"], (M,), (M,), *i64)
-        for name in ("slq_nodes", "slq_weights"):
-            out[name] = (["replica", "hstep", "vec", "node"], (R, len(hstep), V, M), (rc, hc, V, M), *f64)
-    if cfg.bottom_k:
-        nb = cfg.bottom_k
-        out["bottom"] = (["bottom"], (nb,), (nb,), *i64)
-        for name in ("lambda_min", "lambda_min_res"):
-            out[name] = (["replica", "hstep", "bottom"], (R, len(hstep), nb), (rc, hc, nb), *f64)
-        out["lambda_min_conv"] = (["replica", "hstep", "bottom"], (R, len(hstep), nb), (rc, hc, nb), "bool", False)
+    for q in quantities.active(cfg):  # the optional quantities, as they declare themselves
+        sizes = q.sizes(cfg, n, layers)
+        for dim, size in sizes.items():
+            kind = (str, "") if dim == "layer" else i64
+            out[dim] = ([dim], (size,), (max(size, 1),), *kind)
+        for a in q.arrays:
+            tail = tuple(sizes[d] for d in a.dims)
+            out[a.name] = (["replica", "hstep", *a.dims], (R, len(hstep), *tail), (rc, hc, *(max(x, 1) for x in tail)),
+                           a.dtype, a.fill)  # fmt: skip
     out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
     out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
     out["state/ckpt"] = (None, (2, R, 1 + n * (1 + kb)), (1, R, 1 + n * (1 + kb)), *f64)
@@ -351,17 +338,15 @@ class RunStore:
             "amplitude": np.array([r.amplitude for r in reps]),
             "loss_name": np.array([cfg.loss] * R),
             "width": np.full(R, cfg.width),
-            "layer": np.array([str(v) for v in layers]),
             "proj": np.arange(NUM_DIRS),
-            "vec": np.arange(cfg.density_vectors),
-            "node": np.arange(cfg.density_nodes(num_params)),
-            "bottom": np.arange(cfg.bottom_k),
             "iter_dirs": directions(num_params),
         }
+        for q in quantities.active(cfg):
+            values.update(q.coords(cfg, num_params, layers))
         for name, (dims, shape, chunks, dtype, fill) in layout(cfg, num_classes, num_params, layers).items():
             attrs: dict[str, JSON] = {}
-            if name in ATTRS:
-                attrs = {"long_name": ATTRS[name][0], "coordinates": " ".join(REPLICA_COORDS)}
+            if long_name(name):
+                attrs = {"long_name": long_name(name), "coordinates": " ".join(REPLICA_COORDS)}
             kw = {} if dtype is str else {"fill_value": fill, "compressors": COMPRESSORS}
             parent, _, leaf = name.rpartition("/")
             a = (g.require_group(parent) if parent else g).create_array(
@@ -616,7 +601,7 @@ class RunStore:
         pe = cfg.save_params_every
         ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))
         if hb > ha:
-            for name in HSTEP_ARRAYS:
+            for name in (*TOPK_ARRAYS, *quantities.arrays(cfg)):
                 if name in block:
                     w(name)[:, ha:hb] = block[name]
         pa, pb = -(-a // pe), -(-b // pe)

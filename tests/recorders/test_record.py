@@ -12,6 +12,7 @@ import xarray as xr
 import zarr
 
 from landscape import LandscapeError
+from landscape.curvature import quantities
 from landscape.recorders import record, resume
 from landscape.runs import build
 from landscape.runs.opened import params_at
@@ -252,9 +253,9 @@ def test_layer_spectra_and_trace_are_recorded_resumed_and_checkable(tmp_path, ti
     eng = build.engine(c, build.dataset(c))
     th = torch.tensor(ds.params.isel(pstep=2).values)  # θ at step 100, a spectrum step
     seeds = list(ds.seed.values)
-    layers = eng.layer_spectrum(th, 100, seeds, c.eig_tol, c.eig_max_iter, seed=100)
+    layers = quantities.layer_spectra(eng, th, 100, seeds, c.eig_tol, c.eig_max_iter, seed=100)
     np.testing.assert_allclose(ds.layer_eigval.sel(hstep=100).values, layers.eigvals.numpy(), rtol=1e-12)
-    tr = eng.trace(th, 100, 8, seeds, seed=100)
+    tr = quantities.trace(eng, th, 100, 8, seeds, seed=100)
     np.testing.assert_allclose(ds.trace.sel(hstep=100).values, tr.estimate.numpy(), rtol=1e-12)
     H = reference.dense_hessian(eng, th, 100, 0)
     assert abs(float(ds.trace.sel(hstep=100)[0]) - np.trace(H)) < 5 * float(ds.trace_se.sel(hstep=100)[0])

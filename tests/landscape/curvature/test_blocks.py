@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from landscape.curvature import quantities
 from landscape.curvature.blocks import block_op, layer_blocks, layer_top_eigs
 from landscape.engines.mlp import MLPEngine
 from landscape.engines.module import ModuleEngine
@@ -67,7 +68,7 @@ def test_mlp_layer_spectra_against_a_dense_hessian(small_data):
     theta = spec.init([0, 1])
     for t in range(15):
         theta, _ = eng.step(theta, t)
-    res = eng.layer_spectrum(theta, 15, tol=1e-10, max_iter=200)
+    res = quantities.layer_spectra(eng, theta, 15, tol=1e-10, max_iter=200)
     assert res.layers == ("fc1", "fc2")
     full = eng.spectrum(theta, 15, k=1, tol=1e-10, max_iter=200)
     for r in range(2):
@@ -82,8 +83,8 @@ def test_cnn_layer_spectra_and_trace_against_a_dense_hessian():
     theta = eng.theta0.clone()
     for t in range(4):
         theta, _ = eng.step(theta, t)
-    res = eng.layer_spectrum(theta, 4, tol=1e-10, max_iter=200)
-    tr = eng.trace(theta, 4, samples=1000)
+    res = quantities.layer_spectra(eng, theta, 4, tol=1e-10, max_iter=200)
+    tr = quantities.trace(eng, theta, 4, samples=1000)
     assert res.layers == ("conv", "fc")
     for r in range(2):
         H = dense_hessian(eng, theta, 4, r)

@@ -1,0 +1,264 @@
+"""The optional quantities recorded at the spectrum steps, each declared once.
+
+A `Quantity` says what it is called, which setting of the run turns it on, the arrays it
+writes (their extra dimensions, dtype and fill), the values of its own coordinates, and how
+it is computed from an engine's Hessian-vector products at θ_t. Everything else is derived
+from the declarations in `REGISTRY`: the store's layout and attributes
+(`landscape.store.run.layout`), the recorder's buffers and flush (`landscape.recorders.record`),
+`landscape check` (which reads every array of the layout), `landscape info`, and the
+replay-based recomputation (`landscape.runs.opened.Run.recompute`) that the tests hold the
+recording against. Adding a quantity is one declaration here, its knob in `RunConfig`, and
+its test.
+
+Each computation runs on the healthy replicas only (`on_healthy`): a diverged replica costs
+no solver time and reads NaN (not converged). The engine is used only through what every
+engine provides: `hvp_block(θ, t, Γ)`, `param_map()`, `_gradient(θ, Γ)`, its dtype and device.
+
+>>> [q.name for q in REGISTRY]
+['layer_spectra', 'trace', 'density', 'bottom', 'grad_norm']
+>>> sorted(a.name for a in by_name("bottom").arrays)
+['lambda_min', 'lambda_min_conv', 'lambda_min_res']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from landscape.curvature.blocks import LayerSpectra, layer_blocks, layer_top_eigs
+from landscape.curvature.density import Quadrature, bottomk_eigs, slq
+from landscape.curvature.eigen import EigResult
+from landscape.curvature.trace import TraceResult, hutchinson_trace
+
+DIVERGED_BOUND = 1e12  # a replica with |θ_i| beyond this (or a non-finite θ or F) has diverged
+
+
+def healthy(theta: torch.Tensor) -> torch.Tensor:
+    """(R,) bool: the replicas whose θ is finite and within DIVERGED_BOUND."""
+    return torch.isfinite(theta).all(dim=1) & (theta.abs().amax(dim=1) <= DIVERGED_BOUND)
+
+
+@dataclass(frozen=True)
+class Array:
+    """One stored array of a quantity: [replica, hstep, *dims]."""
+
+    name: str
+    dims: tuple[str, ...]
+    long_name: str
+    dtype: str = "float64"
+
+    @property
+    def fill(self):
+        return False if self.dtype == "bool" else np.nan
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A recorded quantity. `knob`: the RunConfig field that turns it on (truthy);
+    `sizes(cfg, n, layers)`: the length of each of its own dimensions; `coords(cfg, n,
+    layers)`: their coordinate values; `compute(engine, θ, t, seeds, cfg, Γ)`: its arrays,
+    each (R, *dims), for the healthy replicas (`on_healthy` spreads them over all)."""
+
+    name: str
+    knob: str
+    arrays: tuple[Array, ...]
+    sizes: Callable[..., dict[str, int]]
+    compute: Callable[..., dict[str, torch.Tensor]]
+    coords: Callable[..., dict[str, np.ndarray]] = field(default=lambda cfg, n, layers: {})
+    describe: Callable[..., str] = field(default=lambda cfg: "")
+
+    def enabled(self, cfg) -> bool:
+        return bool(getattr(cfg, self.knob))
+
+    def shapes(self, cfg, n: int, layers: Sequence[str]) -> dict[str, tuple[tuple[int, ...], str]]:
+        """{array: (its shape after (replica, hstep), dtype)}."""
+        size = self.sizes(cfg, n, layers)
+        return {a.name: (tuple(size[d] for d in a.dims), a.dtype) for a in self.arrays}
+
+
+def on_healthy(theta: torch.Tensor, compute: Callable[[torch.Tensor], dict], shapes: dict) -> dict[str, torch.Tensor]:
+    """compute(idx) on the healthy rows idx of θ, spread over all R rows: NaN (False for a
+    flag) where a replica diverged; `shapes`: {array: (tail shape, dtype)}."""
+    ok = healthy(theta)
+    R = theta.shape[0]
+    if bool(ok.all()):
+        return compute(torch.arange(R, device=theta.device))
+    out = {}
+    for name, (tail, dtype) in shapes.items():
+        if dtype == "bool":
+            out[name] = torch.zeros((R, *tail), dtype=torch.bool, device=theta.device)
+        else:
+            out[name] = torch.full((R, *tail), float("nan"), dtype=theta.dtype, device=theta.device)
+    idx = ok.nonzero().flatten()
+    if idx.numel():
+        for name, v in compute(idx).items():
+            out[name][idx] = v
+    return out
+
+
+# --- the computations (also called with explicit settings by the analysis) -------------------
+def _seeds(theta, seeds) -> list[int]:
+    return list(range(theta.shape[0])) if seeds is None else [int(s) for s in seeds]
+
+
+def layer_spectra(
+    engine, theta, t: int, seeds=None, tol: float = 1e-3, max_iter: int = 100, seed: int = 0, G=None
+) -> LayerSpectra:
+    """The top eigenvalue (and residual, convergence) of each layer's diagonal Hessian block."""
+    blocks = layer_blocks(engine.param_map())
+    G, seeds = engine.gamma(t) if G is None else G, _seeds(theta, seeds)
+    L = len(blocks)
+
+    def run(idx):
+        r = layer_top_eigs(engine.hvp_block(theta[idx], t, G[idx]), blocks, seeds=[seeds[i] for i in idx.tolist()],
+                           n=theta.shape[1], tol=tol, max_iter=max_iter, salt=seed, dtype=engine.dtype,
+                           device=engine.device)  # fmt: skip
+        return {"layer_eigval": r.eigvals, "layer_eigres": r.residuals, "layer_conv": r.converged}
+
+    shapes = {"layer_eigval": ((L,), "float64"), "layer_eigres": ((L,), "float64"), "layer_conv": ((L,), "bool")}
+    out = on_healthy(theta, run, shapes)
+    return LayerSpectra(tuple(b[0] for b in blocks), out["layer_eigval"], out["layer_eigres"], out["layer_conv"])
+
+
+def trace(engine, theta, t: int, samples: int = 64, seeds=None, seed: int = 0, G=None) -> TraceResult:
+    """Hutchinson's estimate of tr H_t(θ) per replica with its standard error (NaN if diverged)."""
+    G, seeds = engine.gamma(t) if G is None else G, _seeds(theta, seeds)
+
+    def run(idx):
+        r = hutchinson_trace(engine.hvp_block(theta[idx], t, G[idx]), [seeds[i] for i in idx.tolist()],
+                             theta.shape[1], samples, seed, dtype=engine.dtype, device=engine.device)  # fmt: skip
+        return {"trace": r.estimate, "trace_se": r.stderr}
+
+    out = on_healthy(theta, run, {"trace": ((), "float64"), "trace_se": ((), "float64")})
+    return TraceResult(out["trace"], out["trace_se"], samples)
+
+
+def density(engine, theta, t: int, steps: int, vectors: int, seeds=None, seed: int = 0, G=None) -> Quadrature:
+    """SLQ nodes and weights (R, V, M) of H_t(θ), the vectors drawn from each replica's seed
+    and `seed` + t (as the analysis draws them at step t: a recorded density recomputes
+    exactly)."""
+    G, seeds = engine.gamma(t) if G is None else G, _seeds(theta, seeds)
+    M = min(steps, theta.shape[1])
+
+    def run(idx):
+        q = slq(engine.hvp_block(theta[idx], t, G[idx]), [seeds[i] for i in idx.tolist()], theta.shape[1], steps,
+                vectors, salt=seed + t, dtype=engine.dtype, device=engine.device)  # fmt: skip
+        return {"slq_nodes": q.nodes, "slq_weights": q.weights}
+
+    out = on_healthy(theta, run, {"slq_nodes": ((vectors, M), "float64"), "slq_weights": ((vectors, M), "float64")})
+    return Quadrature(out["slq_nodes"], out["slq_weights"])
+
+
+def bottom(engine, theta, t: int, k: int, seeds=None, tol: float = 1e-6, max_iter: int = 400, G=None) -> EigResult:
+    """The k smallest eigenpairs of H_t(θ), smallest first, the start block drawn from salt t."""
+    G, seeds = engine.gamma(t) if G is None else G, _seeds(theta, seeds)
+    n = theta.shape[1]
+
+    def run(idx):
+        op = engine.hvp_block(theta[idx], t, G[idx])
+        r = bottomk_eigs(op, k, seeds=[seeds[i] for i in idx.tolist()], n=n, tol=tol, max_iter=min(n, max_iter),
+                         salt=t, dtype=engine.dtype, device=engine.device)  # fmt: skip
+        return {"vals": r.eigvals, "res": r.residuals, "conv": r.converged, "vecs": r.eigvecs}
+
+    shapes = {"vals": ((k,), "float64"), "res": ((k,), "float64"), "conv": ((k,), "bool"), "vecs": ((k, n), "float64")}
+    out = on_healthy(theta, run, shapes)
+    return EigResult(out["vals"], out["vecs"], out["res"], out["conv"], 0)
+
+
+def grad_norm(engine, theta, t: int, G=None) -> torch.Tensor:
+    """(R,) ‖∇F_t(θ)‖ (NaN if diverged)."""
+    G = engine.gamma(t) if G is None else G
+    out = on_healthy(theta, lambda idx: {"grad_norm": engine._gradient(theta[idx], G[idx]).norm(dim=1)},
+                     {"grad_norm": ((), "float64")})  # fmt: skip
+    return out["grad_norm"]
+
+
+# --- the declarations -----------------------------------------------------------------------
+def _layer_spectra(engine, theta, t, seeds, cfg, G):
+    r = layer_spectra(engine, theta, t, seeds, cfg.eig_tol, cfg.eig_max_iter, seed=t, G=G)
+    return {"layer_eigval": r.eigvals, "layer_eigres": r.residuals}
+
+
+def _trace(engine, theta, t, seeds, cfg, G):
+    r = trace(engine, theta, t, cfg.trace_samples, seeds, seed=t, G=G)
+    return {"trace": r.estimate, "trace_se": r.stderr}
+
+
+def _density(engine, theta, t, seeds, cfg, G):
+    q = density(engine, theta, t, cfg.density_steps, cfg.density_vectors, seeds, G=G)
+    return {"slq_nodes": q.nodes, "slq_weights": q.weights}
+
+
+def _bottom(engine, theta, t, seeds, cfg, G):
+    r = bottom(engine, theta, t, cfg.bottom_k, seeds, G=G)
+    return {"lambda_min": r.eigvals, "lambda_min_res": r.residuals, "lambda_min_conv": r.converged}
+
+
+def _grad_norm(engine, theta, t, seeds, cfg, G):
+    return {"grad_norm": grad_norm(engine, theta, t, G=G)}
+
+
+REGISTRY: tuple[Quantity, ...] = (
+    Quantity(
+        "layer_spectra", "layer_spectra",
+        (Array("layer_eigval", ("layer",), "top eigenvalue of each layer's diagonal Hessian block H_ll at θ_t"),
+         Array("layer_eigres", ("layer",), "residual ‖H_ll v − λ v‖ of each layer's top pair")),
+        sizes=lambda cfg, n, layers: {"layer": len(layers)},
+        coords=lambda cfg, n, layers: {"layer": np.array([str(v) for v in layers])},
+        compute=_layer_spectra,
+        describe=lambda cfg: "per-layer top eigenvalues",
+    ),
+    Quantity(
+        "trace", "trace_samples",
+        (Array("trace", (), "Hutchinson estimate of tr H_t(θ_t) (Rademacher probes)"),
+         Array("trace_se", (), "standard error of the trace estimate over its probes")),
+        sizes=lambda cfg, n, layers: {},
+        compute=_trace,
+        describe=lambda cfg: f"trace ({cfg.trace_samples} probes)",
+    ),
+    Quantity(
+        "density", "density_steps",
+        (Array("slq_nodes", ("vec", "node"),
+               "Gauss quadrature nodes of H_t(θ_t) from each SLQ vector (Lanczos Ritz values)"),
+         Array("slq_weights", ("vec", "node"),
+               "their weights (squared first components): Σ w f(node) = vᵀ f(H) v for polynomials")),
+        sizes=lambda cfg, n, layers: {"vec": cfg.density_vectors, "node": cfg.density_nodes(n)},
+        coords=lambda cfg, n, layers: {"vec": np.arange(cfg.density_vectors), "node": np.arange(cfg.density_nodes(n))},
+        compute=_density,
+        describe=lambda cfg: f"density (SLQ, M = {cfg.density_steps}, V = {cfg.density_vectors})",
+    ),
+    Quantity(
+        "bottom", "bottom_k",
+        (Array("lambda_min", ("bottom",), "the bottom-k Hessian eigenvalues of F_t at θ_t, smallest first"),
+         Array("lambda_min_res", ("bottom",), "residual ‖Hv − λv‖ of each bottom pair"),
+         Array("lambda_min_conv", ("bottom",), "bottom pair converged (residual ≤ 1e-6·|λ_min|)", "bool")),
+        sizes=lambda cfg, n, layers: {"bottom": cfg.bottom_k},
+        coords=lambda cfg, n, layers: {"bottom": np.arange(cfg.bottom_k)},
+        compute=_bottom,
+        describe=lambda cfg: f"bottom-{cfg.bottom_k} eigenvalues",
+    ),
+    Quantity(
+        "grad_norm", "grad_norm",
+        (Array("grad_norm", (), "‖∇F_t(θ_t)‖, the gradient's norm"),),
+        sizes=lambda cfg, n, layers: {},
+        compute=_grad_norm,
+        describe=lambda cfg: "‖∇F‖",
+    ),
+)  # fmt: skip
+
+
+def by_name(name: str) -> Quantity:
+    return next(q for q in REGISTRY if q.name == name)
+
+
+def active(cfg) -> list[Quantity]:
+    """The quantities a run records (those whose knob it turns on)."""
+    return [q for q in REGISTRY if q.enabled(cfg)]
+
+
+def arrays(cfg=None) -> list[str]:
+    """The array names of the quantities (of `cfg`'s, or of all)."""
+    return [a.name for q in (REGISTRY if cfg is None else active(cfg)) for a in q.arrays]
