@@ -120,8 +120,8 @@ def bytes_per_replica(cfg, input_dim=2, num_classes=3, points=300) -> int:
 
 
 # what a recording process holds beyond its replicas' working sets (the store's writers, the
-# step's thread pool and libraries, the allocator's slack): measured at 60–110 MB
-OVERHEAD = 100 * 10**6
+# step's thread pool and libraries, the allocator's slack): 60–110 MB measured
+OVERHEAD = 60 * 10**6
 
 
 def recording_bytes(cfg, input_dim: int, num_classes: int, points: int, n: int | None = None) -> int:

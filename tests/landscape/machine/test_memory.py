@@ -46,19 +46,30 @@ def test_the_preflight_refuses_what_the_cgroup_would_kill(monkeypatch):
 
 
 PROBE = """
-import json, resource, sys, tempfile
+import json, sys, tempfile
+from pathlib import Path
 from landscape.config.run import RunConfig
 from landscape.machine import memory
 from landscape.recorders import record
 from landscape.runs import build
+
+
+def status(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+
+
 step, w, npc, R = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 cfg = RunConfig(loss="dce", etas=tuple(0.01 * (i + 1) for i in range(R)), width=w, n_per_class=npc, steps=50,
                 hessian_every=25, save_params_every=25, chunk_steps=25, step=step, eval_every=25, threads=1)
 data = build.dataset(cfg)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# the peak from here on: reset the high-water mark (a forked child inherits its parent's, and
+# getrusage's maxrss survives exec), then read it after the recording
+Path("/proc/self/clear_refs").write_text("5")
+base = status("VmRSS:")
 record(cfg, tempfile.mkdtemp() + "/r.zarr")
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-print(json.dumps([peak, memory.recording_bytes(cfg, 2, 3, 3 * npc)]))
+print(json.dumps([status("VmHWM:") - base, memory.recording_bytes(cfg, 2, 3, 3 * npc)]))
 """
 
 
