@@ -24,7 +24,7 @@ from landscape.config.run import RunConfig
 from landscape.curvature import quantities
 from landscape.curvature.blocks import layer_blocks
 from landscape.dynamics.detector import first_instability
-from landscape.dynamics.iterates import Tracker
+from landscape.dynamics.iterates import Tracker, directions
 from landscape.engines.base import ReplicaEngine, healthy
 from landscape.machine.perf import keep_freed_memory
 from landscape.runs import build
@@ -53,7 +53,15 @@ def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress |
         # worker's SIGTERM) is delivered once it stands and leaves a store that resumes
         with signals_deferred():
             store = RunStore.create(
-                out, cfg, data.num_classes, engine.num_params, data.source, data.digest(), param_map=pm, layers=layers
+                out,
+                cfg,
+                data.num_classes,
+                engine.num_params,
+                data.source,
+                data.digest(),
+                param_map=pm,
+                layers=layers,
+                iter_dirs=directions(engine.num_params),
             )
         _run(store, cfg, engine, theta, 0, None, progress)
     return out
@@ -111,7 +119,7 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
     if store.status == "complete":
         raise LandscapeError(f"{path} is already complete ({cfg.steps} steps); nothing to resume")
     done = store.steps_done
-    data = build.recorded_dataset(cfg, store.attrs.get("data_digest"), path)  # absent before 0.2
+    data = build.recorded_dataset(cfg, store.schema.data_digest, path)
     build.check_fits(cfg, data)
     engine = build.engine(cfg, data)
     n = engine.num_params

@@ -73,7 +73,7 @@ class Run:
     @cached_property
     def data(self):
         """The training data, checked against the digest the recording stored."""
-        return build.recorded_dataset(self.config, self.store.attrs.get("data_digest"), self.path)
+        return build.recorded_dataset(self.config, self.store.schema.data_digest, self.path)
 
     @property
     def steps_done(self) -> int:

@@ -76,7 +76,10 @@ def check(path, arrays: tuple[str, ...] | None = None) -> Report:
     C, n = int(store.attrs["num_classes"]), int(store.attrs["num_params"])
     damaged: list[Damage] = []
     read = 0
-    for name, (dims, shape, chunks, _, _) in layout(store.config, C, n, store.layers, store.iterates).items():
+    sch = store.schema
+    for name, (dims, shape, chunks, _, _) in layout(
+        store.config, C, n, sch.layers, sch.iterates, sch.ckpt_vectors
+    ).items():
         if arrays is not None and name not in arrays:
             continue
         if not dims:  # the resume state

@@ -27,6 +27,7 @@ Layout (dimensions in brackets):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -46,9 +47,10 @@ from zarr.core.common import JSON
 from landscape import LandscapeError, __version__
 from landscape.config.run import RunConfig
 from landscape.curvature import quantities
-from landscape.dynamics.iterates import NUM_DIRS, directions
+from landscape.dynamics.iterates import NUM_DIRS
+from landscape.store import schema as schemas
+from landscape.store.schema import SCHEMA_VERSION  # noqa: F401 (the store's version, where users look)
 
-SCHEMA_VERSION = 1
 # zstd, then a CRC-32C of each compressed chunk: a damaged chunk fails to read instead of
 # decoding to wrong numbers (landscape.store.integrity reads them all)
 COMPRESSORS = (ZstdCodec(level=0), Crc32cCodec())
@@ -85,7 +87,6 @@ def _every_chunk(method):
     """Write chunks even where they equal the fill value (zarr skips those by default): a
     missing chunk file must mean damage to `landscape.store.integrity`, never "all zeros" (a
     single-seed coordinate [0]) or "all NaN" (validation accuracy without validation data)."""
-    import functools
 
     @functools.wraps(method)
     def wrapper(*args, **kw):
@@ -191,7 +192,14 @@ def _writer_root(path) -> zarr.Group:
     return zarr.open_group(str(path), mode="r+", use_consolidated=True)
 
 
-def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=(), iterates: int = NUM_DIRS) -> dict[str, tuple]:
+def layout(
+    cfg: RunConfig,
+    num_classes: int,
+    num_params: int,
+    layers=(),
+    iterates: int = NUM_DIRS,
+    ckpt_vectors: int | None = None,
+) -> dict[str, tuple]:
     """Every array of a store: name → (dims, shape, chunks, dtype, fill). `create` allocates
     these and `nbytes` sums them, so the size estimate is the store's own. `layers`: the layer
     names of per-layer spectra (`cfg.layer_spectra`); `iterates`: the number of projection
@@ -200,7 +208,7 @@ def layout(cfg: RunConfig, num_classes: int, num_params: int, layers=(), iterate
     step, hstep, pstep = time_axes(cfg)
     rc, sc = min(R, 256), cfg.chunk_steps
     hc = max(1, len(cfg.hessian_steps(0, cfg.chunk_steps)))  # the same count in every chunk
-    kb = k + cfg.eig_oversample  # the solver's whole block is its warm start
+    kb = k + cfg.eig_oversample if ckpt_vectors is None else ckpt_vectors  # the solver's whole block
     i64, f64 = ("int64", 0), ("float64", np.nan)
     out: dict[str, tuple] = {
         "replica": (["replica"], (R,), (R,), *i64),
@@ -278,13 +286,18 @@ class RunStore:
         data_digest: str = "",
         param_map=(),
         layers=(),
+        *,
+        iter_dirs: np.ndarray,
     ) -> RunStore:
-        """Allocate a new store for cfg (the caller has checked `path` with prepare_out).
+        """Allocate a new store for cfg (the caller has checked `path` with prepare_out);
+        `iter_dirs` (K, n): the projection directions of the iterate signals, drawn by the recorder.
 
         A store that cannot be created whole (disk full, permissions) is removed again: it
         holds no data yet, and a half-made store could not be resumed."""
         try:
-            return cls._create(path, cfg, num_classes, num_params, data_source, data_digest, param_map, layers)
+            return cls._create(
+                path, cfg, num_classes, num_params, data_source, data_digest, param_map, layers, iter_dirs
+            )
         except OSError as exc:
             shutil.rmtree(path, ignore_errors=True)
             raise LandscapeError(f"cannot create {path}: {exc.strerror or exc}") from None
@@ -301,13 +314,13 @@ class RunStore:
         data_digest: str,
         param_map,
         layers,
+        iter_dirs: np.ndarray,
     ) -> RunStore:
         reps = cfg.replicas()
         R = len(reps)
         g = zarr.open_group(str(path), mode="w-", zarr_format=3)
         g.attrs.update(
             {
-                "landscape_schema": SCHEMA_VERSION,
                 "config": cfg.to_json(),
                 "versions": _versions(),
                 "git_revision": _git_revision(),
@@ -317,10 +330,7 @@ class RunStore:
                 "num_params": num_params,
                 "num_classes": num_classes,
                 "data": data_source,
-                "data_digest": data_digest,
-                "param_map": [[str(nm), [int(d) for d in shape]] for nm, shape in param_map],
-                "layers": [str(v) for v in layers],
-                "iterate_signals": NUM_DIRS,
+                **schemas.attributes(len(iter_dirs), cfg.top_k + cfg.eig_oversample, data_digest, param_map, layers),
                 "description": "landscape recording; open with xarray.open_zarr or landscape.store.run.open_dataset",
             }
         )
@@ -338,12 +348,14 @@ class RunStore:
             "amplitude": np.array([r.amplitude for r in reps]),
             "loss_name": np.array([cfg.loss] * R),
             "width": np.full(R, cfg.width),
-            "proj": np.arange(NUM_DIRS),
-            "iter_dirs": directions(num_params),
+            "proj": np.arange(len(iter_dirs)),
+            "iter_dirs": np.asarray(iter_dirs, dtype=np.float64),
         }
         for q in quantities.active(cfg):
             values.update(q.coords(cfg, num_params, layers))
-        for name, (dims, shape, chunks, dtype, fill) in layout(cfg, num_classes, num_params, layers).items():
+        for name, (dims, shape, chunks, dtype, fill) in layout(
+            cfg, num_classes, num_params, layers, len(iter_dirs)
+        ).items():
             attrs: dict[str, JSON] = {}
             if long_name(name):
                 attrs = {"long_name": long_name(name), "coordinates": " ".join(REPLICA_COORDS)}
@@ -400,14 +412,7 @@ class RunStore:
         def bad(what):
             raise LandscapeError(f"{self.path} is damaged: {what}")
 
-        v = a.get("landscape_schema")
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            bad(f"landscape_schema = {v!r} is not a schema version")
-        if v > SCHEMA_VERSION:
-            raise LandscapeError(
-                f"{self.path} was written with store schema {v}, newer than this landscape's "
-                f"{SCHEMA_VERSION} ({__version__}); upgrade landscape to read it"
-            )
+        _ = self.schema  # the version, and what an older one means (raises where it cannot be read)
         if a.get("status", "interrupted") not in STATUSES:
             bad(f"status = {a.get('status')!r} is none of {', '.join(STATUSES)}")
         for name in ("num_params", "num_classes"):
@@ -470,16 +475,13 @@ class RunStore:
         n, C = self.attrs.get("num_params"), self.attrs.get("num_classes")
         if not isinstance(n, int) or not isinstance(C, int):
             raise LandscapeError(f"{self.path} is damaged: attributes num_params/num_classes are missing")
-        for name, (_, shape, *_rest) in layout(self.config, C, n, self.layers, self.iterates).items():
+        sch = self.schema
+        for name, (_, shape, *_rest) in layout(self.config, C, n, sch.layers, sch.iterates, sch.ckpt_vectors).items():
             try:
                 a = self.group[name]
             except Exception as exc:  # KeyError, JSON errors of a truncated zarr.json, …
                 reason = "missing" if isinstance(exc, KeyError) else f"unreadable ({type(exc).__name__})"
                 raise LandscapeError(f"{self.path} is damaged: array '{name}' is {reason}") from None
-            if name == "state/ckpt" and isinstance(a, zarr.Array):  # stores before the guard vectors
-                j = (a.shape[2] - 1) / n - 1  # hold fewer warm-start vectors
-                if a.shape[:2] == tuple(shape[:2]) and j == int(j) and j >= self.config.top_k:
-                    continue
             if not isinstance(a, zarr.Array) or a.shape != tuple(shape):
                 raise LandscapeError(
                     f"{self.path} is damaged: array '{name}' has shape "
@@ -491,16 +493,27 @@ class RunStore:
     def attrs(self):
         return self.group.attrs
 
+    @functools.cached_property
+    def schema(self) -> schemas.Schema:
+        """The store's facts, read through the migration of the version it carries."""
+        attrs = dict(self.group.attrs)
+        width = None
+        if attrs.get("landscape_schema") == 1:  # version 1 says its resume slots' width only in the array
+            try:
+                width = int(self.group["state/ckpt"].shape[2])  # type: ignore[union-attr]
+            except Exception:  # missing or unreadable: verify_metadata names it
+                width = None
+        return schemas.read(attrs, width, self.config.top_k, where=str(self.path))
+
     @property
     def layers(self) -> list[str]:
         """Names of the layers of the per-layer spectra (empty without them)."""
-        return [str(v) for v in self.group.attrs.get("layers", [])]  # type: ignore[union-attr]
+        return list(self.schema.layers)
 
     @property
     def iterates(self) -> int:
         """Projection directions of the recorded iterate signals (0: a store without them)."""
-        v = self.group.attrs.get("iterate_signals", 0)
-        return int(v) if isinstance(v, int) else 0
+        return self.schema.iterates
 
     @property
     def steps_done(self) -> int:

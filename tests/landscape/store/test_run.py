@@ -13,7 +13,11 @@ CFG = RunConfig(etas=(0.5, 1.0), seeds=(0,), steps=120, hessian_every=10, save_p
 
 @pytest.fixture
 def store(tmp_path):
-    return RunStore.create(tmp_path / "s.zarr", CFG, num_classes=3, num_params=11, data_source="test")
+    from landscape.dynamics.iterates import directions
+
+    return RunStore.create(
+        tmp_path / "s.zarr", CFG, num_classes=3, num_params=11, data_source="test", iter_dirs=directions(11)
+    )
 
 
 def test_created_arrays_are_the_layout(store):
