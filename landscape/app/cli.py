@@ -1,5 +1,5 @@
 """The `landscape` command (click): record, sweep, inspect and reproduce; `analyze` and `plot`
-come from `landscape.app.analyze`.
+come from `landscape.app.analyze` (a module per kind of thing they read).
 
 Every user error is one line on stderr and exit status 2, never a traceback.
 """

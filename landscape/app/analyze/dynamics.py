@@ -1,0 +1,157 @@
+"""`analyze` commands that read the dynamics: instabilities and the period-doubling cascade
+(`bifurcations`), λ at the first instability across runs (`instability`, Fig. 4), and the
+final accuracies across widths (`generalization`, Fig. 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from landscape import LandscapeError
+from landscape.analysis.bifurcations import LAMBDA_SOURCES, VARIABLES
+
+from ..options import detector_options, user_errors
+from .common import (
+    CONDITION,
+    GENERALIZATION_COLUMNS,
+    INSTABILITY_COLUMNS,
+    analyze,
+    fig_dir,
+    fmt,
+    print_summary,
+    save_pair,
+    summary_command,
+    summary_out,
+)
+
+
+def _load_series(path: str):
+    """A 1-D series from .npy or .csv/.txt (one value per line, or one row), one-line errors."""
+
+    p = Path(path)
+    if not p.is_file():
+        raise LandscapeError(f"{path} does not exist")
+    try:
+        if p.suffix == ".npy":
+            x = np.load(p, allow_pickle=False)
+        elif p.suffix in (".csv", ".txt"):
+            x = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=1)
+        else:
+            raise LandscapeError(f"{path}: a series must be .npy, .csv or .txt")
+    except LandscapeError:
+        raise
+    except Exception as exc:
+        raise LandscapeError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+    try:
+        x = np.squeeze(np.asarray(x, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise LandscapeError(f"{path}: a series must hold numbers, not {np.asarray(x).dtype}") from None
+    if x.ndim != 1:
+        raise LandscapeError(f"{path}: a series must be 1-D, got shape {x.shape}")
+    return x
+
+
+@analyze.command()
+@click.argument("store", required=False)
+@click.option("--series", default=None, help="analyse a bare 1-D series (.npy, .csv or .txt) instead of a store")
+@click.option("--period", default=None, type=int, help="with --series: cycle length in steps, >= 2 (onsets per cycle)")
+@detector_options
+@click.option(
+    "--variable",
+    type=click.Choice(VARIABLES),
+    default="iterates",
+    show_default=True,
+    help="what to read the dynamics from: θ's period-2 signal (iterates) or a recorded series",
+)
+@click.option(
+    "--lambda",
+    "lambda_source",
+    type=click.Choice(LAMBDA_SOURCES),
+    default="auto",
+    show_default=True,
+    help="λ at the onsets: replay (exact at t and t+1), recorded (branch-wise), auto",
+)
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@user_errors()
+def bifurcations(store, series, period, variable, lambda_source, out, **settings):
+    """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
+    from landscape.analysis.bifurcations import Detector, detect, detect_series
+    from landscape.analysis.io import check_target, save_result
+
+    det = Detector(**settings)
+    if (store is None) == (series is None):
+        raise LandscapeError("give a STORE or --series FILE (one of them)")
+    if series is not None:
+        res = detect_series(_load_series(series), period, det)
+        click.echo(f"{'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} {'p8':>7} {'p16':>7} {'chaos':>7}")
+        for c in range(res.sizes["cycle"]):
+            o = res.onset.values[c]
+            if np.isfinite(o[0]):
+                click.echo(f"{c:>5} " + " ".join(f"{fmt(v):>7}" for v in o))
+        fi = float(res.first_instability)
+        click.echo(
+            "no instability"
+            if not np.isfinite(fi)
+            else f"first instability at step {int(fi)}"
+            + (" (unstable from the start)" if bool(res.unstable_from_start) else "")
+        )
+        if out:
+            click.echo(f"saved to {save_result(res, out, 'bifurcations', out)}")
+        return
+    check_target(store, out)  # a read-only store is refused before the detection, not after
+    res = detect(store, det, variable, lambda_source)
+    click.echo(
+        f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>5} {'T':>6} {'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} "
+        f"{'p8':>7} {'p16':>7} {'chaos':>7} {'λ1(t)':>7} {'λ1(t+1)':>7} {'λ1 mean':>7} {'λ2':>7} {'2/η':>6} "
+        f"{'λ1/(2/η)':>9}"
+    )
+    o, l1, l2 = res.onset.values, res.lambda1.values, res.lambda2.values
+    la, lb = res.lambda1_t.values, res.lambda1_t1.values
+    for r in range(res.sizes["replica"]):
+        for k in range(res.sizes["cycle"]):
+            if not np.isfinite(o[r, k, 0]):
+                continue
+            tw = float(res.two_over_eta[r])
+            click.echo(
+                f"{r:>3} {int(res.seed[r]):>4} {float(res.eta[r]):>7g} {float(res.amplitude[r]):>5g} "
+                f"{int(res.period[r]):>6} {k:>5} "
+                + " ".join(f"{fmt(v):>7}" for v in o[r, k])
+                + f" {fmt(la[r, k, 0], 3):>7} {fmt(lb[r, k, 0], 3):>7} {fmt(l1[r, k, 0], 3):>7}"
+                f" {fmt(l2[r, k, 0], 3):>7} {tw:>6g} {fmt(l1[r, k, 0] / tw, 3):>9}"
+            )
+    none = int((~np.isfinite(res.first_instability.values)).sum())
+    if none:
+        click.echo(f"{none} replica(s) showed no instability")
+    start = int(res.unstable_from_start.values.sum())
+    if start:
+        click.echo(f"{start} replica(s) unstable from the first steps (no first instability to read λ at)")
+    click.echo(f"saved to {save_result(res, store, 'bifurcations', out)}")
+
+
+@summary_command("fig4.png")
+def instability(stores, out, fig):
+    """λ1 at the first instability vs η per (loss, η, A, T): mean ± s.e. over replicas, next to 2/η."""
+    from landscape.analysis.figures import draw_fig4
+    from landscape.analysis.first_instability import first_instabilities, summarize
+
+    fig_dir(fig, "--fig")
+    summary_out(out)
+    runs = first_instabilities(stores)
+    summ = summarize(runs)
+    print_summary(summ, CONDITION + INSTABILITY_COLUMNS)
+    click.echo("figures " + ", ".join(draw_fig4(summ, fig)) + save_pair(out, "instability", runs, summ))
+
+
+@summary_command("fig3.png")
+def generalization(stores, out, fig):
+    """Validation accuracy vs width (Fig. 3): mean ± s.e. over seeds per loss, at the last step."""
+    from landscape.analysis.generalization import draw_fig3, final_accuracies, summarize
+
+    fig_dir(fig, "--fig")
+    summary_out(out)
+    runs = final_accuracies(stores)
+    summ = summarize(runs)
+    print_summary(summ, CONDITION[:1] + [("width", 5, "width", "d")] + CONDITION[1:] + GENERALIZATION_COLUMNS)
+    click.echo("figures " + ", ".join(draw_fig3(summ, fig)) + save_pair(out, "generalization", runs, summ))
