@@ -19,6 +19,7 @@ import torch
 
 from landscape import LandscapeError
 from landscape.config.knobs import knob
+from landscape.problem import losses
 from landscape.problem.losses import LOSSES
 from landscape.problem.mlp import ACTIVATIONS
 from landscape.problem.schedule import SHAPES
@@ -140,8 +141,7 @@ class RunConfig:
         def bad(msg):
             raise LandscapeError(msg)
 
-        if self.loss not in LOSSES:
-            bad(f"unknown loss '{self.loss}'; choose one of {', '.join(LOSSES)}")
+        losses.check(self.loss)
         for name, vals in (
             ("eta", self.etas),
             ("amplitude", self.amplitudes),

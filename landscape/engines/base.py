@@ -102,8 +102,7 @@ class ReplicaEngine:
         dtype=torch.float64,
         device="cpu",
     ):
-        if loss not in losses.LOSSES:
-            raise KeyError(f"unknown loss {loss!r}")
+        losses.check(loss)
         self.loss_name, self.gamma_shape = loss, gamma_shape
         self.static_name = losses.STATIC[loss]
         self.dtype, self.device = dtype, torch.device(device)

@@ -46,8 +46,6 @@ class ModuleEngine(ReplicaEngine):
         dtype=torch.float64,
         device="cpu",
     ):
-        if loss not in losses.LOSSES:
-            raise LandscapeError(f"unknown loss '{loss}'; choose one of {', '.join(losses.LOSSES)}")
         super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device)
         self.make = make
         models = self._models(seeds)

@@ -17,8 +17,17 @@ from dataclasses import dataclass
 
 import torch
 
+from landscape import LandscapeError
+
 LOSSES = ("ce", "dce", "mse", "dmse1", "dmse2")
 STATIC = {"ce": "ce", "dce": "ce", "mse": "mse", "dmse1": "mse", "dmse2": "mse"}
+
+
+def check(name: str) -> str:
+    """The loss name, or one line naming the losses there are (the one place this is checked)."""
+    if name not in LOSSES:
+        raise LandscapeError(f"unknown loss '{name}'; choose one of {', '.join(LOSSES)}")
+    return name
 
 
 def _nll_at(logp, y):

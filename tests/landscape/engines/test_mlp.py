@@ -124,3 +124,22 @@ def test_compiled_segments_are_the_compiled_step_whatever_their_lengths(width, l
         assert torch.equal(torch.cat(losses), torch.stack(ref_loss)), cuts
     torch.testing.assert_close(one, ref, rtol=0, atol=tol)
     assert torch.equal(eng.advance(theta0, 0, 300), one)
+
+
+def test_the_step_names_of_the_config_are_the_engines_strategies():
+    """The names are declared twice (the config may not import the engines); they must agree."""
+    from landscape.config.run import STEPS
+    from landscape.engines.steps import STRATEGIES
+
+    assert STEPS == tuple(STRATEGIES)
+
+
+def test_an_unknown_loss_is_one_line_from_every_engine(small_data):
+    import pytest
+
+    from landscape import LandscapeError
+    from landscape.engines.mlp import MLPEngine
+    from landscape.problem.mlp import MLPSpec
+
+    with pytest.raises(LandscapeError, match="unknown loss 'hinge'; choose one of ce, dce"):
+        MLPEngine(MLPSpec(2, 4, 3), small_data, "hinge", eta=[0.1], amplitude=[1.0], period=[10])
