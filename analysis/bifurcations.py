@@ -8,7 +8,7 @@ and reads λ1, λ2 at every instability onset on both branches of the bounce
 By default it reads the iterates (`landscape.dynamics.iterates`: recorded, or replayed exactly for
 a store from before they were recorded), because a bounce across a symmetric valley
 changes θ with period 2 and the loss with period 1; `variable='loss'` (or loss_static,
-train_acc) reads that 1-D series instead, as older versions did.
+train_acc) reads that 1-D series instead.
 """
 
 from __future__ import annotations

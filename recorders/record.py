@@ -375,9 +375,8 @@ def _np64(x: torch.Tensor) -> np.ndarray:
 
 
 class _Buffers:
-    """One chunk of metrics, spectra and saved parameters, allocated once per recording:
-    memory stays bounded by the chunk (per-step tensors kept in lists until a flush grew
-    with the flush interval, and fragmented the heap)."""
+    """One chunk of metrics, spectra and saved parameters, allocated once per recording, so
+    memory is bounded by the chunk and per-step tensors do not fragment the heap."""
 
     def __init__(self, cfg: RunConfig, engine: ReplicaEngine, R: int):
         c, k, n = cfg.chunk_steps, cfg.top_k, engine.num_params
