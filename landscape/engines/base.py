@@ -9,6 +9,7 @@ applies every replica's Hessian to its own row.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -85,10 +86,13 @@ class StepMetrics:
     gamma: torch.Tensor  # (R, C)
 
 
-class ReplicaEngine:
+class ReplicaEngine(abc.ABC):
     """What every engine shares: the data and the per-replica hyper-parameters on the device,
-    Γ, accuracy, replay and the spectra. A subclass supplies the network: `_gradient(θ, Γ)`
-    (∇F per replica), `_logits(θ, val)` and `hvp_block`."""
+    Γ, accuracy, replay and the top-k spectrum. A subclass supplies the network, and must
+    implement (abstract here): `step(θ, t, Γ, evaluate)` (one update and its metrics),
+    `_gradient(θ, Γ)` (∇F per replica), `_logits(θ, val)`, `hvp_block(θ, t, Γ)` (the operator the
+    curvature quantities, `landscape.curvature.quantities`, are computed over) and
+    `param_map()`; and set `num_params`."""
 
     def __init__(
         self,
@@ -121,17 +125,21 @@ class ReplicaEngine:
 
     num_params: int  # n, the length of θ: set by the subclass, which knows the network
 
+    @abc.abstractmethod
     def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
         """The block map (V (Ra, b, n), rows) ↦ H V of the replicas `rows` at θ and step t (Γ G (R, C)
         when the caller has it, else Γ(t)): what the eigensolvers want."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def param_map(self) -> list:
         """[[name, shape], …] in the order of θ's entries: stored with the recording."""
         raise NotImplementedError
@@ -176,6 +184,7 @@ class ReplicaEngine:
         """F_t of replica `replica`'s schedule at many parameter vectors (B, n) → (B,)."""
         return self.evaluate_at(thetas, t, replica, batch)["loss"]
 
+    @abc.abstractmethod
     def step(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None, evaluate: bool = True):
         raise NotImplementedError
 

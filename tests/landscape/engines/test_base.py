@@ -58,3 +58,21 @@ def test_a_diverged_replicas_spectrum_is_nan_and_the_others_unchanged(small_data
     part = eng.spectrum(sick, 3, k=2, tol=1e-10, max_iter=60)
     assert torch.isnan(part.eigvals[1]).all() and not part.converged[1].any()
     np.testing.assert_allclose(part.eigvals[[0, 2]].numpy(), whole.eigvals[[0, 2]].numpy(), rtol=1e-9)
+
+
+def test_the_engine_protocol_is_stated_and_enforced():
+    """What a new engine must implement is the ABC's abstract methods; the two engines do."""
+    import pytest
+
+    from landscape.engines.base import ReplicaEngine
+    from landscape.engines.module import ModuleEngine
+
+    assert ReplicaEngine.__abstractmethods__ == {"step", "_gradient", "_logits", "hvp_block", "param_map"}
+    assert not MLPEngine.__abstractmethods__ and not ModuleEngine.__abstractmethods__
+
+    class Half(ReplicaEngine):
+        def step(self, theta, t, G=None, evaluate=True):
+            return theta
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half(None, "dce", [0.1], [1.0], [10])
