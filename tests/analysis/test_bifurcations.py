@@ -42,6 +42,7 @@ def _bounce_starts_at(theta: np.ndarray, t0: int, onset: int):
     assert after > before, (before, after)
 
 
+@pytest.mark.slow
 def test_shipped_dce_run_onsets_are_where_the_iterates_start_to_bounce(shipped):
     """The shipped store predates the iterate signals: they are replayed, and each onset is
     checked against replayed θ with the test's own criterion."""

@@ -16,6 +16,7 @@ from landscape.app.cli import main
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "dce_w100_A70_T5000.zarr"
 
 
+@pytest.mark.slow
 def test_summary_matches_a_direct_computation():
     runs = first_instabilities([SHIPPED])
     assert runs.sizes["run"] == 4
@@ -31,6 +32,7 @@ def test_summary_matches_a_direct_computation():
         assert abs(float(row.ratio_mean) - 1) < 0.2  # edge of stability: λ1 ≈ 2/η
 
 
+@pytest.mark.slow
 def test_instability_command_writes_table_datasets_and_figures(tmp_path):
     r = CliRunner().invoke(
         main,

@@ -9,6 +9,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_explore_run_notebook_executes(tmp_path, monkeypatch):
     nb = nbformat.read(ROOT / "notebooks" / "explore_run.ipynb", as_version=4)

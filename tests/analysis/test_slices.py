@@ -138,6 +138,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_analysis_runs_on_a_read_only_store():
     """Permissions do not bind root, so as root the check runs without the capabilities

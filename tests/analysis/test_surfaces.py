@@ -147,6 +147,7 @@ def test_bad_requests_are_one_line():
         interpolate(SHIPPED, 100, 7)
 
 
+@pytest.mark.slow
 def test_the_commands(tmp_path):
     store = tmp_path / "run.zarr"
     shutil.copytree(SHIPPED, store)

@@ -144,6 +144,7 @@ def test_sweep_toml_types(tmp_path, toml, message):
     assert not (tmp_path / "s.zarr").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.dask
 def test_scheduler_address_where_an_http_server_listens(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)

@@ -166,6 +166,7 @@ def test_full_sizes_are_the_papers_counts():
         assert s.base.step == "fused"
 
 
+@pytest.mark.slow
 def test_fig3_panel_b_drawn_from_its_parts_is_the_one_sweep_panel(tmp_path):
     """The parts of panel (b), one summary per loss, give the report and the figure that one
     summary of all losses gives."""

@@ -88,6 +88,7 @@ def _stop_after(n):
     return progress
 
 
+@pytest.mark.slow
 def test_the_early_stop_does_not_wait_for_a_diverged_replica(tmp_path):
     cfg = replace(BASE, etas=(0.3, 50.0), periods=(5000,), steps=5000, until="first-instability", chunk_steps=250)
     out = record(cfg, tmp_path / "early.zarr")
@@ -134,6 +135,7 @@ def test_a_sweep_with_a_diverging_replica_completes_every_other(tmp_path):
     assert "diverged" in info and all("complete" in line for line in info.splitlines() if line.startswith("  b"))
 
 
+@pytest.mark.slow
 def test_optional_spectra_skip_a_diverged_replica(tmp_path):
     """The optional spectra run on the healthy replicas with their own Γ: NaN and not converged
     for the diverged one, the healthy one's as recorded alone."""

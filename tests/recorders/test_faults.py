@@ -113,6 +113,7 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     ref = tmp_path / "ref.zarr"
     subprocess.run(CLI + ["record"] + RECORD + ["--out", str(ref)], check=True, capture_output=True)
@@ -133,6 +134,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert_same_recording(ref, run)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_sweep_then_resume(tmp_path):
     ref = tmp_path / "ref.zarr"
     subprocess.run(CLI + ["sweep"] + SWEEP + ["--out", str(ref)], check=True, capture_output=True)
@@ -154,6 +156,7 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     same(open_sweep(ref), open_sweep(out))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_record_stops_on_a_signal_marks_the_store_and_resumes_bit_identically(tmp_path, sig, code):
     ref = tmp_path / "ref.zarr"
@@ -175,6 +178,7 @@ def test_record_stops_on_a_signal_marks_the_store_and_resumes_bit_identically(tm
     assert_same_recording(ref, run)
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_a_stale_lock_is_not(tmp_path):
     run = tmp_path / "run.zarr"
     longer = RECORD + ["--steps", "12000"]  # still writing while two more commands start (no race)
@@ -197,6 +201,7 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_not(tmp_path):
     assert attrs(run)["status"] == "complete" and digest(run) != before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sweep_with_workers_stops_within_seconds(tmp_path, sig, code):
     out = tmp_path / "s.zarr"
@@ -221,6 +226,7 @@ def test_sweep_with_workers_stops_within_seconds(tmp_path, sig, code):
     assert all(attrs(out / b)["status"] == "complete" for b in status)
 
 
+@pytest.mark.slow
 def test_workers_end_with_a_killed_parent(tmp_path):
     out = tmp_path / "s.zarr"
     proc = subprocess.Popen(
@@ -252,6 +258,7 @@ def test_sweep_in_one_process_stops_on_sigterm(tmp_path):
     assert status["b000"] == "interrupted" and status["b003"] == "missing", status
 
 
+@pytest.mark.slow
 def test_reproduce_stops_on_ctrl_c_and_the_same_command_continues(tmp_path):
     out = tmp_path / "r"
     cmd = CLI + ["reproduce", "fig1", "--tiny", "--out", str(out)]
@@ -266,6 +273,7 @@ def test_reproduce_stops_on_ctrl_c_and_the_same_command_continues(tmp_path):
     assert (out / "report.md").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.dask
 def test_sweep_on_a_dask_cluster_stops_on_ctrl_c(tmp_path):
     from distributed import LocalCluster
@@ -330,6 +338,7 @@ def test_a_lock_from_another_host_is_kept_until_broken(tmp_path, tiny_cfg):
     assert lock.lock_file(cut).exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_left_locked_by_a_dead_node_resumes_with_break_lock(tmp_path):
     """SIGKILL mid-sweep, then the locks rewritten as a process on another host would have left
     them (the node died): `sweep --resume` is refused naming --break-lock; with it, the sweep's

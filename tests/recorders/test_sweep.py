@@ -81,6 +81,7 @@ def test_largest_batches_run_first(tmp_path, monkeypatch):
     assert work == sorted(work, reverse=True)
 
 
+@pytest.mark.slow
 def test_grid_view_selects_by_value(tmp_path):
     out = sweep(SweepSpec().replace(**TINY), tmp_path / "s.zarr")
     r = CliRunner().invoke(main, ["info", str(out)])
@@ -261,6 +262,7 @@ def test_the_calibration_times_the_recorders_own_segments(monkeypatch):
         pytest.param(["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler", marks=pytest.mark.dask),
     ],
 )
+@pytest.mark.slow
 def test_bad_sweep_input(tmp_path, args, msg):
     r = CliRunner().invoke(main, ["sweep", "--steps", "50", "--out", str(tmp_path / "s.zarr")] + args)
     assert r.exit_code == 2 and msg in r.output and r.output.count("\n") == 1, r.output

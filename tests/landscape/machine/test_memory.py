@@ -84,6 +84,7 @@ print(json.dumps([status("VmHWM:") - base, memory.recording_bytes(cfg, 2, 3, 3 *
         ("eager", 400, 1000, 4),
     ],
 )
+@pytest.mark.slow
 def test_the_estimate_is_within_twice_the_measured_peak(step, width, n_per_class, replicas):
     """The pre-flight estimate is the working set of the strategy that will run: the fused
     step holds no points × width activations (the eager count refused 1000 × 3000 × 256 as 76 GB;

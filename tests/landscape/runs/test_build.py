@@ -35,6 +35,7 @@ def test_the_spiral_the_mlp_and_the_engine_of_a_config():
         (dict(seeds=tuple(range(10**6)), width=10**4), "needs about"),
     ],
 )
+@pytest.mark.slow
 def test_what_validation_cannot_see_is_checked_before_anything_is_built(change, message):
     cfg = replace(CFG, **change)
     with pytest.raises(LandscapeError, match=re.escape(message)):
