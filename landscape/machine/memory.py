@@ -115,7 +115,7 @@ def bytes_per_replica(cfg, input_dim=2, num_classes=3, points=300) -> int:
         acts = 4 * points * num_classes
     else:
         acts = 16 * points * cfg.width * cfg.depth
-    lanczos = 2 * cfg.eig_max_iter * n
+    lanczos = cfg.eig_max_iter * n  # the Krylov basis
     return size * (acts + lanczos + 8 * n)
 
 
