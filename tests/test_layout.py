@@ -55,6 +55,9 @@ def test_the_walk_finds_every_installed_module():
     for pkg in cfg["tool"]["setuptools"]["packages"]:
         assert pkg in found, pkg
     assert "landscape.app.paper.fig4" in modules()
+    # and every package of the tree is installed (a subpackage left out of the list is not in the wheel)
+    packages = {n for n, p in modules().items() if Path(p).stem == "__init__"}
+    assert packages <= set(cfg["tool"]["setuptools"]["packages"]), packages - set(cfg["tool"]["setuptools"]["packages"])
 
 
 def imports(name: str, path: Path) -> set[str]:
