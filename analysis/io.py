@@ -8,7 +8,6 @@ the recorded arrays.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.store import results
-from landscape.store.run import REPLICA_COORDS, consolidate, is_store
+from landscape.store.run import REPLICA_COORDS, consolidate, is_store, require_new_files
 
 
 def check_target(run_path, out=None) -> Path:
@@ -32,11 +31,7 @@ def check_target(run_path, out=None) -> Path:
     where = target if target.exists() else target.resolve().parent
     if not where.is_dir():
         raise LandscapeError(f"cannot write {target}: directory {where} does not exist")
-    try:  # permissions are not everything (read-only mounts, full disks): try it
-        with tempfile.TemporaryFile(dir=where):
-            pass
-    except OSError as exc:
-        raise LandscapeError(f"cannot write {target}: {where} does not accept new files ({exc.strerror})") from None
+    require_new_files(where, target)
     return target
 
 

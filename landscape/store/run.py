@@ -161,11 +161,17 @@ def check_out(path: Path, overwrite: bool):
         raise LandscapeError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise LandscapeError(f"cannot write {path}: directory {parent} is not writable")
-    try:  # permissions are not everything (/proc, read-only mounts, full disks): try it
-        with tempfile.TemporaryFile(dir=parent):
+    require_new_files(parent, path)
+
+
+def require_new_files(folder: Path, target) -> None:
+    """Refuse, in one line naming `target`, a folder where no file can be made: permissions are
+    not everything (/proc, read-only mounts, full disks), so it is tried."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise LandscapeError(f"cannot write {path}: {parent} does not accept new files ({exc.strerror})") from None
+        raise LandscapeError(f"cannot write {target}: {folder} does not accept new files ({exc.strerror})") from None
 
 
 def prepare_out(path: Path, overwrite: bool):
@@ -357,8 +363,9 @@ class RunStore:
             cfg, num_classes, num_params, layers, len(iter_dirs)
         ).items():
             attrs: dict[str, JSON] = {}
-            if long_name(name):
-                attrs = {"long_name": long_name(name), "coordinates": " ".join(REPLICA_COORDS)}
+            described = long_name(name)
+            if described:
+                attrs = {"long_name": described, "coordinates": " ".join(REPLICA_COORDS)}
             kw = {} if dtype is str else {"fill_value": fill, "compressors": COMPRESSORS}
             parent, _, leaf = name.rpartition("/")
             a = (g.require_group(parent) if parent else g).create_array(
@@ -412,7 +419,7 @@ class RunStore:
         def bad(what):
             raise LandscapeError(f"{self.path} is damaged: {what}")
 
-        _ = self.schema  # the version, and what an older one means (raises where it cannot be read)
+        _ = self.schema  # the version, what an older one means, the parameter map (raises where unreadable)
         if a.get("status", "interrupted") not in STATUSES:
             bad(f"status = {a.get('status')!r} is none of {', '.join(STATUSES)}")
         for name in ("num_params", "num_classes"):
@@ -427,13 +434,10 @@ class RunStore:
                 bad(f"attribute {name} = {str(v)[:40]} is not a list of one step per replica ({R})")
             if any(isinstance(x, bool) or not isinstance(x, int) or not -1 <= x < steps for x in v):
                 bad(f"attribute {name} holds {str(v)[:40]}: each must be a step of 0..{steps - 1}, or -1")
-        pm = a.get("param_map") or []
-        try:
-            sizes = [int(np.prod(shape)) for _, shape in pm]
-        except (TypeError, ValueError):
-            bad("attribute param_map is not a list of [name, shape]")
-        if pm and sum(sizes) != a["num_params"]:
-            bad(f"param_map counts {sum(sizes)} parameters, num_params says {a['num_params']}")
+        pm = self.schema.param_map
+        counted = sum(int(np.prod(shape)) for _, shape in pm)
+        if pm and counted != a["num_params"]:
+            bad(f"param_map counts {counted} parameters, num_params says {a['num_params']}")
         cfg = self.config
         if pm and not cfg.model:  # the built-in MLP: its first layer's bias is as long as the width
             hidden = [shape[0] for name, shape in pm if name.endswith("bias")][:1]

@@ -95,15 +95,18 @@ def read(attrs: Mapping, ckpt_width: int | None = None, top_k: int = 2, where="s
         raise LandscapeError(f"{where} is damaged: iterate_signals = {it!r} is not a count")
     if isinstance(j, bool) or not isinstance(j, int) or j < 1:
         raise LandscapeError(f"{where} is damaged: ckpt_vectors = {j!r} is not a count")
-    pm = attrs.get("param_map") or []
     layers = attrs.get("layers") or []
-    if not isinstance(pm, list) or not isinstance(layers, list):
-        raise LandscapeError(f"{where} is damaged: param_map and layers must be lists")
+    if not isinstance(layers, list):
+        raise LandscapeError(f"{where} is damaged: attribute layers is not a list")
+    try:
+        pm = tuple((str(name), tuple(int(d) for d in shape)) for name, shape in attrs.get("param_map") or [])
+    except (TypeError, ValueError):
+        raise LandscapeError(f"{where} is damaged: attribute param_map is not a list of [name, shape]") from None
     return Schema(
         version=written,
         iterates=it,
         ckpt_vectors=j,
         data_digest=str(attrs.get("data_digest") or ""),
-        param_map=tuple((str(p[0]), tuple(p[1])) for p in pm),
+        param_map=pm,
         layers=tuple(str(x) for x in layers),
     )

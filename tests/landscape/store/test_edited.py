@@ -55,6 +55,7 @@ EDITS = {
     "status unknown": (_attrs(lambda a: a.update(status="done")), "status = 'done' is none of"),
     "num_params text": (_attrs(lambda a: a.update(num_params="51")), "num_params = '51' is not a positive count"),
     "param_map off": (_attrs(lambda a: a["param_map"].pop()), "param_map counts"),
+    "param_map garbled": (_attrs(lambda a: a.update(param_map=[1, 2])), "param_map is not a list of [name, shape]"),
 }
 
 
