@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from landscape.curvature.spectrum import top_k
 from landscape.runs.opened import Run
 from landscape.runs.replay import walk
 
@@ -46,7 +47,7 @@ def branches_replay(run, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
             wanted[t + 1].append((i, where[r], 1))
         warm = None
         for s, theta in walk(run, eng, rows, list(wanted)):
-            res = eng.spectrum(theta, s, k, v0=warm, tol=tol, max_iter=400, seed=s, seeds=[seeds[r] for r in rows])
+            res = top_k(eng, theta, s, k, v0=warm, tol=tol, max_iter=400, salt=s, seeds=[seeds[r] for r in rows])
             warm = res.block
             ev = res.eigvals.detach().cpu().double().numpy()
             for i, j, b in wanted[s]:

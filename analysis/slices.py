@@ -14,6 +14,7 @@ import torch
 import xarray as xr
 
 from landscape import LandscapeError
+from landscape.curvature.spectrum import top_k
 from landscape.machine import memory
 from landscape.runs.opened import Run
 
@@ -44,7 +45,7 @@ def loss_slice(
     else:
         gen = torch.Generator().manual_seed(step)
         v0 = torch.randn(1, x_t.numel(), generator=gen, dtype=torch.float64).to(engine.dtype)
-        res = engine.spectrum(x_t[None], step, k=2, v0=v0, tol=1e-8, max_iter=300)
+        res = top_k(engine, x_t[None], step, k=2, v0=v0, tol=1e-8, max_iter=300)
         V, lam, source = res.eigvecs[0], res.eigvals[0].numpy(), "recomputed"
     V = V / V.norm(dim=1, keepdim=True)
     a = np.linspace(-span, span, grid)

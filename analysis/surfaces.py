@@ -18,6 +18,7 @@ import torch
 import xarray as xr
 
 from landscape import LandscapeError
+from landscape.curvature.spectrum import top_k
 from landscape.runs.opened import Run
 
 DIRECTIONS = ("random", "eigen", "pca")
@@ -85,7 +86,7 @@ def pca(run, replica: int = 0, k: int = 2) -> xr.Dataset:
 
 
 def _eigen_directions(engine, theta: torch.Tensor, step: int, k: int) -> np.ndarray:
-    res = engine.spectrum(theta[None], step, k=k, tol=1e-8, max_iter=300)
+    res = top_k(engine, theta[None], step, k=k, tol=1e-8, max_iter=300)
     return res.eigvecs[0].detach().cpu().double().numpy()
 
 

@@ -22,6 +22,7 @@ import torch
 from harness import timed
 from torch import nn
 
+from landscape.curvature.spectrum import top_k
 from landscape.engines.mlp import MLPEngine
 from landscape.machine.perf import keep_freed_memory
 from landscape.problem.data import spiral_dataset
@@ -94,7 +95,7 @@ def engine_loop(data, R, steps, hessian, dtype):
     G_all = eng.gamma(list(range(steps)))
     for t in range(steps):
         if hessian and t % EVERY in (0, 1):
-            res = eng.spectrum(theta, t, 2, v0=vecs, tol=1e-3, seed=t)
+            res = top_k(eng, theta, t, 2, v0=vecs, tol=1e-3, salt=t)
             vecs = res.block
             out.append(res.eigvals)
         theta, m = eng.step(theta, t, G_all[t])

@@ -24,6 +24,7 @@ import torch
 from harness import interleaved, one_batch, record_afresh, spread, threads_line
 
 from landscape.config.run import RunConfig
+from landscape.curvature.spectrum import top_k
 from landscape.recorders.sweep import cost
 from landscape.runs import build
 
@@ -48,14 +49,14 @@ def per_step_rate(cfg: RunConfig, replicas: int, steps: int = 30) -> float:
     theta = eng.init(range(replicas))
     for t in range(3):
         theta, _ = eng.step(theta, t)
-    res = eng.spectrum(theta, 3, cfg.top_k, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
+    res = top_k(eng, theta, 3, cfg.top_k, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
     t0 = time.perf_counter()
     for t in range(steps):
         theta, _ = eng.step(theta, t)
     float(theta.sum())
     t_step = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()
-    eng.spectrum(theta, steps, cfg.top_k, v0=res.block, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
+    top_k(eng, theta, steps, cfg.top_k, v0=res.block, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
     t_spec = time.perf_counter() - t0
     return replicas / (t_step + (2 if cfg.hessian_pairs else 1) * t_spec / cfg.hessian_every)
 

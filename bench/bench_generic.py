@@ -29,6 +29,7 @@ from harness import peak_mb_alone as peak_mb
 from torch import nn
 
 from examples.cnn import make  # noqa: E402
+from landscape.curvature.spectrum import top_k
 from landscape.engines.module import ModuleEngine  # noqa: E402
 from landscape.problem.data import load_dataset  # noqa: E402
 from landscape.problem.schedule import gamma  # noqa: E402
@@ -88,7 +89,7 @@ def engine_loop(data, R, steps, spectra):
     G_all = eng.gamma(list(range(steps)))
     for t in range(steps):
         if spectra and t % EVERY in (0, 1):
-            res = eng.spectrum(theta, t, 2, v0=vecs, tol=1e-3, seed=t)
+            res = top_k(eng, theta, t, 2, v0=vecs, tol=1e-3, salt=t)
             vecs = res.block
             out.append(res.eigvals)
         theta, m = eng.step(theta, t, G_all[t])

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from landscape.config.run import RunConfig
+from landscape.curvature.spectrum import top_k
 from landscape.engines.mlp import MLPEngine
 from landscape.machine.perf import keep_freed_memory
 from landscape.problem.data import spiral_dataset
@@ -65,9 +66,7 @@ def run(eng, theta, t0, steps, sites, warm, eval_every=1):
     cuts = sorted(sites | {s for s in range(t0, t0 + steps) if (s - t0) % eval_every == 0} | {t0 + steps})
     for s, e in zip(cuts[:-1], cuts[1:]):
         if s in sites:
-            res = eng.spectrum(
-                theta, s, 2, v0=warm, tol=1e-3, seed=s, seeds=seeds, oversample=RunConfig().eig_oversample
-            )
+            res = top_k(eng, theta, s, 2, v0=warm, tol=1e-3, salt=s, seeds=seeds, oversample=RunConfig().eig_oversample)
             warm = res.block
             products += int(res.products.sum())
             solves += 1
@@ -112,7 +111,7 @@ def main():
         gpu = eng.device.type == "cuda"
         steps = 500 if R <= 64 or gpu else 50 if R >= 1024 else 200
         t0 = 250  # a Hessian site: the runs start with a warm pair, as mid-recording
-        warm = eng.spectrum(theta, 200, 2, tol=1e-3, seed=200).block
+        warm = top_k(eng, theta, 200, 2, tol=1e-3, salt=200).block
         theta = eng.advance(theta, 200, t0)
         sites = set(replace(cfg, steps=t0 + steps).hessian_steps(t0, t0 + steps).tolist())
         ratios, tw, th, mem_w, mem_h, hvp = [], [], [], 0, 0, 0.0

@@ -42,6 +42,7 @@ from harness import reset_peak, rss_mb
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from landscape.curvature.spectrum import top_k
 from landscape.engines.mlp import MLPEngine
 from landscape.machine.perf import keep_freed_memory
 from landscape.problem.data import spiral_dataset
@@ -89,7 +90,7 @@ def run_engine(pb: Problem, eval_every: int, mode: str, spectra_every: int, dens
         theta, warm = pb.theta0, None
         for t in range(0, pb.steps, eval_every):  # a segment per validation step, as the recorder cuts
             if spectra_every and t % spectra_every == 0:  # top-2, warm-started, tol 1e-3 (the recorder's)
-                res = eng.spectrum(theta, t, 2, v0=warm, tol=1e-3, seed=t, dense_below=dense_below, G=pb.G[t])
+                res = top_k(eng, theta, t, 2, v0=warm, tol=1e-3, salt=t, dense_below=dense_below, G=pb.G[t])
                 warm, eig[:] = res.block, res.eigvals
             theta, m = eng.steps(theta, t, pb.G[t : t + eval_every], True)
             for i, name in enumerate(("loss", "loss_static", "train_acc", "val_acc")):

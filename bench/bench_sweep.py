@@ -17,6 +17,7 @@ import time
 import torch
 from bench_engine import ETA, EVERY, A, T, plain_loop  # noqa: E402
 
+from landscape.curvature.spectrum import top_k
 from landscape.engines.mlp import MLPEngine  # noqa: E402
 from landscape.machine.perf import keep_freed_memory  # noqa: E402
 from landscape.problem.data import spiral_dataset  # noqa: E402
@@ -38,13 +39,13 @@ def engine_rates(data, R, dtype, device):
         theta, _ = eng.step(theta, t, G)
     sync()
     t_step = (time.perf_counter() - t0) / steps
-    res = eng.spectrum(theta, steps, 2, tol=1e-3)
+    res = top_k(eng, theta, steps, 2, tol=1e-3)
     theta2 = theta
     for t in range(EVERY):  # the next spectrum is 50 steps later, warm-started
         theta2, _ = eng.step(theta2, t, G)
     sync()
     t0 = time.perf_counter()
-    eng.spectrum(theta2, steps + EVERY, 2, v0=res.block, tol=1e-3)
+    top_k(eng, theta2, steps + EVERY, 2, v0=res.block, tol=1e-3)
     sync()
     t_spec = time.perf_counter() - t0
     return R / t_step, R / (t_step + 2 * t_spec / EVERY)

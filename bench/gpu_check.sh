@@ -17,7 +17,8 @@ print("eigval max rel diff cpu/gpu", float(abs(a.eigval - b.eigval).max() / abs(
 from tests.reference import dense_hessian
 eng = replace(cfg, device="cuda").engine(cfg.dataset())
 th = eng.advance(eng.spec.init([0, 1, 2, 3], device="cuda"), 0, 300)
-res = eng.spectrum(th, 300, 2, tol=1e-3, seeds=[0, 1, 2, 3])
+from landscape.curvature.spectrum import top_k
+res = top_k(eng, th, 300, 2, tol=1e-3, seeds=[0, 1, 2, 3])
 for r in range(4):
     w = np.linalg.eigvalsh(dense_hessian(eng, th, 300, r))[::-1][:2]
     print("gpu solver vs dense", r, res.eigvals[r].cpu().numpy(), w)

@@ -4,6 +4,7 @@ import time
 import torch
 
 import landscape.curvature.eigen as eigen
+from landscape.curvature.spectrum import top_k
 from landscape.engines.mlp import MLPEngine
 from landscape.problem.data import spiral_dataset
 from landscape.problem.mlp import MLPSpec
@@ -32,7 +33,7 @@ spec = MLPSpec(2, 100, 3)
 for R in (64, 4096):
     eng = MLPEngine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, device="cuda")
     th = eng.advance(spec.init(range(R), device="cuda"), 0, 200)
-    warm = eng.spectrum(th, 200, 2, tol=1e-3).block
+    warm = top_k(eng, th, 200, 2, tol=1e-3).block
     op0 = eng.hvp_block
 
     def hb(theta, t, op0=op0):
@@ -44,7 +45,7 @@ for R in (64, 4096):
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     for i in range(5):
-        res = eng.spectrum(th, 201, 2, v0=warm, tol=1e-3, seed=i)
+        res = top_k(eng, th, 201, 2, v0=warm, tol=1e-3, salt=i)
     torch.cuda.synchronize()
     tot = time.perf_counter() - t0
     print(

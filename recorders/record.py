@@ -23,6 +23,7 @@ from landscape import LandscapeError
 from landscape.config.run import RunConfig
 from landscape.curvature import quantities
 from landscape.curvature.blocks import layer_blocks
+from landscape.curvature.spectrum import top_k
 from landscape.dynamics.detector import first_instability
 from landscape.dynamics.iterates import Tracker, directions
 from landscape.engines.base import ReplicaEngine, healthy
@@ -232,14 +233,15 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
         nh = npar = 0
         for s, e, evaluate in _segments(cfg, t, b, hsteps):
             if s in hsteps:
-                res = engine.spectrum(
+                res = top_k(
+                    engine,
                     theta,
                     s,
                     k,
                     v0=warm,
                     tol=cfg.eig_tol,
                     max_iter=cfg.eig_max_iter,
-                    seed=s,
+                    salt=s,
                     seeds=seeds,
                     oversample=cfg.eig_oversample,
                     dense_below=cfg.eig_dense_below,

@@ -23,6 +23,7 @@ import torch
 from landscape import LandscapeError
 from landscape.config.run import Replica, RunConfig
 from landscape.config.sweep import SweepSpec
+from landscape.curvature.spectrum import top_k
 from landscape.dynamics.iterates import Tracker
 from landscape.machine.cpus import usable_cpus
 from landscape.machine.extras import require
@@ -335,14 +336,14 @@ def measure_rate(cfg: RunConfig, replicas: int, steps: int = 100) -> float:
     G = eng.gamma(list(range(steps + 3)))
     track = Tracker(theta, 0)
     theta, _ = eng.steps(theta, 0, G[:3], True, track)  # warm-up: first calls allocate
-    res = eng.spectrum(theta, 3, cfg.top_k, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
+    res = top_k(eng, theta, 3, cfg.top_k, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
     t0 = time.perf_counter()
     for s in range(3, steps + 3, cfg.eval_every):
         theta, _ = eng.steps(theta, s, G[s : s + cfg.eval_every], True, track)
     float(theta.sum())
     t_step = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()
-    eng.spectrum(theta, steps, cfg.top_k, v0=res.block, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
+    top_k(eng, theta, steps, cfg.top_k, v0=res.block, tol=cfg.eig_tol, oversample=cfg.eig_oversample)
     t_spec = time.perf_counter() - t0
     per_site = 2 if cfg.hessian_pairs else 1
     return replicas / (t_step + per_site * t_spec / cfg.hessian_every)

@@ -61,3 +61,17 @@ def dense_hessian(engine, theta: torch.Tensor, t: int, r: int) -> np.ndarray:
             return head(functional_call(module, p, (engine.X,))[None])
 
     return hessian(F)(theta[r].detach().clone()).double().cpu().numpy()
+
+
+def top_eigenvalues(engine, theta: torch.Tensor, t: int, r: int, k: int = 2) -> np.ndarray:
+    """The k largest eigenvalues of replica r's dense Hessian at θ (`dense_hessian`), largest first."""
+    return np.linalg.eigvalsh(dense_hessian(engine, theta, t, r))[::-1][:k]
+
+
+def assert_top_eigenvalues(eigvals, engine, theta: torch.Tensor, t: int, *, rtol: float, atol: float = 0.0) -> None:
+    """Every replica's eigenvalues (R, k), as a solver returned them, are the top k of its dense
+    Hessian of F_t at θ (R, n), within rtol/atol: the comparison every spectrum test makes."""
+    got = np.asarray(eigvals.detach().cpu() if isinstance(eigvals, torch.Tensor) else eigvals, dtype=np.float64)
+    for r in range(got.shape[0]):
+        want = top_eigenvalues(engine, theta, t, r, got.shape[1])
+        np.testing.assert_allclose(got[r], want, rtol=rtol, atol=atol, err_msg=f"replica {r} at t = {t}")

@@ -41,6 +41,16 @@ class Quadrature:
         return (self.weights[..., None] * g).sum(2).mean(1)
 
 
+PROBE_SALT = 7919  # added to the caller's salt: SLQ's probes differ from the eigensolver's start block
+
+
+def probes(seeds: Sequence[int], vectors: int, n: int, salt: int, dtype=torch.float64, device="cpu") -> torch.Tensor:
+    """(R, V, n) SLQ's unit Rademacher start vectors of each replica, a pure function of (seed,
+    salt): a test or a replay draws the same ones."""
+    q = torch.sign(random_block(seeds, vectors, n, salt + PROBE_SALT, dtype, device))
+    return q / q.norm(dim=-1, keepdim=True)
+
+
 def slq(
     op: BlockOp,
     seeds: Sequence[int],
@@ -56,8 +66,7 @@ def slq(
     block: V Hessian products per replica and step."""
     R, M, V = len(seeds), min(steps, n), vectors
     rows = torch.arange(R, device=device)
-    q = torch.sign(random_block(seeds, V, n, salt + 7919, dtype, device))  # Rademacher
-    q = q / q.norm(dim=-1, keepdim=True)
+    q = probes(seeds, V, n, salt, dtype, device)
     Q = torch.zeros((R, V, M, n), dtype=dtype, device=device)
     alpha = torch.zeros((R, V, M), dtype=dtype, device=device)
     beta = torch.zeros((R, V, M), dtype=dtype, device=device)

@@ -10,11 +10,11 @@ applies every replica's Hessian to its own row.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 
-from landscape.curvature.eigen import BlockOp, EigResult, dense_topk, topk_eigs
+from landscape.curvature.eigen import BlockOp
 from landscape.curvature.quantities import DIVERGED_BOUND, healthy  # noqa: F401 (the engines' names for them)
 from landscape.dynamics.iterates import Tracker
 from landscape.problem import losses
@@ -32,48 +32,6 @@ def accuracy_of(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(f).all(dim=2).all(dim=1), acc, torch.nan)
 
 
-def _scatter(res, idx: torch.Tensor, R: int):
-    """A frozen result of the replicas `idx` spread over all R rows: NaN, False or 0 elsewhere."""
-    out = {}
-    for f in fields(res):
-        v = getattr(res, f.name)
-        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == idx.numel():
-            fill = False if v.dtype == torch.bool else (float("nan") if v.is_floating_point() else 0)
-            full = torch.full((R, *v.shape[1:]), fill, dtype=v.dtype, device=v.device)
-            full[idx] = v
-            out[f.name] = full
-    return replace(res, **out)
-
-
-def _nan_eig(R: int, k: int, n: int, dtype, device) -> EigResult:
-    """No eigenpairs for R replicas: NaN, not converged (diverged replicas, a failed solve)."""
-    nan = torch.full((R, k), float("nan"), dtype=dtype, device=device)
-    vecs = torch.full((R, k, n), float("nan"), dtype=dtype, device=device)
-    return EigResult(nan, vecs, nan.clone(), torch.zeros((R, k), dtype=torch.bool, device=device), 0)
-
-
-def _on_healthy(theta: torch.Tensor, compute, none):
-    """A per-replica result computed on the healthy replicas only and spread over all of them
-    (NaN, not converged, for the diverged ones): compute(idx) on θ[idx], none() when no
-    replica is healthy; None when all are, for the caller's own path."""
-    ok = healthy(theta)
-    if bool(ok.all()):
-        return None
-    idx = ok.nonzero().flatten()
-    return none() if idx.numel() == 0 else _scatter(compute(idx), idx, theta.shape[0])
-
-
-def _stack(parts: list[EigResult]) -> EigResult:
-    """One batch's result from single-replica results (blocks dropped where their widths differ)."""
-    cat = lambda name: torch.cat([getattr(p, name) for p in parts])  # noqa: E731
-    blocks = [p.block for p in parts]
-    same = all(b is not None for b in blocks) and len({b.shape for b in blocks}) == 1  # type: ignore[union-attr]
-    return EigResult(
-        cat("eigvals"), cat("eigvecs"), cat("residuals"), cat("converged"), max(p.iterations for p in parts),
-        None, torch.cat(blocks) if same else None,  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
 @dataclass(frozen=True)
 class StepMetrics:
     """What one step records per replica, measured at θ_t before the update: (R,) each, or
@@ -88,7 +46,7 @@ class StepMetrics:
 
 class ReplicaEngine(abc.ABC):
     """What every engine shares: the data and the per-replica hyper-parameters on the device,
-    Γ, accuracy, replay and the top-k spectrum. A subclass supplies the network, and must
+    Γ, accuracy and replay. A subclass supplies the network, and must
     implement (abstract here): `step(θ, t, Γ, evaluate)` (one update and its metrics),
     `_gradient(θ, Γ)` (∇F per replica), `_logits(θ, val)`, `hvp_block(θ, t, Γ)` (the operator the
     curvature quantities, `landscape.curvature.quantities`, are computed over) and
@@ -228,81 +186,3 @@ class ReplicaEngine(abc.ABC):
             theta = self.advance(theta, t, t + 1)
             track.push(theta)
         return theta
-
-    # --- curvature ------------------------------------------------------------------
-    def spectrum(
-        self,
-        theta: torch.Tensor,
-        t: int,
-        k: int = 2,
-        v0: torch.Tensor | None = None,
-        tol: float = 1e-3,
-        max_iter: int = 100,
-        seed: int = 0,
-        seeds=None,
-        oversample: int = 1,
-        dense_below: int = 0,
-        G: torch.Tensor | None = None,
-    ) -> EigResult:
-        """Top-k eigenpairs of every replica's Hessian of F_t at θ.
-
-        dense_below: for networks of at most this many parameters, the eigenpairs of the whole
-        Hessian (`eigen.dense_topk`, n products, exact) instead of the block Lanczos.
-
-        v0: (R, j, n) warm-start vectors (the previous eigenvectors), or None. The random
-        columns of the block are drawn from `seeds` (one per replica; default 0 … R−1)
-        and `seed` (salt, e.g. the step), so a replica's answer does not depend on its batch.
-        G: Γ (R, C) at t if the caller already has it (the recorder has its segment's), else Γ(t).
-        """
-        R, n = theta.shape
-        if v0 is not None and v0.dim() == 2:
-            v0 = v0.unsqueeze(1)
-        seeds = list(range(R)) if seeds is None else list(seeds)
-        part = _on_healthy(  # diverged replicas cost no solver time
-            theta,
-            lambda idx: self.spectrum(
-                theta[idx],
-                t,
-                k,
-                None if v0 is None else v0[idx],
-                tol,
-                max_iter,
-                seed,
-                [seeds[i] for i in idx.tolist()],
-                oversample,
-                dense_below,
-                (self.gamma(t) if G is None else G)[idx],
-            ),
-            lambda: _nan_eig(R, k, n, self.dtype, self.device),
-        )
-        if part is not None:
-            return part
-        op = self.hvp_block(theta, t, G)
-        try:
-            if n <= dense_below:
-                return dense_topk(op, R, n, k, k + max(oversample, 0), tol, self.dtype, self.device)
-            return topk_eigs(
-                op,
-                v0,
-                k,
-                seeds=seeds,
-                n=n,
-                oversample=oversample,
-                tol=tol,
-                max_iter=max_iter,
-                salt=seed,
-                dtype=self.dtype,
-                device=self.device,
-            )
-        except torch.linalg.LinAlgError:
-            # a Hessian that overflows (θ finite but F's curvature beyond the dtype) fails the
-            # batch's eigh: each replica alone then, the failing ones NaN and not converged
-            if R == 1:
-                return _nan_eig(1, k, n, self.dtype, self.device)
-            Gt = self.gamma(t) if G is None else G
-            parts = [
-                self.spectrum(theta[r : r + 1], t, k, None if v0 is None else v0[r : r + 1], tol, max_iter, seed,
-                              seeds[r : r + 1], oversample, dense_below, Gt[r : r + 1])
-                for r in range(R)
-            ]  # fmt: skip
-            return _stack(parts)

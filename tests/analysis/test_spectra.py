@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from landscape.analysis.spectra import density
 from landscape.app.cli import main
-from landscape.curvature.eigen import random_block
+from landscape.curvature.density import probes
 from landscape.runs.opened import Run
 from tests.reference import dense_hessian
 
@@ -27,8 +27,7 @@ def test_density_and_lambda_min_against_the_dense_hessian():
     H = torch.as_tensor(dense_hessian(eng, theta, t, 0))
     w = torch.linalg.eigvalsh(H)
     np.testing.assert_allclose(res.lambda_min.values[0], w[:2].numpy(), atol=1e-3, rtol=0)
-    v = torch.sign(random_block([run.config.replicas()[1].seed], V, H.shape[0], t + 7919, torch.float64, "cpu"))[0]
-    v = v / v.norm(dim=-1, keepdim=True)
+    v = probes([run.config.replicas()[1].seed], V, H.shape[0], salt=t)[0]
     N, W = res.nodes.values[0], res.weights.values[0]
     for k in range(2 * M):
         want = float(torch.einsum("vn,nm,vm->v", v, torch.linalg.matrix_power(H, k), v).mean())

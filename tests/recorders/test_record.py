@@ -13,6 +13,7 @@ import zarr
 
 from landscape import LandscapeError
 from landscape.curvature import quantities
+from landscape.curvature.spectrum import top_k
 from landscape.recorders import record, resume
 from landscape.runs import build
 from landscape.runs.opened import params_at
@@ -82,7 +83,7 @@ def test_store_opens_in_xarray_with_named_dimensions(tmp_path, tiny_cfg):
     import torch
 
     th = torch.tensor(ds.params.isel(pstep=2).values)
-    ev = eng.spectrum(th, 100, k=2, tol=1e-8).eigvals.numpy()
+    ev = top_k(eng, th, 100, k=2, tol=1e-8).eigvals.numpy()
     np.testing.assert_allclose(ds.eigval.sel(hstep=100).values, ev, rtol=1e-5)
 
 
@@ -272,7 +273,7 @@ def test_density_and_bottom_are_recorded_resumed_and_replayed(tmp_path, tiny_cfg
     gives the recorded nodes, and a crash and resume changes nothing."""
     from landscape.analysis.spectra import density
     from landscape.config.run import RunConfig
-    from landscape.curvature.eigen import random_block
+    from landscape.curvature.density import probes
     from landscape.store.integrity import check
     from tests import reference
 
@@ -294,8 +295,7 @@ def test_density_and_bottom_are_recorded_resumed_and_replayed(tmp_path, tiny_cfg
     H = torch.as_tensor(reference.dense_hessian(eng, th, t, r))
     w = torch.linalg.eigvalsh(H)
     np.testing.assert_allclose(ds.lambda_min.sel(hstep=t).values[r], w[:2].numpy(), atol=1e-3 * float(w.abs().max()))
-    v = torch.sign(random_block([int(ds.seed.values[r])], V, H.shape[0], t + 7919, torch.float64, "cpu"))[0]
-    v = v / v.norm(dim=-1, keepdim=True)
+    v = probes([int(ds.seed.values[r])], V, H.shape[0], salt=t)[0]
     N, W = ds.slq_nodes.sel(hstep=t).values[r], ds.slq_weights.sel(hstep=t).values[r]
     for k in range(2 * M):
         want = torch.einsum("vn,nm,vm->v", v, torch.linalg.matrix_power(H, k), v).numpy()

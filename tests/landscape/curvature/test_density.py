@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.curvature.density import bottomk_eigs, slq
-from landscape.curvature.eigen import random_block
+from landscape.curvature.density import bottomk_eigs, probes, slq
 from landscape.engines.mlp import MLPEngine
 from landscape.problem.mlp import MLPSpec
 from tests.reference import dense_hessian
@@ -40,8 +39,7 @@ def test_quadrature_moments_are_the_vectors_own(mlp_hessians):
     n, M, V = H.shape[1], 12, 4
     for op in (dense_op(H), eng.hvp_block(theta, 30)):  # the dense matrices and the engine's operator
         q = slq(op, [3, 4], n, M, V, salt=30)
-        v = torch.sign(random_block([3, 4], V, n, 30 + 7919, torch.float64, "cpu"))
-        v = v / v.norm(dim=-1, keepdim=True)
+        v = probes([3, 4], V, n, salt=30)
         for k in range(2 * M):
             Hk = torch.linalg.matrix_power(H, k)
             want = torch.einsum("rvn,rmn,rvm->rv", v, Hk, v).mean(-1)

@@ -1,8 +1,6 @@
 """What every engine shares (`ReplicaEngine`): healthy replicas, accuracy of NaN logits, Γ at
-any step, several steps equal one step at a time, replay equals the recorded walk, and a
-diverged replica's spectrum NaN without touching the others'."""
+any step, several steps equal one step at a time and replay equals the recorded walk."""
 
-import numpy as np
 import torch
 
 from landscape.engines.base import accuracy_of, healthy
@@ -48,16 +46,6 @@ def test_steps_equal_one_step_at_a_time_and_replay_equals_them(small_data):
     torch.testing.assert_close(many, one, rtol=0, atol=0)
     torch.testing.assert_close(ms.loss, torch.stack(losses), rtol=0, atol=0)
     torch.testing.assert_close(eng.advance(th, 0, 12), one, rtol=0, atol=0)
-
-
-def test_a_diverged_replicas_spectrum_is_nan_and_the_others_unchanged(small_data):
-    eng, th = _engine(small_data)
-    whole = eng.spectrum(th, 3, k=2, tol=1e-10, max_iter=60)
-    sick = th.clone()
-    sick[1] = float("nan")
-    part = eng.spectrum(sick, 3, k=2, tol=1e-10, max_iter=60)
-    assert torch.isnan(part.eigvals[1]).all() and not part.converged[1].any()
-    np.testing.assert_allclose(part.eigvals[[0, 2]].numpy(), whole.eigvals[[0, 2]].numpy(), rtol=1e-9)
 
 
 def test_the_engine_protocol_is_stated_and_enforced():

@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from landscape import LandscapeError
+from landscape.curvature.spectrum import top_k
 from landscape.engines import fused
 from landscape.engines.mlp import MLPEngine
 from landscape.problem.data import Dataset, spiral_dataset
 from landscape.problem.losses import LOSSES
 from landscape.problem.mlp import MLPSpec
 from tests import reference
-from tests.reference import dense_hessian
+from tests.reference import assert_top_eigenvalues, dense_hessian
 
 pytestmark = pytest.mark.skipif(fused.compiler() is None, reason="no C++ compiler on this machine")
 
@@ -77,10 +78,8 @@ def test_fused_spectrum_is_the_dense_spectrum():
     spec = MLPSpec(2, 12, 3)
     eng = MLPEngine(spec, data, "dce", [1.0] * 3, [10.0, 10.0, 30.0], [50, 50, 20], step="fused")
     theta = eng.advance(spec.init(range(3)), 0, 40)
-    res = eng.spectrum(theta, 40, k=2, tol=1e-8, max_iter=spec.num_params)
-    for r in range(3):
-        dense = np.linalg.eigvalsh(dense_hessian(eng, theta, 40, r))[::-1][:2]
-        np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-6, atol=1e-9)
+    res = top_k(eng, theta, 40, k=2, tol=1e-8, max_iter=spec.num_params)
+    assert_top_eigenvalues(res.eigvals, eng, theta, 40, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("fused_", [True, False])
@@ -92,16 +91,14 @@ def test_dense_spectra_of_a_small_network_are_its_exact_eigenvalues(fused_):
     spec = MLPSpec(2, 10, 3)  # 63 parameters
     eng = MLPEngine(spec, data, "dce", [1.0] * 2, [10.0, 30.0], [50, 20], step="fused" if fused_ else "eager")
     theta = eng.advance(spec.init(range(2)), 0, 40)
-    res = eng.spectrum(theta, 40, k=2, dense_below=64)
-    lanczos = eng.spectrum(theta, 40, k=2, tol=1e-3)
+    res = top_k(eng, theta, 40, k=2, dense_below=64)
+    lanczos = top_k(eng, theta, 40, k=2, tol=1e-3)
     assert int(res.products[0]) == 63 and res.converged.all()
-    for r in range(2):
-        dense = np.linalg.eigvalsh(dense_hessian(eng, theta, 40, r))[::-1][:2]
-        np.testing.assert_allclose(res.eigvals[r].numpy(), dense, rtol=1e-10, atol=1e-12)
+    assert_top_eigenvalues(res.eigvals, eng, theta, 40, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(lanczos.eigvals, res.eigvals, rtol=2e-3, atol=0)
-    warm = eng.spectrum(theta, 40, k=2, v0=res.block, tol=1e-3)
+    warm = top_k(eng, theta, 40, k=2, v0=res.block, tol=1e-3)
     assert int(warm.products.max()) <= 6  # started at the answer: two block steps
-    assert eng.spectrum(theta, 40, k=2, dense_below=62).products[0] < 63  # above the limit: Lanczos
+    assert top_k(eng, theta, 40, k=2, dense_below=62).products[0] < 63  # above the limit: Lanczos
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
