@@ -21,7 +21,7 @@ from landscape import LandscapeError
 from landscape.config.knobs import knob
 from landscape.problem import losses
 from landscape.problem.losses import LOSSES
-from landscape.problem.mlp import ACTIVATIONS
+from landscape.problem.mlp import ACTIVATIONS, fused_refusal
 from landscape.problem.schedule import SHAPES
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -235,11 +235,8 @@ class RunConfig:
             bad(f"unknown step '{self.step}'; choose one of {', '.join(STEPS)}")
         if self.step != "eager" and self.model:
             bad(f"--step {self.step} applies to the built-in MLP only (a --model runs through torch.func)")
-        if self.step == "fused":
-            if self.depth != 1:
-                bad(f"--step fused runs the one-hidden-layer MLP (--depth 1), not depth {self.depth}")
-            if torch.device(self.device).type != "cpu":
-                bad("--step fused runs on the CPU only (use --step compile on a GPU)")
+        if self.step == "fused" and (why := fused_refusal(self.depth, self.device, DTYPES[self.dtype])):
+            bad(why)
         if self.model:
             mlp = [f"--{k}" for k in ("width", "depth", "activation") if getattr(self, k) != getattr(RunConfig, k)]
             if mlp:

@@ -27,6 +27,7 @@ import torch
 from landscape import LandscapeError
 from landscape.dynamics.iterates import Tracker
 from landscape.problem.losses import LOSSES
+from landscape.problem.mlp import ACTIVATIONS, fused_refusal
 
 SOURCE = Path(__file__).with_name("fused_step.cpp")
 NV = 2  # vectors of points per block (8 doubles or 16 floats a vector)
@@ -159,12 +160,10 @@ class FusedKernel:
         X_val: torch.Tensor | None = None,
         y_val: torch.Tensor | None = None,
     ):
-        if X.device.type != "cpu":
-            raise LandscapeError("--step fused runs on the CPU only")
-        if X.dtype not in _CTYPES:
-            raise LandscapeError(f"--step fused supports float64 and float32, not {X.dtype}")
-        if activation not in ("relu", "tanh"):
-            raise LandscapeError(f"--step fused supports relu and tanh, not {activation}")
+        if why := fused_refusal(1, X.device, X.dtype):
+            raise LandscapeError(why)
+        if activation not in ACTIVATIONS:
+            raise LandscapeError(f"--step fused supports {', '.join(ACTIVATIONS)}, not {activation}")
         self.dtype, self.width, self.C = X.dtype, width, C
         self.d = X.shape[1]
         self.train = _Points(X, y)

@@ -18,6 +18,7 @@ from landscape.curvature.eigen import BlockOp
 from landscape.dynamics.iterates import Tracker, step_signals
 from landscape.engines import derivatives
 from landscape.engines.base import ReplicaEngine, StepMetrics
+from landscape.problem.mlp import fused_refusal
 
 try:  # several steps in one compiled call, as lax.scan does (a prototype op of torch)
     from torch._higher_order_ops.scan import scan as _scan
@@ -159,8 +160,8 @@ class FusedStep(_Segmented):
         super().__init__(eng)
         from landscape.engines.fused import FusedKernel
 
-        if eng.spec.depth != 1:
-            raise LandscapeError(f"--step fused runs the one-hidden-layer MLP (--depth 1), not depth {eng.spec.depth}")
+        if why := fused_refusal(eng.spec.depth, eng.device, eng.dtype):
+            raise LandscapeError(why)
         val = (eng.Xv, eng.yv) if eng.has_val else (None, None)
         self.kernel = FusedKernel(eng.X, eng.y, eng.C, eng.spec.width, eng.loss_name, eng.spec.activation, *val)
 

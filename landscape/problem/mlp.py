@@ -14,6 +14,25 @@ import torch
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
 
+def fused_refusal(depth: int, device, dtype=torch.float64) -> str | None:
+    """Why the hand-fused C++ step (`--step fused`) cannot run this MLP, or None if it can: the
+    one rule the configuration, the step strategy and the kernel all apply. The kernel is one
+    hidden layer of either activation, float64 or float32, on the CPU.
+
+    >>> fused_refusal(2, "cpu")
+    '--step fused runs the one-hidden-layer MLP (--depth 1), not depth 2'
+    >>> fused_refusal(1, "cpu") is None
+    True
+    """
+    if depth != 1:
+        return f"--step fused runs the one-hidden-layer MLP (--depth 1), not depth {depth}"
+    if torch.device(device).type != "cpu":
+        return "--step fused runs on the CPU only (use --step compile on a GPU)"
+    if dtype not in (torch.float64, torch.float32):
+        return f"--step fused supports float64 and float32, not {dtype}"
+    return None
+
+
 @dataclass(frozen=True)
 class MLPSpec:
     """Layer sizes input → hidden × depth → classes."""
