@@ -3,6 +3,6 @@
 They never import `analysis`; the two meet only through the store.
 """
 
-from .record import record, resume
+from .record import Prepared, prepare, record, resume
 
-__all__ = ["record", "resume"]
+__all__ = ["Prepared", "prepare", "record", "resume"]

@@ -13,8 +13,9 @@ import signal
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from landscape.dynamics.detector import first_instability
 from landscape.dynamics.iterates import Tracker, directions
 from landscape.engines.base import ReplicaEngine, healthy
 from landscape.machine.perf import keep_freed_memory
+from landscape.problem.data import Dataset
 from landscape.runs import build
 from landscape.store import lock
 from landscape.store.integrity import check
@@ -36,15 +38,33 @@ from landscape.store.run import ITERATE_ARRAYS, PER_STEP, RunStore, prepare_out
 Progress = Callable[[int], None]  # called with the number of steps just done
 
 
-def record(cfg: RunConfig, out, *, overwrite: bool = False, progress: Progress | None = None) -> Path:
-    """Validate cfg, create the store at `out` and record all of cfg.steps."""
+@dataclass(frozen=True)
+class Prepared:
+    """A recording's validated configuration, its data and its engine: everything that can
+    refuse a run before a store exists (memory, a user's model, a fused step's C++ build)."""
+
+    cfg: RunConfig
+    data: Dataset
+    engine: Any
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Validate cfg, draw or load the data (the memory needed is checked on the spiral's
+    dimensions before it is drawn), check that the network fits, and build the engine."""
     cfg.validate()
-    out = Path(out)
     if not cfg.data:
-        build.check_fits(cfg)  # before the spiral itself is drawn
+        build.check_fits(cfg)
     data = build.dataset(cfg)
     build.check_fits(cfg, data)
-    engine = build.engine(cfg, data)
+    return Prepared(cfg, data, build.engine(cfg, data))
+
+
+def record(cfg: RunConfig | Prepared, out, *, overwrite: bool = False, progress: Progress | None = None) -> Path:
+    """Create the store at `out` and record all of the configuration's steps; `cfg` may be
+    already `prepare`d (the CLI prepares before it prints anything)."""
+    ready = cfg if isinstance(cfg, Prepared) else prepare(cfg)
+    cfg, data, engine = ready.cfg, ready.data, ready.engine
+    out = Path(out)
     with lock.held(out):  # one writer: a live recording of `out` is never replaced
         prepare_out(out, overwrite)
         pm = engine.param_map()  # which entries of θ are which parameter

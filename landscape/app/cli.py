@@ -21,7 +21,6 @@ from landscape import LandscapeError
 from landscape.config.knobs import knobs
 from landscape.config.run import RunConfig
 from landscape.config.sweep import SweepSpec, load_toml, sweep_knobs
-from landscape.runs import build
 
 from .analyze import analyze, plot
 from .options import exit_status, given, knob_options, user_errors
@@ -131,18 +130,13 @@ def record(out, overwrite, resume_path, rewind, quiet, break_lock, **knob_values
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = f"{cfg.loss}_eta{'-'.join(f'{e:g}' for e in cfg.etas)}_{stamp}.zarr"
-    if not cfg.data:
-        build.check_fits(cfg)  # before the spiral itself is drawn
-    data = build.dataset(cfg)  # a bad --data file fails here, before anything is printed or written
-    build.check_fits(cfg, data)
     check_out(Path(out), overwrite)
     lock.check_unlocked(out)
-    if cfg.step == "fused":  # its C++ build (cached) fails here, before anything is printed or written
-        build.engine(cfg, data)
+    ready = recorders.prepare(cfg)  # bad data, a misfit model or a failed C++ build: before anything is printed
     R = len(cfg.replicas())
     click.echo(f"recording {R} replica(s) × {cfg.steps} steps of {cfg.loss} into {out}", err=True)
     bar = None if quiet else StepBar(cfg.steps)
-    path, rate = _recording(out, bar, recorders.record, cfg, out, overwrite=overwrite)
+    path, rate = _recording(out, bar, recorders.record, ready, out, overwrite=overwrite)
     click.echo(f"wrote {path}" + (f" ({rate:,.0f} steps/s, {rate * R:,.0f} run-steps/s)" if rate else ""))
     _say_diverged(path)
 

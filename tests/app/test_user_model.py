@@ -25,6 +25,13 @@ def digits_subset(tmp_path, n=120) -> Path:
 
 
 def test_cnn_from_examples_records_replays_and_analyses(tmp_path, monkeypatch):
+    """… and the model is probed once: the command prepares the run (data, checks, engine) and
+    hands it to the recorder, which does not prepare it again."""
+    import landscape.problem.usermodel as usermodel
+
+    probes = []
+    real = usermodel.check_model
+    monkeypatch.setattr(usermodel, "check_model", lambda *a, **k: probes.append(1) or real(*a, **k))
     monkeypatch.chdir(ROOT)  # `examples.cnn` is importable from the repository root
     out = tmp_path / "cnn.zarr"
     r = CliRunner().invoke(
@@ -51,6 +58,7 @@ def test_cnn_from_examples_records_replays_and_analyses(tmp_path, monkeypatch):
         + SMALL,
     )
     assert r.exit_code == 0, r.output
+    assert len(probes) == 1
     store = RunStore.open(out)
     names = [n for n, _ in store.attrs["param_map"]]
     assert names == ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"]
