@@ -59,7 +59,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
         raise LandscapeError(f"lambda source must be one of {', '.join(LAMBDA_SOURCES)}")
     if variable not in VARIABLES:
         raise LandscapeError(f"cannot detect on '{variable}'; use {', '.join(VARIABLES)}")
-    run = Run.of(path)  # opened and checked once: the signals and the replay take it
+    run = Run.open(path)  # opened and checked once: the signals and the replay take it
     ds = run.ds
     steps = ds.sizes["step"]
     replayed = False

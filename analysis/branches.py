@@ -28,7 +28,7 @@ from landscape.runs.replay import walk
 def branches_replay(run, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
     """(len(queries), 2, k) eigenvalues at steps t and t + 1 for queries [(replica, t), …] of
     `run` (a Run or a path)."""
-    run = Run.at(run)
+    run = Run.open(run, checked=False)
     done, pe = run.steps_done, run.config.save_params_every
     seeds = [r.seed for r in run.config.replicas()]
     out = np.full((len(queries), 2, k), np.nan)

@@ -43,7 +43,7 @@ def summarize(paths, every: int = 100) -> xr.Dataset:
     its spectra and whether it escaped."""
     groups: dict[tuple, list] = {}
     for p in paths:
-        run = Run.of(p)
+        run = Run.open(p)
         ds, cfg = run.ds, run.config
         for eta in np.unique(ds.eta.values):
             sub = ds.isel(replica=np.flatnonzero(ds.eta.values == eta))

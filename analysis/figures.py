@@ -70,7 +70,7 @@ def draw_slices(res: xr.Dataset, path):
 def fig2_series(store, replica: int = 0) -> xr.Dataset:
     """What Fig. 2's top row draws, of one replica: Γ, F, training accuracy, λ1 and λ2, with
     η and the loss's name (small: a summary that redraws the figure without the store)."""
-    run = Run.of(store)
+    run = Run.open(store)
     run.check_replicas([replica])
     r = run.ds.isel(replica=replica)[["gamma", "loss", "train_acc", "eigval"]].load()
     return r.assign_attrs(loss_name=run.config.loss)

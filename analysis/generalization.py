@@ -82,7 +82,7 @@ def final_accuracies(paths) -> xr.Dataset:
     accuracy was still changing (`late_change`)."""
     rows = []
     for p in expand(paths):
-        run = Run.of(p)
+        run = Run.open(p)
         ds, cfg = run.ds, run.config
         last = ds.isel(step=-1)
         before = ds.isel(step=int(0.8 * (ds.sizes["step"] - 1)))  # a fifth of the run earlier

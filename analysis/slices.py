@@ -23,7 +23,7 @@ def loss_slice(
     path, step: int, replica: int = 0, grid: int = 41, span: float = 1.0, follow: int = 20, batch: int = 256
 ) -> xr.Dataset:
     """One slice as a Dataset with dims (a, b) and (follow,)."""
-    run = Run.of(path)
+    run = Run.open(path)
     ds, cfg = run.ds, run.config
     run.check_replicas([replica])
     done = ds.sizes["step"]
@@ -80,7 +80,7 @@ def loss_slice(
 
 def loss_slices(path, steps, replica: int = 0, **kw) -> xr.Dataset:
     """Several slices stacked along `slice_step`."""
-    run = Run.of(path)  # opened once for all the slices
+    run = Run.open(path)  # opened once for all the slices
     parts = [loss_slice(run, int(s), replica, **kw) for s in steps]
     out = xr.concat(parts, dim="slice_step", combine_attrs="drop_conflicts")
     out = out.assign_coords(slice_step=[p.attrs["step"] for p in parts])

@@ -39,7 +39,7 @@ def density(
     Defaults: the recorded steps, M, V and bottom-k where the run recorded a density, else the
     saved-parameter steps, M = 80, V = 8 and one bottom eigenvalue. attrs['source'] says whether
     the nodes were read ("recorded") or computed ("replayed")."""
-    run = Run.of(run)
+    run = Run.open(run)
     idx = run.check_replicas([replica])[0]
     cfg, ds = run.config, run.ds
     rec = cfg.density_steps > 0 and "slq_nodes" in ds

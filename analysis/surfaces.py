@@ -62,7 +62,7 @@ def random_directions(engine, theta: np.ndarray, seed: int, k: int = 2, bias: st
 def pca(run, replica: int = 0, k: int = 2) -> xr.Dataset:
     """Principal directions of the saved path θ_t − θ_last (one row per saved step), their
     explained variance ratios, and the path in their coordinates."""
-    run = Run.of(run)
+    run = Run.open(run)
     idx = run.check_replicas([replica])[0]
     P = run.saved("params", idx).astype(np.float64)  # (pstep, n)
     if P.shape[0] < 3:
@@ -120,7 +120,7 @@ def surface(
     span is given; `coords`: the axes' values themselves). `directions`: 'random' (seeded,
     filter-normalised), 'eigen' (the top Hessian eigenvectors at θ_t, unit norm), 'pca' (the
     path's principal directions, unit norm) or an array (dims, n) of your own."""
-    run = Run.of(run)
+    run = Run.open(run)
     idx = run.check_replicas([replica])[0]
     if dims not in (1, 2) or grid < 2 or not (span is None or (np.isfinite(span) and span > 0)) or batch < 1:
         raise LandscapeError("a surface needs dims 1 or 2, a grid of at least 2 points, a finite span > 0, batch >= 1")
@@ -197,8 +197,8 @@ def interpolate(
 ) -> xr.Dataset:  # fmt: skip
     """F (run a's F_{t_a}), the static loss and the accuracies along θ(α) = (1 − α)θ_a + αθ_b
     (default α from −0.5 to 1.5): between two steps of a run, two replicas or two stores."""
-    ra = Run.of(run_a)
-    rb = ra if run_b is None else Run.of(run_b)
+    ra = Run.open(run_a)
+    rb = ra if run_b is None else Run.open(run_b)
     ia = ra.check_replicas([replica_a])[0]
     ib = rb.check_replicas([replica_a if replica_b is None else replica_b])[0]
     tb = step_a if step_b is None else step_b

@@ -40,31 +40,26 @@ class Run:
         self.config = store.config
 
     @classmethod
-    def open(cls, path, check: tuple[str, ...] = ANALYSED) -> Run:
-        """Open for analysis: refuses a store that is still being recorded, is damaged in the
-        arrays `check`, or holds no step."""
-        store = RunStore.open(path)
-        if store.status == "running":
-            raise LandscapeError(
-                f"{path} is still being recorded (status 'running'); analyse it when it is complete, "
-                "or resume it if its recorder died"
-            )
-        require_intact(store, check)  # never analyse fill values where data should be
-        run = cls(store, path)
-        if store.steps_done == 0:
-            raise LandscapeError(f"{path} holds no recorded steps")
-        return run
+    def open(cls, source, *, checked: bool = True, check: tuple[str, ...] = ANALYSED) -> Run:
+        """The run at `source` (a path; a Run is returned as it is).
 
-    @classmethod
-    def at(cls, run_or_path) -> Run:
-        """The run itself, or the store at a path opened as it is (no analysis checks): what
-        replay needs, also of a store still being recorded."""
-        return run_or_path if isinstance(run_or_path, Run) else cls(RunStore.open(run_or_path), run_or_path)
-
-    @classmethod
-    def of(cls, run_or_path) -> Run:
-        """The run itself, or the run at a path opened for analysis."""
-        return run_or_path if isinstance(run_or_path, Run) else cls.open(run_or_path)
+        checked (analysis): refuse a store that is still being recorded, is damaged in the
+        arrays `check`, or holds no step, so no analysis reads fill values where data should
+        be. Unchecked (replay): the store as it is, also one still being recorded.
+        """
+        if isinstance(source, Run):
+            return source
+        store = RunStore.open(source)
+        if checked:
+            if store.status == "running":
+                raise LandscapeError(
+                    f"{source} is still being recorded (status 'running'); analyse it when it is complete, "
+                    "or resume it if its recorder died"
+                )
+            require_intact(store, check)
+            if store.steps_done == 0:
+                raise LandscapeError(f"{source} holds no recorded steps")
+        return cls(store, source)
 
     @cached_property
     def ds(self):
@@ -160,9 +155,9 @@ def open_run(path) -> Run:
 
 def params_at(path, steps, replicas=None, device: str = "cpu") -> np.ndarray:
     """θ (len(replicas), len(steps), n) at the given steps of the store at `path` (or a Run)."""
-    return Run.at(path).params_at(steps, replicas, device)
+    return Run.open(path, checked=False).params_at(steps, replicas, device)
 
 
 def iterate_signals(path, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
     """`Run.iterate_signals` of the store at `path` (or a Run)."""
-    return Run.at(path).iterate_signals(device)
+    return Run.open(path, checked=False).iterate_signals(device)

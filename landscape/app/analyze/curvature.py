@@ -43,7 +43,7 @@ def density(store, steps, replica, lanczos_steps, vectors, bottom_k, recompute, 
     fig = fig or beside(store, out, f"density_r{replica}.png")
     fig_dir(fig, "--fig")
     check_target(store, out)
-    run = Run.of(store)
+    run = Run.open(store)
     res = compute(run, list(steps) or None, replica, lanczos_steps, vectors, bottom_k, recompute=recompute)
     click.echo(f"nodes {res.attrs['nodes_from']}, λ_min {res.attrs['lambda_min_from']} "
                f"(M = {res.attrs['lanczos_steps']}, V = {res.attrs['vectors']})")  # fmt: skip

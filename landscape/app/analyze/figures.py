@@ -31,7 +31,7 @@ def fig2(store, replica, slice_steps, grid, out):
     from landscape.runs.opened import Run
 
     fig_dir(out, "--out")
-    run = Run.of(store)  # opened once for the slices and the figure
+    run = Run.open(store)  # opened once for the slices and the figure
     ds = run.ds
     steps = list(slice_steps) or paper_fig2.slice_steps(ds.sizes["step"])
     sl = loss_slices(run, steps, replica, grid=grid) if steps else None

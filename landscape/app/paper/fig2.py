@@ -46,7 +46,7 @@ def summarize(stores, out: Path) -> None:
     from landscape.analysis.slices import loss_slices
     from landscape.runs.opened import Run
 
-    run = Run.of(stores["fig2"][0])  # opened once for the detection, the slices and the series
+    run = Run.open(stores["fig2"][0])  # opened once for the detection, the slices and the series
     ds = run.ds
     bif = detect(run).isel(replica=0)
     steps = slice_steps(ds.sizes["step"])
