@@ -204,7 +204,7 @@ def topk_eigs(
     Q: torch.Tensor | None = None
     HQ: torch.Tensor | None = None
     T: torch.Tensor | None = None
-    prev_theta = None
+    prev_ritz = None
     for step in range(max_blocks):
         W = op(block, rows)
         bw = block.shape[1]
@@ -219,24 +219,24 @@ def topk_eigs(
             top = torch.cat([T, C[:, : m - bw].transpose(1, 2)], dim=1)
             T = torch.cat([top, C], dim=2)
         T = 0.5 * (T + T.transpose(1, 2))
-        theta, S = torch.linalg.eigh(T)
+        ritz, S = torch.linalg.eigh(T)
         nb = min(b, m)
-        theta_b = theta.flip(-1)[:, :nb]
+        ritz_b = ritz.flip(-1)[:, :nb]
         S_b = S.flip(-1)[:, :, :nb]
         Yb = torch.bmm(S_b.transpose(1, 2), Q)
         Y = Yb[:, :k]
         HY = torch.bmm(S_b[:, :, :k].transpose(1, 2), HQ)
-        lam = theta_b[:, :k]
+        lam = ritz_b[:, :k]
         r_true = _norm(HY - lam.unsqueeze(-1) * Y)
-        scale = theta_b[:, :1].abs().clamp_min(1e-12)
+        scale = ritz_b[:, :1].abs().clamp_min(1e-12)
         ok_res = (r_true <= tol * scale).all(dim=1)
         if m >= n:  # the whole space: the Ritz pairs are exact
             settled = torch.ones_like(ok_res)
-        elif prev_theta is None:
+        elif prev_ritz is None:
             settled = torch.zeros_like(ok_res)
         else:
             gt = 10 * tol if guard_tol is None else guard_tol
-            move = (theta_b - prev_theta).abs()
+            move = (ritz_b - prev_ritz).abs()
             settled = (move[:, :k] <= tol * scale).all(dim=1) & (move[:, k:] <= gt * scale).all(dim=1)
         done = ok_res & settled
         last = step == max_blocks - 1 or m >= n
@@ -250,8 +250,8 @@ def topk_eigs(
             break
         keep = ~finish
         if not bool(keep.all()):  # masking: converged replicas leave the batch
-            rows, Q, HQ, T, W, theta_b = rows[keep], Q[keep], HQ[keep], T[keep], W[keep], theta_b[keep]
-        prev_theta = theta_b
+            rows, Q, HQ, T, W, ritz_b = rows[keep], Q[keep], HQ[keep], T[keep], W[keep], ritz_b[keep]
+        prev_ritz = ritz_b
         if m + b <= n:
             block = _orthonormal_block(W, Q, fill(rows, step + 1))
         else:  # the last few dimensions: an orthonormal basis of what Q does not span
@@ -304,30 +304,3 @@ def _syevr(n: int, dtype: np.dtype):
     syevr, query = _lapack.get_lapack_funcs(("syevr", "syevr_lwork"), dtype=dtype)
     lwork, liwork, _ = query(n)
     return syevr, int(lwork), int(liwork)
-
-
-def lanczos_topk(
-    matvec: Callable[[torch.Tensor], torch.Tensor],
-    v0: torch.Tensor,
-    k: int = 2,
-    tol: float = 1e-3,
-    max_iter: int = 100,
-    seed: int = 0,
-    oversample: int = 1,
-    seeds: Sequence[int] | None = None,
-) -> EigResult:
-    """The same solver for a plain row-wise matvec (R, n) → (R, n); v0 (R, n) or (R, j, n)."""
-    V0 = v0.unsqueeze(1) if v0.dim() == 2 else v0
-    R, _, n = V0.shape
-
-    def op(V, rows):
-        full = torch.zeros(R, n, dtype=V.dtype, device=V.device)
-        out = []
-        for j in range(V.shape[1]):
-            full.zero_()
-            full[rows] = V[:, j]
-            out.append(matvec(full)[rows])
-        return torch.stack(out, dim=1)
-
-    seeds = list(range(R)) if seeds is None else seeds
-    return topk_eigs(op, V0, k, seeds=seeds, n=n, oversample=oversample, tol=tol, max_iter=max_iter, salt=seed)

@@ -250,8 +250,8 @@ class FusedKernel:
         self._run(run, self._chunks(R))
         return out
 
-    def accuracy(self, theta: torch.Tensor, val: bool = True) -> torch.Tensor:
-        """(R,) the fraction of the validation (or training) points each replica classifies right
+    def accuracy(self, theta: torch.Tensor, val: bool = False) -> torch.Tensor:
+        """(R,) the fraction of the training (or, with val, validation) points each replica classifies right
         (NaN for a replica whose θ is not finite)."""
         maybe = self.val if val else self.train
         if maybe is None:

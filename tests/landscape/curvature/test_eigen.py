@@ -5,7 +5,35 @@ import pytest
 import scipy.linalg
 import torch
 
-from landscape.curvature.eigen import lanczos_topk, topk_eigs
+from landscape.curvature.eigen import topk_eigs
+
+
+def lanczos_topk(
+    matvec,
+    v0: torch.Tensor,
+    k: int = 2,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    seed: int = 0,
+    oversample: int = 1,
+    seeds=None,
+):
+    """`topk_eigs` fed by a plain row-wise matvec (R, n) → (R, n), one column at a time; v0
+    (R, n) or (R, j, n): the closed-form cases below are matrices, not engines."""
+    V0 = v0.unsqueeze(1) if v0.dim() == 2 else v0
+    R, _, n = V0.shape
+
+    def op(V, rows):
+        full = torch.zeros(R, n, dtype=V.dtype, device=V.device)
+        out = []
+        for j in range(V.shape[1]):
+            full.zero_()
+            full[rows] = V[:, j]
+            out.append(matvec(full)[rows])
+        return torch.stack(out, dim=1)
+
+    seeds = list(range(R)) if seeds is None else seeds
+    return topk_eigs(op, V0, k, seeds=seeds, n=n, oversample=oversample, tol=tol, max_iter=max_iter, salt=seed)
 
 
 def random_sym(R, n, seed):
