@@ -445,9 +445,14 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cpu]")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="local worker processes [default: 1]")
 @click.option("--scheduler", default=None, help="Dask scheduler address for the sweep")
-@click.option("--out", default=None, help="output directory [default ./reproduce_<figure>]")
+@click.option(
+    "--dir",
+    "out",
+    default=None,
+    help="the folder of sweeps, summaries, figure and report [default ./reproduce_<figure>]",
+)
 @click.option("--yes", "-y", is_flag=True, help="start a full-size run without asking (it can take days)")
-@click.option("--redraw", is_flag=True, help="figure and report from the summaries already in --out, without training")
+@click.option("--redraw", is_flag=True, help="figure and report from the summaries already in --dir, without training")
 @user_errors(hint="run the same command again: finished batches are kept")
 def reproduce(figure, full, scaled, quick, tiny, device, workers, scheduler, out, yes, redraw):
     """Run the sweep a figure of the paper needs, analyse it, write figure, datasets and report.md."""

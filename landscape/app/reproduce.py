@@ -83,16 +83,16 @@ def _complete(out_dir: Path, name: str, n: int) -> set[int]:
 
 
 def check_out_dir(out_dir) -> Path:
-    """--out is a folder of reproduce's own: never a recording or a sweep store, into which the
+    """--dir is a folder of reproduce's own: never a recording or a sweep store, into which the
     sweeps, summaries and figures would otherwise be written."""
     out_dir = Path(out_dir)
     if (out_dir / "zarr.json").is_file():
         raise LandscapeError(
-            f"--out {out_dir} is a Zarr store (a recording or a sweep); reproduce writes a folder of sweeps, "
+            f"--dir {out_dir} is a Zarr store (a recording or a sweep); reproduce writes a folder of sweeps, "
             "summaries, figure and report: choose a folder of its own"
         )
     if out_dir.exists() and not out_dir.is_dir():
-        raise LandscapeError(f"--out {out_dir} exists and is not a directory")
+        raise LandscapeError(f"--dir {out_dir} exists and is not a directory")
     return out_dir
 
 
@@ -123,11 +123,11 @@ def run(
             raise LandscapeError(f"--redraw needs the summaries of a finished run; missing {', '.join(missing)}")
     else:
         if out_dir.exists() and not out_dir.is_dir():
-            raise LandscapeError(f"--out {out_dir} exists and is not a directory")
+            raise LandscapeError(f"--dir {out_dir} exists and is not a directory")
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LandscapeError(f"cannot create --out {out_dir}: {exc.strerror or exc}") from None
+            raise LandscapeError(f"cannot create --dir {out_dir}: {exc.strerror or exc}") from None
         stores = {}
         for name, spec in wanted.items():
             spec = on_device(spec, device)
@@ -141,7 +141,7 @@ def run(
                 module.summarize({name: stores[name]}, out_dir)
     report = module.report(out_dir, wanted)
     flag = "" if size == "full" else f" --{size}"
-    cmd = f"landscape reproduce {fig}{flag} --out {out_dir}"
+    cmd = f"landscape reproduce {fig}{flag} --dir {out_dir}"
     text = f"# {fig.upper()} reproduced ({size})\n\nRebuild: `{cmd}`"
     text += " (add `--redraw` to draw figure and report again from the summaries, without training)"
     text += "\n\n" + report

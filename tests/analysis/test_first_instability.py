@@ -55,10 +55,10 @@ def test_instability_command_writes_table_datasets_and_figures(tmp_path):
 
 def test_figure_commands(tmp_path):
     r = CliRunner().invoke(
-        main, ["plot", "fig2", str(SHIPPED), "--slice-step", "9285", "--grid", "9", "--out", str(tmp_path / "f2.png")]
+        main, ["plot", "fig2", str(SHIPPED), "--slice-step", "9285", "--grid", "9", "--fig", str(tmp_path / "f2.png")]
     )
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["plot", "fig1", str(SHIPPED), "--out", str(tmp_path / "f1.png")])
+    r = CliRunner().invoke(main, ["plot", "fig1", str(SHIPPED), "--fig", str(tmp_path / "f1.png")])
     assert r.exit_code == 0, r.output
     for name in ("f1", "f2"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and (tmp_path / f"{name}.pdf").exists()
@@ -70,7 +70,7 @@ def test_a_store_being_recorded_is_refused(tmp_path):
     zarr.open_group(str(store), mode="r+", use_consolidated=False).attrs["status"] = "running"
     for cmd in (
         ["analyze", "bifurcations", str(store)],
-        ["analyze", "slices", str(store), "--step", "10"],
+        ["analyze", "slices", str(store), "--at-step", "10"],
         ["analyze", "instability", str(store)],
         ["plot", "fig2", str(store)],
     ):

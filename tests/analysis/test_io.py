@@ -104,6 +104,6 @@ def test_a_full_disk_while_saving_a_figure_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", full)
     fig = tmp_path / "f.png"
-    r = CliRunner().invoke(main, ["plot", "fig1", str(SHIPPED), "--out", str(fig)])
+    r = CliRunner().invoke(main, ["plot", "fig1", str(SHIPPED), "--fig", str(fig)])
     assert r.exit_code == 2 and f"cannot write figure {fig}: No space left on device" in r.output, r.output
     assert not fig.exists()

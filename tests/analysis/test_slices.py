@@ -87,9 +87,9 @@ def test_several_steps_and_the_command(tmp_path):
             "analyze",
             "slices",
             str(store),
-            "--step",
+            "--at-step",
             "9450",
-            "--step",
+            "--at-step",
             "9560",
             "--grid",
             "9",
@@ -112,9 +112,9 @@ def test_several_steps_and_the_command(tmp_path):
 @pytest.mark.parametrize(
     "args, msg",
     [
-        (["--step", "9990"], "out of range"),
-        (["--step", "-5"], "out of range"),
-        (["--step", "100", "--replica", "7"], "replica 7 out of range"),
+        (["--at-step", "9990"], "out of range"),
+        (["--at-step", "-5"], "out of range"),
+        (["--at-step", "100", "--replica", "7"], "replica 7 out of range"),
     ],
 )
 def test_bad_slice_requests(args, msg, tmp_path):

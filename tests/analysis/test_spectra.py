@@ -40,7 +40,7 @@ def test_density_and_lambda_min_against_the_dense_hessian():
 def test_the_command(tmp_path):
     store = tmp_path / "run.zarr"
     shutil.copytree(SHIPPED, store)
-    args = ["analyze", "density", str(store), "--step", "1000", "--step", "5000", "--vectors", "2"]
+    args = ["analyze", "density", str(store), "--at-step", "1000", "--at-step", "5000", "--vectors", "2"]
     r = CliRunner().invoke(main, [*args, "--lanczos-steps", "10", "--fig", str(tmp_path / "d.png")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "d.png").stat().st_size > 1000

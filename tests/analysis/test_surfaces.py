@@ -152,11 +152,11 @@ def test_the_commands(tmp_path):
     store = tmp_path / "run.zarr"
     shutil.copytree(SHIPPED, store)
     for args in (
-        ["surface", str(store), "--step", "9000", "--grid", "5", "--fig", str(tmp_path / "s.png")],
+        ["surface", str(store), "--at-step", "9000", "--grid", "5", "--fig", str(tmp_path / "s.png")],
         [
             "surface",
             str(store),
-            "--step",
+            "--at-step",
             "9000",
             "--grid",
             "5",
@@ -165,7 +165,7 @@ def test_the_commands(tmp_path):
             "--fig",
             str(tmp_path / "p.png"),
         ],
-        ["surface", str(store), "--step", "9000", "--grid", "5", "--dims", "1", "--fig", str(tmp_path / "o.png")],
+        ["surface", str(store), "--at-step", "9000", "--grid", "5", "--dims", "1", "--fig", str(tmp_path / "o.png")],
         [
             "interpolate",
             str(store),
@@ -184,7 +184,7 @@ def test_the_commands(tmp_path):
         assert r.exit_code == 0, r.output
     for png in (tmp_path / "s.png", tmp_path / "p.png", tmp_path / "o.png", tmp_path / "i.png"):
         assert png.stat().st_size > 1000
-    s = ["surface", str(store), "--step", "9000", "--grid", "5", "--fig"]
+    s = ["surface", str(store), "--at-step", "9000", "--grid", "5", "--fig"]
     r = CliRunner().invoke(main, ["analyze", *s, str(tmp_path / "h.png"), "--html", "--directions", "pca"])
     assert r.exit_code == 0, r.output
     html = (tmp_path / "h.html").read_text()
@@ -196,6 +196,6 @@ def test_the_commands(tmp_path):
     saved = xr.open_zarr(store, group="surface/random_r0_t9000_d2")
     assert saved.loss.shape == (5, 5) and saved.direction.shape[0] == 2
     r = CliRunner().invoke(
-        main, ["analyze", "surface", str(store), "--step", "9000", "--fig", str(tmp_path / "no" / "x.png")]
+        main, ["analyze", "surface", str(store), "--at-step", "9000", "--fig", str(tmp_path / "no" / "x.png")]
     )
     assert r.exit_code == 2 and r.output.count("\n") == 1

@@ -106,13 +106,13 @@ def test_slices_bad_span_grid_and_fig(tmp_path):
     run = tmp_path / "run.zarr"
     shutil.copytree(SHIPPED, run)
     before = snapshot(run)
-    one_line_error(["analyze", "slices", str(run), "--step", "9000", "--span", "nan"], "a finite --span > 0")
+    one_line_error(["analyze", "slices", str(run), "--at-step", "9000", "--span", "nan"], "a finite --span > 0")
     one_line_error(
-        ["analyze", "slices", str(run), "--step", "9000", "--grid", "100000"],
+        ["analyze", "slices", str(run), "--at-step", "9000", "--grid", "100000"],
         "a 100000 × 100000 slice of 603 parameters needs about",
     )
     one_line_error(
-        ["analyze", "slices", str(run), "--step", "9000", "--fig", str(tmp_path / "no" / "x.png")], "directory"
+        ["analyze", "slices", str(run), "--at-step", "9000", "--fig", str(tmp_path / "no" / "x.png")], "directory"
     )
     assert snapshot(run) == before
 
@@ -120,7 +120,7 @@ def test_slices_bad_span_grid_and_fig(tmp_path):
 def test_reproduce_out_is_a_file(tmp_path):
     f = tmp_path / "f"
     f.write_text("x")
-    one_line_error(["reproduce", "fig4", "--tiny", "--out", str(f)], "exists and is not a directory")
+    one_line_error(["reproduce", "fig4", "--tiny", "--dir", str(f)], "exists and is not a directory")
 
 
 @pytest.mark.parametrize(
@@ -255,9 +255,9 @@ def test_a_compiler_that_makes_nothing_is_named(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "cmd",
     [
-        ["plot", "fig1", str(SHIPPED), "--out", "nodir/x.png"],
-        ["plot", "fig4", str(SHIPPED), "--out", "nodir/x.png"],
-        ["plot", "fig2", str(SHIPPED), "--out", "nodir/x.png"],
+        ["plot", "fig1", str(SHIPPED), "--fig", "nodir/x.png"],
+        ["plot", "fig4", str(SHIPPED), "--fig", "nodir/x.png"],
+        ["plot", "fig2", str(SHIPPED), "--fig", "nodir/x.png"],
         ["analyze", "instability", str(SHIPPED), "--fig", "nodir/x.png"],
         ["analyze", "generalization", str(SHIPPED), "--fig", "nodir/x.png"],
     ],
@@ -283,15 +283,18 @@ def test_a_store_whose_steps_done_is_not_a_number(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["analyze", "surface", "STORE", "--step", "100", "--grid", "1000000"], "surface needs about"),
-        (["analyze", "surface", "STORE", "--step", "100", "--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
-        (["analyze", "surface", "STORE", "--step", "100", "--replica", "-1"], "'--replica': -1 is not in the range"),
-        (["analyze", "surface", "STORE", "--step", "100", "--batch", "0"], "'--batch': 0 is not in the range x>=1"),
-        (["analyze", "slices", "STORE", "--step", "100", "--follow", "-1"], "'--follow': -1 is not in the range"),
+        (["analyze", "surface", "STORE", "--at-step", "100", "--grid", "1000000"], "surface needs about"),
+        (["analyze", "surface", "STORE", "--at-step", "100", "--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
+        (["analyze", "surface", "STORE", "--at-step", "100", "--replica", "-1"], "'--replica': -1 is not in the range"),
+        (["analyze", "surface", "STORE", "--at-step", "100", "--batch", "0"], "'--batch': 0 is not in the range x>=1"),
+        (["analyze", "slices", "STORE", "--at-step", "100", "--follow", "-1"], "'--follow': -1 is not in the range"),
         (["analyze", "pca", "STORE", "--components", "-1"], "'--components': -1 is not in the range x>=1"),
         (["analyze", "pca", "STORE", "--components", "99"], "--components must be from 1 to 19 (the path has 20"),
-        (["analyze", "density", "STORE", "--step", "100", "--bottom-k", "1000"], "--bottom-k from 1 to 603 (got 1000)"),
-        (["analyze", "density", "STORE", "--step", "100", "--lanczos-steps", "100000"], "--lanczos-steps from 2 to"),
+        (
+            ["analyze", "density", "STORE", "--at-step", "100", "--bottom-k", "1000"],
+            "--bottom-k from 1 to 603 (got 1000)",
+        ),
+        (["analyze", "density", "STORE", "--at-step", "100", "--lanczos-steps", "100000"], "--lanczos-steps from 2 to"),
         (["analyze", "interpolate", "STORE", "--from-step", "5", "--points", "10000000000000"], "points of a line"),
         (["analyze", "bifurcations", "STORE", "--bogus"], "No such option '--bogus'"),
         (["sweep", "--config", "DIR", "--dry-run"], "is a directory, not a TOML file"),
@@ -356,7 +359,7 @@ def test_steps_in_the_toml_file_and_steps_per_eta_on_the_line(tmp_path):
         (["--redraw", "--workers", "2"], "--redraw trains nothing; --workers would do nothing with it"),
         (["--redraw", "--device", "cpu"], "--redraw trains nothing; --device"),
         (["--tiny", "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "are two places to run; give one"),
-        (["--tiny", "--out", "RUN"], "is a Zarr store (a recording or a sweep); reproduce writes a folder"),
+        (["--tiny", "--dir", "RUN"], "is a Zarr store (a recording or a sweep); reproduce writes a folder"),
         (["--tiny", "--workers", "0"], "'--workers': 0 is not in the range x>=1"),
     ],
 )
@@ -365,7 +368,7 @@ def test_reproduce_contradictions_and_wrong_places(tmp_path, args, message):
     shutil.copytree(SHIPPED, run)
     before = snapshot(tmp_path)
     args = [{"RUN": str(run)}.get(a, a) for a in args]
-    if "--out" not in args:
-        args += ["--out", str(tmp_path / "rep")]
+    if "--dir" not in args:
+        args += ["--dir", str(tmp_path / "rep")]
     one_line_error(["reproduce", "fig4", *args], message)
     assert snapshot(tmp_path) == before

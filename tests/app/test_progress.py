@@ -37,7 +37,7 @@ def test_full_reproduce_needs_yes_without_a_terminal(monkeypatch, tmp_path):
     monkeypatch.setattr(
         rep, "estimate", lambda fig, size, device=None, out_dir=None: Cost(3 * 86400.0, 587_572_020, 10**9)
     )
-    r = CliRunner().invoke(main, ["reproduce", "fig4", "--out", str(tmp_path / "r")])
+    r = CliRunner().invoke(main, ["reproduce", "fig4", "--dir", str(tmp_path / "r")])
     assert r.exit_code == 2 and r.output.count("\n") == 1
     assert "587,572,020 run-steps, about 3.0 days" in r.output and "pass --yes" in r.output
     assert not (tmp_path / "r").exists()

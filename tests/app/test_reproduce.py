@@ -25,7 +25,7 @@ from landscape.app.reproduce import run, specs, summary_names
 )
 def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
     out = tmp_path / fig
-    r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(out)])
+    r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--dir", str(out)])
     assert r.exit_code == 0, r.output
     for name in images:
         assert (out / name).stat().st_size > 1000, name
@@ -35,7 +35,7 @@ def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
     sweeps = [out / f"{name}.zarr" for name in specs(fig, "tiny")]
     before = stamps(sweeps)
     assert len(before) > 20
-    r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(out)])
+    r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--dir", str(out)])
     assert r.exit_code == 0, r.output
     assert stamps(sweeps) == before
     assert (out / "report.md").read_text() == report
@@ -46,13 +46,13 @@ def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
 def test_redraw_from_the_summaries_alone(tmp_path, fig):
     """What docs/results/paper/ commits (summaries, no stores) redraws figure and report."""
     out = tmp_path / fig
-    assert CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--dir", str(out)]).exit_code == 0
     report = (out / "report.md").read_text()
     for store in specs(fig, "tiny"):
         shutil.rmtree(out / f"{store}.zarr")
     for image in out.glob("*.p*"):
         image.unlink()
-    r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(out), "--redraw"])
+    r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--dir", str(out), "--redraw"])
     assert r.exit_code == 0, r.output
     assert (out / "report.md").read_text() == report
     assert any(p.stat().st_size > 1000 for p in out.glob("*.png"))
@@ -64,14 +64,14 @@ def test_a_part_finished_elsewhere_is_not_recorded_again(tmp_path):
     """A figure split over machines: a part's committed summary copied into --out (its stores
     left behind) is kept, the other parts are recorded, and the report is the same."""
     out = tmp_path / "fig4"
-    assert CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--dir", str(out)]).exit_code == 0
     report = (out / "report.md").read_text()
     first, *rest = specs("fig4", "tiny")
     for name in specs("fig4", "tiny"):
         shutil.rmtree(out / f"{name}.zarr")
     for name in rest:
         shutil.rmtree(out / f"{name}_summary.zarr")
-    r = CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--out", str(out)])
+    r = CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--dir", str(out)])
     assert r.exit_code == 0, r.output
     assert not (out / f"{first}.zarr").exists() and all((out / f"{n}.zarr").exists() for n in rest)
     assert (out / "report.md").read_text() == report
@@ -101,7 +101,7 @@ def test_the_estimate_counts_what_a_resumed_run_still_records(tmp_path):
     assert before.store_bytes == sum(n for v in per_sweep.values() for _, n in v) and before.seconds > 0
     assert estimate("fig4", "tiny").run_steps == before.run_steps  # no --out yet: the same count
 
-    assert CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--out", str(out)]).exit_code == 0
+    assert CliRunner().invoke(main, ["reproduce", "fig4", "--tiny", "--dir", str(out)]).exit_code == 0
     after = estimate("fig4", "tiny", out_dir=out)
     assert (after.run_steps, after.store_bytes, after.seconds) == (0, 0, 0.0)
 
@@ -125,7 +125,7 @@ def test_free_space_is_named_only_when_the_stores_may_not_fit(tmp_path):
 
 def test_redraw_without_summaries_is_one_line(tmp_path):
     for fig, why in (("fig3", "missing"), ("fig2", "missing")):
-        r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--out", str(tmp_path / "none"), "--redraw"])
+        r = CliRunner().invoke(main, ["reproduce", fig, "--tiny", "--dir", str(tmp_path / "none"), "--redraw"])
         assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "none").exists()
 
@@ -174,7 +174,7 @@ def test_fig3_panel_b_drawn_from_its_parts_is_the_one_sweep_panel(tmp_path):
     from landscape.app.paper.common import open_summary, write_summary
 
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    r = CliRunner().invoke(main, ["reproduce", "fig3", "--tiny", "--out", str(whole)])
+    r = CliRunner().invoke(main, ["reproduce", "fig3", "--tiny", "--dir", str(whole)])
     assert r.exit_code == 0, r.output
     summ = open_summary(whole / "fig3a_summary.zarr")
     assert sorted(set(summ.loss_name.values)) == ["ce", "dce"] and summ.sizes["condition"] == 4

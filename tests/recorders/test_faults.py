@@ -261,7 +261,7 @@ def test_sweep_in_one_process_stops_on_sigterm(tmp_path):
 @pytest.mark.slow
 def test_reproduce_stops_on_ctrl_c_and_the_same_command_continues(tmp_path):
     out = tmp_path / "r"
-    cmd = CLI + ["reproduce", "fig1", "--tiny", "--out", str(out)]
+    cmd = CLI + ["reproduce", "fig1", "--tiny", "--dir", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: attrs(out / "fig1.zarr" / "b000").get("steps_done", 0) >= 50)
     proc.send_signal(signal.SIGINT)

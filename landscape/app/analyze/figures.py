@@ -22,42 +22,42 @@ from .common import fig_dir, plot
 @click.option(
     "--grid", default=41, type=click.IntRange(min=3), show_default=True, help="grid points per axis of the slices"
 )
-@click.option("--out", default="fig2.png", show_default=True, help="figure path (PNG and PDF are written)")
+@click.option("--fig", default="fig2.png", show_default=True, help="figure path (PNG and PDF are written)")
 @user_errors()
-def fig2(store, replica, slice_steps, grid, out):
+def fig2(store, replica, slice_steps, grid, fig):
     """Fig. 2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices."""
     from landscape.analysis.figures import draw_fig2, fig2_series
     from landscape.analysis.slices import loss_slices
     from landscape.runs.opened import Run
 
-    fig_dir(out, "--out")
+    fig_dir(fig, "--fig")
     run = Run.open(store)  # opened once for the slices and the figure
     ds = run.ds
     steps = list(slice_steps) or paper_fig2.slice_steps(ds.sizes["step"])
     sl = loss_slices(run, steps, replica, grid=grid) if steps else None
-    click.echo("figures " + ", ".join(draw_fig2(out, fig2_series(run, replica), sl)))
+    click.echo("figures " + ", ".join(draw_fig2(fig, fig2_series(run, replica), sl)))
 
 
 @plot.command()
 @click.argument("stores", nargs=-1, required=True)
-@click.option("--out", default="fig1.png", show_default=True, help="figure path (PNG and PDF are written)")
+@click.option("--fig", default="fig1.png", show_default=True, help="figure path (PNG and PDF are written)")
 @user_errors()
-def fig1(stores, out):
+def fig1(stores, fig):
     """Fig. 1: mean F(t) and λ_max(t) over replicas, per width and η (one store per width)."""
     from landscape.analysis.edge_of_stability import draw, summarize
 
-    fig_dir(out, "--out")
-    click.echo("figures " + ", ".join(draw(summarize(stores), out)))
+    fig_dir(fig, "--fig")
+    click.echo("figures " + ", ".join(draw(summarize(stores), fig)))
 
 
 @plot.command()
 @click.argument("stores", nargs=-1, required=True)
-@click.option("--out", default="fig4.png", show_default=True, help="figure path (PNG and PDF are written)")
+@click.option("--fig", default="fig4.png", show_default=True, help="figure path (PNG and PDF are written)")
 @user_errors()
-def fig4(stores, out):
+def fig4(stores, fig):
     """Fig. 4: λ_max at the first instability vs η (same as `analyze instability`, figure only)."""
     from landscape.analysis.figures import draw_fig4
     from landscape.analysis.first_instability import first_instabilities, summarize
 
-    fig_dir(out, "--out")
-    click.echo("figures " + ", ".join(draw_fig4(summarize(first_instabilities(stores)), out)))
+    fig_dir(fig, "--fig")
+    click.echo("figures " + ", ".join(draw_fig4(summarize(first_instabilities(stores)), fig)))

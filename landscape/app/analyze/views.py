@@ -16,7 +16,8 @@ from .common import analyze, beside, fig_dir
 
 @analyze.command()
 @click.argument("store")
-@click.option("--step", "steps", type=int, multiple=True, required=True, help="step of the slice (repeat for several)")
+@click.option("--at-step", "steps", type=int, multiple=True, required=True,
+              help="training step of the slice (repeat for several)")  # fmt: skip
 @click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
 @click.option("--grid", default=41, type=click.IntRange(min=3), show_default=True, help="grid points per axis")
 @click.option("--span", default=1.0, show_default=True, help="a, b ∈ [−span, span]")
@@ -55,7 +56,7 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
 
 @analyze.command()
 @click.argument("store")
-@click.option("--step", type=int, required=True, help="the step whose θ is the centre")
+@click.option("--at-step", "step", type=int, required=True, help="the training step whose θ is the centre")
 @click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
 @click.option(
     "--directions",

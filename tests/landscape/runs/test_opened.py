@@ -50,10 +50,10 @@ def test_a_store_being_recorded_is_not_analysed(tmp_path):
 @pytest.mark.parametrize(
     "command",
     [
-        ["analyze", "surface", "STORE", "--step", "100", "--grid", "3"],
-        ["analyze", "slices", "STORE", "--step", "100", "--grid", "3", "--follow", "2"],
+        ["analyze", "surface", "STORE", "--at-step", "100", "--grid", "3"],
+        ["analyze", "slices", "STORE", "--at-step", "100", "--grid", "3", "--follow", "2"],
         ["analyze", "interpolate", "STORE", "--from-step", "0", "--to-step", "150", "--points", "3"],
-        ["analyze", "density", "STORE", "--step", "100", "--lanczos-steps", "5", "--vectors", "1"],
+        ["analyze", "density", "STORE", "--at-step", "100", "--lanczos-steps", "5", "--vectors", "1"],
         ["record", "--resume", "STORE"],
     ],
 )

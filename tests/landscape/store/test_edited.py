@@ -65,7 +65,7 @@ EDITS = {
     [
         ["info", "STORE"],
         ["check", "STORE"],
-        ["analyze", "surface", "STORE", "--step", "50", "--grid", "3", "--out", "OUT"],
+        ["analyze", "surface", "STORE", "--at-step", "50", "--grid", "3", "--out", "OUT"],
         ["analyze", "bifurcations", "STORE", "--out", "OUT"],
         ["analyze", "pca", "STORE", "--out", "OUT"],
         ["record", "--resume", "STORE"],
@@ -89,9 +89,9 @@ def test_an_edited_store_is_one_line_everywhere(recorded, tmp_path, kind, comman
     [
         (["analyze", "pca"], "params"),
         (["analyze", "interpolate", "--from-step", "0", "--to-step", "99", "--points", "3"], "params"),
-        (["analyze", "surface", "--step", "50", "--grid", "3"], "params"),
-        (["analyze", "slices", "--step", "50", "--grid", "3", "--follow", "2"], "params"),
-        (["analyze", "density", "--step", "50", "--lanczos-steps", "5", "--vectors", "1"], "params"),
+        (["analyze", "surface", "--at-step", "50", "--grid", "3"], "params"),
+        (["analyze", "slices", "--at-step", "50", "--grid", "3", "--follow", "2"], "params"),
+        (["analyze", "density", "--at-step", "50", "--lanczos-steps", "5", "--vectors", "1"], "params"),
     ],
 )
 def test_a_damaged_saved_vector_is_one_line_in_the_views(recorded, tmp_path, command, array):

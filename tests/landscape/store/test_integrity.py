@@ -56,7 +56,7 @@ def refused_everywhere(path: Path, message: str):
     before = digest(path)
     for args in (
         ["analyze", "bifurcations", str(path)],
-        ["plot", "fig2", str(path), "--out", str(path) + ".png"],
+        ["plot", "fig2", str(path), "--fig", str(path) + ".png"],
         ["record", "--resume", str(path)],
     ):
         r = CliRunner().invoke(main, args)
