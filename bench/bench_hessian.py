@@ -5,10 +5,10 @@ Reference problem (spiral, 300 points, width 100, float64, DCE, A = 70, T = 5000
 started from θ after 200 steps. "With spectra" takes the top-2 eigenpairs where a default
 recording does (the pair t, t + 1 every 50 steps), with the block solver warm-started from
 its previous block exactly as recorders/record.py does. Both runners are timed in this one
-process, interleaved repeat by repeat from the same θ, so each repeat gives a ratio
-(Hessian cost = time with / time without); min / median / max over repeats are printed,
-with the peak resident memory seen while each runner ran (sampled every 5 ms) and the
-Hessian-vector products per solve.
+process, interleaved repeat by repeat from the same θ (`harness.interleaved`), so each repeat
+gives a ratio (Hessian cost = time with / time without); min / median / max over repeats are
+printed, with each runner's peak resident memory beyond its start (`harness.recording`) and
+the Hessian-vector products per solve.
 
     python bench/bench_hessian.py [--replicas 1 64 4096] [--repeats 3] [--threads 2] [--fused --eval-every 25]
 """
@@ -16,14 +16,13 @@ Hessian-vector products per solve.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import threading
-import time
+import statistics
 from dataclasses import replace
+from functools import partial
 
-import numpy as np
 import torch
+from harness import interleaved, recording, spread, threads_line
 
 from landscape.config.run import RunConfig
 from landscape.curvature.spectrum import top_k
@@ -33,28 +32,6 @@ from landscape.problem.data import spiral_dataset
 from landscape.problem.mlp import MLPSpec
 
 A, T, ETA = 70.0, 5000, 1.0
-
-
-class PeakRSS:
-    """Peak resident set size (bytes) of this process while the block runs."""
-
-    def __enter__(self):
-        self.peak, self._stop = 0, False
-        page = os.sysconf("SC_PAGE_SIZE")
-
-        def watch():
-            while not self._stop:
-                with open("/proc/self/statm") as f:
-                    self.peak = max(self.peak, int(f.read().split()[1]) * page)
-                time.sleep(0.005)
-
-        self._t = threading.Thread(target=watch, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop = True
-        self._t.join()
 
 
 def run(eng, theta, t0, steps, sites, warm, eval_every=1):
@@ -93,14 +70,14 @@ def main():
         torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
     )
     print(
-        f"# {where}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"# {where}, {threads_line()}, "
         f"float64; spectra top-2 at (t, t+1) every {cfg.hessian_every} steps, tol {cfg.eig_tol}, "
         f"oversample {cfg.eig_oversample}; {'fused' if args.fused else 'eager'} engine, validation every "
         f"{args.eval_every} steps"
     )
     print(
         "| R | steps | s without | s with | Hessian cost min / median / max | HVPs per solve | "
-        "peak RSS without / with (MB) |"
+        "peak RSS beyond start without / with (MB) |"
     )
     print("|---:|---:|---:|---:|---|---:|---|")
     for R in args.replicas:
@@ -114,25 +91,20 @@ def main():
         warm = top_k(eng, theta, 200, 2, tol=1e-3, salt=200).block
         theta = eng.advance(theta, 200, t0)
         sites = set(replace(cfg, steps=t0 + steps).hessian_steps(t0, t0 + steps).tolist())
-        ratios, tw, th, mem_w, mem_h, hvp = [], [], [], 0, 0, 0.0
-        for _ in range(args.repeats):
-            with PeakRSS() as m:
-                a = time.perf_counter()
-                run(eng, theta, t0, steps, set(), warm, args.eval_every)
-                tw.append(time.perf_counter() - a)
-            mem_w = max(mem_w, m.peak)
-            with PeakRSS() as m:
-                a = time.perf_counter()
-                hvp = run(eng, theta, t0, steps, sites, warm, args.eval_every)
-                th.append(time.perf_counter() - a)
-            mem_h = max(mem_h, m.peak)
-            if gpu:  # device memory instead of host memory
-                mem_h = torch.cuda.max_memory_allocated()
-            ratios.append(th[-1] / tw[-1])
-        r = np.array(ratios)
+        results: dict = {}
+        peaks: dict = {}
+        runners = {
+            "without": partial(run, eng, theta, t0, steps, set(), warm, args.eval_every),
+            "with": partial(run, eng, theta, t0, steps, sites, warm, args.eval_every),
+        }
+        times = interleaved(recording(runners, results, peaks), args.repeats)
+        cost = [w / wo for w, wo in zip(times["with"], times["without"])]  # per repeat
+        mem = f"{peaks['without']:,.0f} / {peaks['with']:,.0f}"
+        if gpu:  # device memory instead of host memory
+            mem = f"{torch.cuda.max_memory_allocated() / 2**20:,.0f} (device)"
         print(
-            f"| {R} | {steps} | {np.median(tw):.2f} | {np.median(th):.2f} | {r.min():.2f} / {np.median(r):.2f} / "
-            f"{r.max():.2f}× | {hvp:.1f} | {mem_w / 2**20:,.0f} / {mem_h / 2**20:,.0f} |",
+            f"| {R} | {steps} | {statistics.median(times['without']):.2f} | {statistics.median(times['with']):.2f} "
+            f"| {spread(cost)}× | {results['with']:.1f} | {mem} |",
             flush=True,
         )
 
