@@ -5,7 +5,7 @@ The reference problem (spiral, 300 points, width 100, float64, DCE, A = 70, T = 
 stepped as the recorder steps it: the eager engine one step per call (`--eval-every 1`, the
 default: a validation pass each step), the fused one 25 steps per call (`--eval-every 25`).
 Both runners start every block from the same θ and alternate block by block in this one
-process (the machine's drift hits both alike); the table gives min / median / max of the
+process (`harness.interleaved`: the machine's drift hits both alike); the table gives min / median / max of the
 per-repeat time ratio (with / without) and the memory the tracker holds (its state and the θ references of its ring).
 
     python bench/bench_iterates.py [--steps 100] [--blocks 10] [--repeats 7] [--replicas 1 64] [--flush 1000]
@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
+from functools import partial
 
-import numpy as np
 import torch
+from harness import interleaved, spread, threads_line
 
 from landscape.dynamics.iterates import Tracker
 from landscape.engines.mlp import MLPEngine
@@ -65,34 +67,35 @@ def main():
     torch.set_num_threads(args.threads)
     data = spiral_dataset(100, seed=0, val_seed=1)
     spec = MLPSpec(2, 100, 3)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), ")
+    print(f"# {platform.processor() or platform.machine()}, {threads_line()}")
     print(
         f"# {args.repeats} repeats of {args.blocks} blocks of {args.steps} steps per runner, interleaved block by "
         f"block from the same θ, the tracker flushed every {args.flush} steps; ratio = with signals / without, "
         "per repeat\n"
     )
-    print("| engine | R | steps/s without | ratio min | median | max | tracker memory |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| engine | R | steps/s without | ratio min / median / max | tracker memory |")
+    print("|---|---:|---:|---|---:|")
     for fused, seg in ((False, 1), (True, 25)):
         for R in args.replicas:
             eng = MLPEngine(spec, data, "dce", [1.0] * R, [70.0] * R, [5000] * R, step="fused" if fused else "eager")
             theta = eng.init(list(range(R)))
             block(eng, theta, 0, 50, seg, _tracker(theta), 50)  # warm-up: the fused build, the allocator
-            ratios, base, held = [], [], 0
+            tracks = [_tracker(theta)]
+            runners = {  # each call one block from the same θ; `interleaved` alternates which goes first
+                "without": partial(block, eng, theta, 0, args.steps, seg, None, args.flush),
+                "with": lambda: block(eng, theta, 0, args.steps, seg, tracks[-1], args.flush),  # noqa: B023
+            }
+            ratio, base, held = [], [], 0
             for _ in range(args.repeats):
-                track = _tracker(theta)
-                t = {False: 0.0, True: 0.0}
-                for i in range(args.blocks):  # both runners from the same θ, alternating first
-                    for tracked in (False, True) if i % 2 == 0 else (True, False):
-                        t[tracked] += block(eng, theta, 0, args.steps, seg, track if tracked else None, args.flush)
-                    held = max(held, _held_bytes(track))
-                ratios.append(t[True] / t[False])
-                base.append(args.steps * args.blocks / t[False])
-            r = np.array(ratios)
+                tracks.append(_tracker(theta))
+                spent = {name: sum(ts) for name, ts in interleaved(runners, args.blocks).items()}
+                held = max(held, _held_bytes(tracks[-1]))
+                ratio.append(spent["with"] / spent["without"])
+                base.append(args.steps * args.blocks / spent["without"])
             name = "fused (25 steps a call)" if fused else "eager (1 step a call)"
             print(
-                f"| {name} | {R} | {np.median(base):,.0f} | {r.min():.3f} | {np.median(r):.3f} | {r.max():.3f} "
-                f"| {held / 2**20:.2f} MiB |"
+                f"| {name} | {R} | {statistics.median(base):,.0f} | {spread(ratio, 3)} | {held / 2**20:.2f} MiB |",
+                flush=True,
             )
 
 

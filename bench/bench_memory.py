@@ -3,7 +3,8 @@
 Each runner is `landscape record --seeds 64 --steps 1000` (the issue's case: a default
 64-replica sweep batch, the reference network) in a fresh child process; the peak is the
 child's maximum resident set (getrusage). Runners alternate (baseline, this tree, …) for
-`--repeats` rounds from the same start. The baseline is checked out with `git worktree`.
+`--repeats` rounds from the same start (`harness.interleaved`, the order rotated). The
+baseline is checked out with `git worktree`.
 
     python bench/bench_memory.py --baseline HEAD~1 --repeats 1 --threads 2
 """
@@ -12,39 +13,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import interleaved, process, spread
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(src: Path, out: Path, args: list[str], threads: int) -> tuple[float, float]:
-    """(peak RSS in GB, wall seconds) of one recording with the package at `src`."""
+def command(src: Path, out: Path, args: list[str], threads: int) -> tuple[list[str], dict]:
+    """One recording with the package at `src`, in a fresh interpreter (its own peak)."""
     code = (
-        "import os, resource, sys, torch; torch.set_num_threads(int(os.environ['THREADS'])); "
+        "import os, sys, torch; torch.set_num_threads(int(os.environ['THREADS'])); "
         "from landscape.app.cli import main; sys.argv = ['landscape'] + sys.argv[1:]; main()"
     )
     env = {**os.environ, "PYTHONPATH": str(src), "THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t0 = time.perf_counter()
-    # a fresh interpreter per runner: wait4 gives that child's own peak
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "record", *args, "--out", str(out), "-q"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        raise SystemExit(f"runner at {src} failed: {proc.stderr.read()[-500:]}")
-    del before
-    return usage.ru_maxrss / 1e6, wall  # KiB → GB (Linux reports ru_maxrss in KiB)
+    return [sys.executable, "-c", code, "record", *args, "--out", str(out), "-q"], env
 
 
 def main():
@@ -65,22 +51,26 @@ def main():
             check=True,
             capture_output=True,
         )
+        res: dict[str, list[tuple[float, float, float]]] = {"baseline": [], "this tree": []}
+
+        def runner(name: str, src: Path):
+            def go():
+                out = Path(tmp) / f"{name.replace(' ', '_')}{len(res[name])}.zarr"
+                res[name].append(process(*command(src, out, args, a.threads)))
+                print(f"{name:10s} peak RSS {res[name][-1][2] / 1024:6.2f} GB, {res[name][-1][0]:6.1f} s", flush=True)
+
+            return go
+
         try:
-            rows = []
-            for r in range(a.repeats):
-                for name, src in (("baseline", base), ("this tree", ROOT)):
-                    gb, wall = run(src, Path(tmp) / f"{name.replace(' ', '_')}{r}.zarr", args, a.threads)
-                    rows.append((name, gb, wall))
-                    print(f"round {r}: {name:10s} peak RSS {gb:6.2f} GB, {wall:6.1f} s", flush=True)
+            interleaved({"baseline": runner("baseline", base), "this tree": runner("this tree", ROOT)}, a.repeats)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
-    b = [g for n, g, _ in rows if n == "baseline"]
-    t = [g for n, g, _ in rows if n == "this tree"]
-    ratios = sorted(x / y for x, y in zip(b, t))
-    print(f"# record {' '.join(args)}, {a.threads} threads, {a.repeats} round(s); baseline {a.baseline}")
+    b = [r[2] for r in res["baseline"]]
+    t = [r[2] for r in res["this tree"]]
+    print(f"# record {' '.join(args)}, {a.threads} thread(s) a runner, {a.repeats} round(s); baseline {a.baseline}")
     print(
-        f"peak RSS baseline / this tree: min {ratios[0]:.2f}, median {ratios[len(ratios) // 2]:.2f}, "
-        f"max {ratios[-1]:.2f}; this tree {min(t):.2f}–{max(t):.2f} GB"
+        f"peak RSS baseline / this tree (per round): {spread([x / y for x, y in zip(b, t)])}; "
+        f"this tree {min(t) / 1024:.2f}–{max(t) / 1024:.2f} GB"
     )
 
 

@@ -132,3 +132,19 @@ def record_afresh(cfg, out: Path) -> None:
 
     shutil.rmtree(out, ignore_errors=True)
     record(cfg, out)
+
+
+def process(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak resident MB) of one command in a fresh process, from wait4: the
+    child's own peak and the CPU of it and its waited-for children (a sweep's workers). A
+    failing command stops the benchmark with its last stderr."""
+    import os
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read()[-500:] if proc.stderr else ''}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: ru_maxrss in KiB
