@@ -1,6 +1,6 @@
 """Sweep-scale throughput: run-steps per second of the batched engine for R = 1 … 4096
 replicas of the reference problem, against the plain per-run PyTorch loop measured
-in the same process (bench_engine.plain_loop).
+in the same process, interleaved with it (bench_engine.plain_loop, `harness.interleaved`).
 
 The spectrum is timed separately (warm-started from the previous block, as in a
 recording) and charged as the recorder's default sampling does: a pair of spectra
@@ -12,10 +12,12 @@ recording) and charged as the recorder's default sampling does: a pair of spectr
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
+from functools import partial
 
 import torch
 from bench_engine import ETA, EVERY, A, T, plain_loop  # noqa: E402
+from harness import interleaved, recording, spread, threads_line
 
 from landscape.curvature.spectrum import top_k
 from landscape.engines.mlp import MLPEngine  # noqa: E402
@@ -24,7 +26,10 @@ from landscape.problem.data import spiral_dataset  # noqa: E402
 from landscape.problem.mlp import MLPSpec  # noqa: E402
 
 
-def engine_rates(data, R, dtype, device):
+def engine_runners(data, R, dtype, device):
+    """Two runners of R replicas from the same θ (after two steps): `steps` steps, and one
+    spectrum warm-started from the block of the spectrum EVERY steps before, as a recording
+    does; and the step count."""
     spec = MLPSpec(2, 100, 3)
     eng = MLPEngine(spec, data, "dce", [ETA] * R, [A] * R, [T] * R, dtype=dtype, device=device)
     theta = spec.init(range(R), dtype, device)
@@ -33,22 +38,20 @@ def engine_rates(data, R, dtype, device):
         theta, _ = eng.step(theta, t, G)
     steps = max(3, min(60, 6000 // R))
     sync = (lambda: torch.cuda.synchronize()) if eng.device.type == "cuda" else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    for t in range(steps):
-        theta, _ = eng.step(theta, t, G)
-    sync()
-    t_step = (time.perf_counter() - t0) / steps
-    res = top_k(eng, theta, steps, 2, tol=1e-3)
-    theta2 = theta
-    for t in range(EVERY):  # the next spectrum is 50 steps later, warm-started
-        theta2, _ = eng.step(theta2, t, G)
-    sync()
-    t0 = time.perf_counter()
-    top_k(eng, theta2, steps + EVERY, 2, v0=res.block, tol=1e-3)
-    sync()
-    t_spec = time.perf_counter() - t0
-    return R / t_step, R / (t_step + 2 * t_spec / EVERY)
+    warm = top_k(eng, theta, steps, 2, tol=1e-3).block
+    later = eng.advance(theta, 2, 2 + EVERY)  # the next spectrum is 50 steps later, warm-started
+
+    def stepping():
+        th = theta
+        for t in range(steps):
+            th, _ = eng.step(th, t, G)
+        sync()
+
+    def spectrum():
+        top_k(eng, later, steps + EVERY, 2, v0=warm, tol=1e-3)
+        sync()
+
+    return stepping, spectrum, steps
 
 
 def main():
@@ -56,29 +59,46 @@ def main():
     ap.add_argument("--dtype", nargs="+", default=["float64", "float32"])
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024, 4096])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     keep_freed_memory()
     data = spiral_dataset(100, seed=0, val_seed=1)
+    n = 150  # the plain loop's steps
     print(
-        f"# {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}; width 100, P = 300; "
-        f"spectra (t, t+1) every {EVERY} steps"
+        f"# {args.device}, {threads_line()}; width 100, P = 300; spectra (t, t+1) every {EVERY} steps; "
+        f"{args.repeats} repeats, the four runners interleaved; ratios per repeat, min / median / max"
     )
-    print("| dtype | R | run-steps/s | × plain | with Hessian | × plain (with Hessian) | Hessian cost |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| dtype | R | run-steps/s | × plain | with Hessian | × plain (with Hessian) | Hessian cost "
+        "| peak MB beyond start, steps / spectrum |"
+    )
+    print("|---|---:|---:|---|---:|---|---:|---|")
     for dt in args.dtype:
         dtype = getattr(torch, dt)
-        n = 150
-        t0 = time.perf_counter()
-        plain_loop(data, n, False, dtype)
-        base = n / (time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        plain_loop(data, n, True, dtype)
-        base_h = n / (time.perf_counter() - t0)
-        print(f"| {dt} | plain loop | {base:,.0f} | 1.00 | {base_h:,.0f} | 1.00 | {base / base_h:.2f}× |")
         for R in args.replicas:
-            r, rh = engine_rates(data, R, dtype, args.device)
+            stepping, spectrum, steps = engine_runners(data, R, dtype, args.device)
+            peaks: dict = {}
+            ts = interleaved(
+                recording(
+                    {
+                        "plain": partial(plain_loop, data, n, False, dtype),
+                        "plain with Hessian": partial(plain_loop, data, n, True, dtype),
+                        "steps": stepping,
+                        "spectrum": spectrum,
+                    },
+                    {},
+                    peaks,
+                ),
+                args.repeats,
+            )
+            rate = [R * steps / t for t in ts["steps"]]
+            rate_h = [R / (t / steps + 2 * s / EVERY) for t, s in zip(ts["steps"], ts["spectrum"])]
+            over = [r / (n / p) for r, p in zip(rate, ts["plain"])]
+            over_h = [r / (n / p) for r, p in zip(rate_h, ts["plain with Hessian"])]
+            cost = statistics.median(rate) / statistics.median(rate_h)
             print(
-                f"| {dt} | {R} | {r:,.0f} | {r / base:.2f} | {rh:,.0f} | {rh / base_h:.2f} | {r / rh:.2f}× |",
+                f"| {dt} | {R} | {statistics.median(rate):,.0f} | {spread(over)} | {statistics.median(rate_h):,.0f} "
+                f"| {spread(over_h)} | {cost:.2f}× | {peaks['steps']:,.0f} / {peaks['spectrum']:,.0f} |",
                 flush=True,
             )
 

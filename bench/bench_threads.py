@@ -7,9 +7,10 @@ Policies (same replicas, same steps, the reference network):
 - `2 processes × 1 thread`: `landscape sweep --workers 2 --batch-size R/2` (one batch per core).
 
 Each runner is a fresh `landscape` process tree; wall time, CPU time (user + system of the
-children) and peak resident memory (the largest child's) are read from wait4. The load is a
-process spinning on one core, started before and stopped after each loaded runner. Runners
-alternate in every repeat, from the same start.
+children) and peak resident memory (the largest child's) are read from wait4
+(`harness.process`). The load is a process spinning on one core, started before and stopped
+after each loaded runner. Runners alternate in every repeat, the order rotated
+(`harness.interleaved`), from the same start.
 
     python bench/bench_threads.py --seeds 16 --steps 1000 --repeats 3
     python bench/bench_threads.py --seeds 16 --steps 20000 --record-args "--fused --eval-every 25"
@@ -18,14 +19,14 @@ alternate in every repeat, from the same start.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import interleaved, process, spread
 
 LANDSCAPE = [sys.executable, "-m", "landscape"]
 
@@ -49,19 +50,6 @@ def policies(seeds: int, steps: int, out: Path, extra: list[str]) -> dict[str, l
     }
 
 
-def measure(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS GB) of one command and its children."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read()[-400:]}")
-    # wait4 gives the direct child; its own children (sweep workers) are in RUSAGE_CHILDREN of it,
-    # which wait4 includes for waited-for grandchildren
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1e6
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=16)
@@ -71,23 +59,29 @@ def main():
     a = ap.parse_args()
     res: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(a.repeats):
-            for load in ("quiet", "one core busy"):
-                where = Path(tmp) / f"{r}{load[0]}"
+
+        def runner(load: str, name: str):
+            def go():
+                rows = res.setdefault((load, name), [])
+                where = Path(tmp) / f"{len(rows)}{load[0]}{name[0]}{name[-1]}"
                 where.mkdir()
-                for name, cmd in policies(a.seeds, a.steps, where, shlex.split(a.record_args)).items():
-                    spin = None
-                    if load != "quiet":
-                        spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                cmd = policies(a.seeds, a.steps, where, shlex.split(a.record_args))[name]
+                spin = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load != "quiet" else None
+                try:
+                    if spin is not None:
                         time.sleep(0.5)
-                    try:
-                        res.setdefault((load, name), []).append(measure(cmd))
-                    finally:
-                        if spin is not None:
-                            spin.kill()
-                            spin.wait()
-                    w, c, m = res[(load, name)][-1]
-                    print(f"# repeat {r}, {load}, {name}: {w:.1f} s wall, {c:.1f} s CPU, {m:.2f} GB", flush=True)
+                    rows.append(process(cmd))
+                finally:
+                    if spin is not None:
+                        spin.kill()
+                        spin.wait()
+                w, c, m = rows[-1]
+                print(f"# {load}, {name}: {w:.1f} s wall, {c:.1f} s CPU, {m / 1024:.2f} GB", flush=True)
+
+            return go
+
+        names = list(policies(1, 1, Path(tmp), []))
+        interleaved({f"{ld}|{n}": runner(ld, n) for ld in ("quiet", "one core busy") for n in names}, a.repeats)
     print(
         f"\n`record`/`sweep` --seeds {a.seeds} --steps {a.steps} {a.record_args}, {a.repeats} repeats "
         "(min / median / max)\n"
@@ -99,11 +93,10 @@ def main():
         best = [min(res[(load, n)][i][0] for n in names) for i in range(a.repeats)]
         for n in names:
             rows = res[(load, n)]
-            fmt = lambda xs: f"{min(xs):.1f} / {statistics.median(xs):.1f} / {max(xs):.1f}"
-            ratio = sorted(rows[i][0] / best[i] for i in range(a.repeats))
+            ratio = [rows[i][0] / best[i] for i in range(a.repeats)]
             print(
-                f"| {load} | {n} | {fmt([x[0] for x in rows])} | {fmt([x[1] for x in rows])} | "
-                f"{max(x[2] for x in rows):.2f} | {ratio[0]:.2f} / {statistics.median(ratio):.2f} / {ratio[-1]:.2f} |"
+                f"| {load} | {n} | {spread([x[0] for x in rows], 1)} | {spread([x[1] for x in rows], 1)} | "
+                f"{max(x[2] for x in rows) / 1024:.2f} | {spread(ratio)} |"
             )
 
 
