@@ -1,3 +1,11 @@
+"""A profile, not a benchmark: where one warm-started top-2 spectrum's time goes on a GPU
+(random blocks, orthonormalisation, eigh, QR, the HVP and its cache) for R = 64 and 4096, and
+a step's time beside it. It compares nothing, so it takes no baseline; the speed tables come
+from the benchmarks on `harness.py`.
+
+    python bench/gpu_profile_solver.py   # needs a CUDA GPU
+"""
+
 import collections
 import time
 
@@ -36,8 +44,8 @@ for R in (64, 4096):
     warm = top_k(eng, th, 200, 2, tol=1e-3).block
     op0 = eng.hvp_block
 
-    def hb(theta, t, op0=op0):
-        op = timed("cache", op0)(theta, t)
+    def hb(theta, t, G=None, op0=op0):
+        op = timed("cache", op0)(theta, t, G)
         return timed("hvp", op)
 
     eng.hvp_block = hb
