@@ -46,6 +46,10 @@ class Replica(NamedTuple):
     period: int
 
 
+def _bad(msg: str):
+    raise LandscapeError(msg)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Every knob of a recording. Command-line options (`landscape record`, `landscape sweep`)
@@ -137,10 +141,14 @@ class RunConfig:
     # --- validation -------------------------------------------------------------------
     def validate(self) -> RunConfig:
         """Raise LandscapeError with one clear line for the first bad value."""
+        self._check_replicas()
+        self._check_network()
+        self._check_spectra()
+        self._check_run()
+        return self
 
-        def bad(msg):
-            raise LandscapeError(msg)
-
+    def _check_replicas(self) -> None:
+        """The replica grid or table: present, within range, no replica twice."""
         losses.check(self.loss)
         for name, vals in (
             ("eta", self.etas),
@@ -149,22 +157,22 @@ class RunConfig:
             ("seed", self.seeds),
         ):
             if len(vals) == 0:
-                bad(f"no value given for {name}")
+                _bad(f"no value given for {name}")
         if self.replica_table:
             cols = list(zip(*self.replica_table))
             u = [tuple(dict.fromkeys(c)) for c in cols]  # each value once: its own checks below
             replace(self, replica_table=(), seeds=u[0], etas=u[1], amplitudes=u[2], periods=u[3]).validate()
             r = next((r for r, c in Counter(self.replicas()).items() if c > 1), None)
             if r is not None:
-                bad(f"replica (seed {r.seed}, eta {r.eta:g}, A {r.amplitude:g}, T {r.period}) given twice")
+                _bad(f"replica (seed {r.seed}, eta {r.eta:g}, A {r.amplitude:g}, T {r.period}) given twice")
         if any(not np.isfinite(e) or e <= 0 for e in self.etas):
-            bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
+            _bad(f"learning rate eta must be > 0, got {', '.join(map(str, self.etas))}")
         if any(not np.isfinite(a) or a < 1 for a in self.amplitudes):
-            bad(f"amplitude A must be >= 1 (A = 1 is the static loss), got {', '.join(map(str, self.amplitudes))}")
+            _bad(f"amplitude A must be >= 1 (A = 1 is the static loss), got {', '.join(map(str, self.amplitudes))}")
         if any(int(T) != T or not 2 <= T <= MAX_STEPS for T in self.periods):
-            bad(f"period T must be an integer from 2 to {MAX_STEPS:.0e}, got {', '.join(map(str, self.periods))}")
+            _bad(f"period T must be an integer from 2 to {MAX_STEPS:.0e}, got {', '.join(map(str, self.periods))}")
         if any(int(s) != s or not 0 <= s <= MAX_SEED for s in self.seeds):
-            bad(f"seeds must be integers from 0 to {MAX_SEED} (2**32 − 1)")
+            _bad(f"seeds must be integers from 0 to {MAX_SEED} (2**32 − 1)")
         if not self.replica_table:  # a repeated value makes identical replicas
             for name, vals in (
                 ("seed", self.seeds),
@@ -174,77 +182,87 @@ class RunConfig:
             ):
                 dup = sorted(v for v, c in Counter(vals).items() if c > 1)
                 if dup:
-                    bad(f"{name} {', '.join(f'{v:g}' for v in dup)} given twice: its replicas would be identical runs")
+                    _bad(f"{name} {', '.join(f'{v:g}' for v in dup)} given twice: its replicas would be identical runs")
         if not (0 <= self.data_seed <= MAX_SEED and 0 <= self.val_seed <= MAX_SEED):
-            bad(f"data-seed and val-seed must be integers from 0 to {MAX_SEED} (2**32 − 1)")
+            _bad(f"data-seed and val-seed must be integers from 0 to {MAX_SEED} (2**32 − 1)")
+
+    def _check_network(self) -> None:
+        """The built-in MLP's shape and the run's length."""
         if self.width < 1:
-            bad(f"width must be >= 1, got {self.width}")
+            _bad(f"width must be >= 1, got {self.width}")
         if self.depth < 1:
-            bad(f"depth must be >= 1, got {self.depth}")
+            _bad(f"depth must be >= 1, got {self.depth}")
         if self.activation not in ACTIVATIONS:
-            bad(f"unknown activation '{self.activation}'; choose one of {', '.join(ACTIVATIONS)}")
+            _bad(f"unknown activation '{self.activation}'; choose one of {', '.join(ACTIVATIONS)}")
         if not 1 <= self.steps <= MAX_STEPS:
-            bad(f"steps must be from 1 to {MAX_STEPS:.0e}, got {self.steps}")
+            _bad(f"steps must be from 1 to {MAX_STEPS:.0e}, got {self.steps}")
+
+    def _check_spectra(self) -> None:
+        """The solvers' settings and where the spectra and saved vectors fall."""
         if self.top_k < 2:
-            bad(f"top-k must be >= 2, got {self.top_k}")
+            _bad(f"top-k must be >= 2, got {self.top_k}")
         if not (np.isfinite(self.eig_tol) and 0 < self.eig_tol < 1) or self.eig_max_iter < self.top_k:
-            bad("eig-tol must be between 0 and 1 (exclusive) and eig-max-iter >= top-k")
+            _bad("eig-tol must be between 0 and 1 (exclusive) and eig-max-iter >= top-k")
         if self.eig_oversample < 0:
-            bad(f"eig-oversample must be >= 0, got {self.eig_oversample}")
+            _bad(f"eig-oversample must be >= 0, got {self.eig_oversample}")
         if self.trace_samples < 0 or self.trace_samples == 1 or self.trace_samples > MAX_PROBES:
-            bad(
+            _bad(
                 f"trace-samples must be 0 (off) or from 2 (a standard error needs two) to {MAX_PROBES}, "
                 f"got {self.trace_samples}"
             )
         if self.density_steps < 0 or self.density_steps == 1 or self.density_steps > MAX_LANCZOS:
-            bad(f"density-steps must be 0 (off) or from 2 to {MAX_LANCZOS}, got {self.density_steps}")
+            _bad(f"density-steps must be 0 (off) or from 2 to {MAX_LANCZOS}, got {self.density_steps}")
         if not 1 <= self.density_vectors <= MAX_PROBES:
-            bad(f"density-vectors must be from 1 to {MAX_PROBES}, got {self.density_vectors}")
+            _bad(f"density-vectors must be from 1 to {MAX_PROBES}, got {self.density_vectors}")
         if not 0 <= self.bottom_k <= MAX_LANCZOS:
-            bad(f"bottom-k must be from 0 (off) to {MAX_LANCZOS}, got {self.bottom_k}")
+            _bad(f"bottom-k must be from 0 (off) to {MAX_LANCZOS}, got {self.bottom_k}")
         if self.hessian_every < 1:
-            bad(f"hessian-every must be >= 1, got {self.hessian_every}")
+            _bad(f"hessian-every must be >= 1, got {self.hessian_every}")
         if self.save_params_every < 1 or self.save_params_every % self.hessian_every:
-            bad(
+            _bad(
                 f"save-params-every ({self.save_params_every}) must be a positive multiple of hessian-every "
                 f"({self.hessian_every}), "
                 "so every saved parameter vector has its eigenvectors"
             )
         if self.chunk_steps < 1 or self.chunk_steps % self.hessian_every:
-            bad(f"chunk-steps ({self.chunk_steps}) must be a positive multiple of hessian-every ({self.hessian_every})")
+            _bad(
+                f"chunk-steps ({self.chunk_steps}) must be a positive multiple of hessian-every ({self.hessian_every})"
+            )
+
+    def _check_run(self) -> None:
+        """Γ's shape, the arithmetic and where it runs, when to stop, the step strategy and a model."""
         if self.gamma_shape not in SHAPES:
-            bad(f"unknown gamma shape '{self.gamma_shape}'; choose one of {', '.join(SHAPES)}")
+            _bad(f"unknown gamma shape '{self.gamma_shape}'; choose one of {', '.join(SHAPES)}")
         if self.dtype not in DTYPES:
-            bad(f"dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
+            _bad(f"dtype must be one of {', '.join(DTYPES)}, got '{self.dtype}'")
         self.check_device()
         if self.until not in UNTIL:
-            bad(f"until must be one of {', '.join(UNTIL)}, got '{self.until}'")
+            _bad(f"until must be one of {', '.join(UNTIL)}, got '{self.until}'")
         if self.until_margin < 0:
-            bad("until-margin must be >= 0")
+            _bad("until-margin must be >= 0")
         if self.n_per_class < 2:
-            bad("n-per-class must be >= 2")
+            _bad("n-per-class must be >= 2")
         if not 0 <= self.threads <= MAX_THREADS:
-            bad(f"threads must be from 0 (torch's default) to {MAX_THREADS}, got {self.threads}")
+            _bad(f"threads must be from 0 (torch's default) to {MAX_THREADS}, got {self.threads}")
         if self.model_args and not self.model:
-            bad("--model-arg goes with --model (the built-in MLP takes --width, --depth, --activation)")
+            _bad("--model-arg goes with --model (the built-in MLP takes --width, --depth, --activation)")
         if not 0 <= self.eig_dense_below <= 4096:
-            bad(f"eig-dense-below must be between 0 and 4096 (R × n² numbers), got {self.eig_dense_below}")
+            _bad(f"eig-dense-below must be between 0 and 4096 (R × n² numbers), got {self.eig_dense_below}")
         if self.eval_every < 1:
-            bad(f"eval-every must be >= 1, got {self.eval_every}")
+            _bad(f"eval-every must be >= 1, got {self.eval_every}")
         if self.step not in STEPS:
-            bad(f"unknown step '{self.step}'; choose one of {', '.join(STEPS)}")
+            _bad(f"unknown step '{self.step}'; choose one of {', '.join(STEPS)}")
         if self.step != "eager" and self.model:
-            bad(f"--step {self.step} applies to the built-in MLP only (a --model runs through torch.func)")
+            _bad(f"--step {self.step} applies to the built-in MLP only (a --model runs through torch.func)")
         if self.step == "fused" and (why := fused_refusal(self.depth, self.device, DTYPES[self.dtype])):
-            bad(why)
+            _bad(why)
         if self.model:
             mlp = [f"--{k}" for k in ("width", "depth", "activation") if getattr(self, k) != getattr(RunConfig, k)]
             if mlp:
-                bad(
+                _bad(
                     f"{'/'.join(mlp)} shape{'s' if len(mlp) == 1 else ''} the built-in MLP; with --model the "
                     "network is yours (size it with --model-arg)"
                 )
-        return self
 
     def check_device(self):
         try:

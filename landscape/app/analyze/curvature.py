@@ -11,7 +11,7 @@ from .common import analyze, beside, fig_dir
 @analyze.command()
 @click.argument("store")
 @click.option("--at-step", "steps", type=int, multiple=True,
-              help="training steps (repeat) [default: the recorded density's steps, else every saved step]")  # fmt: skip
+              help="training steps (repeat) [default: the recorded density's steps, else each saved step]")  # fmt: skip
 @click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
 @click.option(
     "--lanczos-steps",
