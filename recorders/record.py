@@ -244,6 +244,8 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
         for j, name in enumerate(ITERATE_ARRAYS):
             history[:, :start, j] = store[name][:, :start]
     buf = _Buffers(cfg, engine, len(seeds))
+    spectral = [q for q in quantities.active(cfg) if q.at == "hstep"]
+    evaluated = [q for q in quantities.active(cfg) if q.at == "step"]
     diverged = np.asarray(store.attrs.get("diverged_at", [-1] * len(seeds)), dtype=np.int64)
     t = start
     while t < cfg.steps:
@@ -269,10 +271,14 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
                 )
                 warm, vecs = res.block, res.eigvecs
                 buf.eigval[:, nh], buf.eigres[:, nh], buf.eigconv[:, nh] = res.eigvals, res.residuals, res.converged
-                for q in quantities.active(cfg):  # the optional quantities, as declared
+                for q in spectral:  # the optional quantities, as declared
                     for name, v in q.compute(engine, theta, s, seeds, cfg, G_all[s - t]).items():
                         buf.extra[name][:, nh] = v
                 nh += 1
+            if evaluate:
+                for q in evaluated:
+                    for name, v in q.compute(engine, theta, s, seeds, cfg, G_all[s - t]).items():
+                        buf.per_step[name][:, s - t] = v
             if s % pe == 0:
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
                 npar += 1
@@ -410,8 +416,12 @@ class _Buffers:
         self.eigconv = torch.empty((R, nh, k), dtype=torch.bool, device=engine.device)
         layers = [name for name, _ in layer_blocks(engine.param_map())]
         self.extra: dict[str, torch.Tensor] = {}  # the optional quantities (landscape.curvature.quantities)
+        self.per_step: dict[str, torch.Tensor] = {}  # those recorded at the evaluated steps
         for q in quantities.active(cfg):
-            for name, (tail, dtype) in q.shapes(cfg, n, layers).items():
+            for name, (tail, dtype) in q.shapes(cfg, n, layers, engine.C).items():
+                if q.at == "step":
+                    self.per_step[name] = torch.full((R, c, *tail), float("nan"), **kw)
+                    continue
                 kind = dict(dtype=torch.bool, device=engine.device) if dtype == "bool" else kw
                 self.extra[name] = torch.empty((R, nh, *tail), **kind)
         npar = -(-c // cfg.save_params_every)
@@ -422,6 +432,9 @@ class _Buffers:
         """The first `steps` steps, `nh` spectra and `npar` saved vectors, as NumPy arrays."""
         np_ = lambda x: x.detach().cpu().numpy()
         out = {name: np_(v[:, :steps]) for name, v in self.step.items()}
+        for name, v in self.per_step.items():  # copied: NaN again between the next chunk's evaluated steps
+            out[name] = np_(v[:, :steps]).copy()
+            v.fill_(float("nan"))
         if nh:
             out.update(
                 eigval=np_(self.eigval[:, :nh]), eigres=np_(self.eigres[:, :nh]), eigconv=np_(self.eigconv[:, :nh])

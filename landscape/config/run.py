@@ -87,6 +87,9 @@ class RunConfig:
     density_vectors: int = knob(4, "random vectors V per replica of the density at the spectrum steps")
     bottom_k: int = knob(0, "smallest Hessian eigenpairs (λ_min first) at the spectrum steps (0: none)")
     grad_norm: bool = knob(False, "also the gradient's norm ‖∇F_t‖ at the spectrum steps")
+    class_accuracy: bool = knob(
+        False, "also each class's training and validation accuracy at every evaluated step (--eval-every)"
+    )
     save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
     chunk_steps: int = knob(1000, "flush interval in steps (a crash loses at most this many)")
     gamma_shape: str = knob("triangle", "shape of Γ(t)", choices=SHAPES)

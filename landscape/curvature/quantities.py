@@ -10,12 +10,15 @@ replay-based recomputation (`landscape.runs.opened.Run.recompute`) that the test
 recording against. Adding a quantity is one declaration here, its knob in `RunConfig`, and
 its test.
 
+A quantity is recorded at the spectrum steps (`at="hstep"`, dimension `hstep`) or at every
+evaluated step (`at="step"`, the `--eval-every` steps, NaN between them, dimension `step`).
+
 Each computation runs on the healthy replicas only (`on_healthy`): a diverged replica costs
 no solver time and reads NaN (not converged). The engine is used only through what every
 engine provides: `hvp_block(θ, t, Γ)`, `param_map()`, `_gradient(θ, Γ)`, its dtype and device.
 
 >>> [q.name for q in REGISTRY]
-['layer_spectra', 'trace', 'density', 'bottom', 'grad_norm']
+['layer_spectra', 'trace', 'density', 'bottom', 'grad_norm', 'class_accuracy']
 >>> sorted(a.name for a in by_name("bottom").arrays)
 ['lambda_min', 'lambda_min_conv', 'lambda_min_res']
 """
@@ -69,13 +72,15 @@ class Quantity:
     compute: Callable[..., dict[str, torch.Tensor]]
     coords: Callable[..., dict[str, np.ndarray]] = field(default=lambda cfg, n, layers: {})
     describe: Callable[..., str] = field(default=lambda cfg: "")
+    at: str = "hstep"  # "hstep": at the spectrum steps; "step": at every evaluated step (--eval-every)
 
     def enabled(self, cfg) -> bool:
         return bool(getattr(cfg, self.knob))
 
-    def shapes(self, cfg, n: int, layers: Sequence[str]) -> dict[str, tuple[tuple[int, ...], str]]:
-        """{array: (its shape after (replica, hstep), dtype)}."""
-        size = self.sizes(cfg, n, layers)
+    def shapes(self, cfg, n: int, layers: Sequence[str], C: int) -> dict[str, tuple[tuple[int, ...], str]]:
+        """{array: (its shape after (replica, hstep or step), dtype)}; `class` is the store's own
+        dimension (C classes)."""
+        size = {"class": C, **self.sizes(cfg, n, layers)}
         return {a.name: (tuple(size[d] for d in a.dims), a.dtype) for a in self.arrays}
 
 
@@ -168,6 +173,25 @@ def bottom(engine, theta, t: int, k: int, seeds=None, tol: float = 1e-6, max_ite
     return EigResult(out["vals"], out["vecs"], out["res"], out["conv"], 0)
 
 
+def class_accuracy(engine, theta, val: bool = False) -> torch.Tensor:
+    """(R, C) the fraction of each class's training (or validation) points each replica
+    classifies right: the overall accuracy is their mean weighted by the class counts. NaN for
+    a class with no points, without validation data, or for a diverged replica."""
+    R, C = theta.shape[0], engine.C
+    if val and not engine.has_val:
+        return torch.full((R, C), float("nan"), dtype=engine.dtype, device=engine.device)
+    y = engine.yv if val else engine.y
+    one_hot = torch.nn.functional.one_hot(y, C).to(engine.dtype)  # (P, C)
+
+    def run(idx):
+        f = engine._logits(theta[idx], val)
+        right = (f.argmax(-1) == y).to(engine.dtype)  # (r, P)
+        acc = (right @ one_hot) / one_hot.sum(0)
+        return {"acc": torch.where(torch.isfinite(f).all(dim=2).all(dim=1)[:, None], acc, torch.nan)}
+
+    return on_healthy(theta, run, {"acc": ((C,), "float64")})["acc"]
+
+
 def grad_norm(engine, theta, t: int, G=None) -> torch.Tensor:
     """(R,) ‖∇F_t(θ)‖ (NaN if diverged)."""
     G = engine.gamma(t) if G is None else G
@@ -177,6 +201,10 @@ def grad_norm(engine, theta, t: int, G=None) -> torch.Tensor:
 
 
 # --- the declarations -----------------------------------------------------------------------
+def _class_accuracy(engine, theta, t, seeds, cfg, G):
+    return {"class_train_acc": class_accuracy(engine, theta), "class_val_acc": class_accuracy(engine, theta, True)}
+
+
 def _layer_spectra(engine, theta, t, seeds, cfg, G):
     r = layer_spectra(engine, theta, t, seeds, cfg.eig_tol, cfg.eig_max_iter, seed=t, G=G)
     return {"layer_eigval": r.eigvals, "layer_eigres": r.residuals}
@@ -247,6 +275,16 @@ REGISTRY: tuple[Quantity, ...] = (
         compute=_grad_norm,
         describe=lambda cfg: "‖∇F‖",
     ),
+    Quantity(
+        "class_accuracy", "class_accuracy",
+        (Array("class_train_acc", ("class",), "each class's training accuracy at θ_t (NaN between --eval-every steps)"),
+         Array("class_val_acc", ("class",),
+               "each class's validation accuracy at θ_t (NaN without validation data and between --eval-every steps)")),
+        sizes=lambda cfg, n, layers: {},
+        compute=_class_accuracy,
+        describe=lambda cfg: "per-class accuracy",
+        at="step",
+    ),
 )  # fmt: skip
 
 
@@ -259,6 +297,6 @@ def active(cfg) -> list[Quantity]:
     return [q for q in REGISTRY if q.enabled(cfg)]
 
 
-def arrays(cfg=None) -> list[str]:
-    """The array names of the quantities (of `cfg`'s, or of all)."""
-    return [a.name for q in (REGISTRY if cfg is None else active(cfg)) for a in q.arrays]
+def arrays(cfg=None, at: str | None = None) -> list[str]:
+    """The array names of the quantities (of `cfg`'s, or of all; recorded at `at`, or anywhere)."""
+    return [a.name for q in (REGISTRY if cfg is None else active(cfg)) if at in (None, q.at) for a in q.arrays]

@@ -14,7 +14,8 @@ Layout (dimensions in brackets):
   the optional quantities (landscape.curvature.quantities), each [replica, hstep, *its dims]:
   layer_eigval, layer_eigres [layer] (--layer-spectra); trace, trace_se (--trace-samples);
   slq_nodes, slq_weights [vec, node] (--density-steps); lambda_min, lambda_min_res,
-  lambda_min_conv [bottom] (--bottom-k); grad_norm (--grad-norm)
+  lambda_min_conv [bottom] (--bottom-k); grad_norm (--grad-norm); and [replica, step, class]:
+  class_train_acc, class_val_acc (--class-accuracy, at the --eval-every steps, NaN between)
   eigvec                                  [replica, pstep, eig, param]
   params                                  [replica, pstep, param]
   iter_p, iter_q, iter_cos                [replica, step]   the iterates' period-2 signal
@@ -241,9 +242,11 @@ def layout(
         for dim, size in sizes.items():
             kind = (str, "") if dim == "layer" else i64
             out[dim] = ([dim], (size,), (max(size, 1),), *kind)
+        sizes["class"] = C
+        axis, length, chunk = ("step", cfg.steps, sc) if q.at == "step" else ("hstep", len(hstep), hc)
         for a in q.arrays:
             tail = tuple(sizes[d] for d in a.dims)
-            out[a.name] = (["replica", "hstep", *a.dims], (R, len(hstep), *tail), (rc, hc, *(max(x, 1) for x in tail)),
+            out[a.name] = (["replica", axis, *a.dims], (R, length, *tail), (rc, chunk, *(max(x, 1) for x in tail)),
                            a.dtype, a.fill)  # fmt: skip
     out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
     out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
@@ -608,7 +611,7 @@ class RunStore:
     def write_block(self, a: int, b: int, block: dict):
         """Write steps [a, b): per-step arrays, spectra and saved parameters (chunk-aligned)."""
         w, cfg = self._writable, self.config
-        for name in PER_STEP:
+        for name in (*PER_STEP, *quantities.arrays(cfg, "step")):
             w(name)[:, a:b] = block[name]
         if "iter_proj" in block:
             for name in ITERATE_ARRAYS:
@@ -618,7 +621,7 @@ class RunStore:
         pe = cfg.save_params_every
         ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))
         if hb > ha:
-            for name in (*TOPK_ARRAYS, *quantities.arrays(cfg)):
+            for name in (*TOPK_ARRAYS, *quantities.arrays(cfg, "hstep")):
                 if name in block:
                     w(name)[:, ha:hb] = block[name]
         pa, pb = -(-a // pe), -(-b // pe)

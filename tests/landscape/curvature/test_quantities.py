@@ -22,7 +22,8 @@ BASE = RunConfig(
     loss="dmse1", etas=(0.3, 0.6), amplitudes=(5.0,), periods=(40,), seeds=(0,), width=6, steps=80,
     hessian_every=20, save_params_every=20, chunk_steps=40, n_per_class=10,
 )  # fmt: skip
-KNOBS = {"layer_spectra": True, "trace_samples": 8, "density_steps": 6, "bottom_k": 2, "grad_norm": True}
+KNOBS = {"layer_spectra": True, "trace_samples": 8, "density_steps": 6, "bottom_k": 2, "grad_norm": True,
+         "class_accuracy": True}  # fmt: skip
 
 
 def test_every_declared_quantity_has_a_knob_and_arrays():
@@ -40,21 +41,23 @@ def test_a_quantity_is_stored_checked_named_and_recomputed(tmp_path, q):
     path = record(cfg, tmp_path / "r.zarr")
     store = RunStore.open(path)
     n = store.attrs["num_params"]
-    shapes = q.shapes(cfg, n, store.layers)
-    H = len(cfg.hessian_steps())
+    shapes = q.shapes(cfg, n, store.layers, 3)
+    H = cfg.steps if q.at == "step" else len(cfg.hessian_steps())
     for name, (tail, dtype) in shapes.items():
         a = store[name]
         assert a.shape == (2, H, *tail) and str(a.dtype) == dtype, name
     others = set(quantities.arrays()) - set(shapes)
     assert not others & {name for name, _ in store.group.arrays()}  # nothing of the others
     rep = check(path, tuple(shapes))
-    assert rep.ok and rep.chunks_read == len(shapes) * -(-H // max(1, len(cfg.hessian_steps(0, cfg.chunk_steps))))
+    per_chunk = cfg.chunk_steps if q.at == "step" else max(1, len(cfg.hessian_steps(0, cfg.chunk_steps)))
+    assert rep.ok and rep.chunks_read == len(shapes) * -(-H // per_chunk)
     r = CliRunner().invoke(main, ["info", str(path)])
     assert r.exit_code == 0 and f"also       {q.describe(cfg)}" in r.output, r.output
     steps = [20, 61]
     again = Run.open(path).recompute(q.name, steps)
     for name, v in again.items():
-        got = store[name].oindex[:, [int(np.searchsorted(cfg.hessian_steps(), s)) for s in steps]]
+        at = steps if q.at == "step" else [int(np.searchsorted(cfg.hessian_steps(), s)) for s in steps]
+        got = store[name].oindex[:, at]
         if v.dtype == bool:
             np.testing.assert_array_equal(got, v, err_msg=name)
         else:
@@ -114,3 +117,53 @@ def test_a_quantity_declared_in_the_registry_alone_is_recorded(tmp_path, monkeyp
     np.testing.assert_allclose(run.store["theta_norm"][...], want, rtol=1e-12)
     assert run.store["theta_norm"].attrs["long_name"] == "‖θ_t‖" and check(path).ok
     assert "also       ‖θ‖" in CliRunner().invoke(main, ["info", str(path)]).output
+
+
+@pytest.mark.parametrize("step", ["eager", "fused"])
+def test_class_accuracies_weighted_by_the_class_counts_are_the_accuracy_exactly(step):
+    """Unequal classes (7, 12 and 20 training points): each class's count of right answers,
+    acc_c · n_c, is an integer, and they add up to the engine's own count (the fused step's
+    comes from its C++ kernel); each class's accuracy is also an independent argmax of the
+    plain forward pass (tests.reference.forward). Training and validation points alike."""
+    from landscape.engines.mlp import MLPEngine
+    from landscape.problem.data import Dataset, spiral_dataset
+    from landscape.problem.mlp import MLPSpec
+    from tests.reference import forward
+
+    full = spiral_dataset(20, seed=0, val_seed=1)
+    keep = np.concatenate([np.flatnonzero(full.y == c)[:m] for c, m in enumerate((7, 12, 20))])
+    data = Dataset(full.X[keep], full.y[keep], full.X_val, full.y_val, 3, "spiral subset")
+    spec = MLPSpec(2, 8, 3)
+    eng = MLPEngine(spec, data, "dce", [0.7, 1.3], [5.0, 9.0], [20, 20], step=step)
+    theta = spec.init([0, 1])
+    for t in range(0, 60, 15):
+        theta = eng.advance(theta, max(t - 15, 0), t) if t else theta
+        for val, X, y in ((False, data.X, data.y), (True, data.X_val, data.y_val)):
+            per = quantities.class_accuracy(eng, theta, val).numpy()
+            n = np.bincount(y, minlength=3)
+            right = per * n
+            np.testing.assert_allclose(right, np.round(right), rtol=0, atol=1e-12)
+            total = eng.accuracy(theta, val).numpy() * len(y)
+            np.testing.assert_array_equal(np.round(right).sum(1), np.round(total))
+            f = forward(spec, theta, torch.as_tensor(X)).argmax(-1).numpy()
+            want = np.stack([[np.mean(f[r][y == c] == c) for c in range(3)] for r in range(2)])
+            np.testing.assert_array_equal(per, want)
+
+
+def test_class_accuracy_is_recorded_at_the_evaluated_steps_only(tmp_path):
+    """--class-accuracy with --eval-every 5 over chunks of 40: finite at the evaluated steps
+    (every fifth and the last), NaN between them; their count-weighted mean is the recorded
+    accuracy (training every step evaluated, validation likewise)."""
+    cfg = replace(BASE, class_accuracy=True, eval_every=5, step="fused")
+    ds = Run.open(record(cfg, tmp_path / "r.zarr")).ds
+    tr, va = ds.class_train_acc.values, ds.class_val_acc.values
+    evaluated = sorted(set(range(0, cfg.steps, 5)) | {cfg.steps - 1})
+    finite = np.isfinite(tr).all(axis=(0, 2))
+    assert np.flatnonzero(finite).tolist() == evaluated
+    assert np.flatnonzero(np.isfinite(va).all(axis=(0, 2))).tolist() == evaluated
+    counts = np.bincount(Run.open(tmp_path / "r.zarr").data.y, minlength=3)
+    mean = (tr[:, evaluated] * counts).sum(-1) / counts.sum()
+    np.testing.assert_allclose(mean, ds.train_acc.values[:, evaluated], rtol=0, atol=1e-12)
+    vcounts = np.bincount(Run.open(tmp_path / "r.zarr").data.y_val, minlength=3)
+    vmean = (va[:, evaluated] * vcounts).sum(-1) / vcounts.sum()
+    np.testing.assert_allclose(vmean, ds.val_acc.values[:, evaluated], rtol=0, atol=1e-12)
