@@ -22,6 +22,8 @@ def check_target(run_path, out=None) -> Path:
     """Where `save_result` will write, checked before any work: a read-only run store or a
     recorded run given as `out` is refused in one line before minutes of computing, not after."""
     target = Path(out) if out is not None else Path(run_path)
+    if out is None and not target.exists():
+        raise LandscapeError(f"no store at {run_path}")
     if out is None and not os.access(target, os.W_OK):
         raise LandscapeError(f"{run_path} is read-only; pass --out OTHER.zarr to save the result elsewhere")
     if out is not None and target.exists() and is_store(target) and target.resolve() != Path(run_path).resolve():

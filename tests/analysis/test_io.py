@@ -107,3 +107,11 @@ def test_a_full_disk_while_saving_a_figure_is_one_line(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["plot", "fig1", str(SHIPPED), "--fig", str(fig)])
     assert r.exit_code == 2 and f"cannot write figure {fig}: No space left on device" in r.output, r.output
     assert not fig.exists()
+
+
+def test_a_missing_store_is_named_missing_not_read_only(tmp_path):
+    from landscape import LandscapeError
+    from landscape.analysis.io import check_target
+
+    with pytest.raises(LandscapeError, match=f"no store at {tmp_path / 'none.zarr'}"):
+        check_target(tmp_path / "none.zarr")

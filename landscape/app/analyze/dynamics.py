@@ -155,3 +155,31 @@ def generalization(stores, out, fig):
     summ = summarize(runs)
     print_summary(summ, CONDITION[:1] + [("width", 5, "width", "d")] + CONDITION[1:] + GENERALIZATION_COLUMNS)
     click.echo("figures " + ", ".join(draw_fig3(summ, fig)) + save_pair(out, "generalization", runs, summ))
+
+
+@analyze.command()
+@click.argument("store")
+@click.option(
+    "--variable",
+    type=click.Choice(["class_val_acc", "class_train_acc"]),
+    default="class_val_acc",
+    show_default=True,
+    help="the per-class accuracy to read (recorded with --class-accuracy)",
+)
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@user_errors()
+def forgetting(store, variable, out):
+    """Forgetting per replica: the mean over periods of the largest within-period drop of any class's accuracy."""
+    from landscape.analysis.forgetting import forgetting as measure
+    from landscape.analysis.io import check_target, save_result
+
+    check_target(store, out)
+    res = measure(store, variable)
+    click.echo(f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>6} {'T':>6} {'periods':>7} {'forgetting':>10} {'worst':>7}")
+    for r in range(res.sizes["replica"]):
+        click.echo(
+            f"{r:>3} {int(res.seed[r]):>4} {float(res.eta[r]):>7g} {float(res.amplitude[r]):>6g} "
+            f"{int(res.period[r]):>6} {int(res.periods[r]):>7} {fmt(res.forgetting.values[r], 3):>10} "
+            f"{fmt(res.worst.values[r], 3):>7}"
+        )
+    click.echo(f"saved to {save_result(res, store, 'forgetting', out)}")
