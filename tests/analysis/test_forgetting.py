@@ -85,8 +85,9 @@ def test_the_command_prints_saves_and_refuses_in_one_line(tmp_path):
     from landscape.app.cli import main
     from landscape.store.results import open_complete
 
-    cfg = RunConfig(loss="dce", etas=(1.0,), amplitudes=(20.0,), periods=(40,), seeds=(0,), width=10, steps=120,
-                    hessian_every=40, save_params_every=40, chunk_steps=40, n_per_class=20, class_accuracy=True)  # fmt: skip
+    cfg = RunConfig(loss="dce", etas=(1.0,), amplitudes=(20.0,), periods=(40,), seeds=(0,), width=10,
+                    steps=120, hessian_every=40, save_params_every=40, chunk_steps=40, n_per_class=20,
+                    class_accuracy=True)  # fmt: skip
     path = record(cfg, tmp_path / "r.zarr")
     r = CliRunner().invoke(main, ["analyze", "forgetting", str(path), "--out", str(tmp_path / "f.zarr")])
     assert r.exit_code == 0, r.output
