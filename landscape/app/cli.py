@@ -24,6 +24,7 @@ from landscape.config.sweep import SweepSpec, load_toml, sweep_knobs
 
 from .analyze import analyze, plot
 from .options import exit_status, given, knob_options, user_errors
+from .paper import FIGURES
 from .paper import fig4 as paper_fig4
 from .progress import StepBar, fmt_time
 
@@ -437,7 +438,7 @@ def _print_plan(spec: SweepSpec, batches: list[RunConfig]):
 
 
 @main.command()
-@click.argument("figure", type=click.Choice(["fig1", "fig2", "fig3", "fig4"]))
+@click.argument("figure", type=click.Choice(list(FIGURES)))
 @click.option("--full", is_flag=True, help="the spec's parameters (the default size)")
 @click.option("--scaled", is_flag=True, help="the paper's grids with the seeds and lengths a 2-core CPU runs in hours")
 @click.option("--quick", is_flag=True, help="a reduced version that finishes on a 2-core CPU in minutes")

@@ -21,6 +21,7 @@ from landscape.app.reproduce import run, specs, summary_names
         ("fig2", ["fig2.png", "fig2.pdf"]),
         ("fig3", ["fig3a.png", "fig3a.pdf"]),
         ("fig4", ["fig4.png", "fig4.pdf"]),
+        ("phase", ["phase.png", "phase.pdf"]),
     ],
 )
 def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
@@ -42,7 +43,7 @@ def test_reproduce_tiny_end_to_end(tmp_path, fig, images):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fig", ["fig1", "fig2", "fig3", "fig4"])
+@pytest.mark.parametrize("fig", ["fig1", "fig2", "fig3", "fig4", "phase"])
 def test_redraw_from_the_summaries_alone(tmp_path, fig):
     """What docs/results/paper/ commits (summaries, no stores) redraws figure and report."""
     out = tmp_path / fig

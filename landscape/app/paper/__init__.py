@@ -13,10 +13,10 @@ from types import ModuleType
 
 from landscape import LandscapeError
 
-from . import fig1, fig2, fig3, fig4
+from . import fig1, fig2, fig3, fig4, phase
 from .common import SIZES
 
-FIGURES: dict[str, ModuleType] = {"fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4}
+FIGURES: dict[str, ModuleType] = {"fig1": fig1, "fig2": fig2, "fig3": fig3, "fig4": fig4, "phase": phase}
 
 __all__ = ["FIGURES", "SIZES", "figure"]
 
