@@ -49,7 +49,7 @@ def runs(paths) -> xr.Dataset:
             n = Run.open(p).num_replicas
             forget += [np.nan] * n
             worst += [np.nan] * n
-    fi = first_instabilities(stores)
+    fi = first_instabilities(stores, lambda_source="recorded")  # the onset only: no replay for λ there
     out = acc.assign(
         forgetting=("run", np.asarray(forget, float)),
         worst_drop=("run", np.asarray(worst, float)),

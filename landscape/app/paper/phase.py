@@ -69,6 +69,7 @@ def _sweep(loss: str, eta: float, width: int, amplitudes, period: int, seeds: in
         hessian_every=every,
         save_params_every=every,
         chunk_steps=every,
+        batch_size=max(1, math.ceil(len(amplitudes) * seeds / 2)),  # two batches: one per worker of two
     )
 
 
