@@ -181,17 +181,7 @@ def topk_eigs(
         return f
 
     all_rows = torch.arange(R, device=device)
-    j = min(V0.shape[1], b) if V0 is not None else 0
-    first = min(j, k)  # the random columns from here on: fresh columns and the guards' fresh parts
-    start = random_block(seeds, b, n, salt, dtype, device, first)
-    if V0 is not None and j > 0:
-        warm = V0[:, :j].to(dtype)
-        if j > k:  # carried guard vectors: keep exploring with a fresh random part
-            g = warm[:, k:] / _norm(warm[:, k:], keepdim=True)
-            r = start[:, : j - k] / _norm(start[:, : j - k], keepdim=True)
-            warm = torch.cat([warm[:, :k], g + explore * r], dim=1)
-        start = torch.cat([warm, start[:, j - first :]], dim=1)
-    block = _orthonormal_block(start, None, fill(all_rows, 0))
+    block = _orthonormal_block(_start(V0, seeds, b, k, n, salt, explore, dtype, device), None, fill(all_rows, 0))
 
     vals = torch.zeros(R, k, dtype=dtype, device=device)
     vecs = torch.zeros(R, k, n, dtype=dtype, device=device)
@@ -212,21 +202,9 @@ def topk_eigs(
         Q = block if Q is None else torch.cat([Q, block], dim=1)
         HQ = W if HQ is None else torch.cat([HQ, W], dim=1)
         m = Q.shape[1]
-        C = torch.bmm(Q, W.transpose(1, 2))  # new columns of T = QᵀHQ
-        if T is None:
-            T = C
-        else:
-            top = torch.cat([T, C[:, : m - bw].transpose(1, 2)], dim=1)
-            T = torch.cat([top, C], dim=2)
-        T = 0.5 * (T + T.transpose(1, 2))
-        ritz, S = torch.linalg.eigh(T)
-        nb = min(b, m)
-        ritz_b = ritz.flip(-1)[:, :nb]
-        S_b = S.flip(-1)[:, :, :nb]
-        Yb = torch.bmm(S_b.transpose(1, 2), Q)
-        Y = Yb[:, :k]
-        HY = torch.bmm(S_b[:, :, :k].transpose(1, 2), HQ)
-        lam = ritz_b[:, :k]
+        T = _grow(T, torch.bmm(Q, W.transpose(1, 2)), bw)
+        ritz_b, Yb, HY = _ritz(T, Q, HQ, min(b, m), k)
+        Y, lam = Yb[:, :k], ritz_b[:, :k]
         r_true = _norm(HY - lam.unsqueeze(-1) * Y)
         scale = ritz_b[:, :1].abs().clamp_min(1e-12)
         ok_res = (r_true <= tol * scale).all(dim=1)
@@ -257,6 +235,40 @@ def topk_eigs(
         else:  # the last few dimensions: an orthonormal basis of what Q does not span
             block = _orthonormal_block(fill(rows, step + 1)(0), Q, fill(rows, step + 2))[:, : n - m]
     return EigResult(vals, _fix_sign(vecs), res, conv, int(products.max()), products, block_out)
+
+
+def _start(V0, seeds, b: int, k: int, n: int, salt: int, explore: float, dtype, device) -> torch.Tensor:
+    """The (R, b, n) start block before orthonormalisation: the warm-start vectors (the guards
+    among them with `explore` × a fresh random part), then random columns."""
+    j = min(V0.shape[1], b) if V0 is not None else 0
+    first = min(j, k)  # the random columns from here on: fresh columns and the guards' fresh parts
+    start = random_block(seeds, b, n, salt, dtype, device, first)
+    if V0 is None or j == 0:
+        return start
+    warm = V0[:, :j].to(dtype)
+    if j > k:  # carried guard vectors: keep exploring with a fresh random part
+        g = warm[:, k:] / _norm(warm[:, k:], keepdim=True)
+        r = start[:, : j - k] / _norm(start[:, : j - k], keepdim=True)
+        warm = torch.cat([warm[:, :k], g + explore * r], dim=1)
+    return torch.cat([warm, start[:, j - first :]], dim=1)
+
+
+def _grow(T: torch.Tensor | None, C: torch.Tensor, bw: int) -> torch.Tensor:
+    """T = QᵀHQ extended by the new block's columns C = Q (HQ_new)ᵀ (R, m, bw), symmetrised."""
+    if T is None:
+        T = C
+    else:
+        m = C.shape[1]
+        top = torch.cat([T, C[:, : m - bw].transpose(1, 2)], dim=1)
+        T = torch.cat([top, C], dim=2)
+    return 0.5 * (T + T.transpose(1, 2))
+
+
+def _ritz(T: torch.Tensor, Q: torch.Tensor, HQ: torch.Tensor, nb: int, k: int):
+    """The top nb Ritz values (largest first), their Ritz vectors and H times the top k of them."""
+    ritz, S = torch.linalg.eigh(T)
+    S_b = S.flip(-1)[:, :, :nb]
+    return ritz.flip(-1)[:, :nb], torch.bmm(S_b.transpose(1, 2), Q), torch.bmm(S_b[:, :, :k].transpose(1, 2), HQ)
 
 
 def dense_topk(
