@@ -32,6 +32,7 @@ def top_k(
     oversample: int = 1,
     dense_below: int = 0,
     G: torch.Tensor | None = None,
+    precondition: torch.Tensor | None = None,
 ) -> EigResult:
     """Top-k eigenpairs of every replica's Hessian of F_t at θ (R, n).
 
@@ -41,6 +42,10 @@ def top_k(
     dense_below: for networks of at most this many parameters, the eigenpairs of the whole
     Hessian (n products, exact) instead of the block Lanczos.
     G: Γ (R, C) at t if the caller already has it (the recorder has its segment's), else Γ(t).
+    precondition: P (R, n) > 0, the diagonal preconditioner of an adaptive optimizer
+    (`problem.optimizers.preconditioner`): the eigenpairs of the symmetric P^{-1/2} H P^{-1/2},
+    whose eigenvalues are those of P⁻¹H (the preconditioned sharpness); the eigenvectors are
+    the symmetric matrix's (w = P^{1/2} u for an eigenvector u of P⁻¹H).
     """
     R, n = theta.shape
     if v0 is not None and v0.dim() == 2:
@@ -51,13 +56,16 @@ def top_k(
     def solve(rows: torch.Tensor) -> EigResult:
         return top_k(engine, theta[rows], t, k, v0=None if v0 is None else v0[rows], tol=tol, max_iter=max_iter,
                      salt=salt, seeds=[seeds[i] for i in rows.tolist()], oversample=oversample,
-                     dense_below=dense_below, G=G[rows])  # fmt: skip
+                     dense_below=dense_below, G=G[rows],
+                     precondition=None if precondition is None else precondition[rows])  # fmt: skip
 
     ok = healthy(theta)
     if not bool(ok.all()):
         idx = ok.nonzero().flatten()
         return _nan_eig(R, k, n, engine) if idx.numel() == 0 else _scatter(solve(idx), idx, R)
     op = engine.hvp_block(theta, t, G)
+    if precondition is not None:
+        op = _preconditioned(op, precondition.to(theta.dtype).rsqrt())
     try:
         if n <= dense_below:
             return dense_topk(op, R, n, k, k + max(oversample, 0), tol, engine.dtype, engine.device)
@@ -67,6 +75,16 @@ def top_k(
         if R == 1:
             return _nan_eig(1, k, n, engine)
         return _stack([solve(torch.tensor([r])) for r in range(R)])
+
+
+def _preconditioned(op, D: torch.Tensor):
+    """V ↦ D H D V with D = P^{-1/2} (R, n), row by row of the active replicas."""
+
+    def pre(V, rows):
+        d = D[rows].unsqueeze(1)
+        return d * op(d * V, rows)
+
+    return pre
 
 
 def _nan_eig(R: int, k: int, n: int, engine) -> EigResult:
