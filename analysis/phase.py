@@ -133,6 +133,9 @@ def draw(grids: list[xr.Dataset], path) -> list[str]:
             fig.colorbar(im, ax=ax, label=label)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.set_xticks(g.period.values, labels=[f"{int(t)}" for t in g.period.values])
+            ax.set_yticks(g.amplitude.values, labels=[f"{a:g}" for a in g.amplitude.values])
+            ax.minorticks_off()
             ax.set_xlabel("period T (steps)")
             ax.set_ylabel("amplitude A")
             ax.set_title(f"{g.attrs['loss'].upper()} vs {g.attrs['static_loss'].upper()}, width {g.attrs['width']}, "
