@@ -19,7 +19,7 @@ import torch
 
 from landscape import LandscapeError
 from landscape.config.knobs import knob
-from landscape.problem import losses
+from landscape.problem import benchmarks, losses
 from landscape.problem.losses import LOSSES
 from landscape.problem.mlp import ACTIVATIONS, fused_refusal
 from landscape.problem.schedule import SHAPES
@@ -111,7 +111,11 @@ class RunConfig:
         "CPU threads of the recording process (0: torch's default, all cores); one thread is the fastest "
         "choice when other processes share the cores (measured: docs/performance.md)",
     )
-    data: str | None = knob(None, ".npz/.h5 file with X, y (optionally X_val, y_val) [default: the spiral]")
+    data: str | None = knob(
+        None,
+        ".npz/.h5 file with X, y (optionally X_val, y_val), or a benchmark: mnist5k, fashion-mnist[:FOLDER], "
+        "mnist1d, cifar10:FOLDER, each with :N examples [default: the spiral]",
+    )
     until: str = knob(
         "end",
         "end, or first-instability (each replica stops --until-margin steps after its own first instability, "
@@ -135,7 +139,12 @@ class RunConfig:
     def __post_init__(self):
         rows = tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in self.replica_table)
         object.__setattr__(self, "replica_table", rows)
-        if self.data and not Path(self.data).is_absolute():  # a store must not depend on the cwd
+        bench = benchmarks.parse(self.data) if self.data and self.data.split(":")[0] in benchmarks.NAMES else None
+        if bench is not None:  # a named benchmark; its folder (if any) made absolute like a file
+            if bench.path and not Path(bench.path).is_absolute():
+                n = f":{bench.n}" if bench.n is not None else ""
+                object.__setattr__(self, "data", f"{bench.name}:{Path(bench.path).resolve()}{n}")
+        elif self.data and not Path(self.data).is_absolute():  # a store must not depend on the cwd
             object.__setattr__(self, "data", str(Path(self.data).resolve()))
         if self.model and ".py:" in self.model and not Path(self.model.split(":")[0]).is_absolute():
             path, name = self.model.rsplit(":", 1)

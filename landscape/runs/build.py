@@ -14,6 +14,7 @@ from typing import Any
 from landscape import LandscapeError
 from landscape.config.run import DTYPES, Replica, RunConfig
 from landscape.machine import memory
+from landscape.problem import benchmarks
 from landscape.problem.data import Dataset, load_dataset, spiral_dataset
 from landscape.problem.mlp import MLPSpec
 from landscape.problem.schedule import static_start
@@ -21,6 +22,8 @@ from landscape.problem.schedule import static_start
 
 def dataset(cfg: RunConfig) -> Dataset:
     """The training (and validation) data: the `--data` file, else the spiral of the config."""
+    if cfg.data and benchmarks.parse(cfg.data) is not None:
+        return benchmarks.load(cfg.data, cfg.data_seed, cfg.val_seed)
     if cfg.data:
         return load_dataset(cfg.data)
     return spiral_dataset(cfg.n_per_class, 3, cfg.data_seed, cfg.val_seed)
