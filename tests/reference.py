@@ -75,3 +75,17 @@ def assert_top_eigenvalues(eigvals, engine, theta: torch.Tensor, t: int, *, rtol
     for r in range(got.shape[0]):
         want = top_eigenvalues(engine, theta, t, r, got.shape[1])
         np.testing.assert_allclose(got[r], want, rtol=rtol, atol=atol, err_msg=f"replica {r} at t = {t}")
+
+
+def dense_ggn(engine, theta: torch.Tensor, t: int, r: int, logits=None) -> np.ndarray:
+    """Replica r's generalised Gauss–Newton matrix Jᵀ H_out J of F_t at θ_r, dense float64
+    (n, n): J the Jacobian of the logits (by torch.func.jacrev of `logits`, default the plain
+    `forward` of the built-in MLP), H_out the loss's dense Hessian in the logits."""
+    G = engine.gamma(t)[r : r + 1]
+    net = logits or (lambda x: forward(engine.spec, x[None], engine.X)[0])
+    x = theta[r].detach().clone()
+    f = net(x)
+    J = torch.func.jacrev(net)(x).reshape(f.numel(), -1)
+    Hout = hessian(lambda z: losses.loss(engine.loss_name, z[None], engine.y, engine.Y, G)[0])(f)
+    Hout = Hout.reshape(f.numel(), f.numel())
+    return (J.T @ Hout @ J).double().cpu().numpy()

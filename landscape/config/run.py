@@ -87,6 +87,9 @@ class RunConfig:
     density_vectors: int = knob(4, "random vectors V per replica of the density at the spectrum steps")
     bottom_k: int = knob(0, "smallest Hessian eigenpairs (λ_min first) at the spectrum steps (0: none)")
     grad_norm: bool = knob(False, "also the gradient's norm ‖∇F_t‖ at the spectrum steps")
+    ggn_k: int = knob(
+        0, "also the top-k eigenvalues of the Gauss–Newton matrix Jᵀ H_out J at the spectrum steps (0: off)"
+    )
     class_accuracy: bool = knob(
         False, "also each class's training and validation accuracy at every evaluated step (--eval-every)"
     )
@@ -226,6 +229,8 @@ class RunConfig:
             _bad(f"density-steps must be 0 (off) or from 2 to {MAX_LANCZOS}, got {self.density_steps}")
         if not 1 <= self.density_vectors <= MAX_PROBES:
             _bad(f"density-vectors must be from 1 to {MAX_PROBES}, got {self.density_vectors}")
+        if not 0 <= self.ggn_k <= MAX_LANCZOS:
+            _bad(f"ggn-k must be from 0 (off) to {MAX_LANCZOS}, got {self.ggn_k}")
         if not 0 <= self.bottom_k <= MAX_LANCZOS:
             _bad(f"bottom-k must be from 0 (off) to {MAX_LANCZOS}, got {self.bottom_k}")
         if self.hessian_every < 1:

@@ -18,7 +18,7 @@ no solver time and reads NaN (not converged). The engine is used only through wh
 engine provides: `hvp_block(θ, t, Γ)`, `param_map()`, `_gradient(θ, Γ)`, its dtype and device.
 
 >>> [q.name for q in REGISTRY]
-['layer_spectra', 'trace', 'density', 'bottom', 'grad_norm', 'class_accuracy']
+['layer_spectra', 'trace', 'density', 'bottom', 'grad_norm', 'ggn', 'class_accuracy']
 >>> sorted(a.name for a in by_name("bottom").arrays)
 ['lambda_min', 'lambda_min_conv', 'lambda_min_res']
 """
@@ -34,14 +34,9 @@ import torch
 from landscape.curvature.blocks import LayerSpectra, layer_blocks, layer_top_eigs
 from landscape.curvature.density import Quadrature, bottomk_eigs, slq
 from landscape.curvature.eigen import EigResult
+from landscape.curvature.healthy import DIVERGED_BOUND, healthy, on_healthy  # noqa: F401 (their names here too)
+from landscape.curvature.spectrum import top_k
 from landscape.curvature.trace import TraceResult, hutchinson_trace
-
-DIVERGED_BOUND = 1e12  # a replica with |θ_i| beyond this (or a non-finite θ or F) has diverged
-
-
-def healthy(theta: torch.Tensor) -> torch.Tensor:
-    """(R,) bool: the replicas whose θ is finite and within DIVERGED_BOUND."""
-    return torch.isfinite(theta).all(dim=1) & (theta.abs().amax(dim=1) <= DIVERGED_BOUND)
 
 
 @dataclass(frozen=True)
@@ -82,26 +77,6 @@ class Quantity:
         dimension (C classes)."""
         size = {"class": C, **self.sizes(cfg, n, layers)}
         return {a.name: (tuple(size[d] for d in a.dims), a.dtype) for a in self.arrays}
-
-
-def on_healthy(theta: torch.Tensor, compute: Callable[[torch.Tensor], dict], shapes: dict) -> dict[str, torch.Tensor]:
-    """compute(idx) on the healthy rows idx of θ, spread over all R rows: NaN (False for a
-    flag) where a replica diverged; `shapes`: {array: (tail shape, dtype)}."""
-    ok = healthy(theta)
-    R = theta.shape[0]
-    if bool(ok.all()):
-        return compute(torch.arange(R, device=theta.device))
-    out = {}
-    for name, (tail, dtype) in shapes.items():
-        if dtype == "bool":
-            out[name] = torch.zeros((R, *tail), dtype=torch.bool, device=theta.device)
-        else:
-            out[name] = torch.full((R, *tail), float("nan"), dtype=theta.dtype, device=theta.device)
-    idx = ok.nonzero().flatten()
-    if idx.numel():
-        for name, v in compute(idx).items():
-            out[name][idx] = v
-    return out
 
 
 # --- the computations (also called with explicit settings by the analysis) -------------------
@@ -201,6 +176,12 @@ def grad_norm(engine, theta, t: int, G=None) -> torch.Tensor:
 
 
 # --- the declarations -----------------------------------------------------------------------
+def _ggn(engine, theta, t, seeds, cfg, G):
+    r = top_k(engine, theta, t, cfg.ggn_k, tol=cfg.eig_tol, max_iter=cfg.eig_max_iter, salt=t, seeds=seeds,
+              oversample=cfg.eig_oversample, G=G, operator="ggn")  # fmt: skip
+    return {"ggn_eigval": r.eigvals, "ggn_eigres": r.residuals, "ggn_conv": r.converged}
+
+
 def _class_accuracy(engine, theta, t, seeds, cfg, G):
     return {"class_train_acc": class_accuracy(engine, theta), "class_val_acc": class_accuracy(engine, theta, True)}
 
@@ -274,6 +255,16 @@ REGISTRY: tuple[Quantity, ...] = (
         sizes=lambda cfg, n, layers: {},
         compute=_grad_norm,
         describe=lambda cfg: "‖∇F‖",
+    ),
+    Quantity(
+        "ggn", "ggn_k",
+        (Array("ggn_eigval", ("ggn",), "top-k eigenvalues of the Gauss–Newton matrix Jᵀ H_out J of F_t at θ_t"),
+         Array("ggn_eigres", ("ggn",), "residual ‖Gv − λv‖ of each Gauss–Newton pair"),
+         Array("ggn_conv", ("ggn",), "Gauss–Newton pair converged (residual ≤ eig-tol·|λ1|)", "bool")),
+        sizes=lambda cfg, n, layers: {"ggn": cfg.ggn_k},
+        coords=lambda cfg, n, layers: {"ggn": np.arange(cfg.ggn_k)},
+        compute=_ggn,
+        describe=lambda cfg: f"Gauss–Newton top-{cfg.ggn_k}",
     ),
     Quantity(
         "class_accuracy", "class_accuracy",

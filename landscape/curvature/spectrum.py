@@ -15,7 +15,7 @@ from dataclasses import fields, replace
 import torch
 
 from landscape.curvature.eigen import EigResult, dense_topk, topk_eigs
-from landscape.curvature.quantities import healthy
+from landscape.curvature.healthy import healthy
 
 
 def top_k(
@@ -33,6 +33,7 @@ def top_k(
     dense_below: int = 0,
     G: torch.Tensor | None = None,
     precondition: torch.Tensor | None = None,
+    operator: str = "hessian",
 ) -> EigResult:
     """Top-k eigenpairs of every replica's Hessian of F_t at θ (R, n).
 
@@ -46,6 +47,7 @@ def top_k(
     (`problem.optimizers.preconditioner`): the eigenpairs of the symmetric P^{-1/2} H P^{-1/2},
     whose eigenvalues are those of P⁻¹H (the preconditioned sharpness); the eigenvectors are
     the symmetric matrix's (w = P^{1/2} u for an eigenvector u of P⁻¹H).
+    operator: "hessian", or "ggn" for the generalised Gauss–Newton Jᵀ H_out J (`curvature.ggn`).
     """
     R, n = theta.shape
     if v0 is not None and v0.dim() == 2:
@@ -57,13 +59,14 @@ def top_k(
         return top_k(engine, theta[rows], t, k, v0=None if v0 is None else v0[rows], tol=tol, max_iter=max_iter,
                      salt=salt, seeds=[seeds[i] for i in rows.tolist()], oversample=oversample,
                      dense_below=dense_below, G=G[rows],
-                     precondition=None if precondition is None else precondition[rows])  # fmt: skip
+                     precondition=None if precondition is None else precondition[rows],
+                     operator=operator)  # fmt: skip
 
     ok = healthy(theta)
     if not bool(ok.all()):
         idx = ok.nonzero().flatten()
         return _nan_eig(R, k, n, engine) if idx.numel() == 0 else _scatter(solve(idx), idx, R)
-    op = engine.hvp_block(theta, t, G)
+    op = engine.hvp_block(theta, t, G) if operator == "hessian" else engine.ggn_block(theta, t, G)
     if precondition is not None:
         op = _preconditioned(op, precondition.to(theta.dtype).rsqrt())
     try:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from landscape.curvature.eigen import BlockOp
-from landscape.curvature.quantities import DIVERGED_BOUND, healthy  # noqa: F401 (the engines' names for them)
+from landscape.curvature.ggn import ggn_block
+from landscape.curvature.healthy import DIVERGED_BOUND, healthy  # noqa: F401 (the engines' names for them)
 from landscape.dynamics.iterates import Tracker
 from landscape.problem import losses
 from landscape.problem.data import Dataset
@@ -90,6 +91,20 @@ class ReplicaEngine(abc.ABC):
     @abc.abstractmethod
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
         raise NotImplementedError
+
+    def ggn_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
+        """The generalised Gauss–Newton operator Jᵀ H_out J at θ and step t (`curvature.ggn`)."""
+        G = self.gamma(t) if G is None else G
+
+        def head(f, rows):
+            return losses.loss(self.loss_name, f, self.y, self.Y, G[rows]).sum()
+
+        return ggn_block(self.logits_fn(), head, theta)
+
+    def logits_fn(self):
+        """θ (R, n) ↦ the training logits (R, P, C) as a function torch.func can differentiate
+        (the Gauss–Newton operator's network half)."""
+        return lambda theta: self._logits(theta, False)
 
     @abc.abstractmethod
     def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:

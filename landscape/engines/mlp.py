@@ -64,6 +64,9 @@ class MLPEngine(ReplicaEngine):
     def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         return derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))[0]
 
+    def logits_fn(self):
+        return lambda theta: self.spec.forward(theta, self.X)
+
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
         return derivatives.forward_hidden(self.spec, theta, self.XvT if val else self.XT)[1]
 

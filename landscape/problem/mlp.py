@@ -7,11 +7,12 @@ stored trajectories one and the same object.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
 
 
 def fused_refusal(depth: int, device, dtype=torch.float64) -> str | None:
@@ -66,6 +67,18 @@ class MLPSpec:
             off += o
             layers.append((W, b))
         return layers
+
+    def forward(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Logits (R, P, C) on the shared inputs X (P, d), out of place throughout, so that
+        torch.func transforms it (the engines' own passes are hand-written and in place)."""
+        act = ACTIVATIONS[self.activation]
+        layers = self.unflatten(theta)
+        h = X
+        for li, (W, b) in enumerate(layers):
+            h = torch.matmul(h, W) + b.unsqueeze(1)
+            if li < len(layers) - 1:
+                h = act(h)
+        return h
 
     def init(self, seeds, dtype=torch.float64, device="cpu") -> torch.Tensor:
         """Reference init W ~ N(0, 1/fan_in), b = 0, one generator per seed.

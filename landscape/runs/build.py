@@ -90,6 +90,10 @@ def check_fits(cfg: RunConfig, data: Dataset | None = None) -> None:
         raise LandscapeError(
             f"top-k ({cfg.top_k}) + eig-oversample ({cfg.eig_oversample}) exceeds the network's {n} parameters"
         )
+    if cfg.ggn_k and cfg.ggn_k + cfg.eig_oversample > n:
+        raise LandscapeError(
+            f"ggn-k ({cfg.ggn_k}) + eig-oversample ({cfg.eig_oversample}) exceeds the network's {n} parameters"
+        )
     if cfg.bottom_k > n:
         raise LandscapeError(f"bottom-k ({cfg.bottom_k}) exceeds the network's {n} parameters")
 

@@ -23,7 +23,7 @@ BASE = RunConfig(
     hessian_every=20, save_params_every=20, chunk_steps=40, n_per_class=10,
 )  # fmt: skip
 KNOBS = {"layer_spectra": True, "trace_samples": 8, "density_steps": 6, "bottom_k": 2, "grad_norm": True,
-         "class_accuracy": True}  # fmt: skip
+         "ggn_k": 2, "class_accuracy": True}  # fmt: skip
 
 
 def test_every_declared_quantity_has_a_knob_and_arrays():
