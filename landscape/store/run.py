@@ -14,7 +14,8 @@ Layout (dimensions in brackets):
   the optional quantities (landscape.curvature.quantities), each [replica, hstep, *its dims]:
   layer_eigval, layer_eigres [layer] (--layer-spectra); trace, trace_se (--trace-samples);
   slq_nodes, slq_weights [vec, node] (--density-steps); lambda_min, lambda_min_res,
-  lambda_min_conv [bottom] (--bottom-k); grad_norm (--grad-norm); and [replica, step, class]:
+  lambda_min_conv [bottom] (--bottom-k); grad_norm (--grad-norm); ggn_eigval, ggn_eigres,
+  ggn_conv [ggn] (--ggn-k, the Gauss–Newton matrix's top-k); and [replica, step, class]:
   class_train_acc, class_val_acc (--class-accuracy, at the --eval-every steps, NaN between)
   eigvec                                  [replica, pstep, eig, param]
   params                                  [replica, pstep, param]
