@@ -183,3 +183,36 @@ def forgetting(store, variable, out):
             f"{fmt(res.worst.values[r], 3):>7}"
         )
     click.echo(f"saved to {save_result(res, store, 'forgetting', out)}")
+
+
+@analyze.command()
+@click.argument("store")
+@click.option("--k", "k", default=2, type=click.IntRange(min=1), show_default=True, help="exponents per replica")
+@click.option("--from-step", "start", default=0, type=click.IntRange(min=0), show_default=True,
+              help="the training step to start from")  # fmt: skip
+@click.option("--steps", default=None, type=click.IntRange(min=1), help="steps to follow [default: to the end]")
+@click.option(
+    "--window", default=None, type=click.IntRange(min=1), help="also the exponents over windows of this many steps"
+)
+@click.option(
+    "--replica", "replicas", type=click.IntRange(min=0), multiple=True, help="replica index (repeat) [default: all]"
+)
+@click.option("--out", default=None, help="write the result into this output store instead of the run store")
+@user_errors()
+def lyapunov(store, k, start, steps, window, replicas, out):
+    """Top-k Lyapunov exponents of the training map (I − ηH per step), by replay."""
+    from landscape.analysis.io import check_target, save_result
+    from landscape.analysis.lyapunov import lyapunov as exponents
+
+    check_target(store, out)
+    res = exponents(store, k, start, steps, list(replicas) or None, window)
+    click.echo(
+        f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>6} {'T':>6} " + " ".join(f"{f'λ{j + 1}':>9}" for j in range(k))
+    )
+    for i, r in enumerate(res.replica.values):
+        click.echo(
+            f"{int(r):>3} {int(res.seed[i]):>4} {float(res.eta[i]):>7g} {float(res.amplitude[i]):>6g} "
+            f"{int(res.period[i]):>6} " + " ".join(f"{fmt(v, 5):>9}" for v in res.exponent.values[i])
+        )
+    click.echo(f"exponents per step over steps {start} … {start + res.sizes['step'] - 1}")
+    click.echo(f"saved to {save_result(res, store, 'lyapunov', out)}")
