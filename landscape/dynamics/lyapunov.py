@@ -4,7 +4,9 @@ The map x_{t+1} = φ_t(x_t) and its tangent map V ↦ J_t V (J_t = ∂φ_t/∂x 
 functions; K tangent vectors per replica are pushed through J_t and re-orthonormalised by a
 QR factorisation every step. The logarithms of the diagonal of R are the step's stretch
 factors along the Gram–Schmidt directions: averaged over steps they are the top K
-exponents, largest first; their sum is the mean log-volume growth (log |det J| for K = n).
+exponents, in Gram–Schmidt order (the j-th converges to the j-th largest as the steps grow;
+over a short stretch they may not yet be sorted); their sum is the mean log-volume growth
+(log |det J| for K = n).
 
 For gradient descent on F_t the tangent map is J_t = I − η H_t(θ_t), one Hessian-vector
 product per vector, so the exponents of training cost K batched HVPs a step
