@@ -229,7 +229,7 @@ def test_unknown_figure_or_size(tmp_path):
 
 PAPER = Path(__file__).resolve().parents[2] / "docs" / "results" / "paper"
 SCALED = sorted(p for p in PAPER.glob("fig*") if p.is_dir())
-FULL = sorted(p for p in (PAPER / "full").glob("fig*") if p.is_dir())
+FULL = sorted(p for p in (PAPER / "full").iterdir() if p.is_dir())
 
 
 @pytest.mark.parametrize("fig_dir", SCALED + FULL, ids=lambda p: f"{p.parent.name}/{p.name}")
