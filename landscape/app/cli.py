@@ -55,6 +55,13 @@ class OneLineErrors(click.Group):
         except click.exceptions.Abort:
             click.echo("aborted", err=True)
             sys.exit(1)
+        except ModuleNotFoundError as exc:  # a package an extra brings, reached without the extra
+            click.echo(
+                f"error: this command needs the Python package {exc.name!r}, which is not installed "
+                f"here: pip install {exc.name} (or the extra that names it in the README)",
+                err=True,
+            )
+            sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -372,3 +372,20 @@ def test_reproduce_contradictions_and_wrong_places(tmp_path, args, message):
         args += ["--dir", str(tmp_path / "rep")]
     one_line_error(["reproduce", "fig4", *args], message)
     assert snapshot(tmp_path) == before
+
+
+def test_a_package_missing_mid_command_is_one_line(tmp_path, monkeypatch):
+    """A command that reaches for a package this environment lacks (an extra not installed)
+    ends with one line naming the package, not a traceback."""
+    from landscape.store import sweep as sweep_store
+
+    def missing(_):
+        import landscape_no_such_package  # noqa: F401
+
+    monkeypatch.setattr(sweep_store, "is_sweep", missing)
+    r = CliRunner().invoke(main, ["info", str(tmp_path)])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        "error: this command needs the Python package 'landscape_no_such_package', which is not "
+        "installed here: pip install landscape_no_such_package (or the extra that names it in the README)"
+    ]
