@@ -20,10 +20,11 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.dynamics.detector import LEVELS, Detector, analyse, analyse_iterates
+from landscape.problem.optimizers import ADAPTIVE
 from landscape.runs.opened import Run
 
 from .branches import branches_recorded, branches_replay
-from .io import replica_coords
+from .io import edge_of, replica_coords
 
 LAMBDA_SOURCES = ("auto", "replay", "recorded")
 VARIABLES = ("iterates", "loss", "loss_static", "train_acc")
@@ -81,11 +82,20 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
         first[r], from_start[r] = res.first_instability, res.unstable_from_start
 
     hs = ds.hstep.values
-    ev = ds.eigval.values if ds.sizes["hstep"] else np.full((R, 0, 2), np.nan)
+    # the sharpness the optimizer's threshold applies to: λ(P⁻¹H) for rmsprop and adam, recorded
+    # with --precond-k (else replayed), λ(H) for the others
+    adaptive = run.config.optimizer in ADAPTIVE
+    name = "pre_eigval" if adaptive else "eigval"
+    ev = ds[name].values if ds.sizes["hstep"] and name in ds else np.full((R, 0, 2), np.nan)
     k = min(2, ev.shape[2])
     source = lambda_source
     if source == "auto":
         source = "replay" if ds.sizes.get("pstep", 0) > 0 else "recorded"
+    if source == "recorded" and adaptive and name not in ds:
+        raise LandscapeError(
+            f"{path}: a {run.config.optimizer} run's threshold applies to λ(P⁻¹H), not recorded here "
+            "(--precond-k) and not replayable without saved parameters"
+        )
     # λ at every onset of every level (recorded branches), then exact replay at instabilities
     lam = np.full((R, ncyc, len(LEVELS), 2, 2), np.nan)  # (…, branch t / t+1, eig)
     for r in range(R):
@@ -120,6 +130,8 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "lambda1_first": (("replica",), first_lam.mean(axis=1)),
             "lambda1_first_spread": (("replica",), np.abs(first_lam[:, 1] - first_lam[:, 0])),
             "two_over_eta": (("replica",), 2.0 / ds.eta.values),
+            # the optimizer's threshold on that sharpness (2/η for gd and every store before optimizers)
+            "threshold": (("replica",), edge_of(ds)),
             # the step a replica diverged at (its values NaN from there), −1 if it did not
             "diverged_at": (("replica",), np.asarray(ds.attrs.get("diverged_at") or [-1] * R, dtype=np.int64)),
             # the steps recorded of each replica: its stop after its first instability (--until), else all
@@ -137,6 +149,8 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "source": str(run.path),
             "steps_recorded": int(run.steps_done),
             "lambda_source": source,
+            "optimizer": run.config.optimizer,
+            "sharpness": "λ(P⁻¹H)" if adaptive else "λ(H)",
             "criterion": "landscape.dynamics.detector: the trailing multiplier of the second differences beyond −1, "
             "with the alternating amplitude grown snr× its floor (docs/reference/analysis.md)",
             "lambda": "branch mean of λ(θ_t) and λ(θ_{t+1}) at the onset t (analysis/branches.py)",

@@ -27,7 +27,7 @@ from landscape.runs.replay import walk
 
 def branches_replay(run, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
     """(len(queries), 2, k) eigenvalues at steps t and t + 1 for queries [(replica, t), …] of
-    `run` (a Run or a path)."""
+    `run` (a Run or a path): of H, or of P⁻¹H for an adaptive optimizer (its threshold's sharpness)."""
     run = Run.open(run, checked=False)
     done, pe = run.steps_done, run.config.save_params_every
     seeds = [r.seed for r in run.config.replicas()]
@@ -47,7 +47,12 @@ def branches_replay(run, queries, k: int = 2, tol: float = 1e-8) -> np.ndarray:
             wanted[t + 1].append((i, where[r], 1))
         warm = None
         for s, theta in walk(run, eng, rows, list(wanted)):
-            res = top_k(eng, theta, s, k, v0=warm, tol=tol, max_iter=400, salt=s, seeds=[seeds[r] for r in rows])
+            # an adaptive optimizer's sharpness is λ(P⁻¹H), P from its state at s (walk put it there)
+            P = eng.preconditioner()
+            if P is not None and s == 0:
+                continue  # no preconditioner before the first update: NaN
+            res = top_k(eng, theta, s, k, v0=warm, tol=tol, max_iter=400, salt=s, seeds=[seeds[r] for r in rows],
+                        precondition=P)  # fmt: skip
             warm = res.block
             ev = res.eigvals.detach().cpu().double().numpy()
             for i, j, b in wanted[s]:

@@ -5,9 +5,10 @@ For every replica, the first instability is the earliest onset found by
 its two branches, λ1(θ_t) and λ1(θ_{t+1}) (`analysis.branches`), with their spread.
 A replica unstable from its first steps has no "first" instability and is counted
 apart, and so is one that diverged (its values NaN from some step on). Replicas are
-grouped by (loss, η, A, T) across any number of stores; each group gives the mean and
-standard error of λ1 and of λ1 / (2/η), the mean branch spread, and how many replicas
-became unstable at all.
+grouped by (loss, η, A, T) across any number of stores (and by optimizer and its threshold
+where another optimizer than gradient descent ran); each group gives the mean and standard
+error of λ1 and of λ1 over the optimizer's threshold (2/η for gradient descent; λ is then of
+P⁻¹H for rmsprop and adam), the mean branch spread, and how many replicas became unstable at all.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def first_instabilities(paths, det: Detector = Detector(), lambda_source: str = 
         for r in range(res.sizes["replica"]):
             rows.append(
                 {
+                    "optimizer": str(res.attrs.get("optimizer", "gd")),
                     "loss_name": str(res.loss_name.values[r]),
                     "eta": float(res.eta[r]),
                     "amplitude": float(res.amplitude[r]),
@@ -39,6 +41,7 @@ def first_instabilities(paths, det: Detector = Detector(), lambda_source: str = 
                     "width": int(res.width[r]),
                     "first_instability": float(res.first_instability[r]),
                     "lambda1": float(res.lambda1_first[r]),
+                    "threshold": float(res.threshold[r]),
                     "lambda1_spread": float(res.lambda1_first_spread[r]),
                     "unstable_from_start": bool(res.unstable_from_start[r]),
                     "diverged": bool(res.diverged_at[r] >= 0),
@@ -60,7 +63,11 @@ def first_instabilities(paths, det: Detector = Detector(), lambda_source: str = 
 
 def summarize(runs: xr.Dataset) -> xr.Dataset:
     """Mean ± standard error of λ1 at the first instability per (loss, η, A, T)."""
-    conds = conditions(runs, KEYS)
+    # with another optimizer than gd, its name and threshold (which its β sets) part the conditions
+    gd_only = "optimizer" not in runs or set(runs.optimizer.values) == {"gd"}
+    keys = KEYS if gd_only else ("optimizer", "threshold", *KEYS)
+    conds = conditions(runs, keys)
+    edge = runs.threshold.values if "threshold" in runs else 2.0 / runs.eta.values
     stats: dict[str, list] = {
         k: []
         for k in (
@@ -88,14 +95,14 @@ def summarize(runs: xr.Dataset) -> xr.Dataset:
         spread = np.where(div, np.nan, runs.lambda1_spread.values[m])
         sp = float(np.nanmean(spread)) if np.isfinite(spread).any() else np.nan
         stats["spread_mean"].append(sp)
-        stats["spread_ratio"].append(sp / (2.0 / c[1]))
-        for name, x in (("lambda1", lam), ("ratio", lam / (2.0 / c[1]))):
+        stats["spread_ratio"].append(sp / edge[m][0])  # one threshold per condition
+        for name, x in (("lambda1", lam), ("ratio", lam / edge[m])):
             mean, sem = mean_sem(x)
             stats[f"{name}_mean"].append(mean)
             stats[f"{name}_sem"].append(sem)
         onset = np.where(div, np.nan, runs.first_instability.values[m])  # after a stable stretch
         stats["onset_mean"].append(mean_sem(onset)[0])
-    ds = condition_dataset(stats, conds, KEYS)
+    ds = condition_dataset(stats, conds, keys)
     ds["two_over_eta"] = 2.0 / ds.eta
     ds.attrs.update(runs.attrs)
     return ds

@@ -54,6 +54,12 @@ def replica_coords(ds: xr.Dataset) -> dict:
     return {c: ("replica", ds[c].values) for c in REPLICA_COORDS if c in ds.coords}
 
 
+def edge_of(ds: xr.Dataset) -> np.ndarray:
+    """Each replica's stability threshold: the stored `edge` (the optimizer's), else 2/η (a store
+    from before the optimizers trained with gradient descent)."""
+    return np.asarray(ds["edge"].values if "edge" in ds.variables else 2.0 / ds.eta.values, dtype=float)
+
+
 def conditions(runs: xr.Dataset, keys, dim: str = "run") -> list[tuple[tuple, np.ndarray]]:
     """The distinct values of `keys` along `dim` (sorted), each with its mask along `dim`."""
     vals = {tuple(np.asarray(runs[k].values[i]).item() for k in keys) for i in range(runs.sizes[dim])}
@@ -78,7 +84,7 @@ def mean_sem(x) -> tuple[float, float]:
 def condition_dataset(stats: dict, conds: list, keys) -> xr.Dataset:
     """A summary Dataset along `condition`, with the condition keys as coordinates."""
     coords = {
-        k: ("condition", np.array([c[i] for c, _ in conds], dtype=object if k == "loss_name" else None))
+        k: ("condition", np.array([c[i] for c, _ in conds], dtype=object if k in ("loss_name", "optimizer") else None))
         for i, k in enumerate(keys)
     }
     return xr.Dataset(

@@ -29,6 +29,7 @@ from landscape.dynamics.detector import first_instability
 from landscape.dynamics.iterates import Tracker, directions
 from landscape.engines.base import ReplicaEngine, healthy
 from landscape.machine.perf import keep_freed_memory
+from landscape.problem import optimizers
 from landscape.problem.data import Dataset
 from landscape.runs import build
 from landscape.store import lock
@@ -122,13 +123,14 @@ def _rewind(path: Path):
     cfg = store.config
     p = rewind_step(report, cfg)
     theta = np.asarray(store["params"][:, p // cfg.save_params_every, :])
+    state = _saved_state(store, p)
     with signals_deferred():
-        store.write_ckpt(p, theta, None)  # the solver starts cold there: spectra agree to its tolerance
+        store.write_ckpt(p, theta, None, state)  # the solver starts cold there: spectra agree to its tolerance
         stops = [v if v <= p else -1 for v in store.attrs.get("stopped_at", [])]  # not stopped yet at p
         store.set_attrs(
             steps_done=p, status="interrupted", rewound=f"from step {report.steps_done} to {p}", stopped_at=stops
         )
-        store.write_ckpt(p, theta, None)  # both slots at p: a damaged one is written over
+        store.write_ckpt(p, theta, None, state)  # both slots at p: a damaged one is written over
 
 
 def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
@@ -156,13 +158,14 @@ def _resume(path: Path, device: str | None, progress: Progress | None) -> Path:
             f"parameters): landscape record --resume {shlex.quote(str(path))} --rewind"
         )
     store = RunStore.open(path, mode="r+")
+    state = None
     if done == 0:
         theta, warm = engine.init([r.seed for r in cfg.replicas()]), None
     else:
-        th, ev = store.read_ckpt(done, n)
+        th, ev, state = store.read_ckpt(done, n)
         theta = torch.as_tensor(th, device=engine.device).to(engine.dtype)
         warm = None if ev is None else torch.as_tensor(ev, device=engine.device).to(engine.dtype)
-    _run(store, cfg, engine, theta, done, warm, progress)
+    _run(store, cfg, engine, theta, done, warm, progress, state or None)
     return path
 
 
@@ -195,14 +198,16 @@ def signals_deferred():
                 signal.raise_signal(signum)
 
 
-def _run(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start: int, warm, progress: Progress | None):
+def _run(
+    store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start: int, warm, progress: Progress | None, state=None
+):
     keep_freed_memory()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
         with signals_deferred():  # 'running' only inside the block that marks how it ends
             store.set_attrs(status="running")
-        _loop(store, cfg, engine, theta, start, warm, progress)
+        _loop(store, cfg, engine, theta, start, warm, progress, state)
     except OSError as exc:  # disk full, store removed, …: flushed steps are intact (atomic writes)
         done = store.steps_done
         with signals_deferred():
@@ -226,8 +231,9 @@ def _run(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start: i
         store.set_attrs(status="complete", error="")
 
 
-def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, warm, progress):
-    """warm: the solver's whole last block (eigenvectors + guards) from the resume state, or None."""
+def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, warm, progress, state=None):
+    """warm: the solver's whole last block (eigenvectors + guards) from the resume state, or None;
+    state: the optimizer's buffers at `start` from the resume state (None: zero, at step 0)."""
     seeds = [r.seed for r in cfg.replicas()]
     k = cfg.top_k
     pe = cfg.save_params_every
@@ -237,6 +243,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
     theta = _nan_rows(theta, stopped >= 0)
     track = Tracker(theta, start, torch.as_tensor(np.asarray(store["iter_dirs"])).to(theta))
     track.warm(_before(store, engine, start))
+    engine.set_optimizer_state(state, start)  # after the replay of `_before`, which moves it
     history = np.empty((0, 0, 3))
     fi, settled = np.full(len(seeds), np.nan), np.zeros(len(seeds), dtype=bool)
     if early:  # the iterate signal so far, for the online instability detector
@@ -281,6 +288,8 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
                         buf.per_step[name][:, s - t] = v
             if s % pe == 0:
                 buf.params[:, npar], buf.eigvec[:, npar] = theta, vecs
+                for name, v in engine.optimizer_state()[0].items():
+                    buf.opt[name][:, npar] = v
                 npar += 1
             theta, m = engine.steps(theta, s, G_all[s - t : e - t], evaluate, track)
             theta = _mark_diverged(theta, m.loss, s, e, diverged, stopped >= 0)
@@ -303,7 +312,8 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
             theta = _nan_rows(theta, newly)  # from step b on (its checkpoint included) NaN
         with signals_deferred():  # a flush is whole or absent, whatever signal arrives
             store.write_block(t, b, block)
-            store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm))
+            opt = {name: _np64(v) for name, v in engine.optimizer_state()[0].items()}
+            store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm), opt)
             store.set_attrs(steps_done=b, diverged_at=[int(v) for v in diverged], stopped_at=[int(v) for v in stopped])
         live = diverged < 0  # a diverged replica is not waited for
         if early and (stopped[live] >= 0).all():  # every other one has stopped: the run is done
@@ -377,11 +387,21 @@ def _before(store: RunStore, engine: ReplicaEngine, start: int) -> list[torch.Te
     first = max(0, start - 2)
     p = (first // pe) * pe
     theta = torch.as_tensor(np.asarray(store["params"][:, p // pe, :]), device=engine.device).to(engine.dtype)
+    engine.set_optimizer_state(_saved_state(store, p), p)
     theta = engine.advance(theta, p, first)
     out = [theta]
     if start - first == 2:
         out.append(engine.advance(theta, first, first + 1))
     return out
+
+
+def _saved_state(store: RunStore, p: int) -> dict[str, np.ndarray] | None:
+    """The optimizer's buffers saved at step p (a multiple of save_params_every; None: gd)."""
+    names = optimizers.STATE[store.config.optimizer]
+    if not names:
+        return None
+    pe = store.config.save_params_every
+    return {b: np.asarray(store[f"opt_{b}"][:, p // pe, :]) for b in names}
 
 
 def _segments(cfg: RunConfig, t: int, b: int, hsteps: set):
@@ -426,6 +446,7 @@ class _Buffers:
                 self.extra[name] = torch.empty((R, nh, *tail), **kind)
         npar = -(-c // cfg.save_params_every)
         self.params = torch.empty((R, npar, n), **kw)
+        self.opt = {b: torch.empty((R, npar, n), **kw) for b in optimizers.STATE[cfg.optimizer]}
         self.eigvec = torch.empty((R, npar, k, n), **kw)
 
     def block(self, steps: int, nh: int, npar: int) -> dict:
@@ -442,4 +463,5 @@ class _Buffers:
             out.update({name: np_(v[:, :nh]) for name, v in self.extra.items()})
         if npar:
             out.update(params=np_(self.params[:, :npar]), eigvec=np_(self.eigvec[:, :npar]))
+            out.update({f"opt_{b}": np_(v[:, :npar]) for b, v in self.opt.items()})
         return out

@@ -19,7 +19,7 @@ import torch
 
 from landscape import LandscapeError
 from landscape.config.knobs import knob
-from landscape.problem import benchmarks, losses
+from landscape.problem import benchmarks, losses, optimizers
 from landscape.problem.losses import LOSSES
 from landscape.problem.mlp import ACTIVATIONS, fused_refusal
 from landscape.problem.schedule import SHAPES
@@ -90,9 +90,26 @@ class RunConfig:
     ggn_k: int = knob(
         0, "also the top-k eigenvalues of the Gauss–Newton matrix Jᵀ H_out J at the spectrum steps (0: off)"
     )
+    precond_k: int = knob(
+        0,
+        "rmsprop and adam: also the top-k eigenvalues of P⁻¹H (P the optimizer's preconditioner, the sharpness "
+        "its edge applies to) at the spectrum steps (0: off)",
+    )
     class_accuracy: bool = knob(
         False, "also each class's training and validation accuracy at every evaluated step (--eval-every)"
     )
+    optimizer: str = knob(
+        "gd",
+        "the update rule, torch.optim's: gd, momentum (heavy ball, SGD momentum=β), nesterov, rmsprop or adam; "
+        "its state is saved beside θ (docs/reference/optimizers.md)",
+        choices=optimizers.OPTIMIZERS,
+    )
+    beta: float = knob(0.9, "momentum β of momentum and nesterov")
+    alpha: float = knob(0.99, "RMSProp's smoothing constant α of the squared gradient's average")
+    beta1: float = knob(0.9, "Adam's β1 (the gradient's average)")
+    beta2: float = knob(0.999, "Adam's β2 (the squared gradient's average)")
+    eps: float = knob(1e-8, "ε added to the root of the squared-gradient average (rmsprop, adam)")
+    bias_correction: bool = knob(True, "Adam's bias correction of its averages")
     save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
     chunk_steps: int = knob(1000, "flush interval in steps (a crash loses at most this many)")
     gamma_shape: str = knob("triangle", "shape of Γ(t)", choices=SHAPES)
@@ -273,6 +290,7 @@ class RunConfig:
             _bad(f"--step {self.step} applies to the built-in MLP only (a --model runs through torch.func)")
         if self.step == "fused" and (why := fused_refusal(self.depth, self.device, DTYPES[self.dtype])):
             _bad(why)
+        self._check_optimizer()
         if self.model:
             mlp = [f"--{k}" for k in ("width", "depth", "activation") if getattr(self, k) != getattr(RunConfig, k)]
             if mlp:
@@ -280,6 +298,44 @@ class RunConfig:
                     f"{'/'.join(mlp)} shape{'s' if len(mlp) == 1 else ''} the built-in MLP; with --model the "
                     "network is yours (size it with --model-arg)"
                 )
+
+    def _check_optimizer(self) -> None:
+        """The update rule and its hyper-parameters (each a fraction or a small positive ε)."""
+        optimizers.check(self.optimizer)
+        for name, lo, hi in (("beta", 0, 1), ("alpha", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1)):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and lo <= v < hi):
+                _bad(f"{name} must be in [0, 1), got {v}")
+        if not (np.isfinite(self.eps) and self.eps > 0):
+            _bad(f"eps must be > 0, got {self.eps}")
+        if not 0 <= self.precond_k <= MAX_LANCZOS:
+            _bad(f"precond-k must be from 0 (off) to {MAX_LANCZOS}, got {self.precond_k}")
+        if self.precond_k and self.optimizer not in optimizers.ADAPTIVE:
+            _bad(f"--precond-k applies to rmsprop and adam (P = I for {self.optimizer}: it is the Hessian's top-k)")
+        if self.optimizer != "gd" and self.step != "eager":
+            _bad(
+                f"--optimizer {self.optimizer} runs with --step eager; the {self.step} step carries "
+                "gradient descent's state only"
+            )
+
+    def hyper(self, etas) -> optimizers.Hyper:
+        """The optimizer's per-replica hyper-parameters for replicas of these learning rates."""
+        col = lambda v: torch.full((len(etas),), float(v), dtype=torch.float64)  # noqa: E731
+        return optimizers.Hyper(
+            torch.as_tensor(etas, dtype=torch.float64),
+            beta=col(self.beta),
+            alpha=col(self.alpha),
+            beta1=col(self.beta1),
+            beta2=col(self.beta2),
+            eps=col(self.eps),
+            bias_correction=self.bias_correction,
+        )
+
+    def edges(self) -> np.ndarray:
+        """Each replica's stability threshold on its sharpness (that of P⁻¹H for rmsprop and
+        adam): 2/η for gd, (2 + 2β)/η for momentum, … (`optimizers.edge`)."""
+        h = self.hyper([r.eta for r in self.replicas()])
+        return optimizers.edge(self.optimizer, h.eta, beta=h.beta, beta1=h.beta1).numpy()
 
     def check_device(self):
         try:

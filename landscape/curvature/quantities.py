@@ -15,10 +15,11 @@ evaluated step (`at="step"`, the `--eval-every` steps, NaN between them, dimensi
 
 Each computation runs on the healthy replicas only (`on_healthy`): a diverged replica costs
 no solver time and reads NaN (not converged). The engine is used only through what every
-engine provides: `hvp_block(θ, t, Γ)`, `param_map()`, `_gradient(θ, Γ)`, its dtype and device.
+engine provides: `hvp_block(θ, t, Γ)`, `param_map()`, `_gradient(θ, Γ)`, its dtype and device,
+and its optimizer's `preconditioner()` at the step its state is at (the recorder's step).
 
 >>> [q.name for q in REGISTRY]
-['layer_spectra', 'trace', 'density', 'bottom', 'grad_norm', 'ggn', 'class_accuracy']
+['layer_spectra', 'trace', 'density', 'bottom', 'grad_norm', 'ggn', 'preconditioned', 'class_accuracy']
 >>> sorted(a.name for a in by_name("bottom").arrays)
 ['lambda_min', 'lambda_min_conv', 'lambda_min_res']
 """
@@ -182,6 +183,19 @@ def _ggn(engine, theta, t, seeds, cfg, G):
     return {"ggn_eigval": r.eigvals, "ggn_eigres": r.residuals, "ggn_conv": r.converged}
 
 
+def _preconditioned(engine, theta, t, seeds, cfg, G):
+    """λ(P⁻¹H) with P the adaptive optimizer's preconditioner at step t (the engine holds its
+    state there); before the first update there is no preconditioner: NaN, not converged."""
+    P = engine.preconditioner()
+    k = cfg.precond_k
+    if P is None or t == 0:
+        nan = torch.full((theta.shape[0], k), float("nan"), dtype=theta.dtype, device=theta.device)
+        return {"pre_eigval": nan, "pre_eigres": nan.clone(), "pre_conv": torch.zeros_like(nan, dtype=torch.bool)}
+    r = top_k(engine, theta, t, k, tol=cfg.eig_tol, max_iter=cfg.eig_max_iter, salt=t, seeds=seeds,
+              oversample=cfg.eig_oversample, G=G, precondition=P)  # fmt: skip
+    return {"pre_eigval": r.eigvals, "pre_eigres": r.residuals, "pre_conv": r.converged}
+
+
 def _class_accuracy(engine, theta, t, seeds, cfg, G):
     return {"class_train_acc": class_accuracy(engine, theta), "class_val_acc": class_accuracy(engine, theta, True)}
 
@@ -265,6 +279,18 @@ REGISTRY: tuple[Quantity, ...] = (
         coords=lambda cfg, n, layers: {"ggn": np.arange(cfg.ggn_k)},
         compute=_ggn,
         describe=lambda cfg: f"Gauss–Newton top-{cfg.ggn_k}",
+    ),
+    Quantity(
+        "preconditioned", "precond_k",
+        (Array("pre_eigval", ("pre",),
+               "top-k eigenvalues of P⁻¹H_t at θ_t, P the adaptive optimizer's preconditioner (the sharpness its "
+               "edge applies to)"),
+         Array("pre_eigres", ("pre",), "residual of each pair of the symmetric P^{-1/2} H P^{-1/2}"),
+         Array("pre_conv", ("pre",), "preconditioned pair converged (residual ≤ eig-tol·|λ1|)", "bool")),
+        sizes=lambda cfg, n, layers: {"pre": cfg.precond_k},
+        coords=lambda cfg, n, layers: {"pre": np.arange(cfg.precond_k)},
+        compute=_preconditioned,
+        describe=lambda cfg: f"preconditioned top-{cfg.precond_k}",
     ),
     Quantity(
         "class_accuracy", "class_accuracy",

@@ -18,7 +18,8 @@ from landscape.curvature.eigen import BlockOp
 from landscape.curvature.ggn import ggn_block
 from landscape.curvature.healthy import DIVERGED_BOUND, healthy  # noqa: F401 (the engines' names for them)
 from landscape.dynamics.iterates import Tracker
-from landscape.problem import losses
+from landscape import LandscapeError
+from landscape.problem import losses, optimizers
 from landscape.problem.data import Dataset
 from landscape.problem.schedule import gamma
 
@@ -64,8 +65,11 @@ class ReplicaEngine(abc.ABC):
         gamma_shape: str = "triangle",
         dtype=torch.float64,
         device="cpu",
+        optimizer: str = "gd",
+        hyper: optimizers.Hyper | None = None,
     ):
         losses.check(loss)
+        optimizers.check(optimizer)
         self.loss_name, self.gamma_shape = loss, gamma_shape
         self.static_name = losses.STATIC[loss]
         self.dtype, self.device = dtype, torch.device(device)
@@ -81,6 +85,10 @@ class ReplicaEngine(abc.ABC):
         self.period = t(period, torch.long).reshape(-1)
         self.static_from = None if static_from is None else t(static_from, torch.long).reshape(-1)
         self.R = self.eta.shape[0]
+        self.optimizer = optimizer
+        self.hyper = (hyper or optimizers.Hyper(self.eta)).to(dtype, self.device)
+        self._opt_state: dict[str, torch.Tensor] | None = None  # the optimizer's buffers (R, n) each
+        self._opt_t = 0  # the step they belong to: updates done so far
 
     num_params: int  # n, the length of θ: set by the subclass, which knows the network
 
@@ -116,6 +124,71 @@ class ReplicaEngine(abc.ABC):
     def param_map(self) -> list:
         """[[name, shape], …] in the order of θ's entries: stored with the recording."""
         raise NotImplementedError
+
+    # --- the update rule and its state ---------------------------------------------------
+    def _update(self, theta: torch.Tensor, g: torch.Tensor, t: int) -> torch.Tensor:
+        """θ_{t+1} from θ_t and its gradient g by the optimizer (gradient descent: θ − η g, the
+        arithmetic every step strategy shares), advancing the optimizer's state to step t + 1."""
+        if self.optimizer == "gd":
+            return torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+        state = self._state_at(t, theta)
+        new, self._opt_state = optimizers.update(self.optimizer, theta, g, state, self.hyper, t + 1)
+        self._opt_t = t + 1
+        return new
+
+    def _state_at(self, t: int, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The optimizer's state at step t: zero at a run's start, else what was loaded or
+        stepped to t; anything else would replay a different trajectory, so it is refused."""
+        if self._opt_state is None and t == 0:
+            self._opt_state = optimizers.init_state(self.optimizer, theta)
+        if self._opt_state is None or self._opt_t != t:
+            at = "none" if self._opt_state is None else f"step {self._opt_t}"
+            raise LandscapeError(
+                f"the {self.optimizer} optimizer's state is needed at step {t} (it holds {at}): "
+                "load the saved state of that step first (set_optimizer_state)"
+            )
+        return self._opt_state
+
+    def optimizer_state(self) -> tuple[dict[str, torch.Tensor], int]:
+        """The optimizer's buffers ({name: (R, n)}; empty for gd) and the step they belong to."""
+        if self.optimizer == "gd":
+            return {}, self._opt_t
+        if self._opt_state is None:
+            zeros = torch.zeros(self.R, self.num_params, dtype=self.dtype, device=self.device)
+            return optimizers.init_state(self.optimizer, zeros), 0
+        return self._opt_state, self._opt_t
+
+    def set_optimizer_state(self, state: dict[str, torch.Tensor] | None, t: int) -> None:
+        """Put the optimizer's buffers of step t in place (None: the zero state, t must be 0): what
+        a resume or a replay from a saved step does before stepping on."""
+        if self.optimizer == "gd":  # no state: θ alone continues the run
+            self._opt_t = int(t)
+            return
+        if state is None:
+            if t != 0:
+                raise LandscapeError(f"the {self.optimizer} optimizer has no state for step {t}")
+            self._opt_state, self._opt_t = None, 0
+            return
+        want = set(optimizers.STATE[self.optimizer])
+        if set(state) != want:
+            raise LandscapeError(f"the {self.optimizer} optimizer's state holds {sorted(want)}, got {sorted(state)}")
+        self._opt_state = {k: torch.as_tensor(v).to(dtype=self.dtype, device=self.device) for k, v in state.items()}
+        self._opt_t = int(t)
+
+    def edge(self) -> torch.Tensor:
+        """(R,) each replica's stability threshold on its sharpness (`optimizers.edge`)."""
+        h = self.hyper
+        return optimizers.edge(self.optimizer, h.eta, beta=h.beta, beta1=h.beta1)
+
+    def preconditioner(self) -> torch.Tensor | None:
+        """P (R, n) of an adaptive optimizer at the state's step (None: P = I); NaN before its
+        first update, where the squared-gradient average is still empty."""
+        state, t = self.optimizer_state()
+        if self.optimizer not in optimizers.ADAPTIVE:
+            return None
+        if t == 0:
+            return torch.full((self.R, self.num_params), float("nan"), dtype=self.dtype, device=self.device)
+        return optimizers.preconditioner(self.optimizer, state, self.hyper, t)
 
     # --- the loss -------------------------------------------------------------------
     def gamma(self, t) -> torch.Tensor:
@@ -190,7 +263,7 @@ class ReplicaEngine(abc.ABC):
         The same arithmetic as `step`, so replay reproduces a recording bit for bit.
         """
         for t in range(t0, t1):
-            theta = torch.addcmul(theta, self.eta.unsqueeze(1), self._gradient(theta, self.gamma(t)), value=-1.0)
+            theta = self._update(theta, self._gradient(theta, self.gamma(t)), t)
         return theta
 
     @torch.no_grad()

@@ -32,10 +32,14 @@ class MLPEngine(ReplicaEngine):
         dtype=torch.float64,
         device="cpu",
         step: str = "eager",
+        optimizer: str = "gd",
+        hyper=None,
     ):
-        super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device)
+        super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device, optimizer, hyper)
         if step not in STRATEGIES:
             raise LandscapeError(f"unknown step '{step}'; choose one of {', '.join(STRATEGIES)}")
+        if optimizer != "gd" and step != "eager":
+            raise LandscapeError(f"the {optimizer} optimizer runs with the eager step, not {step}")
         self.spec = spec
         self.num_params = spec.num_params
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
@@ -105,13 +109,19 @@ class MLPEngine(ReplicaEngine):
 
     # --- the step, as pure functions of tensors (what the strategies run or compile) ----
     def step_core(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):
-        """θ_{t+1}, F, the static loss, training and (if evaluate) validation accuracy at θ_t."""
+        """θ_{t+1} (gradient descent), F, the static loss, training and (if evaluate)
+        validation accuracy at θ_t."""
+        g, F, static, acc, val = self._step_parts(theta, G, evaluate)
+        new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+        return new, F, static, acc, val
+
+    def _step_parts(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):
+        """The gradient at θ_t and the metrics there (validation accuracy None unless evaluate)."""
         g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
         static = losses.loss(self.static_name, f, self.y, self.Y, G)
         acc = accuracy_of(f, self.y).to(self.dtype)
         val = self.accuracy(theta, val=True) if evaluate else None
-        new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
-        return new, F, static, acc, val
+        return g, F, static, acc, val
 
     def validation(self, theta: torch.Tensor) -> torch.Tensor:
         return self.accuracy(theta, val=True)
@@ -123,8 +133,15 @@ class MLPEngine(ReplicaEngine):
     ) -> tuple[torch.Tensor, StepMetrics]:
         """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (G: Γ(t) if precomputed).
 
-        evaluate=False skips the validation forward pass (val_acc NaN): `--eval-every`."""
-        return self.strategy.step(theta, self.gamma(t) if G is None else G, evaluate)
+        evaluate=False skips the validation forward pass (val_acc NaN): `--eval-every`. Another
+        optimizer than gradient descent runs eagerly, its state advanced to t + 1."""
+        G = self.gamma(t) if G is None else G
+        if self.optimizer == "gd":
+            return self.strategy.step(theta, G, evaluate)
+        g, F, static, acc, val = self._step_parts(theta, G, evaluate and self.has_val)
+        if val is None:
+            val = torch.full_like(F, float("nan"))
+        return self._update(theta, g, t), StepMetrics(F, static, acc, val, G)
 
     @torch.no_grad()
     def steps(self, theta: torch.Tensor, t: int, G: torch.Tensor, evaluate: bool = True, track: Tracker | None = None):

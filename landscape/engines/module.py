@@ -45,8 +45,10 @@ class ModuleEngine(ReplicaEngine):
         gamma_shape: str = "triangle",
         dtype=torch.float64,
         device="cpu",
+        optimizer: str = "gd",
+        hyper=None,
     ):
-        super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device)
+        super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device, optimizer, hyper)
         self.make = make
         models = self._models(seeds)
         if any(True for _ in models[0].buffers()):
@@ -120,7 +122,7 @@ class ModuleEngine(ReplicaEngine):
         g, (F, f) = self._grad(theta, G)
         static = losses.loss(self.static_name, f, self.y, self.Y, G)
         acc = accuracy_of(f, self.y).to(self.dtype)
-        new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
+        new = self._update(theta, g, t)
         val = self.accuracy(theta, val=True) if evaluate else torch.full_like(F, float("nan"))
         return new, StepMetrics(F, static, acc, val, G)
 
@@ -139,6 +141,7 @@ class ModuleEngine(ReplicaEngine):
         theta = self.theta0
         try:
             self.step(theta, 0, evaluate=self.has_val)
+            self.set_optimizer_state(None, 0)  # the trial step leaves no state behind
             V = torch.ones(theta.shape[0], 1, theta.shape[1], dtype=theta.dtype, device=theta.device)
             self.hvp_block(theta, 0)(V, torch.arange(theta.shape[0], device=theta.device))
         except LandscapeError:

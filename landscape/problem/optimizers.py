@@ -58,6 +58,18 @@ class Hyper:
     bias_correction: bool = True
     _cols: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def to(self, dtype, device) -> Hyper:
+        """The same hyper-parameters as tensors of this dtype on this device."""
+        cast = lambda v: None if v is None else torch.as_tensor(v).to(dtype=dtype, device=device)  # noqa: E731
+        names = ("eta", "beta", "alpha", "beta1", "beta2", "eps")
+        return Hyper(**{k: cast(getattr(self, k)) for k in names}, bias_correction=self.bias_correction)
+
+    def rows(self, idx) -> Hyper:
+        """The hyper-parameters of the replicas `idx` (indices or a boolean mask)."""
+        pick = lambda v: None if v is None else v[idx]  # noqa: E731
+        names = ("eta", "beta", "alpha", "beta1", "beta2", "eps")
+        return Hyper(**{k: pick(getattr(self, k)) for k in names}, bias_correction=self.bias_correction)
+
     def col(self, name: str) -> torch.Tensor:
         """The hyper-parameter as a column (R, 1), for broadcasting over θ's entries."""
         if name not in self._cols:

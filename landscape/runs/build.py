@@ -113,6 +113,8 @@ def engine(cfg: RunConfig, data: Dataset, replicas: Sequence[Replica] | None = N
         gamma_shape=cfg.gamma_shape,
         dtype=DTYPES[cfg.dtype],
         device=cfg.device,
+        optimizer=cfg.optimizer,
+        hyper=cfg.hyper([r.eta for r in reps]),
     )
     if cfg.model:
         from landscape.engines.module import ModuleEngine

@@ -127,14 +127,12 @@ class Run:
         steps = [int(s) for s in np.atleast_1d(steps)]
         eng = self.engine(idx, device)
         seeds = [self.config.replicas()[i].seed for i in idx]
-        thetas = self.params_at(steps, idx, device)
-        out: dict[str, list] = {}
-        for j, s in enumerate(steps):
-            theta = torch.as_tensor(thetas[:, j], device=eng.device).to(eng.dtype)
-            for key, v in q.compute(eng, theta, s, seeds, self.config, eng.gamma(s)).items():
-                out.setdefault(key, []).append(v.detach().cpu().double().numpy() if v.is_floating_point()
-                                               else v.detach().cpu().numpy())  # fmt: skip
-        return {key: np.stack(v, axis=1) for key, v in out.items()}
+        at: dict[int, dict] = {}
+        for s, theta in walk(self, eng, idx, steps):  # the engine's optimizer state is at s here
+            vals = q.compute(eng, theta, s, seeds, self.config, eng.gamma(s))
+            at[s] = {key: v.detach().cpu().double().numpy() if v.is_floating_point() else v.detach().cpu().numpy()
+                     for key, v in vals.items()}  # fmt: skip
+        return {key: np.stack([at[s][key] for s in steps], axis=1) for key in at[steps[0]]}
 
     def iterate_signals(self, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
         """The iterate signals (R, N, 3) (‖p‖, ‖p − p_prev‖, cos) and projections (R, N, K) of

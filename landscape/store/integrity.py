@@ -78,7 +78,7 @@ def check(path, arrays: tuple[str, ...] | None = None) -> Report:
     read = 0
     sch = store.schema
     for name, (dims, shape, chunks, _, _) in layout(
-        store.config, C, n, sch.layers, sch.iterates, sch.ckpt_vectors
+        store.config, C, n, sch.layers, sch.iterates, sch.ckpt_vectors, sch.edge
     ).items():
         if arrays is not None and name not in arrays:
             continue

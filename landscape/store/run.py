@@ -19,12 +19,14 @@ Layout (dimensions in brackets):
   class_train_acc, class_val_acc (--class-accuracy, at the --eval-every steps, NaN between)
   eigvec                                  [replica, pstep, eig, param]
   params                                  [replica, pstep, param]
+  opt_v | opt_s | opt_m, opt_s            [replica, pstep, param]   the optimizer's state beside θ
+                                          (momentum/nesterov | rmsprop | adam; none for gd)
   iter_p, iter_q, iter_cos                [replica, step]   the iterates' period-2 signal
   iter_proj                               [replica, step, proj]   (landscape.dynamics.iterates)
   iter_dirs                               [proj, param]     its projection directions
   coordinates: replica, step, hstep, pstep, eig, class, layer, proj, vec, node, bottom; per replica seed, eta,
-  amplitude, period, loss_name, width
-  state/ckpt  the parameters (and warm-start vectors) at `steps_done`, two slots
+  amplitude, period, loss_name, width, edge (the optimizer's stability threshold)
+  state/ckpt  the parameters (the optimizer's state and the warm-start vectors) at `steps_done`, two slots
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from landscape import LandscapeError, __version__
 from landscape.config.run import RunConfig
 from landscape.curvature import quantities
 from landscape.dynamics.iterates import NUM_DIRS
+from landscape.problem import optimizers
 from landscape.store import schema as schemas
 from landscape.store.schema import SCHEMA_VERSION  # noqa: F401 (the store's version, where users look)
 
@@ -57,7 +60,7 @@ from landscape.store.schema import SCHEMA_VERSION  # noqa: F401 (the store's ver
 # decoding to wrong numbers (landscape.store.integrity reads them all)
 COMPRESSORS = (ZstdCodec(level=0), Crc32cCodec())
 PER_STEP = ("loss", "loss_static", "train_acc", "val_acc")
-REPLICA_COORDS = ("seed", "eta", "amplitude", "period", "loss_name", "width")
+REPLICA_COORDS = ("seed", "eta", "amplitude", "period", "loss_name", "width", "edge")
 ATTRS = {
     "loss": ("dynamical loss F_t(θ_t), the loss being minimised", ""),
     "loss_static": ("static counterpart (ce or mse) at θ_t", ""),
@@ -69,6 +72,10 @@ ATTRS = {
     "eigconv": ("eigenpair converged (residual ≤ eig_tol·|λ1|)", ""),
     "eigvec": ("top-k Hessian eigenvectors at the steps with saved parameters", ""),
     "params": ("flattened network parameters θ_t", ""),
+    "edge": ("the optimizer's stability threshold on the sharpness (of P⁻¹H for rmsprop and adam)", ""),
+    "opt_v": ("the momentum buffer v_t (torch.optim's momentum_buffer) at the saved steps", ""),
+    "opt_m": ("Adam's first-moment average m_t at the saved steps", ""),
+    "opt_s": ("the squared-gradient average s_t (RMSProp's square_avg, Adam's exp_avg_sq) at the saved steps", ""),
     "iter_p": ("‖p_t‖, p_t = θ_{t+1} − 2θ_t + θ_{t−1} (the iterates' second difference)", ""),
     "iter_q": ("‖p_t − p_{t−1}‖ (the iterates' third difference: a bounce's alternating amplitude)", ""),
     "iter_cos": ("cos(p_t, p_{t−1}): −1 for a bounce across a valley, +1 for a smooth path", ""),
@@ -207,11 +214,13 @@ def layout(
     layers=(),
     iterates: int = NUM_DIRS,
     ckpt_vectors: int | None = None,
+    edge: bool = True,
 ) -> dict[str, tuple]:
     """Every array of a store: name → (dims, shape, chunks, dtype, fill). `create` allocates
     these and `nbytes` sums them, so the size estimate is the store's own. `layers`: the layer
     names of per-layer spectra (`cfg.layer_spectra`); `iterates`: the number of projection
-    directions of the iterate signals (0: a store from before they were recorded)."""
+    directions of the iterate signals (0: a store from before they were recorded); `edge`: the
+    store holds the replicas' stability thresholds (a store from before the optimizers does not)."""
     R, k, n, C = len(cfg.replicas()), cfg.top_k, num_params, num_classes
     step, hstep, pstep = time_axes(cfg)
     rc, sc = min(R, 256), cfg.chunk_steps
@@ -251,7 +260,12 @@ def layout(
                            a.dtype, a.fill)  # fmt: skip
     out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
     out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
-    out["state/ckpt"] = (None, (2, R, 1 + n * (1 + kb)), (1, R, 1 + n * (1 + kb)), *f64)
+    for b in optimizers.STATE[cfg.optimizer]:
+        out[f"opt_{b}"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
+    if edge:
+        out["edge"] = (["replica"], (R,), (R,), *f64)
+    m = len(optimizers.STATE[cfg.optimizer])
+    out["state/ckpt"] = (None, (2, R, 1 + n * (1 + m + kb)), (1, R, 1 + n * (1 + m + kb)), *f64)
     if iterates:
         out["proj"] = (["proj"], (iterates,), (iterates,), *i64)
         for name in ITERATE_ARRAYS:
@@ -358,6 +372,7 @@ class RunStore:
             "amplitude": np.array([r.amplitude for r in reps]),
             "loss_name": np.array([cfg.loss] * R),
             "width": np.full(R, cfg.width),
+            "edge": cfg.edges(),
             "proj": np.arange(len(iter_dirs)),
             "iter_dirs": np.asarray(iter_dirs, dtype=np.float64),
         }
@@ -484,7 +499,9 @@ class RunStore:
         if not isinstance(n, int) or not isinstance(C, int):
             raise LandscapeError(f"{self.path} is damaged: attributes num_params/num_classes are missing")
         sch = self.schema
-        for name, (_, shape, *_rest) in layout(self.config, C, n, sch.layers, sch.iterates, sch.ckpt_vectors).items():
+        for name, (_, shape, *_rest) in layout(
+            self.config, C, n, sch.layers, sch.iterates, sch.ckpt_vectors, sch.edge
+        ).items():
             try:
                 a = self.group[name]
             except Exception as exc:  # KeyError, JSON errors of a truncated zarr.json, …
@@ -572,16 +589,19 @@ class RunStore:
         return ds
 
     def read_ckpt(self, step: int, n: int):
-        """θ (R, n) and warm-start vectors (R, j, n), j ≥ top_k, or None at `step`, from the state slots."""
+        """θ (R, n), warm-start vectors (R, j, n), j ≥ top_k, or None, and the optimizer's state
+        {buffer: (R, n)} at `step`, from the state slots."""
+        names = optimizers.STATE[self.config.optimizer]
         for s in range(2):
             row = self._slot(s)
             if row is not None and row[0, 0] == step:
                 theta = row[:, 1 : 1 + n]
-                ev = row[:, 1 + n :].reshape(row.shape[0], -1, n)
+                state = {b: row[:, 1 + n * (1 + i) : 1 + n * (2 + i)] for i, b in enumerate(names)}
+                ev = row[:, 1 + n * (1 + len(names)) :].reshape(row.shape[0], -1, n)
                 # a diverged replica (θ NaN) has no warm start and needs none; any other gap (a
                 # store from before the guard vectors) and the solver starts cold
                 gap = np.isnan(ev).any(axis=(1, 2)) & np.isfinite(theta).all(axis=1)
-                return theta, (None if gap.any() or np.isnan(ev).all() else ev)
+                return theta, (None if gap.any() or np.isnan(ev).all() else ev), state
         raise LandscapeError(f"store has no resume state for step {step}; it cannot be resumed")
 
     def _slot(self, s: int) -> np.ndarray | None:
@@ -628,18 +648,27 @@ class RunStore:
         pa, pb = -(-a // pe), -(-b // pe)
         if pb > pa:
             w("params")[:, pa:pb, :] = block["params"]
+            for name in optimizers.STATE[cfg.optimizer]:
+                w(f"opt_{name}")[:, pa:pb, :] = block[f"opt_{name}"]
             w("eigvec")[:, pa:pb, :, :] = block["eigvec"]
 
-    def write_ckpt(self, step: int, theta: np.ndarray, eigvecs: np.ndarray | None):
-        """Store θ at `step` (and the solver's warm start) in the slot not holding the last one."""
+    def write_ckpt(self, step: int, theta: np.ndarray, eigvecs: np.ndarray | None, state: dict | None = None):
+        """Store θ at `step` (the optimizer's state and the solver's warm start) in the slot not
+        holding the last one."""
         R, n = theta.shape
+        names = optimizers.STATE[self.config.optimizer]
+        if names and (state is None or set(state) != set(names)):
+            raise LandscapeError(f"the resume state of a {self.config.optimizer} run needs its buffers {names}")
         ck = self._writable("state/ckpt")
         row = np.full((R, ck.shape[2]), np.nan)
         row[:, 0] = step
         row[:, 1 : 1 + n] = theta
+        for i, b in enumerate(names):
+            row[:, 1 + n * (1 + i) : 1 + n * (2 + i)] = state[b]  # type: ignore[index]
         if eigvecs is not None:  # stores from before the guard vectors hold only the top-k
-            j = (row.shape[1] - 1 - n) // n
-            row[:, 1 + n :] = eigvecs[:, :j].reshape(R, -1)
+            first = 1 + n * (1 + len(names))
+            j = (row.shape[1] - first) // n
+            row[:, first:] = eigvecs[:, :j].reshape(R, -1)
         # never overwrite the slot holding steps_done: a crash now must leave it readable (a
         # damaged slot holds nothing and is written over)
         first = self._slot(0)

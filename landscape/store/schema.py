@@ -13,6 +13,10 @@ Versions:
      slots (read from the width of `state/ckpt`).
   2  the number of warm-start vectors per replica in the resume slots is an attribute
      (`ckpt_vectors`), and every optional attribute is written (empty where unused).
+  3  the optimizer: each replica's stability threshold `edge` is a coordinate, and an optimizer
+     with state (momentum, Adam, …) saves it beside θ (`opt_<buffer>`, and in the resume slots
+     between θ and the warm-start vectors). Versions 1 and 2 trained with gradient descent
+     only: no state, and the threshold 2/η (`edge_coordinate` false: readers compute it).
 
 >>> from landscape.store.schema import read
 >>> s = read({"landscape_schema": 1, "num_params": 603}, ckpt_width=1 + 603 * 3, top_k=2)
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 from landscape import LandscapeError, __version__
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Schema:
     data_digest: str  # SHA-256 of the data ("" where the store did not record it)
     param_map: tuple  # ((name, shape), …) in θ's order (empty: the built-in MLP of an old store)
     layers: tuple[str, ...]  # the layers of the per-layer spectra
+    edge: bool = True  # the store holds each replica's stability threshold `edge` (else it is 2/η)
 
 
 def attributes(iterates: int, ckpt_vectors: int, data_digest: str, param_map, layers) -> dict:
@@ -51,6 +56,7 @@ def attributes(iterates: int, ckpt_vectors: int, data_digest: str, param_map, la
         "data_digest": str(data_digest),
         "param_map": [[str(nm), [int(d) for d in shape]] for nm, shape in param_map],
         "layers": [str(v) for v in layers],
+        "edge_coordinate": True,
     }
 
 
@@ -71,7 +77,15 @@ def _from_1(attrs: dict, ckpt_width: int | None, top_k: int) -> dict:
     return out
 
 
-MIGRATIONS: dict[int, Callable[[dict, int | None, int], dict]] = {1: _from_1}
+def _from_2(attrs: dict, ckpt_width: int | None, top_k: int) -> dict:
+    """Version 2 → 3: gradient descent only, so no optimizer state and no stored threshold."""
+    out = dict(attrs)
+    out["edge_coordinate"] = False
+    out["landscape_schema"] = 3
+    return out
+
+
+MIGRATIONS: dict[int, Callable[[dict, int | None, int], dict]] = {1: _from_1, 2: _from_2}
 
 
 def read(attrs: Mapping, ckpt_width: int | None = None, top_k: int = 2, where="store") -> Schema:
@@ -109,4 +123,5 @@ def read(attrs: Mapping, ckpt_width: int | None = None, top_k: int = 2, where="s
         data_digest=str(attrs.get("data_digest") or ""),
         param_map=pm,
         layers=tuple(str(x) for x in layers),
+        edge=bool(attrs.get("edge_coordinate", True)),
     )

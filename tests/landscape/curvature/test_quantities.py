@@ -23,7 +23,8 @@ BASE = RunConfig(
     hessian_every=20, save_params_every=20, chunk_steps=40, n_per_class=10,
 )  # fmt: skip
 KNOBS = {"layer_spectra": True, "trace_samples": 8, "density_steps": 6, "bottom_k": 2, "grad_norm": True,
-         "ggn_k": 2, "class_accuracy": True}  # fmt: skip
+         "ggn_k": 2, "precond_k": 2, "class_accuracy": True}  # fmt: skip
+NEEDS = {"precond_k": dict(optimizer="adam", etas=(0.01, 0.02))}  # what a quantity's knob goes with
 
 
 def test_every_declared_quantity_has_a_knob_and_arrays():
@@ -32,12 +33,12 @@ def test_every_declared_quantity_has_a_knob_and_arrays():
     arrays = quantities.arrays()
     assert len(set(arrays)) == len(arrays)
     for q in quantities.REGISTRY:
-        assert not q.enabled(BASE) and q.enabled(replace(BASE, **{q.knob: KNOBS[q.knob]}))
+        assert not q.enabled(BASE) and q.enabled(replace(BASE, **{q.knob: KNOBS[q.knob]}, **NEEDS.get(q.knob, {})))
 
 
 @pytest.mark.parametrize("q", quantities.REGISTRY, ids=lambda q: q.name)
 def test_a_quantity_is_stored_checked_named_and_recomputed(tmp_path, q):
-    cfg = replace(BASE, **{q.knob: KNOBS[q.knob]})
+    cfg = replace(BASE, **{q.knob: KNOBS[q.knob]}, **NEEDS.get(q.knob, {}))
     path = record(cfg, tmp_path / "r.zarr")
     store = RunStore.open(path)
     n = store.attrs["num_params"]
@@ -82,8 +83,11 @@ def test_a_diverged_replica_reads_nan_and_the_others_are_unchanged(small_data):
     from landscape.problem.mlp import MLPSpec
 
     spec = MLPSpec(2, 5, 3)
-    eng = MLPEngine(spec, small_data, "dce", eta=[0.5, 0.5, 0.5], amplitude=[3.0] * 3, period=[20] * 3)
+    hyper = RunConfig().hyper([0.05] * 3)  # Adam's, for the preconditioned spectrum
+    eng = MLPEngine(spec, small_data, "dce", eta=[0.05] * 3, amplitude=[3.0] * 3, period=[20] * 3, optimizer="adam",
+                    hyper=hyper)  # fmt: skip
     theta = spec.init([0, 1, 2])
+    eng.advance(theta, 0, 4)  # the optimizer's state (its preconditioner) at step 4
     sick = theta.clone()
     sick[1, 3] = float("nan")
     cfg = replace(BASE, **KNOBS)

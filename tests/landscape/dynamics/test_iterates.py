@@ -107,7 +107,7 @@ def _next(out, cfg, r):
     from landscape.store.run import RunStore
 
     st = RunStore.open(out)
-    theta, _ = st.read_ckpt(cfg.steps, st.attrs["num_params"])
+    theta, _, _ = st.read_ckpt(cfg.steps, st.attrs["num_params"])
     return theta[r]
 
 

@@ -44,11 +44,11 @@ def test_checkpoint_slots_never_overwrite_the_last_flushed_one(store):
     store.write_ckpt(40, th(1), None)
     store.set_attrs(steps_done=40)
     store.write_ckpt(80, th(2), np.ones((R, 3, n)))  # the slot not holding step 40
-    theta40, _ = store.read_ckpt(40, n)
+    theta40, _, _ = store.read_ckpt(40, n)
     assert np.all(theta40 == 1)
     store.set_attrs(steps_done=80)
     store.write_ckpt(120, th(3), None)
-    theta80, warm = store.read_ckpt(80, n)
+    theta80, warm, _ = store.read_ckpt(80, n)
     assert np.all(theta80 == 2) and warm.shape == (R, 3, n)
     with pytest.raises(LandscapeError, match="no resume state for step 40"):
         store.read_ckpt(40, n)

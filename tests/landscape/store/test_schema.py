@@ -31,8 +31,8 @@ def test_the_stores_kept_are_the_versions_they_claim():
 @pytest.mark.parametrize(
     "path, facts",
     [
-        (SHIPPED, dict(version=1, iterates=0, ckpt_vectors=2, data_digest="", param_map=())),
-        (V02, dict(version=1, iterates=4, ckpt_vectors=3)),
+        (SHIPPED, dict(version=1, iterates=0, ckpt_vectors=2, data_digest="", param_map=(), edge=False)),
+        (V02, dict(version=1, iterates=4, ckpt_vectors=3, edge=False)),
     ],
 )
 def test_an_old_store_reads_through_its_migration(path, facts):
@@ -47,10 +47,10 @@ def test_a_current_store_writes_every_fact_and_needs_no_migration(tmp_path, tiny
 
     path = record(tiny_cfg, tmp_path / "r.zarr")
     attrs = json.loads((path / "zarr.json").read_text())["attributes"]
-    assert attrs["landscape_schema"] == schema.SCHEMA_VERSION == 2
+    assert attrs["landscape_schema"] == schema.SCHEMA_VERSION == 3 and attrs["edge_coordinate"] is True
     assert attrs["ckpt_vectors"] == tiny_cfg.top_k + tiny_cfg.eig_oversample and attrs["iterate_signals"] == 4
     s = RunStore.open(path).schema
-    assert (s.version, s.ckpt_vectors, s.iterates) == (2, 3, 4) and len(s.data_digest) == 64
+    assert (s.version, s.ckpt_vectors, s.iterates, s.edge) == (3, 3, 4, True) and len(s.data_digest) == 64
 
 
 def test_the_migration_of_version_1_against_hand_made_attributes():
@@ -59,10 +59,18 @@ def test_the_migration_of_version_1_against_hand_made_attributes():
     assert schema.read(base, ckpt_width=1 + 10 * 3, top_k=2).ckpt_vectors == 2  # before the guard vectors
     assert schema.read(base, ckpt_width=1 + 10 * 4, top_k=2).ckpt_vectors == 3  # one guard vector
     assert schema.read(base, ckpt_width=1 + 10 * 4 + 5, top_k=2).ckpt_vectors == 2  # not a whole count
-    with pytest.raises(LandscapeError, match="newer than this landscape's 2"):
-        schema.read({"landscape_schema": 3})
+    with pytest.raises(LandscapeError, match="newer than this landscape's 3"):
+        schema.read({"landscape_schema": 4})
     with pytest.raises(LandscapeError, match="ckpt_vectors = 0 is not a count"):
         schema.read({"landscape_schema": 2, "iterate_signals": 4, "ckpt_vectors": 0})
+
+
+def test_version_2_reads_as_gradient_descent_with_its_threshold_computed():
+    """A version-2 store trained with gradient descent: no stored threshold (`edge` False), so
+    readers take 2/η; a version-3 store says it holds one."""
+    v2 = {"landscape_schema": 2, "iterate_signals": 4, "ckpt_vectors": 3}
+    assert schema.read(v2).edge is False
+    assert schema.read({**v2, "landscape_schema": 3, "edge_coordinate": True}).edge is True
 
 
 def test_the_0_2_store_is_analysed_replayed_and_resumed(tmp_path):
