@@ -84,7 +84,7 @@ def summarize(runs: xr.Dataset) -> xr.Dataset:
             "onset_mean",
         )
     }
-    for c, m in conds:
+    for _, m in conds:
         div = runs.diverged.values[m].astype(bool) if "diverged" in runs else np.zeros(int(m.sum()), dtype=bool)
         lam = np.where(div, np.nan, runs.lambda1.values[m])  # a diverged run is counted apart
         ok = np.isfinite(lam)

@@ -199,7 +199,14 @@ def signals_deferred():
 
 
 def _run(
-    store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start: int, warm, progress: Progress | None, state=None
+    store: RunStore,
+    cfg: RunConfig,
+    engine: ReplicaEngine,
+    theta,
+    start: int,
+    warm,
+    progress: Progress | None,
+    state=None,
 ):
     keep_freed_memory()
     if cfg.threads:

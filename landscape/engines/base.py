@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
+from landscape import LandscapeError
 from landscape.curvature.eigen import BlockOp
 from landscape.curvature.ggn import ggn_block
 from landscape.curvature.healthy import DIVERGED_BOUND, healthy  # noqa: F401 (the engines' names for them)
 from landscape.dynamics.iterates import Tracker
-from landscape import LandscapeError
 from landscape.problem import losses, optimizers
 from landscape.problem.data import Dataset
 from landscape.problem.schedule import gamma
@@ -158,9 +158,9 @@ class ReplicaEngine(abc.ABC):
             return optimizers.init_state(self.optimizer, zeros), 0
         return self._opt_state, self._opt_t
 
-    def set_optimizer_state(self, state: dict[str, torch.Tensor] | None, t: int) -> None:
-        """Put the optimizer's buffers of step t in place (None: the zero state, t must be 0): what
-        a resume or a replay from a saved step does before stepping on."""
+    def set_optimizer_state(self, state: dict | None, t: int) -> None:
+        """Put the optimizer's buffers of step t in place ({name: (R, n)} tensors or arrays; None:
+        the zero state, t must be 0): what a resume or a replay from a saved step does first."""
         if self.optimizer == "gd":  # no state: θ alone continues the run
             self._opt_t = int(t)
             return

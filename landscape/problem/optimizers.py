@@ -27,7 +27,7 @@ that of the preconditioned Hessian P⁻¹H with P = diag(√ŝ + ε) held fixed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -61,14 +61,16 @@ class Hyper:
     def to(self, dtype, device) -> Hyper:
         """The same hyper-parameters as tensors of this dtype on this device."""
         cast = lambda v: None if v is None else torch.as_tensor(v).to(dtype=dtype, device=device)  # noqa: E731
-        names = ("eta", "beta", "alpha", "beta1", "beta2", "eps")
-        return Hyper(**{k: cast(getattr(self, k)) for k in names}, bias_correction=self.bias_correction)
-
-    def rows(self, idx) -> Hyper:
-        """The hyper-parameters of the replicas `idx` (indices or a boolean mask)."""
-        pick = lambda v: None if v is None else v[idx]  # noqa: E731
-        names = ("eta", "beta", "alpha", "beta1", "beta2", "eps")
-        return Hyper(**{k: pick(getattr(self, k)) for k in names}, bias_correction=self.bias_correction)
+        return replace(
+            self,
+            eta=torch.as_tensor(self.eta).to(dtype=dtype, device=device),
+            beta=cast(self.beta),
+            alpha=cast(self.alpha),
+            beta1=cast(self.beta1),
+            beta2=cast(self.beta2),
+            eps=cast(self.eps),
+            _cols={},
+        )
 
     def col(self, name: str) -> torch.Tensor:
         """The hyper-parameter as a column (R, 1), for broadcasting over θ's entries."""

@@ -19,7 +19,6 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from landscape import LandscapeError
 from landscape.runs import build

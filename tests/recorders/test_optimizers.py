@@ -68,13 +68,13 @@ def torch_loop(cfg: RunConfig, steps: int):
         if cfg.model:
             module = make(rep.seed)
             params = list(module.parameters())
-            f_of = lambda: module(eng.X)[None]  # noqa: E731
-            flat = lambda: torch.cat([p.detach().reshape(-1) for p in params])  # noqa: E731
+            f_of = lambda module=module: module(eng.X)[None]  # noqa: E731
+            flat = lambda params=params: torch.cat([p.detach().reshape(-1) for p in params])  # noqa: E731
         else:
             th = theta0[r].clone().requires_grad_()
             params = [th]
-            f_of = lambda: forward(eng.spec, th[None], eng.X)  # noqa: E731
-            flat = lambda: th.detach().clone()  # noqa: E731
+            f_of = lambda th=th: forward(eng.spec, th[None], eng.X)  # noqa: E731
+            flat = lambda th=th: th.detach().clone()  # noqa: E731
         opt = TORCH[cfg.optimizer](params, rep.eta)
         thetas[r, 0] = flat().numpy()
         for t in range(steps):

@@ -63,6 +63,15 @@ GENERALIZATION_COLUMNS = [("runs", 4, "n", "d"), ("val acc", 8, "val_mean", ".3f
 # fmt: on
 
 
+def instability_columns(summary) -> list:
+    """The instability table's columns: with another optimizer than gd, its name, and its
+    threshold (`edge`) in place of 2/η."""
+    if "optimizer" not in summary.coords:
+        return CONDITION + INSTABILITY_COLUMNS
+    edge = {"2/η": ("edge", 7, "threshold", ".3g"), "λ1/(2/η)": ("λ1/edge", 9, "ratio_mean", ".3f")}
+    return [("optimizer", 9, "optimizer", "s"), *CONDITION] + [edge.get(c[0], c) for c in INSTABILITY_COLUMNS]
+
+
 def summary_command(default_fig: str):
     """An `analyze` command over many stores that prints a summary, draws it and may save it."""
 

@@ -15,6 +15,7 @@ from landscape.analysis.bifurcations import LAMBDA_SOURCES, VARIABLES
 from ..options import detector_options, user_errors
 from .common import (
     CONDITION,
+    instability_columns,
     GENERALIZATION_COLUMNS,
     INSTABILITY_COLUMNS,
     analyze,
@@ -102,10 +103,12 @@ def bifurcations(store, series, period, variable, lambda_source, out, **settings
         return
     check_target(store, out)  # a read-only store is refused before the detection, not after
     res = detect(store, det, variable, lambda_source)
+    gd = res.attrs.get("optimizer", "gd") == "gd"
+    edge, ratio = ("2/η", "λ1/(2/η)") if gd else ("edge", "λ1/edge")  # λ of P⁻¹H for rmsprop, adam
     click.echo(
         f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>5} {'T':>6} {'cycle':>5} {'instab':>7} {'p2':>7} {'p4':>7} "
-        f"{'p8':>7} {'p16':>7} {'chaos':>7} {'λ1(t)':>7} {'λ1(t+1)':>7} {'λ1 mean':>7} {'λ2':>7} {'2/η':>6} "
-        f"{'λ1/(2/η)':>9}"
+        f"{'p8':>7} {'p16':>7} {'chaos':>7} {'λ1(t)':>7} {'λ1(t+1)':>7} {'λ1 mean':>7} {'λ2':>7} {edge:>6} "
+        f"{ratio:>9}"
     )
     o, l1, l2 = res.onset.values, res.lambda1.values, res.lambda2.values
     la, lb = res.lambda1_t.values, res.lambda1_t1.values
@@ -113,7 +116,7 @@ def bifurcations(store, series, period, variable, lambda_source, out, **settings
         for k in range(res.sizes["cycle"]):
             if not np.isfinite(o[r, k, 0]):
                 continue
-            tw = float(res.two_over_eta[r])
+            tw = float(res.threshold[r]) if "threshold" in res else float(res.two_over_eta[r])
             click.echo(
                 f"{r:>3} {int(res.seed[r]):>4} {float(res.eta[r]):>7g} {float(res.amplitude[r]):>5g} "
                 f"{int(res.period[r]):>6} {k:>5} "
@@ -140,7 +143,7 @@ def instability(stores, out, fig):
     summary_out(out)
     runs = first_instabilities(stores)
     summ = summarize(runs)
-    print_summary(summ, CONDITION + INSTABILITY_COLUMNS)
+    print_summary(summ, instability_columns(summ))
     click.echo("figures " + ", ".join(draw_fig4(summ, fig)) + save_pair(out, "instability", runs, summ))
 
 
