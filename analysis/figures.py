@@ -5,7 +5,8 @@ in a notebook or anywhere else; matplotlib is the optional extra `landscape[plot
 
 fig1: drawn by `edge_of_stability.draw` (mean F(t) and λ_max/(2/η) per width and η);
 fig2: Γ_i(t), F(t), training accuracy, λ1 and λ2 with 2/η, and loss slices;
-fig4: λ_max at the first instability vs η with the dashed 2/η.
+fig4: λ_max at the first instability vs η with the dashed 2/η (`draw_fig4_optimizers`: against each
+      optimizer's own threshold).
 """
 
 from __future__ import annotations
@@ -171,6 +172,49 @@ def draw_fig4(summary: xr.Dataset, path):
         )  # fmt: skip
         for a, t in pairs
     ]
+    fig.legend(handles=key, fontsize=7, loc="outside right center", frameon=False)
+    return save(fig, path)
+
+
+def draw_fig4_optimizers(summary: xr.Dataset, path):
+    """Fig. 4 across optimizers: the sharpness at the first instability (λ(H), or λ(P⁻¹H) for
+    rmsprop and adam) against each optimizer's own threshold, log–log with the diagonal (left),
+    and their ratio (right). One colour per optimizer and threshold rule (its β read from
+    threshold·η), one marker per loss; standard errors capped."""
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2)
+    opt, L = summary.optimizer.values, summary.loss_name.values
+    edge, eta = summary.threshold.values.astype(float), summary.eta.values.astype(float)
+    # the threshold's rule per optimizer (its β): threshold·η is the same for all η of one rule
+    rule = np.array([f"{o} ({e * h:.3g}/η)" for o, e, h in zip(opt, edge, eta)], dtype=object)
+    rules = list(dict.fromkeys(sorted(rule, key=lambda r: (r.split()[0] != "gd", r))))
+    colours = dict(zip(rules, [f"C{i}" for i in range(10)]))
+    losses = sorted({str(v) for v in L})
+    shapes = dict(zip(losses, "os^DvP"))
+    for r in rules:
+        for loss in losses:
+            m = (rule == r) & (L == loss) & np.isfinite(summary.lambda1_mean.values)
+            if not m.any():
+                continue
+            x, y, se = edge[m], summary.lambda1_mean.values[m], summary.lambda1_sem.values[m]
+            style = dict(marker=shapes[loss], ls="none", ms=5, color=colours[r], capsize=2)
+            ax.errorbar(x, y, yerr=se, **style)
+            ax2.errorbar(x, summary.ratio_mean.values[m], yerr=summary.ratio_sem.values[m], **style)
+    finite = edge[np.isfinite(edge)]
+    grid = np.geomspace(finite.min() / 1.5, finite.max() * 1.5, 20)
+    ax.plot(grid, grid, "k--", lw=1)
+    ax2.axhline(1, color="k", ls="--", lw=1)
+    for a_ in (ax, ax2):
+        a_.set_xscale("log")
+        a_.set_xlabel("the optimizer's threshold (2/η for gd)")
+    ax.set_yscale("log")
+    ax.set_ylabel("sharpness at first instability\n(λ(P⁻¹H) for adam, rmsprop)")
+    ax2.set_ylabel("sharpness / threshold at first instability")
+    key = [Line2D([], [], color=colours[r], marker="o", ls="none", label=r) for r in rules]
+    key += [Line2D([], [], color="0.3", marker=shapes[loss], ls="none", label=loss.upper()) for loss in losses]
+    key.append(Line2D([], [], color="k", ls="--", label="the threshold"))
     fig.legend(handles=key, fontsize=7, loc="outside right center", frameon=False)
     return save(fig, path)
 

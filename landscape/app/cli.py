@@ -271,6 +271,10 @@ def info(store):
     )
     click.echo(f"network    {net}, {a.get('num_params')} parameters, {cfg.dtype} on {cfg.device}")
     click.echo(f"data       {a.get('data')}")
+    from landscape.problem.optimizers import describe
+
+    h = (cfg.beta, cfg.alpha, cfg.beta1, cfg.beta2, cfg.eps, cfg.bias_correction)
+    click.echo(f"optimizer  {describe(cfg.optimizer, *h)}")
     click.echo(
         f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
         f"parameters every {cfg.save_params_every} steps"

@@ -133,6 +133,23 @@ def preconditioner(name: str, state: dict[str, torch.Tensor], h: Hyper, k: int) 
     return None
 
 
+def describe(name: str, beta: float, alpha: float, beta1: float, beta2: float, eps: float, bias_correction: bool) -> str:
+    """One line naming the rule, its hyper-parameters and its threshold (what `landscape info` says).
+
+    >>> describe("momentum", 0.9, 0.99, 0.9, 0.999, 1e-8, True)
+    'momentum (heavy ball) β 0.9; threshold (2 + 2β)/η on λ(H)'
+    """
+    check(name)
+    return {
+        "gd": "gd; threshold 2/η on λ(H)",
+        "momentum": f"momentum (heavy ball) β {beta:g}; threshold (2 + 2β)/η on λ(H)",
+        "nesterov": f"nesterov β {beta:g}; threshold (2 + 2β)/((1 + 2β)η) on λ(H)",
+        "rmsprop": f"rmsprop α {alpha:g} ε {eps:g}; threshold 2/η on λ(P⁻¹H)",
+        "adam": f"adam β1 {beta1:g} β2 {beta2:g} ε {eps:g}{'' if bias_correction else ' (no bias correction)'}; "
+        "threshold (2 + 2β1)/((1 − β1)η) on λ(P⁻¹H)",
+    }[name]
+
+
 def edge(name: str, eta: torch.Tensor, beta=None, beta1=None) -> torch.Tensor:
     """The stability threshold (R,) on the sharpness (of P⁻¹H for the adaptive rules)."""
     check(name)

@@ -102,3 +102,57 @@ def test_per_loss_pools_the_conditions_that_had_an_instability():
     assert (float(pl.ratio_min[0]), float(pl.ratio_max[0])) == (0.9, 1.0)
     assert pl.n_conditions.values.tolist() == [2, 1] and pl.n_unstable.values.tolist() == [5, 1]
     assert np.isnan(float(pl.ratio_std[1]))  # one condition has no spread
+
+
+def _runs(rows):
+    """A runs dataset as `first_instabilities` writes it, from (optimizer, η, threshold, λ1)."""
+    cols = {
+        "optimizer": np.array([r[0] for r in rows], dtype=object),
+        "loss_name": np.array(["dce"] * len(rows), dtype=object),
+        "eta": np.array([r[1] for r in rows]),
+        "amplitude": np.full(len(rows), 50.0),
+        "period": np.full(len(rows), 5000),
+        "threshold": np.array([r[2] for r in rows]),
+        "lambda1": np.array([r[3] for r in rows]),
+        "lambda1_spread": np.full(len(rows), 0.1),
+        "first_instability": np.full(len(rows), 100.0),
+        "unstable_from_start": np.zeros(len(rows), dtype=bool),
+        "diverged": np.zeros(len(rows), dtype=bool),
+    }
+    return xr.Dataset({k: ("run", v) for k, v in cols.items()})
+
+
+def test_runs_of_several_optimizers_are_held_against_their_own_thresholds(tmp_path):
+    """Momentum at β 0.5 and 0.9 with one η are two conditions (their thresholds differ); each
+    ratio is λ1 over its own threshold; gd alone keeps Fig. 4's keys and 2/η."""
+    rows = [("gd", 1.0, 2.0, 1.9), ("gd", 1.0, 2.0, 1.7), ("momentum", 1.0, 3.0, 2.7), ("momentum", 1.0, 3.0, 2.9),
+            ("momentum", 1.0, 3.8, 3.6), ("momentum", 1.0, 3.8, 3.4)]  # fmt: skip
+    summ = summarize(_runs(rows))
+    assert summ.sizes["condition"] == 3 and {"optimizer", "threshold"} <= set(summ.coords)
+    for opt, edge, lam in (("gd", 2.0, (1.9, 1.7)), ("momentum", 3.0, (2.7, 2.9)), ("momentum", 3.8, (3.6, 3.4))):
+        row = summ.isel(condition=int(np.flatnonzero((summ.optimizer.values == opt) & (summ.threshold == edge))[0]))
+        assert float(row.ratio_mean) == pytest.approx(np.mean(lam) / edge, rel=1e-12)
+        assert float(row.spread_ratio) == pytest.approx(0.1 / edge, rel=1e-12)
+    gd = summarize(_runs(rows[:2]))
+    assert "optimizer" not in gd.coords and float(gd.ratio_mean[0]) == pytest.approx(1.8 / 2.0, rel=1e-12)
+    from landscape.analysis.figures import draw_fig4_optimizers
+
+    paths = draw_fig4_optimizers(summ, tmp_path / "f.png")
+    assert all(Path(p).stat().st_size > 1000 for p in paths)
+
+
+@pytest.mark.slow
+def test_heavy_ball_reaches_its_own_threshold_not_2_over_eta(tmp_path):
+    """Heavy-ball momentum (β 0.5, η 1) on the spiral: the first instability comes at λ1 ≈
+    (2 + 2β)/η = 3, half again above gradient descent's 2/η; the table says `edge`."""
+    out = tmp_path / "hb.zarr"
+    r = CliRunner().invoke(main, ["record", "--loss", "dce", "--optimizer", "momentum", "--beta", "0.5", "--eta", "1",
+                                  "-A", "70", "-T", "5000", "--seeds", "2", "--steps", "6000", "--until",
+                                  "first-instability", "-q", "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    runs = first_instabilities([out])
+    assert (runs.threshold.values == 3.0).all() and np.isfinite(runs.lambda1.values).all()
+    ratio = runs.lambda1.values / 3.0
+    assert ((ratio > 0.85) & (ratio < 1.1)).all(), ratio
+    r = CliRunner().invoke(main, ["analyze", "instability", str(out), "--fig", str(tmp_path / "f.png")])
+    assert r.exit_code == 0 and "λ1/edge" in r.output and "momentum" in r.output, r.output

@@ -21,5 +21,5 @@ common="-A 50 -T 5000 --seeds 10 --width 100 --steps 20000 --until first-instabi
   echo "nag09_dmse1  --loss dmse1 --optimizer nesterov --beta 0.9 --eta 0.136,0.204,0.271"
   echo "adam_dce     --loss dce   --optimizer adam     --eta 0.001,0.003,0.01 --precond-k 2"
   echo "adam_dmse1   --loss dmse1 --optimizer adam     --eta 0.001,0.003,0.01 --precond-k 2"
-} | xargs -P "$jobs" -L 1 bash -c 'name=$0; shift; if [ -e "'"$out"'/$name.zarr" ]; then landscape record --resume "'"$out"'/$name.zarr" -q || true; else landscape record "$@" '"$common"' --out "'"$out"'/$name.zarr"; fi'
+} | xargs -P "$jobs" -L 1 bash -c 'name=$0; if [ -e "'"$out"'/$name.zarr" ]; then landscape record --resume "'"$out"'/$name.zarr" -q || true; else landscape record "$@" '"$common"' --out "'"$out"'/$name.zarr"; fi'
 landscape analyze instability "$out"/*.zarr --fig "$out/fig4_optimizers.png" --out "$out/fig4_optimizers_results.zarr"

@@ -135,8 +135,9 @@ def bifurcations(store, series, period, variable, lambda_source, out, **settings
 
 @summary_command("fig4.png")
 def instability(stores, out, fig):
-    """λ1 at the first instability vs η per (loss, η, A, T): mean ± s.e. over replicas, next to 2/η."""
-    from landscape.analysis.figures import draw_fig4
+    """λ1 at the first instability vs η per (loss, η, A, T): mean ± s.e. over replicas, next to 2/η
+    (or to each optimizer's own threshold, for runs of other optimizers than gd)."""
+    from landscape.analysis.figures import draw_fig4, draw_fig4_optimizers
     from landscape.analysis.first_instability import first_instabilities, summarize
 
     fig_dir(fig, "--fig")
@@ -144,7 +145,8 @@ def instability(stores, out, fig):
     runs = first_instabilities(stores)
     summ = summarize(runs)
     print_summary(summ, instability_columns(summ))
-    click.echo("figures " + ", ".join(draw_fig4(summ, fig)) + save_pair(out, "instability", runs, summ))
+    draw = draw_fig4_optimizers if "optimizer" in summ.coords else draw_fig4
+    click.echo("figures " + ", ".join(draw(summ, fig)) + save_pair(out, "instability", runs, summ))
 
 
 @summary_command("fig3.png")
