@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -132,7 +133,10 @@ def _library(key: tuple) -> ctypes.CDLL:
         common = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
         lib.landscape_fused_hvp.restype = lib.landscape_fused_steps.restype = ctypes.c_int
         lib.landscape_fused_hvp.argtypes = common
-        lib.landscape_fused_steps.argtypes = [*common, ctypes.c_int] + [ctypes.c_void_p] * 3  # + the signals
+        lib.landscape_fused_steps.argtypes = (
+            [*common, ctypes.c_int] + [ctypes.c_void_p] * 3  # + the signals
+            + [ctypes.c_int] + [ctypes.c_void_p] * 3 + [ctypes.c_longlong]  # + the optimizer
+        )  # fmt: skip
         lib.landscape_fused_accuracy.restype = ctypes.c_int
         lib.landscape_fused_accuracy.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 4
         lib.landscape_lane_math.restype = ctypes.c_int
@@ -193,11 +197,17 @@ class FusedKernel:
             f.result()
 
     def __call__(
-        self, theta: torch.Tensor, G: torch.Tensor, eta: torch.Tensor, track: Tracker | None = None
+        self,
+        theta: torch.Tensor,
+        G: torch.Tensor,
+        eta: torch.Tensor,
+        track: Tracker | None = None,
+        opt: Optimizer | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """θ (R, n) after the S steps of Γ G (S, R, C), and (S, 3, R) metrics: F, static loss and
         training accuracy at θ before each step. θ is not modified. With `track`, the steps'
-        iterate signals are computed in the loop and handed to it."""
+        iterate signals are computed in the loop and handed to it; with `opt`, another optimizer
+        than gradient descent, its state buffers advanced in place."""
         S, R, C = G.shape
         if theta.shape != (R, self.num_params) or C != self.C:
             raise ValueError(f"fused step: θ {tuple(theta.shape)}, Γ {tuple(G.shape)} do not fit this network")
@@ -217,12 +227,16 @@ class FusedKernel:
                 raise ValueError("fused step: at most 16 projection directions (KMAX of fused_step.cpp)")
         sigs = [torch.empty((S, 3 + K, r1 - r0), dtype=self.dtype) for r0, r1 in chunks] if K else []
 
+        if opt is not None:
+            opt.check(R, self.num_params, self.dtype)
+
         def run(r0: int, r1: int) -> None:
             g = G if r1 - r0 == R else G[:, r0:r1].contiguous()
             i = chunks.index((r0, r1))
             tr = (K, _ptr(U), _ptr(state[r0:r1]), _ptr(sigs[i])) if K else (0, None, None, None)
+            op = opt.args(r0, r1) if opt is not None else (0, None, None, None, 0)
             rc = self._fn(S, r1 - r0, self.width, *self.train.args, _ptr(g), _ptr(eta[r0:r1]),
-                          _ptr(out[r0:r1]), _ptr(parts[i]), *tr)  # fmt: skip
+                          _ptr(out[r0:r1]), _ptr(parts[i]), *tr, *op)  # fmt: skip
             if rc != 0:
                 raise MemoryError("fused step: out of memory for its accumulators")
 
@@ -265,6 +279,33 @@ class FusedKernel:
 
         self._run(run, self._chunks(theta.shape[0]))
         return torch.where(torch.isfinite(theta).all(dim=1), out, torch.nan)  # a diverged or stopped replica: none
+
+
+@dataclass
+class Optimizer:
+    """Another optimizer than gradient descent, as the C loop takes it: its code (`CODES`), the
+    per-replica hyper-parameters (R, 3) (β | α, 0, ε | β1, β2, ε), its one or two state buffers
+    (R, n), contiguous, updated in place, and the number of updates done before these steps."""
+
+    code: int
+    hyper: torch.Tensor
+    s1: torch.Tensor
+    s2: torch.Tensor | None
+    done: int
+
+    def check(self, R: int, n: int, dtype) -> None:
+        for a in (self.s1, self.s2):
+            if a is not None and (a.shape != (R, n) or a.dtype != dtype or not a.is_contiguous()):
+                raise ValueError("fused step: the optimizer's state must be (R, n), contiguous, of the step's dtype")
+        if self.hyper.shape != (R, 3) or self.hyper.dtype != dtype or not self.hyper.is_contiguous():
+            raise ValueError("fused step: the optimizer's hyper-parameters must be (R, 3) of the step's dtype")
+
+    def args(self, r0: int, r1: int) -> tuple:
+        s2 = None if self.s2 is None else _ptr(self.s2[r0:r1])
+        return (self.code, _ptr(self.hyper[r0:r1]), _ptr(self.s1[r0:r1]), s2, self.done)
+
+
+CODES = {"gd": 0, "momentum": 1, "nesterov": 2, "rmsprop": 3, "adam": 4}  # adam without bias correction: 5
 
 
 def _ptr(t: torch.Tensor) -> ctypes.c_void_p:

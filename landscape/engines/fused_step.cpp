@@ -1,4 +1,5 @@
-// Full-batch gradient-descent steps of R one-hidden-layer MLPs, fused (landscape/fused.py builds it).
+// Full-batch training steps of R one-hidden-layer MLPs, fused (landscape/fused.py builds it): gradient
+// descent, heavy-ball and Nesterov momentum, RMSProp and Adam.
 //
 // Why: the torch step streams every replica's (width × P) activations through memory about eight
 // times a step and pays a kernel launch per operation; here a block of B points goes forward,
@@ -250,13 +251,50 @@ static void iterate_signal(int n, int K, int R, const T* old, const T* th, T* st
     for (int j = 0; j < K; ++j) out[(size_t)(3 + j) * R] = T(pr[j]);
 }
 
+// The optimizer's update of θ_k from its gradient g (torch.optim's rules, operation for operation
+// as landscape/problem/optimizers.py writes them): opt 0 gd, 1 heavy-ball momentum, 2 Nesterov,
+// 3 RMSProp, 4 Adam with bias correction, 5 without; h: the replica's (β | α | β1, β2, ε);
+// s1, s2: its state (v | s | m, s), updated in place; c1, c2: Adam's bias corrections.
+static inline void update(int opt, T& th, T g, T eta, const T* h, T& s1, T& s2, T c1, T c2) {
+    switch (opt) {
+        case 0:
+            th -= eta * g;
+            break;
+        case 1:
+        case 2: {
+            T v = g + h[0] * s1;  // βv + g
+            s1 = v;
+            th -= eta * (opt == 2 ? g + h[0] * v : v);
+            break;
+        }
+        case 3: {
+            T s = h[0] * s1 + ((1 - h[0]) * g) * g;
+            s1 = s;
+            th -= (eta * g) / (std::sqrt(s) + h[2]);
+            break;
+        }
+        default: {
+            T m = s1 + (1 - h[0]) * (g - s1);  // torch's lerp(m, g, 1 − β1)
+            T s = h[1] * s2 + ((1 - h[1]) * g) * g;
+            s1 = m;
+            s2 = s;
+            if (opt == 4)
+                th -= ((eta / c1) * m) / (std::sqrt(s) / std::sqrt(c2) + h[2]);
+            else
+                th -= (eta * m) / (std::sqrt(s) + h[2]);
+        }
+    }
+}
+
 extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T* XT, const int32_t* y,
                                      const T* G, const T* eta, T* theta, T* metrics, int K, const T* U,
-                                     T* state, T* signals) {
+                                     T* state, T* signals, int opt, const T* hyper, T* st1, T* st2,
+                                     long long k0) {
     // XT: (D, Pp) inputs, feature-major, zero-padded to Pp (a multiple of B); y: (Pp,) labels;
     // G: (S, R, NC) Γ of each step; eta: (R,); theta: (R, n) in place; metrics: (S, 3, R) of
     // (F, static loss, training accuracy) at θ before each step. With `signals` (S, 3 + K, R):
     // the iterate signal of each step from the state (R, 2, n), updated in place, and U (K, n).
+    // opt, hyper (R, 3), st1, st2 (R, n) in place: the optimizer (`update`), k0 updates done before.
     const int n = D * w + w + w * NC + NC;
     T* old = signals ? new (std::nothrow) T[n] : nullptr;
     if (signals && !old) return 1;
@@ -314,10 +352,23 @@ extern "C" int landscape_fused_steps(int S, int R, int w, int P, int Pp, const T
                 }
             }
             if (old) std::memcpy(old, th, sizeof(T) * n);
-            for (int k = 0; k < n; ++k) {  // θ ← θ − η ∇F, ∇F = the lanes' sum
-                T gk = 0;
-                for (int l = 0; l < L; ++l) gk += acc[k][l];
-                th[k] -= eta[r] * gk;
+            if (opt == 0) {
+                for (int k = 0; k < n; ++k) {  // θ ← θ − η ∇F, ∇F = the lanes' sum
+                    T gk = 0;
+                    for (int l = 0; l < L; ++l) gk += acc[k][l];
+                    th[k] -= eta[r] * gk;
+                }
+            } else {
+                const T* h = hyper + (size_t)r * 3;
+                T* a1 = st1 + (size_t)r * n;
+                T* a2 = st2 ? st2 + (size_t)r * n : a1;
+                const double kk = double(k0 + s + 1);  // this update's count (Adam's bias correction)
+                const T c1 = T(1) - T(std::pow(h[0], kk)), c2 = T(1) - T(std::pow(h[1], kk));
+                for (int k = 0; k < n; ++k) {
+                    T gk = 0;
+                    for (int l = 0; l < L; ++l) gk += acc[k][l];
+                    update(opt, th[k], gk, eta[r], h, a1[k], a2[k], c1, c2);
+                }
             }
             if (old)
                 iterate_signal(n, K, R, old, th, state + (size_t)r * 2 * n, U, signals + (size_t)s * (3 + K) * R + r);

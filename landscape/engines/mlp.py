@@ -38,8 +38,8 @@ class MLPEngine(ReplicaEngine):
         super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device, optimizer, hyper)
         if step not in STRATEGIES:
             raise LandscapeError(f"unknown step '{step}'; choose one of {', '.join(STRATEGIES)}")
-        if optimizer != "gd" and step != "eager":
-            raise LandscapeError(f"the {optimizer} optimizer runs with the eager step, not {step}")
+        if optimizer != "gd" and step == "compile":
+            raise LandscapeError(f"the {optimizer} optimizer runs with the eager or fused step, not compile")
         self.spec = spec
         self.num_params = spec.num_params
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
@@ -133,11 +133,13 @@ class MLPEngine(ReplicaEngine):
     ) -> tuple[torch.Tensor, StepMetrics]:
         """θ_{t+1} = θ_t − η ∇F_t(θ_t), and the metrics at θ_t (G: Γ(t) if precomputed).
 
-        evaluate=False skips the validation forward pass (val_acc NaN): `--eval-every`. Another
-        optimizer than gradient descent runs eagerly, its state advanced to t + 1."""
+        evaluate=False skips the validation forward pass (val_acc NaN): `--eval-every`. With another
+        optimizer than gradient descent its state is advanced to t + 1."""
         G = self.gamma(t) if G is None else G
         if self.optimizer == "gd":
             return self.strategy.step(theta, G, evaluate)
+        if self.strategy.name == "fused":  # the optimizer in the C loop
+            return self.strategy.step(theta, G, evaluate, t)
         g, F, static, acc, val = self._step_parts(theta, G, evaluate and self.has_val)
         if val is None:
             val = torch.full_like(F, float("nan"))

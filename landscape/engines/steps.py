@@ -165,8 +165,8 @@ class FusedStep(_Segmented):
         val = (eng.Xv, eng.yv) if eng.has_val else (None, None)
         self.kernel = FusedKernel(eng.X, eng.y, eng.C, eng.spec.width, eng.loss_name, eng.spec.activation, *val)
 
-    def step(self, theta, G, evaluate):
-        new, m = self.steps(theta, None, G[None], evaluate, None)
+    def step(self, theta, G, evaluate, t: int | None = None):
+        new, m = self.steps(theta, t, G[None], evaluate, None)
         return new, StepMetrics(m.loss[0], m.loss_static[0], m.train_acc[0], m.val_acc[0], G)
 
     def steps(self, theta, t, G, evaluate, track):
@@ -174,8 +174,29 @@ class FusedStep(_Segmented):
         val = torch.full((G.shape[0], theta.shape[0]), float("nan"), dtype=eng.dtype, device=eng.device)
         if evaluate and eng.has_val:
             val[0] = self.kernel.accuracy(theta, val=True)
-        theta, ms = self.kernel(theta, G, eng.eta, track)
+        if eng.optimizer == "gd":
+            theta, ms = self.kernel(theta, G, eng.eta, track)
+            return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
+        # another optimizer: its state at t (the engine's), advanced in the loop, handed back
+        from landscape.engines.fused import CODES, Optimizer
+
+        bufs = {k: v.to(eng.dtype).contiguous().clone() for k, v in eng._state_at(t, theta).items()}
+        first, *second = bufs.values()
+        code = CODES[eng.optimizer] + (eng.optimizer == "adam" and not eng.hyper.bias_correction)
+        opt = Optimizer(code, self._hyper(), first, second[0] if second else None, t)
+        theta, ms = self.kernel(theta, G, eng.eta, track, opt)
+        eng._opt_state, eng._opt_t = bufs, t + G.shape[0]
         return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
+
+    def _hyper(self) -> torch.Tensor:
+        """The optimizer's hyper-parameters per replica as the C loop reads them (R, 3)."""
+        if not hasattr(self, "_hyp"):
+            h, R = self.eng.hyper, self.eng.R
+            zero = torch.zeros(R, dtype=self.eng.dtype)
+            cols = {"momentum": (h.beta, zero, zero), "nesterov": (h.beta, zero, zero),
+                    "rmsprop": (h.alpha, zero, h.eps), "adam": (h.beta1, h.beta2, h.eps)}[self.eng.optimizer]  # fmt: skip
+            self._hyp = torch.stack([c.to(self.eng.dtype) for c in cols], dim=1).contiguous()
+        return self._hyp
 
     def hvp_block(self, theta, G):
         """The fused R-operator: no cache, one pass over the points."""

@@ -133,7 +133,9 @@ def preconditioner(name: str, state: dict[str, torch.Tensor], h: Hyper, k: int) 
     return None
 
 
-def describe(name: str, beta: float, alpha: float, beta1: float, beta2: float, eps: float, bias_correction: bool) -> str:
+def describe(
+    name: str, beta: float, alpha: float, beta1: float, beta2: float, eps: float, bias_correction: bool
+) -> str:
     """One line naming the rule, its hyper-parameters and its threshold (what `landscape info` says).
 
     >>> describe("momentum", 0.9, 0.99, 0.9, 0.999, 1e-8, True)
