@@ -39,7 +39,9 @@ class EagerStep:
         self.eng = eng
         self.core = eng.step_core
 
-    def step(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool) -> tuple[torch.Tensor, StepMetrics]:
+    def step(
+        self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool, t: int | None = None
+    ) -> tuple[torch.Tensor, StepMetrics]:
         new, F, static, acc, val = self.core(theta, G, evaluate and self.eng.has_val)
         if val is None:
             val = torch.full_like(F, float("nan"))
@@ -193,8 +195,12 @@ class FusedStep(_Segmented):
         if not hasattr(self, "_hyp"):
             h, R = self.eng.hyper, self.eng.R
             zero = torch.zeros(R, dtype=self.eng.dtype)
-            cols = {"momentum": (h.beta, zero, zero), "nesterov": (h.beta, zero, zero),
-                    "rmsprop": (h.alpha, zero, h.eps), "adam": (h.beta1, h.beta2, h.eps)}[self.eng.optimizer]  # fmt: skip
+            cols = {
+                "momentum": (h.beta, zero, zero),
+                "nesterov": (h.beta, zero, zero),
+                "rmsprop": (h.alpha, zero, h.eps),
+                "adam": (h.beta1, h.beta2, h.eps),
+            }[self.eng.optimizer]
             self._hyp = torch.stack([c.to(self.eng.dtype) for c in cols], dim=1).contiguous()
         return self._hyp
 

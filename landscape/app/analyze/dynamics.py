@@ -15,12 +15,11 @@ from landscape.analysis.bifurcations import LAMBDA_SOURCES, VARIABLES
 from ..options import detector_options, user_errors
 from .common import (
     CONDITION,
-    instability_columns,
     GENERALIZATION_COLUMNS,
-    INSTABILITY_COLUMNS,
     analyze,
     fig_dir,
     fmt,
+    instability_columns,
     print_summary,
     save_pair,
     summary_command,
