@@ -25,3 +25,30 @@ def test_bad_replica_is_one_line(tmp_path):
 
     with pytest.raises(LandscapeError, match="replica 9 out of range"):
         fig2_series(SHIPPED, replica=9)
+
+
+def test_each_optimizer_at_its_edge_is_drawn_from_its_own_sharpness(tmp_path):
+    """`plot edges`: a gd store (the shipped one, schema 1: its threshold 2/η), an Adam run
+    recorded with --precond-k (λ(P⁻¹H) over 38/η, the stored values), and an Adam run without
+    it refused in one line."""
+    import numpy as np
+    import xarray as xr
+    from click.testing import CliRunner
+
+    from landscape.analysis.figures import sharpness_over_edge
+    from landscape.app.cli import main
+
+    args = ["record", "--loss", "dce", "--optimizer", "adam", "--eta", "0.003", "--width", "6", "--n-per-class",
+            "10", "--steps", "100", "--hessian-every", "10", "--save-params-every", "50", "--chunk-steps", "50", "-q"]  # fmt: skip
+    adam, bare = tmp_path / "adam.zarr", tmp_path / "bare.zarr"
+    assert CliRunner().invoke(main, [*args, "--precond-k", "2", "--out", str(adam)]).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "--out", str(bare)]).exit_code == 0
+    ds = xr.open_zarr(adam)
+    ratio, label = sharpness_over_edge(ds, "adam")
+    np.testing.assert_allclose(ratio, ds.pre_eigval.values[:, :, 0] * 0.003 / 38, rtol=1e-12)
+    assert label == "λ1(P⁻¹H)"
+    r = CliRunner().invoke(main, ["plot", "edges", str(SHIPPED), str(adam), "--fig", str(tmp_path / "e.png")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "e.png").stat().st_size > 5000
+    r = CliRunner().invoke(main, ["plot", "edges", str(bare), "--fig", str(tmp_path / "b.png")])
+    assert r.exit_code == 2 and "record it with --precond-k" in r.output and "Traceback" not in r.output

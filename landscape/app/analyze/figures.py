@@ -61,3 +61,17 @@ def fig4(stores, fig):
 
     fig_dir(fig, "--fig")
     click.echo("figures " + ", ".join(draw_fig4(summarize(first_instabilities(stores)), fig)))
+
+
+@plot.command()
+@click.argument("stores", nargs=-1, required=True)
+@click.option("--eta", type=float, default=None, help="the η whose replicas are drawn [default: each run's middle η]")
+@click.option("--fig", default="edges.png", show_default=True, help="figure path (PNG and PDF are written)")
+@user_errors()
+def edges(stores, eta, fig):
+    """Each optimizer at its own edge: the sharpness over the run's threshold through training."""
+    from landscape.analysis.figures import draw_edges
+    from landscape.runs.opened import Run
+
+    fig_dir(fig, "--fig")
+    click.echo("figures " + ", ".join(draw_edges([Run.open(s) for s in stores], fig, eta)))
