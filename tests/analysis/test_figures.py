@@ -38,8 +38,8 @@ def test_each_optimizer_at_its_edge_is_drawn_from_its_own_sharpness(tmp_path):
     from landscape.analysis.figures import sharpness_over_edge
     from landscape.app.cli import main
 
-    args = ["record", "--loss", "dce", "--optimizer", "adam", "--eta", "0.003", "--width", "6", "--n-per-class",
-            "10", "--steps", "100", "--hessian-every", "10", "--save-params-every", "50", "--chunk-steps", "50", "-q"]  # fmt: skip
+    args = "record --loss dce --optimizer adam --eta 0.003 --width 6 --n-per-class 10 --steps 100 --hessian-every 10"
+    args = [*args.split(), "--save-params-every", "50", "--chunk-steps", "50", "-q"]
     adam, bare = tmp_path / "adam.zarr", tmp_path / "bare.zarr"
     assert CliRunner().invoke(main, [*args, "--precond-k", "2", "--out", str(adam)]).exit_code == 0
     assert CliRunner().invoke(main, [*args, "--out", str(bare)]).exit_code == 0
