@@ -45,6 +45,11 @@ def summarize(paths, every: int = 100) -> xr.Dataset:
     for p in paths:
         run = Run.open(p)
         ds, cfg = run.ds, run.config
+        if cfg.optimizer != "gd":  # the paper's Fig. 1 is gradient descent against 2/η
+            raise LandscapeError(
+                f"{p}: a {cfg.optimizer} run; Fig. 1 holds gradient descent against 2/η — "
+                "`landscape plot edges` draws any optimizer against its own threshold"
+            )
         for eta in np.unique(ds.eta.values):
             sub = ds.isel(replica=np.flatnonzero(ds.eta.values == eta))
             groups.setdefault((cfg.loss, cfg.width, float(eta)), []).append(sub)

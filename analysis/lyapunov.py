@@ -31,6 +31,11 @@ def lyapunov(source, k: int = 2, start: int = 0, steps: int | None = None, repli
     (default: to the end of the recording): `exponent` (replica, k), `running` (replica, k,
     step) and, with `window`, `window_exponent` (replica, k, window)."""
     run = Run.open(source)
+    if run.config.optimizer != "gd":  # the state's directions would be missing from the tangent map
+        raise LandscapeError(
+            f"{run.path}: a {run.config.optimizer} run; the Lyapunov exponents here are of gradient descent's "
+            "map θ ↦ θ − η∇F (tangent I − ηH), not of an optimizer with state"
+        )
     idx = run.check_replicas(replicas)
     done = run.steps_done
     steps = done - start if steps is None else int(steps)

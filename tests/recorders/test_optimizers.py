@@ -194,3 +194,15 @@ def test_replay_without_the_state_is_refused(tmp_path):
 def test_bad_optimizer_settings_are_one_line(change, message):
     with pytest.raises(LandscapeError, match=message):
         replace(BASE, **change).validate()
+
+
+def test_analyses_of_gradient_descent_alone_refuse_another_optimizer(tmp_path):
+    """Fig. 1's summary (λ against 2/η) and the Lyapunov exponents (tangent map I − ηH) are
+    gradient descent's: a momentum run is refused in one line, not analysed wrongly."""
+    from landscape.analysis import edge_of_stability, lyapunov
+
+    out = record(replace(BASE, optimizer="momentum", steps=80), tmp_path / "hb.zarr")
+    with pytest.raises(LandscapeError, match="Fig. 1 holds gradient descent against 2/η"):
+        edge_of_stability.summarize([out])
+    with pytest.raises(LandscapeError, match="not of an optimizer with state"):
+        lyapunov.lyapunov(out, steps=10)
