@@ -16,6 +16,8 @@ import xarray as xr
 from landscape import LandscapeError
 from landscape.runs.opened import Run
 
+from .io import edge_of
+
 LEVEL, REACH, TAIL = 0.9, 0.95, 0.1
 
 
@@ -128,3 +130,43 @@ def draw(summary: xr.Dataset, path):
         a.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))  # 200 000 steps: ×10⁵, not run-together digits
         a.legend(fontsize=7)
     return save(fig, path)
+
+
+def sharpness_over_edge(ds: xr.Dataset, optimizer: str) -> tuple[np.ndarray, str]:
+    """(R, H) the recorded sharpness the optimizer's threshold applies to, over that threshold,
+    at the spectrum steps: λ1(H) for gd and the momentum methods, λ1(P⁻¹H) for rmsprop and adam
+    (recorded with --precond-k), and its name."""
+    from landscape.problem.optimizers import ADAPTIVE
+
+    name = "pre_eigval" if optimizer in ADAPTIVE else "eigval"
+    if name not in ds:
+        raise LandscapeError(f"a {optimizer} run's threshold applies to λ(P⁻¹H): record it with --precond-k")
+    label = "λ1(P⁻¹H)" if optimizer in ADAPTIVE else "λ1(H)"
+    return ds[name].values[:, :, 0] / edge_of(ds)[:, None], label
+
+
+def hovering(paths) -> xr.Dataset:
+    """Where each run's sharpness sits against its optimizer's own threshold: per (store, η),
+    the median over replicas of each replica's median sharpness/threshold over the second half
+    of its recorded spectra (up to its stop), with the 10 % and 90 % quantiles across replicas.
+    A run at its edge reads ≈ 1 (Cohen et al. 2022: Adam's λ1(P⁻¹H) at 38/η for β1 = 0.9)."""
+    rows: list[dict] = []
+    for p in paths:
+        run = Run.open(p)
+        ds, cfg = run.ds, run.config
+        ratio, label = sharpness_over_edge(ds, cfg.optimizer)
+        per = np.full(ratio.shape[0], np.nan)
+        for r in range(ratio.shape[0]):
+            x = ratio[r][np.isfinite(ratio[r])]
+            if x.size >= 2:
+                per[r] = np.median(x[x.size // 2 :])
+        for eta in np.unique(ds.eta.values):
+            m = np.isclose(ds.eta.values, eta) & np.isfinite(per)
+            q = np.quantile(per[m], [0.1, 0.5, 0.9]) if m.any() else np.full(3, np.nan)
+            rows.append({"store": str(p), "optimizer": cfg.optimizer, "loss_name": cfg.loss, "eta": float(eta),
+                         "threshold": float(edge_of(ds)[np.isclose(ds.eta.values, eta)][0]), "sharpness": label,
+                         "n_runs": int(m.sum()), "q10": q[0], "median": q[1], "q90": q[2]})  # fmt: skip
+    if not rows:
+        raise LandscapeError("no runs given")
+    return xr.Dataset({k: ("row", np.array([r[k] for r in rows], dtype=object if isinstance(rows[0][k], str) else None))
+                       for k in rows[0]})  # fmt: skip

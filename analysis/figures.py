@@ -219,26 +219,13 @@ def draw_fig4_optimizers(summary: xr.Dataset, path):
     return save(fig, path)
 
 
-def sharpness_over_edge(ds: xr.Dataset, optimizer: str) -> tuple[np.ndarray, str]:
-    """(R, H) the recorded sharpness the optimizer's threshold applies to, over that threshold,
-    at the spectrum steps: λ1(H) for gd and the momentum methods, λ1(P⁻¹H) for rmsprop and adam
-    (recorded with --precond-k), and its name."""
-    from landscape.problem.optimizers import ADAPTIVE
-
-    from .io import edge_of
-
-    name = "pre_eigval" if optimizer in ADAPTIVE else "eigval"
-    if name not in ds:
-        raise LandscapeError(f"a {optimizer} run's threshold applies to λ(P⁻¹H): record it with --precond-k")
-    label = "λ1(P⁻¹H)" if optimizer in ADAPTIVE else "λ1(H)"
-    return ds[name].values[:, :, 0] / edge_of(ds)[:, None], label
-
-
 def draw_edges(runs: list, path, eta: float | None = None):
     """One panel per run (`runs`: opened runs): the sharpness over the optimizer's own threshold
     through training, a thin line per replica of one η (`eta`, default the run's middle η), with
     the threshold at 1; each panel titled by its optimizer, rule and loss."""
     from landscape.problem.optimizers import describe
+
+    from .edge_of_stability import sharpness_over_edge
 
     n = len(runs)
     cols = min(n, 3)

@@ -35,7 +35,7 @@ def test_each_optimizer_at_its_edge_is_drawn_from_its_own_sharpness(tmp_path):
     import xarray as xr
     from click.testing import CliRunner
 
-    from landscape.analysis.figures import sharpness_over_edge
+    from landscape.analysis.edge_of_stability import hovering, sharpness_over_edge
     from landscape.app.cli import main
 
     args = "record --loss dce --optimizer adam --eta 0.003 --width 6 --n-per-class 10 --steps 100 --hessian-every 10"
@@ -47,8 +47,13 @@ def test_each_optimizer_at_its_edge_is_drawn_from_its_own_sharpness(tmp_path):
     ratio, label = sharpness_over_edge(ds, "adam")
     np.testing.assert_allclose(ratio, ds.pre_eigval.values[:, :, 0] * 0.003 / 38, rtol=1e-12)
     assert label == "λ1(P⁻¹H)"
+    h = hovering([adam])
+    per = [np.median(x[np.isfinite(x)][np.isfinite(x).sum() // 2 :]) for x in ratio]  # each replica's
+    assert float(h["median"][0]) == pytest.approx(per[0], rel=1e-12)
+    assert h.threshold.values[0] == pytest.approx(38 / 0.003)
     r = CliRunner().invoke(main, ["plot", "edges", str(SHIPPED), str(adam), "--fig", str(tmp_path / "e.png")])
     assert r.exit_code == 0, r.output
+    assert "adam" in r.output and "λ1(P⁻¹H)" in r.output and "gd" in r.output
     assert (tmp_path / "e.png").stat().st_size > 5000
     r = CliRunner().invoke(main, ["plot", "edges", str(bare), "--fig", str(tmp_path / "b.png")])
     assert r.exit_code == 2 and "record it with --precond-k" in r.output and "Traceback" not in r.output

@@ -69,9 +69,21 @@ def fig4(stores, fig):
 @click.option("--fig", default="edges.png", show_default=True, help="figure path (PNG and PDF are written)")
 @user_errors()
 def edges(stores, eta, fig):
-    """Each optimizer at its own edge: the sharpness over the run's threshold through training."""
+    """Each optimizer at its own edge: the sharpness over the run's threshold through training.
+
+    Prints, per store and η, where the sharpness sits over the second half (quantiles across
+    replicas of each replica's median sharpness/threshold)."""
     from landscape.analysis.figures import draw_edges
     from landscape.runs.opened import Run
 
+    from landscape.analysis.edge_of_stability import hovering
+
     fig_dir(fig, "--fig")
+    h = hovering(stores)
+    click.echo(f"{'optimizer':>9} {'loss':>6} {'eta':>7} {'threshold':>9} {'sharpness':>9} {'runs':>4} "
+               f"{'÷ threshold: q10':>16} {'median':>7} {'q90':>6}")  # fmt: skip
+    for i in range(h.sizes["row"]):
+        r = {k: h[k].values[i] for k in h.data_vars}
+        click.echo(f"{r['optimizer']:>9} {r['loss_name']:>6} {r['eta']:>7g} {r['threshold']:>9.4g} {r['sharpness']:>9} "
+                   f"{r['n_runs']:>4} {r['q10']:>16.3f} {r['median']:>7.3f} {r['q90']:>6.3f}")  # fmt: skip
     click.echo("figures " + ", ".join(draw_edges([Run.open(s) for s in stores], fig, eta)))
