@@ -451,8 +451,9 @@ class RunStore:
                 continue
             if not isinstance(v, list) or len(v) != R:
                 bad(f"attribute {name} = {str(v)[:40]} is not a list of one step per replica ({R})")
-            if any(isinstance(x, bool) or not isinstance(x, int) or not -1 <= x < steps for x in v):
-                bad(f"attribute {name} holds {str(v)[:40]}: each must be a step of 0..{steps - 1}, or -1")
+            # a replica stopped or diverged at the last flush reads `steps` (NaN from there: nothing recorded)
+            if any(isinstance(x, bool) or not isinstance(x, int) or not -1 <= x <= steps for x in v):
+                bad(f"attribute {name} holds {str(v)[:40]}: each must be a step of 0..{steps}, or -1")
         pm = self.schema.param_map
         counted = sum(int(np.prod(shape)) for _, shape in pm)
         if pm and counted != a["num_params"]:

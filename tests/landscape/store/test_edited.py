@@ -107,3 +107,18 @@ def test_a_damaged_saved_vector_is_one_line_in_the_views(recorded, tmp_path, com
     assert r.exit_code == 2, r.output
     assert f"is damaged: array '{array}' cannot be read" in r.output and "landscape check" in r.output, r.output
     assert r.output.count("\n") == 1
+
+
+def test_a_replica_stopped_or_diverged_at_the_last_flush_opens(recorded, tmp_path):
+    """A replica whose early stop (or divergence) falls on the run's last flush reads the step
+    count itself (NaN from there: nothing of it recorded): the store opens; one past it does not."""
+    from landscape import LandscapeError
+    from landscape.runs.opened import Run
+
+    p = tmp_path / "r.zarr"
+    shutil.copytree(recorded, p)
+    _attrs(lambda a: a.update(stopped_at=[CFG.steps], diverged_at=[CFG.steps]))(p)
+    assert Run.open(p).steps_done == CFG.steps
+    _attrs(lambda a: a.update(stopped_at=[CFG.steps + 1]))(p)
+    with pytest.raises(LandscapeError, match=f"each must be a step of 0..{CFG.steps}, or -1"):
+        Run.open(p)
