@@ -219,41 +219,6 @@ def draw_fig4_optimizers(summary: xr.Dataset, path):
     return save(fig, path)
 
 
-def draw_edges(runs: list, path, eta: float | None = None):
-    """One panel per run (`runs`: opened runs): the sharpness over the optimizer's own threshold
-    through training, a thin line per replica of one η (`eta`, default the run's middle η), with
-    the threshold at 1; each panel titled by its optimizer, rule and loss."""
-    from landscape.problem.optimizers import describe
-
-    from .edge_of_stability import sharpness_over_edge
-
-    n = len(runs)
-    cols = min(n, 3)
-    rows = -(-n // cols)
-    fig = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, run in zip(axes, runs):
-        ds, cfg = run.ds, run.config
-        ratio, label = sharpness_over_edge(ds, cfg.optimizer)
-        etas = np.unique(ds.eta.values)
-        e = etas[len(etas) // 2] if eta is None else eta
-        pick = np.flatnonzero(np.isclose(ds.eta.values, e))
-        if pick.size == 0:
-            raise LandscapeError(f"{run.path}: no replica with η = {e:g} (it has {', '.join(f'{v:g}' for v in etas)})")
-        for r in pick:
-            ax.plot(ds.hstep.values, ratio[r], lw=0.6, alpha=0.7)
-        ax.axhline(1, color="k", ls="--", lw=0.8)
-        h = (cfg.beta, cfg.alpha, cfg.beta1, cfg.beta2, cfg.eps, cfg.bias_correction)
-        rule = describe(cfg.optimizer, *h).split(";")[0]
-        ax.set_title(f"{rule}, {cfg.loss.upper()}, η = {e:g}", fontsize=8)
-        ax.set_xlabel("step t")
-        ax.set_ylabel(f"{label} / threshold", fontsize=8)
-        ax.set_ylim(0, 1.6)
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return save(fig, path)
-
-
 def draw_surface(res: xr.Dataset, path):
     """A surface from `surfaces.surface`: filled log-contours of F_t with θ_t marked (and the
     path, for PCA directions) beside the 3-D view; a 1-D surface as curves of F and accuracy."""

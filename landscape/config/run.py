@@ -318,6 +318,10 @@ class RunConfig:
                 "gradient descent's state only"
             )
 
+    def optimizer_buffers(self) -> tuple[str, ...]:
+        """The state buffers the optimizer keeps beside θ (stored as `opt_<name>`): () for gd."""
+        return optimizers.STATE[self.optimizer]
+
     def hyper(self, etas) -> optimizers.Hyper:
         """The optimizer's per-replica hyper-parameters for replicas of these learning rates."""
         col = lambda v: torch.full((len(etas),), float(v), dtype=torch.float64)  # noqa: E731

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-try:  # without scipy (a bare torch environment) the dense path uses torch's eigh
+try:  # scipy is optional (the plot extra): without it the dense path uses torch's eigh
     import scipy.linalg.lapack as _lapack
 except ImportError:  # the tests set _lapack to None to run this path
     _lapack = None

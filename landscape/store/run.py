@@ -52,7 +52,6 @@ from landscape import LandscapeError, __version__
 from landscape.config.run import RunConfig
 from landscape.curvature import quantities
 from landscape.dynamics.iterates import NUM_DIRS
-from landscape.problem import optimizers
 from landscape.store import schema as schemas
 from landscape.store.schema import SCHEMA_VERSION  # noqa: F401 (the store's version, where users look)
 
@@ -260,11 +259,11 @@ def layout(
                            a.dtype, a.fill)  # fmt: skip
     out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
     out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
-    for b in optimizers.STATE[cfg.optimizer]:
+    for b in cfg.optimizer_buffers():
         out[f"opt_{b}"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
     if edge:
         out["edge"] = (["replica"], (R,), (R,), *f64)
-    m = len(optimizers.STATE[cfg.optimizer])
+    m = len(cfg.optimizer_buffers())
     out["state/ckpt"] = (None, (2, R, 1 + n * (1 + m + kb)), (1, R, 1 + n * (1 + m + kb)), *f64)
     if iterates:
         out["proj"] = (["proj"], (iterates,), (iterates,), *i64)
@@ -592,7 +591,7 @@ class RunStore:
     def read_ckpt(self, step: int, n: int):
         """θ (R, n), warm-start vectors (R, j, n), j ≥ top_k, or None, and the optimizer's state
         {buffer: (R, n)} at `step`, from the state slots."""
-        names = optimizers.STATE[self.config.optimizer]
+        names = self.config.optimizer_buffers()
         for s in range(2):
             row = self._slot(s)
             if row is not None and row[0, 0] == step:
@@ -649,7 +648,7 @@ class RunStore:
         pa, pb = -(-a // pe), -(-b // pe)
         if pb > pa:
             w("params")[:, pa:pb, :] = block["params"]
-            for name in optimizers.STATE[cfg.optimizer]:
+            for name in cfg.optimizer_buffers():
                 w(f"opt_{name}")[:, pa:pb, :] = block[f"opt_{name}"]
             w("eigvec")[:, pa:pb, :, :] = block["eigvec"]
 
@@ -657,7 +656,7 @@ class RunStore:
         """Store θ at `step` (the optimizer's state and the solver's warm start) in the slot not
         holding the last one."""
         R, n = theta.shape
-        names = optimizers.STATE[self.config.optimizer]
+        names = self.config.optimizer_buffers()
         if names and (state is None or set(state) != set(names)):
             raise LandscapeError(f"the resume state of a {self.config.optimizer} run needs its buffers {names}")
         ck = self._writable("state/ckpt")

@@ -73,8 +73,7 @@ def edges(stores, eta, fig):
 
     Prints, per store and η, where the sharpness sits over the second half (quantiles across
     replicas of each replica's median sharpness/threshold)."""
-    from landscape.analysis.edge_of_stability import hovering
-    from landscape.analysis.figures import draw_edges
+    from landscape.analysis.edge_of_stability import draw_edges, hovering
     from landscape.runs.opened import Run
 
     fig_dir(fig, "--fig")

@@ -178,7 +178,9 @@ def _num(v, digits: int = 3) -> str:
 def _verdict(g: xr.Dataset) -> str:
     """Where the gain is significantly positive or negative, and how it goes with the
     instabilities and the forgetting across the cells (Spearman's rank correlation)."""
-    from scipy.stats import spearmanr
+    from landscape.machine.extras import require
+
+    spearmanr = require("scipy.stats", "plot", "the phase report's rank correlations").spearmanr
 
     sig, gain = g.significant.values, g.gain.values
     cell = lambda m: ", ".join(  # noqa: E731
