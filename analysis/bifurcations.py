@@ -20,7 +20,7 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.dynamics.detector import LEVELS, Detector, analyse, analyse_iterates
-from landscape.problem.optimizers import ADAPTIVE
+from landscape.problem.optimizers import ADAPTIVE, label
 from landscape.runs.opened import Run
 
 from .branches import branches_recorded, branches_replay
@@ -149,7 +149,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "source": str(run.path),
             "steps_recorded": int(run.steps_done),
             "lambda_source": source,
-            "optimizer": run.config.optimizer,
+            "optimizer": label(run.config.optimizer, run.config.beta, run.config.beta1),
             "sharpness": "λ(P⁻¹H)" if adaptive else "λ(H)",
             "criterion": "landscape.dynamics.detector: the trailing multiplier of the second differences beyond −1, "
             "with the alternating amplitude grown snr× its floor (docs/reference/analysis.md)",

@@ -189,6 +189,7 @@ def draw_fig4_optimizers(summary: xr.Dataset, path):
     edge, eta = summary.threshold.values.astype(float), summary.eta.values.astype(float)
     # the threshold's rule per optimizer (its β): threshold·η is the same for all η of one rule
     rule = np.array([f"{o} ({e * h:.3g}/η)" for o, e, h in zip(opt, edge, eta)], dtype=object)
+    seen = np.isfinite(summary.lambda1_mean.values)
     rules = list(dict.fromkeys(sorted(rule, key=lambda r: (r.split()[0] != "gd", r))))
     colours = dict(zip(rules, [f"C{i}" for i in range(10)]))
     losses = sorted({str(v) for v in L})
@@ -202,17 +203,24 @@ def draw_fig4_optimizers(summary: xr.Dataset, path):
             style = dict(marker=shapes[loss], ls="none", ms=5, color=colours[r], capsize=2)
             ax.errorbar(x, y, yerr=se, **style)
             ax2.errorbar(x, summary.ratio_mean.values[m], yerr=summary.ratio_sem.values[m], **style)
-    finite = edge[np.isfinite(edge)]
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    finite = edge[seen] if seen.any() else edge[np.isfinite(edge)]
     grid = np.geomspace(finite.min() / 1.5, finite.max() * 1.5, 20)
     ax.plot(grid, grid, "k--", lw=1)
     ax2.axhline(1, color="k", ls="--", lw=1)
     for a_ in (ax, ax2):
         a_.set_xscale("log")
+        a_.set_xlim(grid[0], grid[-1])
+        a_.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        a_.xaxis.set_major_formatter(ScalarFormatter())
+        a_.xaxis.set_minor_formatter(NullFormatter())
         a_.set_xlabel("the optimizer's threshold (2/η for gd)")
     ax.set_yscale("log")
     ax.set_ylabel("sharpness at first instability\n(λ(P⁻¹H) for adam, rmsprop)")
     ax2.set_ylabel("sharpness / threshold at first instability")
-    key = [Line2D([], [], color=colours[r], marker="o", ls="none", label=r) for r in rules]
+    key = [Line2D([], [], color=colours[r], marker="o", ls="none",
+                  label=r if seen[rule == r].any() else f"{r}: no first instability") for r in rules]  # fmt: skip
     key += [Line2D([], [], color="0.3", marker=shapes[loss], ls="none", label=loss.upper()) for loss in losses]
     key.append(Line2D([], [], color="k", ls="--", label="the threshold"))
     fig.legend(handles=key, fontsize=7, loc="outside right center", frameon=False)

@@ -133,6 +133,18 @@ def preconditioner(name: str, state: dict[str, torch.Tensor], h: Hyper, k: int) 
     return None
 
 
+def label(name: str, beta: float, beta1: float) -> str:
+    """A short name that tells apart the runs a threshold depends on: the rule and its β.
+
+    >>> label("momentum", 0.5, 0.9), label("adam", 0.9, 0.8), label("gd", 0.9, 0.9)
+    ('momentum β0.5', 'adam β1 0.8', 'gd')
+    """
+    check(name)
+    if name in ("momentum", "nesterov"):
+        return f"{name} β{beta:g}"
+    return f"adam β1 {beta1:g}" if name == "adam" else name
+
+
 def describe(
     name: str, beta: float, alpha: float, beta1: float, beta2: float, eps: float, bias_correction: bool
 ) -> str:

@@ -69,7 +69,7 @@ def instability_columns(summary) -> list:
     if "optimizer" not in summary.coords:
         return CONDITION + INSTABILITY_COLUMNS
     edge = {"2/η": ("edge", 7, "threshold", ".3g"), "λ1/(2/η)": ("λ1/edge", 9, "ratio_mean", ".3f")}
-    return [("optimizer", 9, "optimizer", "s"), *CONDITION] + [edge.get(c[0], c) for c in INSTABILITY_COLUMNS]
+    return [("optimizer", 14, "optimizer", "s"), *CONDITION] + [edge.get(c[0], c) for c in INSTABILITY_COLUMNS]
 
 
 def summary_command(default_fig: str):
