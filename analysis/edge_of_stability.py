@@ -150,6 +150,8 @@ def hovering(paths) -> xr.Dataset:
     the median over replicas of each replica's median sharpness/threshold over the second half
     of its recorded spectra (up to its stop), with the 10 % and 90 % quantiles across replicas.
     A run at its edge reads ≈ 1 (Cohen et al. 2022: Adam's λ1(P⁻¹H) at 38/η for β1 = 0.9)."""
+    from landscape.problem.optimizers import label as rule
+
     rows: list[dict] = []
     for p in paths:
         run = Run.open(p)
@@ -163,8 +165,9 @@ def hovering(paths) -> xr.Dataset:
         for eta in np.unique(ds.eta.values):
             m = np.isclose(ds.eta.values, eta) & np.isfinite(per)
             q = np.quantile(per[m], [0.1, 0.5, 0.9]) if m.any() else np.full(3, np.nan)
-            rows.append({"store": str(p), "optimizer": cfg.optimizer, "loss_name": cfg.loss, "eta": float(eta),
-                         "threshold": float(edge_of(ds)[np.isclose(ds.eta.values, eta)][0]), "sharpness": label,
+            rows.append({"store": str(p), "optimizer": rule(cfg.optimizer, cfg.beta, cfg.beta1),
+                         "loss_name": cfg.loss, "eta": float(eta), "sharpness": label,
+                         "threshold": float(edge_of(ds)[np.isclose(ds.eta.values, eta)][0]),
                          "n_runs": int(m.sum()), "q10": q[0], "median": q[1], "q90": q[2]})  # fmt: skip
     if not rows:
         raise LandscapeError("no runs given")

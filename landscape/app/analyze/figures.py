@@ -78,10 +78,11 @@ def edges(stores, eta, fig):
 
     fig_dir(fig, "--fig")
     h = hovering(stores)
-    click.echo(f"{'optimizer':>9} {'loss':>6} {'eta':>7} {'threshold':>9} {'sharpness':>9} {'runs':>4} "
+    click.echo(f"{'optimizer':>14} {'loss':>6} {'eta':>7} {'threshold':>9} {'sharpness':>9} {'runs':>4} "
                f"{'÷ threshold: q10':>16} {'median':>7} {'q90':>6}")  # fmt: skip
     for i in range(h.sizes["row"]):
         r = {k: h[k].values[i] for k in h.data_vars}
-        click.echo(f"{r['optimizer']:>9} {r['loss_name']:>6} {r['eta']:>7g} {r['threshold']:>9.4g} {r['sharpness']:>9} "
-                   f"{r['n_runs']:>4} {r['q10']:>16.3f} {r['median']:>7.3f} {r['q90']:>6.3f}")  # fmt: skip
+        click.echo(f"{r['optimizer']:>14} {r['loss_name']:>6} {r['eta']:>7g} {r['threshold']:>9.4g} "
+                   f"{r['sharpness']:>9} {r['n_runs']:>4} {r['q10']:>16.3f} {r['median']:>7.3f} "
+                   f"{r['q90']:>6.3f}")  # fmt: skip
     click.echo("figures " + ", ".join(draw_edges([Run.open(s) for s in stores], fig, eta)))
