@@ -234,6 +234,9 @@ def info(store):
             f"η {','.join(f'{e:g}' for e in b.etas)}; A {','.join(f'{a:g}' for a in b.amplitudes)}; "
             f"T {','.join(map(str, b.periods))}; {len(b.seeds)} seeds"
         )
+        from landscape.problem.optimizers import describe
+
+        click.echo(f"optimizer  {describe(b.optimizer, b.beta, b.alpha, b.beta1, b.beta2, b.eps, b.bias_correction)}")
         for n in names:
             st = sweep_store.batch_status(store, n)
             extra = ""
