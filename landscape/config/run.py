@@ -312,11 +312,6 @@ class RunConfig:
             _bad(f"precond-k must be from 0 (off) to {MAX_LANCZOS}, got {self.precond_k}")
         if self.precond_k and self.optimizer not in optimizers.ADAPTIVE:
             _bad(f"--precond-k applies to rmsprop and adam (P = I for {self.optimizer}: it is the Hessian's top-k)")
-        if self.optimizer != "gd" and self.step == "compile":
-            _bad(
-                f"--optimizer {self.optimizer} runs with --step eager or fused; the compiled step carries "
-                "gradient descent's state only"
-            )
 
     def optimizer_buffers(self) -> tuple[str, ...]:
         """The state buffers the optimizer keeps beside θ (stored as `opt_<name>`): () for gd."""

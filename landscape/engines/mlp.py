@@ -11,7 +11,7 @@ from landscape.dynamics.iterates import Tracker
 from landscape.engines import derivatives
 from landscape.engines.base import ReplicaEngine, StepMetrics, accuracy_of
 from landscape.engines.steps import STRATEGIES
-from landscape.problem import losses
+from landscape.problem import losses, optimizers
 from landscape.problem.data import Dataset
 from landscape.problem.mlp import MLPSpec
 
@@ -38,8 +38,6 @@ class MLPEngine(ReplicaEngine):
         super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device, optimizer, hyper)
         if step not in STRATEGIES:
             raise LandscapeError(f"unknown step '{step}'; choose one of {', '.join(STRATEGIES)}")
-        if optimizer != "gd" and step == "compile":
-            raise LandscapeError(f"the {optimizer} optimizer runs with the eager or fused step, not compile")
         self.spec = spec
         self.num_params = spec.num_params
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
@@ -115,6 +113,16 @@ class MLPEngine(ReplicaEngine):
         new = torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
         return new, F, static, acc, val
 
+    def step_core_opt(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool, state: tuple, k: torch.Tensor):
+        """The step with another optimizer than gradient descent, as a pure function of tensors
+        (what `--step compile` compiles): θ_{t+1}, the state buffers after the update (in the
+        order of `optimizers.STATE`), F, the static loss, training and validation accuracy;
+        `k` the update's count (a tensor: Adam's bias correction without a recompile per step)."""
+        g, F, static, acc, val = self._step_parts(theta, G, evaluate)
+        names = optimizers.STATE[self.optimizer]
+        new, st = optimizers.update(self.optimizer, theta, g, dict(zip(names, state)), self.hyper, k)
+        return new, tuple(st[n] for n in names), F, static, acc, val
+
     def _step_parts(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):
         """The gradient at θ_t and the metrics there (validation accuracy None unless evaluate)."""
         g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
@@ -138,7 +146,7 @@ class MLPEngine(ReplicaEngine):
         G = self.gamma(t) if G is None else G
         if self.optimizer == "gd":
             return self.strategy.step(theta, G, evaluate)
-        if self.strategy.name == "fused":  # the optimizer in the C loop
+        if self.strategy.name != "eager":  # the optimizer in the C loop, or compiled
             return self.strategy.step(theta, G, evaluate, t)
         g, F, static, acc, val = self._step_parts(theta, G, evaluate and self.has_val)
         if val is None:

@@ -105,9 +105,38 @@ class CompiledStep(_Segmented):
         setattr(dyn, limit, max(getattr(dyn, limit), 64))
         self.core = torch.compile(eng.step_core, fullgraph=True, dynamic=False)
         self.segment = None
+        self.gd = eng.optimizer == "gd"
+        if not self.gd:  # another optimizer: its state carried through the compiled step
+            self.core_opt = torch.compile(eng.step_core_opt, fullgraph=True, dynamic=False)
         if _scan is not None and eng.device.type == "cpu":
-            self.segment = torch.compile(self._scan_core, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+            body = self._scan_core if self.gd else self._scan_core_opt
+            self.segment = torch.compile(body, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
             self.val_acc = torch.compile(eng.validation, fullgraph=True, dynamic=False)
+
+    def step(self, theta, G, evaluate, t: int | None = None):
+        if self.gd:
+            return super().step(theta, G, evaluate)
+        eng = self.eng
+        state = tuple(eng._state_at(t, theta).values())
+        k = torch.tensor(float(t + 1), dtype=eng.dtype, device=eng.device)
+        new, st, F, static, acc, val = self.core_opt(theta, G, evaluate and eng.has_val, state, k)
+        eng._opt_state, eng._opt_t = dict(zip(eng._state_at(t, theta), st)), t + 1
+        if val is None:
+            val = torch.full_like(F, float("nan"))
+        return new, StepMetrics(F, static, acc, val, G)
+
+    def _scan_core_opt(self, theta, d, p, U, G, state, k):
+        """`_scan_core` with an optimizer's state and its update count k carried as well."""
+        core = self.eng.step_core_opt
+
+        def body(carry, g):
+            th, dd, pp, st, kk = carry
+            new, st, F, static, acc, _ = core(th, g, False, st, kk)
+            sig, dd, pp = step_signals(th, new, dd, pp, U)
+            return (new, dd, pp, st, kk + 1), torch.cat([torch.stack([F, static, acc]), sig])
+
+        (theta, d, p, state, _), out = _scan(body, (theta, d, p, state, k), G)
+        return theta, d, p, state, out
 
     def _scan_core(self, theta, d, p, U, G):
         """S steps (G: (S, R, C)) as one scan of the step, carrying the iterate signal's state
@@ -136,7 +165,15 @@ class CompiledStep(_Segmented):
         # a replay runs the same graph as the recording (inductor may round θ differently in another)
         tr = track if track is not None else Tracker(theta, t)
         # the carry keeps its inputs' layout: d and p as contiguous copies of the tracker's state
-        theta, d, p, out = self.segment(theta.contiguous(), tr.d.contiguous(), tr.p.contiguous(), tr.U, G)
+        args = (theta.contiguous(), tr.d.contiguous(), tr.p.contiguous(), tr.U, G)
+        if self.gd:
+            theta, d, p, out = self.segment(*args)
+        else:
+            names = list(eng._state_at(t, theta))
+            state = tuple(v.contiguous() for v in eng._state_at(t, theta).values())
+            k = torch.tensor(float(t + 1), dtype=eng.dtype, device=eng.device)
+            theta, d, p, state, out = self.segment(*args, state, k)
+            eng._opt_state, eng._opt_t = dict(zip(names, state)), t + S
         K = tr.U.shape[0]
         tr.extend(out[:, 3:6].transpose(1, 2), out[:, 6 : 6 + K].transpose(1, 2), theta, d, p)
         return theta, StepMetrics(out[:, 0], out[:, 1], out[:, 2], val, G)
@@ -144,7 +181,7 @@ class CompiledStep(_Segmented):
     def advance_tracked(self, theta, t0, t1, track):
         if self.segment is None:  # the compiled single step (inductor's rounding differs from eager)
             for t in range(t0, t1):
-                theta = self.step(theta, self.eng.gamma(t), False)[0]
+                theta = self.step(theta, self.eng.gamma(t), False, t)[0]
                 if track is not None:
                     track.push(theta)
             return theta

@@ -27,7 +27,7 @@ that of the preconditioned Hessian P⁻¹H with P = diag(√ŝ + ε) held fixed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -56,7 +56,6 @@ class Hyper:
     beta2: torch.Tensor | None = None
     eps: torch.Tensor | None = None
     bias_correction: bool = True
-    _cols: dict = field(default_factory=dict, compare=False, repr=False)
 
     def to(self, dtype, device) -> Hyper:
         """The same hyper-parameters as tensors of this dtype on this device."""
@@ -69,17 +68,15 @@ class Hyper:
             beta1=cast(self.beta1),
             beta2=cast(self.beta2),
             eps=cast(self.eps),
-            _cols={},
         )
 
     def col(self, name: str) -> torch.Tensor:
-        """The hyper-parameter as a column (R, 1), for broadcasting over θ's entries."""
-        if name not in self._cols:
-            v = getattr(self, name)
-            if v is None:
-                raise LandscapeError(f"the optimizer needs its hyper-parameter {name}")
-            self._cols[name] = v.reshape(-1, 1)
-        return self._cols[name]
+        """The hyper-parameter as a column (R, 1), for broadcasting over θ's entries (a view,
+        made on each call: no cache to mutate inside a compiled step)."""
+        v = getattr(self, name)
+        if v is None:
+            raise LandscapeError(f"the optimizer needs its hyper-parameter {name}")
+        return v.reshape(-1, 1)
 
 
 def init_state(name: str, theta: torch.Tensor) -> dict[str, torch.Tensor]:
