@@ -117,6 +117,8 @@ class CompiledStep(_Segmented):
         if self.gd:
             return super().step(theta, G, evaluate)
         eng = self.eng
+        if t is None:
+            raise ValueError("compiled step: the step index is needed with an optimizer's state")
         state = tuple(eng._state_at(t, theta).values())
         k = torch.tensor(float(t + 1), dtype=eng.dtype, device=eng.device)
         new, st, F, static, acc, val = self.core_opt(theta, G, evaluate and eng.has_val, state, k)

@@ -87,7 +87,7 @@ def init_state(name: str, theta: torch.Tensor) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def update(
-    name: str, theta: torch.Tensor, g: torch.Tensor, state: dict[str, torch.Tensor], h: Hyper, k: int
+    name: str, theta: torch.Tensor, g: torch.Tensor, state: dict[str, torch.Tensor], h: Hyper, k: int | torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """θ and the state after the k-th update (k = 1, 2, …: Adam's bias correction) from the
     gradient g (R, n). New tensors; the inputs are left as they were."""
