@@ -48,6 +48,18 @@ ETAS = {"rmsprop": (0.002, 0.005), "adam": (0.002, 0.005)}  # steps of about η 
 STATE = {"momentum_buffer": "v", "square_avg": "s", "exp_avg": "m", "exp_avg_sq": "s"}  # torch's → ours
 
 
+def stop_after(n: int):
+    """A progress callback that interrupts the recording (as Ctrl-C does) after n steps."""
+    done = [0]
+
+    def progress(k):
+        done[0] += k
+        if done[0] > n:
+            raise KeyboardInterrupt
+
+    return progress
+
+
 def make(seed: int, width: int = 6) -> nn.Module:
     """A user's model (the module engine's path) for the spiral: 2 → width → 3, tanh."""
     with torch.random.fork_rng(devices=[]):
@@ -143,15 +155,8 @@ def test_a_crash_and_resume_changes_nothing(tmp_path, opt, step):
     cfg = replace(BASE, optimizer=opt, step=step)
     full = record(cfg, tmp_path / "full.zarr")
     cut = tmp_path / "cut.zarr"
-    done = [0]
-
-    def progress(k):
-        done[0] += k
-        if done[0] > 100:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        record(cfg, cut, progress=progress)
+        record(cfg, cut, progress=stop_after(100))
     resume(cut)
     x, y = xr.open_zarr(full), xr.open_zarr(cut)
     assert set(x.data_vars) == set(y.data_vars)
@@ -223,15 +228,8 @@ def test_a_rewind_restarts_from_the_saved_state(tmp_path):
     cfg = replace(BASE, optimizer="adam", etas=(0.002, 0.005))
     full = record(cfg, tmp_path / "full.zarr")
     cut = tmp_path / "cut.zarr"
-    done = [0]
-
-    def progress(k):
-        done[0] += k
-        if done[0] > 170:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        record(cfg, cut, progress=progress)
+        record(cfg, cut, progress=stop_after(170))
     chunk = cut / "loss" / "c" / "0" / "1"  # steps 80 … 159
     b = bytearray(chunk.read_bytes())
     b[len(b) // 2] ^= 0xFF
