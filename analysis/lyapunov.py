@@ -72,3 +72,60 @@ def lyapunov(source, k: int = 2, start: int = 0, steps: int | None = None, repli
         out["window_exponent"] = (("replica", "k", "window"), w, {"long_name": f"exponent over windows of {window}"})
         out = out.assign_coords(window=start + int(window) * np.arange(w.shape[-1]))
     return out
+
+
+def twin_separation(source, start: int, steps: int, eps=(1e-9, 1e-6, 1e-4), direction: str = "v1",
+                    replicas=None, device: str = "cpu") -> xr.Dataset:  # fmt: skip
+    """Finite-amplitude growth: a twin of each replica started at θ_start + ε u (u the top Hessian
+    eigenvector at `start`, "v1", or a random unit vector, "random") and trained on beside it
+    in one batch with the recording's step; `separation` (replica, eps, step) is ‖θ'_t − θ_t‖ / ε, and
+    `growth` (replica, eps) the mean log-growth per step. For ε → 0 it is the tangent map's
+    stretching of u (what the Lyapunov exponents measure); at a finite ε it is what a bounce of
+    that amplitude does, which a kink of the ReLUs inside it can change."""
+    run = Run.open(source)
+    if run.config.optimizer != "gd":
+        raise LandscapeError(f"{run.path}: a {run.config.optimizer} run; twins need the optimizer's state (gd only)")
+    if direction not in ("v1", "random"):
+        raise LandscapeError(f"direction must be v1 or random, got {direction!r}")
+    eps = [float(e) for e in eps]
+    if not eps or any(not np.isfinite(e) or e <= 0 for e in eps):
+        raise LandscapeError(f"the twins' distances ε must be > 0, got {eps}")
+    idx = run.check_replicas(replicas)
+    done = run.steps_done
+    if not 0 <= start < done or steps < 1 or start + steps > done:
+        raise LandscapeError(f"steps {start} … {start + steps - 1} are not all recorded (0 … {done - 1})")
+    E = len(eps)
+    rows = idx * (1 + E)  # the replicas, then a twin of each per ε, in one batch
+    eng = run.engine(rows, device)
+    theta = torch.as_tensor(run.params_at([start], idx, device)[:, 0]).to(eng.dtype).to(eng.device)
+    seeds = [run.config.replicas()[i].seed for i in idx]
+    if direction == "v1":
+        from landscape.curvature.spectrum import top_k
+
+        sub = run.engine(idx, device)
+        u = top_k(sub, theta, start, 2, tol=1e-10, max_iter=400, salt=start, seeds=seeds).eigvecs[:, 0]
+    else:
+        u = random_block(seeds, 1, theta.shape[1], start + TANGENT_SALT, eng.dtype, eng.device)[:, 0]
+    u = u / u.norm(dim=1, keepdim=True)
+    scale = torch.tensor(eps, dtype=eng.dtype, device=eng.device).repeat_interleave(len(idx)).unsqueeze(1)
+    x = torch.cat([theta, theta.repeat(E, 1) + scale * u.repeat(E, 1)])
+    R = len(idx)
+    sep = np.empty((R, E, steps))
+    for j in range(steps):
+        x = eng.advance(x, start + j, start + j + 1)
+        d = (x[R:] - x[:R].repeat(E, 1)).norm(dim=1) / scale[:, 0]
+        sep[:, :, j] = d.reshape(E, R).T.cpu().numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.log(sep[:, :, -1]) / steps
+    ds = run.ds.isel(replica=idx)
+    coords = {name: ("replica", ds[name].values) for name in ("seed", "eta", "amplitude", "period") if name in ds}
+    return xr.Dataset(
+        {
+            "separation": (("replica", "eps", "step"), sep,
+                           {"long_name": "‖θ'_t − θ_t‖ / ε of the twin started at distance ε"}),
+            "growth": (("replica", "eps"), growth, {"long_name": "mean log-growth of the separation per step"}),
+        },
+        coords={"replica": np.asarray(idx), "eps": np.asarray(eps), "step": np.arange(start + 1, start + steps + 1),
+                **coords},
+        attrs={"source": str(run.path), "start": start, "steps": steps, "direction": direction},
+    )  # fmt: skip

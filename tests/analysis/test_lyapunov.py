@@ -44,3 +44,45 @@ def test_steps_outside_the_recording_are_one_line(tmp_path):
     path = record(cfg, tmp_path / "r.zarr")
     with pytest.raises(LandscapeError, match="are not all recorded"):
         lyapunov(path, start=30, steps=20)
+
+
+def test_a_twin_at_a_small_distance_follows_the_tangent_map(tmp_path):
+    """The twin started ε along v1 (the top Hessian eigenvector at the start): at ε = 1e-8 its
+    separation over 40 steps is the dense float64 product of (I − ηH_t) applied to v1 (1e-5),
+    while a twin at 1e-2 is measured in the same batch; a distance of 0 is one line."""
+    from landscape.analysis.lyapunov import twin_separation
+
+    cfg = RunConfig(loss="dce", etas=(1.0, 2.5), amplitudes=(6.0,), periods=(60,), seeds=(0,), width=5,
+                    steps=120, hessian_every=20, save_params_every=20, chunk_steps=20, n_per_class=15)  # fmt: skip
+    path = record(cfg, tmp_path / "r.zarr")
+    res = twin_separation(path, start=40, steps=40, eps=(1e-8, 1e-2))
+    run = Run.open(path)
+    eng = run.engine()
+    theta = torch.as_tensor(run.params_at([40])[:, 0])
+    n = eng.num_params
+    want = np.empty((2, 40))
+    for r in range(2):
+        w, V = np.linalg.eigh(dense_hessian(eng, theta, 40, r))
+        want[r, 0] = 0
+        v = V[:, -1]
+        th = theta.clone()
+        for i, t in enumerate(range(40, 80)):
+            v = (np.eye(n) - cfg.etas[r] * dense_hessian(eng, th, t, r)) @ v
+            want[r, i] = np.linalg.norm(v)
+            th = eng.advance(th, t, t + 1)
+    np.testing.assert_allclose(res.separation.values[:, 0], want, rtol=1e-5)
+    assert res.separation.sizes["step"] == 40 and np.isfinite(res.growth.values).all()
+    assert res.growth.values[1, 0] > res.growth.values[0, 0]  # the larger step, the faster separation
+    with pytest.raises(LandscapeError, match="distances ε must be > 0"):
+        twin_separation(path, start=40, steps=5, eps=(0.0,))
+    from click.testing import CliRunner
+
+    from landscape.app.cli import main
+
+    args = ["analyze", "lyapunov", str(path), "--from-step", "40", "--steps", "40", "--twin-eps", "1e-8"]
+    r = CliRunner().invoke(main, [*args, "--twin-eps", "1e-2", "--out", str(tmp_path / "o.zarr")])
+    assert r.exit_code == 0 and "ε 1e-08" in r.output and "ε 0.01" in r.output, r.output
+    import xarray as xr
+
+    saved = xr.open_zarr(tmp_path / "o.zarr", group="lyapunov")
+    np.testing.assert_allclose(saved.twin_growth.values, res.growth.values, rtol=1e-12)

@@ -201,15 +201,33 @@ def forgetting(store, variable, out):
 @click.option(
     "--replica", "replicas", type=click.IntRange(min=0), multiple=True, help="replica index (repeat) [default: all]"
 )
+@click.option(
+    "--twin-eps",
+    type=float,
+    multiple=True,
+    help="also a twin trajectory started this far away (repeat for several ε): finite-amplitude growth",
+)
+@click.option(
+    "--twin-direction",
+    type=click.Choice(["v1", "random"]),
+    default="v1",
+    show_default=True,
+    help="the twins' direction: the top Hessian eigenvector at the start, or a random unit vector",
+)
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @user_errors()
-def lyapunov(store, k, start, steps, window, replicas, out):
+def lyapunov(store, k, start, steps, window, replicas, twin_eps, twin_direction, out):
     """Top-k Lyapunov exponents of the training map (I − ηH per step), by replay."""
     from landscape.analysis.io import check_target, save_result
     from landscape.analysis.lyapunov import lyapunov as exponents
+    from landscape.analysis.lyapunov import twin_separation
 
     check_target(store, out)
     res = exponents(store, k, start, steps, list(replicas) or None, window)
+    twins = None
+    if twin_eps:
+        n = res.sizes["step"]
+        twins = twin_separation(store, start, n, twin_eps, twin_direction, list(replicas) or None)
     click.echo(
         f"{'rep':>3} {'seed':>4} {'eta':>7} {'A':>6} {'T':>6} " + " ".join(f"{f'λ{j + 1}':>9}" for j in range(k))
     )
@@ -219,4 +237,11 @@ def lyapunov(store, k, start, steps, window, replicas, out):
             f"{int(res.period[i]):>6} " + " ".join(f"{fmt(v, 5):>9}" for v in res.exponent.values[i])
         )
     click.echo(f"exponents per step over steps {start} … {start + res.sizes['step'] - 1}")
+    if twins is not None:
+        click.echo(f"twins started ε along {twin_direction}: mean log-growth of the separation per step")
+        click.echo(f"{'rep':>3} " + " ".join(f"{f'ε {e:g}':>10}" for e in twins.eps.values))
+        for i, r in enumerate(twins.replica.values):
+            click.echo(f"{int(r):>3} " + " ".join(f"{fmt(v, 5):>10}" for v in twins.growth.values[i]))
+        twins = twins.rename({"step": "twin_step", "separation": "twin_separation", "growth": "twin_growth"})
+        res = res.merge(twins[["twin_separation", "twin_growth"]], compat="override")
     click.echo(f"saved to {save_result(res, store, 'lyapunov', out)}")
