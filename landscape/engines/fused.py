@@ -137,6 +137,8 @@ def _library(key: tuple) -> ctypes.CDLL:
             [*common, ctypes.c_int] + [ctypes.c_void_p] * 3  # + the signals
             + [ctypes.c_int] + [ctypes.c_void_p] * 3 + [ctypes.c_longlong]  # + the optimizer
         )  # fmt: skip
+        lib.landscape_fused_forward.restype = ctypes.c_int
+        lib.landscape_fused_forward.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 5
         lib.landscape_fused_accuracy.restype = ctypes.c_int
         lib.landscape_fused_accuracy.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 4
         lib.landscape_lane_math.restype = ctypes.c_int
@@ -176,6 +178,7 @@ class FusedKernel:
         lib = self._lib = _library(key)
         self._fn, self._hvp = lib.landscape_fused_steps, lib.landscape_fused_hvp
         self._acc = lib.landscape_fused_accuracy
+        self._fwd = lib.landscape_fused_forward
         self.num_params = self.d * width + width + width * C + C
         self._pool: ThreadPoolExecutor | None = None
         self._workers = 0
@@ -262,6 +265,25 @@ class FusedKernel:
                 raise MemoryError("fused HVP: out of memory for its accumulators")
 
         self._run(run, self._chunks(R))
+        return out
+
+    def forward(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        """(3, R): F, the static loss and the training accuracy at each row of θ (R, n) with its
+        Γ G (R, C), from the forward pass alone (the training step's sums, without its backward):
+        the grid points of a loss-landscape view, every row in one call per thread."""
+        R = theta.shape[0]
+        if theta.shape != (R, self.num_params) or G.shape != (R, self.C):
+            raise ValueError(f"fused forward: θ {tuple(theta.shape)}, Γ {tuple(G.shape)} do not fit this network")
+        theta, G = theta.to(self.dtype).contiguous(), G.to(self.dtype).contiguous()
+        out = torch.empty((3, R), dtype=self.dtype)
+        parts = {c: torch.empty((3, c[1] - c[0]), dtype=self.dtype) for c in self._chunks(R)}
+
+        def run(r0: int, r1: int) -> None:
+            part = parts[(r0, r1)]
+            self._fwd(r1 - r0, self.width, *self.train.args, _ptr(G[r0:r1]), _ptr(theta[r0:r1]), _ptr(part))
+            out[:, r0:r1] = part
+
+        self._run(run, list(parts))
         return out
 
     def accuracy(self, theta: torch.Tensor, val: bool = False) -> torch.Tensor:

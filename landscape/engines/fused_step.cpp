@@ -496,6 +496,45 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
     return 0;
 }
 
+extern "C" int landscape_fused_forward(int R, int w, int P, int Pp, const T* XT, const int32_t* y, const T* G,
+                                       const T* theta, T* metrics) {
+    // F, the static loss and the training accuracy (metrics (3, R)) of each replica's θ with its
+    // Γ G (R, NC): the forward pass and the loss alone, no backward (a loss-landscape view's
+    // grid of points). The sums are the training step's, in its order: the same values.
+    const int n = D * w + w + w * NC + NC;
+    const T inv = T(1.0 / P);
+    for (int r = 0; r < R; ++r) {
+        const T* th = theta + (size_t)r * n;
+        if (!all_finite(th, n)) {
+            const T nan = std::numeric_limits<T>::quiet_NaN();
+            for (int j = 0; j < 3; ++j) metrics[(size_t)j * R + r] = nan;
+            continue;
+        }
+        const auto [W1, b1, W2, b2] = split<const T*>(th, w);
+        const T* Gs = G + (size_t)r * NC;
+        double sums[3] = {0, 0, 0};
+        for (int p0 = 0; p0 < Pp; p0 += B) {
+            vec x[D][NV], f[NC][NV];
+            forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, nullptr);
+            Soft sm;
+            if (LOSS <= 1 && VECTOR_MATH) softmax_block(f, sm);
+            for (int v = 0; v < NV; ++v)
+                for (int l = 0; l < L; ++l) {
+                    int p = p0 + v * L + l;
+                    if (p >= P) continue;
+                    T fl[NC], gl[NC], soft[NC + 3];
+                    for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
+                    if (LOSS <= 1 && VECTOR_MATH) sm.at(v, l, soft);
+                    head(fl, y[p], Gs, inv, gl, sums, soft);
+                }
+        }
+        metrics[r] = T(sums[0] / P);
+        metrics[R + r] = T(sums[1] / P);
+        metrics[2 * R + r] = T(sums[2] / P);
+    }
+    return 0;
+}
+
 extern "C" int landscape_fused_accuracy(int R, int w, int P, int Pp, const T* XT, const int32_t* y, const T* theta,
                                         T* out) {
     // The fraction of the P points whose largest logit is their label's (the first largest, as

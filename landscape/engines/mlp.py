@@ -101,9 +101,9 @@ class MLPEngine(ReplicaEngine):
         if k is None:
             return super()._evaluate_batch(th, G)
         B = th.shape[0]
-        _, ms = k(th, G[None], torch.zeros(B, dtype=self.dtype))
+        ms = k.forward(th, G)  # forward only: no backward, no update
         val = k.accuracy(th, val=True) if self.has_val else torch.full((B,), float("nan"), dtype=self.dtype)
-        return ms[0, 0], ms[0, 1], ms[0, 2], val
+        return ms[0], ms[1], ms[2], val
 
     # --- the step, as pure functions of tensors (what the strategies run or compile) ----
     def step_core(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):

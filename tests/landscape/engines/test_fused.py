@@ -330,3 +330,26 @@ def test_a_vector_math_build_that_fails_falls_back_to_the_scalar_one(monkeypatch
     x = np.linspace(-3.0, 0.0, 11)
     got, flag = _lane_math(step, 0, x)
     assert flag == 0 and np.allclose(got, np.exp(x), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_the_forward_only_evaluation_is_the_training_steps_metrics(loss, activation):
+    """The views' forward-only pass (no backward, no update) gives F, the static loss and the
+    training accuracy of the training step bit for bit, a diverged row NaN, and the engine's
+    `evaluate_at` goes through it; input dims, classes and point counts off the block size."""
+    data = blobs(37, 3, 4)
+    spec = MLPSpec(3, 13, 4, activation=activation)
+    eng = MLPEngine(spec, data, loss, [0.3] * 4, [4.0] * 4, [10] * 4, step="fused")
+    theta = spec.init([0, 1, 2, 3])
+    theta[2, 5] = float("nan")
+    G = eng.gamma(3)
+    k = eng.strategy.kernel
+    got = k.forward(theta, G)
+    _, m = k(theta, G[None], torch.zeros(4, dtype=torch.float64))
+    assert torch.equal(torch.nan_to_num(got, nan=-1.0), torch.nan_to_num(m[0], nan=-1.0))
+    assert torch.isnan(got[:, 2]).all()
+    ev = eng.evaluate_at(theta[[0, 1, 3]], 3, replica=0)
+    f = reference.forward(spec, theta[[0, 1, 3]], eng.X)
+    F = reference.losses.loss(eng.loss_name, f, eng.y, eng.Y, G[[0, 0, 0]])
+    torch.testing.assert_close(ev["loss"], F, rtol=1e-13, atol=1e-15)
