@@ -132,6 +132,11 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "two_over_eta": (("replica",), 2.0 / ds.eta.values),
             # the optimizer's threshold on that sharpness (2/η for gd and every store before optimizers)
             "threshold": (("replica",), edge_of(ds)),
+            # the optimizer and the β its threshold depends on, per replica (gd: "gd")
+            "optimizer_label": (
+                ("replica",),
+                np.array([label(run.config.optimizer, r.beta, r.beta1) for r in run.config.replicas()], dtype=object),
+            ),
             # the step a replica diverged at (its values NaN from there), −1 if it did not
             "diverged_at": (("replica",), np.asarray(ds.attrs.get("diverged_at") or [-1] * R, dtype=np.int64)),
             # the steps recorded of each replica: its stop after its first instability (--until), else all
@@ -149,7 +154,7 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "source": str(run.path),
             "steps_recorded": int(run.steps_done),
             "lambda_source": source,
-            "optimizer": label(run.config.optimizer, run.config.beta, run.config.beta1),
+            "optimizer": run.config.optimizer,
             "sharpness": "λ(P⁻¹H)" if adaptive else "λ(H)",
             "criterion": "landscape.dynamics.detector: the trailing multiplier of the second differences beyond −1, "
             "with the alternating amplitude grown snr× its floor (docs/reference/analysis.md)",

@@ -162,12 +162,14 @@ def hovering(paths) -> xr.Dataset:
             x = ratio[r][np.isfinite(ratio[r])]
             if x.size >= 2:
                 per[r] = np.median(x[x.size // 2 :])
-        for eta in np.unique(ds.eta.values):
-            m = np.isclose(ds.eta.values, eta) & np.isfinite(per)
+        names = np.array([rule(cfg.optimizer, r.beta, r.beta1) for r in cfg.replicas()])
+        edge = edge_of(ds)
+        for name, eta in dict.fromkeys(zip(names, ds.eta.values)):  # a row per (optimizer and β, η)
+            pick = (names == name) & np.isclose(ds.eta.values, eta)
+            m = pick & np.isfinite(per)
             q = np.quantile(per[m], [0.1, 0.5, 0.9]) if m.any() else np.full(3, np.nan)
-            rows.append({"store": str(p), "optimizer": rule(cfg.optimizer, cfg.beta, cfg.beta1),
-                         "loss_name": cfg.loss, "eta": float(eta), "sharpness": label,
-                         "threshold": float(edge_of(ds)[np.isclose(ds.eta.values, eta)][0]),
+            rows.append({"store": str(p), "optimizer": str(name), "loss_name": cfg.loss, "eta": float(eta),
+                         "sharpness": label, "threshold": float(edge[pick][0]),
                          "n_runs": int(m.sum()), "q10": q[0], "median": q[1], "q90": q[2]})  # fmt: skip
     if not rows:
         raise LandscapeError("no runs given")
@@ -199,8 +201,8 @@ def draw_edges(runs: list, path, eta: float | None = None):
         for r in pick:
             ax.plot(ds.hstep.values, ratio[r], lw=0.6, alpha=0.7)
         ax.axhline(1, color="k", ls="--", lw=0.8)
-        h = (cfg.beta, cfg.alpha, cfg.beta1, cfg.beta2, cfg.eps, cfg.bias_correction)
-        rule = describe(cfg.optimizer, *h).split(";")[0]
+        r0 = cfg.replicas()[pick[0]]  # the first drawn replica's hyper-parameters name the panel
+        rule = describe(cfg.optimizer, r0.beta, r0.alpha, r0.beta1, r0.beta2, r0.eps, cfg.bias_correction).split(";")[0]
         ax.set_title(f"{rule}, {cfg.loss.upper()}, η = {e:g}", fontsize=8)
         ax.set_xlabel("step t")
         ax.set_ylabel(f"{label} / threshold", fontsize=8)

@@ -32,7 +32,7 @@ def first_instabilities(paths, det: Detector = Detector(), lambda_source: str = 
         for r in range(res.sizes["replica"]):
             rows.append(
                 {
-                    "optimizer": str(res.attrs.get("optimizer", "gd")),
+                    "optimizer": str(res.optimizer_label.values[r]) if "optimizer_label" in res else "gd",
                     "loss_name": str(res.loss_name.values[r]),
                     "eta": float(res.eta[r]),
                     "amplitude": float(res.amplitude[r]),

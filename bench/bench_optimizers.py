@@ -60,7 +60,9 @@ class Problem:
         self.data = spiral_dataset(points // 3, seed=0, val_seed=1)
         self.spec = MLPSpec(2, width, 3)
         self.width, self.R, self.steps, self.opt = width, R, steps, opt
-        self.hyper = RunConfig(beta=BETA, beta1=BETA1, beta2=BETA2, eps=EPS).hyper([ETA[opt]] * R)
+        cfg = RunConfig(etas=(ETA[opt],), seeds=tuple(range(R)), betas=(BETA,), beta1s=(BETA1,), beta2s=(BETA2,),
+                        epsilons=(EPS,))  # fmt: skip
+        self.hyper = cfg.hyper()
         self.theta0 = self.spec.init(range(R), torch.float64)
         self.G = self.engine("eager").gamma(list(range(steps)))
 

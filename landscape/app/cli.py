@@ -236,7 +236,8 @@ def info(store):
         )
         from landscape.problem.optimizers import describe
 
-        click.echo(f"optimizer  {describe(b.optimizer, b.beta, b.alpha, b.beta1, b.beta2, b.eps, b.bias_correction)}")
+        h = (b.betas, b.alphas, b.beta1s, b.beta2s, b.epsilons, b.bias_correction)
+        click.echo(f"optimizer  {describe(b.optimizer, *h)}")
         for n in names:
             st = sweep_store.batch_status(store, n)
             extra = ""
@@ -276,7 +277,9 @@ def info(store):
     click.echo(f"data       {a.get('data')}")
     from landscape.problem.optimizers import describe
 
-    h = (cfg.beta, cfg.alpha, cfg.beta1, cfg.beta2, cfg.eps, cfg.bias_correction)
+    reps = cfg.replicas()
+    h = (*(list(dict.fromkeys(getattr(r, n) for r in reps)) for n in ("beta", "alpha", "beta1", "beta2", "eps")),
+         cfg.bias_correction)  # fmt: skip
     click.echo(f"optimizer  {describe(cfg.optimizer, *h)}")
     click.echo(
         f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
@@ -290,9 +293,13 @@ def info(store):
     click.echo(f"created    {a.get('created')}   code {a.get('git_revision')}")
     click.echo("versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
     click.echo(f"replicas   {len(reps)}")
-    click.echo("  #   seed        eta  amplitude  period")
+    from landscape.config.run import HYPER_USERS
+
+    used = [h for h, users in HYPER_USERS.items() if cfg.optimizer in users]  # the optimizer's columns
+    click.echo("  #   seed        eta  amplitude  period" + "".join(f" {h:>8}" for h in used))
     for i, r in enumerate(reps[:50]):
-        click.echo(f"  {i:<3} {r.seed:<5} {r.eta:>9g} {r.amplitude:>10g} {r.period:>7d}")
+        hyper = "".join(f" {getattr(r, h):>8g}" for h in used)
+        click.echo(f"  {i:<3} {r.seed:<5} {r.eta:>9g} {r.amplitude:>10g} {r.period:>7d}{hyper}")
     if len(reps) > 50:
         click.echo(f"  … {len(reps) - 50} more")
     click.echo(

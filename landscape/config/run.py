@@ -38,12 +38,31 @@ MAX_LANCZOS = 10_000  # Lanczos steps or eigenpairs: beyond this, take the dense
 
 
 class Replica(NamedTuple):
-    """One row of the replica table: what differs between the replicas of a batch."""
+    """One row of the replica table: what differs between the replicas of a batch (the
+    optimizer's hyper-parameters too; a row of four, from before the optimizers, takes their
+    defaults and trained with gradient descent, which uses none of them)."""
 
     seed: int
     eta: float
     amplitude: float
     period: int
+    beta: float = 0.9
+    alpha: float = 0.99
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+
+HYPER = ("beta", "alpha", "beta1", "beta2", "eps")  # the optimizer's per-replica hyper-parameters
+# the knobs (lists, like etas) that give them, and which optimizers use each
+HYPER_KNOBS = {"beta": "betas", "alpha": "alphas", "beta1": "beta1s", "beta2": "beta2s", "eps": "epsilons"}
+HYPER_USERS = {"beta": ("momentum", "nesterov"), "alpha": ("rmsprop",), "beta1": ("adam",), "beta2": ("adam",),
+               "eps": ("rmsprop", "adam")}  # fmt: skip
+
+
+def _row(values) -> Replica:
+    s, e, a, T, *rest = values
+    return Replica(int(s), float(e), float(a), int(T), *(float(v) for v in rest))
 
 
 def _bad(msg: str):
@@ -104,11 +123,14 @@ class RunConfig:
         "its state is saved beside θ (docs/reference/optimizers.md)",
         choices=optimizers.OPTIMIZERS,
     )
-    beta: float = knob(0.9, "momentum β of momentum and nesterov")
-    alpha: float = knob(0.99, "RMSProp's smoothing constant α of the squared gradient's average")
-    beta1: float = knob(0.9, "Adam's β1 (the gradient's average)")
-    beta2: float = knob(0.999, "Adam's β2 (the squared gradient's average)")
-    eps: float = knob(1e-8, "ε added to the root of the squared-gradient average (rmsprop, adam)")
+    betas: tuple = knob((0.9,), "momentum β of momentum and nesterov (a list: a replica each)", flag="beta",
+                        item=float)  # fmt: skip
+    alphas: tuple = knob((0.99,), "RMSProp's smoothing constant α of the squared gradient's average (a list)",
+                         flag="alpha", item=float)  # fmt: skip
+    beta1s: tuple = knob((0.9,), "Adam's β1, the gradient's average (a list)", flag="beta1", item=float)
+    beta2s: tuple = knob((0.999,), "Adam's β2, the squared gradient's average (a list)", flag="beta2", item=float)
+    epsilons: tuple = knob((1e-8,), "ε added to the root of the squared-gradient average (rmsprop, adam; a list)",
+                           flag="eps", item=float)  # fmt: skip
     bias_correction: bool = knob(True, "Adam's bias correction of its averages")
     save_params_every: int = knob(1000, "save θ (and eigenvectors) every this many steps")
     chunk_steps: int = knob(1000, "flush interval in steps (a crash loses at most this many)")
@@ -157,7 +179,7 @@ class RunConfig:
     extra: dict = field(default_factory=dict)  # free-form metadata, stored with the config
 
     def __post_init__(self):
-        rows = tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in self.replica_table)
+        rows = tuple(_row(r) for r in self.replica_table)
         object.__setattr__(self, "replica_table", rows)
         bench = benchmarks.parse(self.data) if self.data and self.data.split(":")[0] in benchmarks.NAMES else None
         if bench is not None:  # a named benchmark; its folder (if any) made absolute like a file
@@ -193,7 +215,8 @@ class RunConfig:
         if self.replica_table:
             cols = list(zip(*self.replica_table))
             u = [tuple(dict.fromkeys(c)) for c in cols]  # each value once: its own checks below
-            replace(self, replica_table=(), seeds=u[0], etas=u[1], amplitudes=u[2], periods=u[3]).validate()
+            hyper = {HYPER_KNOBS[h]: u[4 + i] for i, h in enumerate(HYPER)}
+            replace(self, replica_table=(), seeds=u[0], etas=u[1], amplitudes=u[2], periods=u[3], **hyper).validate()
             r = next((r for r, c in Counter(self.replicas()).items() if c > 1), None)
             if r is not None:
                 _bad(f"replica (seed {r.seed}, eta {r.eta:g}, A {r.amplitude:g}, T {r.period}) given twice")
@@ -211,6 +234,7 @@ class RunConfig:
                 ("eta", self.etas),
                 ("amplitude", self.amplitudes),
                 ("period", self.periods),
+                *((h, getattr(self, HYPER_KNOBS[h])) for h in HYPER),
             ):
                 dup = sorted(v for v, c in Counter(vals).items() if c > 1)
                 if dup:
@@ -302,12 +326,16 @@ class RunConfig:
     def _check_optimizer(self) -> None:
         """The update rule and its hyper-parameters (each a fraction or a small positive ε)."""
         optimizers.check(self.optimizer)
-        for name, lo, hi in (("beta", 0, 1), ("alpha", 0, 1), ("beta1", 0, 1), ("beta2", 0, 1)):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and lo <= v < hi):
-                _bad(f"{name} must be in [0, 1), got {v}")
-        if not (np.isfinite(self.eps) and self.eps > 0):
-            _bad(f"eps must be > 0, got {self.eps}")
+        for h in HYPER:
+            vals = getattr(self, HYPER_KNOBS[h])
+            if len(vals) == 0:
+                _bad(f"no value given for {h}")
+            for v in vals:
+                ok = v > 0 if h == "eps" else 0 <= v < 1
+                if not (np.isfinite(v) and ok):
+                    _bad(f"{h} must be {'> 0' if h == 'eps' else 'in [0, 1)'}, got {v}")
+            if len(vals) > 1 and self.optimizer not in HYPER_USERS[h]:  # identical replicas otherwise
+                _bad(f"several values of {h} with --optimizer {self.optimizer}, which does not use it")
         if not 0 <= self.precond_k <= MAX_LANCZOS:
             _bad(f"precond-k must be from 0 (off) to {MAX_LANCZOS}, got {self.precond_k}")
         if self.precond_k and self.optimizer not in optimizers.ADAPTIVE:
@@ -317,23 +345,17 @@ class RunConfig:
         """The state buffers the optimizer keeps beside θ (stored as `opt_<name>`): () for gd."""
         return optimizers.STATE[self.optimizer]
 
-    def hyper(self, etas) -> optimizers.Hyper:
-        """The optimizer's per-replica hyper-parameters for replicas of these learning rates."""
-        col = lambda v: torch.full((len(etas),), float(v), dtype=torch.float64)  # noqa: E731
-        return optimizers.Hyper(
-            torch.as_tensor(etas, dtype=torch.float64),
-            beta=col(self.beta),
-            alpha=col(self.alpha),
-            beta1=col(self.beta1),
-            beta2=col(self.beta2),
-            eps=col(self.eps),
-            bias_correction=self.bias_correction,
-        )
+    def hyper(self, replicas=None) -> optimizers.Hyper:
+        """The optimizer's hyper-parameters of these replicas (rows of the replica table; default
+        all), each a per-replica tensor like η."""
+        reps = self.replicas() if replicas is None else replicas
+        col = lambda name: torch.tensor([getattr(r, name) for r in reps], dtype=torch.float64)  # noqa: E731
+        return optimizers.Hyper(col("eta"), **{h: col(h) for h in HYPER}, bias_correction=self.bias_correction)
 
     def edges(self) -> np.ndarray:
         """Each replica's stability threshold on its sharpness (that of P⁻¹H for rmsprop and
         adam): 2/η for gd, (2 + 2β)/η for momentum, … (`optimizers.edge`)."""
-        h = self.hyper([r.eta for r in self.replicas()])
+        h = self.hyper()
         return optimizers.edge(self.optimizer, h.eta, beta=h.beta, beta1=h.beta1).numpy()
 
     def check_device(self):
@@ -370,8 +392,9 @@ class RunConfig:
     def replicas(self) -> tuple[Replica, ...]:
         """The replica table: `replica_table` if given (a sweep's batch), else the product
         seeds × etas × amplitudes × periods."""
-        rows = self.replica_table or itertools.product(self.seeds, self.etas, self.amplitudes, self.periods)
-        return tuple(Replica(int(s), float(e), float(a), int(T)) for s, e, a, T in rows)
+        hyper = [getattr(self, HYPER_KNOBS[h]) for h in HYPER]
+        rows = self.replica_table or itertools.product(self.seeds, self.etas, self.amplitudes, self.periods, *hyper)
+        return tuple(_row(r) for r in rows)
 
     # --- (de)serialisation ------------------------------------------------------------
     def to_json(self) -> str:
@@ -383,12 +406,16 @@ class RunConfig:
         # stores written before the step strategies kept two flags
         compiled, fused = raw.pop("compile", False), raw.pop("fused", False)
         raw.setdefault("step", "fused" if fused else "compile" if compiled else "eager")
+        for h in HYPER:  # stores of this release's first optimizer commits kept one value each
+            if h in raw:
+                raw[HYPER_KNOBS[h]] = [raw.pop(h)]
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
             raise LandscapeError(f"stored config has unknown keys: {', '.join(sorted(unknown))}")
-        for k in ("etas", "amplitudes", "periods", "seeds"):
-            raw[k] = tuple(raw[k])
+        for k in ("etas", "amplitudes", "periods", "seeds", *(HYPER_KNOBS[h] for h in HYPER)):
+            if k in raw:
+                raw[k] = tuple(raw[k])
         raw.setdefault("hessian_pairs", False)  # stores written before pairs existed
         raw.setdefault("eig_oversample", 1)
         raw["model_args"] = tuple(raw.get("model_args", ()))

@@ -18,7 +18,7 @@ import torch
 
 from landscape import LandscapeError
 from landscape.config.knobs import Knob, knob, knobs, parse, resolve_aliases
-from landscape.config.run import Replica, RunConfig
+from landscape.config.run import HYPER, HYPER_KNOBS, Replica, RunConfig
 from landscape.machine.memory import bytes_per_replica
 from landscape.problem.losses import LOSSES
 
@@ -116,11 +116,12 @@ class SweepSpec:
         """The packed batches: one RunConfig (explicit replica table) per batch, in a fixed order."""
         b = self.base
         groups: dict[tuple, list] = {}
-        for loss, width, eta, A, T, seed in itertools.product(
-            self.losses, self.widths, b.etas, b.amplitudes, b.periods, b.seeds
+        hyper = [getattr(b, HYPER_KNOBS[h]) for h in HYPER]  # the optimizer's, a replica coordinate each
+        for loss, width, eta, A, T, seed, *h in itertools.product(
+            self.losses, self.widths, b.etas, b.amplitudes, b.periods, b.seeds, *hyper
         ):
             groups.setdefault((loss, width, self.steps_for(eta)), []).append(
-                Replica(int(seed), float(eta), float(A), int(T))
+                Replica(int(seed), float(eta), float(A), int(T), *(float(v) for v in h))
             )
         out = []
         for (loss, width, steps), rows in groups.items():

@@ -142,21 +142,21 @@ def label(name: str, beta: float, beta1: float) -> str:
     return f"adam β1 {beta1:g}" if name == "adam" else name
 
 
-def describe(
-    name: str, beta: float, alpha: float, beta1: float, beta2: float, eps: float, bias_correction: bool
-) -> str:
-    """One line naming the rule, its hyper-parameters and its threshold (what `landscape info` says).
+def describe(name: str, beta, alpha, beta1, beta2, eps, bias_correction: bool) -> str:
+    """One line naming the rule, its hyper-parameters (a value or a list of the replicas') and
+    its threshold (what `landscape info` says).
 
-    >>> describe("momentum", 0.9, 0.99, 0.9, 0.999, 1e-8, True)
-    'momentum (heavy ball) β 0.9; threshold (2 + 2β)/η on λ(H)'
+    >>> describe("momentum", (0.5, 0.9), 0.99, 0.9, 0.999, 1e-8, True)
+    'momentum (heavy ball) β 0.5,0.9; threshold (2 + 2β)/η on λ(H)'
     """
     check(name)
+    v = lambda x: ",".join(f"{float(y):g}" for y in (x if isinstance(x, list | tuple) else [x]))  # noqa: E731
     return {
         "gd": "gd; threshold 2/η on λ(H)",
-        "momentum": f"momentum (heavy ball) β {beta:g}; threshold (2 + 2β)/η on λ(H)",
-        "nesterov": f"nesterov β {beta:g}; threshold (2 + 2β)/((1 + 2β)η) on λ(H)",
-        "rmsprop": f"rmsprop α {alpha:g} ε {eps:g}; threshold 2/η on λ(P⁻¹H)",
-        "adam": f"adam β1 {beta1:g} β2 {beta2:g} ε {eps:g}{'' if bias_correction else ' (no bias correction)'}; "
+        "momentum": f"momentum (heavy ball) β {v(beta)}; threshold (2 + 2β)/η on λ(H)",
+        "nesterov": f"nesterov β {v(beta)}; threshold (2 + 2β)/((1 + 2β)η) on λ(H)",
+        "rmsprop": f"rmsprop α {v(alpha)} ε {v(eps)}; threshold 2/η on λ(P⁻¹H)",
+        "adam": f"adam β1 {v(beta1)} β2 {v(beta2)} ε {v(eps)}{'' if bias_correction else ' (no bias correction)'}; "
         "threshold (2 + 2β1)/((1 − β1)η) on λ(P⁻¹H)",
     }[name]
 

@@ -114,7 +114,7 @@ def engine(cfg: RunConfig, data: Dataset, replicas: Sequence[Replica] | None = N
         dtype=DTYPES[cfg.dtype],
         device=cfg.device,
         optimizer=cfg.optimizer,
-        hyper=cfg.hyper([r.eta for r in reps]),
+        hyper=cfg.hyper(reps),
     )
     if cfg.model:
         from landscape.engines.module import ModuleEngine

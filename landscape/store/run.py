@@ -49,7 +49,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.core.common import JSON
 
 from landscape import LandscapeError, __version__
-from landscape.config.run import RunConfig
+from landscape.config.run import HYPER, RunConfig
 from landscape.curvature import quantities
 from landscape.dynamics.iterates import NUM_DIRS
 from landscape.store import schema as schemas
@@ -59,7 +59,7 @@ from landscape.store.schema import SCHEMA_VERSION  # noqa: F401 (the store's ver
 # decoding to wrong numbers (landscape.store.integrity reads them all)
 COMPRESSORS = (ZstdCodec(level=0), Crc32cCodec())
 PER_STEP = ("loss", "loss_static", "train_acc", "val_acc")
-REPLICA_COORDS = ("seed", "eta", "amplitude", "period", "loss_name", "width", "edge")
+REPLICA_COORDS = ("seed", "eta", "amplitude", "period", "loss_name", "width", "edge", *HYPER)
 ATTRS = {
     "loss": ("dynamical loss F_t(θ_t), the loss being minimised", ""),
     "loss_static": ("static counterpart (ce or mse) at θ_t", ""),
@@ -72,6 +72,11 @@ ATTRS = {
     "eigvec": ("top-k Hessian eigenvectors at the steps with saved parameters", ""),
     "params": ("flattened network parameters θ_t", ""),
     "edge": ("the optimizer's stability threshold on the sharpness (of P⁻¹H for rmsprop and adam)", ""),
+    "beta": ("momentum β (momentum, nesterov)", ""),
+    "alpha": ("RMSProp's α", ""),
+    "beta1": ("Adam's β1", ""),
+    "beta2": ("Adam's β2", ""),
+    "eps": ("ε of rmsprop and adam", ""),
     "opt_v": ("the momentum buffer v_t (torch.optim's momentum_buffer) at the saved steps", ""),
     "opt_m": ("Adam's first-moment average m_t at the saved steps", ""),
     "opt_s": ("the squared-gradient average s_t (RMSProp's square_avg, Adam's exp_avg_sq) at the saved steps", ""),
@@ -261,8 +266,9 @@ def layout(
     out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
     for b in cfg.optimizer_buffers():
         out[f"opt_{b}"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
-    if edge:
-        out["edge"] = (["replica"], (R,), (R,), *f64)
+    if edge:  # the optimizer's threshold and hyper-parameters, per replica (schema 3)
+        for name in ("edge", *HYPER):
+            out[name] = (["replica"], (R,), (R,), *f64)
     m = len(cfg.optimizer_buffers())
     out["state/ckpt"] = (None, (2, R, 1 + n * (1 + m + kb)), (1, R, 1 + n * (1 + m + kb)), *f64)
     if iterates:
@@ -372,6 +378,7 @@ class RunStore:
             "loss_name": np.array([cfg.loss] * R),
             "width": np.full(R, cfg.width),
             "edge": cfg.edges(),
+            **{h: np.array([getattr(r, h) for r in reps]) for h in HYPER},
             "proj": np.arange(len(iter_dirs)),
             "iter_dirs": np.asarray(iter_dirs, dtype=np.float64),
         }
@@ -476,6 +483,8 @@ class RunStore:
         }
         if not self.config.model:
             want["width"] = [self.config.width] * len(reps)
+        if self.schema.edge:  # the optimizer's hyper-parameters, per replica (schema 3)
+            want.update({h: [getattr(r, h) for r in reps] for h in HYPER})
         for name, values in want.items():
             try:
                 got = np.asarray(self.group[name][...]).tolist()

@@ -31,18 +31,18 @@ BASE = RunConfig(
     hessian_every=40,
     save_params_every=80,
     chunk_steps=80,
-    beta=0.8,
-    alpha=0.95,
-    beta1=0.85,
-    beta2=0.99,
-    eps=1e-6,
+    betas=(0.8,),
+    alphas=(0.95,),
+    beta1s=(0.85,),
+    beta2s=(0.99,),
+    epsilons=(1e-6,),
 )
-TORCH = {  # torch.optim for one replica of learning rate lr, with BASE's hyper-parameters
-    "gd": lambda p, lr: torch.optim.SGD(p, lr=lr, foreach=False),
-    "momentum": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=BASE.beta, foreach=False),
-    "nesterov": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=BASE.beta, nesterov=True, foreach=False),
-    "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr, alpha=BASE.alpha, eps=BASE.eps, foreach=False),
-    "adam": lambda p, lr: torch.optim.Adam(p, lr=lr, betas=(BASE.beta1, BASE.beta2), eps=BASE.eps, foreach=False),
+TORCH = {  # torch.optim for one replica (a row of the replica table: its η and hyper-parameters)
+    "gd": lambda p, r: torch.optim.SGD(p, lr=r.eta, foreach=False),
+    "momentum": lambda p, r: torch.optim.SGD(p, lr=r.eta, momentum=r.beta, foreach=False),
+    "nesterov": lambda p, r: torch.optim.SGD(p, lr=r.eta, momentum=r.beta, nesterov=True, foreach=False),
+    "rmsprop": lambda p, r: torch.optim.RMSprop(p, lr=r.eta, alpha=r.alpha, eps=r.eps, foreach=False),
+    "adam": lambda p, r: torch.optim.Adam(p, lr=r.eta, betas=(r.beta1, r.beta2), eps=r.eps, foreach=False),
 }
 ETAS = {"rmsprop": (0.002, 0.005), "adam": (0.002, 0.005)}  # steps of about η each: smaller
 STATE = {"momentum_buffer": "v", "square_avg": "s", "exp_avg": "m", "exp_avg_sq": "s"}  # torch's → ours
@@ -87,7 +87,7 @@ def torch_loop(cfg: RunConfig, steps: int):
             params = [th]
             f_of = lambda th=th: forward(eng.spec, th[None], eng.X)  # noqa: E731
             flat = lambda th=th: th.detach().clone()  # noqa: E731
-        opt = TORCH[cfg.optimizer](params, rep.eta)
+        opt = TORCH[cfg.optimizer](params, rep)
         thetas[r, 0] = flat().numpy()
         for t in range(steps):
             opt.zero_grad()
@@ -111,6 +111,8 @@ CASES = (
         ("adam", "dmse1", 240, "module"),
         ("nesterov", "dce", 240, "module"),
         ("momentum", "dce", 240, "compile"),
+        ("momentum β 0.5,0.9", "dce", 240, None),
+        ("adam β1 0.8,0.9", "dmse1", 240, "fused"),
         pytest.param("adam", "dmse1", 240, "compile", marks=pytest.mark.slow),
         pytest.param("rmsprop", "dce", 240, "compile", marks=pytest.mark.slow),
         pytest.param("momentum", "dmse1", 2000, None, marks=pytest.mark.slow),
@@ -127,7 +129,11 @@ def test_the_recording_is_torch_optim_replica_by_replica(tmp_path, opt, loss, st
     steps between the saved ones, against torch.optim (1e-12): the eager step, the fused C++
     step (`model` "fused"), the compiled one ("compile") and a user's model through the module
     engine ("module")."""
-    cfg = replace(BASE, optimizer=opt, loss=loss, steps=steps, etas=ETAS.get(opt, BASE.etas))
+    hyper = {}
+    if " " in opt:  # a hyper-parameter swept as a replica coordinate, like η: one batch, all values
+        opt, name, values = opt.split()
+        hyper = {{"β": "betas", "β1": "beta1s"}[name]: tuple(float(v) for v in values.split(","))}
+    cfg = replace(BASE, optimizer=opt, loss=loss, steps=steps, etas=ETAS.get(opt, BASE.etas), **hyper)
     if model in ("fused", "compile"):
         cfg = replace(cfg, step=model)
     elif model:
@@ -169,10 +175,10 @@ def test_the_edge_coordinate_is_each_optimizers_threshold(tmp_path):
     eta = np.array(BASE.etas)
     want = {
         "gd": 2 / eta,
-        "momentum": (2 + 2 * BASE.beta) / eta,
-        "nesterov": (2 + 2 * BASE.beta) / ((1 + 2 * BASE.beta) * eta),
+        "momentum": (2 + 2 * BASE.betas[0]) / eta,
+        "nesterov": (2 + 2 * BASE.betas[0]) / ((1 + 2 * BASE.betas[0]) * eta),
         "rmsprop": 2 / eta,
-        "adam": (2 + 2 * BASE.beta1) / ((1 - BASE.beta1) * eta),
+        "adam": (2 + 2 * BASE.beta1s[0]) / ((1 - BASE.beta1s[0]) * eta),
     }
     for opt, edge in want.items():
         out = record(replace(BASE, optimizer=opt, steps=80), tmp_path / f"{opt}.zarr")
@@ -194,9 +200,12 @@ def test_replay_without_the_state_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(optimizer="momentum", beta=1.0), r"beta must be in \[0, 1\), got 1.0"),
-        (dict(optimizer="adam", beta2=-0.1), r"beta2 must be in \[0, 1\)"),
-        (dict(optimizer="rmsprop", eps=0.0), "eps must be > 0"),
+        (dict(optimizer="momentum", betas=(0.5, 1.0)), r"beta must be in \[0, 1\), got 1.0"),
+        (dict(optimizer="adam", beta2s=(-0.1,)), r"beta2 must be in \[0, 1\)"),
+        (dict(optimizer="rmsprop", epsilons=(0.0,)), "eps must be > 0"),
+        (dict(optimizer="adam", betas=(0.5, 0.9)), "several values of beta with --optimizer adam, which does not"),
+        (dict(optimizer="momentum", betas=(0.5, 0.5)), "beta 0.5 given twice"),
+        (dict(optimizer="adam", beta1s=()), "no value given for beta1"),
     ],
 )
 def test_bad_optimizer_settings_are_one_line(change, message):
@@ -240,3 +249,26 @@ def test_a_rewind_restarts_from_the_saved_state(tmp_path):
     x, y = xr.open_zarr(full), xr.open_zarr(cut)
     for name in ("params", "loss", "opt_m", "opt_s", "train_acc"):
         np.testing.assert_array_equal(x[name].values, y[name].values, err_msg=name)
+
+
+def test_a_hyper_parameter_swept_in_one_batch_is_a_stored_coordinate(tmp_path):
+    """β given as a list is a replica coordinate like η (the product seeds × η × … × β), stored
+    per replica beside its threshold; the config round-trips; an edited β is caught on opening."""
+    import json
+
+    from landscape.runs.opened import Run
+
+    cfg = replace(BASE, optimizer="momentum", betas=(0.5, 0.9), steps=80)
+    out = record(cfg, tmp_path / "hb.zarr")
+    ds = xr.open_zarr(out)
+    reps = cfg.replicas()
+    assert len(reps) == 2 * 2 * 2 and ds.beta.values.tolist() == [r.beta for r in reps]
+    np.testing.assert_allclose(ds.edge.values, (2 + 2 * ds.beta.values) / ds.eta.values, rtol=1e-15)
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+    meta = json.loads((out / "zarr.json").read_text())
+    c = json.loads(meta["attributes"]["config"])
+    c["betas"] = [0.5, 0.8]
+    meta["attributes"]["config"] = json.dumps(c)
+    (out / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(LandscapeError, match="'beta' coordinate disagree"):
+        Run.open(out)

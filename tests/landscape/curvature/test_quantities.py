@@ -83,7 +83,7 @@ def test_a_diverged_replica_reads_nan_and_the_others_are_unchanged(small_data):
     from landscape.problem.mlp import MLPSpec
 
     spec = MLPSpec(2, 5, 3)
-    hyper = RunConfig().hyper([0.05] * 3)  # Adam's, for the preconditioned spectrum
+    hyper = RunConfig(etas=(0.05,), seeds=(0, 1, 2), optimizer="adam").hyper()  # for the preconditioned spectrum
     eng = MLPEngine(spec, small_data, "dce", eta=[0.05] * 3, amplitude=[3.0] * 3, period=[20] * 3, optimizer="adam",
                     hyper=hyper)  # fmt: skip
     theta = spec.init([0, 1, 2])
