@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -215,7 +215,7 @@ class RunConfig:
         if self.replica_table:
             cols = list(zip(*self.replica_table))
             u = [tuple(dict.fromkeys(c)) for c in cols]  # each value once: its own checks below
-            hyper = {HYPER_KNOBS[h]: u[4 + i] for i, h in enumerate(HYPER)}
+            hyper: dict[str, Any] = {HYPER_KNOBS[h]: u[4 + i] for i, h in enumerate(HYPER)}
             replace(self, replica_table=(), seeds=u[0], etas=u[1], amplitudes=u[2], periods=u[3], **hyper).validate()
             r = next((r for r, c in Counter(self.replicas()).items() if c > 1), None)
             if r is not None:
