@@ -20,11 +20,11 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.dynamics.detector import LEVELS, Detector, analyse, analyse_iterates
-from landscape.problem.optimizers import ADAPTIVE, label
+from landscape.problem.optimizers import label
 from landscape.runs.opened import Run
 
 from .branches import branches_recorded, branches_replay
-from .io import edge_of, replica_coords
+from .io import edge_of, replica_coords, sharpness_var
 
 LAMBDA_SOURCES = ("auto", "replay", "recorded")
 VARIABLES = ("iterates", "loss", "loss_static", "train_acc")
@@ -84,8 +84,8 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
     hs = ds.hstep.values
     # the sharpness the optimizer's threshold applies to: λ(P⁻¹H) for rmsprop and adam, recorded
     # with --precond-k (else replayed), λ(H) for the others
-    adaptive = run.config.optimizer in ADAPTIVE
-    name = "pre_eigval" if adaptive else "eigval"
+    name = sharpness_var(run.config.optimizer)
+    adaptive = name != "eigval"
     ev = ds[name].values if ds.sizes["hstep"] and name in ds else np.full((R, 0, 2), np.nan)
     k = min(2, ev.shape[2])
     source = lambda_source

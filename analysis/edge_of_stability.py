@@ -16,7 +16,7 @@ import xarray as xr
 from landscape import LandscapeError
 from landscape.runs.opened import Run
 
-from .io import edge_of
+from .io import edge_of, sharpness_var
 
 LEVEL, REACH, TAIL = 0.9, 0.95, 0.1
 
@@ -136,12 +136,10 @@ def sharpness_over_edge(ds: xr.Dataset, optimizer: str) -> tuple[np.ndarray, str
     """(R, H) the recorded sharpness the optimizer's threshold applies to, over that threshold,
     at the spectrum steps: λ1(H) for gd and the momentum methods, λ1(P⁻¹H) for rmsprop and adam
     (recorded with --precond-k), and its name."""
-    from landscape.problem.optimizers import ADAPTIVE
-
-    name = "pre_eigval" if optimizer in ADAPTIVE else "eigval"
+    name = sharpness_var(optimizer)
     if name not in ds:
         raise LandscapeError(f"a {optimizer} run's threshold applies to λ(P⁻¹H): record it with --precond-k")
-    label = "λ1(P⁻¹H)" if optimizer in ADAPTIVE else "λ1(H)"
+    label = "λ1(H)" if name == "eigval" else "λ1(P⁻¹H)"
     return ds[name].values[:, :, 0] / edge_of(ds)[:, None], label
 
 

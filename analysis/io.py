@@ -60,6 +60,14 @@ def edge_of(ds: xr.Dataset) -> np.ndarray:
     return np.asarray(ds["edge"].values if "edge" in ds.variables else 2.0 / ds.eta.values, dtype=float)
 
 
+def sharpness_var(optimizer: str) -> str:
+    """The recorded array of the sharpness an optimizer's threshold applies to: `pre_eigval`
+    (λ of P⁻¹H, `--precond-k`) for rmsprop and adam, `eigval` (λ of H) for the others."""
+    from landscape.problem.optimizers import ADAPTIVE
+
+    return "pre_eigval" if optimizer in ADAPTIVE else "eigval"
+
+
 def conditions(runs: xr.Dataset, keys, dim: str = "run") -> list[tuple[tuple, np.ndarray]]:
     """The distinct values of `keys` along `dim` (sorted), each with its mask along `dim`."""
     vals = {tuple(np.asarray(runs[k].values[i]).item() for k in keys) for i in range(runs.sizes[dim])}

@@ -25,22 +25,30 @@ from landscape.runs.opened import Run
 TANGENT_SALT = 104729  # the start directions' salt beside the step: not the eigensolver's block
 
 
+def _window(source, start: int, steps: int | None) -> tuple[Run, int]:
+    """The run and the length of the stretch from `start` (default: to the end of the
+    recording), refused in one line where the stretch is not all recorded or the run is not
+    gradient descent's (the tangent map here is I − ηH; an optimizer's state adds directions)."""
+    run = Run.open(source)
+    if run.config.optimizer != "gd":
+        raise LandscapeError(
+            f"{run.path}: a {run.config.optimizer} run; the Lyapunov exponents and twins here are of gradient "
+            "descent's map θ ↦ θ − η∇F (tangent I − ηH), not of an optimizer with state"
+        )
+    done = run.steps_done
+    steps = done - start if steps is None else int(steps)
+    if not 0 <= start < done or steps < 1 or start + steps > done:
+        raise LandscapeError(f"steps {start} … {start + steps - 1} are not all recorded (0 … {done - 1})")
+    return run, steps
+
+
 def lyapunov(source, k: int = 2, start: int = 0, steps: int | None = None, replicas=None,
              window: int | None = None, device: str = "cpu") -> xr.Dataset:  # fmt: skip
     """The top-k finite-time exponents of each replica from step `start` over `steps` steps
     (default: to the end of the recording): `exponent` (replica, k), `running` (replica, k,
     step) and, with `window`, `window_exponent` (replica, k, window)."""
-    run = Run.open(source)
-    if run.config.optimizer != "gd":  # the state's directions would be missing from the tangent map
-        raise LandscapeError(
-            f"{run.path}: a {run.config.optimizer} run; the Lyapunov exponents here are of gradient descent's "
-            "map θ ↦ θ − η∇F (tangent I − ηH), not of an optimizer with state"
-        )
+    run, steps = _window(source, start, steps)
     idx = run.check_replicas(replicas)
-    done = run.steps_done
-    steps = done - start if steps is None else int(steps)
-    if not 0 <= start < done or steps < 1 or start + steps > done:
-        raise LandscapeError(f"steps {start} … {start + steps - 1} are not all recorded (0 … {done - 1})")
     eng = run.engine(idx, device)
     n = eng.num_params
     if not 1 <= k <= n:
@@ -82,18 +90,13 @@ def twin_separation(source, start: int, steps: int, eps=(1e-9, 1e-6, 1e-4), dire
     `growth` (replica, eps) the mean log-growth per step. For ε → 0 it is the tangent map's
     stretching of u (what the Lyapunov exponents measure); at a finite ε it is what a bounce of
     that amplitude does, which a kink of the ReLUs inside it can change."""
-    run = Run.open(source)
-    if run.config.optimizer != "gd":
-        raise LandscapeError(f"{run.path}: a {run.config.optimizer} run; twins need the optimizer's state (gd only)")
+    run, steps = _window(source, start, steps)
     if direction not in ("v1", "random"):
         raise LandscapeError(f"direction must be v1 or random, got {direction!r}")
     eps = [float(e) for e in eps]
     if not eps or any(not np.isfinite(e) or e <= 0 for e in eps):
         raise LandscapeError(f"the twins' distances ε must be > 0, got {eps}")
     idx = run.check_replicas(replicas)
-    done = run.steps_done
-    if not 0 <= start < done or steps < 1 or start + steps > done:
-        raise LandscapeError(f"steps {start} … {start + steps - 1} are not all recorded (0 … {done - 1})")
     E = len(eps)
     rows = idx * (1 + E)  # the replicas, then a twin of each per ε, in one batch
     eng = run.engine(rows, device)

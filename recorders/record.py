@@ -29,7 +29,6 @@ from landscape.dynamics.detector import first_instability
 from landscape.dynamics.iterates import Tracker, directions
 from landscape.engines.base import ReplicaEngine, healthy
 from landscape.machine.perf import keep_freed_memory
-from landscape.problem import optimizers
 from landscape.problem.data import Dataset
 from landscape.runs import build
 from landscape.store import lock
@@ -123,7 +122,7 @@ def _rewind(path: Path):
     cfg = store.config
     p = rewind_step(report, cfg)
     theta = np.asarray(store["params"][:, p // cfg.save_params_every, :])
-    state = _saved_state(store, p)
+    state = store.saved_state(p)
     with signals_deferred():
         store.write_ckpt(p, theta, None, state)  # the solver starts cold there: spectra agree to its tolerance
         stops = [v if v <= p else -1 for v in store.attrs.get("stopped_at", [])]  # not stopped yet at p
@@ -394,21 +393,12 @@ def _before(store: RunStore, engine: ReplicaEngine, start: int) -> list[torch.Te
     first = max(0, start - 2)
     p = (first // pe) * pe
     theta = torch.as_tensor(np.asarray(store["params"][:, p // pe, :]), device=engine.device).to(engine.dtype)
-    engine.set_optimizer_state(_saved_state(store, p), p)
+    engine.set_optimizer_state(store.saved_state(p), p)
     theta = engine.advance(theta, p, first)
     out = [theta]
     if start - first == 2:
         out.append(engine.advance(theta, first, first + 1))
     return out
-
-
-def _saved_state(store: RunStore, p: int) -> dict[str, np.ndarray] | None:
-    """The optimizer's buffers saved at step p (a multiple of save_params_every; None: gd)."""
-    names = optimizers.STATE[store.config.optimizer]
-    if not names:
-        return None
-    pe = store.config.save_params_every
-    return {b: np.asarray(store[f"opt_{b}"][:, p // pe, :]) for b in names}
 
 
 def _segments(cfg: RunConfig, t: int, b: int, hsteps: set):
@@ -453,7 +443,7 @@ class _Buffers:
                 self.extra[name] = torch.empty((R, nh, *tail), **kind)
         npar = -(-c // cfg.save_params_every)
         self.params = torch.empty((R, npar, n), **kw)
-        self.opt = {b: torch.empty((R, npar, n), **kw) for b in optimizers.STATE[cfg.optimizer]}
+        self.opt = {b: torch.empty((R, npar, n), **kw) for b in cfg.optimizer_buffers()}
         self.eigvec = torch.empty((R, npar, k, n), **kw)
 
     def block(self, steps: int, nh: int, npar: int) -> dict:

@@ -234,10 +234,7 @@ def info(store):
             f"η {','.join(f'{e:g}' for e in b.etas)}; A {','.join(f'{a:g}' for a in b.amplitudes)}; "
             f"T {','.join(map(str, b.periods))}; {len(b.seeds)} seeds"
         )
-        from landscape.problem.optimizers import describe
-
-        h = (b.betas, b.alphas, b.beta1s, b.beta2s, b.epsilons, b.bias_correction)
-        click.echo(f"optimizer  {describe(b.optimizer, *h)}")
+        click.echo(f"optimizer  {b.optimizer_line()}")
         for n in names:
             st = sweep_store.batch_status(store, n)
             extra = ""
@@ -275,12 +272,7 @@ def info(store):
     )
     click.echo(f"network    {net}, {a.get('num_params')} parameters, {cfg.dtype} on {cfg.device}")
     click.echo(f"data       {a.get('data')}")
-    from landscape.problem.optimizers import describe
-
-    reps = cfg.replicas()
-    h = (*(list(dict.fromkeys(getattr(r, n) for r in reps)) for n in ("beta", "alpha", "beta1", "beta2", "eps")),
-         cfg.bias_correction)  # fmt: skip
-    click.echo(f"optimizer  {describe(cfg.optimizer, *h)}")
+    click.echo(f"optimizer  {cfg.optimizer_line()}")
     click.echo(
         f"spectra    top-{cfg.top_k} every {cfg.hessian_every} steps{' (pairs t, t+1)' if cfg.hessian_pairs else ''}; "
         f"parameters every {cfg.save_params_every} steps"

@@ -345,6 +345,13 @@ class RunConfig:
         """The state buffers the optimizer keeps beside θ (stored as `opt_<name>`): () for gd."""
         return optimizers.STATE[self.optimizer]
 
+    def optimizer_line(self) -> str:
+        """The optimizer, the values its replicas take of each hyper-parameter and its threshold,
+        in one line (`landscape info` of a run or a sweep)."""
+        reps = self.replicas()
+        beta, alpha, beta1, beta2, eps = ([*dict.fromkeys(getattr(r, h) for r in reps)] for h in HYPER)
+        return optimizers.describe(self.optimizer, beta, alpha, beta1, beta2, eps, self.bias_correction)
+
     def hyper(self, replicas=None) -> optimizers.Hyper:
         """The optimizer's hyper-parameters of these replicas (rows of the replica table; default
         all), each a per-replica tensor like η."""

@@ -131,9 +131,8 @@ class ReplicaEngine(abc.ABC):
         arithmetic every step strategy shares), advancing the optimizer's state to step t + 1."""
         if self.optimizer == "gd":
             return torch.addcmul(theta, self.eta.unsqueeze(1), g, value=-1.0)
-        state = self._state_at(t, theta)
-        new, self._opt_state = optimizers.update(self.optimizer, theta, g, state, self.hyper, t + 1)
-        self._opt_t = t + 1
+        new, state = optimizers.update(self.optimizer, theta, g, self._state_at(t, theta), self.hyper, t + 1)
+        self._moved_to(state, t + 1)
         return new
 
     def _state_at(self, t: int, theta: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -148,6 +147,11 @@ class ReplicaEngine(abc.ABC):
                 "load the saved state of that step first (set_optimizer_state)"
             )
         return self._opt_state
+
+    def _moved_to(self, state: dict[str, torch.Tensor], t: int) -> None:
+        """The optimizer's buffers after its updates up to step t (what a step strategy that
+        advances them itself, compiled or fused, hands back)."""
+        self._opt_state, self._opt_t = state, t
 
     def optimizer_state(self) -> tuple[dict[str, torch.Tensor], int]:
         """The optimizer's buffers ({name: (R, n)}; empty for gd) and the step they belong to."""
@@ -174,11 +178,6 @@ class ReplicaEngine(abc.ABC):
             raise LandscapeError(f"the {self.optimizer} optimizer's state holds {sorted(want)}, got {sorted(state)}")
         self._opt_state = {k: torch.as_tensor(v).to(dtype=self.dtype, device=self.device) for k, v in state.items()}
         self._opt_t = int(t)
-
-    def edge(self) -> torch.Tensor:
-        """(R,) each replica's stability threshold on its sharpness (`optimizers.edge`)."""
-        h = self.hyper
-        return optimizers.edge(self.optimizer, h.eta, beta=h.beta, beta1=h.beta1)
 
     def preconditioner(self) -> torch.Tensor | None:
         """P (R, n) of an adaptive optimizer at the state's step (None: P = I); NaN before its

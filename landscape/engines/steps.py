@@ -119,10 +119,10 @@ class CompiledStep(_Segmented):
         eng = self.eng
         if t is None:
             raise ValueError("compiled step: the step index is needed with an optimizer's state")
-        state = tuple(eng._state_at(t, theta).values())
+        state = eng._state_at(t, theta)
         k = torch.tensor(float(t + 1), dtype=eng.dtype, device=eng.device)
-        new, st, F, static, acc, val = self.core_opt(theta, G, evaluate and eng.has_val, state, k)
-        eng._opt_state, eng._opt_t = dict(zip(eng._state_at(t, theta), st)), t + 1
+        new, st, F, static, acc, val = self.core_opt(theta, G, evaluate and eng.has_val, tuple(state.values()), k)
+        eng._moved_to(dict(zip(state, st)), t + 1)
         if val is None:
             val = torch.full_like(F, float("nan"))
         return new, StepMetrics(F, static, acc, val, G)
@@ -171,11 +171,10 @@ class CompiledStep(_Segmented):
         if self.gd:
             theta, d, p, out = self.segment(*args)
         else:
-            names = list(eng._state_at(t, theta))
-            state = tuple(v.contiguous() for v in eng._state_at(t, theta).values())
+            state = eng._state_at(t, theta)
             k = torch.tensor(float(t + 1), dtype=eng.dtype, device=eng.device)
-            theta, d, p, state, out = self.segment(*args, state, k)
-            eng._opt_state, eng._opt_t = dict(zip(names, state)), t + S
+            theta, d, p, st, out = self.segment(*args, tuple(v.contiguous() for v in state.values()), k)
+            eng._moved_to(dict(zip(state, st)), t + S)
         K = tr.U.shape[0]
         tr.extend(out[:, 3:6].transpose(1, 2), out[:, 6 : 6 + K].transpose(1, 2), theta, d, p)
         return theta, StepMetrics(out[:, 0], out[:, 1], out[:, 2], val, G)
@@ -226,7 +225,7 @@ class FusedStep(_Segmented):
         code = CODES[eng.optimizer] + (eng.optimizer == "adam" and not eng.hyper.bias_correction)
         opt = Optimizer(code, self._hyper(), first, second[0] if second else None, t)
         theta, ms = self.kernel(theta, G, eng.eta, track, opt)
-        eng._opt_state, eng._opt_t = bufs, t + G.shape[0]
+        eng._moved_to(bufs, t + G.shape[0])
         return theta, StepMetrics(ms[:, 0], ms[:, 1], ms[:, 2], val, G)
 
     def _hyper(self) -> torch.Tensor:

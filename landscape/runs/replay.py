@@ -16,18 +16,14 @@ import torch
 
 from landscape import LandscapeError
 from landscape.dynamics.iterates import Tracker, directions
-from landscape.problem import optimizers
 
 
 def saved(run, engine, replicas: list[int], p: int) -> torch.Tensor:
     """The saved θ (len(replicas), n) at step p (a multiple of save_params_every); the
     optimizer's state saved beside it is put into the engine, so replay goes on from there."""
     pe = run.config.save_params_every
-    rows = (np.asarray(replicas), p // pe, slice(None))
-    theta = torch.as_tensor(run.store.read("params", rows, orthogonal=True))
-    names = optimizers.STATE[run.config.optimizer]
-    state = {b: run.store.read(f"opt_{b}", rows, orthogonal=True) for b in names} if names and p else None
-    engine.set_optimizer_state(state, p)
+    theta = torch.as_tensor(run.store.read("params", (np.asarray(replicas), p // pe, slice(None)), orthogonal=True))
+    engine.set_optimizer_state(run.store.saved_state(p, replicas), p)
     return theta.to(engine.dtype).to(engine.device)
 
 

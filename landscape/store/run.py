@@ -613,6 +613,19 @@ class RunStore:
                 return theta, (None if gap.any() or np.isnan(ev).all() else ev), state
         raise LandscapeError(f"store has no resume state for step {step}; it cannot be resumed")
 
+    def saved_state(self, p: int, replicas=None) -> dict[str, np.ndarray] | None:
+        """The optimizer's buffers {name: (R, n)} saved beside θ at step p (a multiple of
+        save_params_every), of the replicas `replicas` (indices; default all); None for gd."""
+        names = self.config.optimizer_buffers()
+        if not names:
+            return None
+        rows = (
+            slice(None) if replicas is None else np.asarray(replicas),
+            p // self.config.save_params_every,
+            slice(None),
+        )
+        return {b: self.read(f"opt_{b}", rows, orthogonal=replicas is not None) for b in names}
+
     def _slot(self, s: int) -> np.ndarray | None:
         """Resume slot s, or None where it cannot be read (damaged: `landscape check` names it)."""
         try:
