@@ -21,7 +21,7 @@ from landscape import LandscapeError
 from landscape.config.knobs import knob
 from landscape.problem import benchmarks, losses, optimizers
 from landscape.problem.losses import LOSSES
-from landscape.problem.mlp import ACTIVATIONS, fused_refusal
+from landscape.problem.mlp import ACTIVATIONS, chunk_refusal, fused_refusal
 from landscape.problem.schedule import SHAPES
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -146,6 +146,12 @@ class RunConfig:
         "rounding, not bit for bit, and are fastest with --eval-every (speeds: docs/performance.md)",
         aliases={"compile": "compile", "fused": "fused"},
         choices=STEPS,
+    )
+    chunk: int = knob(
+        0,
+        "examples per chunk of the full batch: the loss, gradient, Hessian- and Gauss–Newton-vector products "
+        "and evaluations are summed over chunks of this many examples, so memory is set by the chunk, not the "
+        "data; equal to the whole batch to rounding (0: the whole batch at once; the eager step and --model)",
     )
     device: str = knob("cpu", "cpu, cuda or cuda:N")
     threads: int = knob(
@@ -314,6 +320,10 @@ class RunConfig:
             _bad(f"--step {self.step} applies to the built-in MLP only (a --model runs through torch.func)")
         if self.step == "fused" and (why := fused_refusal(self.depth, self.device, DTYPES[self.dtype])):
             _bad(why)
+        if self.chunk < 0:
+            _bad(f"chunk must be >= 0 (0: the whole batch), got {self.chunk}")
+        if self.chunk and self.step != "eager":
+            _bad(chunk_refusal(self.step))
         self._check_optimizer()
         if self.model:
             mlp = [f"--{k}" for k in ("width", "depth", "activation") if getattr(self, k) != getattr(RunConfig, k)]

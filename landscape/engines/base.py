@@ -50,7 +50,8 @@ class ReplicaEngine(abc.ABC):
     """What every engine shares: the data and the per-replica hyper-parameters on the device,
     Γ, accuracy and replay. A subclass supplies the network, and must
     implement (abstract here): `step(θ, t, Γ, evaluate)` (one update and its metrics),
-    `_gradient(θ, Γ)` (∇F per replica), `_logits(θ, val)`, `hvp_block(θ, t, Γ)` (the operator the
+    `_gradient(θ, Γ)` (∇F per replica), `_logits(θ, val)`, `logits_fn(part)` (the training logits
+    as a function of θ, for torch.func), `hvp_block(θ, t, Γ)` (the operator the
     curvature quantities, `landscape.curvature.quantities`, are computed over) and
     `param_map()`; and set `num_params`."""
 
@@ -67,6 +68,7 @@ class ReplicaEngine(abc.ABC):
         device="cpu",
         optimizer: str = "gd",
         hyper: optimizers.Hyper | None = None,
+        chunk: int = 0,
     ):
         losses.check(loss)
         optimizers.check(optimizer)
@@ -89,6 +91,24 @@ class ReplicaEngine(abc.ABC):
         self.hyper = (hyper or optimizers.Hyper(self.eta)).to(dtype, self.device)
         self._opt_state: dict[str, torch.Tensor] | None = None  # the optimizer's buffers (R, n) each
         self._opt_t = 0  # the step they belong to: updates done so far
+        if chunk < 0:
+            raise LandscapeError(f"chunk must be >= 0 (0: the whole batch), got {chunk}")
+        self.chunk = int(chunk)
+
+    def parts(self, val: bool = False) -> list[tuple[slice, float]]:
+        """The full batch (training or validation examples) as consecutive chunks of at most
+        `chunk` examples, each with its weight n_c/P: every loss is a mean over examples, so
+        F = Σ_c (n_c/P) F_c, and so are its gradient and Hessian. Summing over chunks holds one
+        chunk's activations at a time (memory set by the chunk, not the data) and equals the
+        whole batch to rounding. One part, the whole batch, without a chunk or when it is larger."""
+        P = (self.Xv if val else self.X).shape[0]
+        if not self.chunk or self.chunk >= P:
+            return [(slice(None), 1.0)]
+        return [(slice(a, min(a + self.chunk, P)), (min(a + self.chunk, P) - a) / P) for a in range(0, P, self.chunk)]
+
+    @property
+    def chunked(self) -> bool:
+        return len(self.parts()) > 1
 
     num_params: int  # n, the length of θ: set by the subclass, which knows the network
 
@@ -103,16 +123,23 @@ class ReplicaEngine(abc.ABC):
     def ggn_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
         """The generalised Gauss–Newton operator Jᵀ H_out J at θ and step t (`curvature.ggn`)."""
         G = self.gamma(t) if G is None else G
+        ops = []
+        for part, w in self.parts():
+            y, Y = self.y[part], self.Y[part]
 
-        def head(f, rows):
-            return losses.loss(self.loss_name, f, self.y, self.Y, G[rows]).sum()
+            def head(f, rows, y=y, Y=Y):
+                return losses.loss(self.loss_name, f, y, Y, G[rows]).sum()
 
-        return ggn_block(self.logits_fn(), head, theta)
+            ops.append((ggn_block(self.logits_fn(part), head, theta), w))
+        if len(ops) == 1:
+            return ops[0][0]
+        return lambda V, rows: sum(w * op(V, rows) for op, w in ops)
 
-    def logits_fn(self):
-        """θ (R, n) ↦ the training logits (R, P, C) as a function torch.func can differentiate
-        (the Gauss–Newton operator's network half)."""
-        return lambda theta: self._logits(theta, False)
+    @abc.abstractmethod
+    def logits_fn(self, part: slice = slice(None)):
+        """θ (R, n) ↦ the logits (R, P_part, C) of the training examples `part`, as a function
+        torch.func can differentiate (the Gauss–Newton operator's network half)."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:

@@ -13,7 +13,7 @@ from landscape.engines.base import ReplicaEngine, StepMetrics, accuracy_of
 from landscape.engines.steps import STRATEGIES
 from landscape.problem import losses, optimizers
 from landscape.problem.data import Dataset
-from landscape.problem.mlp import MLPSpec
+from landscape.problem.mlp import MLPSpec, chunk_refusal
 
 
 class MLPEngine(ReplicaEngine):
@@ -34,15 +34,24 @@ class MLPEngine(ReplicaEngine):
         step: str = "eager",
         optimizer: str = "gd",
         hyper=None,
+        chunk: int = 0,
     ):
-        super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device, optimizer, hyper)
+        super().__init__(
+            data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device, optimizer, hyper, chunk
+        )
         if step not in STRATEGIES:
             raise LandscapeError(f"unknown step '{step}'; choose one of {', '.join(STRATEGIES)}")
+        if self.chunked and step != "eager":
+            raise LandscapeError(chunk_refusal(step))
         self.spec = spec
         self.num_params = spec.num_params
         self.XT = self.X.t().contiguous()  # feature-major inputs for derivatives.py
         if self.has_val:
             self.XvT = self.Xv.t().contiguous()
+        # the chunks of the full batch (one, the whole batch, without --chunk): inputs feature-major
+        self.blocks = [(self.XT[:, p].contiguous(), self.y[p], self.Y[p], w) for p, w in self.parts()]
+        if self.has_val:
+            self.val_blocks = [self.XvT[:, p].contiguous() for p, _ in self.parts(val=True)]
         self.strategy = STRATEGIES[step](self)
 
     @property
@@ -64,13 +73,30 @@ class MLPEngine(ReplicaEngine):
         return losses.Head(name or self.loss_name, self.y, self.Y, G)
 
     def _gradient(self, theta: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        if self.chunked:
+            return self._chunked_parts(theta, G)[0]
         return derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))[0]
 
-    def logits_fn(self):
-        return lambda theta: self.spec.forward(theta, self.X)
+    def logits_fn(self, part: slice = slice(None)):
+        X = self.X[part]
+        return lambda theta: self.spec.forward(theta, X)
 
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
-        return derivatives.forward_hidden(self.spec, theta, self.XvT if val else self.XT)[1]
+        if not self.chunked:
+            return derivatives.forward_hidden(self.spec, theta, self.XvT if val else self.XT)[1]
+        XTs = self.val_blocks if val else [b[0] for b in self.blocks]
+        return torch.cat([derivatives.forward_hidden(self.spec, theta, XT)[1] for XT in XTs], dim=1)
+
+    def _chunked_parts(self, theta: torch.Tensor, G: torch.Tensor):
+        """The gradient, F, the static loss and the training accuracy as weighted sums over the
+        chunks of the batch (`parts`): one chunk's activations alive at a time."""
+        g = F = static = acc = 0.0
+        for XT, y, Y, w in self.blocks:
+            gc, Fc, f, _ = derivatives.gradient(self.spec, theta, XT, losses.Head(self.loss_name, y, Y, G))
+            g, F = g + w * gc, F + w * Fc
+            static = static + w * losses.loss(self.static_name, f, y, Y, G)
+            acc = acc + w * accuracy_of(f, y).to(self.dtype)
+        return g, F, static, acc
 
     # --- many parameter vectors at once (loss landscapes) ----------------------------
     def _evaluation_kernel(self):
@@ -125,9 +151,12 @@ class MLPEngine(ReplicaEngine):
 
     def _step_parts(self, theta: torch.Tensor, G: torch.Tensor, evaluate: bool):
         """The gradient at θ_t and the metrics there (validation accuracy None unless evaluate)."""
-        g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
-        static = losses.loss(self.static_name, f, self.y, self.Y, G)
-        acc = accuracy_of(f, self.y).to(self.dtype)
+        if self.chunked:
+            g, F, static, acc = self._chunked_parts(theta, G)
+        else:
+            g, F, f, _ = derivatives.gradient(self.spec, theta, self.XT, self._loss_fn(G))
+            static = losses.loss(self.static_name, f, self.y, self.Y, G)
+            acc = accuracy_of(f, self.y).to(self.dtype)
         val = self.accuracy(theta, val=True) if evaluate else None
         return g, F, static, acc, val
 
@@ -175,8 +204,28 @@ class MLPEngine(ReplicaEngine):
 
     def hvp(self, theta: torch.Tensor, t: int):
         """The map V (R, n) ↦ H_t(θ) V, row r by replica r's Hessian (hand-written R-operator)."""
+        if self.chunked:
+            op, rows = self.hvp_block(theta, t), torch.arange(theta.shape[0], device=theta.device)
+            return lambda V: op(V.unsqueeze(1), rows)[:, 0]
         cache = self.hvp_cache(theta, self.gamma(t))
         return lambda V: derivatives.hvp(self.spec, cache, V)
 
     def hvp_block(self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None) -> BlockOp:
-        return self.strategy.hvp_block(theta, self.gamma(t) if G is None else G)
+        G = self.gamma(t) if G is None else G
+        if not self.chunked:
+            return self.strategy.hvp_block(theta, G)
+        theta = theta.detach()
+
+        def op(V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            """Σ_c w_c H_c V: each chunk's cache made, used and dropped in turn (bounded memory
+            for one more forward and backward pass per product)."""
+            out = 0.0
+            for XT, y, Y, w in self.blocks:
+                head = losses.Head(self.loss_name, y, Y, G[rows])
+                with torch.no_grad():
+                    cache = derivatives.gradient(self.spec, theta[rows], XT, head, for_hvp=True)[3]
+                out = out + w * derivatives.hvp_block(self.spec, cache, V)
+            return out
+
+        return op
+

@@ -47,8 +47,11 @@ class ModuleEngine(ReplicaEngine):
         device="cpu",
         optimizer: str = "gd",
         hyper=None,
+        chunk: int = 0,
     ):
-        super().__init__(data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device, optimizer, hyper)
+        super().__init__(
+            data, loss, eta, amplitude, period, static_from, gamma_shape, dtype, device, optimizer, hyper, chunk
+        )
         self.make = make
         models = self._models(seeds)
         if any(True for _ in models[0].buffers()):
@@ -104,15 +107,30 @@ class ModuleEngine(ReplicaEngine):
             )
         return f
 
+    def logits_fn(self, part: slice = slice(None)):
+        X = self.X[part]
+        return lambda theta: self.logits(theta, X)
+
     # --- the loss -------------------------------------------------------------------
-    def _total(self, theta: torch.Tensor, G: torch.Tensor):
-        f = self.logits(theta, self.X)
-        F = losses.loss(self.loss_name, f, self.y, self.Y, G)
+    def _total(self, theta: torch.Tensor, G: torch.Tensor, part: slice = slice(None)):
+        """ΣF over the replicas on the training examples `part` (F the mean over them), and (F, f)."""
+        f = self.logits(theta, self.X[part])
+        F = losses.loss(self.loss_name, f, self.y[part], self.Y[part], G)
         return F.sum(), (F.detach(), f.detach())
 
     # --- one step -------------------------------------------------------------------
     def _grad(self, theta: torch.Tensor, G: torch.Tensor):
-        return grad(self._total, has_aux=True)(theta, G)
+        """(∇ΣF, (F, f)): one backward pass, or the weighted sum of one per chunk (`parts`), each
+        chunk's graph freed before the next is built."""
+        if not self.chunked:
+            return grad(self._total, has_aux=True)(theta, G)
+        g = F = 0.0
+        fs = []
+        for part, w in self.parts():
+            gc, (Fc, f) = grad(self._total, has_aux=True)(theta, G, part)
+            g, F = g + w * gc, F + w * Fc
+            fs.append(f)
+        return g, (F, torch.cat(fs, dim=1))
 
     def step(
         self, theta: torch.Tensor, t: int, G: torch.Tensor | None = None, evaluate: bool = True
@@ -130,7 +148,10 @@ class ModuleEngine(ReplicaEngine):
         return self._grad(theta, G)[0]
 
     def _logits(self, theta: torch.Tensor, val: bool) -> torch.Tensor:
-        return self.logits(theta, self.Xv if val else self.X)
+        X = self.Xv if val else self.X
+        if not self.chunked:
+            return self.logits(theta, X)
+        return torch.cat([self.logits(theta, X[p]) for p, _ in self.parts(val)], dim=1)
 
     # --- the batched passes, tried once ----------------------------------------------
     def probe(self, label: str = "--model") -> None:
@@ -156,10 +177,14 @@ class ModuleEngine(ReplicaEngine):
 
         def op(V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             th, G = theta[rows], G_all[rows]
-            g = lambda x: self._grad(x, G)[0]
-            # the block's columns under vmap: one batched pass instead of a jvp per column
-            # (far faster on a small CNN; the same numbers to rounding)
-            return vmap(lambda v: jvp(g, (th,), (v,))[1], in_dims=1, out_dims=1)(V)
+            out = 0.0
+            for part, w in self.parts():  # one chunk's graph at a time (the whole batch without --chunk)
+                g = lambda x, part=part: grad(self._total, has_aux=True)(x, G, part)[0]
+                # the block's columns under vmap: one batched pass instead of a jvp per column
+                # (far faster on a small CNN; the same numbers to rounding)
+                Hv = vmap(lambda v, g=g: jvp(g, (th,), (v,))[1], in_dims=1, out_dims=1)(V)
+                out = Hv if w == 1.0 else out + w * Hv
+            return out
 
         return op
 

@@ -107,14 +107,16 @@ def bytes_per_replica(cfg, input_dim=2, num_classes=3, points=300) -> int:
     compiled steps hold the training and validation passes' activations and the HVP cache
     (points × width per layer, a dozen arrays); the fused kernel keeps a block of points'
     activations in cache from the forward pass to the gradient and holds only the logits per
-    point. Both add the Lanczos basis and a few parameter-sized vectors. Measured against the
-    peak in tests/landscape/machine/test_memory.py (within 2× across width, points, replicas)."""
+    point. Both add the Lanczos basis and a few parameter-sized vectors. With `--chunk` the
+    activations are one chunk's (the logits stay whole). Measured against the peak in
+    tests/landscape/machine/test_memory.py (within 2× across width, points, replicas, chunks)."""
     size = 8 if cfg.dtype == "float64" else 4
     n = num_params(cfg.width, cfg.depth, input_dim, num_classes)
     if cfg.step == "fused":
         acts = 4 * points * num_classes
     else:
-        acts = 16 * points * cfg.width * cfg.depth
+        held = min(points, cfg.chunk) if cfg.chunk else points
+        acts = 16 * held * cfg.width * cfg.depth + (8 * points * num_classes if cfg.chunk else 0)
     lanczos = cfg.eig_max_iter * n  # the Krylov basis
     return size * (acts + lanczos + 8 * n)
 

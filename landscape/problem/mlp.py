@@ -34,6 +34,15 @@ def fused_refusal(depth: int, device, dtype=torch.float64) -> str | None:
     return None
 
 
+def chunk_refusal(step: str) -> str:
+    """Why a step strategy other than eager does not take `--chunk` (the configuration's and the
+    engine's one line)."""
+    return (
+        f"--chunk applies to the eager step and --model; --step {step} runs the whole batch at once "
+        "(the fused kernel keeps no per-example activations, so its memory does not grow with the data)"
+    )
+
+
 @dataclass(frozen=True)
 class MLPSpec:
     """Layer sizes input → hidden × depth → classes."""

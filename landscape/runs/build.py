@@ -115,6 +115,7 @@ def engine(cfg: RunConfig, data: Dataset, replicas: Sequence[Replica] | None = N
         device=cfg.device,
         optimizer=cfg.optimizer,
         hyper=cfg.hyper(reps),
+        chunk=cfg.chunk,
     )
     if cfg.model:
         from landscape.engines.module import ModuleEngine

@@ -77,7 +77,7 @@ def check(path, arrays: tuple[str, ...] | None = None) -> Report:
     damaged: list[Damage] = []
     read = 0
     sch = store.schema
-    for name, (dims, shape, chunks, _, _) in layout(
+    for name, (dims, shape, _, _, _) in layout(
         store.config, C, n, sch.layers, sch.iterates, sch.ckpt_vectors, sch.edge
     ).items():
         if arrays is not None and name not in arrays:
@@ -99,6 +99,7 @@ def check(path, arrays: tuple[str, ...] | None = None) -> Report:
         steps = _time_steps(store, tdim)
         recorded = int(np.searchsorted(steps, done))  # entries of the time axis below steps_done
         arr = store[name]
+        chunks = tuple(arr.chunks)  # the store's own (the layout's rule may have changed since it was made)
         grid = [range(-(-s // c)) for s, c in zip(shape, chunks)]
         for idx in itertools.product(*grid):
             lo = idx[ax] * chunks[ax]
@@ -127,11 +128,17 @@ def _state(store: RunStore, name: str, done: int) -> tuple[int, list[Damage]]:
     """The two resume slots: each one written must decode, and past step 0 one of them must
     hold `steps_done` (a resume starts there)."""
     arr, damaged, read, holds = store[name], [], 0, False
+    grid = list(itertools.product(*(range(-(-s // c)) for s, c in zip(arr.shape[1:], arr.chunks[1:]))))
     for slot in range(arr.shape[0]):
-        key = Path(store.path) / name / "c" / str(slot) / "0" / "0"
-        if not key.is_file():
+        keys = [Path(store.path) / name / "c" / str(slot) / "/".join(map(str, idx)) for idx in grid]
+        there = [k.is_file() for k in keys]
+        if not any(there):  # never written
             continue
-        read += 1
+        read += sum(there)
+        if not all(there):  # a slot is written whole: a piece missing is damage
+            idx = grid[there.index(False)]
+            damaged.append(Damage(name, (slot, *idx), (done, done), "chunk file missing"))
+            continue
         try:
             holds |= bool(np.asarray(arr[slot, 0, 0]) == done)
             arr[slot]

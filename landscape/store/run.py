@@ -211,6 +211,23 @@ def _writer_root(path) -> zarr.Group:
     return zarr.open_group(str(path), mode="r+", use_consolidated=True)
 
 
+VECTOR_CHUNK = 2**20  # numbers in one chunk of a parameter-sized array: 8 MB in float64
+
+
+def vector_chunks(R: int, n: int, per: int = 1, cap: int = 256) -> tuple[int, int]:
+    """(replicas, entries) of a chunk of an array of `per` vectors of length n a replica
+    (θ, the optimizer's buffers, eigenvectors, the resume slots): whole vectors of up to
+    `cap` replicas a chunk while that stays within VECTOR_CHUNK numbers, else fewer replicas and
+    then pieces of a vector, so a 10⁶-parameter run writes, checks and reads its vectors a few
+    MB at a time (the spiral's stores keep their layout: 256 whole vectors a chunk).
+
+    >>> vector_chunks(256, 603), vector_chunks(4, 1_000_000), vector_chunks(4, 1_000_000, per=20)
+    ((256, 603), (1, 1000000), (1, 52428))
+    """
+    entries = min(n, max(1, VECTOR_CHUNK // per))
+    return min(R, cap, max(1, VECTOR_CHUNK // (per * entries))), entries
+
+
 def layout(
     cfg: RunConfig,
     num_classes: int,
@@ -262,21 +279,25 @@ def layout(
             tail = tuple(sizes[d] for d in a.dims)
             out[a.name] = (["replica", axis, *a.dims], (R, length, *tail), (rc, chunk, *(max(x, 1) for x in tail)),
                            a.dtype, a.fill)  # fmt: skip
-    out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (rc, 1, k, n), *f64)
-    out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
+    er, ep = vector_chunks(R, n, k)
+    out["eigvec"] = (["replica", "pstep", "eig", "param"], (R, len(pstep), k, n), (er, 1, k, ep), *f64)
+    vr, vp = vector_chunks(R, n)
+    out["params"] = (["replica", "pstep", "param"], (R, len(pstep), n), (vr, 1, vp), *f64)
     for b in cfg.optimizer_buffers():
-        out[f"opt_{b}"] = (["replica", "pstep", "param"], (R, len(pstep), n), (rc, 1, n), *f64)
+        out[f"opt_{b}"] = (["replica", "pstep", "param"], (R, len(pstep), n), (vr, 1, vp), *f64)
     if edge:  # the optimizer's threshold and hyper-parameters, per replica (schema 3)
         for name in ("edge", *HYPER):
             out[name] = (["replica"], (R,), (R,), *f64)
     m = len(cfg.optimizer_buffers())
-    out["state/ckpt"] = (None, (2, R, 1 + n * (1 + m + kb)), (1, R, 1 + n * (1 + m + kb)), *f64)
+    width = 1 + n * (1 + m + kb)
+    sr, sw = vector_chunks(R, width, cap=R)
+    out["state/ckpt"] = (None, (2, R, width), (1, sr, sw), *f64)
     if iterates:
         out["proj"] = (["proj"], (iterates,), (iterates,), *i64)
         for name in ITERATE_ARRAYS:
             out[name] = (["replica", "step"], (R, cfg.steps), (rc, sc), *f64)
         out["iter_proj"] = (["replica", "step", "proj"], (R, cfg.steps, iterates), (rc, sc, iterates), *f64)
-        out["iter_dirs"] = (["proj", "param"], (iterates, n), (iterates, n), *f64)
+        out["iter_dirs"] = (["proj", "param"], (iterates, n), (iterates, vector_chunks(1, n, iterates)[1]), *f64)
     return out
 
 

@@ -55,7 +55,7 @@ def test_the_engine_protocol_is_stated_and_enforced():
     from landscape.engines.base import ReplicaEngine
     from landscape.engines.module import ModuleEngine
 
-    assert ReplicaEngine.__abstractmethods__ == {"step", "_gradient", "_logits", "hvp_block", "param_map"}
+    assert ReplicaEngine.__abstractmethods__ == {"step", "_gradient", "_logits", "logits_fn", "hvp_block", "param_map"}
     assert not MLPEngine.__abstractmethods__ and not ModuleEngine.__abstractmethods__
 
     class Half(ReplicaEngine):

@@ -60,9 +60,10 @@ def status(key):
             return int(line.split()[1]) * 1024
 
 
-step, w, npc, R = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+step, w, npc, R, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 cfg = RunConfig(loss="dce", etas=tuple(0.01 * (i + 1) for i in range(R)), width=w, n_per_class=npc, steps=50,
-                hessian_every=25, save_params_every=25, chunk_steps=25, step=step, eval_every=25, threads=1)
+                hessian_every=25, save_params_every=25, chunk_steps=25, step=step, eval_every=25, threads=1,
+                chunk=chunk)
 data = build.dataset(cfg)
 # the peak from here on: reset the high-water mark (a forked child inherits its parent's, and
 # getrusage's maxrss survives exec), then read it after the recording
@@ -73,36 +74,48 @@ print(json.dumps([status("VmHWM:") - base, memory.recording_bytes(cfg, 2, 3, 3 *
 """
 
 
-@pytest.mark.subprocess
-@pytest.mark.parametrize(
-    "step, width, n_per_class, replicas",
-    [
-        ("fused", 1000, 1000, 8),  # P = 3000
-        ("fused", 400, 1000, 16),
-        ("fused", 100, 100, 64),
-        ("eager", 100, 100, 16),
-        ("eager", 400, 1000, 4),
-    ],
-)
-@pytest.mark.slow
-def test_the_estimate_is_within_twice_the_measured_peak(step, width, n_per_class, replicas):
-    """The pre-flight estimate is the working set of the strategy that will run: the fused
-    step holds no points × width activations (the eager count refused 1000 × 3000 × 256 as 76 GB;
-    it runs in about 1.4 GB), the eager step does. Peak RSS of a fresh process recording the
-    cell, beyond what it held before the recording, against the estimate."""
+def peak_and_estimate(step, width, n_per_class, replicas, chunk=0):
     import json
     import subprocess
     import sys
 
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, step, str(width), str(n_per_class), str(replicas)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = [str(a) for a in (step, width, n_per_class, replicas, chunk)]
+    out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    peak, estimate = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize(
+    "step, width, n_per_class, replicas, chunk",
+    [
+        ("fused", 1000, 1000, 8, 0),  # P = 3000
+        ("fused", 400, 1000, 16, 0),
+        ("fused", 100, 100, 64, 0),
+        ("eager", 100, 100, 16, 0),
+        ("eager", 400, 1000, 4, 0),
+        ("eager", 400, 1000, 4, 250),  # 12 chunks of the 3000 points
+    ],
+)
+@pytest.mark.slow
+def test_the_estimate_is_within_twice_the_measured_peak(step, width, n_per_class, replicas, chunk):
+    """The pre-flight estimate is the working set of the strategy that will run: the fused
+    step holds no points × width activations (the eager count refused 1000 × 3000 × 256 as 76 GB;
+    it runs in about 1.4 GB), the eager step does. Peak RSS of a fresh process recording the
+    cell, beyond what it held before the recording, against the estimate."""
+    peak, estimate = peak_and_estimate(step, width, n_per_class, replicas, chunk)
     assert 0.5 <= estimate / peak <= 2.0, (peak / 1e6, estimate / 1e6)
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_chunks_bound_the_peak_by_the_chunk_not_the_data():
+    """Eager, width 400, 4 replicas: without chunks the peak grows with the points; with 250-point
+    chunks it stays near the small run's (the activations are one chunk's)."""
+    small = peak_and_estimate("eager", 400, 100, 4, 250)[0]  # 300 points, 2 chunks
+    large = peak_and_estimate("eager", 400, 2000, 4, 250)[0]  # 6000 points, 24 chunks
+    whole = peak_and_estimate("eager", 400, 2000, 4, 0)[0]
+    assert large < 1.6 * small and whole > 3 * large, (small / 1e6, large / 1e6, whole / 1e6)
 
 
 def test_the_fused_estimate_admits_what_the_eager_one_refused(monkeypatch):

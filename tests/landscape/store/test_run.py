@@ -133,3 +133,44 @@ def test_attribute_updates_keep_the_consolidated_view_whole(store, how):
     ds = xr.open_zarr(str(s.path), consolidated=True)
     assert ds.attrs["steps_done"] == 40 and ds.attrs["status"] == "running"
     assert RunStore.open(s.path).steps_done == 40
+
+
+@pytest.mark.slow
+def test_parameter_vectors_are_chunked_along_param_and_still_resume_check_and_replay(tmp_path, tiny_cfg, monkeypatch):
+    """With a chunk of 40 numbers (what 2**20 is to a 10⁶-parameter network) θ, eigenvectors
+    and the resume slots are cut along `param`: a crash and resume equals the uninterrupted run
+    bit for bit, `check` reads every piece and names a missing one, replay reads θ back."""
+    from dataclasses import replace
+
+    from landscape.recorders import record, resume
+    from landscape.store import run as store_run
+    from landscape.runs.opened import params_at
+    from landscape.store.integrity import check
+    from tests.recorders.test_record import assert_same_recording
+
+    monkeypatch.setattr(store_run, "VECTOR_CHUNK", 40)
+    cfg = replace(tiny_cfg, optimizer="momentum")  # its buffer beside θ, in the slots too
+    ref = record(cfg, tmp_path / "ref.zarr")
+    n = int(RunStore.open(ref).attrs["num_params"])
+    assert n > 40
+    for name, piece in (("params", 40), ("eigvec", 20), ("opt_v", 40), ("state/ckpt", 40)):
+        assert RunStore.open(ref)[name].chunks[-1] == piece, name
+    calls = []
+
+    def boom(k):
+        calls.append(k)
+        if len(calls) == 120:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        record(cfg, tmp_path / "crash.zarr", progress=boom)
+    resume(tmp_path / "crash.zarr")
+    assert_same_recording(ref, tmp_path / "crash.zarr")
+    report = check(ref)
+    assert report.ok and report.chunks_read > 0
+    stored = open_dataset(ref).params.values
+    np.testing.assert_array_equal(params_at(ref, [50])[:, 0], stored[:, 1])  # θ_50 by replay = saved
+    (ref / "params" / "c" / "0" / "1" / "1").unlink()  # one piece of θ_50 of replica 0
+    (ref / "state" / "ckpt" / "c" / "0" / "0" / "1").unlink()  # one piece of a resume slot
+    bad = {d.array: d.reason for d in check(ref).damaged}
+    assert bad == {"params": "chunk file missing", "state/ckpt": "chunk file missing"}
