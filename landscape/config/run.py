@@ -83,7 +83,10 @@ class RunConfig:
     seeds: tuple = knob((0,), "seeds: a count '5' (0..4), a list '3,7' or a range '0-9'", item=int, parse="seeds")
     width: int = knob(100, "hidden width")
     depth: int = knob(1, "hidden layers")
-    activation: str = knob("relu", "the built-in MLP's activation", choices=tuple(ACTIVATIONS))
+    activation: str = knob(
+        "relu", "the built-in MLP's activation (softplus: log(1 + e^{βz})/β)", choices=tuple(ACTIVATIONS)
+    )
+    softplus_beta: float = knob(1.0, "the softplus's sharpness β (β → ∞: the ReLU's kink)")
     steps: int = knob(10000, "training steps")
     hessian_every: int = knob(50, "a spectrum every this many steps")
     hessian_pairs: bool = knob(True, "spectra at t and t + 1 (both branches of a period-2 bounce)")
@@ -256,6 +259,10 @@ class RunConfig:
             _bad(f"depth must be >= 1, got {self.depth}")
         if self.activation not in ACTIVATIONS:
             _bad(f"unknown activation '{self.activation}'; choose one of {', '.join(ACTIVATIONS)}")
+        if not (np.isfinite(self.softplus_beta) and self.softplus_beta > 0):
+            _bad(f"softplus-beta must be a positive number, got {self.softplus_beta}")
+        if self.softplus_beta != 1.0 and self.activation != "softplus":
+            _bad(f"--softplus-beta shapes the softplus; the {self.activation} has no sharpness to set")
         if not 1 <= self.steps <= MAX_STEPS:
             _bad(f"steps must be from 1 to {MAX_STEPS:.0e}, got {self.steps}")
 
@@ -318,7 +325,9 @@ class RunConfig:
             _bad(f"unknown step '{self.step}'; choose one of {', '.join(STEPS)}")
         if self.step != "eager" and self.model:
             _bad(f"--step {self.step} applies to the built-in MLP only (a --model runs through torch.func)")
-        if self.step == "fused" and (why := fused_refusal(self.depth, self.device, DTYPES[self.dtype])):
+        if self.step == "fused" and (why := fused_refusal(
+            self.depth, self.device, DTYPES[self.dtype], self.activation
+        )):
             _bad(why)
         if self.chunk < 0:
             _bad(f"chunk must be >= 0 (0: the whole batch), got {self.chunk}")

@@ -63,10 +63,23 @@ def _hess(cache: Cache) -> Callable:
 
 
 def act_prime(spec: MLPSpec, g, h):
-    """g · σ'(z), written with the layer output h = σ(z)."""
+    """g · σ'(z), written with the layer output h = σ(z) (softplus: σ' = 1 − e^{−βh})."""
     if spec.activation == "relu":
         return _thr_bwd(g, h, 0)
+    if spec.activation == "softplus":
+        return g * -torch.expm1(-spec.beta * h)
     return g * (1 - h * h)  # tanh
+
+
+def act_second(spec: MLPSpec, h):
+    """σ''(z) from h = σ(z) for the smooth activations (the R-operator's curvature term);
+    None for the ReLU, whose second derivative is zero almost everywhere."""
+    if spec.activation == "tanh":
+        return -2 * h * (1 - h * h)
+    if spec.activation == "softplus":
+        e = torch.exp(-spec.beta * h)  # 1 − σ'
+        return spec.beta * (1 - e) * e
+    return None
 
 
 def _layer(hT, W, b):
@@ -90,13 +103,13 @@ def _flatten(parts, R):
 
 def forward_hidden(spec: MLPSpec, theta: torch.Tensor, XT: torch.Tensor):
     """Layer inputs [Xᵀ, h1ᵀ, …] and logits (R, P, C) of every replica."""
-    act_ = torch.relu_ if spec.activation == "relu" else torch.tanh_
+    act_ = {"relu": torch.relu_, "tanh": torch.tanh_}.get(spec.activation, spec.act)
     layers = spec.unflatten(theta)
     h, h_in = XT, []
     for li, (W, b) in enumerate(layers):
         h_in.append(h)
         z = _layer(h, W, b)
-        h = act_(z) if li < len(layers) - 1 else z  # in place: z is a fresh buffer
+        h = act_(z) if li < len(layers) - 1 else z  # in place where it can: z is a fresh buffer
     return h_in, h.transpose(1, 2).contiguous()
 
 
@@ -165,6 +178,8 @@ def hvp(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
             RdzT = act_prime(spec, RdhT, h)
             if spec.activation == "tanh":  # σ'' term: σ''(z) = −2h(1 − h²)
                 RdzT = RdzT - 2 * h * (1 - h * h) * cache.dh[li - 1] * Rz_hidden[li - 1]
+            elif (s2 := act_second(spec, h)) is not None:
+                RdzT = RdzT + s2 * cache.dh[li - 1] * Rz_hidden[li - 1]
     return _flatten(parts[::-1], V.shape[0])
 
 
@@ -173,6 +188,8 @@ def _act_prime_b(spec: MLPSpec, g, h):
     h = h.unsqueeze(2)
     if spec.activation == "relu":
         return g * (h > 0)
+    if spec.activation == "softplus":
+        return g * -torch.expm1(-spec.beta * h)
     return g * (1 - h * h)
 
 
@@ -238,4 +255,6 @@ def hvp_block(spec: MLPSpec, cache: Cache, V: torch.Tensor) -> torch.Tensor:
             if spec.activation == "tanh":
                 hh = h.unsqueeze(2)
                 RdzT = RdzT - 2 * hh * (1 - hh * hh) * cache.dh[li - 1].unsqueeze(2) * Rz_hidden[li - 1]
+            elif (s2 := act_second(spec, h)) is not None:
+                RdzT = RdzT + (s2 * cache.dh[li - 1]).unsqueeze(2) * Rz_hidden[li - 1]
     return torch.cat(parts[::-1], dim=2)

@@ -28,7 +28,7 @@ import torch
 from landscape import LandscapeError
 from landscape.dynamics.iterates import Tracker
 from landscape.problem.losses import LOSSES
-from landscape.problem.mlp import ACTIVATIONS, fused_refusal
+from landscape.problem.mlp import FUSED_ACTIVATIONS, fused_refusal
 
 SOURCE = Path(__file__).with_name("fused_step.cpp")
 NV = 2  # vectors of points per block (8 doubles or 16 floats a vector)
@@ -168,8 +168,8 @@ class FusedKernel:
     ):
         if why := fused_refusal(1, X.device, X.dtype):
             raise LandscapeError(why)
-        if activation not in ACTIVATIONS:
-            raise LandscapeError(f"--step fused supports {', '.join(ACTIVATIONS)}, not {activation}")
+        if activation not in FUSED_ACTIVATIONS:
+            raise LandscapeError(f"--step fused supports {', '.join(FUSED_ACTIVATIONS)}, not {activation}")
         self.dtype, self.width, self.C = X.dtype, width, C
         self.d = X.shape[1]
         self.train = _Points(X, y)

@@ -200,7 +200,7 @@ class FusedStep(_Segmented):
         super().__init__(eng)
         from landscape.engines.fused import FusedKernel
 
-        if why := fused_refusal(eng.spec.depth, eng.device, eng.dtype):
+        if why := fused_refusal(eng.spec.depth, eng.device, eng.dtype, eng.spec.activation):
             raise LandscapeError(why)
         val = (eng.Xv, eng.yv) if eng.has_val else (None, None)
         self.kernel = FusedKernel(eng.X, eng.y, eng.C, eng.spec.width, eng.loss_name, eng.spec.activation, *val)

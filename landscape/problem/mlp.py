@@ -12,10 +12,28 @@ from dataclasses import dataclass
 
 import torch
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": torch.relu, "tanh": torch.tanh}
 
 
-def fused_refusal(depth: int, device, dtype=torch.float64) -> str | None:
+def softplus(z: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """log(1 + e^{βz})/β, written so that no exponential overflows: a smooth ReLU whose kink
+    sharpens with β (β → ∞: the ReLU; σ'(0) = 1/2, σ''(0) = β/4).
+
+    >>> softplus(torch.tensor([-1000.0, 0.0, 1000.0], dtype=torch.float64), 2.0).tolist()
+    [0.0, 0.34657359027997264, 1000.0]
+    """
+    bz = beta * z
+    return (torch.relu(bz) + torch.log1p(torch.exp(-bz.abs()))) / beta
+
+
+ACTIVATIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "relu": lambda z, beta=1.0: torch.relu(z),
+    "tanh": lambda z, beta=1.0: torch.tanh(z),
+    "softplus": softplus,
+}
+FUSED_ACTIVATIONS = ("relu", "tanh")  # what the hand-fused C++ kernel is written for
+
+
+def fused_refusal(depth: int, device, dtype=torch.float64, activation: str = "relu") -> str | None:
     """Why the hand-fused C++ step (`--step fused`) cannot run this MLP, or None if it can: the
     one rule the configuration, the step strategy and the kernel all apply. The kernel is one
     hidden layer of either activation, float64 or float32, on the CPU.
@@ -27,6 +45,8 @@ def fused_refusal(depth: int, device, dtype=torch.float64) -> str | None:
     """
     if depth != 1:
         return f"--step fused runs the one-hidden-layer MLP (--depth 1), not depth {depth}"
+    if activation not in FUSED_ACTIVATIONS:
+        return f"--step fused runs {' and '.join(FUSED_ACTIVATIONS)} networks, not {activation} (use --step eager)"
     if torch.device(device).type != "cpu":
         return "--step fused runs on the CPU only (use --step compile on a GPU)"
     if dtype not in (torch.float64, torch.float32):
@@ -52,6 +72,11 @@ class MLPSpec:
     num_classes: int
     depth: int = 1
     activation: str = "relu"
+    beta: float = 1.0  # the softplus's sharpness (the other activations have none)
+
+    def act(self, z: torch.Tensor) -> torch.Tensor:
+        """The hidden layers' activation σ(z), out of place."""
+        return ACTIVATIONS[self.activation](z, self.beta)
 
     @property
     def sizes(self) -> list[int]:
@@ -80,13 +105,12 @@ class MLPSpec:
     def forward(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """Logits (R, P, C) on the shared inputs X (P, d), out of place throughout, so that
         torch.func transforms it (the engines' own passes are hand-written and in place)."""
-        act = ACTIVATIONS[self.activation]
         layers = self.unflatten(theta)
         h = X
         for li, (W, b) in enumerate(layers):
             h = torch.matmul(h, W) + b.unsqueeze(1)
             if li < len(layers) - 1:
-                h = act(h)
+                h = self.act(h)
         return h
 
     def init(self, seeds, dtype=torch.float64, device="cpu") -> torch.Tensor:

@@ -49,7 +49,7 @@ def mlp_spec(cfg: RunConfig, data: Dataset) -> MLPSpec:
             f"the built-in MLP takes 2-D inputs (samples × features), the data have shape "
             f"{data.X.shape}; give --model for your own network"
         )
-    return MLPSpec(data.input_dim, cfg.width, data.num_classes, cfg.depth, cfg.activation)
+    return MLPSpec(data.input_dim, cfg.width, data.num_classes, cfg.depth, cfg.activation, cfg.softplus_beta)
 
 
 def factory(cfg: RunConfig):

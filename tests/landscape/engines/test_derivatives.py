@@ -10,15 +10,28 @@ from landscape.problem.mlp import MLPSpec
 from tests import reference
 
 
+def spec_of(width, depth, activation) -> MLPSpec:
+    """'softplus:4' is the softplus of sharpness β = 4."""
+    name, _, beta = activation.partition(":")
+    return MLPSpec(2, width, 3, depth, name, float(beta or 1.0))
+
+
 def make(small_data, loss="dce", depth=1, activation="relu", R=3, width=6):
-    spec = MLPSpec(2, width, 3, depth, activation)
+    spec = spec_of(width, depth, activation)
     eng = MLPEngine(spec, small_data, loss, [0.5] * R, [7.0, 3.0, 1.5][:R], [40, 13, 20][:R])
     theta = spec.init(range(R))
     theta = theta + 0.05 * torch.randn(theta.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     return spec, eng, theta
 
 
-CASES = [(loss, 1, "relu") for loss in losses.LOSSES] + [("dce", 2, "relu"), ("dmse2", 2, "tanh"), ("ce", 1, "tanh")]
+CASES = [(loss, 1, "relu") for loss in losses.LOSSES] + [
+    ("dce", 2, "relu"),
+    ("dmse2", 2, "tanh"),
+    ("ce", 1, "tanh"),
+    ("dce", 2, "softplus"),
+    ("dmse1", 1, "softplus:4"),
+    ("dmse2", 2, "softplus:0.5"),
+]
 
 
 @pytest.mark.parametrize("loss, depth, act", CASES)
@@ -69,7 +82,7 @@ def test_block_hvp_equals_column_hvp(small_data, loss, depth, act):
     of the replicas (the solver's masking)."""
     from landscape.engines import derivatives
 
-    spec = MLPSpec(2, 7, 3, depth, act)
+    spec = spec_of(7, depth, act)
     eng = MLPEngine(spec, small_data, loss, [1.0] * 3, [5.0] * 3, [40] * 3)
     th = eng.advance(spec.init(range(3)), 0, 7)
     _, _, _, cache = derivatives.gradient(spec, th, eng.XT, eng._loss_fn(eng.gamma(7)), for_hvp=True)
@@ -80,3 +93,24 @@ def test_block_hvp_equals_column_hvp(small_data, loss, depth, act):
     torch.testing.assert_close(
         derivatives.hvp_block(spec, derivatives.subset(cache, rows), V[rows]), ref[rows], rtol=1e-12, atol=1e-13
     )
+
+
+def test_the_softplus_sharpens_to_the_relu_and_is_refused_where_it_is_not_written(small_data):
+    """At large β the softplus network's gradient is the ReLU network's (away from kinks);
+    the fused kernel and a β for another activation are one line each."""
+    from landscape import LandscapeError
+    from landscape.config.run import RunConfig
+
+    soft, eng_s, theta = make(small_data, "dce", 2, "softplus:1e7")
+    relu, eng_r, _ = make(small_data, "dce", 2, "relu")
+    G = eng_r.gamma(3)
+    g_s = derivatives.gradient(soft, theta, eng_s.XT, eng_s._loss_fn(G))[0]
+    g_r = derivatives.gradient(relu, theta, eng_r.XT, eng_r._loss_fn(G))[0]
+    torch.testing.assert_close(g_s, g_r, rtol=1e-3, atol=1e-4)
+    with pytest.raises(LandscapeError, match="--step fused runs relu and tanh networks, not softplus"):
+        RunConfig(activation="softplus", step="fused").validate()
+    with pytest.raises(LandscapeError, match="the tanh has no sharpness"):
+        RunConfig(activation="tanh", softplus_beta=3.0).validate()
+    with pytest.raises(LandscapeError, match="softplus-beta must be a positive number"):
+        RunConfig(activation="softplus", softplus_beta=0.0).validate()
+    RunConfig(activation="softplus", softplus_beta=3.0).validate()
