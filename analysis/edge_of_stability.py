@@ -208,3 +208,68 @@ def draw_edges(runs: list, path, eta: float | None = None):
     for ax in axes[n:]:
         ax.set_visible(False)
     return save(fig, path)
+
+
+def sharpening(paths, reach: float = REACH) -> xr.Dataset:
+    """Progressive sharpening and the edge, per replica of each store (Cohen et al. 2021's
+    measurements): λ1 at the first spectrum, the first spectrum step where the sharpness over the
+    threshold (λ1·η/2 for gradient descent) reaches `reach` from below (a run that starts above
+    the edge catapults down first: its crossing is the one after that), how many steps the run recorded from
+    there, the ratio's mean, minimum and maximum over that hovering phase and, where the store has
+    the Gauss–Newton spectrum (`--ggn-k`), the mean of λ1(GGN)/λ1(H) over it. A replica that never
+    reaches the edge has reached_at −1 and NaN for the phase's statistics."""
+    rows: list[dict] = []
+    for p in paths:
+        run = Run.open(p)
+        ds, cfg = run.ds, run.config
+        ratio, _ = sharpness_over_edge(ds, cfg.optimizer)
+        hs = ds.hstep.values
+        ggn = ds["ggn_eigval"].values[:, :, 0] / ds["eigval"].values[:, :, 0] if "ggn_eigval" in ds else None
+        edge = edge_of(ds)
+        last = int(ds.attrs.get("steps_done", cfg.steps))
+        for r in range(ratio.shape[0]):
+            row = {"store": str(p), "replica": r, "loss_name": cfg.loss, "eta": float(ds.eta.values[r]),
+                   "threshold": float(edge[r]), "lambda0": float(ds["eigval"].values[r, 0, 0]),
+                   "reached_at": -1, "hover_steps": 0, "mean": np.nan, "min": np.nan, "max": np.nan,
+                   "ggn_over_h": np.nan}  # fmt: skip
+            below = np.flatnonzero(ratio[r] < reach)
+            at = np.flatnonzero(ratio[r] >= reach)
+            if below.size and at.size:
+                at = at[at > below[0]]
+            if at.size:
+                phase = slice(at[0], None)
+                x = ratio[r, phase]
+                x = x[np.isfinite(x)]
+                row.update(reached_at=int(hs[at[0]]), hover_steps=last - int(hs[at[0]]), mean=float(x.mean()),
+                           min=float(x.min()), max=float(x.max()))  # fmt: skip
+                if ggn is not None:
+                    row["ggn_over_h"] = float(np.nanmean(ggn[r, phase]))
+            rows.append(row)
+    if not rows:
+        raise LandscapeError("no runs given")
+    return xr.Dataset({k: ("row", np.array([r[k] for r in rows], dtype=object if isinstance(rows[0][k], str) else None))
+                       for k in rows[0]})  # fmt: skip
+
+
+def draw_sharpening(runs: list, path):
+    """One panel per run: λ1(H) against the step for every replica, its 2/η (the optimizer's
+    threshold) dashed in the same colour, λ1 of the Gauss–Newton matrix dotted where recorded."""
+    from .figures import Figure, save
+
+    n = len(runs)
+    fig = Figure(figsize=(5.0 * n, 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n, squeeze=False)).ravel()
+    for ax, run in zip(axes, runs):
+        ds, cfg = run.ds, run.config
+        edge = edge_of(ds)
+        for r in range(ds.sizes["replica"]):
+            (line,) = ax.plot(ds.hstep.values, ds["eigval"].values[r, :, 0], lw=0.9,
+                              label=f"η = {float(ds.eta.values[r]):g}")  # fmt: skip
+            ax.axhline(edge[r], color=line.get_color(), ls="--", lw=0.8)
+            if "ggn_eigval" in ds:
+                ax.plot(ds.hstep.values, ds["ggn_eigval"].values[r, :, 0], color=line.get_color(), ls=":", lw=0.9)
+        ax.set_title(f"{cfg.loss.upper()}: λ1(H) solid, λ1(GGN) dotted, 2/η dashed", fontsize=8)
+        ax.set_xlabel("step t")
+        ax.set_ylabel("sharpness λ1")
+        ax.legend(fontsize=7)
+    return save(fig, path)

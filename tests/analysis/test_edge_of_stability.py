@@ -66,3 +66,70 @@ def test_summary_against_the_store_read_directly():
 def test_draw(tmp_path):
     files = draw(summarize([SHIPPED]), tmp_path / "f1.png")
     assert all(Path(f).stat().st_size > 1000 for f in files)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A real store (4 replicas, η = 0.5, 1, 1.5, 2: thresholds 4, 2, 4/3, 1) whose λ1(H) and
+    λ1(GGN) are then overwritten with series of known answer, one per replica: a catapult (start
+    above the edge, fall, sharpen back, hover), a plain rise to the edge, a run that never gets
+    there, and a hover with a gap (NaN) in it."""
+    import zarr
+
+    from landscape.config.run import RunConfig
+    from landscape.recorders import record
+
+    cfg = RunConfig(loss="mse", etas=(0.5, 1.0, 1.5, 2.0), amplitudes=(1.0,), width=6, steps=200, hessian_every=10,
+                    save_params_every=100, chunk_steps=100, n_per_class=10, ggn_k=2, hessian_pairs=False)  # fmt: skip
+    p = record(cfg, tmp_path_factory.mktemp("s") / "run.zarr")
+    H = 20
+    ratio = np.empty((4, H))
+    ratio[0] = np.r_[1.4, 0.6, 0.7, 0.8, 0.9, 0.97, 1.01, 0.99, 1.03, 0.98, np.full(10, 1.0)]
+    ratio[1] = np.r_[np.linspace(0.3, 0.94, 12), 0.96, 1.02, 0.99, 1.0, 1.01, 0.98, 1.0, 1.0]
+    ratio[2] = np.linspace(0.2, 0.9, H)
+    ratio[3] = np.r_[0.5, 0.8, 0.95, 1.05, np.nan, 0.97, np.full(14, 1.0)]
+    edge = 2 / np.array([0.5, 1.0, 1.5, 2.0])
+    g = zarr.open_group(str(p), mode="r+")
+    lam = ratio * edge[:, None]
+    ev = g["eigval"][...]
+    ev[:, :, 0] = lam
+    g["eigval"][...] = ev
+    gg = g["ggn_eigval"][...]
+    gg[:, :, 0] = 0.9 * lam
+    g["ggn_eigval"][...] = gg
+    return p, ratio
+
+
+def test_sharpening_finds_the_crossing_from_below_and_the_hover(planted):
+    from landscape.analysis.edge_of_stability import sharpening
+
+    p, ratio = planted
+    t = sharpening([p], reach=0.95)
+    hs = np.arange(0, 200, 10)
+    want_at = [50, 120, -1, 20]  # the catapult's second crossing; the rise; never; the first
+    np.testing.assert_array_equal(t.reached_at.values, want_at)
+    np.testing.assert_array_equal(t.hover_steps.values, [200 - 50, 200 - 120, 0, 200 - 20])
+    for r, at in enumerate(want_at):
+        if at < 0:
+            assert np.isnan(t["mean"].values[r]) and np.isnan(t.ggn_over_h.values[r])
+            continue
+        x = ratio[r][hs >= at]
+        x = x[np.isfinite(x)]
+        assert t["mean"].values[r] == pytest.approx(x.mean(), rel=1e-12)
+        assert (t["min"].values[r], t["max"].values[r]) == (pytest.approx(x.min()), pytest.approx(x.max()))
+        assert t.ggn_over_h.values[r] == pytest.approx(0.9, rel=1e-12)
+    assert t.lambda0.values[0] == pytest.approx(1.4 * 4)
+
+
+def test_sharpening_command_and_figure(planted, tmp_path):
+    from click.testing import CliRunner
+
+    from landscape.app.cli import main
+
+    p, _ = planted
+    res = CliRunner().invoke(main, ["analyze", "sharpening", str(p), "--fig", str(tmp_path / "s.png")])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "never" in lines[3] and lines[1].split()[4] == "50" and (tmp_path / "s.png").stat().st_size > 1000
+    res = CliRunner().invoke(main, ["analyze", "sharpening", str(p), "--reach", "3"])
+    assert res.exit_code == 2 and "--reach must be in (0, 2]" in res.output

@@ -1,6 +1,7 @@
 """`analyze` commands that read the dynamics: instabilities and the period-doubling cascade
-(`bifurcations`), λ at the first instability across runs (`instability`, Fig. 4), and the
-final accuracies across widths (`generalization`, Fig. 3)."""
+(`bifurcations`), λ at the first instability across runs (`instability`, Fig. 4), the
+final accuracies across widths (`generalization`, Fig. 3) and progressive sharpening to the
+edge (`sharpening`)."""
 
 from __future__ import annotations
 
@@ -245,3 +246,34 @@ def lyapunov(store, k, start, steps, window, replicas, twin_eps, twin_direction,
         twins = twins.rename({"step": "twin_step", "separation": "twin_separation", "growth": "twin_growth"})
         res = res.merge(twins[["twin_separation", "twin_growth"]], compat="override")
     click.echo(f"saved to {save_result(res, store, 'lyapunov', out)}")
+
+
+@analyze.command()
+@click.argument("stores", nargs=-1, required=True)
+@click.option("--reach", type=float, default=0.95, show_default=True,
+              help="the sharpness over the threshold (λ1·η/2 for gd) that counts as at the edge")  # fmt: skip
+@click.option("--fig", default=None, help="also draw λ1 against the step with 2/η (PNG and PDF)")
+@user_errors()
+def sharpening(stores, reach, fig):
+    """Progressive sharpening to the edge of stability, per replica: λ1 at the start, the step
+    where λ1·η/2 first reaches --reach, the steps recorded from there, λ1·η/2 over that phase
+    (mean, min, max) and λ1(GGN)/λ1(H) over it where the store has --ggn-k."""
+    from landscape.analysis.edge_of_stability import draw_sharpening
+    from landscape.analysis.edge_of_stability import sharpening as table
+    from landscape.runs.opened import Run
+
+    if not 0 < reach <= 2:
+        raise LandscapeError(f"--reach must be in (0, 2], got {reach}")
+    if fig:
+        fig_dir(fig, "--fig")
+    t = table(stores, reach)
+    click.echo(f"{'loss':6} {'eta':>8} {'2/eta':>7} {'lambda0':>8} {'reached':>8} {'hover':>6} "
+               f"{'mean':>6} {'min':>6} {'max':>6} {'GGN/H':>6}")  # fmt: skip
+    for i in range(t.sizes["row"]):
+        v = {k: t[k].values[i] for k in t.data_vars}
+        at = "never" if v["reached_at"] < 0 else str(int(v["reached_at"]))
+        click.echo(f"{v['loss_name']:6} {v['eta']:8.4g} {v['threshold']:7.2f} {v['lambda0']:8.2f} {at:>8} "
+                   f"{int(v['hover_steps']):6d} {fmt(v['mean'], 3):>6} {fmt(v['min'], 3):>6} {fmt(v['max'], 3):>6} "
+                   f"{fmt(v['ggn_over_h'], 3):>6}")  # fmt: skip
+    if fig:
+        click.echo("figures " + ", ".join(draw_sharpening([Run.open(s) for s in stores], fig)))
