@@ -53,7 +53,9 @@ Criterion (docs/reference/analysis.md gives the measured accuracy):
   a factor that may change linearly across the window (a growing or decaying periodic orbit
   repeats up to one): min_c RMS(d̃_{s+p} − c(τ)·d̃_s) > repeat_tol · RMS(d̃_s) for every p, with
   c(τ) = c0 + c1·τ and d̃ the second differences less their window's mean (a curved drift is
-  no new period).
+  no new period); and the window is rough: its period-2 parts (pair means and alternating
+  envelope of d) are not both smooth (a sharp but smooth rise, as an orbit saturating on a
+  stable cycle through an observable nearly even in the bounce, fits no repeat and is no chaos).
 - Per oscillation period of Γ (steps kT … (k+1)T − 1), the onsets of the first event that
   *starts* in it; events closer than `min_run` steps to each other are one episode, so an
   oscillation carried over from the previous period does not count again.
@@ -301,6 +303,26 @@ def _episodes(evs: list[Event], gap: int) -> list[Event]:
     return eps
 
 
+ROUGH = 0.6  # chaos: the least roughness of a window's period-2 parts (a saturating rise: ≤ 0.35, chaos: ≈ 1.8)
+
+
+def _rough(win: np.ndarray) -> np.ndarray:
+    """(L,) how rough each window (L, K, W) of second differences is, split into its period-2
+    parts: the pair means e_s = (d_s + d_{s+1})/2 and the alternating envelope o_s = (−1)^s
+    (d_s − d_{s+1})/2; ‖Δ²e‖² + ‖Δ²o‖² over ‖e − ē‖² + ‖o − ō‖². A period-2 orbit growing to
+    a stable cycle, seen through an observable nearly even in the bounce, has a smooth e carrying
+    the power (the envelope's rise and saturation) and o at rounding level: no repeat fits a
+    sharp rise, yet nothing is irregular, and this reads ≈ 0.01. A chaotic orbit's parts are
+    rough (≈ 1–4, white noise √6)."""
+    sign = np.where(np.arange(win.shape[-1] - 1) % 2, -1.0, 1.0)
+    e = (win[..., :-1] + win[..., 1:]) / 2
+    o = (win[..., :-1] - win[..., 1:]) / 2 * sign
+    num = sum((np.diff(u, 2, axis=-1) ** 2).sum(axis=(1, 2)) for u in (e, o))
+    den = sum(((u - u.mean(axis=-1, keepdims=True)) ** 2).sum(axis=(1, 2)) for u in (e, o))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(num / np.maximum(den, 1e-300))
+
+
 def _chaos_onset(x: np.ndarray, start: int, stop: int, det: Detector) -> int | None:
     """First step ≥ start whose next `min_run` windows repeat with no period ≤ max_period, not
     even up to a factor. x: (N,) or (N, K)."""
@@ -331,6 +353,7 @@ def _chaos_onset(x: np.ndarray, start: int, stop: int, det: Detector) -> int | N
         err2 = (other * other).sum(axis=(1, 2)) - c0 * y0 - c1 * y1
         irregular &= err2 > det.repeat_tol**2 * bb  # a non-finite window is not irregular
         p *= 2
+    irregular &= _rough(win[:L]) > ROUGH
     starts, ends = _runs(irregular)
     ok = np.flatnonzero(ends - starts >= det.min_run)
     return None if ok.size == 0 else start + int(starts[ok[0]])

@@ -175,6 +175,27 @@ def symmetric_gd(N=6000, t_cross=3000, lam0=1.6, lam1=2.3, eta=1.0, drift=0.0, n
     return x, F, lam * eta
 
 
+def softening_gd(valley="cosine", tilt=1e-4, lam0=1.9, lam1=2.2, N=4000, noise=1e-12, seed=0, x0=1e-3):
+    """Gradient descent on a valley that softens away from its floor, λη ramped linearly from
+    lam0 to lam1 through 2, observed through its loss, which is even in the bounce but for a
+    small tilt: cosine, F = λ(1 − cos x) + tilt·x; quartic, F = ½λx² − ¼x⁴ + tilt·x³. The floor
+    flips at λη = 2 into a stable period-2 cycle ±a (the sine map's 2-cycle stays stable up to
+    λη ≈ 2.7, the cubic's up to 3): the loss shows the period 2 only through the tilt, and
+    the envelope's rise and saturation as a smooth transient. Returns (F, λη per step)."""
+    rng = np.random.default_rng(seed)
+    lam = lam0 + (lam1 - lam0) * np.arange(N) / N
+    F, v = np.empty(N), x0
+    for i in range(N):
+        if valley == "cosine":
+            F[i] = lam[i] * (1 - np.cos(v)) + tilt * v
+            v = v - (lam[i] * np.sin(v) + tilt)
+        else:
+            F[i] = 0.5 * lam[i] * v * v - 0.25 * v**4 + tilt * v**3
+            v = v - (lam[i] * v - v**3 + 3 * tilt * v * v)
+        v += noise * rng.standard_normal()
+    return F, lam
+
+
 def ring_down(N=3000, k=1500, rho=-0.95, amp=0.1, noise=1e-6, seed=0):
     """x_t = 1 + noise + amp·ρ^(t−k) after a kick at step k: stable, however long it alternates."""
     t = np.arange(N, dtype=float)

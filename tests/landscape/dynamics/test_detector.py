@@ -116,6 +116,30 @@ def test_growing_period_two_orbit_with_drift_is_not_chaos(seed):
     assert np.isnan(res.onsets[0, LEVEL_INDEX["chaos"]])
 
 
+@pytest.mark.parametrize("valley", ["cosine", "quartic"])
+@pytest.mark.parametrize("tilt", [1e-6, 1e-4, 1e-3, 1e-2])
+@pytest.mark.parametrize("lam0,lam1", [(1.9, 2.05), (1.9, 2.2), (1.9, 2.5), (1.99, 2.2), (1.99, 2.5)])
+def test_an_orbit_saturating_on_a_stable_two_cycle_seen_through_its_loss_is_not_chaos(valley, tilt, lam0, lam1):
+    """The issue's family, members made here (none tuned on): a softening valley's floor flips into
+    a stable 2-cycle and its loss, even in the bounce but for a tilt, is analysed as a 1-D
+    series. Where the period 2 is found it is never early; chaos is never reported (it was,
+    some 100–400 steps after the onset, while the envelope rose and saturated)."""
+    F, lam = ds.softening_gd(valley, tilt, lam0, lam1)
+    res = analyse(F)
+    p2 = res.onsets[0, LEVEL_INDEX["p2"]]
+    assert np.isnan(p2) or lam[int(p2)] >= 2.0, (p2, lam[int(p2)])
+    assert np.isnan(res.onsets[0, LEVEL_INDEX["chaos"]]), res.onsets[0]
+
+
+def test_the_same_valley_driven_into_chaos_is_chaos():
+    """The positive control on the same family: the cosine valley ramped to λη = 4.5, beyond the
+    sine map's cascade, where its loss turns irregular; chaos is found, after the period 2."""
+    F, lam = ds.softening_gd("cosine", 1e-3, 1.9, 4.5, N=20000)
+    res = analyse(F)
+    p2, chaos = res.onsets[0, LEVEL_INDEX["p2"]], res.onsets[0, LEVEL_INDEX["chaos"]]
+    assert np.isfinite(chaos) and chaos > p2 and lam[int(chaos)] > 2.7, (p2, chaos)
+
+
 @pytest.mark.parametrize("t0,rate,a0", [(1200, 0.02, 1e-6), (1500, 0.01, 1e-8), (700, 0.1, 1e-10), (300, 0.05, 1e-3)])
 def test_onset_is_where_the_growing_oscillation_starts(t0, rate, a0):
     x, _ = ds.growing_oscillation(t0=t0, rate=rate, a0=a0)
