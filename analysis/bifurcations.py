@@ -27,6 +27,7 @@ from .branches import branches_recorded, branches_replay
 from .io import edge_of, replica_coords, sharpness_var
 
 LAMBDA_SOURCES = ("auto", "replay", "recorded")
+CHAOS_EXPONENT = 1e-3  # per step: e-fold separation within the 1,024 steps of the chaos test's span
 VARIABLES = ("iterates", "loss", "loss_static", "train_acc")
 
 
@@ -52,9 +53,18 @@ def detect_series(x, period: int | None = None, det: Detector = Detector()) -> x
     )
 
 
-def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_source: str = "auto") -> xr.Dataset:
+def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_source: str = "auto",
+           confirm_chaos: bool = True) -> xr.Dataset:  # fmt: skip
     """Onset steps per replica, cycle and level, and λ1, λ2 on both branches at every
-    instability onset (level 'instability'; λ at the other levels from the recorded spectra)."""
+    instability onset (level 'instability'; λ at the other levels from the recorded spectra).
+
+    With `confirm_chaos` (and a gradient-descent store whose parameters replay), each chaos
+    onset stands only where the top finite-time Lyapunov exponent over the chaos test's span
+    (`chaos_window` × `min_run` steps from the onset, by exact replay) is positive beyond
+    CHAOS_EXPONENT: nearby trajectories separate there. The flat directions of a network
+    (λ ≈ 0, multiplier ≈ 1) alone give exponents of ±10⁻⁴ over such a span, so a smaller
+    positive value is no separation. The exponent is kept (`chaos_exponent`), the onset set to
+    NaN where it is not above that."""
     det.validate()
     if lambda_source not in LAMBDA_SOURCES:
         raise LandscapeError(f"lambda source must be one of {', '.join(LAMBDA_SOURCES)}")
@@ -80,6 +90,10 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
         res = series(r, int(periods[r]))
         onset[r, : res.onsets.shape[0]] = res.onsets
         first[r], from_start[r] = res.first_instability, res.unstable_from_start
+
+    chaos_exp = np.full((R, ncyc), np.nan)
+    if confirm_chaos and run.config.optimizer == "gd" and ds.sizes.get("pstep", 0) > 0:
+        _confirm_chaos(run, onset, chaos_exp, det)
 
     hs = ds.hstep.values
     # the sharpness the optimizer's threshold applies to: λ(P⁻¹H) for rmsprop and adam, recorded
@@ -126,6 +140,8 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "lambda1_t1": (dims, lam[..., 1, 0]),
             "lambda2": (dims, lam[..., 1].mean(axis=-1)),
             "first_instability": (("replica",), first),
+            # the top Lyapunov exponent over each chaos onset's span (NaN: no chaos found, or not confirmed)
+            "chaos_exponent": (("replica", "cycle"), chaos_exp),
             "unstable_from_start": (("replica",), from_start),
             "lambda1_first": (("replica",), first_lam.mean(axis=1)),
             "lambda1_first_spread": (("replica",), np.abs(first_lam[:, 1] - first_lam[:, 0])),
@@ -163,6 +179,25 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
     )
     out.attrs.update({f"detector_{k}": v for k, v in asdict(det).items()})
     return out
+
+
+def _confirm_chaos(run, onset: np.ndarray, exponent: np.ndarray, det: Detector) -> None:
+    """The top exponent over each chaos onset's span into `exponent` (replica, cycle); a chaos
+    onset whose exponent is not above CHAOS_EXPONENT is removed from `onset` (in place)."""
+    from .lyapunov import lyapunov
+
+    ci = LEVELS.index("chaos")
+    span = det.chaos_window * det.min_run
+    done = int(run.steps_done)
+    for r, c in zip(*np.nonzero(np.isfinite(onset[:, :, ci]))):
+        t = int(onset[r, c, ci])
+        steps = min(span, done - t)
+        if steps < 1:
+            continue
+        lam = float(lyapunov(run, k=1, start=t, steps=steps, replicas=[int(r)]).exponent.values[0, 0])
+        exponent[r, c] = lam
+        if not lam > CHAOS_EXPONENT:
+            onset[r, c, ci] = np.nan
 
 
 def _steps_run(stopped_at, done: int, R: int) -> np.ndarray:

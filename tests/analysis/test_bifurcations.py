@@ -59,6 +59,35 @@ def test_shipped_dce_run_onsets_are_where_the_iterates_start_to_bounce(shipped):
         _bounce_starts_at(th, t - 400, t)
 
 
+def test_chaos_stands_only_where_the_top_exponent_is_positive(shipped):
+    """Each chaos onset the shipped run keeps has the top Lyapunov exponent over its span that
+    `analysis.lyapunov` computes on its own, above the threshold; a chaos onset planted where
+    the run is stable (the η = 0.5 replica early in its first period) is removed, its exponent
+    at the level of the flat directions."""
+    from landscape.analysis.bifurcations import CHAOS_EXPONENT, _confirm_chaos
+    from landscape.analysis.lyapunov import lyapunov
+    from landscape.dynamics.detector import Detector
+
+    det = Detector()
+    chaos = shipped.onset.sel(level="chaos").values
+    span = det.chaos_window * det.min_run
+    kept = np.argwhere(np.isfinite(chaos))
+    assert kept.size  # the shipped DCE run reaches chaos late in its second period
+    for r, c in kept:
+        lam = shipped.chaos_exponent.values[r, c]
+        assert lam > CHAOS_EXPONENT
+        t = int(chaos[r, c])
+        own = lyapunov(SHIPPED, k=1, start=t, steps=min(span, 10000 - t), replicas=[int(r)]).exponent.values[0, 0]
+        assert lam == pytest.approx(own, rel=1e-12)
+    planted = np.full((4, 2, len(LEVELS)), np.nan)
+    planted[1, 0, LEVELS.index("chaos")] = 1000
+    exponent = np.full((4, 2), np.nan)
+    from landscape.runs.opened import Run
+
+    _confirm_chaos(Run.open(SHIPPED), planted, exponent, det)
+    assert np.isnan(planted[1, 0, LEVELS.index("chaos")]) and abs(exponent[1, 0]) < CHAOS_EXPONENT
+
+
 @pytest.mark.parametrize("loss,eta", [("dmse1", 0.3), ("dmse2", 0.2)])
 def test_dmse_instabilities_are_found_where_the_loss_misses_them(tmp_path, loss, eta):
     """The issue's runs, shortened (first period, fused step): θ bounces across a symmetric valley

@@ -74,9 +74,16 @@ def _load_series(path: str):
     show_default=True,
     help="λ at the onsets: replay (exact at t and t+1), recorded (branch-wise), auto",
 )
+@click.option(
+    "--confirm-chaos/--no-confirm-chaos",
+    default=True,
+    show_default=True,
+    help="keep a chaos onset only where the top Lyapunov exponent over its span is positive (gradient descent "
+    "stores with saved parameters, by exact replay)",
+)
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @user_errors()
-def bifurcations(store, series, period, variable, lambda_source, out, **settings):
+def bifurcations(store, series, period, variable, lambda_source, confirm_chaos, out, **settings):
     """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
     from landscape.analysis.bifurcations import Detector, detect, detect_series
     from landscape.analysis.io import check_target, save_result
@@ -102,7 +109,7 @@ def bifurcations(store, series, period, variable, lambda_source, out, **settings
             click.echo(f"saved to {save_result(res, out, 'bifurcations', out)}")
         return
     check_target(store, out)  # a read-only store is refused before the detection, not after
-    res = detect(store, det, variable, lambda_source)
+    res = detect(store, det, variable, lambda_source, confirm_chaos)
     gd = res.attrs.get("optimizer", "gd") == "gd"
     edge, ratio = ("2/η", "λ1/(2/η)") if gd else ("edge", "λ1/edge")  # λ of P⁻¹H for rmsprop, adam
     click.echo(
