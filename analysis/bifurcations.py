@@ -27,6 +27,7 @@ from .branches import branches_recorded, branches_replay
 from .io import edge_of, replica_coords, sharpness_var
 
 LAMBDA_SOURCES = ("auto", "replay", "recorded")
+FLOQUET_WINDOW = 400  # steps either side of a detected onset searched for the multipliers' crossing
 CHAOS_EXPONENT = 1e-3  # per step: e-fold separation within the 1,024 steps of the chaos test's span
 VARIABLES = ("iterates", "loss", "loss_static", "train_acc")
 
@@ -54,7 +55,7 @@ def detect_series(x, period: int | None = None, det: Detector = Detector()) -> x
 
 
 def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_source: str = "auto",
-           confirm_chaos: bool = True) -> xr.Dataset:  # fmt: skip
+           confirm_chaos: bool = True, floquet: bool = False) -> xr.Dataset:  # fmt: skip
     """Onset steps per replica, cycle and level, and λ1, λ2 on both branches at every
     instability onset (level 'instability'; λ at the other levels from the recorded spectra).
 
@@ -64,7 +65,12 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
     CHAOS_EXPONENT: nearby trajectories separate there. The flat directions of a network
     (λ ≈ 0, multiplier ≈ 1) alone give exponents of ±10⁻⁴ over such a span, so a smaller
     positive value is no separation. The exponent is kept (`chaos_exponent`), the onset set to
-    NaN where it is not above that."""
+    NaN where it is not above that.
+
+    With `floquet`, each period-2^j onset (p2, p4, p8, p16) is set beside the step where the
+    smallest real multiplier of the 2^(j−1)-step tangent map crosses −1 within ±FLOQUET_WINDOW
+    steps of it (`analysis.floquet.flip_step`; NaN where no crossing is bracketed there):
+    `onset_floquet`, and `floquet_lag` = detector − multipliers (negative: the detector first)."""
     det.validate()
     if lambda_source not in LAMBDA_SOURCES:
         raise LandscapeError(f"lambda source must be one of {', '.join(LAMBDA_SOURCES)}")
@@ -94,6 +100,12 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
     chaos_exp = np.full((R, ncyc), np.nan)
     if confirm_chaos and run.config.optimizer == "gd" and ds.sizes.get("pstep", 0) > 0:
         _confirm_chaos(run, onset, chaos_exp, det)
+
+    flo = np.full((R, ncyc, len(LEVELS)), np.nan)
+    if floquet:
+        if run.config.optimizer != "gd" or ds.sizes.get("pstep", 0) == 0:
+            raise LandscapeError(f"{path}: --floquet replays gradient descent from saved parameters")
+        _floquet_onsets(run, onset, flo)
 
     hs = ds.hstep.values
     # the sharpness the optimizer's threshold applies to: λ(P⁻¹H) for rmsprop and adam, recorded
@@ -140,6 +152,9 @@ def detect(path, det: Detector = Detector(), variable: str = "iterates", lambda_
             "lambda1_t1": (dims, lam[..., 1, 0]),
             "lambda2": (dims, lam[..., 1].mean(axis=-1)),
             "first_instability": (("replica",), first),
+            # where the multipliers of the 2^(j−1)-step map cross −1 near each period-2^j onset (--floquet)
+            "onset_floquet": (dims, flo),
+            "floquet_lag": (dims, onset - flo),
             # the top Lyapunov exponent over each chaos onset's span (NaN: no chaos found, or not confirmed)
             "chaos_exponent": (("replica", "cycle"), chaos_exp),
             "unstable_from_start": (("replica",), from_start),
@@ -198,6 +213,19 @@ def _confirm_chaos(run, onset: np.ndarray, exponent: np.ndarray, det: Detector) 
         exponent[r, c] = lam
         if not lam > CHAOS_EXPONENT:
             onset[r, c, ci] = np.nan
+
+
+def _floquet_onsets(run, onset: np.ndarray, out: np.ndarray) -> None:
+    """The multipliers' crossing near every detected period-2^j onset, into `out` (in place)."""
+    from .floquet import PERIOD_OF_LEVEL, flip_step
+
+    stops = _steps_run(run.ds.attrs.get("stopped_at"), int(run.steps_done), onset.shape[0])
+    for level, p in PERIOD_OF_LEVEL.items():
+        li = LEVELS.index(level)
+        for r, c in zip(*np.nonzero(np.isfinite(onset[:, :, li]))):
+            t = int(onset[r, c, li])
+            hi = min(t + FLOQUET_WINDOW, int(stops[r]) - p)
+            out[r, c, li] = flip_step(run, int(r), t - FLOQUET_WINDOW, hi, p)
 
 
 def _steps_run(stopped_at, done: int, R: int) -> np.ndarray:

@@ -81,9 +81,15 @@ def _load_series(path: str):
     help="keep a chaos onset only where the top Lyapunov exponent over its span is positive (gradient descent "
     "stores with saved parameters, by exact replay)",
 )
+@click.option(
+    "--floquet",
+    is_flag=True,
+    help="beside each period-2^j onset, where the multipliers of the 2^(j-1)-step tangent map cross -1 "
+    "(exact replay; a few seconds an onset on the spiral's networks)",
+)
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @user_errors()
-def bifurcations(store, series, period, variable, lambda_source, confirm_chaos, out, **settings):
+def bifurcations(store, series, period, variable, lambda_source, confirm_chaos, floquet, out, **settings):
     """Onset of instability and of the period-doubling cascade, per replica and period of Γ."""
     from landscape.analysis.bifurcations import Detector, detect, detect_series
     from landscape.analysis.io import check_target, save_result
@@ -109,7 +115,7 @@ def bifurcations(store, series, period, variable, lambda_source, confirm_chaos, 
             click.echo(f"saved to {save_result(res, out, 'bifurcations', out)}")
         return
     check_target(store, out)  # a read-only store is refused before the detection, not after
-    res = detect(store, det, variable, lambda_source, confirm_chaos)
+    res = detect(store, det, variable, lambda_source, confirm_chaos, floquet)
     gd = res.attrs.get("optimizer", "gd") == "gd"
     edge, ratio = ("2/η", "λ1/(2/η)") if gd else ("edge", "λ1/edge")  # λ of P⁻¹H for rmsprop, adam
     click.echo(
@@ -131,6 +137,18 @@ def bifurcations(store, series, period, variable, lambda_source, confirm_chaos, 
                 + f" {fmt(la[r, k, 0], 3):>7} {fmt(lb[r, k, 0], 3):>7} {fmt(l1[r, k, 0], 3):>7}"
                 f" {fmt(l2[r, k, 0], 3):>7} {tw:>6g} {fmt(l1[r, k, 0] / tw, 3):>9}"
             )
+    if floquet:
+        lag = res.floquet_lag.values
+        for level in ("p2", "p4", "p8", "p16"):
+            li = list(res.level.values).index(level)
+            have = np.isfinite(o[:, :, li]).sum()
+            x = lag[:, :, li][np.isfinite(lag[:, :, li])]
+            if have:
+                click.echo(
+                    f"{level}: multipliers cross -1 within ±400 steps of {x.size} of {have} onsets"
+                    + (f"; detector − multipliers: median {np.median(x):+.0f}, range {x.min():+.0f} … {x.max():+.0f} steps"
+                       if x.size else "")
+                )  # fmt: skip
     none = int((~np.isfinite(res.first_instability.values)).sum())
     if none:
         click.echo(f"{none} replica(s) showed no instability")
