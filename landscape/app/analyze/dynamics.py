@@ -302,3 +302,44 @@ def sharpening(stores, reach, fig):
                    f"{fmt(v['ggn_over_h'], 3):>6}")  # fmt: skip
     if fig:
         click.echo("figures " + ", ".join(draw_sharpening([Run.open(s) for s in stores], fig)))
+
+
+@analyze.command()
+@click.argument("stores", nargs=-1, required=True)
+@click.option("--window", type=int, default=50, show_default=True, help="steps after the onset the growth is measured over")
+@click.option("--lead", type=int, default=50, show_default=True, help="Γ frozen from this many steps before the onset")
+@click.option("--horizon", type=int, default=1000, show_default=True, help="steps the frozen-Γ replay runs")
+@click.option("--out", default=None, help="write the per-replica table to this .nc or .zarr")
+@user_errors()
+def onset(stores, window, lead, horizon, out):
+    """What sets the first instability, per store: λ1/(2/η) at the onset, the bounce's measured
+    growth against the tangent map's top exponent, the secant curvature at the bounce's
+    amplitude over 2/η, and λ1/(2/η) at the onset with Γ frozen shortly before it."""
+    import xarray as xr
+
+    from landscape.analysis.onset import onset_physics
+
+    if window < 2 or lead < 1 or horizon < 10:
+        raise LandscapeError("--window >= 2, --lead >= 1 and --horizon >= 10 steps")
+    parts = []
+    click.echo(f"{'store':28} {'act':>10} {'loss':>6} {'n':>3} {'λ1/(2/η)':>14} {'growth':>8} {'exponent':>9} "
+               f"{'secant/(2/η)':>13} {'frozen: n':>9} {'λ1/(2/η)':>9}")  # fmt: skip
+    for s in stores:
+        r = onset_physics(s, window, lead, horizon)
+        parts.append(r.assign_coords(store=("replica", [s] * r.sizes["replica"])).drop_vars("replica"))
+        ok = np.isfinite(r.ratio.values)
+        fz = np.isfinite(r.frozen_ratio.values)
+        act = r.attrs["activation"] + (f" β={r.attrs['softplus_beta']:g}" if r.attrs["activation"] == "softplus" else "")
+
+        def ms(x):
+            x = x[np.isfinite(x)]
+            return "—" if not x.size else f"{x.mean():.3f}±{x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else 0:.3f}"
+
+        click.echo(f"{Path(s).name[:28]:28} {act:>10} {r.attrs['loss_name']:>6} {int(ok.sum()):>3} "
+                   f"{ms(r.ratio.values):>14} {np.nanmedian(r.growth.values) if ok.any() else np.nan:>8.4f} "
+                   f"{np.nanmedian(r.exponent.values) if ok.any() else np.nan:>9.4f} {ms(r.secant.values):>13} "
+                   f"{int(fz.sum()):>4}/{int(ok.sum()):<4} {ms(r.frozen_ratio.values):>9}")  # fmt: skip
+    if out:
+        table = xr.concat(parts, dim="replica")
+        table.to_netcdf(out) if out.endswith(".nc") else table.to_zarr(out, mode="w")
+        click.echo(f"saved to {out}")
