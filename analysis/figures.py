@@ -346,3 +346,82 @@ def surface_html(res: xr.Dataset, path) -> str:
     )
     fig.write_html(str(path), include_plotlyjs=True, full_html=True)
     return str(path)
+
+
+def bifurcation_series(source, replica: int, start: int, stop: int, exponents: int = 0) -> xr.Dataset:
+    """What the bifurcation diagram draws for one replica over steps [start, stop): the iterate
+    projected on the top Hessian eigenvector at the replica's first instability (or at `start`
+    without one), x_t = (θ_t − θ_ref)·v1, by exact replay; the loss; and with `exponents` = W
+    the top Lyapunov exponent over consecutive windows of W steps."""
+    import torch
+
+    from landscape.curvature.spectrum import top_k
+
+    from .bifurcations import detect
+    from .lyapunov import lyapunov
+
+    run = Run.open(source)
+    (r,) = run.check_replicas([replica])
+    done = run.steps_done
+    if not 0 <= start < stop <= done:
+        raise LandscapeError(f"steps {start} … {stop - 1} are not all recorded (0 … {done - 1})")
+    det = detect(run, lambda_source="recorded")  # chaos marked only where an exponent confirms it
+    first = det.first_instability.values[r]
+    ref = int(first) if np.isfinite(first) and start <= first < stop else start
+    theta = run.params_at(list(range(start, stop)), [r])[0]
+    eng = run.engine([r])
+    th_ref = torch.as_tensor(theta[ref - start], dtype=eng.dtype)[None]
+    v1 = top_k(eng, th_ref, ref, 2, tol=1e-8, max_iter=200).eigvecs[0, 0].double().numpy()
+    x = (theta - theta[ref - start]) @ v1
+    out = xr.Dataset(
+        {"x": ("step", x), "loss": ("step", run.ds.loss.values[r, start:stop])},
+        coords={"step": np.arange(start, stop), "level": det.level.values},
+        attrs={"replica": r, "reference_step": ref, "eta": float(run.ds.eta.values[r])},
+    )
+    out["onset"] = (("cycle", "level"), det.onset.values[r])
+    if exponents:
+        lyap = lyapunov(run, k=1, start=start, steps=stop - start, replicas=[r], window=exponents)
+        w = lyap.window_exponent.values[0, 0]
+        out["exponent"] = ("window", w)
+        out["window_start"] = ("window", start + exponents * np.arange(w.size))
+    return out
+
+
+def draw_bifurcation(series: xr.Dataset, path, floquet: xr.Dataset | None = None):
+    """The bifurcation diagram: x_t = (θ_t − θ_ref)·v1 as dots against the step (each period's
+    branches separate), the loss beneath, the detector's onsets as vertical lines (p2 solid,
+    p4 dashed, p8 dotted, chaos red), the multipliers' −1 crossings (`floquet`: a bifurcations
+    result with onset_floquet) as triangles, and the windowed top exponent at the bottom."""
+    rows = 3 if "exponent" in series else 2
+    fig = Figure(figsize=(8, 2.2 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True)
+    t = series.step.values
+    axes[0].plot(t, series.x.values, ",", color="k", alpha=0.6)
+    axes[0].set_ylabel("(θ_t − θ_ref)·v1")
+    axes[1].semilogy(t, series.loss.values, lw=0.6)
+    axes[1].set_ylabel("F_t")
+    styles = {"p2": ("C0", "-"), "p4": ("C1", "--"), "p8": ("C2", ":"), "p16": ("C4", ":"), "chaos": ("C3", "-")}
+    levels = list(series.level.values)
+    on = series.onset.values
+    for lvl, (c, ls) in styles.items():
+        steps = on[:, levels.index(lvl)]
+        for s in steps[np.isfinite(steps) & (steps >= t[0]) & (steps <= t[-1])]:
+            for ax in axes:
+                ax.axvline(s, color=c, ls=ls, lw=0.9)
+            axes[0].text(s, 1.0, f" {lvl}", color=c, fontsize=7, va="top", transform=axes[0].get_xaxis_transform())
+    if floquet is not None and "onset_floquet" in floquet:
+        fl = floquet.onset_floquet.values[series.attrs["replica"]]
+        for lvl, (c, _) in styles.items():
+            if lvl in levels:
+                s = fl[:, levels.index(lvl)]
+                s = s[np.isfinite(s) & (s >= t[0]) & (s <= t[-1])]
+                axes[0].plot(s, np.full(s.size, np.nanmax(series.x.values)), "v", color=c, ms=6)
+    if "exponent" in series:
+        ax = axes[2]
+        ax.step(series.window_start.values, series.exponent.values, where="post", color="k", lw=0.9)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_ylabel("top exponent")
+    axes[-1].set_xlabel("step t")
+    fig.suptitle(f"replica {series.attrs['replica']}, η = {series.attrs['eta']:g}: detector onsets (lines)"
+                 + (", multipliers' −1 crossings (triangles)" if floquet is not None else ""), fontsize=9)  # fmt: skip
+    return save(fig, path)

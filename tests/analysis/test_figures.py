@@ -57,3 +57,35 @@ def test_each_optimizer_at_its_edge_is_drawn_from_its_own_sharpness(tmp_path):
     assert (tmp_path / "e.png").stat().st_size > 5000
     r = CliRunner().invoke(main, ["plot", "edges", str(bare), "--fig", str(tmp_path / "b.png")])
     assert r.exit_code == 2 and "record it with --precond-k" in r.output and "Traceback" not in r.output
+
+
+def test_the_bifurcation_diagram_projects_on_the_dense_top_eigenvector(tmp_path):
+    """x_t = (θ_t − θ_ref)·v1 with v1 of the dense float64 Hessian at the first instability (up to
+    its sign); the command draws it with the windowed exponents and the multipliers' marks."""
+    import numpy as np
+    import torch
+    from click.testing import CliRunner
+
+    from landscape.analysis.figures import bifurcation_series
+    from landscape.app.cli import main
+    from landscape.config.run import RunConfig
+    from landscape.recorders import record
+    from landscape.runs.opened import Run
+    from tests import reference
+
+    cfg = RunConfig(loss="dmse1", etas=(0.3,), amplitudes=(50.0,), periods=(5000,), seeds=(2,), steps=800,
+                    step="fused", eval_every=50, hessian_every=50, save_params_every=100, chunk_steps=400)  # fmt: skip
+    p = record(cfg, tmp_path / "r.zarr")
+    s = bifurcation_series(p, 0, 100, 800, exponents=50)
+    ref = s.attrs["reference_step"]
+    run = Run.open(p)
+    theta = run.params_at(list(range(100, 800)), [0])[0]
+    eng = run.engine([0])
+    w, V = np.linalg.eigh(reference.dense_hessian(eng, torch.as_tensor(theta[ref - 100])[None], ref, 0))
+    x = (theta - theta[ref - 100]) @ V[:, -1]
+    assert np.allclose(np.abs(s.x.values), np.abs(x), rtol=1e-6, atol=1e-9)
+    assert s.exponent.size == 14
+    res = CliRunner().invoke(main, ["plot", "bifurcation", str(p), "--exponents", "50", "--floquet",
+                                    "--fig", str(tmp_path / "b.png")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "b.png").stat().st_size > 1000 and (tmp_path / "b.pdf").exists()

@@ -86,3 +86,35 @@ def edges(stores, eta, fig):
                    f"{r['sharpness']:>9} {r['n_runs']:>4} {r['q10']:>16.3f} {r['median']:>7.3f} "
                    f"{r['q90']:>6.3f}")  # fmt: skip
     click.echo("figures " + ", ".join(draw_edges([Run.open(s) for s in stores], fig, eta)))
+
+
+@plot.command()
+@click.argument("store")
+@click.option("--replica", default=0, type=click.IntRange(min=0), show_default=True, help="replica index")
+@click.option("--start", default=None, type=int, help="first step drawn [default: 1,000 before the first instability]")
+@click.option("--stop", default=None, type=int, help="step after the last drawn [default: the end of the recording]")
+@click.option("--exponents", default=0, type=click.IntRange(min=0), show_default=True,
+              help="also the top Lyapunov exponent over windows of this many steps (0: off; by replay)")  # fmt: skip
+@click.option("--floquet", is_flag=True, help="mark where the multipliers cross -1 near each onset (by replay)")
+@click.option("--fig", default="bifurcation.png", show_default=True, help="figure path (PNG and PDF are written)")
+@user_errors()
+def bifurcation(store, replica, start, stop, exponents, floquet, fig):
+    """The bifurcation diagram of one replica: θ projected on v1 at its first instability
+    against the step (the branches of each period), the loss, the detector's onsets and
+    optionally the multipliers' and the windowed top exponent."""
+    import numpy as np
+
+    from landscape.analysis.bifurcations import detect
+    from landscape.analysis.figures import bifurcation_series, draw_bifurcation
+    from landscape.runs.opened import Run
+
+    fig_dir(fig, "--fig")
+    run = Run.open(store)
+    res = detect(run, lambda_source="recorded", floquet=floquet) if floquet else None
+    done = run.steps_done
+    if start is None:
+        first = res if res is not None else detect(run, lambda_source="recorded", confirm_chaos=False)
+        t = first.first_instability.values[min(replica, run.ds.sizes["replica"] - 1)]
+        start = max(0, int(t) - 1000) if np.isfinite(t) else 0
+    series = bifurcation_series(run, replica, start, done if stop is None else stop, exponents)
+    click.echo("figures " + ", ".join(draw_bifurcation(series, fig, res)))
