@@ -145,8 +145,9 @@ class RunConfig:
         "eager",
         "how the built-in MLP's step runs: eager (torch), compile (torch.compile/inductor; on a CPU the steps "
         "between two spectra, saves or validation steps as one call) or fused (one hand-fused C++ loop on the "
-        "CPU, built on first use with the machine's C++ compiler); compile and fused agree with eager to "
-        "rounding, not bit for bit, and are fastest with --eval-every (speeds: docs/performance.md)",
+        "CPU, built on first use with the machine's C++ compiler; for small inputs such as the spiral's, not "
+        "image data); compile and fused agree with eager to rounding, not bit for bit, and are fastest with "
+        "--eval-every (speeds: docs/performance.md)",
         aliases={"compile": "compile", "fused": "fused"},
         choices=STEPS,
     )
