@@ -87,6 +87,8 @@ def with_ones(XT: torch.Tensor) -> torch.Tensor:
     """[Xᵀ; 1] (d + 1, P): the shared inputs with the bias row, so a layer is one GEMM. Made
     once per input tensor and kept on it (the engine's inputs never change; at MNIST's 784 × 4,000
     the copy was 8 % of a step)."""
+    if torch.compiler.is_compiling():  # a traced graph keeps no state on its inputs (inductor fuses the cat)
+        return torch.cat([XT, torch.ones(1, XT.shape[1], dtype=XT.dtype, device=XT.device)])
     aug = getattr(XT, "_with_ones", None)
     if aug is None:
         aug = torch.cat([XT, torch.ones(1, XT.shape[1], dtype=XT.dtype, device=XT.device)])
