@@ -22,13 +22,20 @@ from landscape.runs.opened import Run
 PERIOD_OF_LEVEL = {"p2": 1, "p4": 2, "p8": 4, "p16": 8}  # the map whose flip makes that period
 
 
-def _flip_at(run: Run, eng, r: int, t: int, p: int, k: int = 2) -> float:
-    """The smallest real multiplier of replica r's p-step tangent map from step t."""
+def _multipliers(run: Run, eng, r: int, t: int, p: int, k: int = 2):
+    """The multipliers of replica r's p-step tangent map from step t (`eng`: its engine)."""
     theta = torch.as_tensor(run.params_at([t], [r])[:, 0]).to(eng.dtype)
     eta, rows = eng.eta.reshape(-1, 1, 1), torch.arange(1)
-    m = multipliers(lambda x, s: eng.advance(x, s, s + 1), lambda x, s, V: V - eta * eng.hvp_block(x, s)(V, rows),
-                    theta, t, p, k)  # fmt: skip
-    return float(m.flip[0])
+
+    def tangent(x, s, V):
+        return V - eta * eng.hvp_block(x, s)(V, rows)
+
+    return multipliers(lambda x, s: eng.advance(x, s, s + 1), tangent, theta, t, p, k)
+
+
+def _flip_at(run: Run, eng, r: int, t: int, p: int, k: int = 2) -> float:
+    """The smallest real multiplier of replica r's p-step tangent map from step t."""
+    return float(_multipliers(run, eng, r, t, p, k).flip[0])
 
 
 def multipliers_at(source, steps, period: int = 1, k: int = 2, replicas=None) -> xr.Dataset:
@@ -37,7 +44,8 @@ def multipliers_at(source, steps, period: int = 1, k: int = 2, replicas=None) ->
     (replica, step), the smallest real one (below −1: flipped)."""
     run = Run.open(source)
     if run.config.optimizer != "gd":
-        raise LandscapeError(f"{run.path}: the multipliers here are of gradient descent's map, not {run.config.optimizer}'s")
+        opt = run.config.optimizer
+        raise LandscapeError(f"{run.path}: the multipliers here are of gradient descent's map, not {opt}'s")
     idx = run.check_replicas(replicas)
     steps = [int(s) for s in steps]
     done = run.steps_done
@@ -47,11 +55,8 @@ def multipliers_at(source, steps, period: int = 1, k: int = 2, replicas=None) ->
     flip = np.full((len(idx), len(steps)), np.nan)
     for i, r in enumerate(idx):
         eng = run.engine([r])
-        eta, rows = eng.eta.reshape(-1, 1, 1), torch.arange(1)
         for j, t in enumerate(steps):
-            theta = torch.as_tensor(run.params_at([t], [r])[:, 0]).to(eng.dtype)
-            m = multipliers(lambda x, s: eng.advance(x, s, s + 1),
-                            lambda x, s, V: V - eta * eng.hvp_block(x, s)(V, rows), theta, t, period, k)  # fmt: skip
+            m = _multipliers(run, eng, r, t, period, k)
             out[i, j], flip[i, j] = m.values[0], m.flip[0]
     return xr.Dataset(
         {

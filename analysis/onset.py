@@ -98,7 +98,13 @@ def onset_physics(source, window: int = 50, lead: int = 50, horizon: int = 1000,
     return xr.Dataset(
         {"onset": ("replica", onset), **{k: ("replica", v) for k, v in out.items()}},
         coords={"replica": np.asarray(idx), **coords},
-        attrs={"source": str(run.path), "window": window, "lead": lead, "horizon": horizon,
-               "activation": run.config.activation, "softplus_beta": run.config.softplus_beta,
-               "loss_name": run.config.loss},  # fmt: skip
+        attrs={
+            "source": str(run.path),
+            "window": window,
+            "lead": lead,
+            "horizon": horizon,
+            "activation": run.config.activation,
+            "softplus_beta": run.config.softplus_beta,
+            "loss_name": run.config.loss,
+        },  # fmt: skip
     )

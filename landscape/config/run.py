@@ -326,9 +326,9 @@ class RunConfig:
             _bad(f"unknown step '{self.step}'; choose one of {', '.join(STEPS)}")
         if self.step != "eager" and self.model:
             _bad(f"--step {self.step} applies to the built-in MLP only (a --model runs through torch.func)")
-        if self.step == "fused" and (why := fused_refusal(
-            self.depth, self.device, DTYPES[self.dtype], self.activation
-        )):
+        if self.step == "fused" and (
+            why := fused_refusal(self.depth, self.device, DTYPES[self.dtype], self.activation)
+        ):
             _bad(why)
         if self.chunk < 0:
             _bad(f"chunk must be >= 0 (0: the whole batch), got {self.chunk}")

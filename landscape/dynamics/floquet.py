@@ -90,6 +90,7 @@ def multipliers(
             V[r, 0] = torch.as_tensor(np.real(v).ravel(), dtype=x0.dtype, device=x0.device)
             return apply(V)[r, 0].cpu().numpy()
 
-        vals = eigs(LinearOperator((n, n), matvec=mv, dtype=np.float64), k=k, which="SR", return_eigenvectors=False)
-        out[r] = vals[np.argsort(vals.real, kind="stable")]
+        op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
+        found = np.asarray(eigs(op, k=k, which="SR", return_eigenvectors=False))
+        out[r] = found[np.argsort(found.real, kind="stable")]
     return Multipliers(out, x_end, "arpack")

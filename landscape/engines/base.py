@@ -133,7 +133,14 @@ class ReplicaEngine(abc.ABC):
             ops.append((ggn_block(self.logits_fn(part), head, theta), w))
         if len(ops) == 1:
             return ops[0][0]
-        return lambda V, rows: sum(w * op(V, rows) for op, w in ops)
+
+        def summed(V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros_like(V)
+            for op, w in ops:
+                out = out + w * op(V, rows)
+            return out
+
+        return summed
 
     @abc.abstractmethod
     def logits_fn(self, part: slice = slice(None)):

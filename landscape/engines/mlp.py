@@ -90,7 +90,9 @@ class MLPEngine(ReplicaEngine):
     def _chunked_parts(self, theta: torch.Tensor, G: torch.Tensor):
         """The gradient, F, the static loss and the training accuracy as weighted sums over the
         chunks of the batch (`parts`): one chunk's activations alive at a time."""
-        g = F = static = acc = 0.0
+        R = theta.shape[0]
+        g = torch.zeros_like(theta)
+        F, static, acc = (theta.new_zeros(R) for _ in range(3))
         for XT, y, Y, w in self.blocks:
             gc, Fc, f, _ = derivatives.gradient(self.spec, theta, XT, losses.Head(self.loss_name, y, Y, G))
             g, F = g + w * gc, F + w * Fc
@@ -219,7 +221,7 @@ class MLPEngine(ReplicaEngine):
         def op(V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             """Σ_c w_c H_c V: each chunk's cache made, used and dropped in turn (bounded memory
             for one more forward and backward pass per product)."""
-            out = 0.0
+            out = torch.zeros_like(V)
             for XT, y, Y, w in self.blocks:
                 head = losses.Head(self.loss_name, y, Y, G[rows])
                 with torch.no_grad():
@@ -228,4 +230,3 @@ class MLPEngine(ReplicaEngine):
             return out
 
         return op
-

@@ -124,7 +124,7 @@ class ModuleEngine(ReplicaEngine):
         chunk's graph freed before the next is built."""
         if not self.chunked:
             return grad(self._total, has_aux=True)(theta, G)
-        g = F = 0.0
+        g, F = torch.zeros_like(theta), theta.new_zeros(theta.shape[0])
         fs = []
         for part, w in self.parts():
             gc, (Fc, f) = grad(self._total, has_aux=True)(theta, G, part)
@@ -177,13 +177,13 @@ class ModuleEngine(ReplicaEngine):
 
         def op(V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             th, G = theta[rows], G_all[rows]
-            out = 0.0
+            out = torch.zeros_like(V)
             for part, w in self.parts():  # one chunk's graph at a time (the whole batch without --chunk)
                 g = lambda x, part=part: grad(self._total, has_aux=True)(x, G, part)[0]
                 # the block's columns under vmap: one batched pass instead of a jvp per column
                 # (far faster on a small CNN; the same numbers to rounding)
                 Hv = vmap(lambda v, g=g: jvp(g, (th,), (v,))[1], in_dims=1, out_dims=1)(V)
-                out = Hv if w == 1.0 else out + w * Hv
+                out = Hv if w == 1.0 else out + w * Hv  # the whole batch: its product as it is
             return out
 
         return op

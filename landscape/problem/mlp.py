@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 
 
-
 def softplus(z: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """log(1 + e^{βz})/β, written so that no exponential overflows: a smooth ReLU whose kink
     sharpens with β (β → ∞: the ReLU; σ'(0) = 1/2, σ''(0) = β/4).

@@ -146,8 +146,8 @@ def bifurcations(store, series, period, variable, lambda_source, confirm_chaos, 
             if have:
                 click.echo(
                     f"{level}: multipliers cross -1 within ±400 steps of {x.size} of {have} onsets"
-                    + (f"; detector − multipliers: median {np.median(x):+.0f}, range {x.min():+.0f} … {x.max():+.0f} steps"
-                       if x.size else "")
+                    + (f"; detector − multipliers: median {np.median(x):+.0f}, "
+                       f"range {x.min():+.0f} … {x.max():+.0f} steps" if x.size else "")
                 )  # fmt: skip
     none = int((~np.isfinite(res.first_instability.values)).sum())
     if none:
@@ -306,7 +306,9 @@ def sharpening(stores, reach, fig):
 
 @analyze.command()
 @click.argument("stores", nargs=-1, required=True)
-@click.option("--window", type=int, default=50, show_default=True, help="steps after the onset the growth is measured over")
+@click.option(
+    "--window", type=int, default=50, show_default=True, help="steps after the onset the growth is measured over"
+)
 @click.option("--lead", type=int, default=50, show_default=True, help="Γ frozen from this many steps before the onset")
 @click.option("--horizon", type=int, default=1000, show_default=True, help="steps the frozen-Γ replay runs")
 @click.option("--out", default=None, help="write the per-replica table to this .nc or .zarr")
@@ -329,7 +331,9 @@ def onset(stores, window, lead, horizon, out):
         parts.append(r.assign_coords(store=("replica", [s] * r.sizes["replica"])).drop_vars("replica"))
         ok = np.isfinite(r.ratio.values)
         fz = np.isfinite(r.frozen_ratio.values)
-        act = r.attrs["activation"] + (f" β={r.attrs['softplus_beta']:g}" if r.attrs["activation"] == "softplus" else "")
+        act = r.attrs["activation"]
+        if act == "softplus":
+            act += f" β={r.attrs['softplus_beta']:g}"
 
         def ms(x):
             x = x[np.isfinite(x)]

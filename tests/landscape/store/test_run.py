@@ -143,8 +143,8 @@ def test_parameter_vectors_are_chunked_along_param_and_still_resume_check_and_re
     from dataclasses import replace
 
     from landscape.recorders import record, resume
-    from landscape.store import run as store_run
     from landscape.runs.opened import params_at
+    from landscape.store import run as store_run
     from landscape.store.integrity import check
     from tests.recorders.test_record import assert_same_recording
 
