@@ -13,7 +13,7 @@ cheap (no torch until a name is used). Record a small run, open it, read the ins
 >>> landscape.params_at(run, [150], [0]).shape   # θ at any step, by exact replay
 (1, 1, 51)
 >>> sorted(landscape.detect(run).data_vars)[:3]
-['diverged_at', 'first_instability', 'lambda1']
+['chaos_exponent', 'diverged_at', 'first_instability']
 """
 
 from importlib import import_module
