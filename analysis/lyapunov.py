@@ -1,14 +1,18 @@
-"""Lyapunov exponents of a recorded run's training map, by exact replay.
+"""Lyapunov exponents of a recorded run's training map: from the recording or by exact replay.
 
-Gradient descent's map θ_{t+1} = θ_t − η∇F_t(θ_t) has the tangent map J_t = I − η H_t(θ_t);
-K tangent vectors per replica go through it by the engine's batched Hessian-vector products
-while θ is replayed with the recording's own arithmetic (`landscape.dynamics.lyapunov`).
-On a quadratic valley of curvature λ the exponent is ln|1 − ηλ|: negative below the edge,
-zero at λ = 2/η, positive beyond; over a stretch of training the top exponent says whether
-nearby trajectories converge (the bounce is stable) or separate.
+The training map takes the whole state — θ and the optimizer's buffers — one step on; its
+tangent map (`landscape.engines.tangent`) is I − ηH_t for gradient descent and the forward-mode
+derivative of the optimizer's rule around the batched Hessian-vector product for the others.
+K tangent vectors per replica go through it while θ is replayed with the recording's own
+arithmetic (`landscape.dynamics.lyapunov`). On a quadratic valley of curvature λ the GD exponent
+is ln|1 − ηλ|: negative below the edge, zero at λ = 2/η, positive beyond; over a stretch of
+training the top exponent says whether nearby trajectories converge (the bounce is stable)
+or separate.
 
-The start directions are random (from each replica's seed and the start step), so the
-answer is the same whichever replicas are asked for together.
+A recording made with `--lyapunov K` holds each step's log stretch (`lyap_stretch`):
+`recorded` reads the exponents from it without any replay. The replay's start directions are
+random (from each replica's seed and the start step), so the answer is the same whichever
+replicas are asked for together, and from step 0 it is the recording's own.
 """
 
 from __future__ import annotations
@@ -20,21 +24,18 @@ import xarray as xr
 from landscape import LandscapeError
 from landscape.curvature.eigen import random_block
 from landscape.dynamics.lyapunov import benettin
+from landscape.engines import tangent as tangents
+from landscape.engines.tangent import TANGENT_SALT
 from landscape.runs.opened import Run
+from landscape.runs.replay import walk
 
-TANGENT_SALT = 104729  # the start directions' salt beside the step: not the eigensolver's block
+__all__ = ["TANGENT_SALT", "lyapunov", "recorded", "twin_separation"]
 
 
 def _window(source, start: int, steps: int | None) -> tuple[Run, int]:
     """The run and the length of the stretch from `start` (default: to the end of the
-    recording), refused in one line where the stretch is not all recorded or the run is not
-    gradient descent's (the tangent map here is I − ηH; an optimizer's state adds directions)."""
+    recording), refused in one line where the stretch is not all recorded."""
     run = Run.open(source)
-    if run.config.optimizer != "gd":
-        raise LandscapeError(
-            f"{run.path}: a {run.config.optimizer} run; the Lyapunov exponents and twins here are of gradient "
-            "descent's map θ ↦ θ − η∇F (tangent I − ηH), not of an optimizer with state"
-        )
     done = run.steps_done
     steps = done - start if steps is None else int(steps)
     if not 0 <= start < done or steps < 1 or start + steps > done:
@@ -42,44 +43,72 @@ def _window(source, start: int, steps: int | None) -> tuple[Run, int]:
     return run, steps
 
 
-def lyapunov(source, k: int = 2, start: int = 0, steps: int | None = None, replicas=None,
-             window: int | None = None, device: str = "cpu") -> xr.Dataset:  # fmt: skip
-    """The top-k finite-time exponents of each replica from step `start` over `steps` steps
-    (default: to the end of the recording): `exponent` (replica, k), `running` (replica, k,
-    step) and, with `window`, `window_exponent` (replica, k, window)."""
-    run, steps = _window(source, start, steps)
-    idx = run.check_replicas(replicas)
-    eng = run.engine(idx, device)
-    n = eng.num_params
-    if not 1 <= k <= n:
-        raise LandscapeError(f"k must be from 1 to the network's {n} parameters, got {k}")
-    theta = torch.as_tensor(run.params_at([start], idx, device)[:, 0]).to(eng.dtype).to(eng.device)
-    seeds = [run.config.replicas()[i].seed for i in idx]
-    V0 = random_block(seeds, k, n, start + TANGENT_SALT, eng.dtype, eng.device)
-    eta = eng.eta.reshape(-1, 1, 1)
-    rows = torch.arange(len(idx), device=eng.device)
-
-    def tangent(x, t, V):
-        return V - eta * eng.hvp_block(x, t)(V, rows)
-
-    res = benettin(lambda x, t: eng.advance(x, t, t + 1), tangent, theta, V0, steps, t0=start)
+def _coords(run: Run, idx) -> dict:
     ds = run.ds.isel(replica=idx)
-    coords = {name: ("replica", ds[name].values) for name in ("seed", "eta", "amplitude", "period") if name in ds}
+    return {name: ("replica", ds[name].values) for name in ("seed", "eta", "amplitude", "period") if name in ds}
+
+
+def _result(run: Run, idx, stretch: np.ndarray, start: int, window: int | None, how: str) -> xr.Dataset:
+    """exponent, running and window_exponent of a stretch (R, K, S) from step `start`."""
+    R, k, steps = stretch.shape
+    running = np.cumsum(stretch, axis=-1) / np.arange(1, steps + 1)
     out = xr.Dataset(
         {
-            "exponent": (("replica", "k"), res.exponents.cpu().numpy(),
+            "exponent": (("replica", "k"), stretch.mean(-1),
                          {"long_name": "finite-time Lyapunov exponent of the training map (per step)"}),
-            "running": (("replica", "k", "step"), res.running().cpu().numpy(),
-                        {"long_name": "exponent from the start step to each step"}),
+            "running": (("replica", "k", "step"), running, {"long_name": "exponent from the start step to each step"}),
         },
-        coords={"replica": np.asarray(idx), "k": np.arange(k), "step": np.arange(start, start + steps), **coords},
-        attrs={"source": str(run.path), "start": start, "steps": steps},
+        coords={"replica": np.asarray(idx), "k": np.arange(k), "step": np.arange(start, start + steps),
+                **_coords(run, idx)},
+        attrs={"source": str(run.path), "start": start, "steps": steps, "optimizer": run.config.optimizer,
+               "method": how},
     )  # fmt: skip
     if window:
-        w = res.windows(int(window)).cpu().numpy()
+        S = steps // int(window) * int(window)
+        w = stretch[..., :S].reshape(R, k, -1, int(window)).mean(-1)
         out["window_exponent"] = (("replica", "k", "window"), w, {"long_name": f"exponent over windows of {window}"})
         out = out.assign_coords(window=start + int(window) * np.arange(w.shape[-1]))
     return out
+
+
+def recorded(source, k: int | None = None, start: int = 0, steps: int | None = None, replicas=None,
+             window: int | None = None) -> xr.Dataset:  # fmt: skip
+    """The exponents a `--lyapunov K` recording holds: the mean of its per-step log stretch
+    over steps `start` … (default: all recorded), the first k (default: all K) of them, with the
+    running mean and, with `window`, the window means: no replay."""
+    run, steps = _window(source, start, steps)
+    K = run.config.lyapunov
+    if not K:
+        raise LandscapeError(f"{run.path} was recorded without --lyapunov: replay it (landscape analyze lyapunov)")
+    k = K if k is None else int(k)
+    if not 1 <= k <= K:
+        raise LandscapeError(f"{run.path} holds {K} exponents, asked for {k}")
+    idx = run.check_replicas(replicas)
+    s = run.store.read("lyap_stretch", (np.asarray(idx), slice(start, start + steps), slice(0, k)), orthogonal=True)
+    return _result(run, idx, np.moveaxis(s, 1, 2), start, window, "recorded")
+
+
+def lyapunov(source, k: int = 2, start: int = 0, steps: int | None = None, replicas=None,
+             window: int | None = None, device: str = "cpu") -> xr.Dataset:  # fmt: skip
+    """The top-k finite-time exponents of each replica from step `start` over `steps` steps
+    (default: to the end of the recording), by replay: `exponent` (replica, k), `running`
+    (replica, k, step) and, with `window`, `window_exponent` (replica, k, window). The tangent
+    vectors span θ and the optimizer's buffers (n (1 + buffers) dimensions)."""
+    run, steps = _window(source, start, steps)
+    idx = run.check_replicas(replicas)
+    eng = run.engine(idx, device)
+    N = tangents.state_size(eng)
+    if not 1 <= k <= N:
+        raise LandscapeError(f"k must be from 1 to the training state's {N} dimensions, got {k}")
+    _, theta = next(walk(run, eng, idx, [start]))  # the optimizer's state is at `start` now
+    seeds = [run.config.replicas()[i].seed for i in idx]
+    V0 = random_block(seeds, k, N, start + TANGENT_SALT, eng.dtype, eng.device)
+
+    def tangent(x, t, V):
+        return tangents.apply(eng, x, t, eng.gamma(t), V)
+
+    res = benettin(lambda x, t: eng.advance(x, t, t + 1), tangent, theta, V0, steps, t0=start)
+    return _result(run, idx, res.stretch.cpu().numpy(), start, window, "replay")
 
 
 def twin_separation(source, start: int, steps: int, eps=(1e-9, 1e-6, 1e-4), direction: str = "v1",
@@ -89,7 +118,8 @@ def twin_separation(source, start: int, steps: int, eps=(1e-9, 1e-6, 1e-4), dire
     in one batch with the recording's step; `separation` (replica, eps, step) is ‖θ'_t − θ_t‖ / ε, and
     `growth` (replica, eps) the mean log-growth per step. For ε → 0 it is the tangent map's
     stretching of u (what the Lyapunov exponents measure); at a finite ε it is what a bounce of
-    that amplitude does, which a kink of the ReLUs inside it can change."""
+    that amplitude does, which a kink of the ReLUs inside it can change. With an optimizer with
+    state a twin starts with its replica's buffers (only θ is moved)."""
     run, steps = _window(source, start, steps)
     if direction not in ("v1", "random"):
         raise LandscapeError(f"direction must be v1 or random, got {direction!r}")
@@ -100,7 +130,8 @@ def twin_separation(source, start: int, steps: int, eps=(1e-9, 1e-6, 1e-4), dire
     E = len(eps)
     rows = idx * (1 + E)  # the replicas, then a twin of each per ε, in one batch
     eng = run.engine(rows, device)
-    theta = torch.as_tensor(run.params_at([start], idx, device)[:, 0]).to(eng.dtype).to(eng.device)
+    _, both = next(walk(run, eng, rows, [start]))  # every row's optimizer state is its replica's at `start`
+    theta = both[: len(idx)]
     seeds = [run.config.replicas()[i].seed for i in idx]
     if direction == "v1":
         from landscape.curvature.spectrum import top_k

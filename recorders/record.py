@@ -27,7 +27,8 @@ from landscape.curvature.blocks import layer_blocks
 from landscape.curvature.spectrum import top_k
 from landscape.dynamics.detector import first_instability
 from landscape.dynamics.iterates import Tracker, directions
-from landscape.engines.base import ReplicaEngine, healthy
+from landscape.engines import tangent
+from landscape.engines.base import ReplicaEngine, StepMetrics, healthy
 from landscape.machine.perf import keep_freed_memory
 from landscape.problem.data import Dataset
 from landscape.runs import build
@@ -56,7 +57,11 @@ def prepare(cfg: RunConfig) -> Prepared:
         build.check_fits(cfg)
     data = build.dataset(cfg)
     build.check_fits(cfg, data)
-    return Prepared(cfg, data, build.engine(cfg, data))
+    engine = build.engine(cfg, data)
+    if cfg.lyapunov > (N := tangent.state_size(engine)):
+        raise LandscapeError(f"lyapunov: at most the state's {N} dimensions (θ and the optimizer's buffers), "
+                             f"got {cfg.lyapunov}")  # fmt: skip
+    return Prepared(cfg, data, engine)
 
 
 def record(cfg: RunConfig | Prepared, out, *, overwrite: bool = False, progress: Progress | None = None) -> Path:
@@ -257,6 +262,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
         for j, name in enumerate(ITERATE_ARRAYS):
             history[:, :start, j] = store[name][:, :start]
     buf = _Buffers(cfg, engine, len(seeds))
+    lyap = _Tangents(store, cfg, engine, seeds, start) if cfg.lyapunov else None
     spectral = [q for q in quantities.active(cfg) if q.at == "hstep"]
     evaluated = [q for q in quantities.active(cfg) if q.at == "step"]
     diverged = np.asarray(store.attrs.get("diverged_at", [-1] * len(seeds)), dtype=np.int64)
@@ -297,7 +303,10 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
                 for name, v in engine.optimizer_state()[0].items():
                     buf.opt[name][:, npar] = v
                 npar += 1
-            theta, m = engine.steps(theta, s, G_all[s - t : e - t], evaluate, track)
+            if lyap is None:
+                theta, m = engine.steps(theta, s, G_all[s - t : e - t], evaluate, track)
+            else:
+                theta, m = lyap.steps(theta, s, G_all[s - t : e - t], evaluate, track, buf.stretch[:, s - t : e - t])
             theta = _mark_diverged(theta, m.loss, s, e, diverged, stopped >= 0)
             for name in PER_STEP:
                 buf.step[name][:, s - t : e - t] = getattr(m, name).transpose(0, 1)
@@ -305,6 +314,8 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
                 progress(e - s)  # every segment: the bar throttles itself
         block = buf.block(b - t, nh, npar)
         block["gamma"] = G_all.transpose(0, 1).detach().cpu().numpy()
+        if lyap is not None:
+            block.update(lyap.block(buf.stretch[:, : b - t], t, b))
         sig, block["iter_proj"] = track.take(t, b)
         for j, name in enumerate(ITERATE_ARRAYS):
             block[name] = sig[..., j]
@@ -319,7 +330,8 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
         with signals_deferred():  # a flush is whole or absent, whatever signal arrives
             store.write_block(t, b, block)
             opt = {name: _np64(v) for name, v in engine.optimizer_state()[0].items()}
-            store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm), opt)
+            store.write_ckpt(b, _np64(theta), None if warm is None else _np64(warm), opt,
+                             None if lyap is None else _np64(lyap.V))  # fmt: skip
             store.set_attrs(steps_done=b, diverged_at=[int(v) for v in diverged], stopped_at=[int(v) for v in stopped])
         live = diverged < 0  # a diverged replica is not waited for
         if early and (stopped[live] >= 0).all():  # every other one has stopped: the run is done
@@ -401,6 +413,48 @@ def _before(store: RunStore, engine: ReplicaEngine, start: int) -> list[torch.Te
     return out
 
 
+class _Tangents:
+    """The Lyapunov tangent vectors of a recording (--lyapunov K): pushed through every step's
+    tangent map (`landscape.engines.tangent`) before the step, their log stretch written per
+    step and, with --lyapunov-window W, as the mean over each window once it is whole. They
+    start from random directions at step 0 and continue from the resume state, so a resumed
+    recording records the same numbers as one that never stopped."""
+
+    def __init__(self, store: RunStore, cfg: RunConfig, engine: ReplicaEngine, seeds: list[int], start: int):
+        self.store, self.engine, self.W = store, engine, cfg.lyapunov_window
+        saved = store.read_tangent(start) if start else None
+        if saved is None:  # step 0, or a rewound store (its slot holds none): fresh directions there
+            self.V = tangent.start(engine, seeds, cfg.lyapunov, start)
+        else:
+            self.V = torch.as_tensor(saved, device=engine.device).to(engine.dtype)
+
+    def steps(self, theta, s: int, G: torch.Tensor, evaluate: bool, track, out: torch.Tensor):
+        """The engine's steps s … s + len(G) − 1 one at a time, each after its tangent map
+        (the log stretch into `out` (R, S, K)); the metrics as `engine.steps` gives them."""
+        ms = []
+        for i in range(G.shape[0]):
+            self.V, out[:, i] = tangent.push(self.engine, theta, s + i, G[i], self.V)
+            theta, m = self.engine.steps(theta, s + i, G[i : i + 1], evaluate and i == 0, track)
+            ms.append(m)
+        if len(ms) == 1:
+            return theta, ms[0]
+        cat = lambda name: torch.cat([getattr(m, name) for m in ms])  # noqa: E731
+        return theta, StepMetrics(cat("loss"), cat("loss_static"), cat("train_acc"), cat("val_acc"), G)
+
+    def block(self, stretch: torch.Tensor, t: int, b: int) -> dict:
+        """The chunk [t, b)'s arrays: the stretch and the windows that end in it (the part of a
+        window before t read back from the store)."""
+        out = {"lyap_stretch": _np64(stretch)}
+        W = self.W
+        if W and b // W > t // W:
+            a = (t // W) * W
+            R, _, K = stretch.shape
+            before = np.asarray(self.store["lyap_stretch"][:, a:t]) if a < t else np.empty((R, 0, K))
+            span = np.concatenate([before, out["lyap_stretch"][:, : (b // W) * W - t]], axis=1)
+            out["lyap_window"] = span.reshape(span.shape[0], -1, W, span.shape[2]).mean(axis=2)
+        return out
+
+
 def _segments(cfg: RunConfig, t: int, b: int, hsteps: set):
     """[s, e) pieces of the chunk [t, b) with no event inside, and whether s is a validation
     step (--eval-every, and the last step): each piece starts at the chunk's start, a
@@ -445,6 +499,7 @@ class _Buffers:
         self.params = torch.empty((R, npar, n), **kw)
         self.opt = {b: torch.empty((R, npar, n), **kw) for b in cfg.optimizer_buffers()}
         self.eigvec = torch.empty((R, npar, k, n), **kw)
+        self.stretch = torch.empty((R, c, cfg.lyapunov), **kw)
 
     def block(self, steps: int, nh: int, npar: int) -> dict:
         """The first `steps` steps, `nh` spectra and `npar` saved vectors, as NumPy arrays."""

@@ -282,6 +282,9 @@ def info(store):
     extra = [q.describe(cfg) for q in quantities.active(cfg)]
     if extra:
         click.echo(f"also       {', '.join(extra)} at the spectrum steps")
+    if cfg.lyapunov:
+        win = f", and over windows of {cfg.lyapunov_window} steps" if cfg.lyapunov_window else ""
+        click.echo(f"dynamics   top-{cfg.lyapunov} Lyapunov exponents' log stretch at every step{win}")
     click.echo(f"created    {a.get('created')}   code {a.get('git_revision')}")
     click.echo("versions   " + ", ".join(f"{k} {v}" for k, v in a.get("versions", {}).items()))
     click.echo(f"replicas   {len(reps)}")

@@ -117,6 +117,14 @@ class RunConfig:
         "rmsprop and adam: also the top-k eigenvalues of P⁻¹H (P the optimizer's preconditioner, the sharpness "
         "its edge applies to) at the spectrum steps (0: off)",
     )
+    lyapunov: int = knob(
+        0,
+        "the top-K finite-time Lyapunov exponents of the training map: K tangent vectors of the whole state "
+        "(θ and the optimizer's buffers) through every step's tangent map, re-orthonormalised each step (0: off)",
+    )
+    lyapunov_window: int = knob(
+        0, "with --lyapunov: also the exponents over consecutive windows of this many steps (0: none)"
+    )
     class_accuracy: bool = knob(
         False, "also each class's training and validation accuracy at every evaluated step (--eval-every)"
     )
@@ -288,6 +296,10 @@ class RunConfig:
             _bad(f"ggn-k must be from 0 (off) to {MAX_LANCZOS}, got {self.ggn_k}")
         if not 0 <= self.bottom_k <= MAX_LANCZOS:
             _bad(f"bottom-k must be from 0 (off) to {MAX_LANCZOS}, got {self.bottom_k}")
+        if not 0 <= self.lyapunov <= MAX_LANCZOS:
+            _bad(f"lyapunov must be from 0 (off) to {MAX_LANCZOS} exponents, got {self.lyapunov}")
+        if self.lyapunov_window < 0 or (self.lyapunov_window and not self.lyapunov):
+            _bad(f"lyapunov-window must be >= 0 and goes with --lyapunov K, got {self.lyapunov_window}")
         if self.hessian_every < 1:
             _bad(f"hessian-every must be >= 1, got {self.hessian_every}")
         if self.save_params_every < 1 or self.save_params_every % self.hessian_every:

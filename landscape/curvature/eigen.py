@@ -118,13 +118,13 @@ def _orthonormal_block(W: torch.Tensor, Q: torch.Tensor | None, fill: Callable[[
         for j in range(b):
             w = W[:, j]
             size = _norm(w)
-            basis = Q
-            if cols:
-                C = torch.stack(cols, dim=1)
-                basis = C if basis is None else torch.cat([basis, C], dim=1)
-            if basis is not None:
-                for _ in range(2):
-                    w = w - torch.bmm(torch.bmm(basis, w.unsqueeze(2)).transpose(1, 2), basis).squeeze(1)
+            # against Q and the columns made so far, from the same w (classical Gram–Schmidt on
+            # [Q; C]); Q is not copied into one basis with them: at 10⁶ parameters a copy per column
+            bases = [B for B in (Q, torch.stack(cols, dim=1) if cols else None) if B is not None]
+            for _ in range(2 if bases else 0):
+                coef = [torch.bmm(B, w.unsqueeze(2)) for B in bases]
+                for B, c in zip(bases, coef):
+                    w = w - torch.bmm(c.transpose(1, 2), B).squeeze(1)
             nrm = _norm(w)
             flags.append(nrm <= 1e-10 * size.clamp_min(torch.finfo(W.dtype).tiny))
             cols.append(w / nrm.clamp_min(torch.finfo(W.dtype).tiny).unsqueeze(-1))
@@ -191,17 +191,22 @@ def topk_eigs(
     products = torch.zeros(R, dtype=torch.long, device=device)
 
     rows = all_rows
-    Q: torch.Tensor | None = None
-    HQ: torch.Tensor | None = None
+    # the basis Q and H Q, allocated once at their largest and filled block by block: a basis
+    # grown by concatenation copies itself every step, and with freed memory kept in the heap
+    # (machine.perf.keep_freed_memory) the copies of a 10⁵–10⁶-parameter basis pile up
+    cols = min(max_blocks * b, n)
+    Qbuf = torch.empty(R, cols, n, dtype=dtype, device=device)
+    HQbuf = torch.empty(R, cols, n, dtype=dtype, device=device)
+    m = 0
     T: torch.Tensor | None = None
     prev_ritz = None
     for step in range(max_blocks):
         W = op(block, rows)
         bw = block.shape[1]
         products[rows] += bw
-        Q = block if Q is None else torch.cat([Q, block], dim=1)
-        HQ = W if HQ is None else torch.cat([HQ, W], dim=1)
-        m = Q.shape[1]
+        Qbuf[:, m : m + bw], HQbuf[:, m : m + bw] = block, W
+        m += bw
+        Q, HQ = Qbuf[:, :m], HQbuf[:, :m]
         T = _grow(T, torch.bmm(Q, W.transpose(1, 2)), bw)
         ritz_b, Yb, HY = _ritz(T, Q, HQ, min(b, m), k)
         Y, lam = Yb[:, :k], ritz_b[:, :k]
@@ -228,7 +233,9 @@ def topk_eigs(
             break
         keep = ~finish
         if not bool(keep.all()):  # masking: converged replicas leave the batch
-            rows, Q, HQ, T, W, ritz_b = rows[keep], Q[keep], HQ[keep], T[keep], W[keep], ritz_b[keep]
+            rows, T, W, ritz_b = rows[keep], T[keep], W[keep], ritz_b[keep]
+            Qbuf, HQbuf = Qbuf[keep], HQbuf[keep]
+            Q, HQ = Qbuf[:, :m], HQbuf[:, :m]
         prev_ritz = ritz_b
         if m + b <= n:
             block = _orthonormal_block(W, Q, fill(rows, step + 1))

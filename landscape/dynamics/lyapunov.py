@@ -63,19 +63,19 @@ def benettin(
     steps; tangent(x_t, t, V) = J_t V for V (R, K, n); V0 (R, K, n) the start directions
     (orthonormalised here)."""
     x = x0
-    V = _orthonormal(V0)[0]
+    V = orthonormal(V0)[0]
     logs = []
     for i in range(steps):
         t = t0 + i
         W = tangent(x, t, V)
         x = step(x, t)
-        V, r = _orthonormal(W)
+        V, r = orthonormal(W)
         logs.append(torch.log(r.abs()))
     stretch = torch.stack(logs, dim=-1) if logs else torch.empty((*V.shape[:2], 0), dtype=V.dtype)
     return LyapunovResult(stretch.mean(-1), stretch, x, V)
 
 
-def _orthonormal(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def orthonormal(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Q (R, K, n) with orthonormal rows spanning W's (Gram–Schmidt order) and |diag R| (R, K)."""
     Q, Rm = torch.linalg.qr(W.transpose(1, 2))  # (R, n, K), (R, K, K)
     d = torch.diagonal(Rm, dim1=1, dim2=2)

@@ -107,7 +107,7 @@ def bytes_per_replica(cfg, input_dim=2, num_classes=3, points=300) -> int:
     compiled steps hold the training and validation passes' activations and the HVP cache
     (points × width per layer, a dozen arrays); the fused kernel keeps a block of points'
     activations in cache from the forward pass to the gradient and holds only the logits per
-    point. Both add the Lanczos basis and a few parameter-sized vectors. With `--chunk` the
+    point. Both add the Lanczos basis (Q and H Q) and a few parameter-sized vectors. With `--chunk` the
     activations are one chunk's (the logits stay whole). Measured against the peak in
     tests/landscape/machine/test_memory.py (within 2× across width, points, replicas, chunks)."""
     size = 8 if cfg.dtype == "float64" else 4
@@ -117,7 +117,7 @@ def bytes_per_replica(cfg, input_dim=2, num_classes=3, points=300) -> int:
     else:
         held = min(points, cfg.chunk) if cfg.chunk else points
         acts = 16 * held * cfg.width * cfg.depth + (8 * points * num_classes if cfg.chunk else 0)
-    lanczos = cfg.eig_max_iter * n  # the Krylov basis
+    lanczos = 2 * cfg.eig_max_iter * n  # the Krylov basis Q and its products H Q
     return size * (acts + lanczos + 8 * n)
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from landscape import LandscapeError
-from landscape.store.run import RunStore, layout
+from landscape.store.run import RunStore, layout, lyapunov_windows
 
 # the time axis of each array, and how a chunk index maps to steps
-_TIME_DIMS = ("step", "hstep", "pstep")
+_TIME_DIMS = ("step", "hstep", "pstep", "lwindow")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ def _time_steps(store: RunStore, dim: str) -> np.ndarray:
         return np.arange(cfg.steps)
     if dim == "hstep":
         return cfg.hessian_steps()
+    if dim == "lwindow":  # a window is recorded once its last step is
+        return lyapunov_windows(cfg) + cfg.lyapunov_window - 1
     return np.arange(cfg.steps)[:: cfg.save_params_every]
 
 

@@ -24,9 +24,14 @@ Layout (dimensions in brackets):
   iter_p, iter_q, iter_cos                [replica, step]   the iterates' period-2 signal
   iter_proj                               [replica, step, proj]   (landscape.dynamics.iterates)
   iter_dirs                               [proj, param]     its projection directions
+  lyap_stretch                            [replica, step, lyap]   (--lyapunov K) each step's log stretch
+                                          of the K tangent vectors (Benettin: their means are the exponents)
+  lyap_window                             [replica, lwindow, lyap]   (--lyapunov-window W) the exponents over
+                                          consecutive windows of W steps (lwindow: each window's first step)
   coordinates: replica, step, hstep, pstep, eig, class, layer, proj, vec, node, bottom; per replica seed, eta,
   amplitude, period, loss_name, width, edge (the optimizer's stability threshold)
   state/ckpt  the parameters (the optimizer's state and the warm-start vectors) at `steps_done`, two slots
+  state/tangent  the Lyapunov tangent vectors at `steps_done` (--lyapunov), in the same slot as state/ckpt
 """
 
 from __future__ import annotations
@@ -84,6 +89,12 @@ ATTRS = {
     "iter_q": ("‖p_t − p_{t−1}‖ (the iterates' third difference: a bounce's alternating amplitude)", ""),
     "iter_cos": ("cos(p_t, p_{t−1}): −1 for a bounce across a valley, +1 for a smooth path", ""),
     "iter_proj": ("u_k · θ_t on the fixed random unit directions iter_dirs", ""),
+    "lyap_stretch": (
+        "log stretch of the k-th tangent vector through the step from θ_t (Benettin's log |R_kk|; "
+        "its mean over steps is the k-th finite-time Lyapunov exponent)",
+        "",
+    ),
+    "lyap_window": ("finite-time Lyapunov exponent over the window of steps starting at lwindow", ""),
 }
 ITERATE_ARRAYS = ("iter_p", "iter_q", "iter_cos")
 TOPK_ARRAYS = ("eigval", "eigres", "eigconv")  # what every spectrum step writes, beside the quantities
@@ -145,6 +156,17 @@ def time_axes(cfg: RunConfig):
     """(step, hstep, pstep) coordinate arrays of a recording."""
     step = np.arange(cfg.steps)
     return step, cfg.hessian_steps(), step[:: cfg.save_params_every]
+
+
+def lyapunov_windows(cfg: RunConfig) -> np.ndarray:
+    """The first step of each whole window of `lyapunov_window` steps (empty without windows)."""
+    W = cfg.lyapunov_window
+    return np.arange(cfg.steps // W) * W if cfg.lyapunov and W else np.arange(0)
+
+
+def tangent_size(cfg: RunConfig, num_params: int) -> int:
+    """The length of a Lyapunov tangent vector: θ and each of the optimizer's buffers."""
+    return num_params * (1 + len(cfg.optimizer_buffers()))
 
 
 def is_store(path) -> bool:
@@ -292,6 +314,18 @@ def layout(
     width = 1 + n * (1 + m + kb)
     sr, sw = vector_chunks(R, width, cap=R)
     out["state/ckpt"] = (None, (2, R, width), (1, sr, sw), *f64)
+    if cfg.lyapunov:
+        K = cfg.lyapunov
+        out["lyap"] = (["lyap"], (K,), (K,), *i64)
+        out["lyap_stretch"] = (["replica", "step", "lyap"], (R, cfg.steps, K), (rc, sc, K), *f64)
+        wins = lyapunov_windows(cfg)
+        if cfg.lyapunov_window:
+            wc = max(1, min(len(wins), sc // cfg.lyapunov_window))
+            out["lwindow"] = (["lwindow"], wins.shape, (max(1, len(wins)),), *i64)
+            out["lyap_window"] = (["replica", "lwindow", "lyap"], (R, len(wins), K), (rc, wc, K), *f64)
+        tw = 1 + K * tangent_size(cfg, n)
+        tr, tc = vector_chunks(R, tw, cap=R)
+        out["state/tangent"] = (None, (2, R, tw), (1, tr, tc), *f64)
     if iterates:
         out["proj"] = (["proj"], (iterates,), (iterates,), *i64)
         for name in ITERATE_ARRAYS:
@@ -401,6 +435,8 @@ class RunStore:
             "edge": cfg.edges(),
             **{h: np.array([getattr(r, h) for r in reps]) for h in HYPER},
             "proj": np.arange(len(iter_dirs)),
+            "lyap": np.arange(cfg.lyapunov),
+            "lwindow": lyapunov_windows(cfg),
             "iter_dirs": np.asarray(iter_dirs, dtype=np.float64),
         }
         for q in quantities.active(cfg):
@@ -616,6 +652,8 @@ class RunStore:
                 hstep=slice(0, len(cfg.hessian_steps(0, done))),
                 pstep=slice(0, -(-done // cfg.save_params_every)),
             )
+            if "lwindow" in ds.dims:
+                ds = ds.isel(lwindow=slice(0, done // cfg.lyapunov_window))
         return ds
 
     def read_ckpt(self, step: int, n: int):
@@ -682,6 +720,11 @@ class RunStore:
                 w(name)[:, a:b] = block[name]
             w("iter_proj")[:, a:b, :] = block["iter_proj"]
         w("gamma")[:, a:b, :] = block["gamma"]
+        if cfg.lyapunov:
+            w("lyap_stretch")[:, a:b, :] = block["lyap_stretch"]
+            W = cfg.lyapunov_window
+            if W and b // W > a // W:  # the windows that ended in [a, b)
+                w("lyap_window")[:, a // W : b // W, :] = block["lyap_window"]
         pe = cfg.save_params_every
         ha, hb = len(cfg.hessian_steps(0, a)), len(cfg.hessian_steps(0, b))
         if hb > ha:
@@ -695,9 +738,16 @@ class RunStore:
                 w(f"opt_{name}")[:, pa:pb, :] = block[f"opt_{name}"]
             w("eigvec")[:, pa:pb, :, :] = block["eigvec"]
 
-    def write_ckpt(self, step: int, theta: np.ndarray, eigvecs: np.ndarray | None, state: dict | None = None):
-        """Store θ at `step` (the optimizer's state and the solver's warm start) in the slot not
-        holding the last one."""
+    def write_ckpt(
+        self,
+        step: int,
+        theta: np.ndarray,
+        eigvecs: np.ndarray | None,
+        state: dict | None = None,
+        tangent: np.ndarray | None = None,
+    ):
+        """Store θ at `step` (the optimizer's state, the solver's warm start and the Lyapunov
+        tangent vectors (R, K, N)) in the slot not holding the last one."""
         R, n = theta.shape
         names = self.config.optimizer_buffers()
         if names and (state is None or set(state) != set(names)):
@@ -716,7 +766,29 @@ class RunStore:
         # damaged slot holds nothing and is written over)
         first = self._slot(0)
         slot = 1 if first is not None and first[0, 0] == self.steps_done else 0
+        if self.config.lyapunov:  # first: the slot's step (in state/ckpt) comes last
+            tg = self._writable("state/tangent")
+            trow = np.full((R, tg.shape[2]), np.nan)
+            trow[:, 0] = step
+            if tangent is not None:
+                trow[:, 1:] = tangent.reshape(R, -1)
+            tg[slot] = trow
         ck[slot] = row
+
+    def read_tangent(self, step: int) -> np.ndarray | None:
+        """The Lyapunov tangent vectors (R, K, N) saved with the resume state of `step`; None
+        where the slot holds none (a rewound store: they start again from random directions)."""
+        K = self.config.lyapunov
+        for s in range(2):
+            try:
+                row = np.asarray(self["state/tangent"][s])
+            except LandscapeError:
+                raise
+            except Exception:
+                continue
+            if row[0, 0] == step and not np.isnan(row[:, 1:]).all():
+                return row[:, 1:].reshape(row.shape[0], K, -1)
+        return None
 
 
 def _short(values) -> str:

@@ -214,15 +214,14 @@ def test_bad_optimizer_settings_are_one_line(change, message):
 
 
 def test_analyses_of_gradient_descent_alone_refuse_another_optimizer(tmp_path):
-    """Fig. 1's summary (λ against 2/η) and the Lyapunov exponents (tangent map I − ηH) are
-    gradient descent's: a momentum run is refused in one line, not analysed wrongly."""
-    from landscape.analysis import edge_of_stability, lyapunov
+    """Fig. 1's summary (λ against 2/η) is gradient descent's: a momentum run is refused in
+    one line, not analysed wrongly (the Lyapunov exponents take the optimizer's state along:
+    tests/landscape/engines/test_tangent.py)."""
+    from landscape.analysis import edge_of_stability
 
     out = record(replace(BASE, optimizer="momentum", steps=80), tmp_path / "hb.zarr")
     with pytest.raises(LandscapeError, match="Fig. 1 holds gradient descent against 2/η"):
         edge_of_stability.summarize([out])
-    with pytest.raises(LandscapeError, match="not of an optimizer with state"):
-        lyapunov.lyapunov(out, steps=10)
 
 
 def test_a_rewind_restarts_from_the_saved_state(tmp_path):

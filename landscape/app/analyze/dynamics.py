@@ -240,16 +240,24 @@ def forgetting(store, variable, out):
     show_default=True,
     help="the twins' direction: the top Hessian eigenvector at the start, or a random unit vector",
 )
+@click.option("--replay", is_flag=True,
+              help="compute them by replay even where the store recorded them (--lyapunov K)")  # fmt: skip
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @user_errors()
-def lyapunov(store, k, start, steps, window, replicas, twin_eps, twin_direction, out):
-    """Top-k Lyapunov exponents of the training map (I − ηH per step), by replay."""
+def lyapunov(store, k, start, steps, window, replicas, twin_eps, twin_direction, replay, out):
+    """Top-k Lyapunov exponents of the training map (θ and the optimizer's state; I − ηH per
+    step for gd): read from a recording made with --lyapunov K (k ≤ K), else by replay."""
     from landscape.analysis.io import check_target, save_result
     from landscape.analysis.lyapunov import lyapunov as exponents
-    from landscape.analysis.lyapunov import twin_separation
+    from landscape.analysis.lyapunov import recorded, twin_separation
+    from landscape.runs.opened import Run
 
     check_target(store, out)
-    res = exponents(store, k, start, steps, list(replicas) or None, window)
+    K = Run.open(store).config.lyapunov
+    if K >= k and not replay:
+        res = recorded(store, k, start, steps, list(replicas) or None, window)
+    else:
+        res = exponents(store, k, start, steps, list(replicas) or None, window)
     twins = None
     if twin_eps:
         n = res.sizes["step"]
@@ -262,7 +270,8 @@ def lyapunov(store, k, start, steps, window, replicas, twin_eps, twin_direction,
             f"{int(r):>3} {int(res.seed[i]):>4} {float(res.eta[i]):>7g} {float(res.amplitude[i]):>6g} "
             f"{int(res.period[i]):>6} " + " ".join(f"{fmt(v, 5):>9}" for v in res.exponent.values[i])
         )
-    click.echo(f"exponents per step over steps {start} … {start + res.sizes['step'] - 1}")
+    how = "from the recording's tangent vectors" if res.attrs["method"] == "recorded" else "by replay"
+    click.echo(f"exponents per step over steps {start} … {start + res.sizes['step'] - 1}, {how}")
     if twins is not None:
         click.echo(f"twins started ε along {twin_direction}: mean log-growth of the separation per step")
         click.echo(f"{'rep':>3} " + " ".join(f"{f'ε {e:g}':>10}" for e in twins.eps.values))
