@@ -6,10 +6,13 @@ the bottom eigenpairs) at every spectrum step: they are read from the store. Any
 Lanczos length or vector count is computed from θ_t by exact replay with the run's own operator
 (`hvp_block`), so the density is of the Hessian of the dynamical loss F_t at that step. The
 vectors are drawn as the recorder draws them: a recomputed recorded step gives the recorded
-nodes to round-off.
+nodes to round-off. For small networks (or `method="dense"`) the density is the exact spectral
+measure instead, from the whole Hessian (`landscape.curvature.dense`).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -17,6 +20,7 @@ import xarray as xr
 
 from landscape import LandscapeError
 from landscape.curvature import quantities
+from landscape.curvature.dense import MAX_DENSE
 from landscape.curvature.density import Quadrature
 from landscape.runs.opened import Run
 
@@ -32,13 +36,17 @@ def density(
     sigma: float | None = None,
     seed: int = 0,
     recompute: bool = False,
+    method: str = "auto",
 ) -> xr.Dataset:
     """SLQ nodes and weights (step, vec, node), the smoothed density ρ (step, lam) on a common
     grid, and the bottom `bottom_k` eigenvalues with their residuals, at each of `steps`.
 
     Defaults: the recorded steps, M, V and bottom-k where the run recorded a density, else the
-    saved-parameter steps, M = 80, V = 8 and one bottom eigenvalue. attrs['source'] says whether
-    the nodes were read ("recorded") or computed ("replayed")."""
+    saved-parameter steps, M = 80, V = 8 and one bottom eigenvalue. `method`: "dense" (the whole
+    spectrum: every eigenvalue a node of weight 1/n, exact bottom pairs), "slq", or "auto" (the
+    recorded method; else SLQ where M or V is given, dense for small networks otherwise, as
+    `record --density-method`). attrs['source'] says whether the nodes were
+    read ("recorded") or computed ("replayed"), attrs['method'] how."""
     run = Run.open(run)
     idx = run.check_replicas([replica])[0]
     cfg, ds = run.config, run.ds
@@ -50,6 +58,18 @@ def density(
     V = vectors if vectors is not None else (cfg.density_vectors if rec else 8)
     kb = bottom_k if bottom_k is not None else (cfg.bottom_k if rec and cfg.bottom_k else 1)
     n = int(run.store.attrs["num_params"])
+    if method not in ("auto", "dense", "slq"):
+        raise LandscapeError(f"density method must be auto, dense or slq, got {method!r}")
+    if method == "auto" and rec:  # what the run recorded
+        dense = cfg.dense_spectrum(n)
+    elif method == "auto" and (lanczos_steps is not None or vectors is not None):  # SLQ's settings asked for
+        dense = False
+    else:
+        dense = replace(cfg, density_method=method).dense_spectrum(n)
+    if dense and n > MAX_DENSE:
+        raise LandscapeError(f"the dense spectrum is for networks of at most {MAX_DENSE} parameters, not {n}")
+    if dense:
+        M, V = n, 1
     if not 2 <= M <= n or V < 1 or not 1 <= kb <= n:
         raise LandscapeError(
             f"density needs --lanczos-steps from 2 to the network's {n} parameters (got {M}), --vectors >= 1 "
@@ -58,8 +78,9 @@ def density(
     if grid < 10 or seed < 0:
         raise LandscapeError(f"density needs a grid of at least 10 points (got {grid}) and a seed >= 0 (got {seed})")
     stored = set(ds.hstep.values.tolist()) if rec else set()
-    read = (rec and not recompute and seed == 0 and M == cfg.density_steps and V == cfg.density_vectors
-            and set(steps) <= stored)  # fmt: skip
+    same = dense if cfg.dense_spectrum(n) else (not dense and seed == 0 and M == cfg.density_steps
+                                                 and V == cfg.density_vectors)  # fmt: skip
+    read = rec and not recompute and same and set(steps) <= stored
     read_low = read and cfg.bottom_k >= kb
     if read:
         at = ds.isel(replica=idx).sel(hstep=steps)
@@ -72,11 +93,12 @@ def density(
         seeds = [cfg.replicas()[idx].seed]
         nodes, weights, lows, ress = [], [], [], []
         for theta, t in zip(thetas, steps):
+            th = theta[None]
             if not read:
-                q = quantities.density(eng, theta[None], t, M, V, seeds, seed)
+                q = quantities.dense_density(eng, th, t) if dense else quantities.density(eng, th, t, M, V, seeds, seed)
                 nodes.append(q.nodes[0].double().cpu().numpy())
                 weights.append(q.weights[0].double().cpu().numpy())
-            b = quantities.bottom(eng, theta[None], t, kb, seeds)
+            b = quantities.dense_bottom(eng, th, t, kb) if dense else quantities.bottom(eng, th, t, kb, seeds)
             lows.append(b.eigvals[0].double().cpu().numpy())
             ress.append(b.residuals[0].double().cpu().numpy())
         if not read:
@@ -102,6 +124,7 @@ def density(
         attrs={
             "replica": idx, "eta": float(ds.eta.values[idx]), "sigma": float(s), "lanczos_steps": M,
             "vectors": V, "seed": seed, "loss_name": cfg.loss, "source": str(run.path),
+            "method": "dense" if dense else "slq",
             "nodes_from": "recorded" if read else "replayed", "lambda_min_from": "recorded" if read_low else "replayed",
         },
     )  # fmt: skip

@@ -12,7 +12,10 @@ JAX jit(vmap) + lax.scan):
 - `torch.func+compile`: `nn.Sequential` MLP, `functional_call` + `grad` + `vmap` over
   stacked parameters, the whole vmapped step under `torch.compile`;
 - `jax`: the same MLP in JAX, `jit(vmap(step))` with `lax.scan` over the eval interval
-  (skipped with one line when JAX is not installed: `pip install jax`).
+  (skipped with one line when JAX is not installed: `pip install jax`);
+- `jax+scan`: JAX at its best case, the whole run one jitted call: an outer `lax.scan` over the
+  eval intervals (the validation accuracy at each one's first step) around the inner scan of
+  steps, so Python is not entered between intervals (steps-only rows: it has no eigensolver).
 
 Every runner records what the recorder records per step (dynamical and static loss,
 training accuracy) and the validation accuracy every `--eval-every` steps, and must end at
@@ -38,6 +41,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
+from fma_peak import peak as fma_peak
 from harness import reset_peak, rss_mb
 from torch import nn
 from torch.func import functional_call, grad, vmap
@@ -49,7 +53,7 @@ from landscape.problem.data import spiral_dataset
 from landscape.problem.mlp import MLPSpec
 
 A, T, ETA = 70.0, 5000, 1.0
-ALL = ("engine", "engine+compile", "engine+fused", "torch.func+compile", "jax")
+ALL = ("engine", "engine+compile", "engine+fused", "torch.func+compile", "jax", "jax+scan")
 
 try:  # JAX is a peer, not a dependency
     import jax
@@ -198,6 +202,48 @@ def run_jax(pb: Problem, eval_every: int, spectra_every: int):
     return go
 
 
+def run_jax_scan(pb: Problem, eval_every: int):
+    """The whole run in one jitted call (JAX's best case): scans of scans."""
+    dt = jnp.float64 if pb.dtype == torch.float64 else jnp.float32
+    p0 = tuple(jnp.asarray(x.numpy(), dtype=dt) for x in pb.layers0())
+    X, y = jnp.asarray(pb.data.X, dtype=dt), jnp.asarray(pb.data.y)
+    Xv, yv = jnp.asarray(pb.data.X_val, dtype=dt), jnp.asarray(pb.data.y_val)
+    G = jnp.asarray(pb.G.numpy(), dtype=dt)
+    segments = G[: pb.steps].reshape(pb.steps // eval_every, eval_every, *G.shape[1:])
+
+    def forward(p, X):
+        W1, b1, W2, b2 = p
+        return jax.nn.relu(X @ W1 + b1) @ W2 + b2
+
+    def loss(p, G):
+        f = forward(p, X)
+        nll = -jnp.take_along_axis(jax.nn.log_softmax(f), y[:, None], axis=1)[:, 0]
+        return jnp.mean(G[y] * nll), (f, jnp.mean(nll))
+
+    def step(p, G):
+        (F, (f, static)), g = jax.value_and_grad(loss, has_aux=True)(p, G)
+        acc = jnp.mean(jnp.argmax(f, -1) == y).astype(dt)
+        return jax.tree_util.tree_map(lambda a, b: a - ETA * b, p, g), jnp.stack([F, static, acc])
+
+    vstep = jax.vmap(step)
+    vval = jax.vmap(lambda p: jnp.mean(jnp.argmax(forward(p, Xv), -1) == yv).astype(dt))
+
+    def segment(p, Gs):
+        val = vval(p)
+        p, ms = jax.lax.scan(vstep, p, Gs)
+        return p, (ms, val)
+
+    whole = jax.jit(lambda p, S: jax.lax.scan(segment, p, S))
+
+    def go():
+        p, _ = whole(p0, segments)
+        jax.block_until_ready(p)
+        W1, b1, W2, b2 = (np.asarray(x, dtype=np.float64) for x in p)
+        return np.concatenate([W1.reshape(pb.R, -1), b1, W2.reshape(pb.R, -1), b2], 1), None
+
+    return go
+
+
 def gemm_gflops(dtype) -> float:
     """The machine's limit for this dtype on one thread: a large GEMM's rate (MKL/oneDNN reach
     ≈ 90 % of the FMA peak), best of five."""
@@ -233,7 +279,7 @@ def main():
         default=0,
         help="the engines' spectra from the whole Hessian up to this many parameters",
     )
-    default = ["engine", "engine+fused", "torch.func+compile", "jax"]
+    default = ["engine", "engine+fused", "torch.func+compile", "jax", "jax+scan"]
     ap.add_argument("--runners", nargs="+", default=default, choices=ALL)
     args = ap.parse_args()
     if any(e % args.eval_every for e in args.spectra_every):
@@ -241,9 +287,9 @@ def main():
     torch.set_num_threads(1)
     keep_freed_memory()
     runners = list(args.runners)
-    if "jax" in runners and jax is None:
-        print("# JAX is not installed (pip install jax): its column is skipped")
-        runners.remove("jax")
+    if jax is None and {"jax", "jax+scan"} & set(runners):
+        print("# JAX is not installed (pip install jax): its columns are skipped")
+        runners = [r for r in runners if not r.startswith("jax")]
     print(
         f"# {platform.processor() or platform.machine()}, 1 thread per runner, torch {torch.__version__}"
         + (f", jax {jax.__version__}" if jax else "")
@@ -253,15 +299,17 @@ def main():
     head = (
         "| dtype | width | P | R | spectra every | steps | "
         + " | ".join(f"{r} run-steps/s" for r in ALL)
-        + " | best engine ÷ best peer (min / median / max) | best engine GFLOP/s (of GEMM peak) | max Δθ (Δλ rel.) vs"
-        " engine | peak MB (runners in order) |"
+        + " | best engine ÷ best peer (min / median / max) | best engine GFLOP/s (of GEMM; of FMA peak)"
+        " | max Δθ (Δλ rel.) vs engine | peak MB (runners in order) |"
     )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for dname in args.dtype:
         dtype = getattr(torch, dname)
         args.gemm = gemm_gflops(dtype)
-        print(f"# {dname} GEMM on one thread (the hardware limit used below): {args.gemm:.1f} GFLOP/s")
+        args.fma = fma_peak(dname)[0]
+        print(f"# {dname} on one thread: torch.mm {args.gemm:.1f} GFLOP/s, FMA peak {args.fma:.1f} GFLOP/s "
+              "(bench/fma_peak.py)")  # fmt: skip
         for width in args.widths:
             for P in args.points:
                 for R in args.replicas:
@@ -278,7 +326,7 @@ def cell(args, runners, dname, dtype, width, P, R, every):
             print(f"{label} – | skipped: activations over --max-bytes |")
             return
     if every:  # peers without an eigensolver of their own sit this row out
-        runners = [r for r in runners if r != "torch.func+compile"]
+        runners = [r for r in runners if r not in ("torch.func+compile", "jax+scan")]
     engines = [r for r in runners if r.startswith("engine")]
     peers = [r for r in runners if not r.startswith("engine")]
     flops = 6 * 2 * R * width * P * 3 * 2 + 1e5 * R  # forward, backward, validation
@@ -292,6 +340,7 @@ def cell(args, runners, dname, dtype, width, P, R, every):
         "engine+fused": lambda: run_engine(pb, ev, "fused", every, args.eig_dense_below),
         "torch.func+compile": lambda: run_torchfunc(pb, ev),
         "jax": lambda: run_jax(pb, ev, every),
+        "jax+scan": lambda: run_jax_scan(pb, ev),
     }
     fns, rates, peak, result = {}, {r: [] for r in runners}, {}, {}
     for r in runners:
@@ -329,7 +378,7 @@ def cell(args, runners, dname, dtype, width, P, R, every):
             if peers
             else "no peer: activations over --max-bytes"
         )
-        + f" | {gf:.1f} ({gf / args.gemm:.0%}) | "
+        + f" | {gf:.1f} ({gf / args.gemm:.0%}; {gf / args.fma:.0%}) | "
         f"{dev:.0e}{f' (λ {max(eig):.0e})' if eig else ''} | {mem} |",
         flush=True,
     )

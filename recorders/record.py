@@ -24,12 +24,13 @@ from landscape import LandscapeError
 from landscape.config.run import RunConfig
 from landscape.curvature import quantities
 from landscape.curvature.blocks import layer_blocks
+from landscape.curvature.dense import MAX_DENSE
 from landscape.curvature.spectrum import top_k
 from landscape.dynamics.detector import first_instability
 from landscape.dynamics.iterates import Tracker, directions
 from landscape.engines import tangent
 from landscape.engines.base import ReplicaEngine, StepMetrics, healthy
-from landscape.machine.perf import keep_freed_memory
+from landscape.machine.perf import keep_freed_memory, keeps_freed_memory
 from landscape.problem.data import Dataset
 from landscape.runs import build
 from landscape.store import lock
@@ -58,6 +59,10 @@ def prepare(cfg: RunConfig) -> Prepared:
     data = build.dataset(cfg)
     build.check_fits(cfg, data)
     engine = build.engine(cfg, data)
+    n = engine.num_params
+    if cfg.density_method == "dense" and n > MAX_DENSE and (cfg.density_steps or cfg.trace_samples or cfg.bottom_k):
+        raise LandscapeError(f"--density-method dense is for networks of at most {MAX_DENSE} parameters (R × n² "
+                             f"numbers), not {n}: use slq or auto")  # fmt: skip
     if cfg.lyapunov > (N := tangent.state_size(engine)):
         raise LandscapeError(f"lyapunov: at most the state's {N} dimensions (θ and the optimizer's buffers), "
                              f"got {cfg.lyapunov}")  # fmt: skip
@@ -212,7 +217,8 @@ def _run(
     progress: Progress | None,
     state=None,
 ):
-    keep_freed_memory()
+    keep_freed_memory(keeps_freed_memory(len(cfg.replicas()), engine.num_params, cfg.eig_max_iter,
+                                         torch.finfo(engine.dtype).bits // 8))  # fmt: skip
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:

@@ -54,8 +54,7 @@ def run_batch(sweep_path: str, name: str, cfg_json: str, threads: int | None = N
     global _running
     if threads:
         torch.set_num_threads(threads)
-    keep_freed_memory()
-    _running = True
+    _running = True  # (the recording chooses how the heap keeps freed memory, by its size)
     try:
         return _run_batch(sweep_path, name, cfg_json)
     finally:

@@ -282,6 +282,11 @@ def info(store):
     extra = [q.describe(cfg) for q in quantities.active(cfg)]
     if extra:
         click.echo(f"also       {', '.join(extra)} at the spectrum steps")
+    if any(q.name in ("density", "trace", "bottom") for q in quantities.active(cfg)):
+        exact = (a.get("density_method") or "slq") == "dense"
+        dense_line = "the density, trace and bottom pairs from the whole spectrum (exact)"
+        krylov_line = "density by SLQ, trace by Hutchinson, bottom pairs by block Lanczos"
+        click.echo("           " + (dense_line if exact else krylov_line))
     if cfg.lyapunov:
         win = f", and over windows of {cfg.lyapunov_window} steps" if cfg.lyapunov_window else ""
         click.echo(f"dynamics   top-{cfg.lyapunov} Lyapunov exponents' log stretch at every step{win}")

@@ -34,6 +34,10 @@ MAX_SEED = 2**32 - 1
 MAX_STEPS = 10**12
 MAX_THREADS = 1024
 MAX_PROBES = 100_000
+# --density-method auto: the whole spectrum (n HVPs + eigh) up to this many parameters, where it
+# costs less than SLQ at the default M and V (bench/bench_density.py, docs/performance.md)
+DENSE_SPECTRUM_BELOW = 800
+DENSITY_METHODS = ("auto", "dense", "slq")
 MAX_LANCZOS = 10_000  # Lanczos steps or eigenpairs: beyond this, take the dense Hessian
 
 
@@ -107,6 +111,13 @@ class RunConfig:
         "quadrature) at the spectrum steps (0: no density)",
     )
     density_vectors: int = knob(4, "random vectors V per replica of the density at the spectrum steps")
+    density_method: str = knob(
+        "auto",
+        "how the density, the trace and the bottom eigenvalues are computed: dense (the whole spectrum from n "
+        "Hessian-vector products and eigh: exact), slq (stochastic Lanczos quadrature, Hutchinson's trace, block "
+        "Lanczos on −H) or auto (dense for small networks, docs/performance.md)",
+        choices=DENSITY_METHODS,
+    )
     bottom_k: int = knob(0, "smallest Hessian eigenpairs (λ_min first) at the spectrum steps (0: none)")
     grad_norm: bool = knob(False, "also the gradient's norm ‖∇F_t‖ at the spectrum steps")
     ggn_k: int = knob(
@@ -292,6 +303,8 @@ class RunConfig:
             _bad(f"density-steps must be 0 (off) or from 2 to {MAX_LANCZOS}, got {self.density_steps}")
         if not 1 <= self.density_vectors <= MAX_PROBES:
             _bad(f"density-vectors must be from 1 to {MAX_PROBES}, got {self.density_vectors}")
+        if self.density_method not in DENSITY_METHODS:
+            _bad(f"density-method must be one of {', '.join(DENSITY_METHODS)}, got '{self.density_method}'")
         if not 0 <= self.ggn_k <= MAX_LANCZOS:
             _bad(f"ggn-k must be from 0 (off) to {MAX_LANCZOS}, got {self.ggn_k}")
         if not 0 <= self.bottom_k <= MAX_LANCZOS:
@@ -425,8 +438,19 @@ class RunConfig:
         return steps[(steps >= start) & (steps < stop)]
 
     def density_nodes(self, num_params: int) -> int:
-        """Quadrature nodes per ρ(λ) vector: Lanczos in an n-dimensional space stops after n steps."""
-        return min(self.density_steps, num_params)
+        """Quadrature nodes per ρ(λ) vector: Lanczos in an n-dimensional space stops after n steps;
+        the dense spectrum's one vector has a node per eigenvalue."""
+        return num_params if self.dense_spectrum(num_params) else min(self.density_steps, num_params)
+
+    def density_vector_count(self, num_params: int) -> int:
+        """ρ(λ)'s vectors: V for SLQ, one (the exact measure) for the dense spectrum."""
+        return 1 if self.dense_spectrum(num_params) else self.density_vectors
+
+    def dense_spectrum(self, num_params: int) -> bool:
+        """Whether the density, trace and bottom eigenvalues come from the whole spectrum."""
+        if self.density_method == "auto":
+            return num_params <= DENSE_SPECTRUM_BELOW
+        return self.density_method == "dense"
 
     def replicas(self) -> tuple[Replica, ...]:
         """The replica table: `replica_table` if given (a sweep's batch), else the product

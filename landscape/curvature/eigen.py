@@ -234,7 +234,7 @@ def topk_eigs(
         keep = ~finish
         if not bool(keep.all()):  # masking: converged replicas leave the batch
             rows, T, W, ritz_b = rows[keep], T[keep], W[keep], ritz_b[keep]
-            Qbuf, HQbuf = Qbuf[keep], HQbuf[keep]
+            Qbuf, HQbuf = _kept(Qbuf, keep, m), _kept(HQbuf, keep, m)
             Q, HQ = Qbuf[:, :m], HQbuf[:, :m]
         prev_ritz = ritz_b
         if m + b <= n:
@@ -242,6 +242,14 @@ def topk_eigs(
         else:  # the last few dimensions: an orthonormal basis of what Q does not span
             block = _orthonormal_block(fill(rows, step + 1)(0), Q, fill(rows, step + 2))[:, : n - m]
     return EigResult(vals, _fix_sign(vecs), res, conv, int(products.max()), products, block_out)
+
+
+def _kept(buf: torch.Tensor, keep: torch.Tensor, m: int) -> torch.Tensor:
+    """The rows `keep` of a basis buffer in a new buffer of the same length, only its first m
+    columns copied (indexing the whole buffer would write, and so commit, all of its pages)."""
+    out = buf.new_empty((int(keep.sum()), *buf.shape[1:]))
+    out[:, :m] = buf[keep, :m]
+    return out
 
 
 def _start(V0, seeds, b: int, k: int, n: int, salt: int, explore: float, dtype, device) -> torch.Tensor:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from landscape.curvature import dense
 from landscape.curvature.blocks import LayerSpectra, layer_blocks, layer_top_eigs
 from landscape.curvature.density import Quadrature, bottomk_eigs, slq
 from landscape.curvature.eigen import EigResult
@@ -176,6 +177,56 @@ def grad_norm(engine, theta, t: int, G=None) -> torch.Tensor:
     return out["grad_norm"]
 
 
+def full_spectrum(engine, theta, t: int, G=None, vectors: bool = False):
+    """Every eigenvalue (R, n) of H_t(θ), ascending, and with `vectors` the eigenvectors (R, n, n)
+    (`landscape.curvature.dense`); NaN for a diverged replica. The last answer is kept for the
+    same θ, step and Γ, so the density, trace and bottom pairs of one spectrum step form the
+    Hessian once."""
+    G = engine.gamma(t) if G is None else G
+    key = (id(engine), t, theta.data_ptr(), theta._version, G.data_ptr(), G._version, vectors)
+    if _last.get("key") == key:
+        return _last["value"]
+    n = theta.shape[1]
+
+    def run(idx):
+        th, g = theta[idx], G[idx]
+        vals, vecs = dense.spectrum(lambda rows: engine.hvp_block(th[rows], t, g[rows]), len(idx), n, engine.dtype,
+                                    engine.device, vectors)  # fmt: skip
+        return {"vals": vals, **({"vecs": vecs} if vectors else {})}
+
+    shapes = {"vals": ((n,), "float64"), **({"vecs": ((n, n), "float64")} if vectors else {})}
+    out = on_healthy(theta, run, shapes)
+    value = (out["vals"], out.get("vecs"))
+    _last.clear()
+    _last.update(key=key, value=value)
+    return value
+
+
+_last: dict = {}  # full_spectrum's one remembered answer
+
+
+def dense_density(engine, theta, t: int, G=None) -> Quadrature:
+    """The exact spectral measure as a quadrature (R, 1, n): the eigenvalues, each of weight 1/n."""
+    vals, _ = full_spectrum(engine, theta, t, G)
+    n = vals.shape[1]
+    return Quadrature(vals[:, None], torch.where(torch.isnan(vals), vals, 1.0 / n)[:, None])
+
+
+def dense_bottom(engine, theta, t: int, k: int, G=None) -> EigResult:
+    """The k smallest eigenpairs from the whole spectrum, smallest first, with their residuals."""
+    G = engine.gamma(t) if G is None else G
+    vals, vecs = full_spectrum(engine, theta, t, G, vectors=True)
+    lam, V = vals[:, :k], vecs[:, :k]
+    res = torch.full_like(lam, float("nan"))
+    ok = torch.isfinite(lam).all(dim=1)
+    if ok.any():
+        idx = torch.nonzero(ok).flatten()
+        HV = engine.hvp_block(theta[idx], t, G[idx])(V[idx].contiguous(), torch.arange(len(idx)))
+        res[idx] = (HV - lam[idx].unsqueeze(-1) * V[idx]).norm(dim=-1)
+    conv = res <= 1e-6 * lam.abs().clamp_min(1e-12)
+    return EigResult(lam, V, res, conv, 0)
+
+
 # --- the declarations -----------------------------------------------------------------------
 def _ggn(engine, theta, t, seeds, cfg, G):
     r = top_k(engine, theta, t, cfg.ggn_k, tol=cfg.eig_tol, max_iter=cfg.eig_max_iter, salt=t, seeds=seeds,
@@ -206,17 +257,27 @@ def _layer_spectra(engine, theta, t, seeds, cfg, G):
 
 
 def _trace(engine, theta, t, seeds, cfg, G):
+    if cfg.dense_spectrum(theta.shape[1]):  # exact: the sum of the eigenvalues, no sampling error
+        vals, _ = full_spectrum(engine, theta, t, G)
+        est = vals.sum(dim=1)
+        return {"trace": est, "trace_se": torch.where(torch.isnan(est), est, 0.0)}
     r = trace(engine, theta, t, cfg.trace_samples, seeds, seed=t, G=G)
     return {"trace": r.estimate, "trace_se": r.stderr}
 
 
 def _density(engine, theta, t, seeds, cfg, G):
-    q = density(engine, theta, t, cfg.density_steps, cfg.density_vectors, seeds, G=G)
+    if cfg.dense_spectrum(theta.shape[1]):
+        q = dense_density(engine, theta, t, G)
+    else:
+        q = density(engine, theta, t, cfg.density_steps, cfg.density_vectors, seeds, G=G)
     return {"slq_nodes": q.nodes, "slq_weights": q.weights}
 
 
 def _bottom(engine, theta, t, seeds, cfg, G):
-    r = bottom(engine, theta, t, cfg.bottom_k, seeds, G=G)
+    if cfg.dense_spectrum(theta.shape[1]):
+        r = dense_bottom(engine, theta, t, cfg.bottom_k, G)
+    else:
+        r = bottom(engine, theta, t, cfg.bottom_k, seeds, G=G)
     return {"lambda_min": r.eigvals, "lambda_min_res": r.residuals, "lambda_min_conv": r.converged}
 
 
@@ -240,16 +301,19 @@ REGISTRY: tuple[Quantity, ...] = (
          Array("trace_se", (), "standard error of the trace estimate over its probes")),
         sizes=lambda cfg, n, layers: {},
         compute=_trace,
-        describe=lambda cfg: f"trace ({cfg.trace_samples} probes)",
+        describe=lambda cfg: f"trace ({cfg.trace_samples} probes, or exact from the whole spectrum)",
     ),
     Quantity(
         "density", "density_steps",
         (Array("slq_nodes", ("vec", "node"),
-               "Gauss quadrature nodes of H_t(θ_t) from each SLQ vector (Lanczos Ritz values)"),
+               "Gauss quadrature nodes of H_t(θ_t) from each SLQ vector (Lanczos Ritz values); with the dense "
+               "method (attribute density_method) one vector whose nodes are all the eigenvalues"),
          Array("slq_weights", ("vec", "node"),
-               "their weights (squared first components): Σ w f(node) = vᵀ f(H) v for polynomials")),
-        sizes=lambda cfg, n, layers: {"vec": cfg.density_vectors, "node": cfg.density_nodes(n)},
-        coords=lambda cfg, n, layers: {"vec": np.arange(cfg.density_vectors), "node": np.arange(cfg.density_nodes(n))},
+               "their weights (squared first components; 1/n each for the dense method): Σ w f(node) = vᵀ f(H) v "
+               "for polynomials")),
+        sizes=lambda cfg, n, layers: {"vec": cfg.density_vector_count(n), "node": cfg.density_nodes(n)},
+        coords=lambda cfg, n, layers: {"vec": np.arange(cfg.density_vector_count(n)),
+                                       "node": np.arange(cfg.density_nodes(n))},
         compute=_density,
         describe=lambda cfg: f"density (SLQ, M = {cfg.density_steps}, V = {cfg.density_vectors})",
     ),

@@ -415,6 +415,8 @@ class RunStore:
                 "num_classes": num_classes,
                 "data": data_source,
                 **schemas.attributes(len(iter_dirs), cfg.top_k + cfg.eig_oversample, data_digest, param_map, layers),
+                # how the density, trace and bottom pairs are computed (auto resolved for this network)
+                "density_method": "dense" if cfg.dense_spectrum(num_params) else "slq",
                 "description": "landscape recording; open with xarray.open_zarr or landscape.store.run.open_dataset",
             }
         )

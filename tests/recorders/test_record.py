@@ -243,7 +243,7 @@ def test_layer_spectra_and_trace_are_recorded_resumed_and_checkable(tmp_path, ti
     from landscape.store.integrity import check
     from tests import reference
 
-    cfg = replace(tiny_cfg, layer_spectra=True, trace_samples=8, depth=2, hessian_every=50)
+    cfg = replace(tiny_cfg, layer_spectra=True, trace_samples=8, depth=2, hessian_every=50, density_method="slq")
     ref = record(cfg, tmp_path / "ref.zarr")
     ds = xr.open_zarr(ref)
     assert list(ds.layer.values) == ["fc1", "fc2", "fc3"]
@@ -278,7 +278,7 @@ def test_density_and_bottom_are_recorded_resumed_and_replayed(tmp_path, tiny_cfg
     from tests import reference
 
     M, V = 6, 3
-    cfg = replace(tiny_cfg, density_steps=M, density_vectors=V, bottom_k=2, hessian_every=50)
+    cfg = replace(tiny_cfg, density_steps=M, density_vectors=V, bottom_k=2, hessian_every=50, density_method="slq")
     ref = record(cfg, tmp_path / "ref.zarr")
     ds = xr.open_zarr(ref)
     assert ds.slq_nodes.dims == ("replica", "hstep", "vec", "node") and ds.lambda_min.dims == (

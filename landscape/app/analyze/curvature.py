@@ -29,10 +29,13 @@ from .common import analyze, beside, fig_dir
     help="bottom eigenvalues per step [default: recorded, else 1]",
 )
 @click.option("--recompute", is_flag=True, help="compute by replay even where the run recorded the density")
+@click.option("--method", type=click.Choice(["auto", "dense", "slq"]), default="auto", show_default=True,
+              help="dense: every eigenvalue from the whole Hessian (exact); slq: stochastic Lanczos quadrature; "
+                   "auto: dense for small networks")  # fmt: skip
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_density_r<replica>.png]")
 @user_errors()
-def density(store, steps, replica, lanczos_steps, vectors, bottom_k, recompute, out, fig):
+def density(store, steps, replica, lanczos_steps, vectors, bottom_k, recompute, method, out, fig):
     """The Hessian's eigenvalue density (stochastic Lanczos quadrature) and λ_min: read where the
     run recorded them (record --density-steps/--bottom-k), else computed at stored steps by replay."""
     from landscape.analysis.figures import draw_density
@@ -44,9 +47,11 @@ def density(store, steps, replica, lanczos_steps, vectors, bottom_k, recompute, 
     fig_dir(fig, "--fig")
     check_target(store, out)
     run = Run.open(store)
-    res = compute(run, list(steps) or None, replica, lanczos_steps, vectors, bottom_k, recompute=recompute)
-    click.echo(f"nodes {res.attrs['nodes_from']}, λ_min {res.attrs['lambda_min_from']} "
-               f"(M = {res.attrs['lanczos_steps']}, V = {res.attrs['vectors']})")  # fmt: skip
+    res = compute(run, list(steps) or None, replica, lanczos_steps, vectors, bottom_k, recompute=recompute,
+                  method=method)  # fmt: skip
+    how = ("the whole spectrum (exact)" if res.attrs["method"] == "dense"
+           else f"SLQ, M = {res.attrs['lanczos_steps']}, V = {res.attrs['vectors']}")  # fmt: skip
+    click.echo(f"nodes {res.attrs['nodes_from']}, λ_min {res.attrs['lambda_min_from']} ({how})")
     click.echo(f"{'step':>7} {'λ_min':>10} {'residual':>9} {'largest node':>12}")
     for i, t in enumerate(res.step.values):
         r = res.isel(step=i)
