@@ -25,7 +25,7 @@ def keep_freed_memory(keep: bool = True) -> bool:
     them) and trim the heap above 128 MiB; True where the setting is in force (False where not
     glibc). Keeping pays for runs of small arrays stepped many times; with arrays of GBs (a
     Krylov basis of 10⁵–10⁶ parameters) a heap that never gives back fragments without bound
-    (a width-512 MNIST sweep grew past 24 GB; released, it held 3.7 GB), so a recording
+    (a width-512 MNIST sweep grew past 24 GB; giving them back, it peaked at 2.8 GB), so a recording
     chooses by its size (`keeps_freed_memory`)."""
     global _mode
     if _mode is keep:
