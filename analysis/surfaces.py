@@ -90,8 +90,10 @@ def _eigen_directions(engine, theta: torch.Tensor, step: int, k: int) -> np.ndar
     return res.eigvecs[0].detach().cpu().double().numpy()
 
 
-def _evaluate(engine, theta: np.ndarray, D: np.ndarray, coef: np.ndarray, step: int, batch: int) -> dict:
-    """The engine's evaluation at θ + coef @ D for every row of coef, built batch by batch."""
+def _evaluate(engine, theta: np.ndarray, D: np.ndarray, coef: np.ndarray, step: int, batch: int | None) -> dict:
+    """The engine's evaluation at θ + coef @ D for every row of coef, built batch by batch (None:
+    the engine's own batch size, `evaluation_batch`)."""
+    batch = engine.evaluation_batch(coef.shape[0]) if batch is None else batch
     th = torch.as_tensor(theta).to(engine.dtype).to(engine.device)
     Dt = torch.as_tensor(D).to(engine.dtype).to(engine.device)
     cols: dict[str, list] = {}
@@ -112,7 +114,7 @@ def surface(
     dims: int = 2,
     seed: int = 0,
     bias: str = "zero",
-    batch: int = 16,
+    batch: int | None = None,
     coords: tuple | None = None,
 ) -> xr.Dataset:
     """F_t, the static loss and the accuracies on a `grid`^dims grid of θ_t + a·d1 (+ b·d2),
@@ -122,7 +124,12 @@ def surface(
     path's principal directions, unit norm) or an array (dims, n) of your own."""
     run = Run.open(run)
     idx = run.check_replicas([replica])[0]
-    if dims not in (1, 2) or grid < 2 or not (span is None or (np.isfinite(span) and span > 0)) or batch < 1:
+    if (
+        dims not in (1, 2)
+        or grid < 2
+        or not (span is None or (np.isfinite(span) and span > 0))
+        or (batch is not None and batch < 1)
+    ):
         raise LandscapeError("a surface needs dims 1 or 2, a grid of at least 2 points, a finite span > 0, batch >= 1")
     if seed < 0:
         raise LandscapeError(f"the seed of the random directions must be >= 0, got {seed}")
@@ -148,6 +155,7 @@ def surface(
         raise LandscapeError(f"directions must be one of {', '.join(DIRECTIONS)} or an array")
     from landscape.machine import memory
 
+    batch = engine.evaluation_batch(grid**dims) if batch is None else batch
     memory.require(min(batch, grid**dims) * (theta.size + 8) * 8 * 4, f"a batch of {batch} grid points")
     axes = ("a",) if dims == 1 else ("a", "b")
     path = (run.saved("params", idx) - theta) @ D.T if kind == "pca" else None
@@ -180,7 +188,7 @@ def surface(
     )  # fmt: skip
 
 
-def recompute(run, result: xr.Dataset, batch: int = 16) -> xr.Dataset:
+def recompute(run, result: xr.Dataset, batch: int | None = None) -> xr.Dataset:
     """A stored surface evaluated again from its own directions and grid (for checks and for
     new quantities at the same points)."""
     dims = result.sizes["dir"]
@@ -193,7 +201,7 @@ def recompute(run, result: xr.Dataset, batch: int = 16) -> xr.Dataset:
 
 def interpolate(
     run_a, step_a: int, replica_a: int = 0, run_b=None, step_b: int | None = None, replica_b: int | None = None,
-    alphas=None, batch: int = 16,
+    alphas=None, batch: int | None = None,
 ) -> xr.Dataset:  # fmt: skip
     """F (run a's F_{t_a}), the static loss and the accuracies along θ(α) = (1 − α)θ_a + αθ_b
     (default α from −0.5 to 1.5): between two steps of a run, two replicas or two stores."""

@@ -248,6 +248,12 @@ class ReplicaEngine(abc.ABC):
                 cols[name].append(v)
         return {k: torch.cat(v) for k, v in cols.items()}
 
+    def evaluation_batch(self, points: int) -> int:
+        """Grid points per `evaluate_at` batch for a view of `points` points: 16 here (a module's
+        forward gains nothing from larger batches and holds their activations; an engine
+        with a cheaper pass overrides this)."""
+        return max(1, min(points, 16))
+
     def _evaluate_batch(self, th: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """F, static loss, training and validation accuracy (each (B,)) at the rows of th: one
         forward pass of the batch (an engine with a faster pass overrides this)."""

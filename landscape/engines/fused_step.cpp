@@ -541,6 +541,10 @@ extern "C" int landscape_fused_accuracy(int R, int w, int P, int Pp, const T* XT
     // torch.argmax), for each replica: the validation pass of a step, forward only.
     const int n = D * w + w + w * NC + NC;
     for (int r = 0; r < R; ++r) {
+        if (!all_finite(theta + (size_t)r * n, n)) {  // a diverged or stopped replica: no accuracy
+            out[r] = std::numeric_limits<T>::quiet_NaN();
+            continue;
+        }
         const auto [W1, b1, W2, b2] = split(theta + (size_t)r * n, w);
         long correct = 0;
         for (int p0 = 0; p0 < Pp; p0 += B) {

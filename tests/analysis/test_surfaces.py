@@ -93,6 +93,8 @@ def test_batching_and_recomputation_give_the_same_surface():
         np.testing.assert_allclose(one[v].values, many[v].values, rtol=1e-14, atol=0)
     again = recompute(run, one, batch=13)
     np.testing.assert_allclose(again.loss.values, one.loss.values, rtol=1e-14, atol=0)
+    auto = surface(run, 7000, 1, "random", grid=9, seed=5)  # the engine's own batch size
+    np.testing.assert_allclose(auto.loss.values, one.loss.values, rtol=1e-14, atol=0)
     one1 = surface(run, 7000, 1, "random", grid=9, seed=5, dims=1)
     assert one1.loss.dims == ("a",) and one1.loss.sel(a=0).values.item() == pytest.approx(
         one.loss.sel(a=0, b=0).values.item(), rel=1e-12
@@ -199,3 +201,17 @@ def test_the_commands(tmp_path):
         main, ["analyze", "surface", str(store), "--at-step", "9000", "--fig", str(tmp_path / "no" / "x.png")]
     )
     assert r.exit_code == 2 and r.output.count("\n") == 1
+
+
+def test_the_engine_chooses_its_batch_of_grid_points():
+    """The built-in MLP's fused forward takes a whole 51 × 51 grid in one call (it holds no
+    activations, only the θ rows); a user's module keeps batches of 16."""
+    from landscape.engines.fused import compiler
+
+    eng = Run.open(SHIPPED).engine([0])
+    if compiler() is not None:
+        assert eng.evaluation_batch(2601) == 2601
+    assert eng.evaluation_batch(5) == 5
+    from landscape.engines.base import ReplicaEngine
+
+    assert ReplicaEngine.evaluation_batch(eng, 2601) == 16

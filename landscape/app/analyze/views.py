@@ -78,10 +78,10 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
 )
 @click.option(
     "--batch",
-    default=16,
+    default=None,
     type=click.IntRange(min=1),
-    show_default=True,
-    help="grid points per batched evaluation (memory: docs/performance.md)",
+    help="grid points per batched evaluation [default: the built-in MLP's fused forward takes them all (up to "
+    "16 MB of θ rows), other networks 16; memory: docs/performance.md]",
 )
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_surface_<directions>_t<step>.png]")
