@@ -74,7 +74,7 @@ def main():
     ap.add_argument("--grid", type=int, default=51)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=None, help="grid points per batch [default: the engine's own]")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(threads_line(), f"; grid {args.grid} × {args.grid}; {args.repeats} repeats")
