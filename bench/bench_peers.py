@@ -138,10 +138,12 @@ def run_torchfunc(pb: Problem, eval_every: int):
     return go
 
 
-def run_jax(pb: Problem, eval_every: int, spectra_every: int):
+def jax_problem(pb: Problem):
+    """The JAX peer's pieces, shared by its two runners: θ0 as a pytree (W1, b1, W2, b2), Γ(t),
+    the loss, the replica-vmapped step (θ, F, static loss, training accuracy) and the
+    replica-vmapped validation accuracy."""
     dt = jnp.float64 if pb.dtype == torch.float64 else jnp.float32
-    W1, b1, W2, b2 = (jnp.asarray(x.numpy(), dtype=dt) for x in pb.layers0())
-    p0 = (W1, b1, W2, b2)
+    p0 = tuple(jnp.asarray(x.numpy(), dtype=dt) for x in pb.layers0())
     X, y = jnp.asarray(pb.data.X, dtype=dt), jnp.asarray(pb.data.y)
     Xv, yv = jnp.asarray(pb.data.X_val, dtype=dt), jnp.asarray(pb.data.y_val)
     G = jnp.asarray(pb.G.numpy(), dtype=dt)
@@ -160,8 +162,19 @@ def run_jax(pb: Problem, eval_every: int, spectra_every: int):
         acc = jnp.mean(jnp.argmax(f, -1) == y).astype(dt)
         return jax.tree_util.tree_map(lambda a, b: a - ETA * b, p, g), jnp.stack([F, static, acc])
 
-    vstep = jax.vmap(step)
     vval = jax.vmap(lambda p: jnp.mean(jnp.argmax(forward(p, Xv), -1) == yv).astype(dt))
+    return p0, G, loss, jax.vmap(step), vval
+
+
+def flat_theta(pb: Problem, p) -> np.ndarray:
+    """θ (R, n) in the engine's layout from the JAX pytree."""
+    W1, b1, W2, b2 = (np.asarray(x, dtype=np.float64) for x in p)
+    return np.concatenate([W1.reshape(pb.R, -1), b1, W2.reshape(pb.R, -1), b2], 1)
+
+
+def run_jax(pb: Problem, eval_every: int, spectra_every: int):
+    p0, G, loss, vstep, vval = jax_problem(pb)
+    dt = G.dtype
 
     @jax.jit
     def chunk(p, Gs):
@@ -195,38 +208,15 @@ def run_jax(pb: Problem, eval_every: int, spectra_every: int):
             p, ms, val = chunk(p, G[t : t + eval_every])
             out.append((ms, val))
         jax.block_until_ready(p)
-        W1, b1, W2, b2 = (np.asarray(x, dtype=np.float64) for x in p)
-        theta = np.concatenate([W1.reshape(pb.R, -1), b1, W2.reshape(pb.R, -1), b2], 1)
-        return theta, None if vals is None else np.asarray(vals, dtype=np.float64)
+        return flat_theta(pb, p), None if vals is None else np.asarray(vals, dtype=np.float64)
 
     return go
 
 
 def run_jax_scan(pb: Problem, eval_every: int):
     """The whole run in one jitted call (JAX's best case): scans of scans."""
-    dt = jnp.float64 if pb.dtype == torch.float64 else jnp.float32
-    p0 = tuple(jnp.asarray(x.numpy(), dtype=dt) for x in pb.layers0())
-    X, y = jnp.asarray(pb.data.X, dtype=dt), jnp.asarray(pb.data.y)
-    Xv, yv = jnp.asarray(pb.data.X_val, dtype=dt), jnp.asarray(pb.data.y_val)
-    G = jnp.asarray(pb.G.numpy(), dtype=dt)
+    p0, G, _, vstep, vval = jax_problem(pb)
     segments = G[: pb.steps].reshape(pb.steps // eval_every, eval_every, *G.shape[1:])
-
-    def forward(p, X):
-        W1, b1, W2, b2 = p
-        return jax.nn.relu(X @ W1 + b1) @ W2 + b2
-
-    def loss(p, G):
-        f = forward(p, X)
-        nll = -jnp.take_along_axis(jax.nn.log_softmax(f), y[:, None], axis=1)[:, 0]
-        return jnp.mean(G[y] * nll), (f, jnp.mean(nll))
-
-    def step(p, G):
-        (F, (f, static)), g = jax.value_and_grad(loss, has_aux=True)(p, G)
-        acc = jnp.mean(jnp.argmax(f, -1) == y).astype(dt)
-        return jax.tree_util.tree_map(lambda a, b: a - ETA * b, p, g), jnp.stack([F, static, acc])
-
-    vstep = jax.vmap(step)
-    vval = jax.vmap(lambda p: jnp.mean(jnp.argmax(forward(p, Xv), -1) == yv).astype(dt))
 
     def segment(p, Gs):
         val = vval(p)
@@ -238,8 +228,7 @@ def run_jax_scan(pb: Problem, eval_every: int):
     def go():
         p, _ = whole(p0, segments)
         jax.block_until_ready(p)
-        W1, b1, W2, b2 = (np.asarray(x, dtype=np.float64) for x in p)
-        return np.concatenate([W1.reshape(pb.R, -1), b1, W2.reshape(pb.R, -1), b2], 1), None
+        return flat_theta(pb, p), None
 
     return go
 

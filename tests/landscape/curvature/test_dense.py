@@ -16,7 +16,7 @@ from landscape.curvature import dense, quantities
 from landscape.runs import build
 from landscape.runs.opened import Run
 from recorders.record import prepare, record
-from tests.recorders.test_optimizers import stop_after
+from tests.recorders.test_record import crash_and_resume
 from tests.reference import dense_hessian
 
 CFG = RunConfig(loss="dce", etas=(1.0, 2.0), amplitudes=(6.0,), periods=(60,), seeds=(0, 1), width=5, n_per_class=15,
@@ -73,14 +73,8 @@ def test_a_small_network_records_the_exact_density_trace_and_bottom(tmp_path):
 
 
 def test_the_dense_recording_resumes_to_the_same_numbers(tmp_path):
-    from recorders.record import resume
-
     full = xr.open_zarr(record(CFG, tmp_path / "full.zarr"))
-    cut = tmp_path / "cut.zarr"
-    with pytest.raises(KeyboardInterrupt):
-        record(CFG, cut, progress=stop_after(30))
-    resume(cut)
-    again = xr.open_zarr(cut)
+    again = xr.open_zarr(crash_and_resume(CFG, tmp_path / "cut.zarr", after=30))  # after the flush at step 20
     for name in ("slq_nodes", "trace", "lambda_min"):
         np.testing.assert_array_equal(full[name].values, again[name].values, err_msg=name)
 
