@@ -151,8 +151,6 @@ def twin_separation(source, start: int, steps: int, eps=(1e-9, 1e-6, 1e-4), dire
         sep[:, :, j] = d.reshape(E, R).T.cpu().numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         growth = np.log(sep[:, :, -1]) / steps
-    ds = run.ds.isel(replica=idx)
-    coords = {name: ("replica", ds[name].values) for name in ("seed", "eta", "amplitude", "period") if name in ds}
     return xr.Dataset(
         {
             "separation": (("replica", "eps", "step"), sep,
@@ -160,6 +158,6 @@ def twin_separation(source, start: int, steps: int, eps=(1e-9, 1e-6, 1e-4), dire
             "growth": (("replica", "eps"), growth, {"long_name": "mean log-growth of the separation per step"}),
         },
         coords={"replica": np.asarray(idx), "eps": np.asarray(eps), "step": np.arange(start + 1, start + steps + 1),
-                **coords},
+                **_coords(run, idx)},
         attrs={"source": str(run.path), "start": start, "steps": steps, "direction": direction},
     )  # fmt: skip

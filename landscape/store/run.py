@@ -687,10 +687,11 @@ class RunStore:
         )
         return {b: self.read(f"opt_{b}", rows, orthogonal=replicas is not None) for b in names}
 
-    def _slot(self, s: int) -> np.ndarray | None:
-        """Resume slot s, or None where it cannot be read (damaged: `landscape check` names it)."""
+    def _slot(self, s: int, name: str = "state/ckpt") -> np.ndarray | None:
+        """Resume slot s of `name` (the θ slots, or the tangent vectors' beside them), or None
+        where it cannot be read (damaged: `landscape check` names it)."""
         try:
-            return np.asarray(self["state/ckpt"][s])
+            return np.asarray(self[name][s])
         except LandscapeError:
             raise
         except Exception:
@@ -782,13 +783,8 @@ class RunStore:
         where the slot holds none (a rewound store: they start again from random directions)."""
         K = self.config.lyapunov
         for s in range(2):
-            try:
-                row = np.asarray(self["state/tangent"][s])
-            except LandscapeError:
-                raise
-            except Exception:
-                continue
-            if row[0, 0] == step and not np.isnan(row[:, 1:]).all():
+            row = self._slot(s, "state/tangent")
+            if row is not None and row[0, 0] == step and not np.isnan(row[:, 1:]).all():
                 return row[:, 1:].reshape(row.shape[0], K, -1)
         return None
 
