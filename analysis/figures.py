@@ -227,12 +227,17 @@ def draw_fig4_optimizers(summary: xr.Dataset, path):
     return save(fig, path)
 
 
+def _dtype_note(res: xr.Dataset) -> str:
+    """A view evaluated in float32 says so on its figure."""
+    return ", evaluated in float32" if res.attrs.get("dtype") == "float32" else ""
+
+
 def draw_surface(res: xr.Dataset, path):
     """A surface from `surfaces.surface`: filled log-contours of F_t with θ_t marked (and the
     path, for PCA directions) beside the 3-D view; a 1-D surface as curves of F and accuracy."""
     kind, t = res.attrs["directions"], res.attrs["step"]
     if "b" not in res.dims:
-        title = f"t = {t}, replica {res.attrs['replica']}"
+        title = f"t = {t}, replica {res.attrs['replica']}{_dtype_note(res)}"
         return _along_a_line(res, "a", f"F_t ({res.attrs['loss_name']})", f"a ({kind} direction)", title, path)
     fig = Figure(figsize=(10, 4.2), constrained_layout=True)
     ax = fig.add_subplot(1, 2, 1)
@@ -250,7 +255,7 @@ def draw_surface(res: xr.Dataset, path):
         ax.set_xlabel(f"a ({kind} direction 1)")
         ax.set_ylabel(f"b ({kind} direction 2)")
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title(f"F_t, {res.attrs['loss_name'].upper()}, t = {t}", fontsize=9)
+    ax.set_title(f"F_t, {res.attrs['loss_name'].upper()}, t = {t}{_dtype_note(res)}", fontsize=9)
     ax3 = fig.add_subplot(1, 2, 2, projection="3d")
     A, B = np.meshgrid(res.a.values, res.b.values, indexing="ij")
     ax3.plot_surface(A, B, logF, cmap="viridis", linewidth=0, antialiased=True)
@@ -262,7 +267,7 @@ def draw_surface(res: xr.Dataset, path):
 
 def draw_interpolation(res: xr.Dataset, path):
     """F and accuracy along θ(α) = (1 − α)θ_a + αθ_b, the endpoints marked."""
-    title = f"t_a = {res.attrs['step_a']} → t_b = {res.attrs['step_b']}"
+    title = f"t_a = {res.attrs['step_a']} → t_b = {res.attrs['step_b']}{_dtype_note(res)}"
     return _along_a_line(res, "alpha", "F (a's schedule)", "α", title, path, marks=(0, 1))
 
 

@@ -25,7 +25,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
-from harness import interleaved, ratios, spread, threads_line
+from harness import Table, interleaved, ratios, spread, threads_line
 
 from landscape.config.run import RunConfig
 from landscape.curvature import dense
@@ -55,7 +55,13 @@ def main() -> None:
     ap.add_argument("--M", type=int, default=80)
     ap.add_argument("--V", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", default=None, help="also write the table here (bench/tables.py puts it in the docs)")
     a = ap.parse_args()
+    table = Table(
+        "spectrum_size",
+        ["n", "dense (s, median)", "SLQ ÷ dense (min / med / max)", "top-2 ÷ dense (min / med / max)"],
+        note=f"R = 1, SLQ M = {a.M}, V = {a.V}, top-2 cold at tolerance 1e-3; {a.repeats} interleaved repeats.",
+    )
     torch.set_num_threads(1)
     keep_freed_memory()
     print(f"# bench_spectrum_size: R = 1, SLQ M = {a.M}, V = {a.V}; {threads_line()}")
@@ -77,6 +83,9 @@ def main() -> None:
         inv = {k: [1 / r for r in v] for k, v in rel.items()}  # runner time ÷ dense time
         med = sorted(times["dense"])[len(times["dense"]) // 2]
         print(f"{n:>6} {med:>9.4f} {spread(inv['slq']):>31} {spread(inv['top-2']):>22}")
+        table.add([f"{n:,}", f"{med:.4f}", spread(inv["slq"]), spread(inv["top-2"])], seconds=times)
+    if a.json:
+        print(f"table written to {table.save(a.json)}")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 against the plain way loss-landscape computes one (a Python loop over the grid points: set the
 module's parameters to θ + a·d1 + b·d2, one forward pass of the whole dataset, the loss).
 
-Both evaluate the same grid of the same directions from the same θ, in one process,
-interleaved per repeat; the ratio is per repeat (plain time / engine time); peak resident
-memory beyond the start of each runner beside it. Networks: the reference MLP (spiral, width
-100, 603 parameters; θ of the shipped run at t = 9000) and the digits CNN (examples/cnn.py,
-1000 images; θ after 50 steps of DCE).
+All evaluate the same grid of the same directions from the same θ (the engine also in float32,
+`--dtype float32`), in one process, interleaved per repeat; the ratio is per repeat (plain
+time / engine time); peak resident memory beyond the start of each runner beside it. Networks:
+the reference MLP (spiral, width 100, 603 parameters; θ of the shipped run at t = 9000) and the
+digits CNN (examples/cnn.py, 1000 images; θ after 50 steps of DCE).
 
     python bench/bench_surface.py --grid 51 --repeats 3 --threads 1
 """
@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 import torch
-from harness import ROOT, interleaved, ratios, recording, spread, threads_line
+from harness import ROOT, Table, interleaved, ratios, recording, spread, threads_line
 from torch.func import functional_call
 
 import landscape
@@ -75,15 +75,25 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=None, help="grid points per batch [default: the engine's own]")
+    ap.add_argument("--json", default=None, help="also write the table here (bench/tables.py puts it in the docs)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(threads_line(), f"; grid {args.grid} × {args.grid}; {args.repeats} repeats")
+    table = Table(
+        "surface",
+        ["network", "runner", "seconds, min / median / max", "× the plain loop, min / **median** / max", "peak MB",
+         "losses' largest relative difference", "points classified as the loop does"],
+        note=f"A {args.grid} × {args.grid} filter-normalised surface, {args.repeats} interleaved repeats, "
+        "θ and directions the same for every runner.",
+    )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for problem in problems(tmp):
-            measure(*problem, args)
+            measure(*problem, args, table)
+    if args.json:
+        print(f"table written to {table.save(args.json)}")
 
 
-def measure(name, run, r, t, kind, args):
+def measure(name, run, r, t, kind, args, table):
     """One network: the two runners interleaved, their ratio, memory and agreement."""
     eng = run.engine([r])
     theta = run.params_at([t], [r])[0, 0]
@@ -110,20 +120,40 @@ def measure(name, run, r, t, kind, args):
         th_m, D_m = theta, D
     results, peaks = {}, {}
 
-    def engine_run():
-        res = _evaluate(eng, theta, D, coef, t, args.batch)
+    eng32 = run.engine([r], dtype="float32")
+    for e in (eng, eng32):  # the engines' one-time work (a C kernel's build and check) before the timing
+        e.evaluation_batch(1)
+    sizes = np.array([eng.X.shape[0], eng.Xv.shape[0]])  # training and validation points
+
+    def engine_run(e):
+        res = _evaluate(e, theta, D, coef, t, args.batch)
         return np.stack([res[k] for k in ("loss", "loss_static", "train_acc", "val_acc")], axis=1)
 
-    runners = {"plain loop": lambda: plain_loop(module, names, shapes, eng, G, th_m, D_m, coef), "engine": engine_run}
+    runners = {
+        "plain loop": lambda: plain_loop(module, names, shapes, eng, G, th_m, D_m, coef),
+        "engine": lambda: engine_run(eng),
+        "engine float32": lambda: engine_run(eng32),
+    }
     times = interleaved(recording(runners, results, peaks), args.repeats)
     plain = results["plain loop"]
-    agree = np.max(np.abs(results["engine"] - plain) / np.maximum(np.abs(plain), 1e-300))
-    r_ = ratios(times, "plain loop")["engine"]
-    print(
-        f"{name}: plain {spread(times['plain loop'])} s, engine {spread(times['engine'], 3)} s; "
-        f"engine / plain speed (min / median / max) {spread(r_, 1)}×; peak MB plain {peaks['plain loop']:.0f}, "
-        f"engine {peaks['engine']:.0f}; largest relative difference {agree:.1e}"
-    )
+    r_ = ratios(times, "plain loop")
+    print(f"{name}: plain loop {spread(times['plain loop'])} s, peak MB {peaks['plain loop']:.0f}")
+    table.add([name, "plain loop", spread(times["plain loop"]), "1", f"{peaks['plain loop']:.0f}", "", ""],
+              seconds=times["plain loop"], peak_mb=peaks["plain loop"])  # fmt: skip
+    for k in ("engine", "engine float32"):
+        loss = np.abs(results[k][:, :2] - plain[:, :2]) / np.abs(plain[:, :2])
+        alike = np.mean(np.round(results[k][:, 2:] * sizes) == np.round(plain[:, 2:] * sizes))
+        print(
+            f"  {k}: {spread(times[k], 3)} s; speed over the plain loop (min / median / max) {spread(r_[k], 1)}×; "
+            f"peak MB {peaks[k]:.0f}; losses' largest relative difference {loss.max():.1e}, "
+            f"points classified as the loop does: {alike:.1%}"
+        )
+        rs = spread(r_[k], 1).split(" / ")
+        table.add(
+            ["", f"`analyze surface`{' --dtype float32' if '32' in k else ''}", spread(times[k], 3),
+             f"{rs[0]} / **{rs[1]}** / {rs[2]}×", f"{peaks[k]:.0f}", f"{loss.max():.1e}", f"{alike:.1%}"],
+            seconds=times[k], ratio=r_[k], peak_mb=peaks[k], largest_relative_difference=float(loss.max()),
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -148,3 +148,35 @@ def process(cmd: list[str], env: dict | None = None) -> tuple[float, float, floa
     if status != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read()[-500:] if proc.stderr else ''}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: ru_maxrss in KiB
+
+
+class Table:
+    """A benchmark's table as docs/performance.md shows it: the header, the formatted rows, the
+    raw numbers behind each row (per-repeat seconds, ratios, peaks), the command and the
+    machine. `save` writes it as JSON; `bench/tables.py` puts the JSON's table into the docs,
+    so a number there is one a run wrote, not one typed in."""
+
+    def __init__(self, name: str, columns: list[str], note: str = ""):
+        import platform
+
+        self.name, self.columns, self.note = name, columns, note
+        self.rows: list[list[str]] = []
+        self.raw: list[dict] = []
+        self.command = "python " + " ".join(sys.argv)
+        self.machine = f"{platform.processor() or platform.machine()}; {threads_line()}"
+        self.date = time.strftime("%Y-%m-%d")
+
+    def add(self, cells: list[str], **raw) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"{self.name}: a row of {len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append([str(c) for c in cells])
+        self.raw.append(raw)
+
+    def save(self, path: str | Path) -> Path:
+        import json
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = ("name", "columns", "rows", "raw", "note", "command", "machine", "date")
+        path.write_text(json.dumps({k: getattr(self, k) for k in keys}, indent=1, ensure_ascii=False) + "\n")
+        return path

@@ -24,6 +24,7 @@ from landscape.problem.data import Dataset
 from landscape.problem.schedule import gamma
 
 EVALUATED = ("loss", "loss_static", "train_acc", "val_acc")  # what `evaluate_at` returns per point
+EVAL_NUMBERS = 2**21  # θ entries of one batch of grid points through a C forward kernel (16 MB)
 
 
 def accuracy_of(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -249,10 +250,17 @@ class ReplicaEngine(abc.ABC):
         return {k: torch.cat(v) for k, v in cols.items()}
 
     def evaluation_batch(self, points: int) -> int:
-        """Grid points per `evaluate_at` batch for a view of `points` points: 16 here (a module's
-        forward gains nothing from larger batches and holds their activations; an engine
-        with a cheaper pass overrides this)."""
-        return max(1, min(points, 16))
+        """Grid points per `evaluate_at` batch for a view of `points` points: with a C forward
+        kernel (`_evaluation_kernel`) every point whose θ fits in EVAL_NUMBERS numbers in one call
+        (it holds no activations: the batch costs only its θ rows); else 16 (a torch forward
+        gains nothing from larger batches and holds their activations)."""
+        if self._evaluation_kernel() is None:
+            return max(1, min(points, 16))
+        return max(1, min(points, max(16, EVAL_NUMBERS // self.num_params)))
+
+    def _evaluation_kernel(self):
+        """A C kernel that evaluates many θ at once, where this network and machine have one."""
+        return None
 
     def _evaluate_batch(self, th: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """F, static loss, training and validation accuracy (each (B,)) at the rows of th: one

@@ -67,7 +67,7 @@ def vector_math() -> bool:
     return ctypes.util.find_library("mvec") is not None
 
 
-def _build(key: tuple) -> Path:
+def _build(key: tuple, source: Path = SOURCE) -> Path:
     dtype, d, C, act, loss, mvec = key
     cxx = compiler()
     if cxx is None:
@@ -88,12 +88,12 @@ def _build(key: tuple) -> Path:
         *(["-DLANDSCAPE_MVEC"] if mvec else []),
     ]
     libs = ["-lmvec"] if mvec else []
-    src = SOURCE.read_bytes()
+    src = source.read_bytes() + (SOURCE.read_bytes() if source != SOURCE else b"")  # and what it includes
     tag = hashlib.sha256(src + " ".join([cxx, *flags, *libs, _cpu()]).encode()).hexdigest()[:16]
     uid = os.getuid() if hasattr(os, "getuid") else 0
     folders = [cache_dir(), Path(tempfile.gettempdir()) / f"landscape-fused-{uid}"]
     for folder in folders:  # a read-only home: this machine's temporary folder instead
-        out = folder / f"fused-{tag}.so"
+        out = folder / f"{source.stem}-{tag}.so"
         if out.exists():
             return out
         try:
@@ -105,7 +105,7 @@ def _build(key: tuple) -> Path:
                 raise
     with probe as tmp:
         part = Path(tmp) / out.name
-        res = subprocess.run([cxx, *flags, str(SOURCE), "-o", str(part), *libs], capture_output=True, text=True)
+        res = subprocess.run([cxx, *flags, str(source), "-o", str(part), *libs], capture_output=True, text=True)
         if res.returncode != 0:
             msg = (res.stderr.strip().splitlines() or ["no message"])[0]
             raise LandscapeError(f"building the fused step failed ({cxx}): {msg}; choose another compiler with CXX=…")
@@ -118,18 +118,25 @@ def _build(key: tuple) -> Path:
     return out
 
 
-def _library(key: tuple) -> ctypes.CDLL:
-    """The built step for key (dtype, d, C, activation, loss, with libmvec); a libmvec build that
-    fails is built again without it."""
-    if key not in _loaded:
+def library(key: tuple, source: Path = SOURCE) -> ctypes.CDLL:
+    """`source` built for key (dtype, d, C, activation, loss, with libmvec) and loaded, once per
+    process; a libmvec build that fails is built again without it."""
+    if (key, source) not in _loaded:
         try:
-            path = _build(key)
+            path = _build(key, source)
         except LandscapeError:
             if not key[-1]:
                 raise
-            _loaded[key] = _library(key[:-1] + (False,))
-            return _loaded[key]
-        lib = ctypes.CDLL(str(path))
+            _loaded[key, source] = library(key[:-1] + (False,), source)
+            return _loaded[key, source]
+        _loaded[key, source] = ctypes.CDLL(str(path))
+    return _loaded[key, source]
+
+
+def _library(key: tuple) -> ctypes.CDLL:
+    """The built step for key, its entry points typed."""
+    lib = library(key)
+    if not getattr(lib, "typed", False):  # on the library itself: a test may empty the cache
         common = [ctypes.c_int] * 5 + [ctypes.c_void_p] * 6
         lib.landscape_fused_hvp.restype = lib.landscape_fused_steps.restype = ctypes.c_int
         lib.landscape_fused_hvp.argtypes = common
@@ -143,11 +150,34 @@ def _library(key: tuple) -> ctypes.CDLL:
         lib.landscape_fused_accuracy.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 4
         lib.landscape_lane_math.restype = ctypes.c_int
         lib.landscape_lane_math.argtypes = [ctypes.c_int] * 2 + [ctypes.c_void_p] * 2
-        _loaded[key] = lib
-    return _loaded[key]
+        setattr(lib, "typed", True)  # noqa: B010 (CDLL declares no such attribute)
+    return lib
 
 
-class FusedKernel:
+class Threaded:
+    """Rows (replicas, grid points) split over torch's threads, one C call per range."""
+
+    _pool: ThreadPoolExecutor | None = None
+    _workers = 0
+
+    def _chunks(self, R: int) -> list[tuple[int, int]]:
+        """Replica ranges, one per thread (torch's thread count, `--threads`): the replicas are
+        independent, so the result is the same bit for bit whatever the split (tested)."""
+        n = max(1, min(torch.get_num_threads(), R))
+        cuts = [R * i // n for i in range(n + 1)]
+        return list(zip(cuts[:-1], cuts[1:]))
+
+    def _run(self, fn, chunks) -> None:
+        """fn(r0, r1) for every chunk; ctypes releases the GIL, so threads run the C loops in parallel."""
+        if len(chunks) == 1:
+            return fn(*chunks[0])
+        if self._pool is None or self._workers < len(chunks):
+            self._pool, self._workers = ThreadPoolExecutor(len(chunks)), len(chunks)
+        for f in [self._pool.submit(fn, *c) for c in chunks]:
+            f.result()
+
+
+class FusedKernel(Threaded):
     """S gradient-descent steps of R replicas of the one-hidden-layer MLP, and their
     Hessian-vector products.
 
@@ -180,24 +210,6 @@ class FusedKernel:
         self._acc = lib.landscape_fused_accuracy
         self._fwd = lib.landscape_fused_forward
         self.num_params = self.d * width + width + width * C + C
-        self._pool: ThreadPoolExecutor | None = None
-        self._workers = 0
-
-    def _chunks(self, R: int) -> list[tuple[int, int]]:
-        """Replica ranges, one per thread (torch's thread count, `--threads`): the replicas are
-        independent, so the result is the same bit for bit whatever the split (tested)."""
-        n = max(1, min(torch.get_num_threads(), R))
-        cuts = [R * i // n for i in range(n + 1)]
-        return list(zip(cuts[:-1], cuts[1:]))
-
-    def _run(self, fn, chunks) -> None:
-        """fn(r0, r1) for every chunk; ctypes releases the GIL, so threads run the C loops in parallel."""
-        if len(chunks) == 1:
-            return fn(*chunks[0])
-        if self._pool is None or self._workers < len(chunks):
-            self._pool, self._workers = ThreadPoolExecutor(len(chunks)), len(chunks)
-        for f in [self._pool.submit(fn, *c) for c in chunks]:
-            f.result()
 
     def __call__(
         self,

@@ -15,8 +15,6 @@ from landscape.problem import losses, optimizers
 from landscape.problem.data import Dataset
 from landscape.problem.mlp import MLPSpec, chunk_refusal
 
-EVAL_NUMBERS = 2**21  # θ entries of one batch of grid points through the fused forward kernel (16 MB)
-
 
 class MLPEngine(ReplicaEngine):
     """R replicas of the built-in MLP; `step` names how its step runs (`steps.STRATEGIES`)."""
@@ -123,14 +121,6 @@ class MLPEngine(ReplicaEngine):
                     except LandscapeError:  # a compiler that builds nothing: the torch passes
                         self._eval_kernel = None
         return self._eval_kernel
-
-    def evaluation_batch(self, points: int) -> int:
-        """With the fused forward kernel every grid point whose θ fits in EVAL_NUMBERS numbers
-        goes in one call (it holds no activations: the batch costs only its θ rows); without
-        it, the base class's 16."""
-        if self._evaluation_kernel() is None:
-            return super().evaluation_batch(points)
-        return max(1, min(points, max(16, EVAL_NUMBERS // self.num_params)))
 
     def _evaluate_batch(self, th: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The base class's batch, through the fused kernel where there is one (the same values

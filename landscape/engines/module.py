@@ -17,6 +17,7 @@ on a function of θ alone is what the paper studies, and a buffer would make F d
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -24,6 +25,7 @@ from torch.func import functional_call, grad, jvp, stack_module_state, vmap
 
 from landscape import LandscapeError
 from landscape.curvature.eigen import BlockOp
+from landscape.engines import graph
 from landscape.engines.base import ReplicaEngine, StepMetrics, accuracy_of
 from landscape.problem import losses
 from landscape.problem.data import Dataset
@@ -152,6 +154,56 @@ class ModuleEngine(ReplicaEngine):
         if not self.chunked:
             return self.logits(theta, X)
         return torch.cat([self.logits(theta, X[p]) for p, _ in self.parts(val)], dim=1)
+
+    # --- many parameter vectors at once (loss landscapes) ----------------------------
+    def _evaluation_kernel(self):
+        """graph_forward.cpp built for this network (`engines.graph`), when its forward is a
+        chain the tables express, the machine has a C++ compiler and the kernel's values at the
+        initial θ match this engine's own forward (F and the static loss to 1e-10, both
+        accuracies exactly); else None, and views go through `vmap`. `graph_refusal` says why not."""
+        if not hasattr(self, "_graph_kernel"):
+            self._graph_kernel, self.graph_refusal = None, self._graph_kernel_or_why()
+            if isinstance(self.graph_refusal, graph.GraphKernel):
+                self._graph_kernel, self.graph_refusal = self.graph_refusal, None
+        return self._graph_kernel
+
+    def _graph_kernel_or_why(self):
+        from landscape.engines import fused
+
+        if self.device.type != "cpu" or self.dtype not in (torch.float32, torch.float64):
+            return "the fast view path runs float32 and float64 on the CPU"
+        if fused.compiler() is None:
+            return "no C++ compiler"
+        offsets = dict(zip(self.names, [0, *itertools.accumulate(self.sizes)]))
+        prog = graph.program(self.base, tuple(self.X.shape[1:]), self.C, offsets)
+        if isinstance(prog, str):
+            return prog
+        val = (self.Xv, self.yv) if self.has_val else (None, None)
+        try:
+            kernel = graph.GraphKernel(prog, self.X, self.y, self.C, self.loss_name, *val)
+        except LandscapeError as exc:
+            return str(exc)
+        theta = self.theta0[:4]
+        G = self.gamma(0)[: theta.shape[0]]
+        mine, ours = kernel.evaluate(theta, G), super()._evaluate_batch(theta, G)
+        # float32 sums in another order differ by ~1e-7 and may flip a near-tie's class
+        rtol, points = (1e-10, 0.5) if self.dtype == torch.float64 else (1e-4, 2.5)
+        sizes = [self.X.shape[0], self.Xv.shape[0] if self.has_val else 1]
+        for k, (a, b) in enumerate(zip(mine, ours)):
+            if k < 2:
+                ok = torch.allclose(a, b, rtol=rtol, atol=0, equal_nan=True)
+            else:  # accuracies: how many points differ
+                ok = bool(
+                    ((a - b).nan_to_num().abs() * sizes[k - 2] <= points).all() and (a.isnan() == b.isnan()).all()
+                )
+            if not ok:
+                return "the tables' forward differs from the module's (a layer read otherwise than it runs)"
+        return kernel
+
+    def _evaluate_batch(self, th: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The base class's batch, through the C kernel where there is one (the same values to rounding)."""
+        k = self._evaluation_kernel()
+        return super()._evaluate_batch(th, G) if k is None else k.evaluate(th, G)
 
     # --- the batched passes, tried once ----------------------------------------------
     def probe(self, label: str = "--model") -> None:

@@ -92,10 +92,11 @@ class Run:
         n = -(-self.steps_done // self.config.save_params_every)
         return self.store.read(name, (int(replica), slice(0, n)))
 
-    def engine(self, replicas=None, device: str | None = None):
-        """An engine of the replicas `replicas` (indices; default all), on `device` (default the
-        recording's)."""
+    def engine(self, replicas=None, device: str | None = None, dtype: str | None = None):
+        """An engine of the replicas `replicas` (indices; default all), on `device` and in `dtype`
+        (default the recording's: another dtype is for views, not for replaying the run)."""
         cfg = self.config if device is None else replace(self.config, device=device)
+        cfg = cfg if dtype is None else replace(cfg, dtype=dtype)
         reps = cfg.replicas()
         return build.engine(cfg, self.data, None if replicas is None else [reps[i] for i in replicas])
 

@@ -205,13 +205,43 @@ def test_the_commands(tmp_path):
 
 def test_the_engine_chooses_its_batch_of_grid_points():
     """The built-in MLP's fused forward takes a whole 51 × 51 grid in one call (it holds no
-    activations, only the θ rows); a user's module keeps batches of 16."""
+    activations, only the θ rows); an engine without a C forward keeps batches of 16."""
     from landscape.engines.fused import compiler
 
     eng = Run.open(SHIPPED).engine([0])
     if compiler() is not None:
         assert eng.evaluation_batch(2601) == 2601
     assert eng.evaluation_batch(5) == 5
-    from landscape.engines.base import ReplicaEngine
+    eng._eval_kernel = None  # as on a machine without a C++ compiler
+    assert eng.evaluation_batch(2601) == 16
 
-    assert ReplicaEngine.evaluation_batch(eng, 2601) == 16
+
+@pytest.mark.parametrize("view", ["surface", "interpolate"])
+def test_a_float32_view_is_the_float64_one_to_float32_rounding_and_says_so(tmp_path, view):
+    """--dtype float32: the same θ and directions, the evaluation in float32 (relative error of
+    the loss well within 1e-4 here), the dtype in the result's attributes and on the figure."""
+    run = Run.open(SHIPPED)
+    if view == "surface":
+        a, b = (surface(run, 9000, replica=1, grid=7, span=0.5, dtype=d) for d in ("float64", "float32"))
+        np.testing.assert_array_equal(a.direction.values, b.direction.values)
+    else:
+        a, b = (interpolate(run, 5000, 1, step_b=9000, alphas=np.linspace(0, 1, 7), dtype=d) for d in (None, "float32"))
+    assert a.attrs["dtype"] == "float64" and b.attrs["dtype"] == "float32"
+    np.testing.assert_allclose(b.loss.values, a.loss.values, rtol=1e-4)
+    assert not np.array_equal(b.loss.values, a.loss.values)  # evaluated in float32 indeed
+    right = lambda acc: np.round(acc * run.engine([1]).X.shape[0])  # noqa: E731 (points classified right)
+    assert np.mean(right(b.train_acc.values) == right(a.train_acc.values)) > 0.9  # a near-tie may flip one
+    from matplotlib.figure import Figure
+
+    from landscape.analysis import figures
+
+    titles = []
+    monkey = Figure.savefig
+    try:
+        Figure.savefig = lambda fig, *a, **k: titles.extend(  # type: ignore
+            [ax.get_title() for ax in fig.axes] + [fig.get_suptitle()]
+        )
+        (figures.draw_surface if view == "surface" else figures.draw_interpolation)(b, tmp_path / "f.png")
+    finally:
+        Figure.savefig = monkey
+    assert any("float32" in t for t in titles)

@@ -13,6 +13,14 @@ from landscape import LandscapeError
 from ..options import user_errors
 from .common import analyze, beside, fig_dir
 
+DTYPE = click.option(
+    "--dtype",
+    type=click.Choice(["float64", "float32"]),
+    default=None,
+    help="the evaluation's floating point type [default: the recording's]; float32 is faster and "
+    "said on the figure, θ and the directions stay the recording's",
+)
+
 
 @analyze.command()
 @click.argument("store")
@@ -83,11 +91,12 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     help="grid points per batched evaluation [default: the built-in MLP's fused forward takes them all (up to "
     "16 MB of θ rows), other networks 16; memory: docs/performance.md]",
 )
+@DTYPE
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_surface_<directions>_t<step>.png]")
 @click.option("--html", "html", is_flag=True, help="also an interactive 3-D view, one HTML file (extra: html)")
 @user_errors()
-def surface(store, step, replica, directions, dims, grid, span, seed, bias, batch, out, fig, html):
+def surface(store, step, replica, directions, dims, grid, span, seed, bias, batch, dtype, out, fig, html):
     """F_t, static loss and accuracies on a grid around θ_t (loss-landscape's surfaces, batched)."""
     from landscape.analysis.figures import draw_surface
     from landscape.analysis.io import check_target, save_result
@@ -102,7 +111,7 @@ def surface(store, step, replica, directions, dims, grid, span, seed, bias, batc
         require("plotly.graph_objects", "html", "an interactive surface (--html)")
         if dims != 2:
             raise LandscapeError("--html draws 2-D surfaces (--dims 2)")
-    res = compute(store, step, replica, directions, grid, span, dims, seed, bias, batch)
+    res = compute(store, step, replica, directions, grid, span, dims, seed, bias, batch, dtype=dtype)
     c = res.loss.values
     centre = float(res.loss.sel({d: 0.0 for d in res.loss.dims}, method="nearest"))
     click.echo(f"{c.size} points; F_t at θ_t {centre:.6g}, min {np.nanmin(c):.6g}, max {np.nanmax(c):.6g}")
@@ -125,10 +134,11 @@ def surface(store, step, replica, directions, dims, grid, span, seed, bias, batc
 @click.option("--alpha-min", default=-0.5, show_default=True, help="first α of the line")
 @click.option("--alpha-max", default=1.5, show_default=True, help="last α of the line")
 @click.option("--points", default=41, type=click.IntRange(min=2), show_default=True, help="points on the line")
+@DTYPE
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
 @click.option("--fig", default=None, help="PNG/PDF path [default ./<store>_interpolate.png]")
 @user_errors()
-def interpolate(store, step_a, step_b, replica, to_replica, to_store, alpha_min, alpha_max, points, out, fig):
+def interpolate(store, step_a, step_b, replica, to_replica, to_store, alpha_min, alpha_max, points, dtype, out, fig):
     """F and accuracy along θ(α) = (1 − α)θ_a + αθ_b between two steps, replicas or stores."""
     from landscape.analysis.figures import draw_interpolation
     from landscape.analysis.io import check_target, save_result
@@ -142,7 +152,7 @@ def interpolate(store, step_a, step_b, replica, to_replica, to_store, alpha_min,
     fig_dir(fig, "--fig")
     check_target(store, out)
     alphas = np.linspace(alpha_min, alpha_max, points)
-    res = compute(store, step_a, replica, to_store, step_b, to_replica, alphas)
+    res = compute(store, step_a, replica, to_store, step_b, to_replica, alphas, dtype=dtype)
     for a in (0.0, 1.0):
         r = res.sel(alpha=a, method="nearest")
         click.echo(f"α = {float(r.alpha):g}: F {float(r.loss):.6g}, train acc {float(r.train_acc):.4f}")

@@ -314,11 +314,11 @@ def test_a_vector_math_build_that_fails_falls_back_to_the_scalar_one(monkeypatch
     scalar functions, once per key, instead of failing."""
     real, tried = fused._build, []
 
-    def build(key):
+    def build(key, source):
         tried.append(key[-1])
         if key[-1]:
             raise LandscapeError("building the fused step failed (c++): cannot find -lmvec")
-        return real(key)
+        return real(key, source)
 
     monkeypatch.setattr(fused, "vector_math", lambda: True)
     monkeypatch.setattr(fused, "_build", build)
