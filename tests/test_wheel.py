@@ -39,7 +39,7 @@ def test_the_wheel_holds_every_room_and_runs(tmp_path):
     sources |= {"landscape/recorders/" + p.name for p in (ROOT / "recorders").glob("*.py")}
     sources |= {"landscape/analysis/" + p.name for p in (ROOT / "analysis").glob("*.py")}
     assert not sources - names, sorted(sources - names)
-    assert "landscape/engines/fused_step.cpp" in names
+    assert "landscape/engines/fused_step.cpp" in names and "landscape/engines/graph_forward.cpp" in names
 
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
