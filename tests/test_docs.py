@@ -147,3 +147,26 @@ def test_the_public_face_is_cheap_and_complete():
         assert getattr(landscape, name) is not None, name
     with pytest.raises(AttributeError):
         landscape.no_such_name  # noqa: B018
+
+
+def test_the_generated_tables_of_the_performance_notes_are_their_benchmarks_json():
+    """A table between `<!-- table: bench/results/X.json -->` markers is what bench/tables.py
+    renders from the JSON the benchmark wrote (`--json`): no number typed in by hand, none stale."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_tables", root / "bench" / "tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    text = (root / "docs" / "performance.md").read_text()
+    blocks = list(tables.BLOCK.finditer(text))
+    assert {m["src"] for m in blocks} >= {"bench/results/surface.json", "bench/results/spectrum_size.json"}
+    for m in blocks:
+        assert (root / m["src"]).is_file(), m["src"]
+    assert tables.regenerate(text) == text, "run python bench/tables.py"
+    # and the renderer is not the identity: a changed row shows
+    import json
+
+    table = json.loads((root / blocks[0]["src"]).read_text())
+    table["rows"][0][0] = "a row the run did not write"
+    assert "a row the run did not write" in tables.render(table) and tables.render(table) not in text
