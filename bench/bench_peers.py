@@ -11,6 +11,8 @@ JAX jit(vmap) + lax.scan):
   validation steps in one call;
 - `torch.func+compile`: `nn.Sequential` MLP, `functional_call` + `grad` + `vmap` over
   stacked parameters, the whole vmapped step under `torch.compile`;
+- `torch.func+compile-segment`: the same, the `--eval-every` steps of a segment unrolled into
+  one compiled graph (one call per segment: torch.compile's best case here);
 - `jax`: the same MLP in JAX, `jit(vmap(step))` with `lax.scan` over the eval interval
   (skipped with one line when JAX is not installed: `pip install jax`);
 - `jax+scan`: JAX at its best case, the whole run one jitted call: an outer `lax.scan` over the
@@ -42,7 +44,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 from fma_peak import peak as fma_peak
-from harness import reset_peak, rss_mb
+from harness import Table, reset_peak, rss_mb
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -53,7 +55,15 @@ from landscape.problem.data import spiral_dataset
 from landscape.problem.mlp import MLPSpec
 
 A, T, ETA = 70.0, 5000, 1.0
-ALL = ("engine", "engine+compile", "engine+fused", "torch.func+compile", "jax", "jax+scan")
+ALL = (
+    "engine",
+    "engine+compile",
+    "engine+fused",
+    "torch.func+compile",
+    "torch.func+compile-segment",
+    "jax",
+    "jax+scan",
+)
 
 try:  # JAX is a peer, not a dependency
     import jax
@@ -104,7 +114,9 @@ def run_engine(pb: Problem, eval_every: int, mode: str, spectra_every: int, dens
     return go
 
 
-def run_torchfunc(pb: Problem, eval_every: int):
+def run_torchfunc(pb: Problem, eval_every: int, segment: bool = False):
+    """The torch.func ensemble: one compiled call per step, or (segment) one per segment of
+    `eval_every` steps, the steps unrolled into one graph (torch.compile at its best here)."""
     net = nn.Sequential(nn.Linear(2, pb.width), nn.ReLU(), nn.Linear(pb.width, 3)).to(pb.dtype)
     W1, b1, W2, b2 = pb.layers0()
     p0 = {"0.weight": W1.transpose(1, 2), "0.bias": b1, "2.weight": W2.transpose(1, 2), "2.bias": b2}
@@ -124,8 +136,27 @@ def run_torchfunc(pb: Problem, eval_every: int):
         val = (functional_call(net, p, (Xv,)).argmax(-1) == yv).to(pb.dtype).mean() if evaluate else F * float("nan")
         return {k: p[k] - ETA * g[k] for k in p}, torch.stack([F, static, acc, val])
 
-    vstep = {e: torch.compile(vmap(lambda p, G, e=e: step(p, G, e)), fullgraph=True, dynamic=False) for e in (0, 1)}
     buf = torch.empty((pb.steps, pb.R, 4), dtype=pb.dtype)
+    if segment:
+
+        def seg(p, Gs):
+            ms = []
+            for i in range(eval_every):  # unrolled by dynamo: the whole segment one graph
+                p, m = vmap(lambda p, G, e=(i == 0): step(p, G, e))(p, Gs[i])
+                ms.append(m)
+            return p, torch.stack(ms)
+
+        vseg = torch.compile(seg, fullgraph=True, dynamic=False)
+
+        def go_segments():
+            p = p0
+            for t in range(0, pb.steps, eval_every):
+                p, buf[t : t + eval_every] = vseg(p, pb.G[t : t + eval_every])
+            flat = [p["0.weight"].transpose(1, 2), p["0.bias"], p["2.weight"].transpose(1, 2), p["2.bias"]]
+            return torch.cat([x.reshape(pb.R, -1) for x in flat], 1).detach().double().numpy(), None
+
+        return go_segments
+    vstep = {e: torch.compile(vmap(lambda p, G, e=e: step(p, G, e)), fullgraph=True, dynamic=False) for e in (0, 1)}
 
     def go():
         p = p0
@@ -270,6 +301,7 @@ def main():
     )
     default = ["engine", "engine+fused", "torch.func+compile", "jax", "jax+scan"]
     ap.add_argument("--runners", nargs="+", default=default, choices=ALL)
+    ap.add_argument("--json", default=None, help="also write the table here (bench/tables.py puts it in the docs)")
     args = ap.parse_args()
     if any(e % args.eval_every for e in args.spectra_every):
         ap.error("--spectra-every must be multiples of --eval-every (spectra at segment starts)")
@@ -285,14 +317,15 @@ def main():
         + f", DCE, validation every {args.eval_every} steps, {args.repeats} repeats; "
         "ratio = engine's run-steps/s ÷ the runner's, per repeat (min / median / max)"
     )
-    head = (
-        "| dtype | width | P | R | spectra every | steps | "
-        + " | ".join(f"{r} run-steps/s" for r in ALL)
-        + " | best engine ÷ best peer (min / median / max) | best engine GFLOP/s (of GEMM; of FMA peak)"
-        " | max Δθ (Δλ rel.) vs engine | peak MB (runners in order) |"
-    )
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
+    columns = (
+        ["dtype", "width", "P", "R", "spectra every", "steps"]
+        + [f"{r} run-steps/s" for r in ALL]
+        + ["best engine ÷ best peer (min / median / max)", "best engine GFLOP/s (of GEMM; of FMA peak)",
+           "max Δθ (Δλ rel.) vs engine", "peak MB (runners in order)"]
+    )  # fmt: skip
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    args.table = Table("peers", columns, note=f"{args.repeats} interleaved repeats, one thread per runner.")
     for dname in args.dtype:
         dtype = getattr(torch, dname)
         args.gemm = gemm_gflops(dtype)
@@ -304,18 +337,20 @@ def main():
                 for R in args.replicas:
                     for every in args.spectra_every:
                         cell(args, runners, dname, dtype, width, P, R, every)
+    if args.json:
+        print(f"# table written to {args.table.save(args.json)}")
 
 
 def cell(args, runners, dname, dtype, width, P, R, every):
     """One row: every runner on the same problem, interleaved over the repeats."""
-    label = f"| {dname} | {width} | {P} | {R} | {every or '–'} |"
+    label = [dname, str(width), str(P), str(R), str(every or "–")]
     if R * width * P * 8 * 6 > args.max_bytes:  # only the fused engine stores no activations
         runners = [r for r in runners if r == "engine+fused"]
         if not runners:
-            print(f"{label} – | skipped: activations over --max-bytes |")
+            print(f"| {' | '.join(label)} | – | skipped: activations over --max-bytes |")
             return
     if every:  # peers without an eigensolver of their own sit this row out
-        runners = [r for r in runners if r not in ("torch.func+compile", "jax+scan")]
+        runners = [r for r in runners if not r.startswith("torch.func") and r != "jax+scan"]
     engines = [r for r in runners if r.startswith("engine")]
     peers = [r for r in runners if not r.startswith("engine")]
     flops = 6 * 2 * R * width * P * 3 * 2 + 1e5 * R  # forward, backward, validation
@@ -328,6 +363,7 @@ def cell(args, runners, dname, dtype, width, P, R, every):
         "engine+compile": lambda: run_engine(pb, ev, "compile", every, args.eig_dense_below),
         "engine+fused": lambda: run_engine(pb, ev, "fused", every, args.eig_dense_below),
         "torch.func+compile": lambda: run_torchfunc(pb, ev),
+        "torch.func+compile-segment": lambda: run_torchfunc(pb, ev, segment=True),
         "jax": lambda: run_jax(pb, ev, every),
         "jax+scan": lambda: run_jax_scan(pb, ev),
     }
@@ -358,19 +394,19 @@ def cell(args, runners, dname, dtype, width, P, R, every):
     cells = [f"{statistics.median(rates[r]):,.0f}" if r in rates else "–" for r in ALL]
     mem = " · ".join(f"{peak[r]:.0f}" for r in runners)
     gf = max(statistics.median(rates[e]) for e in engines) * step_flops(width, P) / 1e9
-    print(
-        f"{label} {steps} | "
-        + " | ".join(cells)
-        + " | "
-        + (
-            f"{ratios[0]:.2f} / **{statistics.median(ratios):.2f}** / {ratios[-1]:.2f}"
-            if peers
-            else "no peer: activations over --max-bytes"
-        )
-        + f" | {gf:.1f} ({gf / args.gemm:.0%}; {gf / args.fma:.0%}) | "
-        f"{dev:.0e}{f' (λ {max(eig):.0e})' if eig else ''} | {mem} |",
-        flush=True,
-    )
+    row = [
+        *label,
+        str(steps),
+        *cells,
+        f"{ratios[0]:.2f} / **{statistics.median(ratios):.2f}** / {ratios[-1]:.2f}"
+        if peers
+        else "no peer: activations over --max-bytes",
+        f"{gf:.1f} ({gf / args.gemm:.0%}; {gf / args.fma:.0%})",
+        f"{dev:.0e}{f' (λ {max(eig):.0e})' if eig else ''}",
+        mem,
+    ]
+    print("| " + " | ".join(row) + " |", flush=True)
+    args.table.add(row, run_steps_per_s=rates, ratios=ratios, peak_mb=peak, gemm=args.gemm, fma_peak=args.fma)
 
 
 if __name__ == "__main__":
