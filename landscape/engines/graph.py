@@ -98,19 +98,16 @@ def _conv2d(mod: nn.Conv2d, shape: tuple, out_shape: tuple, w: int) -> list[np.n
     (sh, sw), (dh, dw) = mod.stride, mod.dilation
     ph, pw = (0, 0) if isinstance(mod.padding, str) else mod.padding
     cg, og = C // mod.groups, O // mod.groups
-    c, a, b = (g.ravel() for g in np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij"))
-    rows = []
-    for o in range(O):
-        c_in = (o // og) * cg + c
-        for y in range(OH):
-            iy = y * sh - ph + a * dh
-            for x in range(OW):
-                ix = x * sw - pw + b * dw
-                ok = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
-                feat = (c_in * H + iy) * W + ix
-                widx = w + ((o * cg + c) * kh + a) * kw + b
-                rows.append(np.stack([feat[ok], widx[ok]], axis=1))
-    return rows
+    o, y, x, c, a, b = np.meshgrid(
+        np.arange(O), np.arange(OH), np.arange(OW), np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij"
+    )  # one axis per output coordinate and per tap: (O, OH, OW, cg, kh, kw), in the outputs' order
+    iy, ix = y * sh - ph + a * dh, x * sw - pw + b * dw
+    c_in = (o // og) * cg + c
+    inside = ((iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)).reshape(O * OH * OW, -1)  # zero padding: no tap
+    feat = ((c_in * H + iy) * W + ix).reshape(inside.shape)[inside]
+    widx = (w + ((o * cg + c) * kh + a) * kw + b).reshape(inside.shape)[inside]
+    taps = np.stack([feat, widx], axis=1)
+    return np.split(taps, np.cumsum(inside.sum(axis=1))[:-1])
 
 
 def program(

@@ -88,8 +88,8 @@ def slices(store, steps, replica, grid, span, follow, out, fig):
     "--batch",
     default=None,
     type=click.IntRange(min=1),
-    help="grid points per batched evaluation [default: the built-in MLP's fused forward takes them all (up to "
-    "16 MB of θ rows), other networks 16; memory: docs/performance.md]",
+    help="grid points per batched evaluation [default: a C forward (the built-in MLP's, a chain network's tap "
+    "tables) takes them all, up to 16 MB of θ rows; other networks 16; memory: docs/performance.md]",
 )
 @DTYPE
 @click.option("--out", default=None, help="write the result into this output store instead of the run store")
