@@ -143,3 +143,22 @@ def test_an_unknown_loss_is_one_line_from_every_engine(small_data):
 
     with pytest.raises(LandscapeError, match="unknown loss 'hinge'; choose one of ce, dce"):
         MLPEngine(MLPSpec(2, 4, 3), small_data, "hinge", eta=[0.1], amplitude=[1.0], period=[10])
+
+
+@pytest.mark.parametrize("loss", ["ce", "dce", "mse", "dmse1", "dmse2"])
+@pytest.mark.parametrize("step", ["eager", "fused"])
+def test_a_views_evaluation_is_the_training_steps_metrics(small_data, loss, step):
+    """`evaluate_at` (forward only; the eager engine's torch passes, the fused one's C kernel)
+    at θ_t gives F_t, the static loss and both accuracies of the training step at θ_t (1e-14)."""
+    from landscape.engines.fused import compiler
+
+    if step == "fused" and compiler() is None:
+        pytest.skip("the fused kernel needs a C++ compiler")
+    spec = MLPSpec(2, 9, 3, depth=1 if step == "fused" else 2)
+    eng = MLPEngine(spec, small_data, loss, [0.2, 0.4], [3.0, 5.0], [10, 14], step=step)
+    theta = eng.advance(spec.init([0, 1]), 0, 7)
+    _, m = eng.step(theta, 7)
+    for r in (0, 1):
+        ev = eng.evaluate_at(theta[r : r + 1], 7, replica=r)
+        for name in ("loss", "loss_static", "train_acc", "val_acc"):
+            torch.testing.assert_close(ev[name][0], getattr(m, name)[r], rtol=1e-14, atol=0)
