@@ -184,7 +184,7 @@ def program(
             off = tables.add(off, rows, np.full(len(rows), -1) if b is None else b + channel)
             last = len(tables.layers) - 1
         elif (
-            isinstance(target, nn.Flatten | nn.Identity)
+            isinstance(target, nn.Flatten | nn.Unflatten | nn.Identity)
             or (node.op == "call_method" and node.target in _RESHAPES)
             or (node.op == "call_function" and node.target in (torch.flatten, torch.reshape))
         ):

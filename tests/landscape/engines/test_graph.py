@@ -52,6 +52,11 @@ NETWORKS = {  # name: (factory of a float64 module, per-sample input shape, clas
         (2, 7, 6),
         3,
     ),
+    "unflattened": (
+        lambda: nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(8, 3)),
+        (16,),
+        3,
+    ),
     "functional, reshaped input": (
         lambda: Net(
             nn.ModuleList([nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3, stride=2), nn.Linear(2 * 2 * 2, 3)]), (1, 8, 8)
