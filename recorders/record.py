@@ -299,6 +299,7 @@ def _loop(store: RunStore, cfg: RunConfig, engine: ReplicaEngine, theta, start, 
                 for q in spectral:  # the optional quantities, as declared
                     for name, v in q.compute(engine, theta, s, seeds, cfg, G_all[s - t]).items():
                         buf.extra[name][:, nh] = v
+                quantities.forget()  # the step's whole spectrum, eigenvectors and all, is written
                 nh += 1
             if evaluate:
                 for q in evaluated:

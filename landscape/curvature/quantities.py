@@ -180,11 +180,12 @@ def grad_norm(engine, theta, t: int, G=None) -> torch.Tensor:
 def full_spectrum(engine, theta, t: int, G=None, vectors: bool = False):
     """Every eigenvalue (R, n) of H_t(θ), ascending, and with `vectors` the eigenvectors (R, n, n)
     (`landscape.curvature.dense`); NaN for a diverged replica. The last answer is kept for the
-    same θ, step and Γ, so the density, trace and bottom pairs of one spectrum step form the
-    Hessian once."""
+    same θ, step and Γ (an answer with eigenvectors serves a request without them), so the
+    density, trace and bottom pairs of one spectrum step form the Hessian once; `forget` drops
+    it (the recorder does after each spectrum step: with vectors it holds R · n² numbers)."""
     G = engine.gamma(t) if G is None else G
-    key = (id(engine), t, theta.data_ptr(), theta._version, G.data_ptr(), G._version, vectors)
-    if _last.get("key") == key:
+    key = (id(engine), t, theta.data_ptr(), theta._version, G.data_ptr(), G._version)
+    if _last.get("key") == key and (_last["value"][1] is not None or not vectors):
         return _last["value"]
     n = theta.shape[1]
 
@@ -205,9 +206,15 @@ def full_spectrum(engine, theta, t: int, G=None, vectors: bool = False):
 _last: dict = {}  # full_spectrum's one remembered answer
 
 
-def dense_density(engine, theta, t: int, G=None) -> Quadrature:
-    """The exact spectral measure as a quadrature (R, 1, n): the eigenvalues, each of weight 1/n."""
-    vals, _ = full_spectrum(engine, theta, t, G)
+def forget() -> None:
+    """Drop full_spectrum's remembered answer (its eigenvectors are R · n² numbers)."""
+    _last.clear()
+
+
+def dense_density(engine, theta, t: int, G=None, vectors: bool = False) -> Quadrature:
+    """The exact spectral measure as a quadrature (R, 1, n): the eigenvalues, each of weight 1/n
+    (`vectors`: form the eigenvectors too, for the bottom pairs of the same step)."""
+    vals, _ = full_spectrum(engine, theta, t, G, vectors)
     n = vals.shape[1]
     return Quadrature(vals[:, None], torch.where(torch.isnan(vals), vals, 1.0 / n)[:, None])
 
@@ -258,7 +265,7 @@ def _layer_spectra(engine, theta, t, seeds, cfg, G):
 
 def _trace(engine, theta, t, seeds, cfg, G):
     if cfg.dense_spectrum(theta.shape[1]):  # exact: the sum of the eigenvalues, no sampling error
-        vals, _ = full_spectrum(engine, theta, t, G)
+        vals, _ = full_spectrum(engine, theta, t, G, vectors=cfg.bottom_k > 0)  # the bottom pairs' too
         est = vals.sum(dim=1)
         return {"trace": est, "trace_se": torch.where(torch.isnan(est), est, 0.0)}
     r = trace(engine, theta, t, cfg.trace_samples, seeds, seed=t, G=G)
@@ -267,7 +274,7 @@ def _trace(engine, theta, t, seeds, cfg, G):
 
 def _density(engine, theta, t, seeds, cfg, G):
     if cfg.dense_spectrum(theta.shape[1]):
-        q = dense_density(engine, theta, t, G)
+        q = dense_density(engine, theta, t, G, vectors=cfg.bottom_k > 0)
     else:
         q = density(engine, theta, t, cfg.density_steps, cfg.density_vectors, seeds, G=G)
     return {"slq_nodes": q.nodes, "slq_weights": q.weights}

@@ -105,3 +105,22 @@ def test_the_bottom_pairs_of_a_diverged_replica_are_nan():
     b = quantities.dense_bottom(eng, theta, 0, 2)
     assert torch.isnan(b.eigvals[1]).all() and torch.isfinite(b.eigvals[0]).all()
     assert not b.converged[1].any()
+
+
+def test_a_spectrum_step_forms_the_hessian_once_and_keeps_nothing_after(tmp_path, monkeypatch):
+    """Trace, density and bottom pairs of one spectrum step share one formation (with the
+    eigenvectors the bottom pairs need), and the remembered answer (R · n² numbers) is gone
+    once the step is written."""
+    calls, real = [], dense.spectrum
+
+    def counted(*args, **kw):
+        calls.append(kw.get("vectors", args[5] if len(args) > 5 else False))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(dense, "spectrum", counted)
+    spectrum_steps = xr.open_zarr(record(CFG, tmp_path / "r.zarr")).sizes["hstep"]
+    assert len(calls) == spectrum_steps and all(calls)
+    assert quantities._last == {}
+    calls.clear()
+    record(replace(CFG, bottom_k=0), tmp_path / "nb.zarr")  # no bottom pairs: no eigenvectors formed
+    assert len(calls) == spectrum_steps and not any(calls)
