@@ -197,6 +197,14 @@ def test_the_commands(tmp_path):
 
     saved = xr.open_zarr(store, group="surface/random_r0_t9000_d2")
     assert saved.loss.shape == (5, 5) and saved.direction.shape[0] == 2
+    r = CliRunner().invoke(main, ["analyze", *s, str(tmp_path / "f32.png"), "--dtype", "float32"])
+    assert r.exit_code == 0, r.output
+    f32 = xr.open_zarr(store, group="surface/random_r0_t9000_d2_float32")  # beside the float64 one, not over it
+    assert (
+        f32.attrs["dtype"] == "float32"
+        and xr.open_zarr(store, group="surface/random_r0_t9000_d2").attrs["dtype"] == "float64"
+    )
+    np.testing.assert_allclose(f32.loss.values, saved.loss.values, rtol=1e-4)
     r = CliRunner().invoke(
         main, ["analyze", "surface", str(store), "--at-step", "9000", "--fig", str(tmp_path / "no" / "x.png")]
     )

@@ -13,6 +13,12 @@ from landscape import LandscapeError
 from ..options import user_errors
 from .common import analyze, beside, fig_dir
 
+
+def _dtype_tag(res) -> str:
+    """A float32 view is saved beside the float64 one, not over it."""
+    return "_float32" if res.attrs.get("dtype") == "float32" else ""
+
+
 DTYPE = click.option(
     "--dtype",
     type=click.Choice(["float64", "float32"]),
@@ -115,7 +121,7 @@ def surface(store, step, replica, directions, dims, grid, span, seed, bias, batc
     c = res.loss.values
     centre = float(res.loss.sel({d: 0.0 for d in res.loss.dims}, method="nearest"))
     click.echo(f"{c.size} points; F_t at θ_t {centre:.6g}, min {np.nanmin(c):.6g}, max {np.nanmax(c):.6g}")
-    group = f"surface/{directions}_r{replica}_t{step}_d{dims}"
+    group = f"surface/{directions}_r{replica}_t{step}_d{dims}{_dtype_tag(res)}"
     figs = draw_surface(res, fig)
     if html:
         from landscape.analysis.figures import surface_html
@@ -160,7 +166,7 @@ def interpolate(store, step_a, step_b, replica, to_replica, to_store, alpha_min,
         f"max F on the line {float(res.loss.max()):.6g} at α = {float(res.alpha[int(np.argmax(res.loss.values))]):g}"
     )
     at = res.attrs
-    group = f"interpolate/r{at['replica_a']}_t{at['step_a']}_to_r{at['replica_b']}_t{at['step_b']}"
+    group = f"interpolate/r{at['replica_a']}_t{at['step_a']}_to_r{at['replica_b']}_t{at['step_b']}{_dtype_tag(res)}"
     click.echo(f"saved to {save_result(res, store, group, out)}; figures {', '.join(draw_interpolation(res, fig))}")
 
 
