@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import io
 import math
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,16 @@ def _conv2d(mod: nn.Conv2d, shape: tuple, out_shape: tuple, w: int) -> list[np.n
     return np.split(taps, np.cumsum(inside.sum(axis=1))[:-1])
 
 
+def _shape_query(node: fx.Node, queries: set) -> bool:
+    """Whether the node asks a tensor's size (`x.size(0)`, `x.shape[0]`, `x.dim()`) or indexes
+    such an answer: its value is a number fixed by the shapes, which the tables already know."""
+    if node.op == "call_method" and node.target in ("size", "dim"):
+        return True
+    if node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",):
+        return True
+    return node.op == "call_function" and node.target is operator.getitem and node.args[0] in queries
+
+
 def program(
     module: nn.Module, sample_shape: tuple, classes: int, offsets: dict[str, int] | None = None
 ) -> Program | str:
@@ -133,6 +144,7 @@ def program(
     tables = _Tables(d)
     cur, shape, off, last = None, tuple(sample_shape), 0, None  # the chain's value, its shape, features, layer
     mods = dict(gm.named_modules())
+    queries: set[fx.Node] = set()
     for node in gm.graph.nodes:
         meta = node.meta.get("tensor_meta")
         if node.op == "placeholder":
@@ -145,9 +157,11 @@ def program(
             if res is not cur or meta is None or tuple(meta.shape) != (2, classes):
                 return "a forward whose output is not the chain's (samples, classes) logits"
             break
-        args = [a for a in node.args if isinstance(a, fx.Node)] + [
-            v for v in node.kwargs.values() if isinstance(v, fx.Node)
-        ]
+        operands = [*node.args, *node.kwargs.values()]
+        if _shape_query(node, queries):  # x.size(0), x.shape[0]: numbers for a reshape, not values
+            queries.add(node)
+            continue
+        args = [a for a in operands if isinstance(a, fx.Node) and a not in queries]
         if args != [cur] or meta is None or not hasattr(meta, "shape"):
             return f"{node.name}: not a chain of one tensor (a skip connection or a second operand)"
         out_shape = tuple(meta.shape)

@@ -33,6 +33,18 @@ class Net(nn.Module):
         return h
 
 
+class Sized(nn.Module):
+    """The flatten idioms that ask the batch's size."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 3), nn.Linear(2 * 16, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x.view(x.shape[0], 1, 6, 6)))
+        return self.fc(h.view(h.size(0), -1))
+
+
 NETWORKS = {  # name: (factory of a float64 module, per-sample input shape, classes)
     "mlp": (lambda: nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)), (6,), 3),
     "conv": (
@@ -57,6 +69,7 @@ NETWORKS = {  # name: (factory of a float64 module, per-sample input shape, clas
         (16,),
         3,
     ),
+    "sizes asked": (lambda: Sized(), (1, 6, 6), 3),
     "functional, reshaped input": (
         lambda: Net(
             nn.ModuleList([nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3, stride=2), nn.Linear(2 * 2 * 2, 3)]), (1, 8, 8)
