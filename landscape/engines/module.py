@@ -162,10 +162,16 @@ class ModuleEngine(ReplicaEngine):
         initial θ match this engine's own forward (F and the static loss to 1e-10, both
         accuracies exactly); else None, and views go through `vmap`. `graph_refusal` says why not."""
         if not hasattr(self, "_graph_kernel"):
-            self._graph_kernel, self.graph_refusal = None, self._graph_kernel_or_why()
-            if isinstance(self.graph_refusal, graph.GraphKernel):
-                self._graph_kernel, self.graph_refusal = self.graph_refusal, None
+            self._graph_kernel, self._graph_why = None, self._graph_kernel_or_why()
+            if isinstance(self._graph_why, graph.GraphKernel):
+                self._graph_kernel, self._graph_why = self._graph_why, None
         return self._graph_kernel
+
+    @property
+    def graph_refusal(self) -> str | None:
+        """Why views of this network cannot go through tap tables (None: they do)."""
+        self._evaluation_kernel()
+        return self._graph_why
 
     def _graph_kernel_or_why(self):
         from landscape.engines import fused
