@@ -204,6 +204,9 @@ class ModuleEngine(ReplicaEngine):
                 )
             if not ok:
                 return "the tables' forward differs from the module's (a layer read otherwise than it runs)"
+        ours_s, mine_s = _seconds_per_point(self, kernel)
+        if mine_s > ours_s:  # wide dense layers: the module's GEMMs beat a loop over taps
+            return f"the tap tables are slower here ({mine_s * 1e3:.2g} ms a point against {ours_s * 1e3:.2g} ms)"
         return kernel
 
     def _evaluate_batch(self, th: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -245,6 +248,29 @@ class ModuleEngine(ReplicaEngine):
             return out
 
         return op
+
+
+def _seconds_per_point(engine: ModuleEngine, kernel) -> tuple[float, float]:
+    """Seconds a grid point costs through the module's batched forward (a batch of 16, as views
+    run it) and through the tap tables, the faster of two tries each: the engine takes the
+    tables only where they are faster (they are for small convolutions, not for wide dense
+    layers, whose GEMMs run near the arithmetic's limit)."""
+    import time
+
+    rows = engine.theta0[:1].repeat(16, 1)
+    G = engine.gamma(0)[:1].expand(16, -1)
+    best = {}
+    for name, fn in (
+        ("module", lambda: ReplicaEngine._evaluate_batch(engine, rows, G)),
+        ("tables", lambda: kernel.evaluate(rows, G)),
+    ):
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        best[name] = min(times) / 16
+    return best["module"], best["tables"]
 
 
 def _batched_failure(exc: Exception) -> str:

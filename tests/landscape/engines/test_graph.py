@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-from landscape.engines import fused, graph
+from landscape.engines import fused, graph, module
 from landscape.engines.base import ReplicaEngine
 from landscape.engines.module import ModuleEngine
 from landscape.problem import losses
@@ -199,8 +199,14 @@ def small_cnn(seed: int) -> nn.Module:
     ).double()
 
 
+@pytest.fixture
+def tables_faster(monkeypatch):
+    """The engine's speed check decided for the tables (its timing is not the test's subject)."""
+    monkeypatch.setattr(module, "_seconds_per_point", lambda engine, kernel: (2e-3, 1e-3))
+
+
 @pytest.mark.parametrize("loss", LOSSES)
-def test_a_module_engines_views_go_through_the_tables_and_equal_its_training_pass(loss):
+def test_a_module_engines_views_go_through_the_tables_and_equal_its_training_pass(loss, tables_faster):
     """evaluate_at through the C forward equals the engine's vmap pass and its training step's
     metrics at the same θ (the forward-only path of a view against the step's)."""
     eng = ModuleEngine(small_cnn, [0, 1], digits(), loss, [0.1, 0.1], [3.0, 3.0], [10, 10])
@@ -221,7 +227,7 @@ def test_a_module_engines_views_go_through_the_tables_and_equal_its_training_pas
         torch.testing.assert_close(got[name][0], getattr(m, name)[1], rtol=1e-14, atol=0)
 
 
-def test_a_module_the_tables_misread_falls_back_to_vmap(monkeypatch):
+def test_a_module_the_tables_misread_falls_back_to_vmap(monkeypatch, tables_faster):
     """A program that does not compute what the module does (here another network's tables) is
     caught by the check at θ0, and the views go through vmap with the right values."""
     other = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).double()
@@ -233,6 +239,28 @@ def test_a_module_the_tables_misread_falls_back_to_vmap(monkeypatch):
     got = eng.evaluate_at(rows, 0)["loss"]
     want = ReplicaEngine._evaluate_batch(eng, rows, eng.gamma(0)[:1].expand(3, -1))[0]
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_tables_slower_than_the_modules_own_forward_are_not_used(monkeypatch):
+    """Wide dense layers run faster as the module's GEMMs: the engine keeps the vmap path and
+    says why; the views' values are the module's."""
+    calls = []
+
+    def slower(engine, kernel):
+        calls.append(kernel)
+        return 1e-3, 2e-3
+
+    monkeypatch.setattr(module, "_seconds_per_point", slower)
+    eng = ModuleEngine(small_cnn, [0], digits(), "dce", [0.1], [3.0], [10])
+    assert eng._evaluation_kernel() is None and "slower here (2 ms a point against 1 ms)" in eng.graph_refusal
+    assert len(calls) == 1 and isinstance(calls[0], graph.GraphKernel) and eng.evaluation_batch(2601) == 16
+
+
+def test_the_speed_check_times_both_paths_on_a_batch_of_16():
+    eng = ModuleEngine(small_cnn, [0], digits(), "dce", [0.1], [3.0], [10])
+    kernel = graph.GraphKernel(REAL_PROGRAM(eng.base, (64,), 3, None), eng.X, eng.y, 3, "dce")
+    ours, mine = module._seconds_per_point(eng, kernel)
+    assert 0 < ours < 1 and 0 < mine < 1
 
 
 def test_a_module_without_tables_keeps_batches_of_16_and_says_why():
