@@ -6,8 +6,9 @@ flattens and reshapes between them is, per sample, a chain of linear maps of its
 output j = b_j + Σ θ[w]·in[i] over the taps (i, w) of j. `program` reads the chain from the
 module (`torch.fx`, shapes from one trial pass) and writes every layer's taps; anything else
 (a skip connection, a normalisation, a custom operation) gives a reason instead, and the
-engine evaluates through `vmap` as before. `GraphKernel` runs the tables, and is used only
-after it matched the engine's own forward at the initial θ (`agrees`).
+engine evaluates through `vmap` as before. `GraphKernel` runs the tables; the module engine
+uses it only after it matched the engine's own forward at the initial θ and ran faster
+(`ModuleEngine._evaluation_kernel`).
 
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)).double()
@@ -235,12 +236,15 @@ class GraphKernel(fused.Threaded):
         self._tables = [
             torch.from_numpy(np.ascontiguousarray(a)) for a in (prog.layers, prog.rowptr, prog.bias, prog.taps)
         ]
+        self.num_params = int(max(prog.taps[:, 1].max(), prog.bias.max())) + 1  # θ entries the tables read
 
     def evaluate(self, theta: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(F, static loss, training accuracy, validation accuracy), each (R,), at θ (R, n) with
         Γ G (R, C); validation NaN without validation data, all four NaN where θ is not finite."""
         theta, G = theta.to(self.dtype).contiguous(), G.to(self.dtype).contiguous()
         R, n = theta.shape
+        if n < self.num_params or G.shape != (R, self.C):  # the C loop would read past θ's rows
+            raise ValueError(f"tap tables: θ {tuple(theta.shape)}, Γ {tuple(G.shape)} do not fit this network")
         out = torch.empty((3, R), dtype=self.dtype)
         val = torch.full((R,), float("nan"), dtype=self.dtype)
         layers, rowptr, bias, taps = (fused._ptr(t) for t in self._tables)

@@ -136,6 +136,8 @@ def test_rows_are_independent_of_their_batch_and_threads_and_a_non_finite_row_is
     split = torch.cat([torch.stack(kernel.evaluate(theta[i : i + 2], G[i : i + 2])) for i in range(0, 9, 2)], dim=1)
     torch.testing.assert_close(split, whole, rtol=0, atol=0, equal_nan=True)
     assert whole[:, 4].isnan().all() and not whole[:, [3, 5]].isnan().any()
+    with pytest.raises(ValueError, match="do not fit"):  # a θ too short for the tables: refused, not read past
+        kernel.evaluate(theta[:, :-1], G)
 
 
 @pytest.mark.parametrize(
