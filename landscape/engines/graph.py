@@ -13,8 +13,8 @@ uses it only after it matched the engine's own forward at the initial θ and ran
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)).double()
     >>> p = program(net, (4,), 2)
-    >>> [int(n) for n in p.layers[:, 2]], p.taps.shape[0]   # outputs of each layer; 4·3 + 3·2 taps
-    ([3, 2], 18)
+    >>> [int(n) for n in p.layers[:, 2]], [int(d) for d in p.layers[:, 5]]  # outputs, dense inputs
+    ([3, 2], [4, 3])
     >>> program(torch.nn.Sequential(torch.nn.LayerNorm(4), torch.nn.Linear(4, 2)), (4,), 2)
     'LayerNorm is not a layer the fast view path reads'
 """
@@ -46,11 +46,12 @@ _RESHAPES = {"reshape", "view", "flatten", "contiguous"}
 
 @dataclass(frozen=True)
 class Program:
-    """The tables graph_forward.cpp reads: `layers` (nlayer, 5) int32 rows (in_off, out_off,
+    """The tables graph_forward.cpp reads: `layers` (nlayer, 7) int32 rows (in_off, out_off,
     n_out, activations (base-3 digits, lowest first: 1 relu, 2 tanh), first output among all
-    layers'), `rowptr` (outputs + 1,), `bias` (outputs,) θ index of each output's bias or −1,
-    `taps` (T, 2) (input feature, θ index); `d` input features, `nfeat` features of a sample
-    in all, `out_off` where the logits begin."""
+    layers', dense inputs (0: a tap layer), a dense layer's first weight), `rowptr` (outputs +
+    1,), `bias` (outputs,) θ index of each output's bias or −1, `taps` (T, 2) (input feature,
+    θ index; none for a dense layer); `d` input features, `nfeat` features of a sample in all,
+    `out_off` where the logits begin."""
 
     layers: np.ndarray
     rowptr: np.ndarray
@@ -71,24 +72,27 @@ class _Tables:
         self.taps: list[np.ndarray] = []
         self.nfeat = d
 
-    def add(self, in_off: int, rows: list[np.ndarray], bias: np.ndarray) -> int:
-        """A layer whose output j has the taps rows[j] ((k, 2) each) and the bias θ[bias[j]] (−1:
-        none); returns its output offset."""
+    def add(self, in_off: int, rows: list[np.ndarray] | tuple[int, int, int], bias: np.ndarray) -> int:
+        """A layer whose output j has the taps rows[j] ((k, 2) each), or a dense one (rows: its
+        (inputs, outputs, first weight)), and the bias θ[bias[j]] (−1: none); returns its output
+        offset."""
         out_off = self.nfeat
-        self.layers.append([in_off, out_off, len(rows), 0, len(self.rows) - 1])
+        dense = rows if isinstance(rows, tuple) else (0, len(rows), 0)
+        self.layers.append([in_off, out_off, dense[1], 0, len(self.rows) - 1, dense[0], dense[2]])
         self.bias.append(bias)
-        for r in rows:
+        per_output = [np.zeros((0, 2), dtype=np.int64)] * dense[1] if isinstance(rows, tuple) else rows
+        for r in per_output:
             self.taps.append(r)
             self.rows.append(self.rows[-1] + r.shape[0])
-        self.nfeat += len(rows)
+        self.nfeat += dense[1]
         return out_off
 
 
-def _linear(mod: nn.Linear, shape: tuple, w: int) -> list[np.ndarray] | str:
+def _linear(mod: nn.Linear, shape: tuple, w: int) -> tuple[int, int, int] | str:
+    """A Linear as a dense layer: (inputs, outputs, θ index of W[0, 0]); W is (out, in), row-major."""
     if len(shape) != 1 or shape[0] != mod.in_features:
         return f"a Linear on per-sample shape {shape} (the fast path reads Linear on flat features)"
-    i = np.arange(mod.in_features)
-    return [np.stack([i, w + j * mod.in_features + i], axis=1) for j in range(mod.out_features)]
+    return mod.in_features, mod.out_features, w
 
 
 def _conv2d(mod: nn.Conv2d, shape: tuple, out_shape: tuple, w: int) -> list[np.ndarray] | str:
@@ -195,8 +199,9 @@ def program(
             if isinstance(rows, str):
                 return rows
             b = offsets.get(f"{node.target}.bias") if target.bias is not None else None
-            channel = np.arange(len(rows)) // (len(rows) // out_shape[1])  # a Conv2d's bias per channel
-            off = tables.add(off, rows, np.full(len(rows), -1) if b is None else b + channel)
+            n_out = rows[1] if isinstance(rows, tuple) else len(rows)
+            channel = np.arange(n_out) // (n_out // out_shape[1])  # a Conv2d's bias per channel
+            off = tables.add(off, rows, np.full(n_out, -1) if b is None else b + channel)
             last = len(tables.layers) - 1
         elif (
             isinstance(target, nn.Flatten | nn.Unflatten | nn.Identity)
@@ -210,7 +215,7 @@ def program(
         cur, shape = node, out_shape[1:]
     if not tables.layers:
         return "a network without a Linear or Conv2d layer"
-    taps = np.concatenate(tables.taps).astype(np.int32)
+    taps = np.concatenate([np.zeros((0, 2), dtype=np.int64), *tables.taps]).astype(np.int32)
     return Program(
         np.asarray(tables.layers, dtype=np.int32), np.asarray(tables.rows, dtype=np.int32),
         np.concatenate(tables.bias).astype(np.int32), taps, d, tables.nfeat, off,
@@ -236,7 +241,9 @@ class GraphKernel(fused.Threaded):
         self._tables = [
             torch.from_numpy(np.ascontiguousarray(a)) for a in (prog.layers, prog.rowptr, prog.bias, prog.taps)
         ]
-        self.num_params = int(max(prog.taps[:, 1].max(), prog.bias.max())) + 1  # θ entries the tables read
+        dense = prog.layers[:, 6] + prog.layers[:, 5] * prog.layers[:, 2]  # one past a dense layer's last weight
+        reads = [prog.taps[:, 1].max(initial=-1) + 1, prog.bias.max(initial=-1) + 1, dense.max(initial=0)]
+        self.num_params = int(max(reads))  # θ entries the tables read
 
     def evaluate(self, theta: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(F, static loss, training accuracy, validation accuracy), each (R,), at θ (R, n) with

@@ -13,8 +13,10 @@
 // closed forms are written once. Compile-time constants as there; D is unused here (1).
 #include "fused_step.cpp"
 
-// layers: nlayer rows of 5 int32 — in_off, out_off (feature offsets in the block's buffer),
-// n_out, act (the activations after the map, `activate`), row (this layer's first output among all layers');
+// layers: nlayer rows of 7 int32 — in_off, out_off (feature offsets in the block's buffer),
+// n_out, act (the activations after the map, `activate`), row (this layer's first output among
+// all layers'), dense (0: read its taps; d > 0: a dense layer on d inputs, output j =
+// b_j + Σ_i θ[w + j·d + i]·in[i], no taps), w (a dense layer's first weight);
 // rowptr: for every output, where its taps begin in taps (and one past the last); bias: its
 // bias's θ index (−1 none; a convolution's outputs of one channel share one); taps: (input
 // feature, θ index) pairs.
@@ -35,11 +37,44 @@ static inline void graph_block(const Graph& g, const T* XT, int Pp, int p0, cons
     for (int i = 0; i < g.d; ++i)
         for (int v = 0; v < NV; ++v) buf[i * NV + v] = load(XT + (size_t)i * Pp + p0 + v * L);
     for (int k = 0; k < g.nlayer; ++k) {
-        const int32_t* ly = g.layers + 5 * k;
-        const int in_off = ly[0], out_off = ly[1], n_out = ly[2], kind = ly[3], row = ly[4];
+        const int32_t* ly = g.layers + 7 * k;
+        const int in_off = ly[0], out_off = ly[1], n_out = ly[2], kind = ly[3], row = ly[4], d = ly[5];
         const vec* in = buf + (size_t)in_off * NV;
         vec* out = buf + (size_t)out_off * NV;
-        for (int j = 0; j < n_out; ++j) {
+        int j = 0;
+        if (d > 0) {  // dense: four outputs at a time, each input vector loaded once for the four
+            const T* W = th + ly[6];
+            for (; j + 4 <= n_out; j += 4) {
+                vec z[4][NV];
+                for (int q = 0; q < 4; ++q) {
+                    const int bi = g.bias[row + j + q];
+                    for (int v = 0; v < NV; ++v) z[q][v] = splat(bi >= 0 ? th[bi] : T(0));
+                }
+                const T *w0 = W + (size_t)j * d, *w1 = w0 + d, *w2 = w1 + d, *w3 = w2 + d;
+                for (int i = 0; i < d; ++i) {
+                    const vec* x = in + (size_t)i * NV;
+                    for (int v = 0; v < NV; ++v) {
+                        z[0][v] += w0[i] * x[v];
+                        z[1][v] += w1[i] * x[v];
+                        z[2][v] += w2[i] * x[v];
+                        z[3][v] += w3[i] * x[v];
+                    }
+                }
+                for (int q = 0; q < 4; ++q)
+                    for (int v = 0; v < NV; ++v) out[(j + q) * NV + v] = activate(z[q][v], kind);
+            }
+            for (; j < n_out; ++j) {
+                const int bi = g.bias[row + j];
+                vec z[NV];
+                for (int v = 0; v < NV; ++v) z[v] = splat(bi >= 0 ? th[bi] : T(0));
+                const T* wj = W + (size_t)j * d;
+                for (int i = 0; i < d; ++i)
+                    for (int v = 0; v < NV; ++v) z[v] += wj[i] * in[(size_t)i * NV + v];
+                for (int v = 0; v < NV; ++v) out[j * NV + v] = activate(z[v], kind);
+            }
+            continue;
+        }
+        for (; j < n_out; ++j) {
             vec z[NV];
             const int bi = g.bias[row + j];
             const T b = bi >= 0 ? th[bi] : T(0);

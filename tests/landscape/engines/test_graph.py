@@ -46,7 +46,11 @@ class Sized(nn.Module):
 
 
 NETWORKS = {  # name: (factory of a float64 module, per-sample input shape, classes)
-    "mlp": (lambda: nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)), (6,), 3),
+    "mlp": (
+        lambda: nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 4, bias=False), nn.ReLU(), nn.Linear(4, 3)),
+        (6,),
+        3,
+    ),
     "conv": (
         lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 25, 4)),
         (2, 5, 5),
