@@ -46,12 +46,12 @@ _RESHAPES = {"reshape", "view", "flatten", "contiguous"}
 
 @dataclass(frozen=True)
 class Program:
-    """The tables graph_forward.cpp reads: `layers` (nlayer, 7) int32 rows (in_off, out_off,
+    """The tables graph_forward.cpp reads: `layers` (nlayer, 8) int32 rows (in_off, out_off,
     n_out, activations (base-3 digits, lowest first: 1 relu, 2 tanh), first output among all
-    layers', dense inputs (0: a tap layer), a dense layer's first weight), `rowptr` (outputs +
-    1,), `bias` (outputs,) θ index of each output's bias or −1, `taps` (T, 2) (input feature,
-    θ index; none for a dense layer); `d` input features, `nfeat` features of a sample in all,
-    `out_off` where the logits begin."""
+    layers', and `Layer`'s mode, w and channels), `rowptr` (outputs + 1,) where each output's
+    (or position's) taps begin, `bias` (outputs,) θ index of each output's bias or −1, `taps`
+    (T, 2); `d` input features, `nfeat` features of a sample in all, `out_off` where the
+    logits begin."""
 
     layers: np.ndarray
     rowptr: np.ndarray
@@ -72,30 +72,44 @@ class _Tables:
         self.taps: list[np.ndarray] = []
         self.nfeat = d
 
-    def add(self, in_off: int, rows: list[np.ndarray] | tuple[int, int, int], bias: np.ndarray) -> int:
-        """A layer whose output j has the taps rows[j] ((k, 2) each), or a dense one (rows: its
-        (inputs, outputs, first weight)), and the bias θ[bias[j]] (−1: none); returns its output
-        offset."""
+    def add(self, in_off: int, layer: Layer, bias: np.ndarray) -> int:
+        """The layer, its outputs' biases θ[bias[j]] (−1: none); returns its output offset."""
         out_off = self.nfeat
-        dense = rows if isinstance(rows, tuple) else (0, len(rows), 0)
-        self.layers.append([in_off, out_off, dense[1], 0, len(self.rows) - 1, dense[0], dense[2]])
+        self.layers.append([in_off, out_off, layer.n_out, 0, len(self.rows) - 1, layer.mode, layer.w, layer.channels])
         self.bias.append(bias)
-        per_output = [np.zeros((0, 2), dtype=np.int64)] * dense[1] if isinstance(rows, tuple) else rows
-        for r in per_output:
+        rows = layer.rows + [np.zeros((0, 2), dtype=np.int64)] * (layer.n_out - len(layer.rows))
+        for r in rows:
             self.taps.append(r)
             self.rows.append(self.rows[-1] + r.shape[0])
-        self.nfeat += dense[1]
+        self.nfeat += layer.n_out
         return out_off
 
 
-def _linear(mod: nn.Linear, shape: tuple, w: int) -> tuple[int, int, int] | str:
-    """A Linear as a dense layer: (inputs, outputs, θ index of W[0, 0]); W is (out, in), row-major."""
+@dataclass
+class Layer:
+    """One linear map as graph_forward.cpp runs it. mode 0: output j reads its taps rows[j]
+    ((k, 2): input feature, θ index); mode d > 0: dense on d inputs from θ[w] (W (n_out, d),
+    row-major), no taps; mode −K: `channels` channels share each position's taps rows[p]
+    (input feature, weight offset within a channel), channel o's weights from θ[w + o·K]
+    (a convolution: its outputs (o, p) in that order)."""
+
+    n_out: int
+    rows: list[np.ndarray]
+    mode: int = 0
+    w: int = 0
+    channels: int = 1
+
+
+def _linear(mod: nn.Linear, shape: tuple, w: int) -> Layer | str:
+    """A Linear as a dense layer (W is (out, in), row-major, from θ[w])."""
     if len(shape) != 1 or shape[0] != mod.in_features:
         return f"a Linear on per-sample shape {shape} (the fast path reads Linear on flat features)"
-    return mod.in_features, mod.out_features, w
+    return Layer(mod.out_features, [], mode=mod.in_features, w=w)
 
 
-def _conv2d(mod: nn.Conv2d, shape: tuple, out_shape: tuple, w: int) -> list[np.ndarray] | str:
+def _conv2d(mod: nn.Conv2d, shape: tuple, out_shape: tuple, w: int) -> Layer | str:
+    """A Conv2d: its channels sharing each position's taps (groups = 1), or every output's own
+    taps (grouped: a group's channels read other inputs)."""
     if len(shape) != 3 or mod.padding_mode != "zeros" or isinstance(mod.padding, str) and mod.padding != "valid":
         return "a Conv2d other than zero-padded with numeric padding on (C, H, W) samples"
     C, H, W = shape
@@ -113,7 +127,12 @@ def _conv2d(mod: nn.Conv2d, shape: tuple, out_shape: tuple, w: int) -> list[np.n
     feat = ((c_in * H + iy) * W + ix).reshape(inside.shape)[inside]
     widx = (w + ((o * cg + c) * kh + a) * kw + b).reshape(inside.shape)[inside]
     taps = np.stack([feat, widx], axis=1)
-    return np.split(taps, np.cumsum(inside.sum(axis=1))[:-1])
+    if mod.groups == 1:  # channel 0's taps at every position, weights relative to its first
+        P, K = OH * OW, C * kh * kw
+        first = inside[:P]
+        rel = np.stack([feat[: first.sum()], widx[: first.sum()] - w], axis=1)
+        return Layer(O * P, np.split(rel, np.cumsum(first.sum(axis=1))[:-1]), mode=-K, w=w, channels=O)
+    return Layer(O * OH * OW, np.split(taps, np.cumsum(inside.sum(axis=1))[:-1]))
 
 
 def _shape_query(node: fx.Node, queries: set) -> bool:
@@ -199,9 +218,8 @@ def program(
             if isinstance(rows, str):
                 return rows
             b = offsets.get(f"{node.target}.bias") if target.bias is not None else None
-            n_out = rows[1] if isinstance(rows, tuple) else len(rows)
-            channel = np.arange(n_out) // (n_out // out_shape[1])  # a Conv2d's bias per channel
-            off = tables.add(off, rows, np.full(n_out, -1) if b is None else b + channel)
+            channel = np.arange(rows.n_out) // (rows.n_out // out_shape[1])  # a Conv2d's bias per channel
+            off = tables.add(off, rows, np.full(rows.n_out, -1) if b is None else b + channel)
             last = len(tables.layers) - 1
         elif (
             isinstance(target, nn.Flatten | nn.Unflatten | nn.Identity)
@@ -241,8 +259,13 @@ class GraphKernel(fused.Threaded):
         self._tables = [
             torch.from_numpy(np.ascontiguousarray(a)) for a in (prog.layers, prog.rowptr, prog.bias, prog.taps)
         ]
-        dense = prog.layers[:, 6] + prog.layers[:, 5] * prog.layers[:, 2]  # one past a dense layer's last weight
-        reads = [prog.taps[:, 1].max(initial=-1) + 1, prog.bias.max(initial=-1) + 1, dense.max(initial=0)]
+        mode, w, ch, n_out = prog.layers[:, 5], prog.layers[:, 6], prog.layers[:, 7], prog.layers[:, 2]
+        ends = np.where(mode > 0, w + mode * n_out, np.where(mode < 0, w - mode * ch, 0))  # one past the weights
+        tap_layer = np.repeat(np.arange(len(mode)), n_out)[
+            np.repeat(np.arange(len(prog.rowptr) - 1), np.diff(prog.rowptr))
+        ]
+        direct = np.where(mode[tap_layer] == 0, prog.taps[:, 1], -1)  # θ indices read from the taps
+        reads = [direct.max(initial=-1) + 1, prog.bias.max(initial=-1) + 1, ends.max(initial=0)]
         self.num_params = int(max(reads))  # θ entries the tables read
 
     def evaluate(self, theta: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:

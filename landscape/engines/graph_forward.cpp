@@ -13,10 +13,12 @@
 // closed forms are written once. Compile-time constants as there; D is unused here (1).
 #include "fused_step.cpp"
 
-// layers: nlayer rows of 7 int32 — in_off, out_off (feature offsets in the block's buffer),
+// layers: nlayer rows of 8 int32 — in_off, out_off (feature offsets in the block's buffer),
 // n_out, act (the activations after the map, `activate`), row (this layer's first output among
-// all layers'), dense (0: read its taps; d > 0: a dense layer on d inputs, output j =
-// b_j + Σ_i θ[w + j·d + i]·in[i], no taps), w (a dense layer's first weight);
+// all layers'), mode, w, channels (graph.py's Layer): mode 0, output j reads its own taps
+// (input feature, θ index); d > 0, a dense layer on d inputs, output j = b_j + Σ_i θ[w + j·d + i]
+// in[i]; −K, `channels` channels share position p's taps (input feature, weight offset) and
+// channel o's weights start at θ[w + o·K], output (o, p) at o·P + p (a convolution);
 // rowptr: for every output, where its taps begin in taps (and one past the last); bias: its
 // bias's θ index (−1 none; a convolution's outputs of one channel share one); taps: (input
 // feature, θ index) pairs.
@@ -37,7 +39,7 @@ static inline void graph_block(const Graph& g, const T* XT, int Pp, int p0, cons
     for (int i = 0; i < g.d; ++i)
         for (int v = 0; v < NV; ++v) buf[i * NV + v] = load(XT + (size_t)i * Pp + p0 + v * L);
     for (int k = 0; k < g.nlayer; ++k) {
-        const int32_t* ly = g.layers + 7 * k;
+        const int32_t* ly = g.layers + 8 * k;
         const int in_off = ly[0], out_off = ly[1], n_out = ly[2], kind = ly[3], row = ly[4], d = ly[5];
         const vec* in = buf + (size_t)in_off * NV;
         vec* out = buf + (size_t)out_off * NV;
@@ -71,6 +73,43 @@ static inline void graph_block(const Graph& g, const T* XT, int Pp, int p0, cons
                 for (int i = 0; i < d; ++i)
                     for (int v = 0; v < NV; ++v) z[v] += wj[i] * in[(size_t)i * NV + v];
                 for (int v = 0; v < NV; ++v) out[j * NV + v] = activate(z[v], kind);
+            }
+            continue;
+        }
+        if (d < 0) {  // channels sharing a position's taps: four channels a tap, the input loaded once
+            const int K = -d, O = ly[7], P = n_out / O;
+            const T* W = th + ly[6];
+            for (int p = 0; p < P; ++p) {
+                const int t0 = g.rowptr[row + p], t1 = g.rowptr[row + p + 1];
+                for (int o = 0; o < O; o += 4) {
+                    const int nq = O - o < 4 ? O - o : 4;
+                    vec z[4][NV];
+                    for (int q = 0; q < nq; ++q) {
+                        const int bi = g.bias[row + (o + q) * P + p];
+                        for (int v = 0; v < NV; ++v) z[q][v] = splat(bi >= 0 ? th[bi] : T(0));
+                    }
+                    const T* Wo = W + (size_t)o * K;
+                    if (nq == 4)
+                        for (int t = t0; t < t1; ++t) {
+                            const vec* x = in + (size_t)g.taps[2 * t] * NV;
+                            const T* wt = Wo + g.taps[2 * t + 1];
+                            for (int v = 0; v < NV; ++v) {
+                                z[0][v] += wt[0] * x[v];
+                                z[1][v] += wt[K] * x[v];
+                                z[2][v] += wt[2 * K] * x[v];
+                                z[3][v] += wt[3 * K] * x[v];
+                            }
+                        }
+                    else
+                        for (int t = t0; t < t1; ++t) {
+                            const vec* x = in + (size_t)g.taps[2 * t] * NV;
+                            const T* wt = Wo + g.taps[2 * t + 1];
+                            for (int q = 0; q < nq; ++q)
+                                for (int v = 0; v < NV; ++v) z[q][v] += wt[q * K] * x[v];
+                        }
+                    for (int q = 0; q < nq; ++q)
+                        for (int v = 0; v < NV; ++v) out[((o + q) * P + p) * NV + v] = activate(z[q][v], kind);
+                }
             }
             continue;
         }
