@@ -496,6 +496,36 @@ extern "C" int landscape_fused_hvp(int R, int b, int w, int P, int Pp, const T* 
     return 0;
 }
 
+// A block's logits f (NC × NV) into the sums of (dynamic loss, static loss, correct) over its
+// points below P: the forward-only passes' end, the training step's `head` point by point.
+static inline void block_losses(vec (*f)[NV], int p0, int P, const int32_t* y, const T* Gs, T inv, double* sums) {
+    Soft sm;
+    if (LOSS <= 1 && VECTOR_MATH) softmax_block(f, sm);
+    for (int v = 0; v < NV; ++v)
+        for (int l = 0; l < L; ++l) {
+            int p = p0 + v * L + l;
+            if (p >= P) continue;
+            T fl[NC], gl[NC], soft[NC + 3];
+            for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
+            if (LOSS <= 1 && VECTOR_MATH) sm.at(v, l, soft);
+            head(fl, y[p], Gs, inv, gl, sums, soft);
+        }
+}
+
+// How many of a block's points below P have their label's logit the first largest (torch.argmax).
+static inline long block_correct(vec (*f)[NV], int p0, int P, const int32_t* y) {
+    long correct = 0;
+    for (int v = 0; v < NV; ++v)
+        for (int l = 0; l < L; ++l) {
+            int p = p0 + v * L + l, best = 0;
+            if (p >= P) continue;
+            for (int c = 1; c < NC; ++c)
+                if (f[c][v][l] > f[best][v][l]) best = c;
+            correct += best == y[p];
+        }
+    return correct;
+}
+
 extern "C" int landscape_fused_forward(int R, int w, int P, int Pp, const T* XT, const int32_t* y, const T* G,
                                        const T* theta, T* metrics) {
     // F, the static loss and the training accuracy (metrics (3, R)) of each replica's θ with its
@@ -516,17 +546,7 @@ extern "C" int landscape_fused_forward(int R, int w, int P, int Pp, const T* XT,
         for (int p0 = 0; p0 < Pp; p0 += B) {
             vec x[D][NV], f[NC][NV];
             forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, nullptr);
-            Soft sm;
-            if (LOSS <= 1 && VECTOR_MATH) softmax_block(f, sm);
-            for (int v = 0; v < NV; ++v)
-                for (int l = 0; l < L; ++l) {
-                    int p = p0 + v * L + l;
-                    if (p >= P) continue;
-                    T fl[NC], gl[NC], soft[NC + 3];
-                    for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
-                    if (LOSS <= 1 && VECTOR_MATH) sm.at(v, l, soft);
-                    head(fl, y[p], Gs, inv, gl, sums, soft);
-                }
+            block_losses(f, p0, P, y, Gs, inv, sums);
         }
         metrics[r] = T(sums[0] / P);
         metrics[R + r] = T(sums[1] / P);
@@ -550,14 +570,7 @@ extern "C" int landscape_fused_accuracy(int R, int w, int P, int Pp, const T* XT
         for (int p0 = 0; p0 < Pp; p0 += B) {
             vec x[D][NV], f[NC][NV];
             forward_block(XT, Pp, p0, w, W1, b1, W2, b2, x, f, nullptr);
-            for (int v = 0; v < NV; ++v)
-                for (int l = 0; l < L; ++l) {
-                    int p = p0 + v * L + l, best = 0;
-                    if (p >= P) continue;
-                    for (int c = 1; c < NC; ++c)
-                        if (f[c][v][l] > f[best][v][l]) best = c;
-                    correct += best == y[p];
-                }
+            correct += block_correct(f, p0, P, y);
         }
         out[r] = T(correct) / T(P);  // as torch: the float count over P
     }

@@ -9,8 +9,9 @@
 // Written as tap tables, the whole network is one loop over features with a block of points in
 // the vector lanes (as the fused MLP step), every activation of the block in L1/L2.
 //
-// The softmax and the losses are fused_step.cpp's (its head and lane math): included, so the
-// closed forms are written once. Compile-time constants as there; D is unused here (1).
+// The losses and accuracies of a block are fused_step.cpp's (block_losses, block_correct, its
+// lane math): included, so the closed forms are written once. Compile-time constants as there;
+// D is unused here (1).
 #include "fused_step.cpp"
 
 // layers: nlayer rows of 8 int32 — in_off, out_off (feature offsets in the block's buffer),
@@ -153,17 +154,7 @@ extern "C" int landscape_graph_forward(int R, int n, int nlayer, int nfeat, int 
         for (int p0 = 0; p0 < Pp; p0 += B) {
             vec f[NC][NV];
             graph_block(g, XT, Pp, p0, th, buf, f);
-            Soft sm;
-            if (LOSS <= 1 && VECTOR_MATH) softmax_block(f, sm);
-            for (int v = 0; v < NV; ++v)
-                for (int l = 0; l < L; ++l) {
-                    int p = p0 + v * L + l;
-                    if (p >= P) continue;
-                    T fl[NC], gl[NC], soft[NC + 3];
-                    for (int c = 0; c < NC; ++c) fl[c] = f[c][v][l];
-                    if (LOSS <= 1 && VECTOR_MATH) sm.at(v, l, soft);
-                    head(fl, y[p], Gs, inv, gl, sums, soft);
-                }
+            block_losses(f, p0, P, y, Gs, inv, sums);
         }
         metrics[r] = T(sums[0] / P);
         metrics[R + r] = T(sums[1] / P);
@@ -173,14 +164,7 @@ extern "C" int landscape_graph_forward(int R, int n, int nlayer, int nfeat, int 
         for (int p0 = 0; p0 < Ppv; p0 += B) {
             vec f[NC][NV];
             graph_block(g, XTv, Ppv, p0, th, buf, f);
-            for (int v = 0; v < NV; ++v)
-                for (int l = 0; l < L; ++l) {
-                    int p = p0 + v * L + l, best = 0;
-                    if (p >= Pv) continue;
-                    for (int c = 1; c < NC; ++c)
-                        if (f[c][v][l] > f[best][v][l]) best = c;
-                    correct += best == yv[p];
-                }
+            correct += block_correct(f, p0, Pv, yv);
         }
         val[r] = T(correct) / T(Pv);
     }
