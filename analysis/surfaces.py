@@ -162,9 +162,9 @@ def surface(
             raise LandscapeError(f"given directions must have shape ({dims}, {theta.size}), not {D.shape}")
     else:
         raise LandscapeError(f"directions must be one of {', '.join(DIRECTIONS)} or an array")
-    from landscape.machine import memory
-
-    batch = engine.evaluation_batch(grid**dims) if batch is None else batch
+    # the batch is the evaluating engine's (a float32 view builds no float64 kernel)
+    view = _view_engine(run, idx, engine, dtype)
+    batch = view.evaluation_batch(grid**dims) if batch is None else batch
     memory.require(min(batch, grid**dims) * (theta.size + 8) * 8 * 4, f"a batch of {batch} grid points")
     axes = ("a",) if dims == 1 else ("a", "b")
     path = (run.saved("params", idx) - theta) @ D.T if kind == "pca" else None
@@ -179,7 +179,7 @@ def surface(
         ticks = [np.linspace(-s, s, grid)] * dims
     mesh = np.meshgrid(*ticks, indexing="ij")
     coef = np.stack([g.ravel() for g in mesh], axis=1)
-    vals = _evaluate(_view_engine(run, idx, engine, dtype), theta, D, coef, step, batch)
+    vals = _evaluate(view, theta, D, coef, step, batch)
     shape = tuple(len(x) for x in ticks)
     out = xr.Dataset(
         {name: (axes, v.reshape(shape)) for name, v in vals.items()},

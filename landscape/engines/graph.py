@@ -51,7 +51,7 @@ class Program:
     layers', and `Layer`'s mode, w and channels), `rowptr` (outputs + 1,) where each output's
     (or position's) taps begin, `bias` (outputs,) θ index of each output's bias or −1, `taps`
     (T, 2); `d` input features, `nfeat` features of a sample in all, `out_off` where the
-    logits begin."""
+    logits begin, `num_params` the θ entries the tables read (one past the largest index)."""
 
     layers: np.ndarray
     rowptr: np.ndarray
@@ -60,6 +60,7 @@ class Program:
     d: int
     nfeat: int
     out_off: int
+    num_params: int
 
 
 class _Tables:
@@ -71,6 +72,7 @@ class _Tables:
         self.bias: list[np.ndarray] = []
         self.taps: list[np.ndarray] = []
         self.nfeat = d
+        self.reads = 0  # one past the largest θ index any layer reads
 
     def add(self, in_off: int, layer: Layer, bias: np.ndarray) -> int:
         """The layer, its outputs' biases θ[bias[j]] (−1: none); returns its output offset."""
@@ -82,6 +84,7 @@ class _Tables:
             self.taps.append(r)
             self.rows.append(self.rows[-1] + r.shape[0])
         self.nfeat += layer.n_out
+        self.reads = max(self.reads, layer.reads, int(bias.max(initial=-1)) + 1)
         return out_off
 
 
@@ -98,6 +101,15 @@ class Layer:
     mode: int = 0
     w: int = 0
     channels: int = 1
+
+    @property
+    def reads(self) -> int:
+        """One past the largest θ index this map reads."""
+        if self.mode > 0:
+            return self.w + self.mode * self.n_out
+        if self.mode < 0:
+            return self.w - self.mode * self.channels
+        return max((int(r[:, 1].max()) + 1 for r in self.rows if len(r)), default=0)
 
 
 def _linear(mod: nn.Linear, shape: tuple, w: int) -> Layer | str:
@@ -212,14 +224,14 @@ def program(
             w = offsets.get(f"{node.target}.weight")
             if w is None:
                 return f"{node.target}: its weight is not one of θ's parameters"
-            rows = (
+            layer = (
                 _linear(target, shape, w) if isinstance(target, nn.Linear) else _conv2d(target, shape, out_shape[1:], w)
             )
-            if isinstance(rows, str):
-                return rows
+            if isinstance(layer, str):
+                return layer
             b = offsets.get(f"{node.target}.bias") if target.bias is not None else None
-            channel = np.arange(rows.n_out) // (rows.n_out // out_shape[1])  # a Conv2d's bias per channel
-            off = tables.add(off, rows, np.full(rows.n_out, -1) if b is None else b + channel)
+            channel = np.arange(layer.n_out) // (layer.n_out // out_shape[1])  # a Conv2d's bias per channel
+            off = tables.add(off, layer, np.full(layer.n_out, -1) if b is None else b + channel)
             last = len(tables.layers) - 1
         elif (
             isinstance(target, nn.Flatten | nn.Unflatten | nn.Identity)
@@ -236,7 +248,7 @@ def program(
     taps = np.concatenate([np.zeros((0, 2), dtype=np.int64), *tables.taps]).astype(np.int32)
     return Program(
         np.asarray(tables.layers, dtype=np.int32), np.asarray(tables.rows, dtype=np.int32),
-        np.concatenate(tables.bias).astype(np.int32), taps, d, tables.nfeat, off,
+        np.concatenate(tables.bias).astype(np.int32), taps, d, tables.nfeat, off, tables.reads,
     )  # fmt: skip
 
 
@@ -259,21 +271,13 @@ class GraphKernel(fused.Threaded):
         self._tables = [
             torch.from_numpy(np.ascontiguousarray(a)) for a in (prog.layers, prog.rowptr, prog.bias, prog.taps)
         ]
-        mode, w, ch, n_out = prog.layers[:, 5], prog.layers[:, 6], prog.layers[:, 7], prog.layers[:, 2]
-        ends = np.where(mode > 0, w + mode * n_out, np.where(mode < 0, w - mode * ch, 0))  # one past the weights
-        tap_layer = np.repeat(np.arange(len(mode)), n_out)[
-            np.repeat(np.arange(len(prog.rowptr) - 1), np.diff(prog.rowptr))
-        ]
-        direct = np.where(mode[tap_layer] == 0, prog.taps[:, 1], -1)  # θ indices read from the taps
-        reads = [direct.max(initial=-1) + 1, prog.bias.max(initial=-1) + 1, ends.max(initial=0)]
-        self.num_params = int(max(reads))  # θ entries the tables read
 
     def evaluate(self, theta: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(F, static loss, training accuracy, validation accuracy), each (R,), at θ (R, n) with
         Γ G (R, C); validation NaN without validation data, all four NaN where θ is not finite."""
         theta, G = theta.to(self.dtype).contiguous(), G.to(self.dtype).contiguous()
         R, n = theta.shape
-        if n < self.num_params or G.shape != (R, self.C):  # the C loop would read past θ's rows
+        if n < self.prog.num_params or G.shape != (R, self.C):  # the C loop would read past θ's rows
             raise ValueError(f"tap tables: θ {tuple(theta.shape)}, Γ {tuple(G.shape)} do not fit this network")
         out = torch.empty((3, R), dtype=self.dtype)
         val = torch.full((R,), float("nan"), dtype=self.dtype)

@@ -25,7 +25,7 @@ from torch.func import functional_call, grad, jvp, stack_module_state, vmap
 
 from landscape import LandscapeError
 from landscape.curvature.eigen import BlockOp
-from landscape.engines import graph
+from landscape.engines import fused, graph
 from landscape.engines.base import ReplicaEngine, StepMetrics, accuracy_of
 from landscape.problem import losses
 from landscape.problem.data import Dataset
@@ -174,8 +174,6 @@ class ModuleEngine(ReplicaEngine):
         return self._graph_why
 
     def _graph_kernel_or_why(self):
-        from landscape.engines import fused
-
         if self.device.type != "cpu" or self.dtype not in (torch.float32, torch.float64):
             return "the fast view path runs float32 and float64 on the CPU"
         if fused.compiler() is None:
