@@ -137,6 +137,11 @@ def run_torchfunc(pb: Problem, eval_every: int, segment: bool = False):
         return {k: p[k] - ETA * g[k] for k in p}, torch.stack([F, static, acc, val])
 
     buf = torch.empty((pb.steps, pb.R, 4), dtype=pb.dtype)
+
+    def theta_of(p) -> np.ndarray:  # θ (R, n) in the engine's layout (Linear weights are (out, in))
+        flat = [p["0.weight"].transpose(1, 2), p["0.bias"], p["2.weight"].transpose(1, 2), p["2.bias"]]
+        return torch.cat([x.reshape(pb.R, -1) for x in flat], 1).detach().double().numpy()
+
     if segment:
 
         def seg(p, Gs):
@@ -152,8 +157,7 @@ def run_torchfunc(pb: Problem, eval_every: int, segment: bool = False):
             p = p0
             for t in range(0, pb.steps, eval_every):
                 p, buf[t : t + eval_every] = vseg(p, pb.G[t : t + eval_every])
-            flat = [p["0.weight"].transpose(1, 2), p["0.bias"], p["2.weight"].transpose(1, 2), p["2.bias"]]
-            return torch.cat([x.reshape(pb.R, -1) for x in flat], 1).detach().double().numpy(), None
+            return theta_of(p), None
 
         return go_segments
     vstep = {e: torch.compile(vmap(lambda p, G, e=e: step(p, G, e)), fullgraph=True, dynamic=False) for e in (0, 1)}
@@ -163,8 +167,7 @@ def run_torchfunc(pb: Problem, eval_every: int, segment: bool = False):
         for t in range(pb.steps):
             p, m = vstep[int(t % eval_every == 0)](p, pb.G[t])
             buf[t] = m
-        flat = [p["0.weight"].transpose(1, 2), p["0.bias"], p["2.weight"].transpose(1, 2), p["2.bias"]]
-        return torch.cat([x.reshape(pb.R, -1) for x in flat], 1).detach().double().numpy(), None
+        return theta_of(p), None
 
     return go
 
